@@ -1,0 +1,1 @@
+"""Reusable Keras 3 layers (keras.ops only; no TensorFlow imports)."""

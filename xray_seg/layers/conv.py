@@ -1,0 +1,227 @@
+"""Convolution building blocks shared by every model.
+
+All layers use Keras 3 only (no ``tf.*``), so the models run on the TensorFlow, JAX
+and PyTorch backends. Batch-norm momentum defaults to 0.9 (PyTorch's 0.1), which is
+what the papers' PyTorch/Caffe training used and which adapts fast enough for short
+CPU runs; epsilon is 1e-5 for the same reason.
+"""
+
+from __future__ import annotations
+
+import keras
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def activation_layer(activation: str | None) -> keras.layers.Layer | None:
+    """A Keras activation layer by name, or None for ``None``/``"linear"``."""
+    if activation in (None, "linear"):
+        return None
+    return keras.layers.Activation(activation)
+
+
+@keras.saving.register_keras_serializable(package="xray_seg")
+class ConvBNAct(keras.layers.Layer):
+    """Conv2D (no bias) -> BatchNorm -> activation.
+
+    The standard "conv unit" of DeepLabv3+ (Chen et al. 2018) and of paper 1, Fig. 2-3.
+
+    Args:
+        filters: output channels.
+        kernel_size: kernel size (int).
+        strides: stride (int).
+        dilation_rate: atrous rate (int); padding is "same" so the spatial size is
+            ``ceil(input / strides)``.
+        activation: activation name (e.g. "relu", "swish") or None.
+        use_bn: apply batch norm (if False the conv gets a bias instead).
+        **kwargs: standard layer arguments (name, dtype, ...).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        dilation_rate: int = 1,
+        activation: str | None = "relu",
+        use_bn: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.dilation_rate = dilation_rate
+        self.activation = activation
+        self.use_bn = use_bn
+        self.conv = keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            dilation_rate=dilation_rate,
+            padding="same",
+            use_bias=not use_bn,
+            kernel_initializer="he_normal",
+            name="conv",
+        )
+        self.bn = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="bn") if use_bn else None
+        self.act = activation_layer(activation)
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        out_shape = self.conv.compute_output_shape(input_shape)
+        if self.bn is not None:
+            self.bn.build(out_shape)
+
+    def call(self, inputs, training=None):
+        x = self.conv(inputs)
+        if self.bn is not None:
+            x = self.bn(x, training=training)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            dilation_rate=self.dilation_rate,
+            activation=self.activation,
+            use_bn=self.use_bn,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="xray_seg")
+class SeparableConvBNAct(keras.layers.Layer):
+    """Depthwise conv -> BN -> pointwise 1x1 conv -> BN -> activation.
+
+    The depthwise separable convolution of Xception and DeepLabv3+ (Chen et al. 2018,
+    section 3.2: "batch normalization and ReLU after each 3x3 depthwise convolution"
+    is optional; here BN follows both convolutions and the activation follows the
+    pointwise one, as in paper 1's Xception_block, Fig. 3b).
+
+    Args:
+        filters: output channels of the pointwise conv.
+        kernel_size: depthwise kernel size.
+        strides: depthwise stride.
+        dilation_rate: depthwise atrous rate.
+        activation: activation after the pointwise BN, or None.
+        depth_activation: also apply the activation after the depthwise BN.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        dilation_rate: int = 1,
+        activation: str | None = "relu",
+        depth_activation: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.dilation_rate = dilation_rate
+        self.activation = activation
+        self.depth_activation = depth_activation
+        self.depthwise = keras.layers.DepthwiseConv2D(
+            kernel_size,
+            strides=strides,
+            dilation_rate=dilation_rate,
+            padding="same",
+            use_bias=False,
+            depthwise_initializer="he_normal",
+            name="depthwise",
+        )
+        self.depth_bn = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="depth_bn")
+        self.depth_act = activation_layer(activation) if depth_activation else None
+        self.pointwise = keras.layers.Conv2D(
+            filters, 1, use_bias=False, kernel_initializer="he_normal", name="pointwise"
+        )
+        self.point_bn = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="point_bn")
+        self.act = activation_layer(activation)
+
+    def build(self, input_shape):
+        self.depthwise.build(input_shape)
+        depth_shape = self.depthwise.compute_output_shape(input_shape)
+        self.depth_bn.build(depth_shape)
+        self.pointwise.build(depth_shape)
+        self.point_bn.build(self.pointwise.compute_output_shape(depth_shape))
+
+    def call(self, inputs, training=None):
+        x = self.depth_bn(self.depthwise(inputs), training=training)
+        if self.depth_act is not None:
+            x = self.depth_act(x)
+        x = self.point_bn(self.pointwise(x), training=training)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return self.pointwise.compute_output_shape(self.depthwise.compute_output_shape(input_shape))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            dilation_rate=self.dilation_rate,
+            activation=self.activation,
+            depth_activation=self.depth_activation,
+        )
+        return config
+
+
+def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
+    """Map raw 0..255 pixels to [-1, 1] inside the model (DESIGN.md: no train/serve skew)."""
+    return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
+
+
+@keras.saving.register_keras_serializable(package="xray_seg")
+class ResizeTo(keras.layers.Layer):
+    """Bilinear resize of the first input to the spatial size of the second (or a fixed size).
+
+    Replaces the ``Lambda`` + ``tf.image.resize`` pattern of popular DeepLabv3+ repos
+    (DESIGN.md "To avoid"). Used for decoder upsampling and logits-to-input resizing.
+
+    Args:
+        interpolation: "bilinear" or "nearest".
+        size: optional fixed (height, width); if None, ``call`` takes ``[x, reference]``.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, interpolation: str = "bilinear", size=None, **kwargs):
+        super().__init__(**kwargs)
+        self.interpolation = interpolation
+        self.size = None if size is None else tuple(size)
+
+    def call(self, inputs):
+        if self.size is None:
+            x, reference = inputs
+            height, width = keras.ops.shape(reference)[1], keras.ops.shape(reference)[2]
+        else:
+            x = inputs
+            height, width = self.size
+        return keras.ops.image.resize(x, (height, width), interpolation=self.interpolation)
+
+    def compute_output_shape(self, input_shape):
+        if self.size is None:
+            x_shape, ref_shape = input_shape
+            return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+        return (input_shape[0], self.size[0], self.size[1], input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(interpolation=self.interpolation, size=self.size)
+        return config

@@ -1,0 +1,1 @@
+"""Segmentation models and their registry (keras.ops only; no TensorFlow imports)."""

@@ -1,0 +1,1 @@
+"""Backbones: CSP-Xception, aligned Xception, MobileNetV2, ResNet."""

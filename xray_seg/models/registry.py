@@ -1,0 +1,69 @@
+"""Model registry: every model is built by name through :func:`build_model`.
+
+Builders are imported lazily (``"module:function"`` strings), so listing models or
+building one does not import the others. A builder has the signature::
+
+    builder(num_classes: int, input_shape=(512, 512, 3), *, width=1.0, aux=False, **options) -> keras.Model
+
+Conventions every builder follows (DESIGN.md):
+
+- the model takes raw 0..255 pixels (normalisation inside the model);
+- it returns logits ``[B, H, W, num_classes]`` at input resolution, no softmax;
+- ``width`` multiplies channel counts (1.0 = the paper); tests use tiny widths;
+- with ``aux=True`` and where the model has auxiliary heads, it returns a dict
+  ``{"logits": main, "aux": ..., "aux2": ...}`` (auxiliary logits also at input
+  resolution); otherwise it returns the logits tensor alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from xray_seg.errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    target: str  # "package.module:function"
+    description: str
+    paper: str
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, target: str, description: str, paper: str = "") -> None:
+    """Register (or replace) a model builder under ``name``."""
+    _MODELS[name] = ModelSpec(name, target, description, paper)
+
+
+def available_models() -> list[ModelSpec]:
+    return [_MODELS[k] for k in sorted(_MODELS)]
+
+
+def get_builder(name: str):
+    spec = _MODELS.get(name)
+    if spec is None:
+        raise ModelError(
+            f"unknown model {name!r}",
+            fix=f"use one of: {', '.join(sorted(_MODELS))} (see `xray-seg models`)",
+        )
+    module_name, _, func_name = spec.target.partition(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **options):
+    """Build the registered model ``name`` (see the module docstring for the contract)."""
+    builder = get_builder(name)
+    try:
+        return builder(num_classes, tuple(input_shape), **options)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise ModelError(f"bad option for model {name!r}: {exc}", fix="check `xray-seg models` for its options") from None
+        raise
+
+
+# --- the models ------------------------------------------------------------------------
+# One line per model. Keep the paper reference short.
