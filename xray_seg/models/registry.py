@@ -67,3 +67,4 @@ def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **option
 
 # --- the models ------------------------------------------------------------------------
 # One line per model. Keep the paper reference short.
+register_model("cyclenet", "xray_seg.models.cyclenet:build_cyclenet", "CycleNet: dilated ResNet-101 (OS8) + CycleASPP (feedback) + ADC (DCNv2) decoder, aux head", paper="CycleNet (Zhang et al.)")

@@ -1,0 +1,214 @@
+"""Dilated ResNet-50/101 backbone for segmentation (CycleNet, section 4.1; reused by IFBFNet).
+
+CycleNet (Zhang et al., section 4.1) uses an ImageNet ResNet-101 whose last two
+downsamplings are removed and whose last two stages use atrous rates 2 and 4, so the
+deepest feature has output stride 8. :func:`build_resnet_backbone` builds that network
+(and ResNet-50, and an output-stride-16 variant) as a standalone ``keras.Model`` that a
+segmentation model calls as a nested model::
+
+    backbone = build_resnet_backbone((512, 512, 3), depth=101, output_stride=8)
+    feats = backbone(normalised_pixels)      # {"c1", "c2", "c3", "c4"}
+
+Choices where the paper is silent (documented here once):
+
+- **Bottleneck v1.5**: the stride sits on the 3x3 conv (as in torchvision and the
+  dilated-ResNet segmentation codebases), not on the first 1x1.
+- **Deep stem** (default, ``stem="deep"``): three 3x3 convs (64, 64, 128 channels, the
+  first with stride 2) then a 3x3/2 max pool - the "ResNet-C"/dilated-ResNet stem of
+  PSPNet, CCNet and DANet, the codebases CycleNet compares with. ``stem="standard"``
+  gives the original 7x7/2 conv (64 channels) + 3x3/2 max pool.
+- **Dilation**: every 3x3 conv of a dilated stage uses that stage's rate (the paper:
+  "the convolution layers in the last two blocks are replaced by atrous convolution
+  layers with atrous rates of 2 and 4"). Output stride 8: stage 3 (stride 1, rate 2),
+  stage 4 (stride 1, rate 4). Output stride 16: stage 3 (stride 2, rate 1), stage 4
+  (stride 1, rate 2).
+- **Zero-initialised residual BN**: when training from scratch (``weights=None``) the
+  last BN gamma of every block starts at 0 (Goyal et al. 2017), so each block starts as
+  the identity; this makes a from-scratch ResNet-101 trainable with plain SGD.
+- **Weights**: never downloaded. ``weights=PATH`` loads a weights file saved from this
+  same backbone (:func:`save_backbone_weights`, keyed by variable path such as
+  ``stage3_block2_conv2/conv/kernel``; a Keras ``Model.save_weights`` file of the
+  same backbone also works). A file that does not match raises :class:`ModelError`
+  naming the file.
+
+Layer names do not include the model name, so weights move between backbones of the
+same depth/width whatever ``name`` they were given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from xray_seg.errors import ModelError
+from xray_seg.layers.conv import ConvBNAct
+
+RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+STAGE_PLANES = (64, 128, 256, 512)
+EXPANSION = 4
+FEATURE_NAMES = ("c1", "c2", "c3", "c4")
+_WEIGHTS_FORMAT = "xray_seg.resnet_backbone_weights.v1"
+
+
+def scale_channels(channels: int, width: float, minimum: int = 8) -> int:
+    """``channels * width`` rounded, at least ``minimum`` (``width=1.0`` = the paper)."""
+    return max(minimum, int(round(channels * width)))
+
+
+def stage_strides_and_dilations(output_stride: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per-stage (stride, dilation) for stages 1-4 at output stride 8, 16 or 32."""
+    if output_stride == 8:
+        return (1, 2, 1, 1), (1, 1, 2, 4)
+    if output_stride == 16:
+        return (1, 2, 2, 1), (1, 1, 1, 2)
+    if output_stride == 32:
+        return (1, 2, 2, 2), (1, 1, 1, 1)
+    raise ModelError(
+        f"output_stride must be 8, 16 or 32, got {output_stride!r}",
+        fix="use output_stride=8 (CycleNet, section 4.1) or 16",
+    )
+
+
+def _bottleneck(x, planes: int, stride: int, dilation: int, prefix: str, zero_init_residual: bool):
+    """One v1.5 bottleneck: 1x1 -> 3x3 (stride, dilation) -> 1x1 (x4), projection shortcut if needed."""
+    out_channels = planes * EXPANSION
+    y = ConvBNAct(planes, 1, name=f"{prefix}_conv1")(x)
+    y = ConvBNAct(planes, 3, strides=stride, dilation_rate=dilation, name=f"{prefix}_conv2")(y)
+    last = ConvBNAct(out_channels, 1, activation=None, name=f"{prefix}_conv3")
+    y = last(y)
+    if zero_init_residual:
+        last.bn.gamma.assign(keras.ops.zeros_like(last.bn.gamma))
+    if stride != 1 or x.shape[-1] != out_channels:
+        x = ConvBNAct(out_channels, 1, strides=stride, activation=None, name=f"{prefix}_shortcut")(x)
+    y = keras.layers.Add(name=f"{prefix}_add")([x, y])
+    return keras.layers.Activation("relu", name=f"{prefix}_out")(y)
+
+
+def _stem(x, kind: str, width: float):
+    if kind == "deep":
+        x = ConvBNAct(scale_channels(64, width), 3, strides=2, name="stem_conv1")(x)
+        x = ConvBNAct(scale_channels(64, width), 3, name="stem_conv2")(x)
+        x = ConvBNAct(scale_channels(128, width), 3, name="stem_conv3")(x)
+    elif kind == "standard":
+        x = ConvBNAct(scale_channels(64, width), 7, strides=2, name="stem_conv1")(x)
+    else:
+        raise ModelError(f"unknown ResNet stem {kind!r}", fix='use stem="deep" or stem="standard"')
+    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+
+
+def build_resnet_backbone(
+    input_tensor_or_shape=(512, 512, 3),
+    *,
+    depth: int = 101,
+    output_stride: int = 8,
+    width: float = 1.0,
+    weights: str | Path | None = None,
+    blocks: tuple[int, int, int, int] | None = None,
+    stem: str = "deep",
+    name: str | None = None,
+) -> keras.Model:
+    """Build a dilated ResNet returning its four stage features.
+
+    Args:
+        input_tensor_or_shape: the input shape ``(H, W, C)`` (H, W may be None), or a
+            Keras tensor whose shape is used. The backbone is always a standalone model
+            (it takes already-normalised pixels); call it on a tensor to nest it.
+        depth: 50 or 101 (block counts (3, 4, 6, 3) / (3, 4, 23, 3)).
+        output_stride: 8 (paper), 16 or 32; see the module docstring.
+        width: channel multiplier (1.0 = ResNet; tests use tiny widths).
+        weights: None (random init) or the path of a weights file saved from this same
+            backbone configuration; never downloaded.
+        blocks: override the per-stage block counts, e.g. ``(1, 1, 1, 1)`` for tests.
+        stem: "deep" (3x 3x3 conv, default) or "standard" (7x7 conv).
+        name: model name (default ``resnet{depth}``).
+
+    Returns:
+        ``keras.Model`` with dict outputs ``c1`` (stride 4, 256*width ch, ADC/decoder
+        low-level feature), ``c2`` (stride 8, 512*width), ``c3`` (stride 8 or 16,
+        1024*width, where the auxiliary head attaches) and ``c4`` (stride
+        ``output_stride``, 2048*width).
+    """
+    if blocks is None:
+        if depth not in RESNET_BLOCKS:
+            raise ModelError(f"ResNet depth must be 50 or 101, got {depth!r}", fix="use depth=50 or depth=101")
+        blocks = RESNET_BLOCKS[depth]
+    blocks = tuple(int(b) for b in blocks)
+    if len(blocks) != 4 or min(blocks) < 1:
+        raise ModelError(f"blocks must be four positive counts, got {blocks!r}", fix="e.g. blocks=(1, 1, 1, 1)")
+    strides, dilations = stage_strides_and_dilations(output_stride)
+
+    shape = tuple(input_tensor_or_shape.shape[1:]) if hasattr(input_tensor_or_shape, "shape") else tuple(input_tensor_or_shape)
+    inputs = keras.Input(shape, name="pixels")
+    x = _stem(inputs, stem, width)
+    features = {}
+    for stage, (count, planes, stride, dilation) in enumerate(zip(blocks, STAGE_PLANES, strides, dilations), start=1):
+        for index in range(count):
+            x = _bottleneck(
+                x,
+                scale_channels(planes, width),
+                stride if index == 0 else 1,
+                dilation,
+                prefix=f"stage{stage}_block{index + 1}",
+                zero_init_residual=weights is None,
+            )
+        features[FEATURE_NAMES[stage - 1]] = x
+    model = keras.Model(inputs, features, name=name or f"resnet{depth}")
+    if weights is not None:
+        load_backbone_weights(model, weights)
+    return model
+
+
+def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
+    """Save every variable of ``model`` keyed by its path (``layer/sublayer/var``), atomically."""
+    import h5py
+
+    from xray_seg.fileio import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = _WEIGHTS_FORMAT
+            for variable in model.weights:
+                f.create_dataset(variable.path, data=keras.ops.convert_to_numpy(variable))
+
+
+def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
+    """Load weights into ``model`` by variable path; raise :class:`ModelError` on any mismatch.
+
+    Accepts a file from :func:`save_backbone_weights` (matched by layer name) or a Keras
+    ``save_weights`` ``.weights.h5`` file of the same backbone (matched by Keras).
+    """
+    import h5py
+
+    path = Path(path)
+    fix = "pass a weights file saved from a backbone with the same depth, blocks, width and stem"
+    if not path.is_file():
+        raise ModelError("weights file not found", path=path, fix="check the path (weights are never downloaded)")
+    try:
+        with h5py.File(path, "r") as f:
+            by_name = f.attrs.get("format") == _WEIGHTS_FORMAT
+            stored = {}
+            if by_name:
+                f.visititems(lambda key, obj: stored.__setitem__(key, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    except OSError as exc:
+        raise ModelError(f"not a readable HDF5 weights file ({exc})", path=path, fix=fix) from None
+    if not by_name:
+        try:
+            model.load_weights(path)
+        except (ValueError, KeyError, OSError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"weights do not match this backbone ({first_line})", path=path, fix=fix) from None
+        return
+    wanted = {v.path: v for v in model.weights}
+    missing = sorted(set(wanted) - set(stored))
+    unexpected = sorted(set(stored) - set(wanted))
+    wrong = sorted(k for k in set(wanted) & set(stored) if tuple(stored[k].shape) != tuple(wanted[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+        raise ModelError(f"weights do not match backbone {model.name!r}: {', '.join(parts)}", path=path, fix=fix)
+    for key, variable in wanted.items():
+        variable.assign(stored[key])

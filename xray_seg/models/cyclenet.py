@@ -1,0 +1,179 @@
+"""CycleNet (Zhang et al.): dilated ResNet + CycleASPP + ADC decoder (+ auxiliary FCN head).
+
+Data flow (Fig. 1, sections 3-4.1)::
+
+    raw pixels -> normalisation -> dilated ResNet-101 (output stride 8)
+        c4 (2048 ch, stride 8) -> CycleASPP (section 3.1) -> X_high (6 x 64 ch)
+        c1 (256 ch, stride 4)  -> 1x1 conv -> X_low
+        ADC (section 3.2): X_high -> 1x1 conv (adc_channels) -> bilinear to X_low's size
+            offsets/mask = convs(concat[X_low, X_high_up])      (zero-initialised)
+            X~_high = DCNv2(X_high_up, offsets, mask)           (eq. 4)
+            Y_context = convs(concat[X_low, X~_high])           (eq. 5)
+        classifier -> bilinear upsampling to the input size -> logits
+    aux=True: c3 (block 3) -> 3x3 conv 256 -> dropout -> 1x1 classifier -> upsampling
+              (auxiliary supervision, section 4.1; the trainer weights it 0.4)
+
+Choices where the paper is silent:
+
+- **Normalisation**: ``normalization="symmetric"`` (default) maps 0..255 to [-1, 1]
+  with the shared :func:`pixel_normalization` (the backbone trains from scratch by
+  default); ``"imagenet"`` uses the ImageNet mean/std, for a backbone loaded from
+  ImageNet-pretrained weights.
+- **ADC widths**: X_high is reduced to ``adc_channels`` = 128 (x width) by a 1x1 conv
+  *before* upsampling (cheaper, and it bounds the deformable conv's memory: its im2col
+  holds 4 x H/4 x W/4 x 9 x 128 values per image, 75 MB at 512x512); X_low is reduced
+  to 48 channels (the DeepLabv3+ low-level reduction). The offset/mask predictor is
+  3x3 ConvBNAct(adc_channels) then two zero-initialised 3x3 convs giving 18 offsets
+  (interleaved dy, dx) and 9 mask logits (sigmoid), so ADC starts as a plain conv
+  with mask 0.5. The deformable conv (3x3, ``adc_channels`` out, BN + ReLU) is
+  followed by f of eq. 5 = two 3x3 ConvBNAct(256), dropout 0.1, 1x1 classifier.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from xray_seg.errors import ModelError
+from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct, ResizeTo, pixel_normalization
+from xray_seg.layers.cycle_aspp import CycleASPP
+from xray_seg.layers.deform import ModulatedDeformConv2D
+from xray_seg.models.backbones.resnet import build_resnet_backbone, scale_channels
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+DEFORM_KERNEL = 3
+
+
+def _normalization(kind: str) -> keras.layers.Layer:
+    if kind == "symmetric":
+        return pixel_normalization()
+    if kind == "imagenet":
+        return keras.layers.Normalization(
+            mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="pixel_normalization"
+        )
+    raise ModelError(f"unknown normalization {kind!r}", fix='use normalization="symmetric" or "imagenet"')
+
+
+def _classifier(x, num_classes: int, reference, prefix: str):
+    logits = keras.layers.Conv2D(num_classes, 1, name=f"{prefix}_classifier")(x)
+    return ResizeTo(name=f"{prefix}_upsample")([logits, reference])
+
+
+def adc_module(x_high, x_low, *, channels: int, decoder_channels: int, name: str = "adc"):
+    """Alignment with Deformable Convolution (section 3.2, eqs. 4-5), built functionally.
+
+    ``x_high``: CycleASPP output (stride 8); ``x_low``: reduced block-1 feature (stride 4).
+    Returns ``Y_context`` at ``x_low``'s resolution with ``decoder_channels`` channels.
+    """
+    high = ConvBNAct(channels, 1, name=f"{name}_high_reduce")(x_high)
+    high = ResizeTo(name=f"{name}_high_upsample")([high, x_low])
+    both = keras.layers.Concatenate(name=f"{name}_concat_offset_input")([x_low, high])
+    hidden = ConvBNAct(channels, 3, name=f"{name}_offset_conv")(both)
+    taps = DEFORM_KERNEL * DEFORM_KERNEL
+    offset = keras.layers.Conv2D(
+        2 * taps, 3, padding="same", kernel_initializer="zeros", bias_initializer="zeros", name=f"{name}_offset"
+    )(hidden)
+    mask = keras.layers.Conv2D(
+        taps, 3, padding="same", kernel_initializer="zeros", bias_initializer="zeros", name=f"{name}_mask_logits"
+    )(hidden)
+    mask = keras.layers.Activation("sigmoid", name=f"{name}_mask")(mask)
+    aligned = ModulatedDeformConv2D(channels, DEFORM_KERNEL, use_bias=False, name=f"{name}_deform")([high, offset, mask])
+    aligned = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_deform_bn")(aligned)
+    aligned = keras.layers.Activation("relu", name=f"{name}_deform_relu")(aligned)
+    y = keras.layers.Concatenate(name=f"{name}_concat")([x_low, aligned])
+    y = ConvBNAct(decoder_channels, 3, name=f"{name}_fuse_conv1")(y)
+    return ConvBNAct(decoder_channels, 3, name=f"{name}_fuse_conv2")(y)
+
+
+def build_cyclenet(
+    num_classes: int,
+    input_shape=(512, 512, 3),
+    *,
+    width: float = 1.0,
+    aux: bool = False,
+    backbone_depth: int = 101,
+    output_stride: int = 8,
+    rates=(3, 6, 12, 18, 24, 30),
+    feedback_steps: int = 1,
+    backbone_blocks=None,
+    weights=None,
+    normalization: str = "symmetric",
+    stem: str = "deep",
+    share_weights: bool = True,
+    adc_channels: int = 128,
+    low_level_channels: int = 48,
+    decoder_channels: int = 256,
+    dropout: float = 0.1,
+    name: str | None = None,
+    **options,
+) -> keras.Model:
+    """Build CycleNet (see the module docstring).
+
+    Args:
+        num_classes: K (background included).
+        input_shape: (H, W, 3) of the raw 0..255 input.
+        width: channel multiplier for backbone and heads (1.0 = paper).
+        aux: also return the block-3 auxiliary logits: ``{"logits", "aux"}``.
+        backbone_depth: 101 (paper) or 50.
+        output_stride: 8 (paper) or 16.
+        rates: CycleASPP atrous rates (paper: (3, 6, 12, 18, 24, 30); ADE20K: 5 rates).
+        feedback_steps: CycleASPP part-II passes (paper: 1).
+        backbone_blocks: per-stage block counts overriding ``backbone_depth`` (tests).
+        weights: optional backbone weights file (see ``build_resnet_backbone``).
+        normalization: "symmetric" ([-1, 1]) or "imagenet" (mean/std).
+        stem: ResNet stem, "deep" or "standard".
+        share_weights: CycleASPP part II reuses part I's convolutions (paper).
+        adc_channels, low_level_channels, decoder_channels: ADC widths (x width).
+        dropout: dropout before the classifiers.
+        name: model name (default ``cyclenet{depth}``).
+
+    Returns:
+        ``keras.Model`` from raw pixels to logits ``[B, H, W, num_classes]``.
+    """
+    if options:
+        raise ModelError(
+            f"unknown CycleNet option(s): {', '.join(sorted(options))}",
+            fix="see build_cyclenet's arguments in xray_seg/models/cyclenet.py",
+        )
+    if feedback_steps < 0 or len(tuple(rates)) < 2:
+        raise ModelError(
+            f"CycleASPP needs >= 2 rates and feedback_steps >= 0, got rates={rates!r}, feedback_steps={feedback_steps!r}",
+            fix="e.g. rates=(3, 6, 12, 18, 24, 30) feedback_steps=1",
+        )
+
+    def ch(channels: int) -> int:
+        return scale_channels(channels, width)
+
+    inputs = keras.Input(tuple(input_shape), name="image")
+    pixels = _normalization(normalization)(inputs)
+    backbone = build_resnet_backbone(
+        tuple(input_shape),
+        depth=backbone_depth,
+        output_stride=output_stride,
+        width=width,
+        weights=weights,
+        blocks=backbone_blocks,
+        stem=stem,
+        name=f"resnet{backbone_depth}" if backbone_blocks is None else "resnet",
+    )
+    feats = backbone(pixels)
+    context = CycleASPP(
+        rates=tuple(rates),
+        feedback_steps=feedback_steps,
+        reduction_filters=ch(512),
+        bottleneck_filters=ch(128),
+        growth_filters=ch(64),
+        share_weights=share_weights,
+        name="cycle_aspp",
+    )(feats["c4"])
+    low = ConvBNAct(ch(low_level_channels), 1, name="low_level_reduce")(feats["c1"])
+    y = adc_module(context, low, channels=ch(adc_channels), decoder_channels=ch(decoder_channels))
+    y = keras.layers.Dropout(dropout, name="dropout")(y)
+    logits = _classifier(y, num_classes, inputs, "main")
+    model_name = name or f"cyclenet{backbone_depth}"
+    if not aux:
+        return keras.Model(inputs, logits, name=model_name)
+    a = ConvBNAct(ch(256), 3, name="aux_conv")(feats["c3"])
+    a = keras.layers.Dropout(dropout, name="aux_dropout")(a)
+    aux_logits = _classifier(a, num_classes, inputs, "aux")
+    return keras.Model(inputs, {"logits": logits, "aux": aux_logits}, name=model_name)
