@@ -183,6 +183,11 @@ class SeparableConvBNAct(keras.layers.Layer):
         return config
 
 
+def scale_channels(channels: int, width: float, minimum: int = 1) -> int:
+    """``channels * width`` rounded to an int, at least ``minimum`` (the builders' ``width`` option)."""
+    return max(minimum, int(round(channels * width)))
+
+
 def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
     """Map raw 0..255 pixels to [-1, 1] inside the model (DESIGN.md: no train/serve skew)."""
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)

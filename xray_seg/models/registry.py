@@ -67,4 +67,9 @@ def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **option
 
 # --- the models ------------------------------------------------------------------------
 # One line per model. Keep the paper reference short.
+register_model("unet", "xray_seg.models.unet:build_unet", "U-Net: 4 down/4 up, 64->1024 channels, BN, 'same' padding, 2x2 up-conv", paper="Ronneberger et al. 2015")
+register_model("bisenetv2", "xray_seg.models.bisenetv2:build_bisenetv2", "BiSeNet V2: detail + semantic branches, BGA, 4 booster heads (aux)", paper="Yu et al. 2021 (IJCV)")
+register_model("cwf_deeplabv3plus", "xray_seg.models.cwf_deeplab:build_cwf_deeplabv3plus", "CSP-Xception + DWFF-ASPP DeepLabv3+ (default)", "paper 1, sec. 3")
+register_model("deeplabv3plus", "xray_seg.models.deeplabv3plus:build_deeplabv3plus", "DeepLabv3+ with aligned Xception-65", "paper 1, Table 3; Chen et al. 2018")
+register_model("mobilenetv2_deeplabv3plus", "xray_seg.models.deeplabv3plus:build_mobilenetv2_deeplabv3plus", "DeepLabv3+ with MobileNetV2", "paper 1, Table 3, ref. [16]")
 register_model("cyclenet", "xray_seg.models.cyclenet:build_cyclenet", "CycleNet: dilated ResNet-101 (OS8) + CycleASPP (feedback) + ADC (DCNv2) decoder, aux head", paper="CycleNet (Zhang et al.)")
