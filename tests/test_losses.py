@@ -182,3 +182,23 @@ def test_dict_output_model_total_loss_is_eq8():
     l_out = float(loss(y, pred["logits"]))
     l_aux = float(loss(y, pred["aux"]))
     assert result["loss"] == pytest.approx(l_out + 0.4 * l_aux, rel=1e-4)
+
+
+def test_ohem_trains_under_xla_with_streaming_metric():
+    from xray_seg.metrics import StreamingConfusionMatrix
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 3, padding="same")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=OhemCrossEntropy(thresh=0.7, min_kept=64),
+        metrics=[StreamingConfusionMatrix(3)],
+        jit_compile=True,
+    )
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, size=(8, 16, 16, 3)).astype("float32")
+    y = (x[..., 0] > 128).astype("uint8") + (x[..., 1] > 200).astype("uint8")
+    y[:, :2] = 255
+    history = model.fit(x, y, batch_size=4, epochs=3, verbose=0).history
+    assert all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+    assert 0.0 <= history["miou"][-1] <= 1.0
