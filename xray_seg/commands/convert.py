@@ -1,0 +1,77 @@
+"""``xray-seg convert``: Labelme folder -> VOC folder (see :mod:`xray_seg.data.convert`)."""
+
+from __future__ import annotations
+
+NAME = "convert"
+HELP = "convert Labelme annotations into a VOC dataset (labelme2voc-compatible, validated, parallel)"
+DESCRIPTION = """Convert a folder of Labelme JSON files (labelme 3.x-7.x) into the VOC layout that
+labelme2voc.py writes: JPEGImages/, SegmentationClass/ (VOC palette PNGs, 255 = ignore),
+optional SegmentationClassNpy/ (--npy) and SegmentationClassVisualization/ (--vis),
+class_names.txt and ImageSets/Segmentation/{train,val,trainval}.txt (seeded 7:3 split).
+
+  xray-seg convert data/labelme data/voc --labels labels.txt
+
+Images: --image-format png is the default because it is lossless: X-ray images carry thin
+wires and edges that JPEG re-encoding blurs. jpeg gives labelme2voc's exact output (lossy);
+copy keeps the original bytes (e.g. 16-bit PNG) when the pipeline decodes them to the same
+pixels, else writes PNG and warns. 16-bit images are scaled by keeping the high byte
+(65535 -> 255, the same for every image); grayscale is replicated to 3 channels; alpha is
+composited on white (air).
+
+Bad files (corrupt JSON, missing image, imagePath outside the input folder, size different
+from imageHeight/imageWidth, polygon with < 3 points, duplicate stems or images) fail one by
+one with a message naming the file; the others are converted. Points outside the image are
+clipped to it, with a warning. Unknown labels stop the run before anything is written
+(--unknown error) unless --unknown skip or background is given.
+
+Exit code: 0 all converted; 1 some files failed (see the summary and convert_report.txt);
+2 whole-run error (no .json files, unknown labels, output exists, bad option).
+An existing output is refused unless --force (start again) or --resume (convert only the
+files with a missing output). Inputs are never modified; outputs are written atomically.
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("labelme_dir", help="folder with the Labelme .json files and their images")
+    parser.add_argument("voc_dir", help="output VOC folder")
+    parser.add_argument("--labels", required=True, help="labels file: __ignore__, _background_, then one class a line")
+    parser.add_argument(
+        "--image-format", choices=["png", "jpeg", "copy"], default="png",
+        help="JPEGImages format: png (default, lossless), jpeg (labelme2voc-identical, lossy), "
+        "copy (original bytes where possible)",
+    )
+    parser.add_argument("--val-ratio", type=float, default=0.3, help="fraction of images in val (default 0.3, i.e. 7:3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    parser.add_argument(
+        "--unknown", choices=["error", "skip", "background"], default="error",
+        help="a label not in --labels: error (default; list all, convert nothing), skip the shape, or draw as background",
+    )
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (default 0 = all CPU cores)")
+    parser.add_argument("--npy", action="store_true", help="also write SegmentationClassNpy/*.npy (int32, -1 = ignore)")
+    parser.add_argument("--vis", action="store_true", help="also write SegmentationClassVisualization/*.jpg overlays")
+    parser.add_argument("--recursive", action="store_true", help="also read .json files in sub-folders")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--force", action="store_true", help="delete an existing output folder and start again")
+    group.add_argument("--resume", action="store_true", help="keep the output folder; convert only missing outputs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from xray_seg.data.convert import ConvertConfig, convert
+
+    config = ConvertConfig(
+        labels=args.labels,
+        image_format=args.image_format,
+        val_ratio=args.val_ratio,
+        seed=args.seed,
+        unknown=args.unknown,
+        workers=args.workers,
+        npy=args.npy,
+        vis=args.vis,
+        force=args.force,
+        resume=args.resume,
+        recursive=args.recursive,
+    )
+    report = convert(args.labelme_dir, args.voc_dir, config, progress=False if args.quiet else None)
+    print(report.summary())
+    return report.exit_code
