@@ -197,7 +197,7 @@ class StreamingConfusionMatrix(keras.metrics.Metric):
 
     def matrix(self) -> np.ndarray:
         """The accumulated confusion matrix as a numpy int64 array (rows truth, cols prediction)."""
-        return np.rint(ops.convert_to_numpy(self.total_cm.value)).astype(np.int64)
+        return np.rint(ops.convert_to_numpy(ops.convert_to_tensor(self.total_cm))).astype(np.int64)
 
     def scores(self) -> dict:
         """:func:`segmentation_scores` of the accumulated matrix."""
