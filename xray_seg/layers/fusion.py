@@ -1,0 +1,166 @@
+"""Weighted feature fusion: fast normalised fusion and paper 1's DWFF module.
+
+Paper 1 (Zhang, Gao, Miao, "DeepLabv3+ ... Optimized by Double Weighted Feature
+Fusion"), section 3.3, eqs. 1-3 and Fig. 4. The weight normalisation is EfficientDet's
+"fast normalized fusion" (Tan et al. 2020, section 3.3; the BiFPN ``FNode`` of
+google/automl ``efficientdet_keras.py``).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+FUSION_MODES = ("sum", "concat")
+
+
+@keras.saving.register_keras_serializable(package="xray_seg")
+class FastNormalizedFusion(keras.layers.Layer):
+    """Fast normalised weighted fusion of n feature maps (paper 1, eqs. 1-3).
+
+    One learnable scalar ``w_i`` per input, initialised to 1. The normalised weights are
+
+        W_i = relu(w_i) / (sum_j relu(w_j) + epsilon)            (eq. 1)
+
+    and the output is
+
+        sum:    swish(sum_i W_i * P_i)                           (eq. 2, F_add)
+        concat: swish(concat_i(W_i * P_i))  on the channel axis  (eq. 3, F_concat)
+
+    Eq. 1 of the paper writes ``w_i / (sum_j w_j + eps)`` without the ReLU; the ReLU is
+    EfficientDet's (and the issue's) way to keep every ``W_i >= 0``, which the text
+    implies ("importance" weights). With the ReLU the weights are non-negative and sum to
+    ``S / (S + eps)`` with ``S = sum_j relu(w_j)``, i.e. to 1 up to eps.
+
+    Args:
+        mode: "sum" (all inputs must have the same shape; output has their channels) or
+            "concat" (inputs must share batch and spatial size; output channels are the
+            sum of the input channels).
+        epsilon: the small constant of eq. 1 (EfficientDet uses 1e-4).
+        activation: activation after the fusion; the paper's sigma is swish.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, mode: str = "sum", epsilon: float = 1e-4, activation: str | None = "swish", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in FUSION_MODES:
+            raise ValueError(f"mode must be one of {FUSION_MODES}, got {mode!r}")
+        self.mode = mode
+        self.epsilon = epsilon
+        self.activation = activation
+        self._act = keras.activations.get(activation) if activation else None
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or not input_shape or not isinstance(input_shape[0], (list, tuple)):
+            raise ValueError("FastNormalizedFusion takes a list of feature maps")
+        self.fusion_weights = self.add_weight(
+            name="fusion_weights",
+            shape=(len(input_shape),),
+            initializer="ones",
+            trainable=True,
+        )
+
+    def normalized_weights(self):
+        """The weights ``W_i`` of eq. 1 (non-negative, summing to 1 up to epsilon)."""
+        w = ops.relu(self.fusion_weights)
+        return w / (ops.sum(w) + self.epsilon)
+
+    def call(self, inputs):
+        weights = ops.cast(self.normalized_weights(), inputs[0].dtype)
+        weighted = [weights[i] * x for i, x in enumerate(inputs)]
+        if self.mode == "sum":
+            out = weighted[0]
+            for x in weighted[1:]:
+                out = out + x
+        else:
+            out = ops.concatenate(weighted, axis=-1)
+        return self._act(out) if self._act is not None else out
+
+    def compute_output_shape(self, input_shape):
+        first = tuple(input_shape[0])
+        if self.mode == "sum":
+            return first
+        channels = [s[-1] for s in input_shape]
+        total = None if any(c is None for c in channels) else sum(channels)
+        return first[:-1] + (total,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(mode=self.mode, epsilon=self.epsilon, activation=self.activation)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="xray_seg")
+class DWFF(keras.layers.Layer):
+    """Double Weighted Feature Fusion of the five ASPP outputs (paper 1, section 3.3, Fig. 4).
+
+    Input: the list ``[P0, P1, P2, P3, P4]`` of ASPP branch outputs (the 1x1 conv, the
+    three atrous convs at rates 6/12/18, and image pooling; 32x32x256 each at a
+    512x512 input). Output: ``5 * C`` channels (1280 at full width); the 1x1 conv that
+    reduces them to 256 is the ASPP projection (:class:`xray_seg.layers.aspp.ASPP`),
+    so that DWFF replaces exactly the plain concatenation of DeepLabv3+.
+
+    First weighted fusion block, five two-input ``F_add`` fusions (eq. 2), exactly as the
+    text of section 3.3 gives them::
+
+        P'4 = F_add(P0, P4)
+        P'3 = F_add(P3, P'4)
+        P'2 = F_add(P2, P3)
+        P'1 = F_add(P1, P2)
+        P'0 = F_add(P0, P1)
+
+    Second weighted fusion block: one five-input ``F_concat`` fusion (eq. 3) of
+    ``P'0..P'4`` (concatenated in that order), giving ``5 * C`` channels.
+
+    Where Fig. 4 could be read otherwise: the text feeds the *original* P3 (not P'3) into
+    P'2 and the original P2 into P'1, so only P'3 depends on an earlier fused map
+    (a cross-layer edge P0->P4, then adjacent-layer edges). A BiFPN-style top-down chain
+    (P'2 = F(P2, P'3), P'1 = F(P1, P'2), ...) is another plausible reading of the arrows
+    in the figure; we follow the text, as the issue asks.
+
+    Args:
+        epsilon: epsilon of eq. 1 for all six fusions.
+        activation: the sigma of eqs. 2-3 (swish).
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, epsilon: float = 1e-4, activation: str | None = "swish", **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+        self.activation = activation
+        self.fuse_p4 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p4")
+        self.fuse_p3 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p3")
+        self.fuse_p2 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p2")
+        self.fuse_p1 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p1")
+        self.fuse_p0 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p0")
+        self.fuse_concat = FastNormalizedFusion("concat", epsilon, activation, name="fuse_concat")
+
+    @property
+    def fusions(self) -> list[FastNormalizedFusion]:
+        """All six fusion layers (first block P'4..P'0, then the concat fusion)."""
+        return [self.fuse_p4, self.fuse_p3, self.fuse_p2, self.fuse_p1, self.fuse_p0, self.fuse_concat]
+
+    def build(self, input_shape):
+        if len(input_shape) != 5:
+            raise ValueError(f"DWFF takes the five ASPP outputs [P0..P4], got {len(input_shape)} inputs")
+        shape = tuple(input_shape[0])
+        for fusion in self.fusions[:5]:
+            fusion.build([shape, shape])
+        self.fuse_concat.build([shape] * 5)
+
+    def call(self, inputs):
+        p0, p1, p2, p3, p4 = inputs
+        q4 = self.fuse_p4([p0, p4])
+        q3 = self.fuse_p3([p3, q4])
+        q2 = self.fuse_p2([p2, p3])
+        q1 = self.fuse_p1([p1, p2])
+        q0 = self.fuse_p0([p0, p1])
+        return self.fuse_concat([q0, q1, q2, q3, q4])
+
+    def compute_output_shape(self, input_shape):
+        return self.fuse_concat.compute_output_shape([tuple(input_shape[0])] * 5)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon, activation=self.activation)
+        return config
