@@ -98,7 +98,10 @@ def _merge(cls, base, updates: dict, source: str):
         elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         changes[key] = value
-    return dataclasses.replace(base, **changes)
+    try:
+        return dataclasses.replace(base, **changes)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {cls.__name__} setting: {exc}", path=source, fix="correct the value") from None
 
 
 def load_config(cls: type[T], preset: str | Path | None = None, overrides: Iterable[str] | dict = ()) -> T:

@@ -22,12 +22,13 @@ from xray_seg.errors import OutputExistsError
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    The temporary file keeps the suffix of ``path`` so that writers that infer the
-    format from the extension (Pillow, OpenCV, numpy) behave as for ``path``.
+    The temporary file keeps the suffixes of ``path`` so that writers that infer the
+    format from the extension (Pillow, OpenCV, numpy, Keras) behave as for ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    # Keep every suffix (".weights.h5", ".png"): some writers check the full ending.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -1,0 +1,43 @@
+"""``xray-seg evaluate``: paper-1 metrics of a model on a VOC split (see :mod:`xray_seg.evaluate`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAME = "evaluate"
+HELP = "PA, mPA, per-class IoU and mIoU (paper 1) of a model on a VOC split"
+DESCRIPTION = """Evaluate a run folder, a .keras file or an exported SavedModel on a VOC split.
+
+One confusion matrix over the whole split at original resolution gives PA, per-class PA,
+mPA, per-class IoU and mIoU (paper 1, eqs. 4-7). Writes metrics.json, report.md and
+confusion_matrix.png to --out (default: RUN/eval-<split> for a run folder).
+
+  xray-seg evaluate runs/demo data/demo/voc --split val --tta flip,scales=0.75,1,1.25
+  xray-seg evaluate runs/demo long_scans_voc --window 512    # sliding window for long scans
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="run folder, .keras file or SavedModel folder")
+    parser.add_argument("voc_dir", help="VOC dataset folder")
+    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument("--tta", default="", help="test-time augmentation, e.g. flip,scales=0.75,1,1.25")
+    parser.add_argument("--window", help="sliding-window tile size, e.g. 512 or 512x512 (for large images)")
+    parser.add_argument("--stride", help="sliding-window step (default: 2/3 of the window)")
+    parser.add_argument("--out", help="output folder for metrics.json, report.md and confusion_matrix.png")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
+
+
+def run(args):
+    from xray_seg.evaluate import TTAOptions, evaluate, parse_size, parse_tta
+
+    scales, flip = parse_tta(args.tta)
+    tta = TTAOptions(scales=scales, flip=flip, window=parse_size(args.window), stride=parse_size(args.stride))
+    out = args.out
+    model = Path(args.model)
+    if out is None:  # inside a run folder; beside a .keras file or SavedModel folder
+        is_run = model.is_dir() and (model / "best_model.keras").is_file()
+        out = model / f"eval-{args.split}" if is_run else model.parent / f"{model.stem}-eval-{args.split}"
+    evaluate(args.model, args.voc_dir, split=args.split, tta=tta, out_dir=out, force=args.force, limit=args.limit)
+    return 0

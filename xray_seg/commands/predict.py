@@ -1,0 +1,34 @@
+"""``xray-seg predict``: class masks, overlays and item lists for images (see :mod:`xray_seg.predict`)."""
+
+from __future__ import annotations
+
+NAME = "predict"
+HELP = "segment images: palette mask, overlay with legend, JSON list of items found"
+DESCRIPTION = """Segment X-ray images with a run folder, a .keras file or an exported SavedModel.
+
+For each image writes <stem>_mask.png, <stem>_overlay.png and <stem>.json (each item found:
+class, pixel area, mean confidence, bounding box). Unreadable inputs are reported and skipped;
+the exit code is 1 if any failed.
+
+  xray-seg predict runs/demo/export/savedmodel scans/*.png --out predictions/
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="run folder, .keras file or SavedModel folder")
+    parser.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--min-area", type=int, default=50, help="smallest item to report, in pixels (default: 50)")
+    parser.add_argument("--tta", default="", help="test-time augmentation, e.g. flip,scales=0.75,1,1.25")
+    parser.add_argument("--window", help="sliding-window tile size for large scans, e.g. 512")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+
+def run(args):
+    from xray_seg.evaluate import TTAOptions, parse_size, parse_tta
+    from xray_seg.predict import predict_images
+
+    scales, flip = parse_tta(args.tta)
+    tta = TTAOptions(scales=scales, flip=flip, window=parse_size(args.window))
+    report = predict_images(args.model, args.inputs, args.out, min_area=args.min_area, tta=tta, force=args.force)
+    return 1 if report.failures else 0
