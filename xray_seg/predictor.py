@@ -36,7 +36,9 @@ def _read_names(path: Path) -> list[str]:
 def _from_keras(model_file: Path, class_names: list[str], name: str) -> LoadedModel:
     import keras
 
-    import xray_seg.layers  # noqa: F401  (registers custom layers)
+    from xray_seg.models.registry import import_custom_objects
+
+    import_custom_objects()
 
     try:
         model = keras.models.load_model(model_file, compile=False)

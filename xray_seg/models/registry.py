@@ -54,6 +54,22 @@ def get_builder(name: str):
     return getattr(importlib.import_module(module_name), func_name)
 
 
+def import_custom_objects() -> None:
+    """Import every module under ``xray_seg.layers`` and ``xray_seg.models`` (and the losses,
+    metrics and optimizers) so that their Keras-serialisable classes are registered before
+    ``keras.models.load_model`` reads a ``.keras`` file."""
+    import pkgutil
+
+    import xray_seg.layers
+    import xray_seg.models
+
+    for package in (xray_seg.layers, xray_seg.models):
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+            importlib.import_module(info.name)
+    for name in ("xray_seg.losses", "xray_seg.metrics", "xray_seg.optim"):
+        importlib.import_module(name)
+
+
 def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **options):
     """Build the registered model ``name`` (see the module docstring for the contract)."""
     builder = get_builder(name)
