@@ -1,0 +1,121 @@
+"""The main job on the embedded synthetic dataset: ``xray-seg demo`` / ``./scripts/demo.sh``.
+
+Steps, each timed and printed:
+
+1. synthesise a Labelme dataset of dual-energy X-ray bags (:mod:`xray_seg.data.synth`);
+2. convert it to VOC (:mod:`xray_seg.data.convert`) and draw a few converted samples;
+3. train CWF-DeepLabv3+ with the ``demo_cpu`` preset (:mod:`xray_seg.train`);
+4. evaluate on val with paper 1's metrics (:mod:`xray_seg.evaluate`);
+5. export the SavedModel for stations (:mod:`xray_seg.export`);
+6. predict a few val images from the exported SavedModel (:mod:`xray_seg.predict`).
+
+Everything goes under one folder (default ``runs/demo``), which the demo owns and
+replaces on every run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class DemoConfig:
+    out: str = "runs/demo"
+    num_images: int = 300
+    image_size: int = 256
+    seed: int = 0
+    preset: str = "demo_cpu"
+    overrides: list = field(default_factory=list)  # extra --set items for training
+    predict_images: int = 4
+
+
+def _step(title: str):
+    print(f"\n=== {title} ===", flush=True)
+    return time.perf_counter()
+
+
+def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
+    """A grid of converted images beside their palette masks, to check the conversion by eye."""
+    from xray_seg.data.voc import VocLayout, load_label_png, read_class_names, read_split
+    from xray_seg.evaluate import read_image_rgb
+    from xray_seg.viz import colorize, overlay, save_grid
+
+    layout = VocLayout(voc_dir)
+    rows = []
+    for stem in read_split(voc_dir, "train")[:count]:
+        image = read_image_rgb(layout.image_path(stem))
+        mask = load_label_png(layout.mask_path(stem))
+        rows.append([image, colorize(mask), overlay(image, mask)])
+    return save_grid(
+        path, rows, col_titles=["image", "SegmentationClass", "overlay"],
+        class_names=read_class_names(voc_dir), title="converted VOC samples",
+    )
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    from xray_seg.config import load_config
+    from xray_seg.data.convert import ConvertConfig, convert
+    from xray_seg.data.synth import SynthConfig, synthesize
+    from xray_seg.data.voc import VocLayout, read_split
+    from xray_seg.evaluate import evaluate
+    from xray_seg.export import export_model
+    from xray_seg.predict import predict_images
+    from xray_seg.train import train
+    from xray_seg.train_config import TrainConfig
+
+    out = Path(cfg.out)
+    if out.exists():
+        shutil.rmtree(out)
+    labelme_dir, voc_dir, run_dir = out / "labelme", out / "voc", out / "run"
+    times = {}
+    start_all = time.perf_counter()
+
+    t = _step(f"1/6 synthesise {cfg.num_images} X-ray bags ({cfg.image_size}x{cfg.image_size})")
+    synthesize(labelme_dir, SynthConfig(size=cfg.image_size, num=cfg.num_images, seed=cfg.seed))
+    times["synth"] = time.perf_counter() - t
+
+    t = _step("2/6 convert Labelme -> VOC")
+    report = convert(labelme_dir, voc_dir, ConvertConfig(labels=str(labelme_dir / "labels.txt"), seed=cfg.seed))
+    print(report.summary())
+    preview = preview_converted(voc_dir, out / "converted_samples.png")
+    times["convert"] = time.perf_counter() - t
+
+    t = _step(f"3/6 train CWF-DeepLabv3+ (preset {cfg.preset})")
+    train_cfg = load_config(TrainConfig, cfg.preset, [f"data.voc_dir={voc_dir}", f"seed={cfg.seed}", *cfg.overrides])
+    result = train(train_cfg, run_dir)
+    times["train"] = time.perf_counter() - t
+
+    t = _step("4/6 evaluate on val (paper 1 metrics)")
+    evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val")
+    times["evaluate"] = time.perf_counter() - t
+
+    t = _step("5/6 export SavedModel for inspection stations")
+    export_dir = out / "export"
+    export_model(run_dir, export_dir, formats=("savedmodel",))
+    times["export"] = time.perf_counter() - t
+
+    t = _step("6/6 predict val images with the exported SavedModel")
+    layout = VocLayout(voc_dir)
+    images = [str(layout.image_path(s)) for s in read_split(voc_dir, "val")[: cfg.predict_images]]
+    predict_images(export_dir / "savedmodel", images, out / "predictions")
+    times["predict"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - start_all
+
+    print("\n=== demo finished ===")
+    print(f"val mIoU {evaluation.scores['miou']:.4f}  mPA {evaluation.scores['mpa']:.4f}  PA {evaluation.scores['pa']:.4f}")
+    print(f"training throughput {result.train_images_per_sec:.1f} images/s; best epoch {result.best_epoch}")
+    print("times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    for what, where in [
+        ("synthetic Labelme data + contact sheet", labelme_dir),
+        ("VOC dataset", voc_dir),
+        ("converted samples", preview),
+        ("run folder (checkpoints, history.csv, training_curves.png, logs/)", run_dir),
+        ("evaluation report", run_dir / "eval-val" / "report.md"),
+        ("exported SavedModel", export_dir / "savedmodel"),
+        ("predictions (masks, overlays, item lists)", out / "predictions"),
+    ]:
+        print(f"  {what}: {where}")
+    return {"miou": evaluation.scores["miou"], "times": times, "train_images_per_sec": result.train_images_per_sec}
