@@ -170,6 +170,22 @@ def test_gradients_match_finite_differences():
             assert analytic[name][index] == pytest.approx(numeric, rel=1e-5, abs=1e-7), (name, index)
 
 
+def test_mixed_precision_keeps_positions_in_float32():
+    """A half-precision policy computes the conv in float16 but samples at float32 positions."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1, 40, 40, 4)).astype("float32")
+    offset = rng.uniform(-3, 3, size=(1, 40, 40, 2 * TAPS)).astype("float32")
+    mask = rng.uniform(0, 1, size=(1, 40, 40, TAPS)).astype("float32")
+    full = ModulatedDeformConv2D(3)
+    expected = keras.ops.convert_to_numpy(full([x, offset, mask]))
+    half = ModulatedDeformConv2D(3, dtype="mixed_float16")
+    half([x, offset, mask])
+    half.set_weights(full.get_weights())
+    got = half([x, offset, mask])
+    assert keras.backend.standardize_dtype(got.dtype) == "float16"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got).astype("float32"), expected, rtol=2e-2, atol=2e-2)
+
+
 def test_config_round_trip_and_symbolic_shape():
     layer = ModulatedDeformConv2D(7, 3, strides=2, dilation_rate=1, groups=1, deformable_groups=1, use_bias=False, name="d")
     clone = ModulatedDeformConv2D.from_config(layer.get_config())

@@ -131,9 +131,12 @@ class ModulatedDeformConv2D(keras.layers.Layer):
     def call(self, inputs):
         x, offset, mask = inputs
         dtype = self.compute_dtype
+        # Sampling positions and bilinear weights stay in float32 (float64 if the layer
+        # computes in float64): float16 would round positions on large maps.
+        geo = "float64" if dtype == "float64" else "float32"
         x = ops.cast(x, dtype)
-        offset = ops.cast(offset, dtype)
-        mask = ops.cast(mask, dtype)
+        offset = ops.cast(offset, geo)
+        mask = ops.cast(mask, geo)
         k, g = self.kernel_size, self.deformable_groups
         taps = k * k
         x_shape = ops.shape(x)
@@ -145,10 +148,10 @@ class ModulatedDeformConv2D(keras.layers.Layer):
         group_channels = channels // g
 
         # Regular grid p0 + p_n: rows [Ho, 1, taps], columns [1, Wo, taps] (row-major taps).
-        base_y = ops.arange(out_h, dtype=dtype) * self.strides - pad_h
-        base_x = ops.arange(out_w, dtype=dtype) * self.strides - pad_w
-        tap_y = ops.repeat(ops.arange(k, dtype=dtype) * self.dilation_rate, k)
-        tap_x = ops.tile(ops.arange(k, dtype=dtype) * self.dilation_rate, k)
+        base_y = ops.arange(out_h, dtype=geo) * self.strides - pad_h
+        base_x = ops.arange(out_w, dtype=geo) * self.strides - pad_w
+        tap_y = ops.repeat(ops.arange(k, dtype=geo) * self.dilation_rate, k)
+        tap_x = ops.tile(ops.arange(k, dtype=geo) * self.dilation_rate, k)
         grid_y = base_y[:, None, None] + tap_y[None, None, :]
         grid_x = base_x[None, :, None] + tap_x[None, None, :]
 
@@ -174,12 +177,12 @@ class ModulatedDeformConv2D(keras.layers.Layer):
             inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
             wy = ly if dy else 1.0 - ly
             wx = lx if dx else 1.0 - lx
-            weights.append(wy * wx * mask * ops.cast(inside, dtype))
+            weights.append(wy * wx * mask * ops.cast(inside, geo))
             yy = ops.clip(yy, 0, height - 1)
             xx = ops.clip(xx, 0, width - 1)
             indices.append(((batch_index * height + yy) * width + xx) * g + group_index)
         indices = ops.stack(indices, axis=0)  # [4, B, Ho, Wo, taps, G]
-        weights = ops.stack(weights, axis=0)[..., None]  # [4, B, Ho, Wo, taps, G, 1]
+        weights = ops.cast(ops.stack(weights, axis=0)[..., None], dtype)  # [4, B, Ho, Wo, taps, G, 1]
 
         flat = ops.reshape(x, (-1, group_channels))  # [B*H*W*G, C/G]
         samples = ops.take(flat, indices, axis=0)  # [4, B, Ho, Wo, taps, G, C/G]

@@ -20,8 +20,9 @@ Choices where the paper is silent:
   default); ``"imagenet"`` uses the ImageNet mean/std, for a backbone loaded from
   ImageNet-pretrained weights.
 - **ADC widths**: X_high is reduced to ``adc_channels`` = 128 (x width) by a 1x1 conv
-  *before* upsampling (cheaper, and it bounds the deformable conv's memory: its im2col
-  holds 4 x H/4 x W/4 x 9 x 128 values per image, 75 MB at 512x512); X_low is reduced
+  *before* upsampling (cheaper, and it bounds the deformable conv's memory: it gathers
+  4 neighbours x H/4 x W/4 x 9 taps x 128 channels = 75 M values per image at 512x512,
+  302 MB in float32, kept for the backward pass; 256 channels would double that); X_low is reduced
   to 48 channels (the DeepLabv3+ low-level reduction). The offset/mask predictor is
   3x3 ConvBNAct(adc_channels) then two zero-initialised 3x3 convs giving 18 offsets
   (interleaved dy, dx) and 9 mask logits (sigmoid), so ADC starts as a plain conv
