@@ -43,6 +43,7 @@ import keras
 
 from xray_seg.errors import ModelError
 from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.conv import scale_channels as _scale_channels
 
 RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STAGE_PLANES = (64, 128, 256, 512)
@@ -52,8 +53,8 @@ _WEIGHTS_FORMAT = "xray_seg.resnet_backbone_weights.v1"
 
 
 def scale_channels(channels: int, width: float, minimum: int = 8) -> int:
-    """``channels * width`` rounded, at least ``minimum`` (``width=1.0`` = the paper)."""
-    return max(minimum, int(round(channels * width)))
+    """The shared ``conv.scale_channels`` with a floor of 8 channels (BN on fewer is noisy)."""
+    return _scale_channels(channels, width, minimum)
 
 
 def stage_strides_and_dilations(output_stride: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
