@@ -1,0 +1,45 @@
+"""``xray-seg export``: SavedModel for inspection stations, TFLite, ONNX (see :mod:`xray_seg.export`)."""
+
+from __future__ import annotations
+
+NAME = "export"
+HELP = "export a trained model: SavedModel with serving signatures, TFLite variants, ONNX"
+DESCRIPTION = """Export a run folder (or a .keras file) for inspection stations.
+
+OUT/savedmodel/ is a SavedModel that plain TensorFlow loads (tf.saved_model.load) with the
+signatures serving_default (uint8 images [B,H,W,3], any size), serve_encoded (PNG/JPEG bytes [B])
+and model_info; export.json beside saved_model.pb holds class names, palette, input size,
+config digest and metrics. OUT/model_{float32,float16,int8_dynamic}.tflite take one uint8 image at
+the model's input size and return probabilities. ONNX needs tf2onnx and onnx installed.
+
+  xray-seg export runs/demo --out runs/demo/export
+  xray-seg export model.keras --class-names class_names.txt --out export --format savedmodel
+  xray-seg predict runs/demo/export/savedmodel scans/*.png --out predictions/
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="run folder (with best_model.keras) or a .keras file")
+    parser.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty, unless --force)")
+    parser.add_argument(
+        "--format", default="savedmodel,tflite",
+        help="comma-separated subset of savedmodel,tflite,onnx, or 'all' (default: savedmodel,tflite)",
+    )
+    parser.add_argument("--class-names", help="class_names.txt for a bare .keras file (default: the one beside it)")
+    parser.add_argument("--input-size", help="HxW the model runs at, only for models built for any size (default: training size)")
+    parser.add_argument("--tflite-runs", type=int, default=10, help="timed runs per TFLite variant (default: 10)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+
+def run(args):
+    from xray_seg.evaluate import parse_size
+    from xray_seg.export import export_model, parse_formats, summary_lines
+
+    result = export_model(
+        args.model, args.out, formats=parse_formats(args.format), force=args.force,
+        class_names_file=args.class_names, input_size=parse_size(args.input_size), tflite_runs=args.tflite_runs,
+    )
+    for line in summary_lines(result):
+        print(line)
+    failed = [r.variant for r in result.tflite if r.error]
+    return 1 if failed else 0
