@@ -329,9 +329,15 @@ def export_onnx(source: ExportSource, out_dir: Path) -> Path:
     missing = missing_onnx_packages()
     if missing:
         raise onnx_unavailable_error(missing)
+    import tensorflow as tf
+
+    h0, w0 = source.input_size
+    # An explicit signature: Keras refuses a loaded model it has not called ("The model
+    # provided has never called.") when it has to infer one.
+    signature = [tf.TensorSpec([None, h0, w0, 3], tf.float32, name="images")]
     path = out_dir / "model.onnx"
     with atomic_path(path) as tmp:
-        source.model.export(str(tmp), format="onnx", verbose=False)
+        source.model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
     return path
 
 
@@ -364,6 +370,9 @@ def export_model(
     formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
     if "onnx" in formats and missing_onnx_packages():
         raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
+    out_dir = Path(out_dir)
+    if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        prepare_output_dir(out_dir)  # raises OutputExistsError before the (slow) model load
     source = load_source(model_path, class_names_file=class_names_file, input_size=input_size)
     out_dir = prepare_output_dir(out_dir, force=force)
     metadata = build_metadata(source)

@@ -66,19 +66,24 @@ def model_probabilities(model, pixels: tf.Tensor) -> tf.Tensor:
 
 
 def _check_images(images: tf.Tensor) -> tf.Tensor:
+    """Assert rank 4, 3 channels and a non-empty image; every index used is safe for any rank,
+    so the assert (not some later op) is what reports a wrong shape."""
+    shape = tf.shape(images)
+    rank = tf.size(shape)
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)  # safe to index [0..3]
+    well_formed = tf.logical_and(tf.equal(rank, 4), tf.equal(padded[3], 3))
     checks = [
-        tf.debugging.assert_rank(
-            images, 4, message="images must be a uint8 tensor [batch, height, width, 3]; got a different rank"
+        tf.debugging.Assert(
+            well_formed,
+            ["images must be a uint8 tensor [batch, height, width, 3] (RGB, 3 channels); got shape", shape],
+            summarize=8,
         ),
     ]
     with tf.control_dependencies(checks):
-        shape = tf.shape(images)
-    checks = [
-        tf.debugging.assert_equal(
-            shape[3], 3, message="images must have 3 channels (RGB) in the last axis: [batch, height, width, 3]"
-        ),
-        tf.debugging.assert_positive(shape[1:3], message="images must have height >= 1 and width >= 1"),
-    ]
+        nonempty = tf.logical_and(padded[1] > 0, padded[2] > 0)
+        checks.append(
+            tf.debugging.Assert(nonempty, ["images must have height >= 1 and width >= 1; got shape", shape], summarize=8)
+        )
     with tf.control_dependencies(checks):
         return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
 
