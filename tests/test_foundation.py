@@ -100,3 +100,10 @@ def test_layers_and_models_do_not_import_tensorflow(package):
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "tensorflow"]
     assert offenders == []
+
+
+def test_numbers_in_scientific_notation_are_numbers():
+    cfg = load_config(Outer, None, ["inner.rate=1e-3", "epochs=5"])
+    assert cfg.inner.rate == pytest.approx(1e-3) and isinstance(cfg.inner.rate, float)
+    with pytest.raises(ConfigError):
+        load_config(Outer, None, ["epochs=many"])

@@ -81,8 +81,9 @@ def test_resume_is_exact(tiny_voc, tmp_path):
 
     extra = ["deterministic=true", "steps_per_epoch=2", "model.width=0.125"]
     train(tiny_config(tiny_voc, "epochs=2", *extra), tmp_path / "straight", verbose=0)
-    train(tiny_config(tiny_voc, "epochs=1", *extra), tmp_path / "split", verbose=0)
-    train(resume_config(tmp_path / "split", epochs=2), tmp_path / "split", resume=True, verbose=0)
+    train(tiny_config(tiny_voc, "epochs=2", *extra), tmp_path / "split", verbose=0, stop_after_epochs=1)
+    assert json.loads((tmp_path / "split" / "checkpoints" / "state.json").read_text())["epochs_done"] == 1
+    train(resume_config(tmp_path / "split"), tmp_path / "split", resume=True, verbose=0)
     a = weights_of(tmp_path / "straight" / "checkpoints" / "last.weights.h5")
     b = weights_of(tmp_path / "split" / "checkpoints" / "last.weights.h5")
     assert a.keys() == b.keys()

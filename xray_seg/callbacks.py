@@ -152,10 +152,33 @@ class RunCheckpoint(keras.callbacks.Callback):
                 self.inference_model.save(tmp)
         with atomic_path(self.ckpt_dir / "last.weights.h5") as tmp:
             self.model.save_weights(tmp)
+        save_rng_state(self.model, self.ckpt_dir / "rng_state.npz")
         write_json_atomic(self.ckpt_dir / "state.json", self.state(epoch + 1))
 
     def state(self, epochs_done):
         return {"epochs_done": epochs_done, "best_miou": self.best_miou, "best_epoch": self.best_epoch}
+
+
+def _seed_states(model):
+    # Dropout and other random layers keep a SeedGenerator state that save_weights skips.
+    return [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
+
+
+def save_rng_state(model, path) -> None:
+    """Save the models' random-layer (dropout) generator states, for an exact resume."""
+    states = {f"s{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_seed_states(model))}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **states)
+
+
+def load_rng_state(model, path) -> None:
+    """Restore what :func:`save_rng_state` saved (no-op if the file is absent)."""
+    if not Path(path).is_file():
+        return
+    with np.load(path) as data:
+        for i, v in enumerate(_seed_states(model)):
+            v.assign(data[f"s{i}"])
 
 
 def read_state(run_dir) -> dict:

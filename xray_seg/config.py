@@ -79,6 +79,13 @@ def _field_types(cls) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def _number(text: str, kind: type, key: str, source: str):
+    try:
+        return kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+    except ValueError:
+        raise ConfigError(f"setting {key!r} needs a number, got {text!r}", path=source, fix=f"write e.g. {key}=1") from None
+
+
 def _merge(cls, base, updates: dict, source: str):
     """Return a copy of dataclass ``base`` with ``updates`` applied, checking keys."""
     types = _field_types(cls)
@@ -95,6 +102,8 @@ def _merge(cls, base, updates: dict, source: str):
             value = _merge(type(current), current, value, source)
         elif isinstance(value, list) and isinstance(current, tuple):
             value = tuple(value)
+        elif isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):
+            value = _number(value, type(current), key, source)  # YAML reads "1e-3" as a string
         elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         changes[key] = value

@@ -111,8 +111,13 @@ def train(
     devices: str | None = None,
     cpu_replicas: int = 1,
     verbose: int = 1,
+    stop_after_epochs: int | None = None,
 ) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.data.voc_dir``; see the module docstring for outputs."""
+    """Train ``cfg.model`` on ``cfg.data.voc_dir``; see the module docstring for outputs.
+
+    ``stop_after_epochs`` ends this session after that many epochs (the schedule still
+    spans ``cfg.epochs``), for machines with time-limited jobs; ``resume`` continues.
+    """
     from xray_seg.distribute import make_strategy
 
     strategy = make_strategy(devices, cpu_replicas)  # before anything initialises TF devices
@@ -120,7 +125,9 @@ def train(
     import keras
     import tensorflow as tf
 
-    from xray_seg.callbacks import EpochTimer, NanGuard, RunCheckpoint, TrainingError, ValidationCallback, read_state
+    from xray_seg.callbacks import (
+        EpochTimer, NanGuard, RunCheckpoint, TrainingError, ValidationCallback, load_rng_state, read_state,
+    )
     from xray_seg.data.pipeline import make_eval_dataset, make_train_dataset, split_size
     from xray_seg.data.voc import read_class_names
     from xray_seg.models.registry import build_model
@@ -202,6 +209,7 @@ def train(
         if resume:
             optimizer.build(model.trainable_variables)
             model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
+            load_rng_state(model, run_dir / "checkpoints" / "rng_state.npz")
 
     if output_names:
         train_ds = train_ds.map(lambda x, y: (x, {name: y for name in output_names}))
@@ -228,7 +236,7 @@ def train(
     try:
         history = model.fit(
             train_ds,
-            epochs=cfg.epochs,
+            epochs=min(cfg.epochs, state["epochs_done"] + stop_after_epochs) if stop_after_epochs else cfg.epochs,
             initial_epoch=state["epochs_done"],
             steps_per_epoch=steps,
             callbacks=callbacks,

@@ -36,6 +36,8 @@ def add_arguments(parser):
     parser.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], help="mixed precision policy")
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     parser.add_argument("--sync-bn", action="store_true", help="synchronised batch norm across replicas")
+    parser.add_argument("--stop-after-epochs", type=int,
+                        help="end this session after N epochs (schedule unchanged); continue later with --resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -79,6 +81,7 @@ def run(args):
         devices=args.devices,
         cpu_replicas=args.cpu_replicas,
         verbose=0 if args.quiet else 1,
+        stop_after_epochs=args.stop_after_epochs,
     )
     print(
         f"done: best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
