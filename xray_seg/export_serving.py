@@ -100,8 +100,12 @@ def segment_images(model, images: tf.Tensor, input_size: Sequence[int], num_clas
     """The ``serving_default`` computation (module docstring) on a checked uint8 batch."""
     images = _check_images(images)
     shape = tf.shape(images)
-    probs = model_probabilities(model, resize_bilinear(images, input_size))
-    probs = resize_bilinear(probs, shape[1:3])
+    # At the model size the bilinear resize is the identity (half-pixel centres, scale 1),
+    # so skip both resizes there: same numbers, less work (scripts/bench_export.py).
+    same = tf.logical_and(tf.equal(shape[1], input_size[0]), tf.equal(shape[2], input_size[1]))
+    pixels = tf.cond(same, lambda: tf.cast(images, tf.float32), lambda: resize_bilinear(images, input_size))
+    probs = model_probabilities(model, tf.ensure_shape(pixels, [None, input_size[0], input_size[1], 3]))
+    probs = tf.cond(same, lambda: probs, lambda: resize_bilinear(probs, shape[1:3]))
     out = _outputs(probs, num_classes)
     out["image_sizes"] = tf.tile(shape[None, 1:3], [shape[0], 1])
     return out
