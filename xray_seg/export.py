@@ -267,7 +267,7 @@ def build_metadata(source: ExportSource) -> dict:
         "source": str(source.model_file),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "signatures": SIGNATURE_DOCS,
-        "resize": "bilinear, half-pixel centres, no antialias (tf.image.resize), in and back out",
+        "resize": "bilinear, half-pixel centres, no antialias (tf.image.resize), in and back out; skipped at input_size",
         "rgba_policy": "alpha composited over white; grey replicated to RGB",
     }
 
