@@ -135,3 +135,28 @@ def test_mobilenetv2_shapes(output_stride, high_hw):
     low, high = backbone.outputs
     assert tuple(low.shape) == (None, 32, 32, 24)
     assert tuple(high.shape) == (None, high_hw, high_hw, 320)
+
+
+def test_flop_counter_matches_hand_count():
+    from xray_seg.flops import count_flops
+
+    inp = keras.Input((16, 16, 4))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
+    model = keras.Model(inp, x)
+    counted = count_flops(model, (16, 16, 4))
+    assert counted.macs == 16 * 16 * 9 * 4 * 8 + 8 * 8 * 9 * 8
+    assert counted.flops == 2 * counted.macs
+
+
+def test_models_command_lists_every_registered_model(capsys):
+    from xray_seg.cli import main
+
+    assert main(["models", "mobilenetv2_deeplabv3plus", "--size", "128", "--width", "0.25"]) == 0
+    line = [row for row in capsys.readouterr().out.splitlines() if row.startswith("mobilenetv2_deeplabv3plus")][0]
+    params, gmacs, gflops = (float(v) for v in line.split()[1:4])
+    assert params > 0 and gmacs > 0 and gflops == pytest.approx(2 * gmacs, abs=0.0011)
+    assert main(["models", "--names-only"]) == 0
+    listed = {row.split()[0] for row in capsys.readouterr().out.splitlines()}
+    assert {s.name for s in available_models()} <= listed
+    assert main(["models", "no_such_model"]) == 2

@@ -95,22 +95,3 @@ def _collect(graph, by_op, tf_ops) -> None:
             stats = None
         if stats is not None and stats.value:
             by_op[op.type] += int(stats.value)
-
-
-def matmul_peak_gflops(n: int = 2048, runs: int = 10) -> float:
-    """Median GFLOP/s of an ``n x n`` float32 matmul (the machine's practical peak)."""
-    import time
-
-    import numpy as np
-    import tensorflow as tf
-
-    a = tf.constant(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
-    b = tf.constant(np.random.default_rng(1).standard_normal((n, n), dtype=np.float32))
-    matmul = tf.function(lambda x, y: tf.matmul(x, y))
-    matmul(a, b).numpy()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        matmul(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / float(np.median(times)) / 1e9
