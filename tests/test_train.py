@@ -143,7 +143,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cfg = load_config(TrainConfig, "demo_cpu", [
         f"data.voc_dir={voc}", "model.width=0.125", "data.image_size=[64,64]",
         f"data.batch_size={4 // replicas}", "epochs=1", "steps_per_epoch=1", "optim.lr=0.0",
-        "data.augment.enabled=false", "sync_bn=true", "deterministic=true", "num_val_images=0"])
+        "data.augment.enabled=false", "sync_bn=true", "deterministic=true", "num_val_images=0",
+        "model.options={dropout: 0.0}"])  # dropout masks differ per replica by design
     train(cfg, run, cpu_replicas=replicas, verbose=0)
     """
 )
@@ -163,3 +164,55 @@ def test_mirrored_four_cpu_replicas_match_single_device(tiny_voc, tmp_path):
         row = dict(zip(history[0].split(","), history[1].split(",")))
         losses[replicas] = float(row["loss"])
     assert losses[4] == pytest.approx(losses[1], rel=1e-4)
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+MULTIWORKER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from xray_seg.config import load_config
+    from xray_seg.train import train
+    from xray_seg.train_config import TrainConfig
+    voc, run = sys.argv[1], sys.argv[2]
+    cfg = load_config(TrainConfig, "demo_cpu", [
+        f"data.voc_dir={voc}", "model.width=0.125", "data.image_size=[64,64]", "data.batch_size=2",
+        "epochs=1", "steps_per_epoch=2", "optim.lr=1e-3", "num_val_images=0"])
+    train(cfg, run, verbose=0)
+    """
+)
+
+
+def test_multi_worker_two_local_processes_agree(tiny_voc, tmp_path):
+    """Two workers on 127.0.0.1 via TF_CONFIG (MultiWorkerMirroredStrategy) end with equal weights."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen([sys.executable, "-c", MULTIWORKER_SCRIPT, str(tiny_voc), str(tmp_path / f"w{index}")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=600))
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    a = weights_of(tmp_path / "w0" / "checkpoints" / "last.weights.h5")
+    b = weights_of(tmp_path / "w1" / "checkpoints" / "last.weights.h5")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)

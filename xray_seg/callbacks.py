@@ -46,6 +46,7 @@ class ValidationCallback(keras.callbacks.Callback):
 
             self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "val_images"))
         self.last_scores = None
+        self._forward = None
 
     def evaluate(self):
         from xray_seg.metrics import confusion_matrix, segmentation_scores
@@ -53,8 +54,14 @@ class ValidationCallback(keras.callbacks.Callback):
         k = len(self.class_names)
         cm = np.zeros((k, k), dtype=np.int64)
         samples = []
+        if self._forward is None:
+            import tensorflow as tf
+
+            # A plain compiled forward pass: Keras' predict_on_batch under MirroredStrategy
+            # feeds the whole batch to every replica, which would count pixels several times.
+            self._forward = tf.function(lambda x: main_logits(self.model(x, training=False)), reduce_retracing=True)
         for images, masks in self.dataset:
-            pred = np.argmax(np.asarray(main_logits(self.model.predict_on_batch(images))), axis=-1)
+            pred = np.argmax(self._forward(images).numpy(), axis=-1)
             cm += confusion_matrix(np.asarray(masks), pred, k)
             if len(samples) < self.num_images:
                 samples.append((np.asarray(images[0]), pred[0]))

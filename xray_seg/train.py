@@ -213,6 +213,8 @@ def train(
 
     if output_names:
         train_ds = train_ds.map(lambda x, y: (x, {name: y for name in output_names}))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _prebuild_for_multiworker(model, strategy, train_ds.element_spec)
 
     nan_guard = NanGuard()
     validation = ValidationCallback(
@@ -272,6 +274,35 @@ def train(
         train_images_per_sec=float(rate),
         seconds=seconds,
     )
+
+
+def _prebuild_for_multiworker(model, strategy, element_spec) -> None:
+    """Work around two Keras 3.15 bugs under MultiWorkerMirroredStrategy.
+
+    1. ``fit`` first builds the model symbolically from a real batch that it averages
+       across workers with ``strategy.reduce``, which fails for collective strategies
+       ("Attempt to convert a value (PerReplica...)"). We build from the dataset's
+       element spec instead and skip Keras' own pre-build.
+    2. Each step's scalar logs are averaged across workers with ``axis=0``, which fails
+       for scalars ("Invalid reduction dimension 0 for input with 0 dimensions"). We
+       average them with ``axis=None`` (the same mean, defined for scalars).
+    """
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    original = getattr(tf_trainer.reduce_per_replica, "__wrapped__", tf_trainer.reduce_per_replica)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.__wrapped__ = original
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def _write_curves(run_dir: Path) -> None:
