@@ -187,7 +187,8 @@ MULTIWORKER_SCRIPT = textwrap.dedent(
     voc, run = sys.argv[1], sys.argv[2]
     cfg = load_config(TrainConfig, "demo_cpu", [
         f"data.voc_dir={voc}", "model.width=0.125", "data.image_size=[64,64]", "data.batch_size=2",
-        "epochs=1", "steps_per_epoch=2", "optim.lr=1e-3", "num_val_images=0"])
+        "epochs=1", "steps_per_epoch=2", "optim.lr=1e-3", "num_val_images=0",
+        "sync_bn=true"])  # batch-norm statistics are per worker otherwise
     train(cfg, run, verbose=0)
     """
 )
