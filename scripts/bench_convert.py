@@ -1,0 +1,88 @@
+"""Benchmark `xray-seg convert`: images per second with 1 and with N worker processes.
+
+The input is the synthetic 512 x 512 Labelme dataset of ``xray-seg synth``
+(:func:`xray_seg.data.synth.synthesize`), generated once into ``--data-dir`` (or a
+temporary folder). Each timed run converts the whole folder into a fresh output with
+:func:`xray_seg.data.convert.convert` (scan, rasterise, write PNG image + palette mask),
+pool start-up included, exactly as the CLI does. The best of ``--repeats`` runs (the
+settings alternate, so drifting load hits both alike) is kept for each worker count, then
+the speed-up N/1 is printed (target: >= 1.7x on 2 workers). On a machine shared with other
+jobs the figures are noisy: compare them only when it is otherwise idle.
+
+Usage::
+
+    python scripts/bench_convert.py --num 64 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xray_seg.data.convert import ConvertConfig, convert, resolve_workers  # noqa: E402
+
+
+def ensure_data(data_dir: Path, num: int, size: int) -> Path:
+    """Generate the synthetic Labelme folder unless it already holds ``num`` JSON files."""
+    if data_dir.is_dir() and len(list(data_dir.glob("*.json"))) >= num:
+        return data_dir
+    from xray_seg.data.synth import SynthConfig, synthesize
+
+    print(f"generating {num} synthetic {size}x{size} images into {data_dir} ...", flush=True)
+    t0 = time.perf_counter()
+    synthesize(data_dir, SynthConfig(num=num, size=size, seed=0), force=True, progress=False)
+    print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
+    return data_dir
+
+
+def time_convert(data_dir: Path, out: Path, workers: int, image_format: str) -> tuple[float, int]:
+    """Wall time (s) of one full conversion into a fresh ``out``, and the images converted."""
+    config = ConvertConfig(labels=str(data_dir / "labels.txt"), image_format=image_format, workers=workers)
+    t0 = time.perf_counter()
+    report = convert(data_dir, out, config, progress=False)
+    elapsed = time.perf_counter() - t0
+    if report.failed:
+        raise SystemExit(f"benchmark conversion had failures:\n{report.summary()}")
+    shutil.rmtree(out)
+    return elapsed, report.converted
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num", type=int, default=64, help="images (default 64)")
+    parser.add_argument("--size", type=int, default=512, help="image side (default 512)")
+    parser.add_argument("--workers", type=int, default=0, help="N for the parallel run (default 0 = all cores)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per setting; the best counts (default 3)")
+    parser.add_argument("--image-format", default="png", choices=["png", "jpeg", "copy"])
+    parser.add_argument("--data-dir", type=Path, help="keep/reuse the synthetic input here (default: a temp folder)")
+    args = parser.parse_args(argv)
+
+    n_workers = resolve_workers(args.workers)
+    with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
+        tmp = Path(tmp)
+        data_dir = ensure_data(args.data_dir or tmp / "labelme", args.num, args.size)
+        print(f"cpu cores available: {len(os.sched_getaffinity(0))}; image format {args.image_format}")
+        best = {1: float("inf"), n_workers: float("inf")}
+        converted = 0
+        for r in range(args.repeats):  # alternate the settings so load drift hits both alike
+            for workers in best:
+                seconds, converted = time_convert(data_dir, tmp / f"voc_{workers}_{r}", workers, args.image_format)
+                best[workers] = min(best[workers], seconds)
+                print(f"  run {r + 1}: workers={workers:2d} {seconds:.2f} s", flush=True)
+        results = {w: converted / s for w, s in best.items()}
+        for workers, rate in results.items():
+            print(f"workers={workers:2d}: {converted} images in {best[workers]:.2f} s (best) = {rate:.1f} images/s")
+        ratio = results[n_workers] / results[1]
+        print(f"speed-up {n_workers} vs 1 worker(s): {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
