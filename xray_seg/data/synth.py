@@ -30,7 +30,7 @@ per piece.
 sometimes trolley tubes; 4-8 / 9-16 / 17-28 clutter items for ``clutter`` low / medium /
 high (:mod:`xray_seg.data.synth_clutter`); with probability ``threat_prob`` one to three
 threats (:mod:`xray_seg.data.synth_threats`), of uniformly drawn class, rotation and
-mirror, each spanning 15-45 % of the image side (one in six is small, 8-15 %), and a
+mirror, each spanning 18-45 % of the image side (one in eight is small, 8-15 %), and a
 third of the time one of them is hidden under a laptop, a cable coil, clothes, a
 bottle or a book.
 """
@@ -110,8 +110,8 @@ class SynthConfig:
 # ----------------------------------------------------------------------------- one sample
 def _place_threat(rng, size, parts, placed, bag_box):
     """Choose a placement for a threat: scale, rotation, mirror, position in the bag."""
-    small = rng.random() < 1 / 6
-    span = rng.uniform(0.08, 0.15) if small else rng.uniform(0.15, 0.45)
+    small = rng.random() < 1 / 8
+    span = rng.uniform(0.08, 0.15) if small else rng.uniform(0.18, 0.45)
     length = span * size
     best = None
     for _ in range(12):
@@ -311,6 +311,7 @@ def draw_annotations(image: np.ndarray, shapes: list[dict]) -> np.ndarray:
         idx = CLASS_NAMES.index(shape["label"]) + 1 if shape["label"] in CLASS_NAMES else 0
         colour = tuple(int(c) for c in palette[idx])
         pts = np.round(np.asarray(shape["points"]) * 16).astype(np.int32)
+        cv2.polylines(out, [pts], True, (255, 255, 255), thick + 2, cv2.LINE_AA, 4)
         cv2.polylines(out, [pts], True, colour, thick, cv2.LINE_AA, 4)
         x, y = np.asarray(shape["points"]).min(axis=0)
         org = (int(x), int(max(y - 3, 10)))

@@ -99,15 +99,15 @@ def knife(rng: np.random.Generator) -> list[Part]:
     """A knife, blade along +x: kitchen, dagger or folding/utility."""
     kind = rng.choice(["kitchen", "dagger", "folding"], p=[0.45, 0.3, 0.25])
     hilt = {"kitchen": -0.10, "dagger": -0.12, "folding": 0.02}[kind] + rng.uniform(-0.04, 0.04)
-    handle_h = rng.uniform(0.045, 0.065)
+    handle_h = rng.uniform(0.05, 0.07)
     xs = np.linspace(hilt, 0.5, 14)
     u = (xs - hilt) / (0.5 - hilt)
     power = rng.uniform(2.0, 4.0)
     if kind == "dagger":
-        half = rng.uniform(0.05, 0.08) * (1 - u**power) + 0.004
+        half = rng.uniform(0.06, 0.09) * (1 - u**power) + 0.004
         blade = np.concatenate([np.stack([xs, -half], 1), np.stack([xs, half], 1)[::-1]])
     else:
-        height = rng.uniform(0.09, 0.16) if kind == "kitchen" else rng.uniform(0.08, 0.11)
+        height = rng.uniform(0.11, 0.18) if kind == "kitchen" else rng.uniform(0.09, 0.13)
         spine = -handle_h + rng.uniform(0.0, 0.03) * np.clip((u - 0.6) / 0.4, 0, 1) ** 2
         edge = spine + height * (1 - u**power)
         edge[-1] = spine[-1] + 0.004
@@ -128,8 +128,8 @@ def knife(rng: np.random.Generator) -> list[Part]:
 
 
 def _spanner(rng: np.random.Generator) -> list[Part]:
-    half = rng.uniform(0.032, 0.045)
-    head_r = rng.uniform(0.085, 0.11)
+    half = rng.uniform(0.04, 0.055)
+    head_r = rng.uniform(0.095, 0.12)
     shank = np.array([[-0.36, -half * 0.85], [0.35, -half], [0.35, half], [-0.36, half * 0.85]])
     parts = [
         Part([shank], "steel", 4.0),
@@ -146,7 +146,7 @@ def _spanner(rng: np.random.Generator) -> list[Part]:
 
 
 def _adjustable(rng: np.random.Generator) -> list[Part]:
-    half0, half1 = rng.uniform(0.03, 0.04), rng.uniform(0.05, 0.065)
+    half0, half1 = rng.uniform(0.038, 0.05), rng.uniform(0.055, 0.07)
     handle = np.array([[-0.5, -half0], [0.12, -half1], [0.12, half1], [-0.5, half0]])
     handle = np.concatenate([handle[:3], ellipse(-0.5, 0.0, half0, half0, 9, 0.5 * math.pi, 1.5 * math.pi)])
     hole = ellipse(-0.46, 0.0, half0 * 0.45, half0 * 0.45, 10)
@@ -181,9 +181,9 @@ def pliers(rng: np.random.Generator) -> list[Part]:
         turn = side * open_angle / 2
         jaw, handle = rotate(jaw, -turn), rotate(handle, turn)
         parts.append(Part([jaw], "steel", 6.0))
-        parts.append(Part([handle], "steel", 4.5, width=0.045))
+        parts.append(Part([handle], "steel", 4.5, width=0.055))
         if sleeves:
-            parts.append(Part([handle[1:]], "plastic", rng.uniform(8, 12), width=0.075))
+            parts.append(Part([handle[1:]], "plastic", rng.uniform(8, 12), width=0.085))
     parts.append(Part([ellipse(0.0, 0.0, 0.07, 0.07, 20)], "steel", 8.0))
     shift = (handle_len - jaw_len) / 2
     for p in parts:
@@ -200,7 +200,7 @@ def scissors(rng: np.random.Generator) -> list[Part]:
     ring_x = -(1.0 - blade_len) + 0.12
     parts = []
     for side in (-1.0, 1.0):
-        w = rng.uniform(0.03, 0.045)
+        w = rng.uniform(0.035, 0.05)
         blade = np.array([[-0.06, -side * 0.005], [0.0, side * w], [blade_len * 0.4, side * w * 0.85], [blade_len, side * 0.004], [blade_len * 0.5, -side * 0.004]])
         rx, ry = rng.uniform(0.10, 0.13), rng.uniform(0.065, 0.085)
         cy = -side * (ry + 0.01)
@@ -216,7 +216,7 @@ def scissors(rng: np.random.Generator) -> list[Part]:
             parts.append(Part([shank], "steel", 2.5, width=0.025))
         else:
             parts.append(Part([outer, inner], "steel", 3.5))
-            parts.append(Part([shank], "steel", 3.5, width=0.045))
+            parts.append(Part([shank], "steel", 3.5, width=0.05))
     parts.append(Part([ellipse(0.0, 0.0, 0.03, 0.03, 12)], "steel", 4.0))
     shift = (1.0 - 2 * blade_len) / 2 + 0.06
     for p in parts:
