@@ -71,6 +71,9 @@ class ValidationCallback(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
+            # Same columns every epoch (CSVLogger fixes its header at the first epoch).
+            for key in ["val_miou", "val_mpa", "val_pa"] + [f"val_iou_{n}" for n in self.class_names]:
+                logs[key] = float("nan")
             return
         scores, samples = self.evaluate()
         self.last_scores = scores
@@ -151,7 +154,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             return  # never overwrite a good checkpoint with NaN weights
         miou = logs.get("val_miou")
-        if miou is not None and miou > self.best_miou:
+        if miou is not None and math.isfinite(miou) and miou > self.best_miou:
             self.best_miou, self.best_epoch = float(miou), epoch + 1
             with atomic_path(self.ckpt_dir / "best.weights.h5") as tmp:
                 self.model.save_weights(tmp)
