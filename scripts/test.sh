@@ -3,4 +3,5 @@
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 cd "$ROOT"
-exec python -m pytest -q "$@"
+# Two workers (pytest-xdist): most test time is single-threaded graph building.
+exec python -m pytest -q -n 2 --dist loadfile "$@"
