@@ -217,3 +217,34 @@ def test_multi_worker_two_local_processes_agree(tiny_voc, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.parametrize("preset", ["cwf_xray512", "sgd_poly", "demo_cpu", "cyclenet_xray512",
+                                    "cyclenet_cityscapes", "ifbfnet_xray512", "ifbfnet_cityscapes"])
+def test_bundled_presets_resolve(preset):
+    cfg = load_config(TrainConfig, preset)
+    assert cfg.epochs > 0 and cfg.data.batch_size > 0
+    if preset == "cwf_xray512":  # paper 1, section 4.3
+        assert (cfg.optim.optimizer, cfg.optim.lr, cfg.epochs, cfg.data.batch_size) == ("adam", 1e-4, 100, 4)
+        assert tuple(cfg.data.image_size) == (512, 512)
+    if preset.startswith("cyclenet"):  # CycleNet section 4.1
+        assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.power) == ("sgd", 1e-2, 1e-4, 0.9)
+        assert cfg.model.aux and cfg.loss.aux_weight == 0.4
+
+
+@pytest.mark.parametrize("model", ["cyclenet", "ifbfnet"])
+def test_alternative_models_train_through_the_trainer(tiny_voc, tmp_path, model):
+    """`xray-seg train --model cyclenet|ifbfnet`: aux heads, OHEM/multipliers, same pipeline."""
+    from xray_seg.evaluate import evaluate
+    from xray_seg.train import train
+
+    preset = f"{model}_xray512"
+    cfg = load_config(TrainConfig, preset, [
+        f"data.voc_dir={tiny_voc}", "model.width=0.125", "data.image_size=[64,64]", "data.batch_size=4",
+        "model.options.backbone_blocks=[1,1,1,1]", "epochs=1", "steps_per_epoch=1", "num_val_images=0",
+        "sync_bn=false", "loss.ohem_min_kept=1000"])
+    result = train(cfg, tmp_path / "run", verbose=0)
+    assert result.epochs_done == 1
+    assert "aux" in (tmp_path / "run" / "config.yaml").read_text()
+    ev = evaluate(tmp_path / "run", tiny_voc, split="val", progress=False)
+    assert 0.0 <= ev.scores["pa"] <= 1.0

@@ -100,6 +100,8 @@ def _merge(cls, base, updates: dict, source: str):
         current = getattr(base, key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             value = _merge(type(current), current, value, source)
+        elif isinstance(current, dict) and isinstance(value, dict):
+            value = {**current, **value}  # free-form mappings (model options) merge key by key
         elif isinstance(value, list) and isinstance(current, tuple):
             value = tuple(value)
         elif isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):

@@ -163,7 +163,16 @@ def train(
             fix="lower data.batch_size or add images",
         )
     lr = cfg.optim.lr * (global_batch / cfg.optim.reference_batch if cfg.optim.reference_batch else 1.0)
-    class_weights = load_class_weights(cfg.loss.class_weights, class_names) if cfg.loss.class_weights else None
+    class_weights = None
+    if cfg.loss.class_weights == "auto":
+        from xray_seg.data.stats import compute_class_stats, median_frequency_weights
+
+        stats = compute_class_stats(cfg.data.voc_dir, cfg.data.train_split, progress=bool(verbose))
+        class_weights = [float(w) for w in median_frequency_weights(stats)]
+        if verbose:
+            print("median-frequency class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, class_weights)))
+    elif cfg.loss.class_weights:
+        class_weights = load_class_weights(cfg.loss.class_weights, class_names)
 
     height, width = cfg.data.image_size
     train_ds = make_train_dataset(

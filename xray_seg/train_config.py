@@ -60,7 +60,7 @@ class LossConfig:
     type: str = "ce"  # ce | ohem
     ohem_thresh: float = 0.7
     ohem_min_kept: int = 100_000
-    class_weights: str = ""  # JSON written by `xray-seg data-stats --weights-out`
+    class_weights: str = ""  # "" (none), "auto" (median frequency of the train split) or a JSON file from data-stats
     aux_weight: float = 0.4
 
 
