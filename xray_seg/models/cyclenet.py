@@ -35,24 +35,12 @@ from __future__ import annotations
 import keras
 
 from xray_seg.errors import ModelError
-from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct, ResizeTo, pixel_normalization
+from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct, ResizeTo
 from xray_seg.layers.cycle_aspp import CycleASPP
 from xray_seg.layers.deform import ModulatedDeformConv2D
-from xray_seg.models.backbones.resnet import build_resnet_backbone, scale_channels
+from xray_seg.models.backbones.resnet import resnet_features, scale_channels
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 DEFORM_KERNEL = 3
-
-
-def _normalization(kind: str) -> keras.layers.Layer:
-    if kind == "symmetric":
-        return pixel_normalization()
-    if kind == "imagenet":
-        return keras.layers.Normalization(
-            mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="pixel_normalization"
-        )
-    raise ModelError(f"unknown normalization {kind!r}", fix='use normalization="symmetric" or "imagenet"')
 
 
 def _classifier(x, num_classes: int, reference, prefix: str):
@@ -145,19 +133,10 @@ def build_cyclenet(
     def ch(channels: int) -> int:
         return scale_channels(channels, width)
 
-    inputs = keras.Input(tuple(input_shape), name="image")
-    pixels = _normalization(normalization)(inputs)
-    backbone = build_resnet_backbone(
-        tuple(input_shape),
-        depth=backbone_depth,
-        output_stride=output_stride,
-        width=width,
-        weights=weights,
-        blocks=backbone_blocks,
-        stem=stem,
-        name=f"resnet{backbone_depth}" if backbone_blocks is None else "resnet",
+    inputs, _, feats = resnet_features(
+        input_shape, depth=backbone_depth, output_stride=output_stride, width=width, weights=weights,
+        blocks=backbone_blocks, stem=stem, normalization=normalization,
     )
-    feats = backbone(pixels)
     context = CycleASPP(
         rates=tuple(rates),
         feedback_steps=feedback_steps,

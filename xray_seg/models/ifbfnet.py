@@ -76,8 +76,7 @@ from xray_seg.errors import ModelError
 from xray_seg.layers.aspp import ImagePooling, aspp_rates
 from xray_seg.layers.balanced_fusion import FeatureBalancedFusion
 from xray_seg.layers.conv import ConvBNAct, ResizeTo
-from xray_seg.models.backbones.resnet import build_resnet_backbone, scale_channels
-from xray_seg.models.cyclenet import _normalization
+from xray_seg.models.backbones.resnet import resnet_features, scale_channels
 
 
 def ifbf_aspp(x, *, filters: int, rates, dropout: float, name: str = "aspp"):
@@ -153,19 +152,10 @@ def build_ifbfnet(
     def ch(channels: int) -> int:
         return scale_channels(channels, width)
 
-    inputs = keras.Input(tuple(input_shape), name="image")
-    pixels = _normalization(normalization)(inputs)
-    backbone = build_resnet_backbone(
-        tuple(input_shape),
-        depth=backbone_depth,
-        output_stride=output_stride,
-        width=width,
-        weights=weights,
-        blocks=backbone_blocks,
-        stem=stem,
-        name=f"resnet{backbone_depth}" if backbone_blocks is None else "resnet",
+    inputs, pixels, feats = resnet_features(
+        input_shape, depth=backbone_depth, output_stride=output_stride, width=width, weights=weights,
+        blocks=backbone_blocks, stem=stem, normalization=normalization,
     )
-    feats = backbone(pixels)
     s1 = feats["c1"]
 
     # Encoder head: 2048 -> 256, then ASPP (sections 3.1, 4.3.1).

@@ -42,7 +42,7 @@ from pathlib import Path
 import keras
 
 from xray_seg.errors import ModelError
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.conv import ConvBNAct, pixel_normalization
 from xray_seg.layers.conv import scale_channels as _scale_channels
 
 RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -213,3 +213,37 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
         raise ModelError(f"weights do not match backbone {model.name!r}: {', '.join(parts)}", path=path, fix=fix)
     for key, variable in wanted.items():
         variable.assign(stored[key])
+
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def input_normalization(kind: str) -> keras.layers.Layer:
+    """Pixel normalisation inside the model: ``"symmetric"`` maps 0..255 to [-1, 1] (from
+    scratch, the default); ``"imagenet"`` uses ImageNet mean/std, for pretrained backbones."""
+    if kind == "symmetric":
+        return pixel_normalization()
+    if kind == "imagenet":
+        return keras.layers.Normalization(
+            mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="pixel_normalization"
+        )
+    raise ModelError(f"unknown normalization {kind!r}", fix='use normalization="symmetric" or "imagenet"')
+
+
+def resnet_features(input_shape, *, depth, output_stride, width, weights, blocks, stem, normalization):
+    """The raw-pixel ``Input``, normalisation and dilated ResNet features shared by CycleNet
+    and IFBFNet. Returns ``(inputs, normalised pixels, {"c1", "c2", "c3", "c4"})``."""
+    inputs = keras.Input(tuple(input_shape), name="image")
+    pixels = input_normalization(normalization)(inputs)
+    backbone = build_resnet_backbone(
+        tuple(input_shape),
+        depth=depth,
+        output_stride=output_stride,
+        width=width,
+        weights=weights,
+        blocks=blocks,
+        stem=stem,
+        name=f"resnet{depth}" if blocks is None else "resnet",
+    )
+    return inputs, pixels, backbone(pixels)
