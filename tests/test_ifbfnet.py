@@ -11,7 +11,7 @@ keras = pytest.importorskip("keras")
 
 from xray_seg.config import load_config  # noqa: E402
 from xray_seg.errors import ModelError  # noqa: E402
-from xray_seg.layers.balanced_fusion import FeatureBalancedFusion  # noqa: E402
+from xray_seg.layers.fusion import FeatureBalancedFusion  # noqa: E402
 from xray_seg.losses import OhemCrossEntropy, aux_loss_weights  # noqa: E402
 from xray_seg.models.ifbfnet import build_ifbfnet  # noqa: E402
 from xray_seg.models.registry import build_model  # noqa: E402

@@ -74,7 +74,7 @@ import keras
 
 from xray_seg.errors import ModelError
 from xray_seg.layers.aspp import ImagePooling, aspp_rates
-from xray_seg.layers.balanced_fusion import FeatureBalancedFusion
+from xray_seg.layers.fusion import FeatureBalancedFusion
 from xray_seg.layers.conv import ConvBNAct, ResizeTo
 from xray_seg.models.backbones.resnet import resnet_features, scale_channels
 
