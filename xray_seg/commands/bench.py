@@ -1,0 +1,34 @@
+"""``xray-seg bench``: model-only and end-to-end FPS at batch 1 (see :mod:`xray_seg.bench`)."""
+
+from __future__ import annotations
+
+NAME = "bench"
+HELP = "FPS at batch 1: model only, and end to end (decode, predict, postprocess)"
+DESCRIPTION = """Measure FPS as in paper 1's Table 3 (median after a warm-up, with the spread).
+
+  xray-seg bench runs/demo/run runs/demo/voc/JPEGImages/ --runs 30
+  xray-seg bench export/savedmodel scans/*.png --out bench.json
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="run folder, .keras file or SavedModel folder")
+    parser.add_argument("inputs", nargs="+", help="image files, folders or globs used for the end-to-end figure")
+    parser.add_argument("--runs", type=int, default=30, help="timed runs (default: 30)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default: 5)")
+    parser.add_argument("--tta", default="", help="test-time augmentation for the end-to-end figure")
+    parser.add_argument("--out", help="also write the figures to this JSON file")
+
+
+def run(args):
+    from xray_seg.bench import benchmark
+    from xray_seg.evaluate import TTAOptions, parse_tta
+    from xray_seg.fileio import write_json_atomic
+    from xray_seg.predict import expand_inputs
+
+    scales, flip = parse_tta(args.tta)
+    result = benchmark(args.model, expand_inputs(args.inputs), runs=args.runs, warmup=args.warmup,
+                       tta=TTAOptions(scales=scales, flip=flip))
+    if args.out:
+        write_json_atomic(args.out, result)
+    return 0
