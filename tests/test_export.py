@@ -329,11 +329,10 @@ def test_any_size_model_takes_the_training_size(tmp_path):
         load_source(run)
 
 
-def test_onnx_missing_gives_a_clear_error(exported, tmp_path, capsys):
-    from xray_seg.export import missing_onnx_packages
+def test_onnx_missing_gives_a_clear_error(exported, tmp_path, capsys, monkeypatch):
+    import xray_seg.export
 
-    if not missing_onnx_packages():
-        pytest.skip("tf2onnx and onnx are installed here")
+    monkeypatch.setattr(xray_seg.export, "missing_onnx_packages", lambda: ["tf2onnx", "onnx"])
     run, _, _ = exported
     assert main(["export", str(run), "--out", str(tmp_path / "o"), "--format", "savedmodel,onnx"]) == 2
     err = capsys.readouterr().err
@@ -349,3 +348,20 @@ def test_parse_formats():
     assert parse_formats("all") == FORMATS
     with pytest.raises(ConfigError, match="coreml"):
         parse_formats("savedmodel,coreml")
+
+
+def test_onnx_export_matches_keras_in_onnxruntime(exported, tmp_path):
+    """Keras 3 `model.export(format="onnx")` (tf2onnx) runs in onnxruntime like the Keras model."""
+    from xray_seg.export import missing_onnx_packages
+
+    if missing_onnx_packages():
+        pytest.skip(f"not installed: {missing_onnx_packages()}")
+    import onnxruntime as ort
+
+    run, _, _ = exported
+    assert main(["export", str(run), "--out", str(tmp_path / "o"), "--format", "onnx"]) == 0
+    session = ort.InferenceSession(str(tmp_path / "o" / "model.onnx"), providers=["CPUExecutionProvider"])
+    model = _load_keras(run / "best_model.keras")
+    x = np.random.default_rng(1).uniform(0, 255, (2, *SIZE, 3)).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, model(x, training=False).numpy(), atol=1e-4)
