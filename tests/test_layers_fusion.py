@@ -7,7 +7,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from xray_seg.layers.aspp import ASPP, DWFFASPP, ImagePooling, aspp_rates  # noqa: E402
-from xray_seg.layers.blocks import CSPBlock, InvertedResidual, ResidualUnit, XceptionBlock, scale_channels  # noqa: E402
+from xray_seg.layers.blocks import CSPBlock, InvertedResidual, ResidualUnit, XceptionBlock, divisible_channels  # noqa: E402
 from xray_seg.layers.fusion import DWFF, FastNormalizedFusion  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -149,9 +149,9 @@ def test_csp_block_paths():
 
 
 def test_scale_channels():
-    assert [scale_channels(c) for c in (32, 48, 256, 728, 1024, 2048)] == [32, 48, 256, 728, 1024, 2048]
-    assert scale_channels(256, 0.125) == 32 and scale_channels(48, 0.125) == 8
-    assert scale_channels(24, 0.125) == 8
+    assert [divisible_channels(c) for c in (32, 48, 256, 728, 1024, 2048)] == [32, 48, 256, 728, 1024, 2048]
+    assert divisible_channels(256, 0.125) == 32 and divisible_channels(48, 0.125) == 8
+    assert divisible_channels(24, 0.125) == 8
 
 
 LAYERS = [

@@ -12,8 +12,11 @@ import keras
 from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct, SeparableConvBNAct, activation_layer
 
 
-def scale_channels(channels: int, width: float = 1.0, divisor: int = 8, min_value: int | None = None) -> int:
+def divisible_channels(channels: int, width: float = 1.0, divisor: int = 8, min_value: int | None = None) -> int:
     """``channels * width`` rounded to a multiple of ``divisor`` (MobileNet's ``make_divisible``).
+
+    The DeepLab family scales channels this way; :func:`xray_seg.layers.conv.scale_channels`
+    (plain rounding) is the other models' rule. The names differ so the two are not confused.
 
     Never goes below ``min_value`` (default ``divisor``) and never more than 10% below
     ``channels * width``. ``width=1.0`` leaves paper channel counts that are multiples of

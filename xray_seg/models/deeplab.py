@@ -28,7 +28,7 @@ from __future__ import annotations
 import keras
 
 from xray_seg.layers.aspp import ASPP, DWFFASPP, aspp_rates
-from xray_seg.layers.blocks import scale_channels
+from xray_seg.layers.blocks import divisible_channels
 from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, pixel_normalization
 from xray_seg.models.backbones.common import check_output_stride
 
@@ -69,9 +69,9 @@ def build_deeplabv3plus_model(
     check_output_stride(output_stride)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    aspp_filters = scale_channels(ASPP_FILTERS, width)
-    low_filters = scale_channels(DECODER_LOW_FILTERS, width)
-    decoder_filters = scale_channels(DECODER_FILTERS, width)
+    aspp_filters = divisible_channels(ASPP_FILTERS, width)
+    low_filters = divisible_channels(DECODER_LOW_FILTERS, width)
+    decoder_filters = divisible_channels(DECODER_FILTERS, width)
     conv3 = SeparableConvBNAct if separable else ConvBNAct
     extra = {"depth_activation": True} if separable else {}
 

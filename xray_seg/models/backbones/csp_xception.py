@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.blocks import CSPBlock, XceptionBlock, scale_channels
+from xray_seg.layers.blocks import CSPBlock, XceptionBlock, divisible_channels
 from xray_seg.layers.conv import ConvBNAct
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
@@ -72,7 +72,7 @@ def build_csp_xception(
     units = tuple(int(u) for u in units)
     if len(units) != 4 or min(units) < 0:
         raise ValueError(f"units must be four non-negative ints (one per CSP block), got {units}")
-    c_stem1, c_stem2, c_low, c_mid, c_high = (scale_channels(c, width) for c in CSP_XCEPTION_CHANNELS)
+    c_stem1, c_stem2, c_low, c_mid, c_high = (divisible_channels(c, width) for c in CSP_XCEPTION_CHANNELS)
     schedule = StrideSchedule(output_stride)
 
     inputs = keras.Input(input_shape, name="input")

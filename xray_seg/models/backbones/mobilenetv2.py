@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.blocks import InvertedResidual, scale_channels
+from xray_seg.layers.blocks import InvertedResidual, divisible_channels
 from xray_seg.layers.conv import ConvBNAct
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
@@ -47,13 +47,13 @@ def build_mobilenetv2(
     check_output_stride(output_stride)
     schedule = StrideSchedule(output_stride)
     inputs = keras.Input(input_shape, name="input")
-    x = ConvBNAct(scale_channels(32, width), 3, strides=schedule.step(2)[0], activation="relu6", name="stem")(inputs)
+    x = ConvBNAct(divisible_channels(32, width), 3, strides=schedule.step(2)[0], activation="relu6", name="stem")(inputs)
     low = None
     for stage, (t, c, n, s) in enumerate(MOBILENETV2_STAGES):
         for i in range(n):
             stride, rate = schedule.step(s if i == 0 else 1)
             x = InvertedResidual(
-                scale_channels(c, width), expansion=t, strides=stride, dilation_rate=rate, name=f"stage{stage + 1}_unit{i + 1}"
+                divisible_channels(c, width), expansion=t, strides=stride, dilation_rate=rate, name=f"stage{stage + 1}_unit{i + 1}"
             )(x)
         if stage == LOW_LEVEL_STAGE:
             low = x

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.blocks import XceptionBlock, scale_channels
+from xray_seg.layers.blocks import XceptionBlock, divisible_channels
 from xray_seg.layers.conv import ConvBNAct
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
@@ -51,7 +51,7 @@ def build_aligned_xception(
         name: model name.
     """
     check_output_stride(output_stride)
-    c = lambda n: scale_channels(n, width)  # noqa: E731
+    c = lambda n: divisible_channels(n, width)  # noqa: E731
     schedule = StrideSchedule(output_stride)
 
     inputs = keras.Input(input_shape, name="input")
