@@ -124,6 +124,27 @@ def test_threat_prob_zero_gives_empty_bags():
         assert image.mean() > 120  # mostly bright: air and light bag
 
 
+def test_small_threat_prob_sets_threat_size():
+    """small_threat_prob=1: every threat spans at most 15 % of the side; 0: the big ones appear."""
+    def longest_extent(cfg):
+        spans = []
+        for index in range(6):
+            _, shapes = render_sample(cfg, index)
+            spans += [np.ptp(np.asarray(s["points"]), axis=0).max() / cfg.size for s in shapes]
+        return spans
+
+    small = longest_extent(SynthConfig(size=128, threat_prob=1.0, small_threat_prob=1.0, hide_prob=0.0))
+    large = longest_extent(SynthConfig(size=128, threat_prob=1.0, small_threat_prob=0.0, hide_prob=0.0))
+    assert small and max(small) <= 0.16
+    assert max(large) > 0.18
+
+
+def test_probabilities_are_validated_with_the_flag_to_fix():
+    for key in ("threat_prob", "hide_prob", "small_threat_prob"):
+        with pytest.raises(ConfigError, match=f"--{key.replace('_', '-')}"):
+            SynthConfig(**{key: -0.1}).validate()
+
+
 # ----------------------------------------------------------------------------- dataset
 def test_labelme_schema(dataset):
     out, paths = dataset

@@ -33,6 +33,14 @@ def add_arguments(parser) -> None:
         "--threat-prob", type=float, default=d.threat_prob,
         help=f"probability that a bag holds at least one threat (default {d.threat_prob})",
     )
+    parser.add_argument(
+        "--hide-prob", type=float, default=d.hide_prob,
+        help=f"probability that a threat is hidden under a laptop, clothes, ... (default {d.hide_prob:.2f})",
+    )
+    parser.add_argument(
+        "--small-threat-prob", type=float, default=d.small_threat_prob,
+        help=f"probability that a threat is small, 8-15%% of the side (default {d.small_threat_prob})",
+    )
     parser.add_argument("--embed-image-data", action="store_true", help="store the base64 PNG in each JSON's imageData")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -47,6 +55,8 @@ def run(args) -> int:
         seed=args.seed,
         clutter=args.clutter,
         threat_prob=args.threat_prob,
+        hide_prob=args.hide_prob,
+        small_threat_prob=args.small_threat_prob,
         embed_image_data=args.embed_image_data,
         workers=args.workers,
     ).validate()

@@ -30,9 +30,9 @@ per piece.
 sometimes trolley tubes; 4-8 / 9-16 / 17-28 clutter items for ``clutter`` low / medium /
 high (:mod:`xray_seg.data.synth_clutter`); with probability ``threat_prob`` one to three
 threats (:mod:`xray_seg.data.synth_threats`), of uniformly drawn class, rotation and
-mirror, each spanning 18-45 % of the image side (one in eight is small, 8-15 %), and a
-third of the time one of them is hidden under a laptop, a cable coil, clothes, a
-bottle or a book.
+mirror, each spanning 18-45 % of the image side (a fraction ``small_threat_prob``, one
+in eight by default, is small, 8-15 %), and with probability ``hide_prob`` (a third by
+default) one of them is hidden under a laptop, a cable coil, clothes, a bottle or a book.
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ class SynthConfig:
         seed: base seed; image ``i`` uses a generator seeded with ``(seed, i)``.
         clutter: ``"low"``, ``"medium"`` or ``"high"``.
         threat_prob: probability that a bag holds at least one threat.
+        hide_prob: probability that one of a bag's threats is hidden under a laptop,
+            cable coil, clothes, bottle or book (PIDray's "hidden" cases).
+        small_threat_prob: probability that a threat is small (8-15 % of the image
+            side instead of 18-45 %).
         embed_image_data: store the base64 PNG in each JSON's ``imageData``.
         workers: processes to use; 0 means all cores.
     """
@@ -82,6 +86,8 @@ class SynthConfig:
     seed: int = 0
     clutter: str = "medium"
     threat_prob: float = 0.85
+    hide_prob: float = 1 / 3
+    small_threat_prob: float = 0.125
     embed_image_data: bool = False
     workers: int = 0
 
@@ -94,8 +100,9 @@ class SynthConfig:
             problems.append(("num", "must be a positive integer", "use e.g. --num 300"))
         if self.clutter not in CLUTTER_LEVELS:
             problems.append(("clutter", f"must be one of {', '.join(CLUTTER_LEVELS)}", "use e.g. --clutter medium"))
-        if not 0.0 <= float(self.threat_prob) <= 1.0:
-            problems.append(("threat_prob", "must lie in [0, 1]", "use e.g. --threat-prob 0.85"))
+        for key, example in (("threat_prob", 0.85), ("hide_prob", 0.33), ("small_threat_prob", 0.125)):
+            if not 0.0 <= float(getattr(self, key)) <= 1.0:
+                problems.append((key, "must lie in [0, 1]", f"use e.g. --{key.replace('_', '-')} {example}"))
         if not isinstance(self.workers, int) or self.workers < 0:
             problems.append(("workers", "must be 0 (all cores) or a positive integer", "use e.g. --workers 2"))
         if problems:
@@ -108,9 +115,9 @@ class SynthConfig:
 
 
 # ----------------------------------------------------------------------------- one sample
-def _place_threat(rng, size, parts, placed, bag_box):
+def _place_threat(rng, size, parts, placed, bag_box, small_prob):
     """Choose a placement for a threat: scale, rotation, mirror, position in the bag."""
-    small = rng.random() < 1 / 8
+    small = rng.random() < small_prob
     span = rng.uniform(0.08, 0.15) if small else rng.uniform(0.18, 0.45)
     length = span * size
     best = None
@@ -165,10 +172,10 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
         for _ in range(count):
             name = CLASS_NAMES[int(rng.integers(len(CLASS_NAMES)))]
             parts = BUILDERS[name](rng)
-            placement, bbox = _place_threat(rng, size, parts, placed, box)
+            placement, bbox = _place_threat(rng, size, parts, placed, box, config.small_threat_prob)
             placed.append(bbox)
             threats.append((name, parts, placement))
-        if rng.random() < 1 / 3:
+        if rng.random() < config.hide_prob:
             _, _, pl = threats[int(rng.integers(len(threats)))]
             hider = synth_clutter.HIDERS[int(rng.integers(len(synth_clutter.HIDERS)))]
             hider(canvas, rng, box, at=(pl.cx, pl.cy))
