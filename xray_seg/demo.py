@@ -27,6 +27,12 @@ class DemoConfig:
     num_images: int = 300
     image_size: int = 256
     seed: int = 0
+    # The demo's bags are PIDray's "easy" end: light clutter, no threat hidden under a
+    # laptop or clothes, no small threats. `xray-seg synth` defaults are harder (medium
+    # clutter, a third hidden, one in eight small); the README gives the figures for both.
+    clutter: str = "low"
+    hide_prob: float = 0.0
+    small_threat_prob: float = 0.0
     preset: str = "demo_cpu"
     overrides: list = field(default_factory=list)  # extra --set items for training
     predict_images: int = 4
@@ -74,7 +80,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     start_all = time.perf_counter()
 
     t = _step(f"1/6 synthesise {cfg.num_images} X-ray bags ({cfg.image_size}x{cfg.image_size})")
-    synthesize(labelme_dir, SynthConfig(size=cfg.image_size, num=cfg.num_images, seed=cfg.seed))
+    synthesize(labelme_dir, SynthConfig(
+        size=cfg.image_size, num=cfg.num_images, seed=cfg.seed,
+        clutter=cfg.clutter, hide_prob=cfg.hide_prob, small_threat_prob=cfg.small_threat_prob,
+    ))
     times["synth"] = time.perf_counter() - t
 
     t = _step("2/6 convert Labelme -> VOC")
