@@ -300,7 +300,8 @@ def test_models_table_matches_the_registry():
 
 def test_presets_named_in_the_readme_exist():
     bundled = {p.stem for p in (REPO / "xray_seg" / "presets").glob("*.yaml")}
-    named = set(re.findall(r"--preset ([a-z0-9_]+)", README_TEXT)) | set(
-        re.findall(r"`([a-z0-9]+_[a-z0-9_]+)` \(", README_TEXT.split("**Presets**", 1)[1].split("\n- ", 1)[0])
-    )
-    assert named and named <= bundled, named - bundled
+    presets_bullet = README_TEXT.split("**Presets**", 1)[1].split("\n- ", 1)[0]
+    listed = set(re.findall(r"`([a-z0-9]+_[a-z0-9_]+)`", presets_bullet))
+    used = set(re.findall(r"--preset ([a-z0-9_]+)(?![\w.])", README_TEXT))
+    assert {"cwf_xray512", "demo_cpu"} <= listed, listed
+    assert listed | used <= bundled, (listed | used) - bundled
