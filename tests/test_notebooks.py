@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ KERNEL_NAME = "xray-seg-test"
 CELL_TIMEOUT_S = 300  # one cell; the small mode of a whole notebook takes about a minute
 MAX_NOTEBOOK_BYTES = 40_000
 SMALL_ENV = "XRAY_SEG_NOTEBOOK_SMALL"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _read(path: Path):
@@ -96,8 +98,8 @@ def kernel_env(tmp_path_factory):
 
 
 def _cell_error(exc: Exception) -> str:
-    """The part of nbclient's error that names the failing cell and its traceback."""
-    text = str(exc)
+    """nbclient's error (the failing cell's source and traceback), without colour codes, capped."""
+    text = ANSI_ESCAPE.sub("", str(exc))
     return text if len(text) < 6000 else text[:1500] + "\n...\n" + text[-4500:]
 
 
