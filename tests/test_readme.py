@@ -1,0 +1,307 @@
+"""The README's commands stay true: every one parses, and every subcommand it shows is run.
+
+Every command in the README is run by a test, or by the demo, so the docs cannot rot:
+
+1. **Parsing.** Each ``xray-seg ...`` line of a fenced code block (continuation lines joined,
+   ``# comments`` and leading ``VAR=value`` assignments such as ``TF_CONFIG=...`` dropped) is
+   parsed by the real parser, :func:`xray_seg.cli.build_parser`. A renamed subcommand or flag,
+   a missing required argument or a bad choice fails the test with argparse's message.
+   Placeholders such as ``my_voc/`` are fine: they are just strings to the parser. ``train``
+   commands also resolve their preset and ``--set`` overrides into a ``TrainConfig``, so a
+   renamed preset or setting fails too. Inline code spans that start with ``xray-seg`` (in
+   prose, often with ``...`` or ``[optional]`` parts) are checked more loosely: the subcommand
+   exists and each ``--flag`` is one of its options.
+
+2. **Execution.** Every subcommand the README uses must be executed somewhere that runs:
+
+   * by a test in ``tests/``: found with :mod:`ast`, not by grepping text, as a list or tuple
+     literal of CLI arguments that is passed to ``main(...)`` (directly or through a variable
+     assigned in the same function), e.g. ``main(["convert", ...])``, or that invokes the
+     module, e.g. ``[sys.executable, "-m", "xray_seg", "bench", ...]``;
+   * by a notebook: a code cell calling ``xray_seg("train", ...)``, the helper every notebook
+     defines around ``xray_seg.cli.main``; ``tests/test_notebooks.py`` executes every notebook;
+   * by the demo: ``scripts/demo.sh`` runs ``xray-seg demo`` (the demo's own steps call the
+     library functions behind synth, convert, train, evaluate, export and predict).
+
+   Only invocations count, not mentions in strings or comments, so a subcommand documented in
+   the README but run nowhere fails this test until a test or notebook runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import io
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from xray_seg.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+PROGRAM = "xray-seg"
+_ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+
+
+# ----------------------------------------------------------------------------- README parsing
+
+
+def fenced_blocks(markdown: str) -> list[list[str]]:
+    """The lines of every fenced code block (``` or ~~~, possibly indented inside a list)."""
+    blocks, current = [], None
+    for line in markdown.splitlines():
+        if _FENCE.match(line):
+            if current is None:
+                current = []
+            else:
+                blocks.append(current)
+                current = None
+        elif current is not None:
+            current.append(line)
+    assert current is None, "README.md has an unclosed code fence"
+    return blocks
+
+
+def logical_lines(lines: list[str]) -> list[str]:
+    """Join shell continuation lines (a trailing backslash)."""
+    joined, pending = [], ""
+    for line in lines:
+        stripped = line.strip()
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+        else:
+            joined.append(pending + stripped)
+            pending = ""
+    if pending:
+        joined.append(pending)
+    return joined
+
+
+def command_argv(line: str) -> list[str] | None:
+    """The arguments after ``xray-seg`` if ``line`` is an xray-seg command, else None."""
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError:
+        return None
+    while tokens and _ENV_ASSIGNMENT.match(tokens[0]):
+        tokens = tokens[1:]
+    if not tokens or Path(tokens[0]).name != PROGRAM:
+        return None
+    return tokens[1:]
+
+
+def readme_commands(markdown: str) -> list[list[str]]:
+    """Every xray-seg command of the README's fenced code blocks, as argv lists."""
+    commands = []
+    for block in fenced_blocks(markdown):
+        for line in logical_lines(block):
+            argv = command_argv(line)
+            if argv is not None:
+                commands.append(argv)
+    return commands
+
+
+def inline_commands(markdown: str) -> list[list[str]]:
+    """Inline code spans that start with ``xray-seg`` (outside fenced blocks), as token lists."""
+    prose, inside = [], False
+    for line in markdown.splitlines():
+        if _FENCE.match(line):
+            inside = not inside
+        elif not inside:
+            prose.append(line)
+    spans = []
+    for span in _INLINE_CODE.findall("\n".join(prose)):
+        if span.startswith(PROGRAM + " "):
+            spans.append(span.replace("[", " ").replace("]", " ").split()[1:])
+    return spans
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("the CLI has no subcommands")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse with the real CLI parser; an AssertionError carrying argparse's message on failure."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            return build_parser().parse_args(argv)
+    except SystemExit as exc:
+        raise AssertionError(f"`{PROGRAM} {shlex.join(argv)}` does not parse: {stderr.getvalue().strip()}") from exc
+
+
+# ----------------------------------------------------------------------------- who runs what
+
+
+def _string(node) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _call_name(node: ast.Call) -> str:
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _module_invocation(elements) -> str | None:
+    """``[..., "-m", "xray_seg", "<command>", ...]`` -> "<command>"."""
+    values = [_string(e) for e in elements]
+    for i in range(len(values) - 2):
+        if values[i] == "-m" and values[i + 1] == "xray_seg":
+            return values[i + 2]
+    return None
+
+
+def invoked_in_python(source: str, helper_names=("main",)) -> set[str]:
+    """Subcommands that Python source invokes (see the module docstring for the forms)."""
+    tree = ast.parse(source)
+    found: set[str] = set()
+    scopes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for scope in scopes:
+        lists = {}  # variable -> list literal assigned to it in this scope
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Tuple)):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        lists[target.id] = node.value
+        for node in ast.walk(scope):
+            if isinstance(node, (ast.List, ast.Tuple)):
+                command = _module_invocation(node.elts)
+                if command:
+                    found.add(command)
+            if isinstance(node, ast.Call) and _call_name(node) in helper_names and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Name) and first.id in lists:
+                    first = lists[first.id]
+                if isinstance(first, (ast.List, ast.Tuple)) and first.elts:
+                    command = _string(first.elts[0])
+                elif _call_name(node) != "main":  # the notebook helper takes the arguments directly
+                    command = _string(first)
+                else:
+                    command = None
+                if command:
+                    found.add(command)
+    return found
+
+
+def invoked_by_tests() -> dict[str, set[str]]:
+    """Subcommand -> the test files and notebooks that run it."""
+    runners: dict[str, set[str]] = {}
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        if path.name == Path(__file__).name:
+            continue
+        for command in invoked_in_python(path.read_text(encoding="utf-8")):
+            runners.setdefault(command, set()).add(f"tests/{path.name}")
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for command in invoked_in_python(source, helper_names=("main", "xray_seg")):
+                runners.setdefault(command, set()).add(f"notebooks/{path.name}")
+    return runners
+
+
+def invoked_by_demo() -> set[str]:
+    """Subcommands that ``scripts/demo.sh`` runs."""
+    found = set()
+    for line in logical_lines((REPO / "scripts" / "demo.sh").read_text(encoding="utf-8").splitlines()):
+        argv = command_argv(line.removeprefix("exec "))
+        if argv:
+            found.add(argv[0])
+    return found
+
+
+# ----------------------------------------------------------------------------- the tests
+
+README_TEXT = README.read_text(encoding="utf-8")
+COMMANDS = readme_commands(README_TEXT)
+
+
+def test_readme_has_the_main_commands():
+    """The extractor finds the commands (guards against a README or extractor change hiding them all)."""
+    used = {argv[0] for argv in COMMANDS}
+    assert {"convert", "data-stats", "show-batch", "train", "evaluate", "export", "predict"} <= used, used
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(a)[:60] for a in COMMANDS])
+def test_readme_command_parses(argv):
+    args = parse(argv)
+    if argv[0] == "train" and not args.resume:
+        from xray_seg.commands.train import build_config
+
+        build_config(args)  # ConfigError for an unknown preset or --set key
+
+
+def test_readme_inline_commands_use_real_subcommands_and_flags():
+    commands = subparsers(build_parser())
+    spans = inline_commands(README_TEXT)
+    assert spans, "expected inline `xray-seg ...` spans in the README prose"
+    problems = []
+    for tokens in spans:
+        if not tokens or tokens[0] not in commands:
+            problems.append(f"unknown subcommand in `{PROGRAM} {' '.join(tokens)}`")
+            continue
+        options = set(commands[tokens[0]]._option_string_actions)
+        for token in tokens[1:]:
+            flag = token.split("=", 1)[0]
+            if flag.startswith("--") and flag not in options:
+                problems.append(f"`{PROGRAM} {tokens[0]}` has no option {flag}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_readme_subcommand_is_run_by_a_test_or_the_demo():
+    used = {argv[0] for argv in COMMANDS} | {tokens[0] for tokens in inline_commands(README_TEXT) if tokens}
+    runners = invoked_by_tests()
+    demo = invoked_by_demo()
+    assert demo == {"demo"}, demo
+    not_run = sorted(command for command in used if command not in runners and command not in demo)
+    assert not not_run, (
+        f"README subcommands that no test, notebook or the demo runs: {not_run}. "
+        "Run each from a test (main([...]) or [sys.executable, '-m', 'xray_seg', ...]) or a notebook."
+    )
+
+
+def test_execution_finder_sees_invocations_not_mentions():
+    """The AST finder counts calls only; a subcommand merely named in a string or comment is not run."""
+    source = (
+        "def test_a(tmp_path):\n"
+        "    args = ['show-batch', str(tmp_path)]\n"
+        "    assert main(args) == 0\n"
+        "    subprocess.run([sys.executable, '-m', 'xray_seg', 'bench', 'm.keras'])\n"
+        "    main(['models'])\n"
+        "    note = 'train'  # xray-seg evaluate\n"
+        "    print(['evaluate', 'x'])\n"
+    )
+    assert invoked_in_python(source) == {"show-batch", "bench", "models"}
+    assert invoked_in_python("xray_seg('train', voc)\n", helper_names=("main", "xray_seg")) == {"train"}
+
+
+def test_models_table_matches_the_registry():
+    from xray_seg.models.registry import available_models
+
+    section = README_TEXT.split("## Models", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)`", section, flags=re.MULTILINE))
+    assert documented == {spec.name for spec in available_models()}
+
+
+def test_presets_named_in_the_readme_exist():
+    bundled = {p.stem for p in (REPO / "xray_seg" / "presets").glob("*.yaml")}
+    presets_bullet = README_TEXT.split("**Presets**", 1)[1].split("\n- ", 1)[0]
+    listed = set(re.findall(r"`([a-z0-9]+_[a-z0-9_]+)`", presets_bullet))
+    used = set(re.findall(r"--preset ([a-z0-9_]+)(?![\w.])", README_TEXT))
+    assert {"cwf_xray512", "demo_cpu"} <= listed, listed
+    assert listed | used <= bundled, (listed | used) - bundled
