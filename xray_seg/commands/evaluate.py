@@ -12,8 +12,8 @@ One confusion matrix over the whole split at original resolution gives PA, per-c
 mPA, per-class IoU and mIoU (paper 1, eqs. 4-7). Writes metrics.json, report.md and
 confusion_matrix.png to --out (default: RUN/eval-<split> for a run folder).
 
-  xray-seg evaluate runs/demo data/demo/voc --split val --tta flip,scales=0.75,1,1.25
-  xray-seg evaluate runs/demo long_scans_voc --window 512    # sliding window for long scans
+  xray-seg evaluate runs/demo/run runs/demo/voc --split val --tta flip,scales=0.75,1,1.25
+  xray-seg evaluate runs/demo/run long_scans_voc --window 512    # sliding window for long scans
 """
 
 

@@ -12,7 +12,7 @@ and model_info; export.json beside saved_model.pb holds class names, palette, in
 config digest and metrics. OUT/model_{float32,float16,int8_dynamic}.tflite take one uint8 image at
 the model's input size and return probabilities. ONNX needs tf2onnx and onnx installed.
 
-  xray-seg export runs/demo --out runs/demo/export
+  xray-seg export runs/demo/run --out runs/demo/export
   xray-seg export model.keras --class-names class_names.txt --out export --format savedmodel
   xray-seg predict runs/demo/export/savedmodel scans/*.png --out predictions/
 """
