@@ -168,3 +168,50 @@ def test_bad_config_is_refused():
         AugmentConfig(scale_range=(2.0, 0.5))
     with pytest.raises(ValueError):
         AugmentConfig(sharpen_prob=1.5)
+
+
+def _corner_object_pair(size=256, box=(200, 230, 12, 40), label=3):
+    image = np.full((size, size, 3), 255, np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    y0, y1, x0, x1 = box
+    mask[y0:y1, x0:x1] = label
+    image[y0:y1, x0:x1] = 20
+    return image, mask
+
+
+def test_foreground_crops_contain_the_rare_object():
+    """foreground_crop_prob=1: every 64-pixel crop of a 256 image holds the small object;
+    uniform crops (prob 0) mostly miss it."""
+    image, mask = _corner_object_pair()
+    fg = AugmentConfig(scale_range=(4.0, 4.0), rotate=False, foreground_crop_prob=1.0)
+    uniform = AugmentConfig(scale_range=(4.0, 4.0), rotate=False)
+    hits = {"fg": 0, "uniform": 0}
+    for seed in range(20):
+        for name, cfg in (("fg", fg), ("uniform", uniform)):
+            out_image, out_mask = augment_pair(image, mask, tf.constant([seed, 7]), cfg, 64)
+            out_mask = out_mask.numpy()
+            hits[name] += bool((out_mask == 3).any())
+            # the image still agrees with the mask where the object landed (dark, not air)
+            if (out_mask == 3).any():
+                assert np.median(out_image.numpy()[out_mask == 3]) < 128
+    assert hits["fg"] == 20
+    assert hits["uniform"] <= 6
+
+
+def test_foreground_crop_prob_zero_and_empty_masks_change_nothing():
+    image, mask = _corner_object_pair()
+    base = AugmentConfig(scale_range=(2.0, 3.0))
+    fg = AugmentConfig(scale_range=(2.0, 3.0), foreground_crop_prob=1.0)
+    off = AugmentConfig(scale_range=(2.0, 3.0), foreground_crop_prob=0.0)
+    empty = np.zeros_like(mask)
+    for seed in range(3):
+        s = tf.constant([seed, 1])
+        a = augment_pair(image, mask, s, base, 96)
+        b = augment_pair(image, mask, s, off, 96)
+        assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a, b))
+        # no foreground to centre on: the uniform placement is kept
+        c = augment_pair(image, empty, s, base, 96)
+        d = augment_pair(image, empty, s, fg, 96)
+        assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(c, d))
+    with pytest.raises(ValueError):
+        AugmentConfig(foreground_crop_prob=1.5)

@@ -10,7 +10,12 @@ Geometry (image and mask alike, one resampling, no double interpolation)
     2. random scale: a factor drawn uniformly from ``scale_range`` multiplies that;
     3. random crop: a window of the training size is placed uniformly over the scaled
        image (at whole-pixel offsets). Where the scaled image is smaller than the
-       window, the image lands at a random place in it and the rest is padding;
+       window, the image lands at a random place in it and the rest is padding.
+       With probability ``foreground_crop_prob`` the window is instead centred (give or
+       take a quarter of its size) on a pixel of a foreground class drawn uniformly
+       among the classes present in the mask, as nnU-Net oversamples foreground
+       patches (Isensee et al. 2021). Prohibited items cover a few per cent of a scan,
+       so crops smaller than the image otherwise see mostly air and clothes;
     4. horizontal and vertical flips, each with probability 0.5 (a bag has no up or down);
     5. rotation with probability ``rotate_prob`` by an angle drawn uniformly from
        ``[-max_rotation_deg, max_rotation_deg]`` about the window centre. Content of the
@@ -72,6 +77,9 @@ class AugmentConfig:
         gamma: range of the gamma exponent (log-uniform); ``(1.0, 1.0)`` switches it off.
         noise_std: maximum standard deviation of additive Gaussian noise in grey levels; 0 = off.
         image_fill: image value where padding or rotation leaves no pixel (mask gets 255).
+        foreground_crop_prob: probability of centring the crop on a foreground pixel
+            (labels 1..254) instead of placing it uniformly; 0 switches it off. It only
+            matters when the crop is smaller than the scaled image.
     """
 
     enabled: bool = True
@@ -88,6 +96,7 @@ class AugmentConfig:
     gamma: tuple = (0.8, 1.25)
     noise_std: float = 3.0
     image_fill: float = 255.0
+    foreground_crop_prob: float = 0.0
 
     def __post_init__(self):
         lo, hi = (float(v) for v in self.scale_range)
@@ -96,7 +105,7 @@ class AugmentConfig:
         glo, ghi = (float(v) for v in self.gamma)
         if not 0 < glo <= ghi:
             raise ValueError(f"gamma must satisfy 0 < low <= high, got {self.gamma}")
-        for name in ("rotate_prob", "sharpen_prob"):
+        for name in ("rotate_prob", "sharpen_prob", "foreground_crop_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         for name in ("brightness", "contrast", "noise_std", "max_rotation_deg"):
@@ -125,11 +134,29 @@ def _affine(a, b, c, d, e, f):
     return tf.stack([tf.stack([a, b, c]), tf.stack([d, e, f]), tf.stack([zero, zero, one])])
 
 
-def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None):
+def _foreground_point(mask, seed):
+    """``(found, [y, x])``: a pixel of a foreground class (1..254) drawn uniformly among the
+    classes present in ``mask`` ``[H, W, 1]``, then uniformly among that class's pixels."""
+    labels = tf.cast(mask[..., 0], tf.int32)
+    is_fg = tf.logical_and(labels > 0, labels != IGNORE_LABEL)
+    classes, _ = tf.unique(tf.boolean_mask(labels, is_fg))
+    found = tf.size(classes) > 0
+    pick_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    n_classes = tf.maximum(tf.size(classes), 1)
+    chosen = tf.gather(tf.concat([classes, [-1]], 0), tf.random.stateless_uniform([], pick_seed, 0, n_classes, tf.int32))
+    pixels = tf.where(tf.equal(labels, chosen))
+    n_pixels = tf.maximum(tf.shape(pixels)[0], 1)
+    index = tf.random.stateless_uniform([], pixel_seed, 0, n_pixels, tf.int32)
+    point = tf.cast(tf.gather(tf.concat([pixels, tf.zeros([1, 2], tf.int64)], 0), index), tf.float32)
+    return found, point
+
+
+def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=None):
     """The affine map (3x3, float32) from output pixel (x, y, 1) to input pixel, see module doc.
 
     Pixel centres sit at integer coordinates; a pixel ``X`` of the scaled image covers
-    input coordinate ``(X + 0.5) / s - 0.5``.
+    input coordinate ``(X + 0.5) / s - 0.5``. ``mask`` (``[H, W, 1]``) is needed only for
+    ``config.foreground_crop_prob > 0``.
     """
     in_h, in_w = tf.cast(in_hw[0], tf.float32), tf.cast(in_hw[1], tf.float32)
     crop_h, crop_w = float(crop_hw[0]), float(crop_hw[1])
@@ -148,6 +175,16 @@ def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None):
         span = tf.stack([scaled_h - crop_h, scaled_w - crop_w])
         low, high = tf.floor(tf.minimum(span, 0.0)), tf.floor(tf.maximum(span, 0.0))
         offset = tf.floor(low + tf.random.stateless_uniform([2], seed=seeds[_CROP]) * (high - low + 1.0))
+        if config.foreground_crop_prob > 0 and mask is not None:
+            # Own seeds (folded from the element seed), so the other draws stay as they were.
+            on_seed, point_seed, jitter_seed = tf.unstack(
+                tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(seed, 2), 3)
+            )
+            found, point = _foreground_point(mask, point_seed)
+            crop = tf.constant([crop_h, crop_w])
+            jitter = (tf.random.stateless_uniform([2], seed=jitter_seed) - 0.5) * crop / 2.0
+            centred = tf.clip_by_value(tf.floor((point + 0.5) * scale - 0.5 - (crop - 1.0) / 2.0 + jitter), low, high)
+            offset = tf.where(tf.logical_and(found, _coin(on_seed, config.foreground_crop_prob)), centred, offset)
         offset = tf.minimum(offset, high)
     else:
         offset = tf.zeros([2])
@@ -242,7 +279,7 @@ def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size):
     if mask.shape.rank == 2:
         mask = mask[..., None]
     in_hw = tf.shape(image)[:2]
-    matrix = geometry_matrix(in_hw, crop_hw, seed, config)
+    matrix = geometry_matrix(in_hw, crop_hw, seed, config, mask)
     fill = 255.0 if config is None else float(config.image_fill)
     image = _warp(image, matrix, crop_hw, fill, "BILINEAR")
     mask = _warp(mask, matrix, crop_hw, float(IGNORE_LABEL), "NEAREST")[..., 0]
