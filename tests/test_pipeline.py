@@ -271,3 +271,16 @@ def test_default_augment_config_runs_in_the_pipeline(tmp_path):
     cfg = AugmentConfig(noise_std=0.0, brightness=0.0)
     (images, masks), = _batches(make_train_dataset(tmp_path, image_size=(32, 32), batch_size=4, augment=cfg), 1)
     assert images.shape == (4, 32, 32, 3) and set(np.unique(masks)) <= {0, 1, 2, 255}
+
+
+def test_crop_size_cuts_crops_at_the_image_scale(tmp_path):
+    """Without augmentation, a crop_size crop is the top-left corner of the image at image_size."""
+    layout = _voc(tmp_path, n=3)
+    ds = make_train_dataset(
+        tmp_path, image_size=(24, 32), crop_size=(16, 20), batch_size=3, augment=None, shuffle=False, repeat=False
+    )
+    images, masks = _batches(ds, 1)[0]
+    assert images.shape == (3, 16, 20, 3)
+    for i in range(3):
+        np.testing.assert_array_equal(masks[i], load_label_png(layout.mask_path(f"s{i}"))[:16, :20])
+        np.testing.assert_allclose(images[i], np.asarray(Image.open(layout.images_dir / f"s{i}.png"))[:16, :20], atol=1e-3)

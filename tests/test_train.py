@@ -248,3 +248,22 @@ def test_alternative_models_train_through_the_trainer(tiny_voc, tmp_path, model)
     assert "aux" in (tmp_path / "run" / "config.yaml").read_text()
     ev = evaluate(tmp_path / "run", tiny_voc, split="val", progress=False)
     assert 0.0 <= ev.scores["pa"] <= 1.0
+
+
+def test_crop_training_builds_a_size_free_model_validated_at_image_size(tiny_voc, tmp_path):
+    """data.crop_size smaller than data.image_size: crops in training, full images in validation."""
+    import keras
+
+    from xray_seg.data.pipeline import make_train_dataset
+    from xray_seg.evaluate import evaluate
+    from xray_seg.train import train
+
+    images, masks = next(iter(make_train_dataset(tiny_voc, image_size=(64, 64), crop_size=(32, 32), batch_size=4, augment=None)))
+    assert images.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32)
+    run = tmp_path / "run"
+    result = train(tiny_config(tiny_voc, "epochs=1", "steps_per_epoch=2", "data.crop_size=[32,32]"), run, verbose=0)
+    assert np.isfinite(result.best_miou)
+    model = keras.saving.load_model(run / "best_model.keras", compile=False)
+    assert tuple(model.input_shape) == (None, None, None, 3)
+    ev = evaluate(run, tiny_voc, split="val", out_dir=tmp_path / "eval", progress=False)
+    assert ev.num_images == 4

@@ -175,6 +175,11 @@ def train(
         class_weights = load_class_weights(cfg.loss.class_weights, class_names)
 
     height, width = cfg.data.image_size
+    crop = tuple(int(v) for v in cfg.data.crop_size) or (height, width)
+    if len(crop) != 2 or min(crop) < 1:
+        raise ConfigError(f"data.crop_size must be (height, width) or empty, got {cfg.data.crop_size}", fix="use e.g. --set data.crop_size=[128,128]")
+    # Crops smaller than the image: the model must take the crops and the full images alike.
+    input_shape = (height, width, 3) if crop == (height, width) else (None, None, 3)
     train_ds = make_train_dataset(
         cfg.data.voc_dir,
         cfg.data.train_split,
@@ -185,6 +190,7 @@ def train(
         start_epoch=state["epochs_done"],
         cache=cfg.data.cache,
         deterministic=cfg.deterministic,
+        crop_size=crop,
     )
     val_ds = make_eval_dataset(cfg.data.voc_dir, cfg.data.val_split, image_size=(height, width), batch_size=global_batch)
     options = tf.data.Options()
@@ -193,7 +199,7 @@ def train(
 
     with strategy.scope():
         model = build_model(
-            cfg.model.name, num_classes, (height, width, 3), width=cfg.model.width, aux=cfg.model.aux, **cfg.model.options
+            cfg.model.name, num_classes, input_shape, width=cfg.model.width, aux=cfg.model.aux, **cfg.model.options
         )
         output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
         inference_model = keras.Model(model.input, model.output["logits"]) if output_names else model
@@ -243,6 +249,8 @@ def train(
             f"training {cfg.model.name} on {n_train} images: {replicas} replica(s), global batch {global_batch}, "
             f"{steps} steps/epoch, epochs {state['epochs_done'] + 1}..{cfg.epochs}, run folder {run_dir}"
         )
+        if crop != (height, width):
+            print(f"training on {crop[0]}x{crop[1]} crops of images fitted to {height}x{width}; validating at {height}x{width}")
     start = time.perf_counter()
     try:
         history = model.fit(

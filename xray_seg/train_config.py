@@ -36,6 +36,9 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     image_size: tuple = (512, 512)
+    # Train on crops of this size cut from images fitted to image_size; () = image_size.
+    # The model is then built for any input size and validated at image_size.
+    crop_size: tuple = ()
     batch_size: int = 4  # per replica
     cache: bool = False  # keep decoded originals in memory
     augment: AugmentConfig = field(default_factory=AugmentConfig)

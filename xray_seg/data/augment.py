@@ -151,16 +151,18 @@ def _foreground_point(mask, seed):
     return found, point
 
 
-def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=None):
+def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=None, fit_hw=None):
     """The affine map (3x3, float32) from output pixel (x, y, 1) to input pixel, see module doc.
 
     Pixel centres sit at integer coordinates; a pixel ``X`` of the scaled image covers
     input coordinate ``(X + 0.5) / s - 0.5``. ``mask`` (``[H, W, 1]``) is needed only for
-    ``config.foreground_crop_prob > 0``.
+    ``config.foreground_crop_prob > 0``. ``fit_hw`` is the size the image is fitted to in
+    step 1 (default: ``crop_hw``); a smaller ``crop_hw`` then cuts crops out of it.
     """
     in_h, in_w = tf.cast(in_hw[0], tf.float32), tf.cast(in_hw[1], tf.float32)
     crop_h, crop_w = float(crop_hw[0]), float(crop_hw[1])
-    fit = tf.minimum(crop_h / in_h, crop_w / in_w)
+    fit_h, fit_w = (crop_h, crop_w) if fit_hw is None else (float(fit_hw[0]), float(fit_hw[1]))
+    fit = tf.minimum(fit_h / in_h, fit_w / in_w)
     zero, one = tf.constant(0.0), tf.constant(1.0)
     active = config is not None and config.enabled
     seeds = tf.random.experimental.stateless_split(seed, _NUM_SLOTS) if active else None
@@ -259,7 +261,7 @@ def photometric(image, seed, config: AugmentConfig):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size):
+def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size, fit_size=None):
     """Augment an (image, mask) pair identically in geometry; return float32 image, uint8 mask.
 
     Args:
@@ -268,6 +270,9 @@ def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size):
         seed: int32/int64 ``[2]`` tensor; the output is a pure function of it.
         config: an :class:`AugmentConfig`, or None for fit-and-pad only.
         crop_size: the training size, ``int`` or ``(height, width)``.
+        fit_size: the size images are fitted to before scaling and cropping (default:
+            ``crop_size``). A larger ``fit_size`` trains on crops of images kept at the
+            scale they are evaluated at.
 
     Returns:
         ``(image float32 [h, w, 3] in 0..255, mask uint8 [h, w])`` at the training size.
@@ -279,7 +284,8 @@ def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size):
     if mask.shape.rank == 2:
         mask = mask[..., None]
     in_hw = tf.shape(image)[:2]
-    matrix = geometry_matrix(in_hw, crop_hw, seed, config, mask)
+    fit_hw = None if fit_size is None else _crop_hw(fit_size)
+    matrix = geometry_matrix(in_hw, crop_hw, seed, config, mask, fit_hw)
     fill = 255.0 if config is None else float(config.image_fill)
     image = _warp(image, matrix, crop_hw, fill, "BILINEAR")
     mask = _warp(mask, matrix, crop_hw, float(IGNORE_LABEL), "NEAREST")[..., 0]

@@ -319,6 +319,7 @@ def make_train_dataset(
     deterministic=True,
     input_context=None,
     drop_remainder=True,
+    crop_size=None,
 ) -> tf.data.Dataset:
     """Training batches ``(images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W])``.
 
@@ -337,6 +338,9 @@ def make_train_dataset(
         deterministic: keep element order fixed under parallel map.
         input_context: a ``tf.distribute.InputContext`` or ``(num_shards, index)``.
         drop_remainder: cut each epoch to whole batches (static batch dimension).
+        crop_size: train on crops of this ``(height, width)`` cut from images fitted to
+            ``image_size`` (default: ``image_size`` itself; see
+            :func:`~xray_seg.data.augment.augment_pair`'s ``fit_size``).
     """
     num_shards, shard_index = _shard_of(input_context)
     if isinstance(input_context, tf.distribute.InputContext):
@@ -349,7 +353,8 @@ def make_train_dataset(
             path=VocLayout(voc_dir).split_file(split),
             fix="lower the batch size or add images",
         )
-    crop_hw = (int(image_size[0]), int(image_size[1]))
+    fit_hw = (int(image_size[0]), int(image_size[1]))
+    crop_hw = fit_hw if not crop_size else (int(crop_size[0]), int(crop_size[1]))
     keep = (n // batch_size) * batch_size if drop_remainder else n
     key = tf.constant([int(seed), shard_index], tf.int64)
     order_key = tf.random.experimental.stateless_fold_in(key, 0)
@@ -387,7 +392,7 @@ def make_train_dataset(
             return positions(epoch).map(lambda index, element_seed: (*load(index), element_seed))
 
     def transform(image, mask, element_seed):
-        return augment_pair(image, mask, element_seed, augment, crop_hw)
+        return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw)
 
     if repeat:
         epochs = tf.data.Dataset.counter(start=start_epoch)
