@@ -9,7 +9,7 @@ import yaml
 
 from xray_seg.cli import main
 
-MODELS = "unet,mobilenetv2_deeplabv3plus"
+MODELS = "cwf_deeplabv3plus,unet"
 TINY = ["model.width=0.125", "data.image_size=[64,64]", "data.batch_size=4", "epochs=2", "steps_per_epoch=1",
         "data.cache=false"]
 
@@ -84,7 +84,7 @@ def test_outputs_tables_and_protocol(compared, tiny_voc):
                for m in MODELS.split(",") for s in (0, 1)}
     for (model, seed), cfg in configs.items():  # one protocol: only the model and the seed differ
         assert cfg["model"].pop("name") == model and cfg.pop("seed") == seed
-        assert cfg == configs[("unet", 0)]
+        assert cfg == configs[("cwf_deeplabv3plus", 0)]
 
 
 def test_resume_skips_finished_runs_and_continues_interrupted_ones(compared, tiny_voc, monkeypatch):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from xray_seg.config import config_to_dict, load_config, read_preset
+from xray_seg.config import config_to_dict, load_config
 from xray_seg.errors import ConfigError, DatasetError
 from xray_seg.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
 from xray_seg.train import train
@@ -113,8 +113,8 @@ def base_config(settings: CompareSettings) -> TrainConfig:
         section, _, leaf = key.rpartition(".")
         node = updates.get(section, {}) if section else updates
         if isinstance(node, dict) and leaf in node:
-            raise ConfigError(f"--set {key} is decided by compare", fix="choose models with --models and seeds with --seeds")
-    read_preset(settings.preset)  # a clear error for an unknown preset before anything is written
+            raise ConfigError(f"--set {key} is decided by compare",
+                              fix="choose the data with --data, models with --models and seeds with --seeds")
     cfg = load_config(TrainConfig, settings.preset, updates)
     if cfg.model.options.get("weights"):
         raise ConfigError(

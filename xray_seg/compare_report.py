@@ -48,6 +48,11 @@ def model_title(name: str) -> str:
     return MODEL_TITLES.get(name, name)
 
 
+def grid_title(name: str) -> str:
+    """:func:`model_title` broken before "DeepLab" so that it fits above a grid column."""
+    return model_title(name).replace("-DeepLab", "-\nDeepLab")
+
+
 def mean_std(values: Sequence[float | None]) -> dict:
     """``{"mean", "std", "n", "values"}`` over the defined (finite) values.
 
@@ -130,7 +135,9 @@ def markdown_report(protocol: Mapping, stats: Mapping) -> str:
                            table2_rows(stats["table2"], stats["class_names"], which))
     lines += [
         "",
-        "n/a: the class was absent from truth and prediction in every seed (excluded from the means).",
+        "n/a: undefined in every seed (IoU: the class is absent from truth and prediction; PA: absent from the "
+        "truth); undefined values are left out of the means. GFLOPs = 2 x multiply-accumulates of one "
+        "forward pass at the protocol's input size (xray_seg.flops); Params in millions.",
         "",
         "![mIoU and mPA per model](compare_bars.png)",
         "",
@@ -199,7 +206,7 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
     from xray_seg.viz import save_grid
 
     return save_grid(
-        path, rows, col_titles=["input", "ground truth"] + [model_title(m) for m in run_dirs],
+        path, rows, col_titles=["input", "ground truth"] + [grid_title(m) for m in run_dirs],
         row_titles=stems, class_names=read_class_names(voc_dir), title="val predictions (seed 0)",
         cell_inches=2.0,
     )
