@@ -111,12 +111,13 @@ def markdown_report(protocol: Mapping, stats: Mapping) -> str:
     cfg = protocol["train_config"]
     data = protocol["dataset"]
     models = list(stats["table3"])
+    overrides = "".join(f", `{o}`" for o in protocol["overrides"])
     lines = [
         "# Model comparison (paper 1 protocol, sec. 4.3)",
         "",
         f"Dataset `{data['voc_dir']}`: {data['train_images']} train / {data['val_images']} val images, "
         f"{len(data['class_names'])} classes. Every model trained from scratch with the same config "
-        f"(preset `{protocol['preset']}`{', overrides ' + ', '.join(f'`{o}`' for o in protocol['overrides']) if protocol['overrides'] else ''}): "
+        f"(preset `{protocol['preset']}`{overrides}): "
         f"{cfg['epochs']} epochs, {cfg['data']['image_size'][0]}x{cfg['data']['image_size'][1]} input, "
         f"batch {cfg['data']['batch_size']} per replica, {cfg['optim']['optimizer']} lr {cfg['optim']['lr']} "
         f"({cfg['optim']['schedule']}), width {cfg['model']['width']}, augmentation "
