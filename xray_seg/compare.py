@@ -60,6 +60,7 @@ class CompareSettings:
         overrides: ``key=value`` settings applied on top of the preset.
         fps_runs: timed forward passes per run for the FPS column (after 3 warm-ups).
         grid_images: val images in the prediction grid (paper 1 Fig. 7 shows five).
+        devices: GPU indices for the trainer's MirroredStrategy (None: every visible GPU).
     """
 
     voc_dir: str
@@ -70,6 +71,7 @@ class CompareSettings:
     overrides: tuple = ()
     fps_runs: int = 20
     grid_images: int = 4
+    devices: str | None = None
 
 
 def parse_model_list(text: str | None) -> list[str]:
@@ -213,13 +215,13 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
     }
 
 
-def _train_or_resume(stage: str, cfg: TrainConfig, run_dir: Path, verbose: int) -> None:
+def _train_or_resume(stage: str, cfg: TrainConfig, run_dir: Path, devices: str | None, verbose: int) -> None:
     from xray_seg.train import resume_config
 
     if stage == "resume":
-        train(resume_config(run_dir), run_dir, resume=True, verbose=verbose)
-    else:
-        train(cfg, run_dir, force=True, verbose=verbose)  # a run folder without progress starts over
+        train(resume_config(run_dir), run_dir, resume=True, devices=devices, verbose=verbose)
+    else:  # a run folder without progress starts over
+        train(cfg, run_dir, force=True, devices=devices, verbose=verbose)
 
 
 def compare(settings: CompareSettings, *, resume: bool = False, force: bool = False, verbose: int = 1) -> dict:
@@ -251,8 +253,13 @@ def compare(settings: CompareSettings, *, resume: bool = False, force: bool = Fa
         print(f"[{index}/{len(jobs)}] {model} seed {seed}: "
               + {"done": "finished earlier, skipped", "evaluate": "trained earlier, evaluating",
                  "resume": "resuming the interrupted training", "train": "training"}[stage], flush=True)
-        if stage in ("train", "resume"):
-            _train_or_resume(stage, run_config(base, model, seed), run_dir, verbose)
+        try:
+            if stage in ("train", "resume"):
+                _train_or_resume(stage, run_config(base, model, seed), run_dir, settings.devices, verbose)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted during {model} seed {seed}: run the same command with --resume to continue "
+                  "(finished runs are kept; this one continues from its last epoch)", flush=True)
+            raise
         if stage != "done":
             record = {"model": model, "seed": seed, **measure_run(run_dir, base.data.voc_dir, base.data.image_size,
                                                                  settings.fps_runs)}

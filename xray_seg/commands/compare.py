@@ -32,6 +32,7 @@ def add_arguments(parser):
                         help="override a setting for every model (repeatable), e.g. epochs=20")
     parser.add_argument("--fps-runs", type=int, default=20, help="timed batch-1 forward passes per run (default 20)")
     parser.add_argument("--grid-images", type=int, default=4, help="val images in the prediction grid (default 4)")
+    parser.add_argument("--devices", help="GPU indices for MirroredStrategy, e.g. 0,1,2,3 (default: all visible)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue a comparison in --out")
     group.add_argument("--force", action="store_true", help="replace an existing --out")
@@ -50,6 +51,7 @@ def run(args):
         overrides=tuple(args.overrides),
         fps_runs=args.fps_runs,
         grid_images=args.grid_images,
+        devices=args.devices,
     )
     compare(settings, resume=args.resume, force=args.force, verbose=0 if args.quiet else 1)
     return 0
