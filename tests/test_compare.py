@@ -181,3 +181,24 @@ def test_reserved_settings_and_pretrained_weights_refused(tiny_voc, tmp_path, ca
     assert main(compare_args(tiny_voc, tmp_path / "b", "--set", "model.options.weights=/x.h5")) == 2
     assert "scratch" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_force_replaces_output_before_training(tiny_voc, tmp_path, monkeypatch):
+    import xray_seg.compare as compare_module
+    from xray_seg.compare import CompareSettings, compare
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    trained = []
+
+    def stop_training(cfg, run_dir, **kwargs):
+        trained.append((cfg.model.name, cfg.seed, run_dir))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(compare_module, "train", stop_training)
+    settings = CompareSettings(str(tiny_voc), str(out), models=("unet",), overrides=tuple(TINY))
+    with pytest.raises(RuntimeError, match="stop here"):
+        compare(settings, force=True, verbose=0)
+    assert not (out / "old.txt").exists() and (out / "protocol.yaml").is_file()
+    assert trained == [("unet", 0, out / "runs" / "unet" / "seed0")]
