@@ -210,6 +210,8 @@ def invoked_by_tests() -> dict[str, set[str]]:
             if cell["cell_type"] != "code":
                 continue
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            # IPython magics (%matplotlib, !pip) are not Python; blank them out before parsing.
+            source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
             for command in invoked_in_python(source, helper_names=("main", "xray_seg")):
                 runners.setdefault(command, set()).add(f"notebooks/{path.name}")
     return runners
