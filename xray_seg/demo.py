@@ -24,12 +24,13 @@ from pathlib import Path
 @dataclass
 class DemoConfig:
     out: str = "runs/demo"
-    num_images: int = 300
+    num_images: int = 600
     image_size: int = 256
     seed: int = 0
-    # The demo's bags are PIDray's "easy" end: light clutter, no threat hidden under a
-    # laptop or clothes, no small threats. `xray-seg synth` defaults are harder (medium
-    # clutter, a third hidden, one in eight small); the README gives the figures for both.
+    # The demo's bags are PIDray's "easy" end: every bag holds a threat, light clutter, no
+    # threat hidden under a laptop or clothes, no small threats. `xray-seg synth` defaults
+    # are harder (15 % empty bags, medium clutter, a third hidden, one in eight small).
+    threat_prob: float = 1.0
     clutter: str = "low"
     hide_prob: float = 0.0
     small_threat_prob: float = 0.0
@@ -82,7 +83,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     t = _step(f"1/6 synthesise {cfg.num_images} X-ray bags ({cfg.image_size}x{cfg.image_size})")
     synthesize(labelme_dir, SynthConfig(
         size=cfg.image_size, num=cfg.num_images, seed=cfg.seed,
-        clutter=cfg.clutter, hide_prob=cfg.hide_prob, small_threat_prob=cfg.small_threat_prob,
+        threat_prob=cfg.threat_prob, clutter=cfg.clutter, hide_prob=cfg.hide_prob, small_threat_prob=cfg.small_threat_prob,
     ))
     times["synth"] = time.perf_counter() - t
 
