@@ -56,6 +56,7 @@ class CycleGANResult:
     epochs_done: int
     history: list = field(default_factory=list)
     seconds: float = 0.0
+    gan: "CycleGAN | None" = None
 
 
 class CycleGAN:
@@ -364,4 +365,4 @@ def train_cyclegan(
             {"epochs_done": epoch + 1, "rng_state": rng.bit_generator.state, "history": history},
         )
     done = last if last > start_epoch else start_epoch
-    return CycleGANResult(run_dir, done, history, time.perf_counter() - session_start)
+    return CycleGANResult(run_dir, done, history, time.perf_counter() - session_start, gan)
