@@ -7,7 +7,8 @@
 # all evaluated on the same 60 X-ray val images. Figures and timings: docs/cyclegan.md.
 #
 # Usage: scripts/measure_cyclegan.sh [OUT_DIR]      (default runs/measure_cyclegan; replaced)
-# Environment: XRAY_SEG (command, default xray-seg), GAN_EPOCHS, SEG_EPOCHS, SEG_STEPS.
+# Environment: XRAY_SEG (command, default xray-seg), GAN_EPOCHS, SEG_EPOCHS, SEG_STEPS;
+# SEG_ONLY=1 keeps OUT_DIR's data, CycleGAN and VOC folder and reruns only step 4 (new run names).
 set -euo pipefail
 OUT=${1:-runs/measure_cyclegan}
 XRAY_SEG=${XRAY_SEG:-xray-seg}
@@ -15,10 +16,12 @@ GAN_EPOCHS=${GAN_EPOCHS:-15}
 SEG_EPOCHS=${SEG_EPOCHS:-24}
 SEG_STEPS=${SEG_STEPS:-10}
 SIZE=128
-rm -rf "$OUT"; mkdir -p "$OUT"
-TIMES="$OUT/times.txt"; : > "$TIMES"
+TAG=${SEG_EPOCHS}x${SEG_STEPS}
+TIMES="$OUT/times_$TAG.txt"
 stage() { local name=$1; shift; local t0; t0=$(date +%s); echo "== $name: $*"; "$@"; echo "$name $(( $(date +%s) - t0 )) s" | tee -a "$TIMES"; }
 
+if [ -z "${SEG_ONLY:-}" ]; then
+rm -rf "$OUT"; mkdir -p "$OUT"; : > "$TIMES"
 # 1. data: photos (seed 1) and unlabelled X-ray scans (seed 2) for the CycleGAN; labelled X-ray
 #    images (seed 0) for segmentation: 30 train, 60 val. Three seeds: no scene appears twice.
 stage synth_photo $XRAY_SEG synth "$OUT/photo" --style photo --seed 1 --num 150 --threat-prob 1 --size $SIZE --workers 1 --quiet
@@ -45,19 +48,23 @@ for f in "$OUT"/voc_photo/JPEGImages/*; do cp "$f" "$OUT/voc/JPEGImages/raw_$(ba
 for f in "$OUT"/voc_photo/SegmentationClass/*; do cp "$f" "$OUT/voc/SegmentationClass/raw_$(basename "$f")"; done
 { cat "$SETS/train.txt"; sed 's/^/raw_/' "$OUT/voc_photo/ImageSets/Segmentation/train.txt"; } > "$SETS/train_raw_photo.txt"
 wc -l "$SETS"/*.txt
+else
+    [ -d "$OUT/voc" ] || { echo "SEG_ONLY needs a finished $OUT (run without SEG_ONLY first)" >&2; exit 2; }
+    : > "$TIMES"
+fi
 
 # 4. segmentation: demo_cpu at 128 px, the same number of steps for every arm, validated once at the end
 for arm in a:train b:train_translated c:train_raw_photo; do
     name=${arm%%:*}; split=${arm#*:}
-    stage "seg_train_$name" $XRAY_SEG train "$OUT/voc" --preset demo_cpu --run-dir "$OUT/seg_$name" --epochs "$SEG_EPOCHS" \
+    stage "seg_train_$name" $XRAY_SEG train "$OUT/voc" --preset demo_cpu --run-dir "$OUT/seg_${name}_$TAG" --epochs "$SEG_EPOCHS" \
         --set "data.image_size=[$SIZE,$SIZE]" --set data.train_split=$split --set steps_per_epoch=$SEG_STEPS \
         --set val_every=$SEG_EPOCHS --quiet
-    stage "seg_eval_$name" $XRAY_SEG evaluate "$OUT/seg_$name" "$OUT/voc" --split val --out "$OUT/eval_$name"
+    stage "seg_eval_$name" $XRAY_SEG evaluate "$OUT/seg_${name}_$TAG" "$OUT/voc" --split val --out "$OUT/eval_${name}_$TAG"
 done
 
-echo "== val mIoU (60 X-ray images)"
+echo "== val mIoU (60 X-ray images), $SEG_EPOCHS epochs x $SEG_STEPS steps"
 for name in a b c; do
     python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], 'mIoU %.4f' % m['miou'], 'mPA %.4f' % m['mpa'], 'PA %.4f' % m['pa'])" \
-        "$OUT/eval_$name/metrics.json" "$name"
+        "$OUT/eval_${name}_$TAG/metrics.json" "$name"
 done
 cat "$TIMES"

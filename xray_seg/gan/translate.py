@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.data.labelme import load_labelme_json, read_labelme
+from xray_seg.data.synth import _encode_png  # the PNG encoding synth writes its images with
 from xray_seg.errors import DatasetError, OutputExistsError
 from xray_seg.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic
 from xray_seg.gan.trainer import GENERATOR_A2B, GENERATOR_B2A, CycleGANError
@@ -72,15 +73,6 @@ def translate_image(generator, image: np.ndarray) -> np.ndarray:
     padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode).astype(np.float32)
     out = np.asarray(generator(padded[None], training=False))[0, :h, :w]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def _encode_png(image: np.ndarray) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
 
 
 def translated_record(data: dict, image_name: str, png: bytes, height: int, width: int) -> dict:
