@@ -26,11 +26,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder`` (sorted); DatasetError if the folder is missing."""
+    """Image files directly in ``folder`` (sorted); DatasetError if the folder is missing.
+
+    The ``contact_sheet.png`` that ``xray-seg synth`` writes beside its images is an
+    overview, not a sample, and is left out.
+    """
+    from xray_seg.data.synth import CONTACT_SHEET
+
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError("image folder not found", path=folder, fix="give an existing folder of images")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.name != CONTACT_SHEET
+    )
 
 
 def resize_shorter_side(image: np.ndarray, side: int) -> np.ndarray:
