@@ -171,7 +171,7 @@ def test_existing_run_folder_is_refused_without_resume_or_force(tiny_run, domain
 def test_corrupt_image_is_reported_by_name_and_skipped_and_synth_contact_sheet_ignored(domains, tmp_path):
     folder = tmp_path / "b"
     folder.mkdir()
-    for png in sorted((domains / "xray").glob("*.png"))[:2]:
+    for png in sorted((domains / "xray").glob("xray_*.png"))[:2]:
         (folder / png.name).write_bytes(png.read_bytes())
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (folder / "contact_sheet.png").write_bytes((domains / "xray" / "contact_sheet.png").read_bytes())
