@@ -181,10 +181,16 @@ def test_corrupt_image_is_reported_by_name_and_skipped_and_synth_contact_sheet_i
     assert len(warnings) == 1 and "broken.png" in warnings[0] and "skipped" in warnings[0]
 
 
-def test_empty_domain_folder_is_a_clear_error(tmp_path):
+def test_empty_domain_folder_is_a_clear_error(domains, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no usable image"):
         load_domain(tmp_path / "empty", 36, name="A")
+    run_dir = tmp_path / "run"
+    code = main(["cyclegan", "train", "--a", str(tmp_path / "empty"), "--b", str(domains / "xray"), "--run-dir", str(run_dir)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "empty" in err and "domain A has no usable image" in err
+    assert not run_dir.exists()  # no half-made run folder left behind
 
 
 # ----------------------------------------------------------------------------- translation

@@ -258,6 +258,13 @@ def _append_history(path: Path, row: dict) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
+def _refuse_existing(run_dir: Path, force: bool) -> None:
+    if not force and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise OutputExistsError(
+            "run folder already exists", path=run_dir, fix="pass --resume to continue it, --force to replace it, or another --run-dir"
+        )
+
+
 def prepare_run(config: CycleGANConfig, run_dir: str | Path, *, resume: bool, force: bool, epochs: int | None = None):
     """Create or reopen a run folder; return ``(resolved config, state or None)``."""
     run_dir = Path(run_dir)
@@ -268,12 +275,8 @@ def prepare_run(config: CycleGANConfig, run_dir: str | Path, *, resume: bool, fo
             config.epochs = epochs
             config.decay_epochs = min(config.decay_epochs, epochs)
         return config.resolved(), state
-    try:
-        prepare_output_dir(run_dir, force=force)
-    except OutputExistsError:
-        raise OutputExistsError(
-            "run folder already exists", path=run_dir, fix="pass --resume to continue it, --force to replace it, or another --run-dir"
-        ) from None
+    _refuse_existing(run_dir, force)
+    prepare_output_dir(run_dir, force=force)
     config = config.resolved()
     save_config(config, run_dir / CONFIG_FILE)
     return config, None
@@ -305,9 +308,15 @@ def train_cyclegan(
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
-    config, state = prepare_run(config, run_dir, resume=resume, force=force, epochs=epochs)
+    if resume:
+        config, state = prepare_run(config, run_dir, resume=True, force=False, epochs=epochs)
+    else:  # read the folders first: a bad folder must not leave a half-made run folder behind
+        _refuse_existing(run_dir, force)
+        config = config.resolved()
     images_a = load_domain(config.a_dir, config.load_size, name="A", warn=warn)
     images_b = load_domain(config.b_dir, config.load_size, name="B", warn=warn)
+    if not resume:
+        config, state = prepare_run(config, run_dir, resume=False, force=force)
     steps = config.steps_per_epoch or -(-max(len(images_a), len(images_b)) // config.batch_size)
     batches = UnpairedBatches(images_a, images_b, config.size, config.batch_size, steps)
 
