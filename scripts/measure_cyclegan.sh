@@ -7,7 +7,7 @@
 # all evaluated on the same 60 X-ray val images. Figures and timings: docs/cyclegan.md.
 #
 # Usage: scripts/measure_cyclegan.sh [OUT_DIR]      (default runs/measure_cyclegan; replaced)
-# Environment: XRAY_SEG (command, default xray-seg), GAN_EPOCHS, SEG_EPOCHS, SEG_STEPS;
+# Environment: XRAY_SEG (command, default xray-seg), GAN_EPOCHS, SEG_EPOCHS, SEG_STEPS, SEG_SEED;
 # SEG_ONLY=1 keeps OUT_DIR's data, CycleGAN and VOC folder and reruns only step 4 (new run names).
 set -euo pipefail
 OUT=${1:-runs/measure_cyclegan}
@@ -15,8 +15,10 @@ XRAY_SEG=${XRAY_SEG:-xray-seg}
 GAN_EPOCHS=${GAN_EPOCHS:-15}
 SEG_EPOCHS=${SEG_EPOCHS:-24}
 SEG_STEPS=${SEG_STEPS:-10}
+SEG_SEED=${SEG_SEED:-0}
 SIZE=128
 TAG=${SEG_EPOCHS}x${SEG_STEPS}
+[ "$SEG_SEED" = 0 ] || TAG=${TAG}_seed$SEG_SEED
 TIMES="$OUT/times_$TAG.txt"
 stage() { local name=$1; shift; local t0; t0=$(date +%s); echo "== $name: $*"; "$@"; echo "$name $(( $(date +%s) - t0 )) s" | tee -a "$TIMES"; }
 
@@ -58,7 +60,7 @@ for arm in a:train b:train_translated c:train_raw_photo; do
     name=${arm%%:*}; split=${arm#*:}
     stage "seg_train_$name" $XRAY_SEG train "$OUT/voc" --preset demo_cpu --run-dir "$OUT/seg_${name}_$TAG" --epochs "$SEG_EPOCHS" \
         --set "data.image_size=[$SIZE,$SIZE]" --set data.train_split=$split --set steps_per_epoch=$SEG_STEPS \
-        --set val_every=$SEG_EPOCHS --quiet
+        --set val_every=$SEG_EPOCHS --set seed=$SEG_SEED --quiet
     stage "seg_eval_$name" $XRAY_SEG evaluate "$OUT/seg_${name}_$TAG" "$OUT/voc" --split val --out "$OUT/eval_${name}_$TAG"
 done
 
