@@ -4,7 +4,6 @@ Tiny on purpose: 32-48 px images, ngf 8, one or two residual blocks.
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
