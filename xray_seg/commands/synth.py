@@ -16,11 +16,15 @@ scissors) per image, plus labels.txt, synth_config.yaml and contact_sheet.png (1
 with their polygons outlined). The result feeds `xray-seg convert` like any user's data.
 
 Output is deterministic per --seed, whatever --workers is.
+
+--style photo draws the same threats (same polygons for the same --seed) as opaque,
+coloured objects on a plain or textured surface: the "photo" domain that
+`xray-seg cyclegan` translates into X-ray style (paper 1, section 4.2).
 """
 
 
 def add_arguments(parser) -> None:
-    from xray_seg.data.synth import CLUTTER_LEVELS, SynthConfig
+    from xray_seg.data.synth import CLUTTER_LEVELS, STYLES, SynthConfig
 
     d = SynthConfig()
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (refused if it exists, unless --force)")
@@ -41,6 +45,7 @@ def add_arguments(parser) -> None:
         "--small-threat-prob", type=float, default=d.small_threat_prob,
         help=f"probability that a threat is small, 8-15%% of the side (default {d.small_threat_prob})",
     )
+    parser.add_argument("--style", choices=STYLES, default=d.style, help=f"xray scans or photo-style images (default {d.style})")
     parser.add_argument("--embed-image-data", action="store_true", help="store the base64 PNG in each JSON's imageData")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,6 +64,7 @@ def run(args) -> int:
         small_threat_prob=args.small_threat_prob,
         embed_image_data=args.embed_image_data,
         workers=args.workers,
+        style=args.style,
     ).validate()
     start = time.perf_counter()
     paths = synthesize(args.out_dir, config, force=args.force, progress=not args.quiet)

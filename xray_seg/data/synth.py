@@ -54,13 +54,14 @@ from xray_seg.data.xray_physics import render_xray
 from xray_seg.errors import ConfigError, OutputExistsError
 from xray_seg.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 
-__all__ = ["CLASS_NAMES", "CLUTTER_LEVELS", "SynthConfig", "render_sample", "synthesize", "write_contact_sheet"]
+__all__ = ["CLASS_NAMES", "CLUTTER_LEVELS", "STYLES", "SynthConfig", "render_sample", "synthesize", "write_contact_sheet"]
 
 LABELME_VERSION = "5.4.1"
 CLUTTER_LEVELS = tuple(synth_clutter.CLUTTER_COUNTS)
 CONTACT_SHEET = "contact_sheet.png"
 CONFIG_FILE = "synth_config.yaml"
 LABELS_FILE = "labels.txt"
+STYLES = ("xray", "photo")
 
 
 @dataclass
@@ -79,6 +80,9 @@ class SynthConfig:
             side instead of 18-45 %).
         embed_image_data: store the base64 PNG in each JSON's ``imageData``.
         workers: processes to use; 0 means all cores.
+        style: ``"xray"`` (the scan) or ``"photo"``: the same threats photographed on a
+            plain surface (:mod:`xray_seg.data.synth_photo`, the source domain of
+            ``xray-seg cyclegan``); files are named ``<style>_<index>``.
     """
 
     size: int = 512
@@ -90,6 +94,7 @@ class SynthConfig:
     small_threat_prob: float = 0.125
     embed_image_data: bool = False
     workers: int = 0
+    style: str = "xray"
 
     def validate(self) -> "SynthConfig":
         """Raise :class:`ConfigError` for a setting out of range; return self."""
@@ -105,6 +110,8 @@ class SynthConfig:
                 problems.append((key, "must lie in [0, 1]", f"use e.g. --{key.replace('_', '-')} {example}"))
         if not isinstance(self.workers, int) or self.workers < 0:
             problems.append(("workers", "must be 0 (all cores) or a positive integer", "use e.g. --workers 2"))
+        if self.style not in STYLES:
+            problems.append(("style", f"must be one of {', '.join(STYLES)}", "use e.g. --style xray"))
         if problems:
             key, what, fix = problems[0]
             raise ConfigError(f"synth setting {key}={getattr(self, key)!r} {what}", fix=fix)
@@ -225,16 +232,21 @@ def _encode_png(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def sample_stem(index: int) -> str:
-    return f"xray_{index:05d}"
+def sample_stem(index: int, style: str = "xray") -> str:
+    return f"{style}_{index:05d}"
 
 
 def write_sample(out_dir: str | Path, config: SynthConfig, index: int) -> Path:
     """Render image ``index`` and write its PNG and Labelme JSON atomically; return the JSON path."""
     out_dir = Path(out_dir)
-    image, shapes = render_sample(config, index)
+    if config.style == "photo":
+        from xray_seg.data.synth_photo import render_photo_sample
+
+        image, shapes = render_photo_sample(config, index)
+    else:
+        image, shapes = render_sample(config, index)
     png = _encode_png(image)
-    stem = sample_stem(index)
+    stem = sample_stem(index, config.style)
     write_bytes_atomic(out_dir / f"{stem}.png", png)
     record = {
         "version": LABELME_VERSION,
