@@ -225,7 +225,8 @@ def _shape(label: str, polygon: np.ndarray) -> dict:
     }
 
 
-def _encode_png(image: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray) -> bytes:
+    """An RGB uint8 image as PNG bytes (what synth and cyclegan translate write)."""
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("PNG encoding failed")
@@ -245,7 +246,7 @@ def write_sample(out_dir: str | Path, config: SynthConfig, index: int) -> Path:
         image, shapes = render_photo_sample(config, index)
     else:
         image, shapes = render_sample(config, index)
-    png = _encode_png(image)
+    png = encode_png(image)
     stem = sample_stem(index, config.style)
     write_bytes_atomic(out_dir / f"{stem}.png", png)
     record = {

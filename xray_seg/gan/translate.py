@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.data.labelme import load_labelme_json, read_labelme
-from xray_seg.data.synth import _encode_png  # the PNG encoding synth writes its images with
+from xray_seg.data.synth import encode_png  # the PNG encoding synth writes its images with
 from xray_seg.errors import DatasetError, OutputExistsError
 from xray_seg.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic
 from xray_seg.gan.trainer import GENERATOR_A2B, GENERATOR_B2A, CycleGANError
@@ -128,7 +128,7 @@ def translate_labelme_dir(
             report.failures.append((json_path, exc.message))
             continue
         translated = translate_image(generator, record.image)
-        png = _encode_png(translated)
+        png = encode_png(translated)
         image_name = f"{json_path.stem}.png"
         write_bytes_atomic(out_dir / image_name, png)
         write_json_atomic(out_dir / json_path.name, translated_record(data, image_name, png, record.height, record.width))
