@@ -202,3 +202,13 @@ def test_ohem_trains_under_xla_with_streaming_metric():
     history = model.fit(x, y, batch_size=4, epochs=3, verbose=0).history
     assert all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
     assert 0.0 <= history["miou"][-1] <= 1.0
+
+
+@pytest.mark.parametrize("min_kept", [1, 7, 50, 10_000])
+def test_ohem_top_k_path_agrees_with_the_sort_path(batch, min_kept):
+    """min_kept_fraction=0 takes the static top_k path; a negligible fraction forces the sort."""
+    logits, labels = batch
+    y_true = ops.convert_to_tensor(labels.astype("float32"))
+    fast = np.asarray(OhemCrossEntropy(thresh=0.2, min_kept=min_kept).keep_mask(y_true, logits))
+    slow = np.asarray(OhemCrossEntropy(thresh=0.2, min_kept=min_kept, min_kept_fraction=1e-9).keep_mask(y_true, logits))
+    np.testing.assert_array_equal(fast, slow)

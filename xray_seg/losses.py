@@ -177,16 +177,28 @@ class OhemCrossEntropy(keras.losses.Loss):
         probs = ops.softmax(ops.stop_gradient(ops.cast(y_pred, "float32")), axis=-1)
         p_true = ops.squeeze(ops.take_along_axis(probs, ops.expand_dims(safe, -1), axis=-1), axis=-1)
         # Ignored pixels sort last (p = 2 > any probability).
-        p_sorted = ops.sort(ops.reshape(ops.where(valid, p_true, 2.0), (-1,)))
+        p_flat = ops.reshape(ops.where(valid, p_true, 2.0), (-1,))
         n_valid = ops.sum(ops.cast(valid, "int32"))
-        k = ops.maximum(
-            ops.cast(self.min_kept, "int32"),
-            ops.cast(ops.ceil(ops.cast(n_valid, "float32") * self.min_kept_fraction), "int32"),
-        )
-        k = ops.minimum(k, n_valid)
-        kth = ops.where(
-            ops.greater(k, 0), ops.take(p_sorted, ops.maximum(k - 1, 0)), ops.convert_to_tensor(-1.0)
-        )
+        total = p_flat.shape[0]
+        if self.min_kept_fraction == 0.0 and total is not None:
+            # k is static: the k smallest via top_k of -p, 2.6x faster than a full sort on
+            # CPU (26 vs 68 ms for 8 x 256 x 256 pixels). With fewer than k valid pixels the
+            # k-th smallest is an ignored pixel's 2.0, so every valid pixel is kept.
+            k = min(self.min_kept, int(total))
+            if k == 0:
+                kth = ops.convert_to_tensor(-1.0)
+            else:
+                kth = -ops.top_k(-p_flat, k, sorted=True)[0][k - 1]
+        else:
+            k = ops.maximum(
+                ops.cast(self.min_kept, "int32"),
+                ops.cast(ops.ceil(ops.cast(n_valid, "float32") * self.min_kept_fraction), "int32"),
+            )
+            k = ops.minimum(k, n_valid)
+            p_sorted = ops.sort(p_flat)
+            kth = ops.where(
+                ops.greater(k, 0), ops.take(p_sorted, ops.maximum(k - 1, 0)), ops.convert_to_tensor(-1.0)
+            )
         hard = ops.logical_or(ops.less(p_true, self.thresh), ops.less_equal(p_true, kth))
         return ops.logical_and(valid, hard)
 
