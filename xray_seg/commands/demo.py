@@ -10,19 +10,23 @@ The output folder (default runs/demo) belongs to the demo and is replaced on eve
 
 
 def add_arguments(parser):
-    parser.add_argument("--out", default="runs/demo", help="demo folder, replaced on every run (default: runs/demo)")
-    parser.add_argument("--num-images", type=int, default=600, help="synthetic images (default: 600)")
-    parser.add_argument("--size", type=int, default=256, help="synthetic image size (default: 256)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threat-prob", type=float, default=1.0,
-                        help="probability that a bag holds a threat (default: 1; synth uses 0.85)")
-    parser.add_argument("--clutter", choices=("low", "medium", "high"), default="low",
-                        help="bag clutter of the synthetic data (default: low; `xray-seg synth` uses medium)")
-    parser.add_argument("--hide-prob", type=float, default=0.0,
-                        help="probability that a threat is hidden under clutter (default: 0; synth uses 0.33)")
-    parser.add_argument("--small-threat-prob", type=float, default=0.0,
-                        help="probability that a threat is small (default: 0; synth uses 0.125)")
-    parser.add_argument("--preset", default="demo_cpu", help="training preset (default: demo_cpu)")
+    from xray_seg.data.synth import CLUTTER_LEVELS, SynthConfig
+    from xray_seg.demo import DemoConfig
+
+    d, synth = DemoConfig(), SynthConfig()
+    parser.add_argument("--out", default=d.out, help=f"demo folder, replaced on every run (default: {d.out})")
+    parser.add_argument("--num-images", type=int, default=d.num_images, help=f"synthetic images (default: {d.num_images})")
+    parser.add_argument("--size", type=int, default=d.image_size, help=f"synthetic image size (default: {d.image_size})")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--threat-prob", type=float, default=d.threat_prob,
+                        help=f"probability that a bag holds a threat (default: {d.threat_prob:g}; synth uses {synth.threat_prob:g})")
+    parser.add_argument("--clutter", choices=CLUTTER_LEVELS, default=d.clutter,
+                        help=f"bag clutter of the synthetic data (default: {d.clutter}; `xray-seg synth` uses {synth.clutter})")
+    parser.add_argument("--hide-prob", type=float, default=d.hide_prob,
+                        help=f"probability that a threat is hidden under clutter (default: {d.hide_prob:g}; synth uses {synth.hide_prob:.2f})")
+    parser.add_argument("--small-threat-prob", type=float, default=d.small_threat_prob,
+                        help=f"probability that a threat is small (default: {d.small_threat_prob:g}; synth uses {synth.small_threat_prob:g})")
+    parser.add_argument("--preset", default=d.preset, help=f"training preset (default: {d.preset})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting, e.g. --set epochs=2")
 
