@@ -33,7 +33,7 @@ MAIN_OUTPUT = "logits"
 
 
 def _prepare(y_true, y_pred, ignore_index: int, class_weights: Sequence[float] | None):
-    """Labels -> (clipped int labels [B,H,W], pixel weights [B,H,W], per-pixel CE [B,H,W])."""
+    """Labels -> (valid-pixel mask (float), pixel weights, per-pixel CE), all [B,H,W]."""
     if len(y_true.shape) == 4 and y_true.shape[-1] == 1:
         y_true = ops.squeeze(y_true, axis=-1)
     if len(y_true.shape) != 3 or len(y_pred.shape) != 4:
@@ -53,12 +53,15 @@ def _prepare(y_true, y_pred, ignore_index: int, class_weights: Sequence[float] |
         valid = ops.logical_and(valid, ops.less(labels, num_classes))
     safe = ops.where(valid, labels, ops.zeros_like(labels))
     log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-    ce = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(safe, -1), axis=-1), axis=-1)
-    weight = ops.cast(valid, "float32")
+    # One-hot product instead of a gather: with K ~ 6 classes it is one fused element-wise
+    # pass whose gradient needs no scatter (UnsortedSegmentSum), measurably cheaper on CPU.
+    ce = -ops.sum(log_probs * ops.one_hot(safe, ops.shape(y_pred)[-1], dtype="float32"), axis=-1)
+    valid = ops.cast(valid, "float32")
+    weight = valid
     if class_weights is not None:
         table = ops.convert_to_tensor(list(class_weights), dtype="float32")
         weight = weight * ops.take(table, safe)
-    return safe, weight, ce
+    return valid, weight, ce
 
 
 def _reduce(ce, weight, reduction):
@@ -172,10 +175,17 @@ class OhemCrossEntropy(keras.losses.Loss):
 
     def keep_mask(self, y_true, y_pred):
         """Boolean ``[B, H, W]`` mask of the pixels the loss trains on (no gradient)."""
-        safe, weight, _ = _prepare(y_true, ops.stop_gradient(y_pred), self.ignore_index, None)
-        valid = ops.greater(weight, 0.0)
-        probs = ops.softmax(ops.stop_gradient(ops.cast(y_pred, "float32")), axis=-1)
-        p_true = ops.squeeze(ops.take_along_axis(probs, ops.expand_dims(safe, -1), axis=-1), axis=-1)
+        valid, _, ce = _prepare(y_true, ops.stop_gradient(y_pred), self.ignore_index, None)
+        return self._select(valid, ce)
+
+    def _select(self, valid, ce):
+        """The keep mask from the valid-pixel mask (1 valid, 0 ignored) and cross-entropies.
+
+        The true-class probability is ``p = exp(-ce)`` (``ce = -log softmax_y``), so the
+        selection reuses the loss's own log-softmax instead of a second softmax.
+        """
+        valid = ops.greater(valid, 0.0)
+        p_true = ops.exp(-ops.stop_gradient(ce))
         # Ignored pixels sort last (p = 2 > any probability).
         p_flat = ops.reshape(ops.where(valid, p_true, 2.0), (-1,))
         total = p_flat.shape[0]
@@ -203,8 +213,8 @@ class OhemCrossEntropy(keras.losses.Loss):
         return ops.logical_and(valid, hard)
 
     def call(self, y_true, y_pred):
-        _, weight, ce = _prepare(y_true, y_pred, self.ignore_index, self.class_weights)
-        keep = ops.stop_gradient(ops.cast(self.keep_mask(y_true, y_pred), "float32"))
+        valid, weight, ce = _prepare(y_true, y_pred, self.ignore_index, self.class_weights)
+        keep = ops.stop_gradient(ops.cast(self._select(valid, ce), "float32"))
         return _reduce(ce, weight * keep, self.reduction)
 
     def get_config(self):

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct, ResizeTo, SeparableConvBNAct
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct
+from xray_seg.layers.norm import BatchNorm
 
 
-def _batch_norm(name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def _batch_norm(name: str) -> BatchNorm:
+    return BatchNorm(name=name)
 
 
 def _depthwise(strides: int = 1, depth_multiplier: int = 1, name: str = "depthwise") -> keras.layers.DepthwiseConv2D:

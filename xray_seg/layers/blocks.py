@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct, SeparableConvBNAct, activation_layer
+from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct, activation_layer
+from xray_seg.layers.norm import BatchNorm
 
 
 def divisible_channels(channels: int, width: float = 1.0, divisor: int = 8, min_value: int | None = None) -> int:
@@ -317,7 +318,7 @@ class InvertedResidual(keras.layers.Layer):
             depthwise_initializer="he_normal",
             name="depthwise",
         )
-        self.depth_bn = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="depth_bn")
+        self.depth_bn = BatchNorm(name="depth_bn")
         self.depth_act = keras.layers.Activation("relu6")
         self.project = ConvBNAct(filters, 1, activation=None, name="project")
 

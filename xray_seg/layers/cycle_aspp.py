@@ -37,11 +37,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct
+from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.norm import BatchNorm
 
 
-def _bn(name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def _bn(name: str) -> BatchNorm:
+    return BatchNorm(name=name)
 
 
 def _conv(filters: int, kernel: int, name: str, dilation: int = 1) -> keras.layers.Conv2D:

@@ -35,9 +35,10 @@ from __future__ import annotations
 import keras
 
 from xray_seg.errors import ModelError
-from xray_seg.layers.conv import BN_EPSILON, BN_MOMENTUM, ConvBNAct, ResizeTo
+from xray_seg.layers.conv import ConvBNAct, ResizeTo
 from xray_seg.layers.cycle_aspp import CycleASPP
 from xray_seg.layers.deform import ModulatedDeformConv2D
+from xray_seg.layers.norm import BatchNorm
 from xray_seg.models.backbones.resnet import resnet_features, scale_channels
 
 DEFORM_KERNEL = 3
@@ -67,7 +68,7 @@ def adc_module(x_high, x_low, *, channels: int, decoder_channels: int, name: str
     )(hidden)
     mask = keras.layers.Activation("sigmoid", name=f"{name}_mask")(mask)
     aligned = ModulatedDeformConv2D(channels, DEFORM_KERNEL, use_bias=False, name=f"{name}_deform")([high, offset, mask])
-    aligned = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_deform_bn")(aligned)
+    aligned = BatchNorm(name=f"{name}_deform_bn")(aligned)
     aligned = keras.layers.Activation("relu", name=f"{name}_deform_relu")(aligned)
     y = keras.layers.Concatenate(name=f"{name}_concat")([x_low, aligned])
     y = ConvBNAct(decoder_channels, 3, name=f"{name}_fuse_conv1")(y)
