@@ -102,6 +102,56 @@ def _enable_sync_batchnorm(model):
             layer.synchronized = True
 
 
+def training_crop(cfg: TrainConfig) -> tuple[int, int]:
+    """The (height, width) the model trains on: ``data.crop_size``, or ``data.image_size``."""
+    height, width = cfg.data.image_size
+    crop = tuple(int(v) for v in cfg.data.crop_size) or (int(height), int(width))
+    if len(crop) != 2 or min(crop) < 1:
+        raise ConfigError(f"data.crop_size must be (height, width) or empty, got {cfg.data.crop_size}", fix="use e.g. --set data.crop_size=[128,128]")
+    return crop
+
+
+def make_training_dataset(cfg: TrainConfig, global_batch: int, *, start_epoch: int = 0):
+    """The training ``tf.data.Dataset`` exactly as :func:`train` feeds it to the model."""
+    from xray_seg.data.pipeline import make_train_dataset
+
+    return make_train_dataset(
+        cfg.data.voc_dir,
+        cfg.data.train_split,
+        image_size=tuple(cfg.data.image_size),
+        batch_size=global_batch,
+        augment=cfg.data.augment if cfg.data.augment.enabled else None,
+        seed=cfg.seed,
+        start_epoch=start_epoch,
+        cache=cfg.data.cache,
+        deterministic=cfg.deterministic,
+        crop_size=training_crop(cfg),
+    )
+
+
+def pipeline_images_per_sec(cfg: TrainConfig, *, passes: int = 2) -> float:
+    """Median images/s of the training input pipeline alone (decode, augment, batch) over
+    ``passes`` epochs of the train split, after one untimed epoch that also fills the cache.
+
+    The demo prints it beside the training throughput: the pipeline must outrun the model.
+    """
+    import statistics
+
+    from xray_seg.data.pipeline import split_size
+
+    batch = cfg.data.batch_size
+    steps = max(1, split_size(cfg.data.voc_dir, cfg.data.train_split) // batch)
+    iterator = iter(make_training_dataset(cfg, batch))
+    rates = []
+    for epoch in range(passes + 1):
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(iterator)
+        if epoch:
+            rates.append(steps * batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path,
@@ -128,7 +178,7 @@ def train(
     from xray_seg.callbacks import (
         EpochTimer, NanGuard, RunCheckpoint, TrainingError, ValidationCallback, load_rng_state, read_state,
     )
-    from xray_seg.data.pipeline import make_eval_dataset, make_train_dataset, split_size
+    from xray_seg.data.pipeline import make_eval_dataset, split_size
     from xray_seg.data.voc import read_class_names
     from xray_seg.models.registry import build_model
     from xray_seg.optim import WarmupPoly, build_optimizer
@@ -175,23 +225,10 @@ def train(
         class_weights = load_class_weights(cfg.loss.class_weights, class_names)
 
     height, width = cfg.data.image_size
-    crop = tuple(int(v) for v in cfg.data.crop_size) or (height, width)
-    if len(crop) != 2 or min(crop) < 1:
-        raise ConfigError(f"data.crop_size must be (height, width) or empty, got {cfg.data.crop_size}", fix="use e.g. --set data.crop_size=[128,128]")
+    crop = training_crop(cfg)
     # Crops smaller than the image: the model must take the crops and the full images alike.
     input_shape = (height, width, 3) if crop == (height, width) else (None, None, 3)
-    train_ds = make_train_dataset(
-        cfg.data.voc_dir,
-        cfg.data.train_split,
-        image_size=(height, width),
-        batch_size=global_batch,
-        augment=cfg.data.augment if cfg.data.augment.enabled else None,
-        seed=cfg.seed,
-        start_epoch=state["epochs_done"],
-        cache=cfg.data.cache,
-        deterministic=cfg.deterministic,
-        crop_size=crop,
-    )
+    train_ds = make_training_dataset(cfg, global_batch, start_epoch=state["epochs_done"])
     val_ds = make_eval_dataset(cfg.data.voc_dir, cfg.data.val_split, image_size=(height, width), batch_size=global_batch)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
