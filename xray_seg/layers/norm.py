@@ -11,7 +11,9 @@ the same training step runs 1.4x faster (``scripts/bench_train_step.py --bn both
 
 :class:`BatchNorm` is ``keras.layers.BatchNormalization`` (same arguments, weights, moving
 statistics and results) with that kernel as a fast path. The fast path is the one place a
-layer calls TensorFlow directly; it is taken only on the TensorFlow backend, for float32
+layer reaches TensorFlow, through :mod:`xray_seg.tf_kernels` (imported only when the
+backend is TensorFlow, so this module itself imports no TensorFlow); it is taken only on
+the TensorFlow backend, for float32
 inputs normalised over the last axis, without a mask, renorm or synchronised statistics.
 Everything else (JAX, PyTorch, mixed precision, sync-BN under a distribution strategy)
 goes through Keras's own implementation, so the models stay backend-independent.
@@ -64,41 +66,21 @@ class BatchNorm(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         if training and self.trainable:
             return self._fused_training(inputs)
-        return _fused_batch_norm(
+        from xray_seg.tf_kernels import fused_batch_norm
+
+        return fused_batch_norm(
             inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon, training=False
         )[0]
 
     def _fused_training(self, inputs):
         from keras import ops
 
-        outputs, mean, variance = _fused_batch_norm(inputs, self.gamma, self.beta, None, None, self.epsilon, training=True)
+        from xray_seg.tf_kernels import fused_batch_norm
+
+        outputs, mean, variance = fused_batch_norm(inputs, self.gamma, self.beta, None, None, self.epsilon, training=True)
         count = ops.cast(ops.size(inputs) // ops.shape(inputs)[-1], "float32")
         biased_variance = variance * ops.maximum(count - 1.0, 0.0) / ops.maximum(count, 1.0)
         mean, biased_variance = ops.stop_gradient(mean), ops.stop_gradient(biased_variance)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + biased_variance * (1.0 - self.momentum))
         return outputs
-
-
-def _fused_batch_norm(inputs, scale, offset, mean, variance, epsilon, *, training):
-    """TensorFlow's ``FusedBatchNormV3`` (NHWC): ``(outputs, batch_mean, batch_variance)``.
-
-    With ``training=True`` ``mean``/``variance`` are ignored and the batch statistics are
-    returned (the variance unbiased, as the kernel gives it).
-    """
-    import tensorflow as tf
-
-    # cuDNN rejects epsilon below 1e-5; TF's own fused_batch_norm wrapper raises it the same way.
-    epsilon = max(float(epsilon), 1.001e-5)
-    empty = tf.constant([], tf.float32)
-    outputs, batch_mean, batch_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-        x=inputs,
-        scale=tf.convert_to_tensor(scale),
-        offset=tf.convert_to_tensor(offset),
-        mean=empty if training else tf.convert_to_tensor(mean),
-        variance=empty if training else tf.convert_to_tensor(variance),
-        epsilon=epsilon,
-        data_format="NHWC",
-        is_training=training,
-    )
-    return outputs, batch_mean, batch_variance
