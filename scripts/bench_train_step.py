@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     print(f"{args.model} width {args.width} {' '.join(args.option)}, {args.size}x{args.size}, batch {args.batch}, loss {args.loss}; "
           f"{args.runs} blocks of {args.steps} steps after {args.warmup} warm-up steps")
     base = None
-    forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
+    forwarded = list(argv if argv is not None else sys.argv[1:])
     bns = ["fused", "keras"] if args.bn == "both" else [args.bn]
     for setting in (f"{s}/{bn}" for s in args.settings for bn in bns):
         child = subprocess.run(

@@ -23,10 +23,6 @@ from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct
 from xray_seg.layers.norm import BatchNorm
 
 
-def _batch_norm(name: str) -> BatchNorm:
-    return BatchNorm(name=name)
-
-
 def _depthwise(strides: int = 1, depth_multiplier: int = 1, name: str = "depthwise") -> keras.layers.DepthwiseConv2D:
     return keras.layers.DepthwiseConv2D(
         3,
@@ -121,10 +117,10 @@ class GatherExpand(keras.layers.Layer):
         self.strides = strides
         self.expansion = expansion
         self.expand_dw = _depthwise(strides, expansion, name="expand_dw")
-        self.expand_bn = _batch_norm("expand_bn")
+        self.expand_bn = BatchNorm(name="expand_bn")
         if strides == 2:
             self.second_dw = _depthwise(1, 1, name="second_dw")
-            self.second_bn = _batch_norm("second_bn")
+            self.second_bn = BatchNorm(name="second_bn")
             self.shortcut = SeparableConvBNAct(filters, 3, strides=2, activation=None, name="shortcut")
         else:
             self.second_dw = self.second_bn = self.shortcut = None
@@ -184,7 +180,7 @@ class ContextEmbedding(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
-        self.pool_bn = _batch_norm("pool_bn")
+        self.pool_bn = BatchNorm(name="pool_bn")
         self.pool_conv = ConvBNAct(channels, 1, name="pool_conv")
         self.fuse = ConvBNAct(channels, 3, name="fuse")
         pooled = (input_shape[0], 1, 1, channels)
@@ -228,13 +224,13 @@ class BilateralGuidedAggregation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = filters
         self.detail_dw = _depthwise(name="detail_dw")
-        self.detail_dw_bn = _batch_norm("detail_dw_bn")
+        self.detail_dw_bn = BatchNorm(name="detail_dw_bn")
         self.detail_pw = _pointwise(filters, name="detail_pw")
         self.detail_down = ConvBNAct(filters, 3, strides=2, activation=None, name="detail_down")
         self.detail_pool = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="detail_pool")
         self.semantic_conv = ConvBNAct(filters, 3, activation=None, name="semantic_conv")
         self.semantic_dw = _depthwise(name="semantic_dw")
-        self.semantic_dw_bn = _batch_norm("semantic_dw_bn")
+        self.semantic_dw_bn = BatchNorm(name="semantic_dw_bn")
         self.semantic_pw = _pointwise(filters, name="semantic_pw")
         self.upsample_gate = ResizeTo("bilinear", name="upsample_gate")
         self.upsample_low = ResizeTo("bilinear", name="upsample_low")

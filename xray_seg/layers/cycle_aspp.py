@@ -41,10 +41,6 @@ from xray_seg.layers.conv import ConvBNAct
 from xray_seg.layers.norm import BatchNorm
 
 
-def _bn(name: str) -> BatchNorm:
-    return BatchNorm(name=name)
-
-
 def _conv(filters: int, kernel: int, name: str, dilation: int = 1) -> keras.layers.Conv2D:
     return keras.layers.Conv2D(
         filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, kernel_initializer="he_normal", name=name
@@ -106,8 +102,8 @@ class CycleASPP(keras.layers.Layer):
         self.output_bns = []
         for step in range(self.num_passes):
             for j in range(1, self.num_layers + 1):
-                self.bottleneck_bns.append(_bn(f"pass{step}_layer{j}_bn1"))
-                self.output_bns.append(_bn(f"pass{step}_layer{j}_bn2"))
+                self.bottleneck_bns.append(BatchNorm(name=f"pass{step}_layer{j}_bn1"))
+                self.output_bns.append(BatchNorm(name=f"pass{step}_layer{j}_bn2"))
         self._projection_index = {
             (group, i, j): n
             for n, (group, i, j) in enumerate(

@@ -13,8 +13,8 @@ the same training step runs 1.4x faster (``scripts/bench_train_step.py --bn both
 statistics and results) with that kernel as a fast path. The fast path is the one place a
 layer reaches TensorFlow, through :mod:`xray_seg.tf_kernels` (imported only when the
 backend is TensorFlow, so this module itself imports no TensorFlow); it is taken only on
-the TensorFlow backend, for float32
-inputs normalised over the last axis, without a mask, renorm or synchronised statistics.
+the TensorFlow backend, for float32 inputs normalised over the last axis, without a mask,
+renorm or synchronised statistics.
 Everything else (JAX, PyTorch, mixed precision, sync-BN under a distribution strategy)
 goes through Keras's own implementation, so the models stay backend-independent.
 
