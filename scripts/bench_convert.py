@@ -1,9 +1,9 @@
 """Benchmark `xray-seg convert`: images per second with 1 and with N worker processes.
 
 The input is the synthetic 512 x 512 Labelme dataset of ``xray-seg synth``
-(:func:`xray_seg.data.synth.synthesize`), generated once into ``--data-dir`` (or a
+(:func:`xray_seg.synthesis.scene.synthesize`), generated once into ``--data-dir`` (or a
 temporary folder). Each timed run converts the whole folder into a fresh output with
-:func:`xray_seg.data.convert.convert` (scan, rasterise, write PNG image + palette mask),
+:func:`xray_seg.conversion.convert.convert` (scan, rasterise, write PNG image + palette mask),
 pool start-up included, exactly as the CLI does. The best of ``--repeats`` runs (the
 settings alternate, so drifting load hits both alike) is kept for each worker count, then
 the speed-up N/1 is printed (target: >= 1.7x on 2 workers). On a machine shared with other
@@ -27,14 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xray_seg.data.convert import ConvertConfig, convert, resolve_workers  # noqa: E402
+from xray_seg.conversion.convert import ConvertConfig, convert, resolve_workers  # noqa: E402
 
 
 def ensure_data(data_dir: Path, num: int, size: int) -> Path:
     """Generate the synthetic Labelme folder unless it already holds ``num`` JSON files."""
     if data_dir.is_dir() and len(list(data_dir.glob("*.json"))) >= num:
         return data_dir
-    from xray_seg.data.synth import SynthConfig, synthesize
+    from xray_seg.synthesis.scene import SynthConfig, synthesize
 
     print(f"generating {num} synthetic {size}x{size} images into {data_dir} ...", flush=True)
     t0 = time.perf_counter()

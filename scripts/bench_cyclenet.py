@@ -4,7 +4,7 @@
 For CycleNet (default: ResNet-101, output stride 8, full width, 512x512, batch 1):
 
 - parameters (trainable / total);
-- GMACs of the whole forward pass from ``xray_seg/flops.py`` (TensorFlow's per-op
+- GMACs of the whole forward pass from ``xray_seg/evaluation/flops.py`` (TensorFlow's per-op
   counts of conv/matmul ops) when that module is present, and the analytic FLOPs of the
   ADC deformable conv (``deform_conv_flops``: im2col matmul + modulated bilinear
   sampling, which TensorFlow counts only partly), printed separately;
@@ -92,13 +92,13 @@ def main(argv=None) -> int:
         f"analytic {deform_flops / 1e9:.2f} GFLOPs; gathered neighbours {im2col_mb:.0f} MiB (float32)"
     )
     try:
-        from xray_seg.flops import count_flops
+        from xray_seg.evaluation.flops import count_flops
     except ImportError:
-        print("  whole-model GFLOPs: xray_seg/flops.py not available; only the analytic deformable-conv count above")
+        print("  whole-model GFLOPs: xray_seg/evaluation/flops.py not available; only the analytic deformable-conv count above")
     else:
         counted = count_flops(model, shape)
         print(
-            f"  whole model (xray_seg.flops, conv/matmul ops): {counted.gmacs:.1f} GMACs = {counted.gflops:.1f} GFLOPs "
+            f"  whole model (xray_seg.evaluation.flops, conv/matmul ops): {counted.gmacs:.1f} GMACs = {counted.gflops:.1f} GFLOPs "
             f"(+ {counted.other_flops / 1e9:.1f} GFLOPs element-wise ops counted separately); "
             f"the deformable conv's sampling is mostly gathers, which TensorFlow does not count"
         )

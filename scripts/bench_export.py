@@ -2,12 +2,12 @@
 
 Builds the model (default: the real CWF-DeepLabv3+ at full width, 512x512, 6 classes,
 random weights - latency does not depend on the weights) or takes a trained run folder,
-exports it with ``xray_seg.export.export_model`` (SavedModel + TFLite variants), and
+exports it with ``xray_seg.serving.exporter.export_model`` (SavedModel + TFLite variants), and
 times in one process, round-robin so that load from other processes hits every path alike:
 
 - ``keras tf.function``: ``tf.function(lambda x: model(x, training=False))`` on float32
   pixels (the fastest Keras path; logits only);
-- ``keras predict_on_batch``: what ``xray_seg.predictor`` uses for a .keras model;
+- ``keras predict_on_batch``: what ``xray_seg.inference.loader`` uses for a .keras model;
 - ``savedmodel serving_default``: the exported signature on uint8 pixels, including the
   resize in/out, softmax, argmax and class counts;
 - ``tflite <variant>``: ``tf.lite.Interpreter`` (XNNPACK, all cores) on uint8 pixels.
@@ -50,11 +50,11 @@ def main(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    from xray_seg.config import save_config
-    from xray_seg.export import export_model
-    from xray_seg.export_tflite import make_interpreter, run_interpreter
+    from xray_seg.core.config import save_config
+    from xray_seg.serving.exporter import export_model
+    from xray_seg.serving.tflite import make_interpreter, run_interpreter
     from xray_seg.models.registry import build_model, import_custom_objects
-    from xray_seg.train_config import TrainConfig
+    from xray_seg.training.config import TrainConfig
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_export_"))
     if args.run:

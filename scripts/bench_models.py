@@ -3,7 +3,7 @@
 
 For every model (full width, square input, batch 1):
 
-- parameters and compute (GMACs; GFLOPs = 2 x GMACs, see ``xray_seg/flops.py``);
+- parameters and compute (GMACs; GFLOPs = 2 x GMACs, see ``xray_seg/evaluation/flops.py``);
 - CPU latency: median of ``--runs`` timed calls after ``--warmup`` calls, of the
   inference function ``tf.function(lambda x: model(x, training=False), jit_compile=...)``
   with XLA off and on, and of the same function frozen (variables -> constants, so
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
     from tqdm import tqdm
 
-    from xray_seg.flops import count_flops, count_params
+    from xray_seg.evaluation.flops import count_flops, count_params
     from xray_seg.models.registry import available_models, build_model
 
     if args.threads:

@@ -34,7 +34,7 @@ def make_random_voc(root: Path, n: int, size: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from xray_seg.data.voc import VocLayout, save_label_png, write_class_names, write_split
+    from xray_seg.conversion.voc import VocLayout, save_label_png, write_class_names, write_split
 
     layout = VocLayout(root)
     layout.images_dir.mkdir(parents=True)
@@ -78,8 +78,8 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    from xray_seg.data.augment import AugmentConfig
-    from xray_seg.data.pipeline import AUTOTUNE, decode_image, decode_mask, make_train_dataset, scan_split
+    from xray_seg.pipeline.augment import AugmentConfig
+    from xray_seg.pipeline.dataset import AUTOTUNE, decode_image, decode_mask, make_train_dataset, scan_split
 
     tmp = None
     voc = args.voc

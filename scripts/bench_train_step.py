@@ -64,7 +64,7 @@ def time_setting(args, setting: str) -> list[float]:
     import numpy as np
     import yaml
 
-    from xray_seg.losses import OhemCrossEntropy, SegmentationCrossEntropy
+    from xray_seg.training.losses import OhemCrossEntropy, SegmentationCrossEntropy
     from xray_seg.models.registry import build_model
 
     setting, _, bn = setting.partition("/")

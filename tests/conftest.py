@@ -22,8 +22,8 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_voc(tmp_path_factory) -> Path:
     """A small real dataset: 12 synthetic 64x64 X-ray bags, converted to VOC (8 train / 4 val)."""
-    from xray_seg.data.convert import ConvertConfig, convert
-    from xray_seg.data.synth import SynthConfig, synthesize
+    from xray_seg.conversion.convert import ConvertConfig, convert
+    from xray_seg.synthesis.scene import SynthConfig, synthesize
 
     root = tmp_path_factory.mktemp("tiny")
     synthesize(root / "labelme", SynthConfig(size=64, num=12, seed=3, workers=1), progress=False)

@@ -199,11 +199,11 @@ def invoked_in_python(source: str, helper_names=("main",)) -> set[str]:
 def invoked_by_tests() -> dict[str, set[str]]:
     """Subcommand -> the test files and notebooks that run it."""
     runners: dict[str, set[str]] = {}
-    for path in sorted((REPO / "tests").glob("test_*.py")):
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
         if path.name == Path(__file__).name:
             continue
         for command in invoked_in_python(path.read_text(encoding="utf-8")):
-            runners.setdefault(command, set()).add(f"tests/{path.name}")
+            runners.setdefault(command, set()).add(str(path.relative_to(REPO)))
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         for cell in cells:

@@ -4,7 +4,7 @@ Each module in :mod:`xray_seg.commands` defines ``NAME`` (the subcommand), ``HEL
 (one line), ``add_arguments(parser)`` and ``run(args) -> int``. Modules keep heavy
 imports (TensorFlow) inside ``run`` so that ``--help`` stays instant.
 
-A :class:`~xray_seg.errors.XraySegError` is printed as one line and exits with 2;
+A :class:`~xray_seg.core.errors.XraySegError` is printed as one line and exits with 2;
 ``--debug`` shows the traceback instead.
 """
 
@@ -16,7 +16,7 @@ import pkgutil
 import sys
 
 from xray_seg import __version__, commands
-from xray_seg.errors import XraySegError
+from xray_seg.core.errors import XraySegError
 
 
 def _command_modules():

@@ -2,12 +2,12 @@
 
 Steps, each timed and printed:
 
-1. synthesise a Labelme dataset of dual-energy X-ray bags (:mod:`xray_seg.data.synth`);
-2. convert it to VOC (:mod:`xray_seg.data.convert`) and draw a few converted samples;
-3. train CWF-DeepLabv3+ with the ``demo_cpu`` preset (:mod:`xray_seg.train`);
-4. evaluate on val with paper 1's metrics (:mod:`xray_seg.evaluate`);
-5. export the SavedModel for stations (:mod:`xray_seg.export`);
-6. predict a few val images from the exported SavedModel (:mod:`xray_seg.predict`).
+1. synthesise a Labelme dataset of dual-energy X-ray bags (:mod:`xray_seg.synthesis.scene`);
+2. convert it to VOC (:mod:`xray_seg.conversion.convert`) and draw a few converted samples;
+3. train CWF-DeepLabv3+ with the ``demo_cpu`` preset (:mod:`xray_seg.training.trainer`);
+4. evaluate on val with paper 1's metrics (:mod:`xray_seg.evaluation.evaluator`);
+5. export the SavedModel for stations (:mod:`xray_seg.serving.exporter`);
+6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.screening`).
 
 Everything goes under one folder (default ``runs/demo``), which the demo owns and
 replaces on every run.
@@ -46,9 +46,9 @@ def _step(title: str):
 
 def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
     """A grid of converted images beside their palette masks, to check the conversion by eye."""
-    from xray_seg.data.voc import VocLayout, load_label_png, read_class_names, read_split
-    from xray_seg.evaluate import read_image_rgb
-    from xray_seg.viz import colorize, overlay, save_grid
+    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
+    from xray_seg.evaluation.evaluator import read_image_rgb
+    from xray_seg.core.viz import colorize, overlay, save_grid
 
     layout = VocLayout(voc_dir)
     rows = []
@@ -63,15 +63,15 @@ def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    from xray_seg.config import load_config
-    from xray_seg.data.convert import ConvertConfig, convert
-    from xray_seg.data.synth import SynthConfig, synthesize
-    from xray_seg.data.voc import VocLayout, read_split
-    from xray_seg.evaluate import evaluate
-    from xray_seg.export import export_model
-    from xray_seg.predict import predict_images
-    from xray_seg.train import pipeline_images_per_sec, train
-    from xray_seg.train_config import TrainConfig
+    from xray_seg.core.config import load_config
+    from xray_seg.conversion.convert import ConvertConfig, convert
+    from xray_seg.synthesis.scene import SynthConfig, synthesize
+    from xray_seg.conversion.voc import VocLayout, read_split
+    from xray_seg.evaluation.evaluator import evaluate
+    from xray_seg.serving.exporter import export_model
+    from xray_seg.inference.screening import predict_images
+    from xray_seg.training.trainer import pipeline_images_per_sec, train
+    from xray_seg.training.config import TrainConfig
 
     out = Path(cfg.out)
     if out.exists():

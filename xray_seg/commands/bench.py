@@ -1,4 +1,4 @@
-"""``xray-seg bench``: model-only and end-to-end FPS at batch 1 (see :mod:`xray_seg.bench`)."""
+"""``xray-seg bench``: model-only and end-to-end FPS at batch 1 (see :mod:`xray_seg.evaluation.bench`)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.bench import benchmark
-    from xray_seg.evaluate import TTAOptions, parse_tta
-    from xray_seg.fileio import write_json_atomic
-    from xray_seg.predict import expand_inputs
+    from xray_seg.evaluation.bench import benchmark
+    from xray_seg.evaluation.evaluator import TTAOptions, parse_tta
+    from xray_seg.core.fileio import write_json_atomic
+    from xray_seg.inference.screening import expand_inputs
 
     scales, flip = parse_tta(args.tta)
     result = benchmark(args.model, expand_inputs(args.inputs), runs=args.runs, warmup=args.warmup,

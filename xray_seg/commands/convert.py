@@ -1,4 +1,4 @@
-"""``xray-seg convert``: Labelme folder -> VOC folder (see :mod:`xray_seg.data.convert`)."""
+"""``xray-seg convert``: Labelme folder -> VOC folder (see :mod:`xray_seg.conversion.convert`)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from xray_seg.data.convert import ConvertConfig, convert
+    from xray_seg.conversion.convert import ConvertConfig, convert
 
     config = ConvertConfig(
         labels=args.labels,

@@ -22,7 +22,7 @@ prohibited items into X-ray security image style with CycleGAN (Zhu et al. 2017)
 
 
 def add_arguments(parser) -> None:
-    from xray_seg.gan.config import CycleGANConfig
+    from xray_seg.synthesis.cyclegan.config import CycleGANConfig
 
     d = CycleGANConfig()
     sub = parser.add_subparsers(dest="cyclegan_command", metavar="{train,translate}")
@@ -84,10 +84,10 @@ def run(args) -> int:
 
 
 def _train(args) -> int:
-    from xray_seg.config import load_config
-    from xray_seg.errors import ConfigError
-    from xray_seg.gan.config import CycleGANConfig
-    from xray_seg.gan.trainer import train_cyclegan
+    from xray_seg.core.config import load_config
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.synthesis.cyclegan.config import CycleGANConfig
+    from xray_seg.synthesis.cyclegan.trainer import train_cyclegan
 
     overrides = {key: getattr(args, key) for key in _TRAIN_KEYS if getattr(args, key) is not None}
     if args.resume:
@@ -118,7 +118,7 @@ def _train(args) -> int:
 
 
 def _translate(args) -> int:
-    from xray_seg.gan.translate import translate_labelme_dir
+    from xray_seg.synthesis.cyclegan.translate import translate_labelme_dir
 
     report = translate_labelme_dir(
         args.run_dir, args.labelme_dir, args.out, direction=args.direction, force=args.force, progress=not args.quiet

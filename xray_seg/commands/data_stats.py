@@ -28,9 +28,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from xray_seg.data.stats import compute_class_stats, format_table, median_frequency_weights, weights_document
-    from xray_seg.errors import OutputExistsError
-    from xray_seg.fileio import write_json_atomic
+    from xray_seg.conversion.stats import compute_class_stats, format_table, median_frequency_weights, weights_document
+    from xray_seg.core.errors import OutputExistsError
+    from xray_seg.core.fileio import write_json_atomic
 
     out = Path(args.weights_out) if args.weights_out else None
     if out is not None and out.exists() and not args.force:

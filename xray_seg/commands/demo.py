@@ -10,7 +10,7 @@ The output folder (default runs/demo) belongs to the demo and is replaced on eve
 
 
 def add_arguments(parser):
-    from xray_seg.data.synth import CLUTTER_LEVELS, SynthConfig
+    from xray_seg.synthesis.scene import CLUTTER_LEVELS, SynthConfig
     from xray_seg.demo import DemoConfig
 
     d, synth = DemoConfig(), SynthConfig()

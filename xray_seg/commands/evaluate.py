@@ -1,4 +1,4 @@
-"""``xray-seg evaluate``: paper-1 metrics of a model on a VOC split (see :mod:`xray_seg.evaluate`)."""
+"""``xray-seg evaluate``: paper-1 metrics of a model on a VOC split (see :mod:`xray_seg.evaluation.evaluator`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.evaluate import TTAOptions, evaluate, parse_size, parse_tta
+    from xray_seg.evaluation.evaluator import TTAOptions, evaluate, parse_size, parse_tta
 
     scales, flip = parse_tta(args.tta)
     tta = TTAOptions(scales=scales, flip=flip, window=parse_size(args.window), stride=parse_size(args.stride))

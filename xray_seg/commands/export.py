@@ -1,4 +1,4 @@
-"""``xray-seg export``: SavedModel for inspection stations, TFLite, ONNX (see :mod:`xray_seg.export`)."""
+"""``xray-seg export``: SavedModel for inspection stations, TFLite, ONNX (see :mod:`xray_seg.serving.exporter`)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.evaluate import parse_size
-    from xray_seg.export import export_model, parse_formats, summary_lines
+    from xray_seg.evaluation.evaluator import parse_size
+    from xray_seg.serving.exporter import export_model, parse_formats, summary_lines
 
     result = export_model(
         args.model, args.out, formats=parse_formats(args.format), force=args.force,

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from xray_seg.errors import ConfigError
+    from xray_seg.core.errors import ConfigError
     from xray_seg.models.registry import available_models
 
     specs = available_models()
@@ -49,7 +49,7 @@ def run(args) -> int:
     import keras
     from tqdm import tqdm
 
-    from xray_seg.flops import count_flops, count_params
+    from xray_seg.evaluation.flops import count_flops, count_params
     from xray_seg.models.registry import build_model
 
     shape = (args.size, args.size, 3)

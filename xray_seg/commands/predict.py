@@ -1,4 +1,4 @@
-"""``xray-seg predict``: class masks, overlays and item lists for images (see :mod:`xray_seg.predict`)."""
+"""``xray-seg predict``: class masks, overlays and item lists for images (see :mod:`xray_seg.inference.screening`)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.evaluate import TTAOptions, parse_size, parse_tta
-    from xray_seg.predict import predict_images
+    from xray_seg.evaluation.evaluator import TTAOptions, parse_size, parse_tta
+    from xray_seg.inference.screening import predict_images
 
     scales, flip = parse_tta(args.tta)
     tta = TTAOptions(scales=scales, flip=flip, window=parse_size(args.window))

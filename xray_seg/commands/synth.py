@@ -24,7 +24,7 @@ coloured objects on a plain or textured surface: the "photo" domain that
 
 
 def add_arguments(parser) -> None:
-    from xray_seg.data.synth import CLUTTER_LEVELS, STYLES, SynthConfig
+    from xray_seg.synthesis.scene import CLUTTER_LEVELS, STYLES, SynthConfig
 
     d = SynthConfig()
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (refused if it exists, unless --force)")
@@ -52,7 +52,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from xray_seg.data.synth import CONTACT_SHEET, SynthConfig, synthesize
+    from xray_seg.synthesis.scene import CONTACT_SHEET, SynthConfig, synthesize
 
     config = SynthConfig(
         size=args.size,

@@ -1,4 +1,4 @@
-"""``xray-seg train``: train a model on a VOC dataset (see :mod:`xray_seg.train`)."""
+"""``xray-seg train``: train a model on a VOC dataset (see :mod:`xray_seg.training.trainer`)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def add_arguments(parser):
 
 
 def build_config(args):
-    from xray_seg.config import load_config
-    from xray_seg.train import resume_config
-    from xray_seg.train_config import TrainConfig
+    from xray_seg.core.config import load_config
+    from xray_seg.training.trainer import resume_config
+    from xray_seg.training.config import TrainConfig
 
     if args.resume:
         return resume_config(args.run_dir, args.epochs)
@@ -66,8 +66,8 @@ def build_config(args):
 
 
 def run(args):
-    from xray_seg.errors import ConfigError
-    from xray_seg.train import train
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.training.trainer import train
 
     if args.resume and not args.run_dir:
         raise ConfigError("--resume needs --run-dir", fix="give the run folder to continue")

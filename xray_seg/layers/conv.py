@@ -187,7 +187,7 @@ def scale_channels(channels: int, width: float, minimum: int = 1) -> int:
 
 
 def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
-    """Map raw 0..255 pixels to [-1, 1] inside the model (DESIGN.md: no train/serve skew)."""
+    """Map raw 0..255 pixels to [-1, 1] inside the model (docs/architecture.md: no train/serve skew)."""
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
 
 
@@ -196,7 +196,7 @@ class ResizeTo(keras.layers.Layer):
     """Bilinear resize of the first input to the spatial size of the second (or a fixed size).
 
     Replaces the ``Lambda`` + ``tf.image.resize`` pattern of popular DeepLabv3+ repos
-    (DESIGN.md "To avoid"). Used for decoder upsampling and logits-to-input resizing.
+    (docs/architecture.md "To avoid"). Used for decoder upsampling and logits-to-input resizing.
 
     Args:
         interpolation: "bilinear" or "nearest".

@@ -11,7 +11,7 @@ the same training step runs 1.4x faster (``scripts/bench_train_step.py --bn both
 
 :class:`BatchNorm` is ``keras.layers.BatchNormalization`` (same arguments, weights, moving
 statistics and results) with that kernel as a fast path. The fast path is the one place a
-layer reaches TensorFlow, through :mod:`xray_seg.tf_kernels` (imported only when the
+layer reaches TensorFlow, through :mod:`xray_seg.core.tf_kernels` (imported only when the
 backend is TensorFlow, so this module itself imports no TensorFlow); it is taken only on
 the TensorFlow backend, for float32 inputs normalised over the last axis, without a mask,
 renorm or synchronised statistics.
@@ -66,7 +66,7 @@ class BatchNorm(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         if training and self.trainable:
             return self._fused_training(inputs)
-        from xray_seg.tf_kernels import fused_batch_norm
+        from xray_seg.core.tf_kernels import fused_batch_norm
 
         return fused_batch_norm(
             inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon, training=False
@@ -75,7 +75,7 @@ class BatchNorm(keras.layers.BatchNormalization):
     def _fused_training(self, inputs):
         from keras import ops
 
-        from xray_seg.tf_kernels import fused_batch_norm
+        from xray_seg.core.tf_kernels import fused_batch_norm
 
         outputs, mean, variance = fused_batch_norm(inputs, self.gamma, self.beta, None, None, self.epsilon, training=True)
         count = ops.cast(ops.size(inputs) // ops.shape(inputs)[-1], "float32")

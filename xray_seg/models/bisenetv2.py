@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.errors import ModelError
+from xray_seg.core.errors import ModelError
 from xray_seg.layers.bisenet import (
     BilateralGuidedAggregation,
     ContextEmbedding,

@@ -4,7 +4,7 @@ The encoder runs the CSP-Xception backbone (section 3.2,
 :func:`~xray_seg.models.backbones.csp_xception.build_csp_xception`: low level
 128x128x256, high level 32x32x1024 at 512x512) and feeds the high-level feature to
 DWFF-ASPP (section 3.3, :class:`~xray_seg.layers.aspp.DWFFASPP`). The decoder is
-DeepLabv3+'s (:func:`~xray_seg.models.deeplab.build_deeplabv3plus_model`): 1x1 conv to
+DeepLabv3+'s (:func:`~xray_seg.models.deeplab_decoder.build_deeplabv3plus_model`): 1x1 conv to
 48 channels on the low-level feature, x4 upsampling of the encoder output, concat,
 two 3x3 convs (256), classifier, x4 upsampling to logits at input resolution.
 """
@@ -16,7 +16,7 @@ from functools import partial
 import keras
 
 from xray_seg.models.backbones.csp_xception import build_csp_xception
-from xray_seg.models.deeplab import build_deeplabv3plus_model
+from xray_seg.models.deeplab_decoder import build_deeplabv3plus_model
 
 
 def build_cwf_deeplabv3plus(

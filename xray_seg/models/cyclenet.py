@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.errors import ModelError
+from xray_seg.core.errors import ModelError
 from xray_seg.layers.conv import ConvBNAct, ResizeTo
 from xray_seg.layers.cycle_aspp import CycleASPP
 from xray_seg.layers.deform import ModulatedDeformConv2D

@@ -24,7 +24,7 @@ both fusion modules train at 10x the learning rate (section 4.1) through
 branch has "aux" in its name, the fusion modules are ``balanced_fusion1/2``, and no
 other layer name contains either string (tests/test_ifbfnet.py lists the paths).
 Multi-scale inference (section 4.3.4 "MS", scales 0.5-1.75, and flipping, section 4.5)
-needs nothing here: ``xray_seg.infer.predict_probabilities(model, image,
+needs nothing here: ``xray_seg.inference.tta.predict_probabilities(model, image,
 scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)`` runs this model at each scale
 (build it with ``input_shape=(None, None, 3)`` for free input sizes).
 
@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.errors import ModelError
+from xray_seg.core.errors import ModelError
 from xray_seg.layers.aspp import ImagePooling, aspp_rates
 from xray_seg.layers.fusion import FeatureBalancedFusion
 from xray_seg.layers.conv import ConvBNAct, ResizeTo

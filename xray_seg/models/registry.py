@@ -5,7 +5,7 @@ building one does not import the others. A builder has the signature::
 
     builder(num_classes: int, input_shape=(512, 512, 3), *, width=1.0, aux=False, **options) -> keras.Model
 
-Conventions every builder follows (DESIGN.md):
+Conventions every builder follows (docs/architecture.md):
 
 - the model takes raw 0..255 pixels (normalisation inside the model);
 - it returns logits ``[B, H, W, num_classes]`` at input resolution, no softmax;
@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from xray_seg.errors import ModelError
+from xray_seg.core.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def import_custom_objects() -> None:
     for package in (xray_seg.layers, xray_seg.models):
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
             importlib.import_module(info.name)
-    for name in ("xray_seg.losses", "xray_seg.metrics", "xray_seg.optim"):
+    for name in ("xray_seg.training.losses", "xray_seg.evaluation.metrics", "xray_seg.training.optim"):
         importlib.import_module(name)
 
 
@@ -86,7 +86,7 @@ def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **option
 register_model("unet", "xray_seg.models.unet:build_unet", "U-Net: 4 down/4 up, 64->1024 channels, BN, 'same' padding, 2x2 up-conv", paper="Ronneberger et al. 2015")
 register_model("bisenetv2", "xray_seg.models.bisenetv2:build_bisenetv2", "BiSeNet V2: detail + semantic branches, BGA, 4 booster heads (aux)", paper="Yu et al. 2021 (IJCV)")
 register_model("cwf_deeplabv3plus", "xray_seg.models.cwf_deeplab:build_cwf_deeplabv3plus", "CSP-Xception + DWFF-ASPP DeepLabv3+ (default)", "paper 1, sec. 3")
-register_model("deeplabv3plus", "xray_seg.models.deeplabv3plus:build_deeplabv3plus", "DeepLabv3+ with aligned Xception-65", "paper 1, Table 3; Chen et al. 2018")
-register_model("mobilenetv2_deeplabv3plus", "xray_seg.models.deeplabv3plus:build_mobilenetv2_deeplabv3plus", "DeepLabv3+ with MobileNetV2", "paper 1, Table 3, ref. [16]")
+register_model("deeplabv3plus", "xray_seg.models.deeplab_baselines:build_deeplabv3plus", "DeepLabv3+ with aligned Xception-65", "paper 1, Table 3; Chen et al. 2018")
+register_model("mobilenetv2_deeplabv3plus", "xray_seg.models.deeplab_baselines:build_mobilenetv2_deeplabv3plus", "DeepLabv3+ with MobileNetV2", "paper 1, Table 3, ref. [16]")
 register_model("cyclenet", "xray_seg.models.cyclenet:build_cyclenet", "CycleNet: dilated ResNet-101 (OS8) + CycleASPP (feedback) + ADC (DCNv2) decoder, aux head", paper="CycleNet (Zhang et al.)")
 register_model("ifbfnet", "xray_seg.models.ifbfnet:build_ifbfnet", "IFBFNet: dilated ResNet-101 (OS16) + ASPP, decoder with 2 feature balanced fusion modules + spatial stream, aux head", paper="IFBFNet (Inter-level Feature Balanced Fusion Network), sec. 3")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.errors import ModelError
+from xray_seg.core.errors import ModelError
 from xray_seg.layers.conv import ConvBNAct, ResizeTo, pixel_normalization, scale_channels
 
 LEVEL_CHANNELS = (64, 128, 256, 512, 1024)  # U-Net Fig. 1: 4 downsamplings, 5 levels

@@ -1,1 +1,1 @@
-"""Bundled YAML presets (training configurations); see xray_seg.config."""
+"""Bundled YAML presets (training configurations); see xray_seg.core.config."""

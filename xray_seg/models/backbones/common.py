@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xray_seg.errors import ModelError
+from xray_seg.core.errors import ModelError
 
 
 def check_output_stride(output_stride: int, allowed=(8, 16)) -> int:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import keras
 
-from xray_seg.errors import ModelError
+from xray_seg.core.errors import ModelError
 from xray_seg.layers.conv import ConvBNAct, pixel_normalization
 from xray_seg.layers.conv import scale_channels as _scale_channels
 
@@ -164,7 +164,7 @@ def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
     """Save every variable of ``model`` keyed by its path (``layer/sublayer/var``), atomically."""
     import h5py
 
-    from xray_seg.fileio import atomic_path
+    from xray_seg.core.fileio import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

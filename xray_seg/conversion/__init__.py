@@ -1,0 +1,1 @@
+"""Annotations in: Labelme folders to VOC segmentation datasets, and dataset statistics."""

@@ -1,0 +1,522 @@
+"""Read Labelme JSON annotations and rasterise them exactly as labelme does.
+
+This is the first step of the data path (docs/architecture.md): an annotator's Labelme folder is
+read here, and :mod:`xray_seg.conversion.convert` turns it into the VOC layout of
+:mod:`xray_seg.conversion.voc`. Labelme itself is not used at run time (it is a GPL, Qt
+application); this module re-implements the small part that matters, and a property
+test compares it with ``labelme.utils.shapes_to_label`` pixel for pixel.
+
+Reading (labelme 3.x to 7.x JSON)
+    * the image is ``imageData`` (base64 bytes of an image file) when present, else
+      the file ``imagePath`` relative to the JSON file (Windows separators accepted).
+      An ``imagePath`` that leads outside the input folder is refused. The check is
+      lexical (``..`` and absolute paths), so a symlink the user put inside the folder
+      is still followed.
+    * EXIF orientation is applied, as labelme does when it opens an image file, so
+      the annotation coordinates match the pixels.
+    * the decoded size must equal ``imageHeight``/``imageWidth`` when they are given.
+    * shape types: polygon (also a missing ``shape_type``, as labelme 3.x writes),
+      rectangle, circle, line, linestrip, point, oriented_rectangle and mask (a base64
+      PNG whose two points give the top-left and bottom-right pixel of its bounding box,
+      as labelme 5.x writes it).
+
+Image conversion (the pipeline decodes 3-channel uint8, 0..255)
+    * 8-bit RGB: unchanged.
+    * grayscale (``L``, ``1``): replicated to 3 identical channels, so every image in
+      ``JPEGImages`` has the layout the models take (3 channels, raw 0..255 pixels).
+    * 16-bit (``I;16``, ``I``; X-ray scanners often write 16-bit PNG): fixed scaling
+      that keeps the high byte, ``v >> 8`` (65535 -> 255). A fixed scale keeps the
+      meaning of a grey level (an attenuation) the same in every image and at the
+      inspection station, which a per-image min-max stretch would not. It is also what
+      Pillow and TensorFlow do with 16-bit colour PNGs. A scanner that stores 12-bit
+      data in 16-bit files gives dark images (0..15): rescale such data to the full
+      16-bit range before converting.
+    * with alpha (``RGBA``, ``LA``, ``PA``, palette with transparency): composited on
+      white, because in an X-ray image "nothing there" is white (air transmits fully).
+    * palette, CMYK, YCbCr and other 8-bit modes: converted to RGB by Pillow.
+    * float images (``F``) are refused: there is no single sensible scale for them.
+
+Rasterisation (:func:`shapes_to_label`), as ``labelme.utils.shapes_to_label``
+    Shapes are drawn in file order with ``PIL.ImageDraw`` (no anti-aliasing), a later
+    shape overwriting an earlier one: polygon and oriented_rectangle with
+    ``polygon(outline, fill)``; rectangle with ``rectangle`` on the sorted corners;
+    circle as the ellipse of radius |centre - rim point|; line and linestrip with
+    ``line(width=10)``; point as a filled circle of radius 5; mask pasted at its
+    top-left point. ``__ignore__`` is -1 in the returned array (255 in the PNG).
+
+Points outside the image
+    A point outside ``[0, W-1] x [0, H-1]`` (labelme's editor never places one there)
+    is reported as a warning, and the shape is clipped to the image: the part that
+    falls outside is dropped when drawing. This is region clipping, not clamping the
+    vertex coordinates (clamping would change the shape inside the image), and it is
+    what labelme's rasteriser produces as well. A mask whose box leaves the image is
+    cropped the same way (labelme would fail or wrap around there).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from xray_seg.core.errors import DatasetError
+
+IGNORE_NAME = "__ignore__"
+BACKGROUND_NAME = "_background_"
+
+#: Line width (pixels) of ``line``/``linestrip`` and radius of ``point`` shapes, as labelme.
+LINE_WIDTH = 10
+POINT_RADIUS = 5
+
+#: Number of points each shape type needs: an int (exactly) or a (min, None) range.
+SHAPE_POINTS: dict[str, int | tuple[int, None]] = {
+    "polygon": (3, None),
+    "rectangle": 2,
+    "circle": 2,
+    "line": 2,
+    "linestrip": (2, None),
+    "point": 1,
+    "oriented_rectangle": 4,
+    "mask": 2,
+}
+
+# Modes copied byte for byte by ``--image-format copy``: the pipeline's own decoder
+# gives the same pixels as :func:`decode_image` for these (no alpha, no colour space).
+_PLAIN_MODES = {"1", "L", "P", "RGB", "I;16", "I;16B", "I;16L", "I;16N", "I"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One Labelme shape.
+
+    Args:
+        label: the class name.
+        shape_type: one of :data:`SHAPE_POINTS` (``polygon`` when the JSON has none).
+        points: ``((x, y), ...)`` in pixel coordinates of the (EXIF-oriented) image.
+        mask: for ``mask`` shapes, the boolean ``[h, w]`` mask of the bounding box.
+        group_id: labelme's instance group, if any (kept, not used for classes).
+    """
+
+    label: str
+    shape_type: str
+    points: tuple[tuple[float, float], ...]
+    mask: np.ndarray | None = None
+    group_id: int | None = None
+
+
+@dataclass
+class LabelmeRecord:
+    """One annotated image, read and validated.
+
+    Args:
+        json_path: the JSON file.
+        image: ``[H, W, 3]`` uint8 RGB, converted as described in the module docstring.
+        shapes: the shapes in file order (draw order).
+        image_bytes: the encoded image exactly as stored (file or ``imageData``).
+        image_format: Pillow's name of that encoding (``"PNG"``, ``"JPEG"``, ...).
+        image_mode: the Pillow mode before conversion (``"I;16"``, ``"RGBA"``, ...).
+        image_file: the image file, or None when the image is embedded in the JSON.
+        exif_rotated: True when EXIF orientation turned the stored pixels.
+        warnings: problems that did not stop the reading (e.g. points outside the image).
+    """
+
+    json_path: Path
+    image: np.ndarray
+    shapes: list[Shape]
+    image_bytes: bytes
+    image_format: str
+    image_mode: str
+    image_file: Path | None = None
+    exif_rotated: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def copyable(self) -> str | None:
+        """None if the stored bytes can be copied as the output image, else why not."""
+        if self.image_format not in ("PNG", "JPEG"):
+            return f"the image is {self.image_format}, not PNG or JPEG"
+        if self.exif_rotated:
+            return "the image needs EXIF rotation, which the training pipeline does not apply"
+        if self.image_mode not in _PLAIN_MODES:
+            return f"the image mode {self.image_mode} (e.g. alpha) decodes differently in the pipeline"
+        return None
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def load_labelme_json(json_path: str | Path) -> dict:
+    """Parse a Labelme JSON file; DatasetError naming the file if it is not one."""
+    json_path = Path(json_path)
+    try:
+        data = json.loads(json_path.read_bytes().decode("utf-8-sig"))
+    except OSError as exc:
+        raise DatasetError(f"cannot read the JSON file ({exc.strerror or exc})", path=json_path) from None
+    except UnicodeDecodeError:
+        raise DatasetError(
+            "corrupt JSON: the file is not UTF-8 text", path=json_path, fix="re-save it from labelme"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"corrupt JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            path=json_path,
+            fix="re-save it from labelme, or remove it from the folder",
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        raise DatasetError(
+            "not a Labelme annotation (no 'shapes' list)",
+            path=json_path,
+            fix="keep only Labelme .json files in the input folder",
+        )
+    return data
+
+
+def shape_labels(data: Mapping) -> list[str]:
+    """The label of every shape of a parsed Labelme JSON, in order (non-strings skipped)."""
+    return [s["label"] for s in data.get("shapes", []) if isinstance(s, dict) and isinstance(s.get("label"), str)]
+
+
+def image_reference(data: Mapping, json_path: str | Path, input_root: str | Path) -> Path | None:
+    """The image file a parsed JSON refers to, or None if the image is embedded.
+
+    Raises DatasetError if neither is given or if ``imagePath`` escapes ``input_root``.
+    """
+    json_path = Path(json_path)
+    if data.get("imageData"):
+        return None
+    raw = data.get("imagePath")
+    if not isinstance(raw, str) or not raw.strip():
+        raise DatasetError(
+            "no imageData and no imagePath", path=json_path, fix="re-save the annotation from labelme"
+        )
+    rel = PureWindowsPath(raw).as_posix() if "\\" in raw else raw
+    # os.path.join drops the folder for an absolute imagePath, which is then checked as is.
+    candidate = Path(os.path.normpath(os.path.join(os.path.abspath(json_path.parent), rel)))
+    root = Path(os.path.abspath(input_root))
+    if PureWindowsPath(raw).drive or not candidate.is_relative_to(root):
+        raise DatasetError(
+            f"imagePath {raw!r} leads outside the input folder {root}; refused",
+            path=json_path,
+            fix="move the image into the input folder and set imagePath relative to the JSON file",
+        )
+    return candidate
+
+
+# ------------------------------------------------------------------------- images
+
+
+def _to_rgb_uint8(img) -> np.ndarray:
+    """Convert a decoded Pillow image to ``[H, W, 3]`` uint8 (policy: module docstring)."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES:
+        arr = np.asarray(img)
+        if arr.dtype != np.uint16:
+            arr = np.clip(arr, 0, 65535).astype(np.uint16)
+        gray = (arr >> 8).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode == "F":
+        raise ValueError("floating-point images are not supported")
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode in ("P", "L", "RGB") and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:4] / 255.0
+        out = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if mode in ("1", "L"):
+        gray = np.asarray(img.convert("L"))
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if mode != "RGB":
+        img = img.convert("RGB")
+    assert isinstance(img, Image.Image)
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def decode_image(data: bytes, *, source: str | Path) -> tuple[np.ndarray, str, str, bool]:
+    """Decode encoded image bytes to ``(rgb uint8 [H,W,3], format, mode, exif_rotated)``.
+
+    ``source`` names the file in the DatasetError raised for undecodable data.
+    """
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            fmt, mode = img.format or "unknown", img.mode
+            try:
+                orientation = int(img.getexif().get(0x0112, 1) or 1)
+            except Exception:  # a broken EXIF block must not fail the image
+                orientation = 1
+            rotated = orientation in range(2, 9)
+            if rotated:
+                img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb_uint8(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(
+            f"cannot decode the image ({exc})",
+            path=source,
+            fix="re-export the image as PNG or JPEG",
+        ) from None
+    return rgb, fmt, mode, rotated
+
+
+# ------------------------------------------------------------------------- shapes
+
+
+def _parse_points(raw, where: str, json_path: Path) -> tuple[tuple[float, float], ...]:
+    if not isinstance(raw, list) or not raw:
+        raise DatasetError(f"{where} has no points", path=json_path, fix="delete or redraw the shape in labelme")
+    points = []
+    for p in raw:
+        if (
+            not isinstance(p, (list, tuple))
+            or len(p) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p)
+        ):
+            raise DatasetError(
+                f"{where} has a point that is not [x, y] numbers: {p!r}",
+                path=json_path,
+                fix="delete or redraw the shape in labelme",
+            )
+        points.append((float(p[0]), float(p[1])))
+    return tuple(points)
+
+
+def _decode_mask(raw, where: str, json_path: Path) -> np.ndarray:
+    from PIL import Image
+
+    if not isinstance(raw, str) or not raw:
+        raise DatasetError(f"{where} is a mask shape without a 'mask' PNG", path=json_path, fix="redraw the mask")
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(raw, validate=False))) as img:
+            arr = np.asarray(img)
+    except (binascii.Error, OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"{where} has an undecodable mask PNG ({exc})", path=json_path, fix="redraw the mask") from None
+    if arr.ndim == 3:
+        arr = arr.any(axis=-1)
+    return arr.astype(bool)
+
+
+def parse_shapes(data: Mapping, json_path: str | Path) -> list[Shape]:
+    """Validate and parse the ``shapes`` of a Labelme JSON (DatasetError on a bad one)."""
+    json_path = Path(json_path)
+    shapes = []
+    for i, raw in enumerate(data.get("shapes", [])):
+        if not isinstance(raw, dict) or not isinstance(raw.get("label"), str):
+            raise DatasetError(f"shape #{i} has no label", path=json_path, fix="give every shape a label in labelme")
+        label = raw["label"]
+        shape_type = raw.get("shape_type") or "polygon"
+        where = f"shape #{i} ({shape_type} {label!r})"
+        if shape_type not in SHAPE_POINTS:
+            raise DatasetError(
+                f"{where}: unsupported shape_type {shape_type!r}",
+                path=json_path,
+                fix=f"use one of {', '.join(SHAPE_POINTS)}",
+            )
+        points = _parse_points(raw.get("points"), where, json_path)
+        need = SHAPE_POINTS[shape_type]
+        if isinstance(need, tuple) and len(points) < need[0]:
+            what = "a polygon" if shape_type == "polygon" else f"a {shape_type}"
+            raise DatasetError(
+                f"{where} has {len(points)} point(s); {what} needs at least {need[0]}",
+                path=json_path,
+                fix="delete the shape or redraw it with more points in labelme",
+            )
+        if isinstance(need, int) and len(points) != need:
+            raise DatasetError(
+                f"{where} has {len(points)} point(s); a {shape_type} needs exactly {need}",
+                path=json_path,
+                fix="redraw the shape in labelme",
+            )
+        mask = _decode_mask(raw.get("mask"), where, json_path) if shape_type == "mask" else None
+        group_id = raw.get("group_id")
+        shapes.append(
+            Shape(label, shape_type, points, mask, group_id if isinstance(group_id, int) and not isinstance(group_id, bool) else None)
+        )
+    return shapes
+
+
+def mask_origin(shape: Shape) -> tuple[int, int]:
+    """Top-left pixel ``(x, y)`` of a mask shape: its first point truncated, as labelme."""
+    x1, y1 = np.asarray(shape.points[0]).astype(int)
+    return int(x1), int(y1)
+
+
+def outside_warnings(shapes: Sequence[Shape], height: int, width: int) -> list[str]:
+    """One warning per shape with a point (or mask box) outside the image (it gets clipped)."""
+    warnings = []
+    for i, s in enumerate(shapes):
+        if s.shape_type == "mask" and s.mask is not None:
+            x1, y1 = mask_origin(s)
+            mh, mw = s.mask.shape
+            x2, y2 = int(s.points[1][0]), int(s.points[1][1])
+            if (x2 - x1 + 1, y2 - y1 + 1) != (mw, mh):
+                warnings.append(
+                    f"shape #{i} (mask {s.label!r}): the mask is {mw}x{mh} but its box points span "
+                    f"{x2 - x1 + 1}x{y2 - y1 + 1}; pasted at its top-left point with its own size"
+                )
+            if x1 < 0 or y1 < 0 or x1 + mw > width or y1 + mh > height:
+                warnings.append(f"shape #{i} (mask {s.label!r}) extends outside the {width}x{height} image; clipped")
+            continue
+        pts = np.asarray(s.points)
+        out = (pts[:, 0] < 0) | (pts[:, 0] > width - 1) | (pts[:, 1] < 0) | (pts[:, 1] > height - 1)
+        if out.any():
+            warnings.append(
+                f"shape #{i} ({s.shape_type} {s.label!r}): {int(out.sum())} of {len(pts)} point(s) lie outside "
+                f"the {width}x{height} image; the shape is clipped to the image"
+            )
+    return warnings
+
+
+def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord:
+    """Read and validate one Labelme JSON file and its image.
+
+    Args:
+        json_path: the ``.json`` file.
+        input_root: the input folder; an ``imagePath`` leading outside it is refused.
+
+    Returns:
+        A :class:`LabelmeRecord` (image as ``[H, W, 3]`` uint8).
+
+    Raises:
+        DatasetError: naming the file, for a corrupt JSON, a missing or undecodable
+            image, an escaping ``imagePath``, a size that differs from
+            ``imageHeight``/``imageWidth``, or a bad shape (e.g. a polygon with fewer
+            than 3 points).
+    """
+    json_path = Path(json_path)
+    data = load_labelme_json(json_path)
+    image_file = image_reference(data, json_path, input_root)
+    if image_file is None:
+        try:
+            image_bytes = base64.b64decode(data["imageData"], validate=False)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise DatasetError(f"imageData is not valid base64 ({exc})", path=json_path, fix="re-save it from labelme") from None
+        source: str | Path = f"{json_path} (imageData)"
+    else:
+        try:
+            image_bytes = image_file.read_bytes()
+        except FileNotFoundError:
+            raise DatasetError(
+                f"image {data.get('imagePath')!r} not found (looked for {image_file})",
+                path=json_path,
+                fix="put the image beside the JSON file or correct imagePath",
+            ) from None
+        except OSError as exc:
+            raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=json_path) from None
+        source = image_file
+    image, fmt, mode, rotated = decode_image(image_bytes, source=source)
+    height, width = image.shape[:2]
+    declared = (data.get("imageHeight"), data.get("imageWidth"))
+    if declared[0] is not None and declared[1] is not None and (declared[0], declared[1]) != (height, width):
+        raise DatasetError(
+            f"the image is {width}x{height} (WxH) but the JSON says imageWidth={declared[1]}, "
+            f"imageHeight={declared[0]}",
+            path=json_path,
+            fix="the JSON belongs to another image: point imagePath at the right one, or re-annotate",
+        )
+    shapes = parse_shapes(data, json_path)
+    return LabelmeRecord(
+        json_path=json_path,
+        image=image,
+        shapes=shapes,
+        image_bytes=image_bytes,
+        image_format=fmt,
+        image_mode=mode,
+        image_file=image_file,
+        exif_rotated=rotated,
+        warnings=outside_warnings(shapes, height, width),
+    )
+
+
+# ------------------------------------------------------------------ rasterisation
+
+
+def _draw_shape(canvas, draw, shape: Shape, ink: int) -> None:
+    """Draw one shape with ``ink`` the way ``labelme.utils.shape_to_mask`` does."""
+    from PIL import Image
+
+    xy = [tuple(p) for p in shape.points]
+    kind = shape.shape_type
+    if kind == "circle":
+        (cx, cy), (px, py) = xy
+        d = math.sqrt((cx - px) ** 2 + (cy - py) ** 2)
+        draw.ellipse(((cx - d, cy - d), (cx + d, cy + d)), outline=ink, fill=ink)
+    elif kind == "rectangle":
+        (x0, y0), (x1, y1) = xy
+        draw.rectangle(((min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))), outline=ink, fill=ink)
+    elif kind in ("line", "linestrip"):
+        draw.line(xy=xy, fill=ink, width=LINE_WIDTH)
+    elif kind == "point":
+        cx, cy = xy[0]
+        r = POINT_RADIUS
+        draw.ellipse(((cx - r, cy - r), (cx + r, cy + r)), outline=ink, fill=ink)
+    elif kind in ("polygon", "oriented_rectangle"):
+        draw.polygon(xy=xy, outline=ink, fill=ink)
+    elif kind == "mask":
+        if shape.mask is None:
+            raise ValueError("a mask shape needs its mask array")
+        x1, y1 = mask_origin(shape)
+        mh, mw = shape.mask.shape
+        stencil = Image.fromarray(shape.mask.astype(np.uint8) * 255, mode="L")
+        canvas.paste(ink, (x1, y1, x1 + mw, y1 + mh), stencil)
+    else:
+        raise ValueError(f"unsupported shape_type {kind!r}")
+
+
+def shapes_to_label(
+    shapes: Sequence[Shape], image_shape: Sequence[int], label_to_index: Mapping[str, int]
+) -> np.ndarray:
+    """Rasterise shapes into a class map, like ``labelme.utils.shapes_to_label``.
+
+    Args:
+        shapes: :class:`Shape` objects (or labelme-style dicts) in draw order; a later
+            shape overwrites an earlier one.
+        image_shape: ``(H, W, ...)`` of the image.
+        label_to_index: class name -> index; ``__ignore__`` -> -1. Indices must lie in
+            -1..254 (the PNG stores 255 for ignore).
+
+    Returns:
+        ``[H, W]`` int32 with -1 for ignore and 0 where no shape was drawn.
+
+    Raises:
+        KeyError: a shape label missing from ``label_to_index``.
+    """
+    from PIL import Image, ImageDraw
+
+    height, width = int(image_shape[0]), int(image_shape[1])
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for shape in shapes:
+        if isinstance(shape, Mapping):
+            shape = Shape(
+                shape["label"], shape.get("shape_type") or "polygon",
+                tuple(tuple(map(float, p)) for p in shape["points"]), shape.get("mask"),
+            )
+        value = int(label_to_index[shape.label])
+        if not -1 <= value <= 254:
+            raise ValueError(f"class index {value} of {shape.label!r} is outside -1..254")
+        # Drawing the value directly touches exactly the pixels labelme's per-shape
+        # boolean mask would: Pillow draws without anti-aliasing, whatever the ink.
+        _draw_shape(canvas, draw, shape, value & 0xFF)
+    label = np.asarray(canvas).astype(np.int32)
+    label[label == 255] = -1
+    return label

@@ -1,0 +1,150 @@
+"""The VOC dataset layout that ``labelme2voc.py`` writes and every later stage reads.
+
+::
+
+    VOC_DIR/
+      JPEGImages/<stem>.jpg|.png          the images (PNG when converted losslessly)
+      SegmentationClass/<stem>.png        palette ("P") PNG, value = class index, 255 = ignore
+      SegmentationClassNpy/<stem>.npy     optional int32 labels, -1 = ignore (labelme's convention)
+      SegmentationClassVisualization/     optional overlays for people
+      class_names.txt                     one name a line: _background_, then the classes
+      ImageSets/Segmentation/{train,val,trainval}.txt
+
+Labels are 0 for background, 1..K-1 for the classes in ``class_names.txt`` order and
+255 for ignore, everywhere in the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xray_seg.core.errors import DatasetError
+from xray_seg.core.fileio import atomic_path, write_text_atomic
+from xray_seg.core.viz import IGNORE_LABEL, voc_palette
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SPLITS = ("train", "val", "trainval")
+
+
+@dataclass(frozen=True)
+class VocLayout:
+    """Paths of a VOC dataset rooted at ``root``."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "JPEGImages"
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.root / "SegmentationClass"
+
+    @property
+    def npy_dir(self) -> Path:
+        return self.root / "SegmentationClassNpy"
+
+    @property
+    def vis_dir(self) -> Path:
+        return self.root / "SegmentationClassVisualization"
+
+    @property
+    def class_names_file(self) -> Path:
+        return self.root / "class_names.txt"
+
+    @property
+    def splits_dir(self) -> Path:
+        return self.root / "ImageSets" / "Segmentation"
+
+    def split_file(self, split: str) -> Path:
+        return self.splits_dir / f"{split}.txt"
+
+    def mask_path(self, stem: str) -> Path:
+        return self.masks_dir / f"{stem}.png"
+
+    def image_path(self, stem: str) -> Path:
+        """The image file of ``stem`` (any of .png/.jpg/.jpeg); DatasetError if none."""
+        for suffix in IMAGE_SUFFIXES:
+            candidate = self.images_dir / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+        raise DatasetError(
+            f"no image for {stem!r} in JPEGImages/",
+            path=self.images_dir,
+            fix="re-run `xray-seg convert`, or remove the stem from the split list",
+        )
+
+
+def read_class_names(voc_dir: str | Path) -> list[str]:
+    """Class names in label order (index 0 is ``_background_``)."""
+    path = VocLayout(voc_dir).class_names_file
+    if not path.is_file():
+        raise DatasetError("class_names.txt is missing", path=path, fix="point at a folder written by `xray-seg convert`")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise DatasetError("class_names.txt is empty", path=path, fix="list _background_ then one class per line")
+    return names
+
+
+def read_split(voc_dir: str | Path, split: str) -> list[str]:
+    """The stems listed in ``ImageSets/Segmentation/<split>.txt``."""
+    path = VocLayout(voc_dir).split_file(split)
+    if not path.is_file():
+        raise DatasetError(
+            f"split {split!r} not found",
+            path=path,
+            fix=f"use one of {', '.join(SPLITS)}, or re-run `xray-seg convert`",
+        )
+    stems = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not stems:
+        raise DatasetError(f"split {split!r} is empty", path=path, fix="re-run `xray-seg convert` with more images")
+    return stems
+
+
+def write_class_names(voc_dir: str | Path, names: list[str]) -> None:
+    write_text_atomic(VocLayout(voc_dir).class_names_file, "\n".join(names) + "\n")
+
+
+def write_split(voc_dir: str | Path, split: str, stems: list[str]) -> None:
+    write_text_atomic(VocLayout(voc_dir).split_file(split), "".join(f"{s}\n" for s in stems))
+
+
+def save_label_png(path: str | Path, label: np.ndarray) -> None:
+    """Write a label map as a VOC palette PNG, atomically.
+
+    ``label`` may use -1 for ignore (labelme's npy convention); it is stored as 255.
+    Values must lie in 0..254 or be ignore.
+    """
+    from PIL import Image
+
+    label = np.asarray(label)
+    out = np.where(label < 0, IGNORE_LABEL, label)
+    if out.min() < 0 or out.max() > 255:
+        raise ValueError(f"label values must be in [-1, 255], got [{label.min()}, {label.max()}]")
+    img = Image.fromarray(out.astype(np.uint8), mode="P")
+    img.putpalette(voc_palette().flatten().tolist())
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def load_label_png(path: str | Path) -> np.ndarray:
+    """Read a palette PNG as its indices ``[H, W]`` uint8 (not as colours)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("P", "L"):
+                raise DatasetError(
+                    f"mask is a {img.mode} image, not a palette/indexed PNG",
+                    path=path,
+                    fix="write masks as palette PNGs whose pixel values are class indices (xray-seg convert does)",
+                )
+            return np.asarray(img, dtype=np.uint8).copy()
+    except (OSError, SyntaxError) as exc:
+        raise DatasetError(f"cannot read mask ({exc})", path=path, fix="re-run `xray-seg convert`") from None

@@ -1,0 +1,153 @@
+"""Dataclass configurations with YAML presets and command-line overrides.
+
+A config is a (possibly nested) dataclass. It is resolved in three layers:
+
+1. the dataclass defaults;
+2. a YAML preset: a bundled name (``xray_seg/presets/<name>.yaml``) or a path;
+3. overrides ``key=value`` or ``section.key=value`` (values are parsed as YAML,
+   so ``lr=1e-4``, ``flip=false`` and ``scales=[0.75,1.0]`` all work).
+
+Every run writes the resolved config (``save_config``) beside its outputs, so it
+can be reproduced, and :func:`config_digest` identifies it in exported metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+import yaml
+
+from xray_seg.core.errors import ConfigError
+from xray_seg.core.fileio import write_text_atomic
+
+PRESET_DIR = Path(__file__).parents[1] / "presets"
+
+T = TypeVar("T")
+
+
+def available_presets() -> list[str]:
+    """Names of the bundled YAML presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def read_preset(preset: str | Path) -> tuple[dict, Path]:
+    """Read a preset by bundled name or by path; return (mapping, file)."""
+    path = Path(preset)
+    if not path.suffix:
+        path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            "preset not found",
+            path=path,
+            fix=f"give a YAML file or one of the bundled presets: {', '.join(available_presets())}",
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML ({exc})", path=path, fix="correct the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError("a preset must be a mapping of keys to values", path=path, fix="write key: value lines")
+    return data, path
+
+
+def parse_overrides(items: Iterable[str]) -> dict:
+    """Turn ``["a.b=1", "c=[1,2]"]`` into a nested mapping ``{"a": {"b": 1}, "c": [1, 2]}``."""
+    result: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value", fix="write e.g. --set train.epochs=10")
+        key, _, raw = item.partition("=")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _number(text: str, kind: type, key: str, source: str):
+    try:
+        return kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+    except ValueError:
+        raise ConfigError(f"setting {key!r} needs a number, got {text!r}", path=source, fix=f"write e.g. {key}=1") from None
+
+
+def _merge(cls, base, updates: dict, source: str):
+    """Return a copy of dataclass ``base`` with ``updates`` applied, checking keys."""
+    types = _field_types(cls)
+    changes = {}
+    for key, value in updates.items():
+        if key not in types:
+            raise ConfigError(
+                f"unknown setting {key!r} for {cls.__name__}",
+                path=source,
+                fix=f"use one of: {', '.join(sorted(types))}",
+            )
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            value = _merge(type(current), current, value, source)
+        elif isinstance(current, dict) and isinstance(value, dict):
+            value = {**current, **value}  # free-form mappings (model options) merge key by key
+        elif isinstance(value, list) and isinstance(current, tuple):
+            value = tuple(value)
+        elif isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):
+            value = _number(value, type(current), key, source)  # YAML reads "1e-3" as a string
+        elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        changes[key] = value
+    try:
+        return dataclasses.replace(base, **changes)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {cls.__name__} setting: {exc}", path=source, fix="correct the value") from None
+
+
+def load_config(cls: type[T], preset: str | Path | None = None, overrides: Iterable[str] | dict = ()) -> T:
+    """Resolve a config of dataclass type ``cls`` from defaults, a preset and overrides."""
+    cfg = cls()
+    if preset is not None:
+        data, path = read_preset(preset)
+        cfg = _merge(cls, cfg, data, str(path))
+    updates = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    if updates:
+        cfg = _merge(cls, cfg, updates, "command-line override")
+    return cfg
+
+
+def config_to_dict(cfg) -> dict:
+    """A plain mapping (tuples as lists) suitable for YAML or JSON."""
+
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def config_digest(cfg) -> str:
+    """A short stable digest of the resolved config (sha256 of canonical JSON)."""
+    canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

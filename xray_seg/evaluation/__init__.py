@@ -1,0 +1,1 @@
+"""Evaluation: paper 1's pixel metrics, reports, model comparison, FPS and FLOPs."""

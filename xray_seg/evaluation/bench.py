@@ -1,0 +1,94 @@
+"""FPS at batch 1, as in paper 1's Table 3: ``xray-seg bench``.
+
+Two figures, each the median over ``runs`` timed calls after ``warmup`` untimed ones
+(mmseg's benchmark also warms up first), with the spread (10th-90th percentile):
+
+- **model-only FPS**: the model's forward pass on one image already in memory at its
+  input size (what paper 1 reports);
+- **end-to-end FPS**: read the file, decode it, predict (with the same TTA and window
+  options as ``predict``), take the argmax and list the items found - what a station
+  experiences per scan.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Timing:
+    median_s: float
+    p10_s: float
+    p90_s: float
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.median_s
+
+    def line(self, label: str) -> str:
+        return (f"{label:<22s} {self.fps:8.2f} FPS   median {1000 * self.median_s:8.1f} ms   "
+                f"p10-p90 {1000 * self.p10_s:.1f}-{1000 * self.p90_s:.1f} ms")
+
+
+def time_calls(fn, runs: int, warmup: int) -> Timing:
+    """Call ``fn(i)`` ``warmup`` times untimed, then ``runs`` times timed."""
+    for i in range(warmup):
+        fn(i)
+    seconds = []
+    for i in range(runs):
+        start = time.perf_counter()
+        fn(i)
+        seconds.append(time.perf_counter() - start)
+    p10, median, p90 = np.percentile(seconds, [10, 50, 90])
+    return Timing(float(median), float(p10), float(p90))
+
+
+def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: int = 5, tta=None) -> dict:
+    """Model-only and end-to-end FPS of a run folder, ``.keras`` file or SavedModel."""
+    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
+    from xray_seg.inference.tta import predict_probabilities
+    from xray_seg.inference.screening import find_items
+    from xray_seg.inference.loader import load_for_inference
+
+    loaded = load_for_inference(model_path)
+    tta = tta or TTAOptions()
+    first = read_image_rgb(image_paths[0])
+    size = loaded.input_size or first.shape[:2]
+    batch = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(predict_resize(first, size), np.float32)[None], (1, *size, 3))
+    )
+    model_only = time_calls(lambda i: loaded.logits_fn(batch), runs, warmup)
+
+    def end_to_end(i):
+        image = read_image_rgb(image_paths[i % len(image_paths)])
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        class_map = probs.argmax(axis=-1).astype(np.uint8)
+        find_items(class_map, probs, loaded.class_names)
+
+    full = time_calls(end_to_end, runs, warmup)
+    print(f"model {loaded.name} ({loaded.source}), input {size[0]}x{size[1]}, batch 1, "
+          f"{runs} timed runs after {warmup} warm-up")
+    print(model_only.line("model only"))
+    print(full.line("end to end"))
+    return {
+        "model": str(loaded.source),
+        "input_size": list(size),
+        "runs": runs,
+        "warmup": warmup,
+        "model_only": {"fps": model_only.fps, "median_ms": 1000 * model_only.median_s,
+                       "p10_ms": 1000 * model_only.p10_s, "p90_ms": 1000 * model_only.p90_s},
+        "end_to_end": {"fps": full.fps, "median_ms": 1000 * full.median_s,
+                       "p10_ms": 1000 * full.p10_s, "p90_ms": 1000 * full.p90_s},
+    }
+
+
+def predict_resize(image: np.ndarray, size) -> np.ndarray:
+    """The image resized (bilinear) to ``size`` = (h, w), as inference would feed it."""
+    from xray_seg.inference.tta import resize_bilinear
+
+    image = image.astype(np.float32)
+    return image if tuple(image.shape[:2]) == tuple(size) else resize_bilinear(image, tuple(size))

@@ -1,0 +1,155 @@
+"""Evaluation on a VOC split: ``xray-seg evaluate`` (paper 1 section 4.3, eqs. 4-7).
+
+One confusion matrix is accumulated over the whole split at each image's original
+resolution (never averaged per batch), then PA, per-class PA, mPA, per-class IoU and
+mIoU follow from it (:func:`xray_seg.evaluation.metrics.segmentation_scores`). Test-time
+augmentation and sliding windows come from :mod:`xray_seg.inference.tta`.
+
+Outputs (``OUT_DIR``): ``metrics.json``, ``report.md``, ``confusion_matrix.png`` and the
+paper-format tables printed to the terminal. FPS here is images per second of the
+whole prediction (model plus TTA and resizing), decode excluded; ``xray-seg bench``
+measures model-only and end-to-end FPS at batch 1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xray_seg.core.errors import ConfigError
+
+
+@dataclass
+class TTAOptions:
+    """Test-time augmentation and tiling for :func:`xray_seg.inference.tta.predict_probabilities`."""
+
+    scales: tuple = (1.0,)
+    flip: bool = False
+    window: tuple | None = None
+    stride: tuple | None = None
+
+    def as_kwargs(self) -> dict:
+        return dict(scales=self.scales, flip=self.flip, window=self.window, stride=self.stride)
+
+
+def parse_tta(spec: str | None) -> tuple[tuple[float, ...], bool]:
+    """Parse ``"flip,scales=0.75,1,1.25"`` into ``((0.75, 1.0, 1.25), True)``."""
+    scales: list[float] = []
+    flip = False
+    in_scales = False
+    for token in (spec or "").split(","):
+        token = token.strip()
+        if not token:
+            continue
+        if token == "flip":
+            flip, in_scales = True, False
+        elif token.startswith("scales="):
+            in_scales = True
+            token = token.split("=", 1)[1]
+            if token:
+                scales.append(float(token))
+        elif in_scales:
+            try:
+                scales.append(float(token))
+            except ValueError:
+                raise ConfigError(f"bad --tta item {token!r}", fix="write e.g. --tta flip,scales=0.75,1,1.25") from None
+        else:
+            raise ConfigError(f"bad --tta item {token!r}", fix="write e.g. --tta flip,scales=0.75,1,1.25")
+    return tuple(scales) or (1.0,), flip
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"512"`` -> (512, 512); ``"512x1024"`` -> (512, 1024); None stays None."""
+    if not text:
+        return None
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"bad size {text!r}", fix="write e.g. 512 or 512x1024") from None
+    return (size[0], size[0]) if len(size) == 1 else size[:2]
+
+
+@dataclass
+class EvalResult:
+    scores: dict
+    fps: float
+    num_images: int
+    out_dir: Path | None
+    extra: dict = field(default_factory=dict)
+
+
+def read_image_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to RGB uint8 with the converter's policy (16-bit, RGBA, grey)."""
+    from xray_seg.conversion.labelme import decode_image
+
+    return decode_image(Path(path).read_bytes(), source=path)[0]
+
+
+def evaluate(
+    model_path: str | Path,
+    voc_dir: str | Path,
+    *,
+    split: str = "val",
+    tta: TTAOptions | None = None,
+    out_dir: str | Path | None = None,
+    force: bool = False,
+    limit: int | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate a run folder, ``.keras`` file or SavedModel on ``split`` of ``voc_dir``."""
+    from tqdm import tqdm
+
+    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
+    from xray_seg.core.fileio import prepare_output_dir
+    from xray_seg.inference.tta import predict_probabilities
+    from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
+    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.evaluation.report import format_paper_tables, plot_confusion_matrix, write_markdown_report, write_metrics_json
+
+    tta = tta or TTAOptions()
+    names = read_class_names(voc_dir)
+    loaded = load_for_inference(model_path, names)
+    if list(loaded.class_names) != list(names):
+        raise ConfigError(
+            f"the model's classes {loaded.class_names} differ from the dataset's {names}",
+            path=voc_dir,
+            fix="evaluate on a dataset converted with the same labels.txt",
+        )
+    if out_dir is not None:
+        out_dir = prepare_output_dir(out_dir, force=force)
+    layout = VocLayout(voc_dir)
+    stems = read_split(voc_dir, split)[:limit]
+    k = len(names)
+    cm = np.zeros((k, k), dtype=np.int64)
+    predict_seconds = 0.0
+    for stem in tqdm(stems, desc=f"evaluate {split}", unit="img", disable=not progress):
+        image = read_image_rgb(layout.image_path(stem))
+        truth = load_label_png(layout.mask_path(stem))
+        start = time.perf_counter()
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        predict_seconds += time.perf_counter() - start
+        cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
+    scores = segmentation_scores(cm, names)
+    fps = len(stems) / predict_seconds if predict_seconds > 0 else float("nan")
+    extra = {
+        "model": str(loaded.source),
+        "model_name": loaded.name,
+        "dataset": str(voc_dir),
+        "split": split,
+        "images": len(stems),
+        "tta_scales": list(tta.scales),
+        "tta_flip": tta.flip,
+        "window": list(tta.window) if tta.window else None,
+        "fps_note": "images/s of prediction incl. TTA, decode excluded",
+    }
+    print(format_paper_tables(scores, names, fps=fps))
+    if out_dir is not None:
+        write_metrics_json(out_dir / "metrics.json", scores, names, fps=fps, **extra)
+        write_markdown_report(out_dir / "report.md", scores, names, model_name=loaded.name, split=split, fps=fps, extra=extra)
+        plot_confusion_matrix(out_dir / "confusion_matrix.png", np.asarray(scores["confusion_matrix"]), names)
+        print(f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png")
+    return EvalResult(scores, fps, len(stems), out_dir, extra)

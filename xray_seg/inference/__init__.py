@@ -1,0 +1,1 @@
+"""Inference: load any trained model, TTA and sliding windows, items and overlays."""

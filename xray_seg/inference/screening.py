@@ -1,0 +1,153 @@
+"""Prediction for screening: ``xray-seg predict`` writes what a station shows.
+
+For each input image ``<stem>``, into the output folder:
+
+- ``<stem>_mask.png``: palette class mask (VOC colours; value = class index);
+- ``<stem>_overlay.png``: the mask blended over the image, with a legend of the
+  classes found;
+- ``<stem>.json``: every prohibited item found - one entry per connected component
+  (8-connectivity) of a non-background class with at least ``min_area`` pixels:
+  class, pixel area, mean confidence (mean softmax probability of that class over
+  the component) and bounding box ``[x, y, width, height]``.
+
+Corrupt or unreadable inputs are reported and skipped; the caller gets the list of
+failures (the CLI exits non-zero if any).
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xray_seg.core.errors import DatasetError, XraySegError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths, in order."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(ch in item for ch in "*?["):
+            paths += sorted(Path(q) for q in glob.glob(item, recursive=True))
+        else:
+            paths.append(p)
+    if not paths:
+        raise DatasetError("no input images found", path=", ".join(inputs), fix="give image files, folders or globs")
+    return paths
+
+
+def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str], min_area: int = 50) -> list[dict]:
+    """Connected components of every non-background class with >= ``min_area`` pixels."""
+    import cv2
+
+    items = []
+    for index in range(1, len(class_names)):
+        binary = (class_map == index).astype(np.uint8)
+        if not binary.any():
+            continue
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        for comp in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[comp])
+            if area < min_area:
+                continue
+            confidence = float(probs[..., index][labels == comp].mean())
+            items.append(
+                {"class": class_names[index], "class_index": index, "area": area,
+                 "confidence": round(confidence, 4), "bbox": [x, y, w, h]}
+            )
+    return sorted(items, key=lambda it: -it["area"])
+
+
+def overlay_with_legend(image: np.ndarray, class_map: np.ndarray, class_names: list[str], items: list[dict]) -> np.ndarray:
+    """The coloured mask over the image, item boxes, and a legend strip of the classes found."""
+    from PIL import Image, ImageDraw
+
+    from xray_seg.core.viz import overlay, voc_palette
+
+    palette = voc_palette()
+    canvas = Image.fromarray(overlay(image, class_map, alpha=0.45))
+    draw = ImageDraw.Draw(canvas)
+    for it in items:
+        x, y, w, h = it["bbox"]
+        colour = tuple(int(c) for c in palette[it["class_index"]])
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=2)
+        draw.text((x + 2, max(0, y - 11)), f"{it['class']} {it['confidence']:.2f}", fill=colour)
+    found = sorted({it["class_index"] for it in items})
+    legend_h = 16 * max(1, len(found)) + 8
+    out = Image.new("RGB", (canvas.width, canvas.height + legend_h), "white")
+    out.paste(canvas, (0, 0))
+    draw = ImageDraw.Draw(out)
+    if not found:
+        draw.text((6, canvas.height + 5), "no prohibited items found", fill=(0, 0, 0))
+    for row, index in enumerate(found):
+        y0 = canvas.height + 4 + 16 * row
+        draw.rectangle([6, y0, 18, y0 + 11], fill=tuple(int(c) for c in palette[index]))
+        draw.text((24, y0), class_names[index], fill=(0, 0, 0))
+    return np.asarray(out)
+
+
+@dataclass
+class PredictReport:
+    written: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    items_found: int = 0
+
+
+def predict_images(
+    model_path: str | Path,
+    inputs: list[str],
+    out_dir: str | Path,
+    *,
+    min_area: int = 50,
+    tta=None,
+    force: bool = False,
+    progress: bool = True,
+) -> PredictReport:
+    """Predict every input image and write mask, overlay and items JSON (module docstring)."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from xray_seg.conversion.voc import save_label_png
+    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
+    from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
+    from xray_seg.inference.tta import predict_probabilities
+    from xray_seg.inference.loader import load_for_inference
+
+    loaded = load_for_inference(model_path)
+    paths = expand_inputs(inputs)
+    out_dir = prepare_output_dir(out_dir, force=force)
+    tta = tta or TTAOptions()
+    report = PredictReport()
+    for path in tqdm(paths, desc="predict", unit="img", disable=not progress):
+        try:
+            if not path.is_file():
+                raise DatasetError("file not found", path=path, fix="check the path")
+            image = read_image_rgb(path)
+        except XraySegError as exc:
+            report.failures.append((str(path), exc.message))
+            continue
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        class_map = probs.argmax(axis=-1).astype(np.uint8)
+        items = find_items(class_map, probs, loaded.class_names, min_area)
+        report.items_found += len(items)
+        save_label_png(out_dir / f"{path.stem}_mask.png", class_map)
+        with atomic_path(out_dir / f"{path.stem}_overlay.png") as tmp:
+            Image.fromarray(overlay_with_legend(image, class_map, loaded.class_names, items)).save(tmp, format="PNG")
+        write_json_atomic(
+            out_dir / f"{path.stem}.json",
+            {"image": str(path), "height": int(image.shape[0]), "width": int(image.shape[1]),
+             "model": str(loaded.source), "items": items},
+        )
+        report.written.append(out_dir / f"{path.stem}.json")
+    for path, reason in report.failures:
+        print(f"skipped {reason}")
+    print(f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
+          f"{len(report.failures)} failed; outputs in {out_dir}")
+    return report

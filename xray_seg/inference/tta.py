@@ -1,0 +1,244 @@
+"""Inference helpers: softmax probabilities with multi-scale/flip TTA and sliding windows.
+
+``model`` is a Keras model or any callable mapping float32 ``[B, h, w, 3]`` pixels in
+0..255 to logits ``[B, h, w, K]`` (a dict output uses its ``"logits"`` entry, so models
+with auxiliary heads and SavedModel signatures work too). Everything here is numpy plus
+``keras.ops`` resizing, so it runs on any Keras backend.
+
+How one image ``[H, W, 3]`` is predicted (:func:`predict_probabilities`):
+
+1. For every scale ``s`` in ``scales`` the image is resized (bilinear, half-pixel
+   centres, no antialiasing - as mmseg's ``Resize`` + ``cv2``) to
+   ``round(H*s) x round(W*s)``; with ``flip=True`` its horizontal mirror is added.
+2. Each variant is predicted at its size in one of three ways:
+
+   - ``window=(h, w)`` given: sliding-window inference (mmseg's ``slide`` mode), for
+     scans larger than the training crops (real scans are often 1024x3000). Tiles of
+     the window size start every ``stride`` pixels (default: 2/3 of the window, i.e.
+     1/3 overlap); the last row/column of tiles is shifted back to end at the border,
+     so no tile hangs over the edge. Only an image smaller than the window is padded
+     (bottom/right) with ``pad_value``, default 255 = white: in an X-ray scan
+     everything outside the bag is air, which transmits fully and looks white, so the
+     pad looks like the real surroundings (zeros would look like a dense metal slab).
+     Softmax probabilities of overlapping tiles are averaged with a count map and the
+     pad is cropped away.
+   - no window, and the model has a fixed input size different from the image (e.g. a
+     model built for 512x512): the image is resized to the model size, predicted, and
+     the probabilities resized back (bilinear). Prefer ``window=`` for large scans;
+     it keeps the resolution.
+   - otherwise the whole image is predicted at once.
+
+3. Probabilities are flipped back, resized back to ``H x W`` (bilinear) and averaged
+   over all variants (softmax first, then average, as mmseg's ``aug_test``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from xray_seg.core.errors import ModelError
+
+PAD_VALUE = 255.0
+
+
+def _pair(value, what: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        value = (value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"{what} must be a positive int or (height, width), got {value}")
+    return value
+
+
+def model_input_size(model) -> tuple[int, int] | None:
+    """The fixed ``(height, width)`` a Keras model's first input requires, or None."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return None
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax in float32."""
+    z = np.asarray(logits, dtype=np.float32)
+    z = z - z.max(axis=axis, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=axis, keepdims=True)
+    return z
+
+
+def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of ``[H, W, C]`` to ``size=(h, w)`` (half-pixel centres), float32."""
+    if tuple(array.shape[:2]) == tuple(size):
+        return np.asarray(array, dtype=np.float32)
+    from keras import ops
+
+    out = ops.image.resize(
+        np.asarray(array, dtype=np.float32)[None], size, interpolation="bilinear", antialias=False
+    )
+    return np.asarray(ops.convert_to_numpy(out)[0], dtype=np.float32)
+
+
+def forward_logits(model: Callable, batch: np.ndarray) -> np.ndarray:
+    """Run ``model`` on a float32 batch ``[B, h, w, 3]`` and return numpy logits ``[B, h, w, K]``."""
+    import keras
+
+    batch = np.asarray(batch, dtype=np.float32)
+    if isinstance(model, keras.Model):
+        out = model.predict_on_batch(batch)
+    else:
+        out = model(batch)
+    if isinstance(out, dict):
+        if "logits" in out:
+            out = out["logits"]
+        elif len(out) == 1:
+            out = next(iter(out.values()))
+        else:
+            raise ModelError(
+                f"the model returns several outputs {sorted(out)} and none is called 'logits'",
+                fix="name the main segmentation output 'logits'",
+            )
+    from keras import ops
+
+    out = np.asarray(ops.convert_to_numpy(out), dtype=np.float32)
+    if out.ndim != 4 or out.shape[:3] != batch.shape[:3]:
+        raise ModelError(
+            f"the model mapped input {batch.shape} to {out.shape}; expected logits [B, h, w, K] at input size",
+            fix="use a model that returns logits at input resolution",
+        )
+    return out
+
+
+def tile_origins(size: int, window: int, stride: int) -> list[int]:
+    """Start offsets of tiles along one axis: every ``stride``, the last one flush with the end.
+
+    ``size`` must be >= ``window`` (pad first); with ``stride <= window`` every position
+    is covered.
+    """
+    if size <= window:
+        return [0]
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
+
+
+def _sliding_window(model, image, window, stride, batch_size, pad_value) -> np.ndarray:
+    h, w = image.shape[:2]
+    wh, ww = window
+    ph, pw = max(wh - h, 0), max(ww - w, 0)
+    if ph or pw:
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="constant", constant_values=pad_value)
+    H, W = image.shape[:2]
+    origins = [(y, x) for y in tile_origins(H, wh, stride[0]) for x in tile_origins(W, ww, stride[1])]
+    total = None
+    count = np.zeros((H, W, 1), dtype=np.float32)
+    for i in range(0, len(origins), batch_size):
+        chunk = origins[i : i + batch_size]
+        tiles = np.stack([image[y : y + wh, x : x + ww] for y, x in chunk])
+        probs = softmax(forward_logits(model, tiles))
+        if total is None:
+            total = np.zeros((H, W, probs.shape[-1]), dtype=np.float32)
+        for (y, x), p in zip(chunk, probs):
+            total[y : y + wh, x : x + ww] += p
+            count[y : y + wh, x : x + ww] += 1.0
+    return (total / count)[:h, :w]
+
+
+def _predict_at_size(model, image, *, window, stride, batch_size, fixed, pad_value) -> np.ndarray:
+    """Probabilities ``[h, w, K]`` for one (already scaled/flipped) image."""
+    h, w = image.shape[:2]
+    if window is not None:
+        return _sliding_window(model, image, window, stride, batch_size, pad_value)
+    if fixed is not None and fixed != (h, w):
+        probs = softmax(forward_logits(model, resize_bilinear(image, fixed)[None]))[0]
+        return resize_bilinear(probs, (h, w))
+    return softmax(forward_logits(model, image[None]))[0]
+
+
+def _as_rgb_float(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(f"expected an image [H, W, 3] (or grey [H, W]), got shape {image.shape}")
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return image.astype(np.float32)
+
+
+def predict_probabilities(
+    model: Callable,
+    image: np.ndarray,
+    *,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    window: int | tuple[int, int] | None = None,
+    stride: int | tuple[int, int] | None = None,
+    batch_size: int = 4,
+    input_size: tuple[int, int] | None = None,
+    pad_value: float = PAD_VALUE,
+) -> np.ndarray:
+    """Softmax probabilities ``[H, W, K]`` (float32) for one image ``[H, W, 3]``.
+
+    See the module docstring for the procedure (mmseg-style multi-scale + flip TTA,
+    sliding window, fixed-size models).
+
+    Args:
+        model: Keras model or callable, float32 ``[B, h, w, 3]`` in 0..255 -> logits.
+        image: ``[H, W, 3]`` (or grey ``[H, W]``) uint8 or float pixels in 0..255.
+        scales: image scale factors to average over (IFBFNet sec. 4.3.4 "MS" uses
+            0.5..1.75); ``(1.0,)`` means no multi-scale.
+        flip: also average the horizontally flipped image.
+        window: sliding-window tile ``(h, w)`` (or an int); None for whole-image inference.
+        stride: tile step ``(h, w)``; default ``2/3`` of the window.
+        batch_size: tiles per forward pass.
+        input_size: the model's fixed input ``(h, w)``; read from a Keras model's input
+            shape when None. A window must equal it.
+        pad_value: pixel value used to pad images smaller than the window (255 = air).
+    """
+    image = _as_rgb_float(image)
+    height, width = image.shape[:2]
+    fixed = tuple(input_size) if input_size is not None else model_input_size(model)
+    if window is not None:
+        window = _pair(window, "window")
+        stride = _pair(stride, "stride") if stride is not None else tuple(max(1, round(2 * v / 3)) for v in window)
+        if stride[0] > window[0] or stride[1] > window[1]:
+            raise ValueError(f"stride {stride} larger than window {window} would leave pixels unpredicted")
+        if fixed is not None and fixed != window:
+            raise ModelError(
+                f"the model takes {fixed[0]}x{fixed[1]} inputs but the sliding window is {window[0]}x{window[1]}",
+                fix=f"use window {fixed[0]}x{fixed[1]}, or leave the window out to resize the image to the model size",
+            )
+    if not scales or any(float(s) <= 0 for s in scales):
+        raise ValueError(f"scales must be positive numbers, got {scales}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    total = None
+    variants = 0
+    for scale in scales:
+        size = (max(1, int(round(height * float(scale)))), max(1, int(round(width * float(scale)))))
+        scaled = resize_bilinear(image, size)
+        for mirrored in (False, True) if flip else (False,):
+            inp = scaled[:, ::-1] if mirrored else scaled
+            probs = _predict_at_size(
+                model, np.ascontiguousarray(inp), window=window, stride=stride,
+                batch_size=batch_size, fixed=fixed, pad_value=pad_value,
+            )
+            if mirrored:
+                probs = probs[:, ::-1]
+            probs = resize_bilinear(probs, (height, width))
+            total = probs if total is None else total + probs
+            variants += 1
+    return total / variants
+
+
+def predict_class_map(model: Callable, image: np.ndarray, **kwargs) -> np.ndarray:
+    """Class map ``[H, W]`` uint8: argmax of :func:`predict_probabilities` (same keyword args)."""
+    return predict_probabilities(model, image, **kwargs).argmax(axis=-1).astype(np.uint8)

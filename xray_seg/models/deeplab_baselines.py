@@ -1,0 +1,82 @@
+"""Paper 1's DeepLabv3+ baselines (Table 3): aligned Xception and MobileNetV2 backbones.
+
+Both use the shared encoder-decoder of :mod:`xray_seg.models.deeplab_decoder` with the plain
+(concatenating) ASPP at rates 6/12/18 (output stride 16).
+
+- ``deeplabv3plus``: DeepLabv3+ with aligned Xception-65 (Chen et al. 2018), the
+  "original DeepLabv3+" of paper 1, section 2, Fig. 1.
+- ``mobilenetv2_deeplabv3plus``: DeepLabv3+ with MobileNetV2 (paper 1's ref. [16]);
+  low-level feature 24 channels at stride 4, high-level 320 channels at stride 16. The
+  head is the same as DeepLabv3+'s (separable ASPP/decoder convs by default); ref. [16]
+  only swaps the backbone.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import keras
+
+from xray_seg.models.backbones.mobilenetv2 import build_mobilenetv2
+from xray_seg.models.backbones.xception import build_aligned_xception
+from xray_seg.models.deeplab_decoder import build_deeplabv3plus_model
+
+
+def build_deeplabv3plus(
+    num_classes: int,
+    input_shape=(512, 512, 3),
+    *,
+    width: float = 1.0,
+    aux: bool = False,
+    output_stride: int = 16,
+    middle_blocks: int = 16,
+    separable: bool = True,
+    dropout: float = 0.1,
+) -> keras.Model:
+    """DeepLabv3+ with aligned Xception (16 middle-flow blocks = Xception-65).
+
+    Args:
+        num_classes: classes including background.
+        input_shape: (H, W, 3) raw pixels; (None, None, 3) for any size.
+        width: channel multiplier (1.0 = the paper).
+        aux: accepted for the registry contract; no auxiliary heads.
+        output_stride: 16 (paper) or 8.
+        middle_blocks: middle-flow repeats.
+        separable: separable 3x3 convs in ASPP and decoder.
+        dropout: dropout after the ASPP projection.
+    """
+    del aux
+    backbone_fn = partial(build_aligned_xception, width=width, middle_blocks=middle_blocks, output_stride=output_stride)
+    return build_deeplabv3plus_model(
+        backbone_fn, num_classes, input_shape, fusion="concat", width=width, output_stride=output_stride,
+        separable=separable, dropout=dropout, name="deeplabv3plus",
+    )
+
+
+def build_mobilenetv2_deeplabv3plus(
+    num_classes: int,
+    input_shape=(512, 512, 3),
+    *,
+    width: float = 1.0,
+    aux: bool = False,
+    output_stride: int = 16,
+    separable: bool = True,
+    dropout: float = 0.1,
+) -> keras.Model:
+    """DeepLabv3+ with a MobileNetV2 backbone (paper 1, section 4.3, ref. [16]).
+
+    Args:
+        num_classes: classes including background.
+        input_shape: (H, W, 3) raw pixels; (None, None, 3) for any size.
+        width: channel multiplier for backbone and head (1.0 = the paper).
+        aux: accepted for the registry contract; no auxiliary heads.
+        output_stride: 16 (paper) or 8.
+        separable: separable 3x3 convs in ASPP and decoder.
+        dropout: dropout after the ASPP projection.
+    """
+    del aux
+    backbone_fn = partial(build_mobilenetv2, width=width, output_stride=output_stride)
+    return build_deeplabv3plus_model(
+        backbone_fn, num_classes, input_shape, fusion="concat", width=width, output_stride=output_stride,
+        separable=separable, dropout=dropout, name="mobilenetv2_deeplabv3plus",
+    )

@@ -1,0 +1,1 @@
+"""The tf.data input pipeline: checked decoding, paired augmentation, batching."""

@@ -1,0 +1,443 @@
+"""The tf.data input pipeline: VOC folder -> decode -> paired augmentation -> batches.
+
+Everything after the up-front file check is pure TensorFlow (no ``py_function``), so
+it runs in parallel (``num_parallel_calls=AUTOTUNE``) and prefetches.
+
+Masks
+    ``tf.io.decode_png`` expands a palette ("P") PNG to the palette's *colours*, not its
+    indices (checked: ``channels=0`` gives 3 channels of VOC colours). The masks that
+    ``xray-seg convert`` / ``labelme2voc.py`` write use the VOC colour map, which is a
+    bijection of 0..255 onto colours built by interleaving the index bits, so the index is
+    recovered exactly from the top bits of (r, g, b) (:func:`voc_colours_to_labels`).
+    8-bit greyscale PNGs (and palette PNGs with a grey identity palette) hold the labels
+    directly. Any other mask is refused up front with a message naming the file.
+
+Determinism and resume
+    The stream is a pure function of ``(seed, shard, epoch, position in epoch)``: epoch ``e``
+    visits the files in ``stateless_shuffle(range(n), fold_in(key, e))`` order and the element
+    at position ``p`` is augmented with seed ``fold_in(fold_in(key', e), p)``. Each epoch is cut
+    to whole batches (with ``drop_remainder``), so batches never straddle epochs and a dataset
+    built with ``start_epoch=k`` yields exactly what one built with ``start_epoch=0`` yields
+    after ``k`` epochs. ``deterministic=False`` may reorder elements within the prefetch
+    window, but each element's content still depends only on its seed.
+
+Errors
+    Before any TF op runs, every file of the split is checked: existence, the format's magic
+    bytes, every PNG chunk CRC and the IEND chunk (truncation and bit rot), the JPEG end
+    marker, image and mask sizes agreeing, and the mask being indexed. Each failure raises a
+    :class:`~xray_seg.core.errors.DatasetError` naming the file. Results are remembered per
+    (path, size, mtime) for the process. A label outside ``0..K-1`` and 255 can only be seen
+    after decoding; it fails inside the graph with a message carrying the file name, which
+    :func:`dataset_error_from` turns back into a DatasetError.
+
+Sharding
+    ``input_context`` is a ``tf.distribute.InputContext`` or ``(num_shards, index)``. The
+    file list is sharded (``stems[index::num_shards]``) before anything is decoded. With an
+    InputContext ``batch_size`` is the global batch and each worker batches
+    ``input_context.get_per_replica_batch_size(batch_size)``; with a tuple it is the batch
+    of this shard.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from xray_seg.pipeline.augment import AugmentConfig, augment_pair
+from xray_seg.conversion.voc import VocLayout, read_class_names, read_split
+from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.core.viz import IGNORE_LABEL, voc_palette
+
+AUTOTUNE = tf.data.AUTOTUNE
+MASK_GREY, MASK_VOC = 0, 1
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_ERROR_TAG = "xray_seg.DatasetError"
+_ERROR_RE = re.compile(re.escape(_ERROR_TAG) + r"\|(?P<path>[^|]*)\|(?P<problem>[^|\]\n]*)")
+_CHECKED: dict[tuple, tuple] = {}
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """The checked files of a split: paths, sizes ``(h, w)`` and mask encodings."""
+
+    stems: list[str]
+    images: list[str]
+    masks: list[str]
+    sizes: list[tuple[int, int]]
+    mask_kinds: list[int]
+    num_classes: int
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+
+# ----------------------------------------------------------------------------- file checks
+
+
+def _png_info(path: Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes]:
+    """Walk the chunks of a PNG, checking every CRC; return ((h, w), bit depth, colour type, PLTE)."""
+    if not data.startswith(_PNG_MAGIC):
+        raise DatasetError("not a PNG file (bad signature)", path=path, fix="re-export the file as PNG or re-run `xray-seg convert`")
+    pos, size, depth, colour, palette = 8, None, 0, 0, b""
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        body = data[pos + 8 : pos + 8 + length]
+        if zlib.crc32(data[pos + 4 : pos + 8 + length]) != int.from_bytes(data[end - 4 : end], "big"):
+            raise DatasetError(
+                f"corrupt PNG (CRC mismatch in {kind.decode('latin-1')} chunk)", path=path, fix="replace the file or re-run `xray-seg convert`"
+            )
+        if kind == b"IHDR":
+            size = (int.from_bytes(body[4:8], "big"), int.from_bytes(body[0:4], "big"))
+            depth, colour = body[8], body[9]
+        elif kind == b"PLTE":
+            palette = body
+        elif kind == b"IEND":
+            if size is None:
+                break
+            return size, depth, colour, palette
+        pos = end
+    raise DatasetError("truncated or corrupt PNG (no complete IEND chunk)", path=path, fix="replace the file or re-run `xray-seg convert`")
+
+
+def _check_image(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    if data.startswith(_PNG_MAGIC):
+        return _png_info(path, data)[0]
+    if data.startswith(_JPEG_MAGIC):
+        if b"\xff\xd9" not in data[-64:]:
+            raise DatasetError("truncated JPEG (no end-of-image marker)", path=path, fix="replace the file or re-run `xray-seg convert`")
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                return img.size[1], img.size[0]
+        except (OSError, SyntaxError) as exc:
+            raise DatasetError(f"corrupt JPEG ({exc})", path=path, fix="replace the file or re-run `xray-seg convert`") from None
+    raise DatasetError("not a PNG or JPEG image", path=path, fix="convert the image to PNG or JPEG (xray-seg convert does)")
+
+
+def _check_mask(path: Path) -> tuple[tuple[int, int], int]:
+    size, depth, colour, palette = _png_info(path, path.read_bytes())
+    if colour == 0 and depth == 8:
+        return size, MASK_GREY
+    if colour == 3:
+        entries = np.frombuffer(palette, dtype=np.uint8).reshape(-1, 3)
+        if np.array_equal(entries, voc_palette(len(entries))):
+            return size, MASK_VOC
+        if np.array_equal(entries, np.repeat(np.arange(len(entries), dtype=np.uint8)[:, None], 3, axis=1)):
+            return size, MASK_GREY
+        raise DatasetError(
+            "mask uses a palette other than the VOC colour map, so its colours cannot be read back as labels",
+            path=path,
+            fix="write masks with xray_seg.conversion.voc.save_label_png (xray-seg convert does) or as 8-bit greyscale label PNGs",
+        )
+    raise DatasetError(
+        f"mask is not an indexed PNG (PNG colour type {colour}, bit depth {depth})",
+        path=path,
+        fix="write masks as palette PNGs whose pixel values are class indices (xray-seg convert does)",
+    )
+
+
+def _cached_check(path: Path, check):
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise DatasetError("file listed in the split is missing", path=path, fix="re-run `xray-seg convert`, or remove the stem from the split list") from None
+    key = (str(path), stat.st_size, stat.st_mtime_ns, check.__name__)
+    if key not in _CHECKED:
+        _CHECKED[key] = check(path)
+    return _CHECKED[key]
+
+
+def _shard_of(input_context) -> tuple[int, int]:
+    if input_context is None:
+        return 1, 0
+    if isinstance(input_context, tf.distribute.InputContext):
+        return input_context.num_input_pipelines, input_context.input_pipeline_id
+    num_shards, index = (int(v) for v in input_context)
+    if not 0 <= index < num_shards:
+        raise ConfigError(f"shard index {index} is not in 0..{num_shards - 1}", fix="pass (num_shards, index) with 0 <= index < num_shards")
+    return num_shards, index
+
+
+def scan_split(voc_dir: str | Path, split: str, *, num_shards: int = 1, shard_index: int = 0) -> SplitFiles:
+    """Check and list the files of ``split`` (this shard's part); DatasetError naming any bad file."""
+    layout = VocLayout(voc_dir)
+    num_classes = len(read_class_names(voc_dir))
+    stems = read_split(voc_dir, split)[shard_index::num_shards]
+    if not stems:
+        raise ConfigError(
+            f"shard {shard_index} of {num_shards} of split {split!r} is empty", path=layout.split_file(split), fix="use fewer shards or add images"
+        )
+    images, masks, sizes, kinds = [], [], [], []
+    for stem in stems:
+        image_path = layout.image_path(stem)
+        mask_path = layout.mask_path(stem)
+        image_hw = _cached_check(image_path, _check_image)
+        mask_hw, kind = _cached_check(mask_path, _check_mask)
+        if tuple(image_hw) != tuple(mask_hw):
+            raise DatasetError(
+                f"mask is {mask_hw[0]}x{mask_hw[1]} but its image {image_path.name} is {image_hw[0]}x{image_hw[1]} (HxW)",
+                path=mask_path,
+                fix="re-run `xray-seg convert` so that image and mask come from the same annotation",
+            )
+        images.append(str(image_path))
+        masks.append(str(mask_path))
+        sizes.append(tuple(image_hw))
+        kinds.append(kind)
+    return SplitFiles(stems, images, masks, sizes, kinds, num_classes)
+
+
+def split_size(voc_dir, split) -> int:
+    """Number of images in ``split`` (the stems listed in its ImageSets file)."""
+    return len(read_split(voc_dir, split))
+
+
+def dataset_error_from(exc: BaseException) -> DatasetError | None:
+    """The DatasetError behind a TF error raised by a bad label inside the pipeline, else None."""
+    match = _ERROR_RE.search(str(exc))
+    if not match:
+        return None
+    return DatasetError(match["problem"].strip(), path=match["path"], fix="fix the mask or re-run `xray-seg convert`")
+
+
+# ----------------------------------------------------------------------------- decoding (graph)
+
+
+def _voc_inverse_table() -> np.ndarray:
+    """Label of each key ``(r >> 5) << 5 | (g >> 5) << 2 | b >> 6`` of a VOC palette colour."""
+    colours = voc_palette().astype(np.int32)
+    keys = (colours[:, 0] >> 5) << 5 | (colours[:, 1] >> 5) << 2 | colours[:, 2] >> 6
+    table = np.zeros(256, np.uint8)
+    table[keys] = np.arange(256)
+    return table
+
+
+_VOC_INVERSE = _voc_inverse_table()
+
+
+def voc_colours_to_labels(rgb):
+    """Invert the VOC colour map: ``[H, W, 3]`` uint8 colours -> ``[H, W]`` uint8 indices.
+
+    Index bits 0, 3, 6 are colour bits 7, 6, 5 of r; bits 1, 4, 7 those of g; bits 2, 5
+    bits 7, 6 of b. So the top 3, 3 and 2 bits of (r, g, b) form an 8-bit key that a
+    256-entry table maps back to the index (one gather; 3x faster than de-interleaving).
+    """
+    rgb = tf.cast(rgb, tf.uint8)
+    top = tf.bitwise.right_shift(rgb, tf.constant([5, 5, 6], tf.uint8))  # 3, 3, 2 top bits
+    key = tf.bitwise.bitwise_or(
+        tf.bitwise.bitwise_or(tf.bitwise.left_shift(top[..., 0], 5), tf.bitwise.left_shift(top[..., 1], 2)), top[..., 2]
+    )
+    return tf.gather(tf.constant(_VOC_INVERSE), tf.cast(key, tf.int32))
+
+
+def decode_mask(data, kind):
+    """Decode mask PNG bytes to ``[H, W]`` uint8 labels (``kind``: MASK_GREY or MASK_VOC)."""
+    return tf.cond(
+        tf.equal(kind, MASK_VOC),
+        lambda: voc_colours_to_labels(tf.io.decode_png(data, channels=3)),
+        lambda: tf.io.decode_png(data, channels=1)[..., 0],
+    )
+
+
+def decode_image(data):
+    """Decode PNG or JPEG bytes to ``[H, W, 3]`` uint8."""
+    image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _loader(files: SplitFiles):
+    images = tf.constant(files.images)
+    masks = tf.constant(files.masks)
+    kinds = tf.constant(files.mask_kinds, tf.int32)
+    num_classes = files.num_classes
+
+    def load(index):
+        image_path, mask_path = images[index], masks[index]
+        image = decode_image(tf.io.read_file(image_path))
+        mask = decode_mask(tf.io.read_file(mask_path), kinds[index])
+        valid = tf.reduce_all((mask < num_classes) | (mask == IGNORE_LABEL))
+        problem = f"mask has labels outside 0..{num_classes - 1} and {IGNORE_LABEL} (class_names.txt lists {num_classes} classes)"
+        check = tf.debugging.Assert(valid, [tf.strings.join([_ERROR_TAG, mask_path, problem], separator="|")])
+        same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.shape(mask)))
+        check_size = tf.debugging.Assert(same, [tf.strings.join([_ERROR_TAG, mask_path, "mask and image sizes differ"], separator="|")])
+        with tf.control_dependencies([check, check_size]):
+            return tf.identity(image), tf.identity(mask)
+
+    return load
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _memory_cache(files: SplitFiles, load) -> tf.data.Dataset:
+    """One element holding every decoded original, flattened and ragged-batched, cached in memory."""
+    n = len(files)
+
+    def flat(index):
+        image, mask = load(index)
+        return tf.reshape(image, [-1]), tf.reshape(mask, [-1]), tf.shape(mask)
+
+    decoded = tf.data.Dataset.range(n).map(flat, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return decoded.ragged_batch(n).cache()
+
+
+def _fits_in_memory(files: SplitFiles) -> bool:
+    need = sum(h * w * 4 for h, w in files.sizes)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return True
+    return need < 0.5 * available
+
+
+def make_train_dataset(
+    voc_dir,
+    split="train",
+    *,
+    image_size=(512, 512),
+    batch_size=4,
+    augment: AugmentConfig | None = AugmentConfig(),
+    seed=0,
+    start_epoch=0,
+    shuffle=True,
+    repeat=True,
+    cache=False,
+    deterministic=True,
+    input_context=None,
+    drop_remainder=True,
+    crop_size=None,
+) -> tf.data.Dataset:
+    """Training batches ``(images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W])``.
+
+    Args:
+        voc_dir: a VOC folder (see :mod:`xray_seg.conversion.voc`).
+        split: ``train``, ``val`` or ``trainval``.
+        image_size: the training size ``(height, width)``.
+        batch_size: batch size (the global batch when ``input_context`` is an InputContext).
+        augment: an :class:`AugmentConfig`, or None to only fit and pad to ``image_size``.
+        seed: the stream is a pure function of (seed, shard, epoch, position).
+        start_epoch: skip to this epoch without decoding the ones before (for --resume).
+        shuffle: visit files in a per-epoch stateless random order.
+        repeat: run epochs for ever (False: one epoch, ``start_epoch``).
+        cache: keep the decoded originals in memory (refused with a warning if they would use
+            more than half the free memory). Yields exactly the same stream as without.
+        deterministic: keep element order fixed under parallel map.
+        input_context: a ``tf.distribute.InputContext`` or ``(num_shards, index)``.
+        drop_remainder: cut each epoch to whole batches (static batch dimension).
+        crop_size: train on crops of this ``(height, width)`` cut from images fitted to
+            ``image_size`` (default: ``image_size`` itself; see
+            :func:`~xray_seg.pipeline.augment.augment_pair`'s ``fit_size``).
+    """
+    num_shards, shard_index = _shard_of(input_context)
+    if isinstance(input_context, tf.distribute.InputContext):
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    files = scan_split(voc_dir, split, num_shards=num_shards, shard_index=shard_index)
+    n = len(files)
+    if drop_remainder and n < batch_size:
+        raise ConfigError(
+            f"split {split!r} has {n} images (in this shard), fewer than one batch of {batch_size}",
+            path=VocLayout(voc_dir).split_file(split),
+            fix="lower the batch size or add images",
+        )
+    fit_hw = (int(image_size[0]), int(image_size[1]))
+    crop_hw = fit_hw if not crop_size else (int(crop_size[0]), int(crop_size[1]))
+    keep = (n // batch_size) * batch_size if drop_remainder else n
+    key = tf.constant([int(seed), shard_index], tf.int64)
+    order_key = tf.random.experimental.stateless_fold_in(key, 0)
+    augment_key = tf.random.experimental.stateless_fold_in(key, 1)
+    load = _loader(files)
+    if cache and not _fits_in_memory(files):
+        warnings.warn(f"{voc_dir}: the decoded {split!r} split does not fit in memory; reading files each epoch instead")
+        cache = False
+
+    def positions(epoch):
+        """(file index, element seed) for each position of ``epoch``."""
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.random.experimental.stateless_fold_in(order_key, epoch))
+        epoch_key = tf.random.experimental.stateless_fold_in(augment_key, epoch)
+        ds = tf.data.Dataset.from_tensor_slices((order[:keep], tf.range(keep, dtype=tf.int64)))
+        return ds.map(lambda index, pos: (index, tf.random.experimental.stateless_fold_in(epoch_key, pos)))
+
+    if cache:
+        store = _memory_cache(files, load)
+
+        def originals(epoch):
+            def pick(flat_images, flat_masks, shapes):
+                def get(index, element_seed):
+                    shape = shapes[index]
+                    image = tf.reshape(flat_images[index], tf.concat([shape, [3]], 0))
+                    return image, tf.reshape(flat_masks[index], shape), element_seed
+
+                return positions(epoch).map(get)
+
+            return store.flat_map(pick)
+    else:
+
+        def originals(epoch):
+            return positions(epoch).map(lambda index, element_seed: (*load(index), element_seed))
+
+    def transform(image, mask, element_seed):
+        return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw)
+
+    if repeat:
+        epochs = tf.data.Dataset.counter(start=start_epoch)
+    else:
+        epochs = tf.data.Dataset.range(start_epoch, start_epoch + 1)
+    if drop_remainder or not repeat:
+        ds = epochs.flat_map(originals)
+        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    else:  # keep partial batches without letting a batch straddle two epochs
+        ds = epochs.flat_map(
+            lambda epoch: originals(epoch).map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic).batch(batch_size)
+        )
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def make_eval_dataset(voc_dir, split="val", *, image_size=None, batch_size=1) -> tf.data.Dataset:
+    """Evaluation batches ``(images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W])``, in split order.
+
+    ``image_size=None`` keeps each image at its original resolution (then ``batch_size`` must
+    be 1 unless every image has the same size). Otherwise images are resized to
+    ``image_size`` bilinearly and masks by nearest neighbour (aspect ratio not kept, as in
+    paper 1, which compresses images to 512x512). Every file is checked up front.
+    """
+    files = scan_split(voc_dir, split)
+    if image_size is None and batch_size != 1 and len(set(files.sizes)) > 1:
+        raise ConfigError(
+            f"images of split {split!r} differ in size, so they cannot be batched at their original resolution",
+            path=voc_dir,
+            fix="use batch_size=1 or give image_size",
+        )
+    load = _loader(files)
+
+    def prepare(index):
+        image, mask = load(index)
+        image = tf.cast(image, tf.float32)
+        if image_size is not None:
+            size = (int(image_size[0]), int(image_size[1]))
+            image = tf.image.resize(image, size, method="bilinear")
+            mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+            image = tf.ensure_shape(image, [size[0], size[1], 3])
+            mask = tf.ensure_shape(mask, [size[0], size[1]])
+        return image, tf.cast(mask, tf.uint8)
+
+    ds = tf.data.Dataset.range(len(files)).map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -1,0 +1,1 @@
+"""Export for inspection stations: SavedModel signatures, TFLite and ONNX."""

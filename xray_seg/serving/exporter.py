@@ -1,0 +1,435 @@
+"""``xray-seg export``: a trained model as a SavedModel for inspection stations, plus TFLite/ONNX.
+
+Input: a run folder (``RUN/best_model.keras`` + ``class_names.txt`` + ``config.yaml``,
+see :mod:`xray_seg.training.trainer`) or a bare ``.keras`` file (class names from ``--class-names``
+or ``class_names.txt`` beside it). Output layout::
+
+    OUT/savedmodel/                  SavedModel (keras.export.ExportArchive); signatures
+                                     serving_default, serve_encoded, model_info
+                                     (:mod:`xray_seg.serving.signatures`)
+    OUT/savedmodel/export.json       metadata beside saved_model.pb (below)
+    OUT/model_float32.tflite         fixed-size TFLite variants (:mod:`xray_seg.serving.tflite`)
+    OUT/model_float16.tflite
+    OUT/model_int8_dynamic.tflite
+    OUT/model.onnx                   only with --format onnx, where tf2onnx + onnx are installed
+    OUT/manifest.json                export.json + every artefact: size, parity, latency or error
+
+``export.json`` holds what a station needs without xray-seg: ``class_names``,
+``palette`` (VOC colour of each class), ``input_size`` ``[h0, w0]``, ``model_name``,
+the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
+config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export
+time (``RUN/eval-val/metrics.json`` if present, else the best val mIoU of
+``RUN/checkpoints/state.json``), the TensorFlow, Keras and xray-seg versions and a
+description of the signatures. :func:`xray_seg.inference.loader.load_for_inference` loads
+``OUT/savedmodel`` (or ``OUT``).
+
+The SavedModel is written to a hidden folder in ``OUT`` and renamed into place when
+complete, so a cut-off export never leaves a half SavedModel; an existing non-empty
+``OUT`` is refused without ``force``. After writing, the SavedModel is loaded back and
+its ``serving_default`` is compared with the Keras model (``manifest.json``
+``savedmodel.max_abs_diff``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from xray_seg import __version__
+from xray_seg.core.errors import ConfigError, ModelError, XraySegError
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+DEFAULT_FORMATS = ("savedmodel", "tflite")
+ONNX_PACKAGES = ("tf2onnx", "onnx")
+
+
+@dataclass
+class ExportSource:
+    """A model to export and what is known about it."""
+
+    model: object  # keras.Model
+    model_file: Path
+    class_names: list[str]
+    model_name: str
+    input_size: tuple[int, int]
+    run_dir: Path | None = None
+    config_digest: str | None = None
+    config_digest_method: str | None = None
+    metrics: dict | None = None
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    savedmodel: Path | None
+    metadata: dict
+    tflite: list = field(default_factory=list)  # TFLiteResult
+    onnx: Path | None = None
+    manifest: dict = field(default_factory=dict)
+
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    """``"savedmodel,tflite"`` -> ``("savedmodel", "tflite")``; ``"all"`` = every format."""
+    if not text:
+        return DEFAULT_FORMATS
+    items = [t.strip().lower() for t in text.split(",") if t.strip()]
+    if items == ["all"]:
+        return FORMATS
+    bad = [t for t in items if t not in FORMATS]
+    if bad or not items:
+        raise ConfigError(f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(FORMATS)}")
+    return tuple(dict.fromkeys(items))
+
+
+def missing_onnx_packages() -> list[str]:
+    """The Python packages ONNX export needs (Keras 3 ``model.export(format="onnx")``) that are missing."""
+    import importlib.util
+
+    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def _read_names(path: Path) -> list[str]:
+    from xray_seg.conversion.voc import read_class_names
+
+    if path.is_dir():
+        return read_class_names(path)
+    if not path.is_file():
+        raise ModelError("class names file not found", path=path, fix="give a class_names.txt (one class per line, background first)")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise ModelError("the class names file is empty", path=path, fix="one class per line, background first")
+    return names
+
+
+def _config_digest(config_file: Path) -> tuple[str, str]:
+    from xray_seg.core.config import config_digest, load_config
+    from xray_seg.training.config import TrainConfig
+
+    try:
+        return config_digest(load_config(TrainConfig, config_file)), "xray_seg.core.config.config_digest"
+    except XraySegError:
+        return hashlib.sha256(config_file.read_bytes()).hexdigest(), "sha256(config.yaml)"
+
+
+def _run_metrics(run_dir: Path) -> dict | None:
+    """Metrics at export time: ``eval-val/metrics.json`` if present, else ``checkpoints/state.json``."""
+    metrics_file = run_dir / "eval-val" / "metrics.json"
+    if metrics_file.is_file():
+        data = json.loads(metrics_file.read_text(encoding="utf-8"))
+        keep = ("pa", "mpa", "miou", "iou", "class_pa", "class_names", "absent_class_policy")
+        return {"source": str(metrics_file), "split": "val", **{k: data[k] for k in keep if k in data}}
+    state_file = run_dir / "checkpoints" / "state.json"
+    if state_file.is_file():
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        return {"source": str(state_file), "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch")}
+    return None
+
+
+def _size_from_config(config_file: Path | None) -> tuple[int, int] | None:
+    if config_file is None or not config_file.is_file():
+        return None
+    import yaml
+
+    size = ((yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("data") or {}).get("image_size")
+    return (int(size[0]), int(size[1])) if size else None
+
+
+def load_source(path: str | Path, *, class_names_file: str | Path | None = None, input_size=None) -> ExportSource:
+    """Resolve a run folder or a ``.keras`` file (module docstring) and load its model."""
+    import keras
+    import yaml
+
+    from xray_seg.models.registry import import_custom_objects
+
+    path = Path(path)
+    run_dir = None
+    if path.is_dir():
+        if not (path / "best_model.keras").is_file():
+            raise ModelError(
+                "no best_model.keras in this folder", path=path,
+                fix="give a run folder written by `xray-seg train` (or the .keras file itself)",
+            )
+        run_dir, model_file = path, path / "best_model.keras"
+    elif path.is_file() and path.suffix == ".keras":
+        model_file = path
+    else:
+        raise ModelError("not a run folder or .keras file", path=path, fix="give RUN_DIR (with best_model.keras) or a .keras file")
+
+    beside = model_file.parent
+    names_file = Path(class_names_file) if class_names_file else beside / "class_names.txt"
+    if not class_names_file and not names_file.is_file():
+        raise ModelError(
+            "no class names for this model", path=model_file,
+            fix="put class_names.txt beside it or pass --class-names FILE",
+        )
+    class_names = _read_names(names_file)
+
+    import_custom_objects()
+    try:
+        model = keras.models.load_model(model_file, compile=False)
+    except Exception as exc:  # keras raises many types for a bad file
+        raise ModelError(f"cannot load the model ({exc})", path=model_file, fix="give a .keras file written by xray-seg") from None
+
+    output = model.output
+    out_shape = (output["logits"] if isinstance(output, dict) else output).shape
+    if out_shape[-1] != len(class_names):
+        raise ModelError(
+            f"the model has {out_shape[-1]} output classes but {names_file} lists {len(class_names)}",
+            path=model_file, fix="pass the class_names.txt the model was trained with",
+        )
+    if len(class_names) > 255:
+        raise ModelError(f"{len(class_names)} classes do not fit a uint8 class map (max 255)", path=model_file)
+
+    config_file = beside / "config.yaml" if (beside / "config.yaml").is_file() else None
+    shape = model.input_shape
+    if input_size is not None:
+        size = (int(input_size[0]), int(input_size[1]))
+        if shape[1] and shape[2] and (shape[1], shape[2]) != size:
+            raise ModelError(
+                f"the model takes {shape[1]}x{shape[2]} inputs, not {size[0]}x{size[1]}", path=model_file,
+                fix="leave --input-size out for a model with a fixed input size",
+            )
+    elif shape[1] and shape[2]:
+        size = (int(shape[1]), int(shape[2]))
+    else:
+        size = _size_from_config(config_file)
+        if size is None:
+            raise ModelError(
+                "the model accepts any input size and no training image size is known", path=model_file,
+                fix="pass --input-size HxW (the size the model was trained at)",
+            )
+
+    name = model.name
+    if config_file is not None:
+        name = ((yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("model") or {}).get("name") or name
+    digest, method = _config_digest(config_file) if config_file is not None else (None, None)
+    metrics = _run_metrics(run_dir) if run_dir is not None else None
+    return ExportSource(model, model_file, class_names, name, size, run_dir, digest, method, metrics)
+
+
+SIGNATURE_DOCS = {
+    "serving_default": {
+        "inputs": {"images": "uint8 [B, H, W, 3] RGB, any H and W"},
+        "outputs": {
+            "class_map": "uint8 [B, H, W]",
+            "probabilities": "float32 [B, H, W, K]",
+            "class_pixel_counts": "int32 [B, K]",
+            "image_sizes": "int32 [B, 2] (H, W)",
+        },
+    },
+    "serve_encoded": {
+        "inputs": {"encoded": "string [B], PNG or JPEG file bytes; sizes may differ"},
+        "outputs": {
+            "class_map": "uint8 [B, Hmax, Wmax], padding 255",
+            "probabilities": "float32 [B, Hmax, Wmax, K], padding 0",
+            "class_pixel_counts": "int32 [B, K] (real pixels only)",
+            "image_sizes": "int32 [B, 2] (H, W) of each image",
+        },
+    },
+    "model_info": {
+        "inputs": {},
+        "outputs": {
+            "class_names": "string [K]", "input_size": "int32 [2]", "num_classes": "int32 []",
+            "model_name": "string []", "xray_seg_version": "string []",
+        },
+    },
+}
+
+
+def build_metadata(source: ExportSource) -> dict:
+    """The ``export.json`` dictionary (module docstring)."""
+    import keras
+    import tensorflow as tf
+
+    from xray_seg.core.viz import voc_palette
+
+    k = len(source.class_names)
+    return {
+        "format_version": 1,
+        "model_name": source.model_name,
+        "class_names": list(source.class_names),
+        "num_classes": k,
+        "palette": voc_palette(k).tolist(),
+        "input_size": list(source.input_size),
+        "config_digest": source.config_digest,
+        "config_digest_method": source.config_digest_method,
+        "metrics": source.metrics,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "xray_seg_version": __version__,
+        "source": str(source.model_file),
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "signatures": SIGNATURE_DOCS,
+        "resize": "bilinear, half-pixel centres, no antialias (tf.image.resize), in and back out; skipped at input_size",
+        "rgba_policy": "alpha composited over white; grey replicated to RGB",
+    }
+
+
+def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Path:
+    """Write ``OUT/savedmodel`` (with ``export.json``) atomically; returns its path."""
+    import keras
+
+    from xray_seg.serving.signatures import add_serving_endpoints
+    from xray_seg.core.fileio import write_json_atomic
+
+    final = out_dir / "savedmodel"
+    partial = out_dir / ".savedmodel.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(source.model)
+        add_serving_endpoints(
+            archive, source.model, input_size=source.input_size, class_names=source.class_names,
+            model_name=source.model_name, version=__version__,
+        )
+        archive.write_out(str(partial), verbose=False)
+        write_json_atomic(partial / "export.json", metadata)
+        os.replace(partial, final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final
+
+
+def verify_savedmodel(path: Path, source: ExportSource, seed: int = 0) -> dict:
+    """Load the SavedModel back and compare ``serving_default`` with the Keras model.
+
+    The test image is deliberately not at the model size, so the resize in and out is
+    exercised; the reference uses the same resize (``export_serving.resize_bilinear``).
+    """
+    import tensorflow as tf
+
+    from xray_seg.serving.signatures import model_probabilities, resize_bilinear
+
+    h0, w0 = source.input_size
+    size = (h0 + 13, max(8, w0 // 2 + 5))
+    image = np.random.default_rng(seed).integers(0, 256, size=(1, *size, 3), dtype=np.uint8)
+    loaded = tf.saved_model.load(str(path))
+    got = loaded.signatures["serving_default"](images=tf.constant(image))
+    ref = resize_bilinear(model_probabilities(source.model, resize_bilinear(image, (h0, w0))), size).numpy()
+    diff = float(np.max(np.abs(got["probabilities"].numpy() - ref)))
+    agree = float(np.mean(got["class_map"].numpy() == ref.argmax(-1)))
+    return {"test_size": list(size), "max_abs_diff": diff, "class_map_agreement": agree}
+
+
+def export_onnx(source: ExportSource, out_dir: Path) -> Path:
+    """``OUT/model.onnx`` via Keras 3 ``model.export(format="onnx")`` (needs tf2onnx + onnx).
+
+    The ONNX model is the Keras model as is: float32 ``[B, h0, w0, 3]`` raw pixels ->
+    logits ``[B, h0, w0, K]`` (no resize, no softmax).
+    """
+    from xray_seg.core.fileio import atomic_path
+
+    missing = missing_onnx_packages()
+    if missing:
+        raise onnx_unavailable_error(missing)
+    import tensorflow as tf
+
+    h0, w0 = source.input_size
+    # An explicit signature: Keras refuses a loaded model it has not called ("The model
+    # provided has never called.") when it has to infer one.
+    signature = [tf.TensorSpec([None, h0, w0, 3], tf.float32, name="images")]
+    path = out_dir / "model.onnx"
+    with atomic_path(path) as tmp:
+        source.model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
+    return path
+
+
+def onnx_unavailable_error(missing: list[str]) -> XraySegError:
+    return XraySegError(
+        f"ONNX export needs the Python package(s) {', '.join(missing)}, which are not installed "
+        "(Keras 3 model.export(format='onnx') converts through tf2onnx)",
+        fix=f"install {' and '.join(missing)} in this environment, or leave onnx out of --format "
+        f"(e.g. --format savedmodel,tflite)",
+    )
+
+
+def export_model(
+    model_path: str | Path,
+    out_dir: str | Path,
+    *,
+    formats=DEFAULT_FORMATS,
+    force: bool = False,
+    class_names_file: str | Path | None = None,
+    input_size=None,
+    tflite_runs: int = 10,
+    progress: bool = True,
+) -> ExportResult:
+    """Export ``model_path`` (run folder or ``.keras``) to ``out_dir`` in ``formats`` (module docstring)."""
+    from tqdm import tqdm
+
+    from xray_seg.serving.tflite import export_tflite_variants
+    from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
+
+    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
+    if "onnx" in formats and missing_onnx_packages():
+        raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
+    out_dir = Path(out_dir)
+    if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        prepare_output_dir(out_dir)  # raises OutputExistsError before the (slow) model load
+    source = load_source(model_path, class_names_file=class_names_file, input_size=input_size)
+    out_dir = prepare_output_dir(out_dir, force=force)
+    metadata = build_metadata(source)
+    result = ExportResult(out_dir, None, metadata)
+    manifest = {"export": metadata, "formats": list(formats)}
+    steps = [f for f in formats] + (["verify"] if "savedmodel" in formats else [])
+    bar = tqdm(total=len(steps), desc="export", unit="step", disable=not progress)
+    try:
+        if "savedmodel" in formats:
+            bar.set_postfix_str("savedmodel")
+            result.savedmodel = write_savedmodel(source, out_dir, metadata)
+            bar.update()
+            bar.set_postfix_str("verify savedmodel")
+            manifest["savedmodel"] = {"path": str(result.savedmodel), "size_bytes": _tree_size(result.savedmodel),
+                                      **verify_savedmodel(result.savedmodel, source)}
+            bar.update()
+        if "tflite" in formats:
+            result.tflite = export_tflite_variants(
+                source.model, source.input_size, out_dir, runs=tflite_runs,
+                progress=lambda text: bar.set_postfix_str(text),
+            )
+            manifest["tflite"] = [r.as_dict() for r in result.tflite]
+            bar.update()
+        if "onnx" in formats:
+            bar.set_postfix_str("onnx")
+            result.onnx = export_onnx(source, out_dir)
+            manifest["onnx"] = {"path": str(result.onnx), "size_bytes": result.onnx.stat().st_size}
+            bar.update()
+    finally:
+        bar.close()
+        result.manifest = manifest
+        write_json_atomic(out_dir / "manifest.json", manifest)
+    return result
+
+
+def _tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def summary_lines(result: ExportResult) -> list[str]:
+    """Human-readable lines about what was written (the CLI prints them)."""
+    lines = []
+    sm = result.manifest.get("savedmodel")
+    if sm:
+        lines.append(
+            f"SavedModel  {sm['path']}  {sm['size_bytes'] / 1e6:.1f} MB  "
+            f"max |p - keras| {sm['max_abs_diff']:.2e} at {sm['test_size'][0]}x{sm['test_size'][1]}"
+        )
+    for r in result.tflite:
+        if r.error:
+            lines.append(f"TFLite {r.variant:<13} FAILED: {r.error.splitlines()[0][:300]}")
+        else:
+            lines.append(
+                f"TFLite {r.variant:<13} {r.path}  {r.size_bytes / 1e6:.2f} MB  max |p - keras| {r.max_abs_diff:.2e}  "
+                f"argmax agreement {r.argmax_agreement:.4f}  {r.latency_ms:.1f} ms (CPU, {r.num_threads} threads)"
+            )
+    if result.onnx:
+        lines.append(f"ONNX {result.onnx}")
+    lines.append(f"manifest: {result.out_dir / 'manifest.json'}")
+    return lines

@@ -1,0 +1,364 @@
+"""The embedded synthetic X-ray dataset, written exactly as a Labelme annotator would write it.
+
+``synthesize(out_dir, SynthConfig(...))`` writes, for each image ``i``:
+
+* ``xray_{i:05d}.png``: a 3-channel pseudo-colour dual-energy scan of a bag
+  (:mod:`xray_seg.synthesis.xray_physics`: Beer-Lambert over per-material thickness maps,
+  detector blur and noise, the screening consoles' orange/green/blue colour code);
+* ``xray_{i:05d}.json``: Labelme's format (``version`` "5.4.1", ``flags``, ``shapes`` of
+  ``shape_type`` "polygon", ``imagePath`` the PNG's file name, ``imageData`` null or the
+  base64 PNG, ``imageHeight``, ``imageWidth``), one polygon per threat labelled with a
+  name from :data:`CLASS_NAMES` (paper 1's five classes).
+
+and beside them ``labels.txt`` (labelme2voc's format: ``__ignore__``, ``_background_``,
+then the classes), ``synth_config.yaml`` (the resolved :class:`SynthConfig`) and
+``contact_sheet.png`` (12 samples with their polygons outlined and labelled; the
+converter reads ``*.json`` only, so it is never taken for a dataset image).
+
+**Annotations.** A threat's polygon is traced from its full rendered footprint, the
+union of all its parts, steel and plastic alike, regardless of the clutter on top of
+or under it (X-rays pass through everything). Finger rings, wrench rings and trigger
+guards are holes; each hole is joined to the outline by a zero-width bridge so the
+polygon stays a single simply connected ring, as Labelme requires, while filling it
+leaves the hole empty. A threat cut into pieces by the image border gets one polygon
+per piece.
+
+**Determinism.** Image ``i`` draws everything from its own generator seeded with
+``(seed, i)``, so the output depends on ``seed`` only, not on the worker count or order.
+
+**Composition** (all sizes scale with ``size``): a bag outline with zips, handles and
+sometimes trolley tubes; 4-8 / 9-16 / 17-28 clutter items for ``clutter`` low / medium /
+high (:mod:`xray_seg.synthesis.clutter`); with probability ``threat_prob`` one to three
+threats (:mod:`xray_seg.synthesis.threats`), of uniformly drawn class, rotation and
+mirror, each spanning 18-45 % of the image side (a fraction ``small_threat_prob``, one
+in eight by default, is small, 8-15 %), and with probability ``hide_prob`` (a third by
+default) one of them is hidden under a laptop, a cable coil, clothes, a bottle or a book.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from xray_seg.core.config import save_config
+from xray_seg.synthesis import clutter as synth_clutter
+from xray_seg.synthesis.canvas import Canvas, Placement, mask_to_polygons, parts_bounds
+from xray_seg.synthesis.threats import ASPECT, BUILDERS, CLASS_NAMES
+from xray_seg.synthesis.xray_physics import render_xray
+from xray_seg.core.errors import ConfigError, OutputExistsError
+from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+
+__all__ = ["CLASS_NAMES", "CLUTTER_LEVELS", "STYLES", "SynthConfig", "render_sample", "synthesize", "write_contact_sheet"]
+
+LABELME_VERSION = "5.4.1"
+CLUTTER_LEVELS = tuple(synth_clutter.CLUTTER_COUNTS)
+CONTACT_SHEET = "contact_sheet.png"
+CONFIG_FILE = "synth_config.yaml"
+LABELS_FILE = "labels.txt"
+STYLES = ("xray", "photo")
+
+
+@dataclass
+class SynthConfig:
+    """Settings of a synthetic dataset.
+
+    Args:
+        size: image side in pixels (paper 1 feeds 512 x 512).
+        num: number of images.
+        seed: base seed; image ``i`` uses a generator seeded with ``(seed, i)``.
+        clutter: ``"low"``, ``"medium"`` or ``"high"``.
+        threat_prob: probability that a bag holds at least one threat.
+        hide_prob: probability that one of a bag's threats is hidden under a laptop,
+            cable coil, clothes, bottle or book (PIDray's "hidden" cases).
+        small_threat_prob: probability that a threat is small (8-15 % of the image
+            side instead of 18-45 %).
+        embed_image_data: store the base64 PNG in each JSON's ``imageData``.
+        workers: processes to use; 0 means all cores.
+        style: ``"xray"`` (the scan) or ``"photo"``: the same threats photographed on a
+            plain surface (:mod:`xray_seg.synthesis.photo`, the source domain of
+            ``xray-seg cyclegan``); files are named ``<style>_<index>``.
+    """
+
+    size: int = 512
+    num: int = 300
+    seed: int = 0
+    clutter: str = "medium"
+    threat_prob: float = 0.85
+    hide_prob: float = 1 / 3
+    small_threat_prob: float = 0.125
+    embed_image_data: bool = False
+    workers: int = 0
+    style: str = "xray"
+
+    def validate(self) -> "SynthConfig":
+        """Raise :class:`ConfigError` for a setting out of range; return self."""
+        problems = []
+        if not isinstance(self.size, int) or self.size < 32:
+            problems.append(("size", "must be an integer of at least 32", "use e.g. --size 512"))
+        if not isinstance(self.num, int) or self.num < 1:
+            problems.append(("num", "must be a positive integer", "use e.g. --num 300"))
+        if self.clutter not in CLUTTER_LEVELS:
+            problems.append(("clutter", f"must be one of {', '.join(CLUTTER_LEVELS)}", "use e.g. --clutter medium"))
+        for key, example in (("threat_prob", 0.85), ("hide_prob", 0.33), ("small_threat_prob", 0.125)):
+            if not 0.0 <= float(getattr(self, key)) <= 1.0:
+                problems.append((key, "must lie in [0, 1]", f"use e.g. --{key.replace('_', '-')} {example}"))
+        if not isinstance(self.workers, int) or self.workers < 0:
+            problems.append(("workers", "must be 0 (all cores) or a positive integer", "use e.g. --workers 2"))
+        if self.style not in STYLES:
+            problems.append(("style", f"must be one of {', '.join(STYLES)}", "use e.g. --style xray"))
+        if problems:
+            key, what, fix = problems[0]
+            raise ConfigError(f"synth setting {key}={getattr(self, key)!r} {what}", fix=fix)
+        return self
+
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+# ----------------------------------------------------------------------------- one sample
+def _place_threat(rng, size, parts, placed, bag_box, small_prob):
+    """Choose a placement for a threat: scale, rotation, mirror, position in the bag."""
+    small = rng.random() < small_prob
+    span = rng.uniform(0.08, 0.15) if small else rng.uniform(0.18, 0.45)
+    length = span * size
+    best = None
+    for _ in range(12):
+        pl = Placement(length, rng.uniform(0, 2 * math.pi), 0.0, 0.0, bool(rng.random() < 0.5))
+        x0, y0, x1, y1 = parts_bounds(parts, pl)
+        # centre in the bag; the item may reach over the bag's box but stays in view
+        margin = 0.02 * size
+        lo_x, hi_x = max(margin - x0, bag_box[0]), min(size - margin - x1, bag_box[2])
+        lo_y, hi_y = max(margin - y0, bag_box[1]), min(size - margin - y1, bag_box[3])
+        cx = rng.uniform(lo_x, hi_x) if hi_x > lo_x else (max(margin - x0, 0) + min(size - margin - x1, size)) / 2
+        cy = rng.uniform(lo_y, hi_y) if hi_y > lo_y else (max(margin - y0, 0) + min(size - margin - y1, size)) / 2
+        box = (x0 + cx, y0 + cy, x1 + cx, y1 + cy)
+        overlap = max((_overlap(box, other) for other in placed), default=0.0)
+        best = (overlap, Placement(length, pl.angle, cx, cy, pl.mirror), box)
+        if overlap < 0.15:
+            break
+    return best[1], best[2]
+
+
+def _overlap(a, b) -> float:
+    """Intersection area over the smaller box's area."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h / max(smaller, 1e-9)
+
+
+def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
+    """Render image ``index`` of the dataset ``config`` describes.
+
+    Returns:
+        ``(image, shapes)``: an RGB uint8 ``[size, size, 3]`` scan and the Labelme shape
+        dicts of its threats. With ``debug=True``, ``(image, shapes, info)`` where
+        ``info["threat_mask"]`` is the ``[size, size]`` uint8 map of rendered threat
+        footprints (class index 1..5 from :data:`CLASS_NAMES`, 0 elsewhere; later
+        threats over earlier ones) and ``info["thickness"]`` the per-material
+        thickness maps in mm.
+    """
+    size = config.size
+    rng = np.random.default_rng([int(config.seed), int(index)])
+    canvas = Canvas(size)
+    box = synth_clutter.bag(canvas, rng)
+    synth_clutter.fill_bag(canvas, rng, box, config.clutter)
+
+    threats = []
+    if rng.random() < config.threat_prob:
+        count = int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
+        placed = []
+        for _ in range(count):
+            name = CLASS_NAMES[int(rng.integers(len(CLASS_NAMES)))]
+            parts = BUILDERS[name](rng)
+            placement, bbox = _place_threat(rng, size, parts, placed, box, config.small_threat_prob)
+            placed.append(bbox)
+            threats.append((name, parts, placement))
+        if rng.random() < config.hide_prob:
+            _, _, pl = threats[int(rng.integers(len(threats)))]
+            hider = synth_clutter.HIDERS[int(rng.integers(len(synth_clutter.HIDERS)))]
+            hider(canvas, rng, box, at=(pl.cx, pl.cy))
+
+    shapes = []
+    threat_mask = np.zeros((size, size), np.uint8)
+    for name, parts, placement in threats:
+        canvas.draw_all(parts, placement)
+        footprint = canvas.footprint(parts, placement)
+        threat_mask[footprint > 0] = CLASS_NAMES.index(name) + 1
+        for poly in mask_to_polygons(footprint):
+            shapes.append(_shape(name, poly))
+
+    _fabric_texture(canvas, rng)
+    image = render_xray(canvas.maps, rng, blur_sigma=max(0.35, 0.6 * size / 512))
+    if debug:
+        return image, shapes, {"threat_mask": threat_mask, "thickness": canvas.maps}
+    return image, shapes
+
+
+def _fabric_texture(canvas: Canvas, rng: np.random.Generator) -> None:
+    """Modulate organic matter by smooth noise (+-30 %): the weave and density of cloth."""
+    size = canvas.size
+    coarse = rng.uniform(0.7, 1.3, (12, 12)).astype(np.float32)
+    fine = rng.uniform(0.85, 1.15, (48, 48)).astype(np.float32)
+    texture = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    texture *= cv2.resize(fine, (size, size), interpolation=cv2.INTER_CUBIC)
+    canvas.maps["organic"] *= texture
+
+
+def _shape(label: str, polygon: np.ndarray) -> dict:
+    return {
+        "label": label,
+        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in polygon],
+        "group_id": None,
+        "description": "",
+        "shape_type": "polygon",
+        "flags": {},
+        "mask": None,
+    }
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """An RGB uint8 image as PNG bytes (what synth and cyclegan translate write)."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def sample_stem(index: int, style: str = "xray") -> str:
+    return f"{style}_{index:05d}"
+
+
+def write_sample(out_dir: str | Path, config: SynthConfig, index: int) -> Path:
+    """Render image ``index`` and write its PNG and Labelme JSON atomically; return the JSON path."""
+    out_dir = Path(out_dir)
+    if config.style == "photo":
+        from xray_seg.synthesis.photo import render_photo_sample
+
+        image, shapes = render_photo_sample(config, index)
+    else:
+        image, shapes = render_sample(config, index)
+    png = encode_png(image)
+    stem = sample_stem(index, config.style)
+    write_bytes_atomic(out_dir / f"{stem}.png", png)
+    record = {
+        "version": LABELME_VERSION,
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": f"{stem}.png",
+        "imageData": base64.b64encode(png).decode("ascii") if config.embed_image_data else None,
+        "imageHeight": int(image.shape[0]),
+        "imageWidth": int(image.shape[1]),
+    }
+    json_path = out_dir / f"{stem}.json"
+    write_json_atomic(json_path, record)
+    return json_path
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)
+
+
+def _write_task(task) -> str:
+    out_dir, config, index = task
+    return str(write_sample(out_dir, config, index))
+
+
+# ----------------------------------------------------------------------------- dataset
+def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False, progress: bool = True) -> list[Path]:
+    """Write a synthetic Labelme dataset to ``out_dir``; return the JSON paths in index order.
+
+    Refuses (:class:`~xray_seg.core.errors.OutputExistsError`) if ``out_dir`` exists and is not
+    empty, unless ``force`` (then it is replaced). Images are rendered in parallel over
+    ``config.workers`` processes (0: all cores) with a tqdm progress bar.
+    """
+    from tqdm import tqdm
+
+    config.validate()
+    try:
+        out_dir = prepare_output_dir(out_dir, force=force)
+    except OutputExistsError as exc:
+        raise OutputExistsError(
+            "output folder already exists and is not empty",
+            path=exc.path,
+            fix="choose another OUT_DIR, or pass --force to replace it",
+        ) from None
+    write_text_atomic(out_dir / LABELS_FILE, "\n".join(["__ignore__", "_background_", *CLASS_NAMES]) + "\n")
+    save_config(config, out_dir / CONFIG_FILE)
+
+    workers = min(config.resolved_workers(), config.num)
+    tasks = [(str(out_dir), config, i) for i in range(config.num)]
+    bar = tqdm(total=config.num, desc="synth", unit="img", disable=not progress)
+    paths: list[Path] = []
+    try:
+        if workers <= 1:
+            for task in tasks:
+                paths.append(Path(_write_task(task)))
+                bar.update()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")  # safe even if the caller imported TensorFlow
+            chunk = max(1, min(4, config.num // (workers * 4)))
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+                for path in pool.map(_write_task, tasks, chunksize=chunk):
+                    paths.append(Path(path))
+                    bar.update()
+    finally:
+        bar.close()
+    write_contact_sheet(out_dir, paths[:12])
+    return paths
+
+
+def draw_annotations(image: np.ndarray, shapes: list[dict]) -> np.ndarray:
+    """The image with each polygon outlined in its class's VOC-palette colour and labelled."""
+    from xray_seg.core.viz import voc_palette
+
+    palette = voc_palette(len(CLASS_NAMES) + 1)
+    out = image.copy()
+    size = image.shape[0]
+    thick = max(1, round(size / 256))
+    for shape in shapes:
+        idx = CLASS_NAMES.index(shape["label"]) + 1 if shape["label"] in CLASS_NAMES else 0
+        colour = tuple(int(c) for c in palette[idx])
+        pts = np.round(np.asarray(shape["points"]) * 16).astype(np.int32)
+        cv2.polylines(out, [pts], True, (255, 255, 255), thick + 2, cv2.LINE_AA, 4)
+        cv2.polylines(out, [pts], True, colour, thick, cv2.LINE_AA, 4)
+        x, y = np.asarray(shape["points"]).min(axis=0)
+        org = (int(x), int(max(y - 3, 10)))
+        scale = 0.35 * size / 256
+        cv2.putText(out, shape["label"], org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick + 2, cv2.LINE_AA)
+        cv2.putText(out, shape["label"], org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+    return out
+
+
+def write_contact_sheet(out_dir: str | Path, json_paths: list[Path], *, path: str | Path | None = None) -> Path:
+    """Draw up to 12 written samples (read back from disk) with their polygons: ``contact_sheet.png``."""
+    import json
+
+    from xray_seg.core.viz import save_grid
+
+    cells = []
+    for json_path in json_paths[:12]:
+        record = json.loads(Path(json_path).read_text(encoding="utf-8"))
+        bgr = cv2.imread(str(Path(json_path).parent / record["imagePath"]), cv2.IMREAD_COLOR)
+        cells.append(draw_annotations(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), record["shapes"]))
+    cols = min(4, max(len(cells), 1))
+    rows = [cells[i : i + cols] for i in range(0, len(cells), cols)]
+    target = Path(path) if path is not None else Path(out_dir) / CONTACT_SHEET
+    return save_grid(
+        target,
+        rows,
+        class_names=["_background_", *CLASS_NAMES],
+        title=f"xray-seg synth: first {len(cells)} samples, threat polygons outlined",
+        cell_inches=3.6,
+    )

@@ -1,0 +1,1 @@
+"""Training: the task config, the trainer's builders, losses, optimiser, callbacks, distribution."""

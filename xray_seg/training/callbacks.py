@@ -1,0 +1,200 @@
+"""Keras callbacks of the trainer: validation by confusion matrix, checkpoints, NaN stop.
+
+The validation callback must run before CSVLogger, TensorBoard and the checkpoint
+callback in the list: it adds ``val_miou``, ``val_mpa``, ``val_pa``, per-class
+``val_iou_<name>`` and ``lr`` to the epoch logs that those callbacks then record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from xray_seg.core.errors import XraySegError
+from xray_seg.core.fileio import atomic_path, write_json_atomic
+
+
+class TrainingError(XraySegError):
+    """Training cannot continue (e.g. the loss became NaN)."""
+
+
+def main_logits(outputs):
+    """The main logits of a model output (a tensor, or the "logits" entry of a dict)."""
+    return outputs["logits"] if isinstance(outputs, dict) else outputs
+
+
+class ValidationCallback(keras.callbacks.Callback):
+    """Paper-1 metrics on the validation split every ``every`` epochs (eqs. 4-7).
+
+    One confusion matrix is accumulated over the whole split, never averaged per batch.
+    """
+
+    def __init__(self, dataset, class_names, *, every=1, log_dir=None, num_images=4):
+        super().__init__()
+        self.dataset = dataset
+        self.class_names = list(class_names)
+        self.every = max(1, int(every))
+        self.num_images = num_images
+        self.writer = None
+        if log_dir is not None and num_images > 0:
+            import tensorflow as tf
+
+            self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "val_images"))
+        self.last_scores = None
+        self._forward = None
+
+    def evaluate(self):
+        from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
+
+        k = len(self.class_names)
+        cm = np.zeros((k, k), dtype=np.int64)
+        samples = []
+        if self._forward is None:
+            import tensorflow as tf
+
+            # A plain compiled forward pass: Keras' predict_on_batch under MirroredStrategy
+            # feeds the whole batch to every replica, which would count pixels several times.
+            self._forward = tf.function(lambda x: main_logits(self.model(x, training=False)), reduce_retracing=True)
+        for images, masks in self.dataset:
+            pred = np.argmax(self._forward(images).numpy(), axis=-1)
+            cm += confusion_matrix(np.asarray(masks), pred, k)
+            if len(samples) < self.num_images:
+                samples.append((np.asarray(images[0]), pred[0]))
+        return segmentation_scores(cm, self.class_names), samples
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
+            # Same columns every epoch (CSVLogger fixes its header at the first epoch).
+            for key in ["val_miou", "val_mpa", "val_pa"] + [f"val_iou_{n}" for n in self.class_names]:
+                logs[key] = float("nan")
+            return
+        scores, samples = self.evaluate()
+        self.last_scores = scores
+        logs["val_miou"] = scores["miou"]
+        logs["val_mpa"] = scores["mpa"]
+        logs["val_pa"] = scores["pa"]
+        for name, iou in zip(self.class_names, scores["iou"]):
+            logs[f"val_iou_{name}"] = float("nan") if iou is None else float(iou)
+        print(f"\nepoch {epoch + 1}: val mIoU {scores['miou']:.4f}  mPA {scores['mpa']:.4f}  PA {scores['pa']:.4f}")
+        if self.writer is not None and samples:
+            self._log_images(epoch, samples)
+
+    def _log_images(self, epoch, samples):
+        import tensorflow as tf
+
+        from xray_seg.core.viz import overlay
+
+        grid = np.stack([overlay(np.clip(img, 0, 255).astype(np.uint8), pred) for img, pred in samples])
+        with self.writer.as_default():
+            tf.summary.image("predictions", grid, step=epoch, max_outputs=len(samples))
+        self.writer.flush()
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers where it happened."""
+
+    def __init__(self):
+        super().__init__()
+        self.where = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.where = (self._epoch + 1, batch + 1)
+            self.model.stop_training = True
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` and ``train_images_per_sec`` to the epoch logs."""
+
+    def __init__(self, images_per_epoch):
+        super().__init__()
+        self.images_per_epoch = images_per_epoch
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+            logs["train_images_per_sec"] = self.images_per_epoch / seconds
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Every epoch: ``checkpoints/last.weights.h5`` (model + optimizer state) and
+    ``checkpoints/state.json`` (epochs done, best mIoU). On a new best ``val_miou``:
+    ``checkpoints/best.weights.h5`` and ``best_model.keras``, the inference model
+    (main logits only) that evaluate, predict and export load.
+    """
+
+    def __init__(self, run_dir, inference_model, *, best_miou=-1.0, best_epoch=0):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.inference_model = inference_model
+        self.best_miou = best_miou
+        self.best_epoch = best_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return  # never overwrite a good checkpoint with NaN weights
+        miou = logs.get("val_miou")
+        if miou is not None and math.isfinite(miou) and miou > self.best_miou:
+            self.best_miou, self.best_epoch = float(miou), epoch + 1
+            with atomic_path(self.ckpt_dir / "best.weights.h5") as tmp:
+                self.model.save_weights(tmp)
+            with atomic_path(self.run_dir / "best_model.keras") as tmp:
+                self.inference_model.save(tmp)
+        with atomic_path(self.ckpt_dir / "last.weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        save_rng_state(self.model, self.ckpt_dir / "rng_state.npz")
+        write_json_atomic(self.ckpt_dir / "state.json", self.state(epoch + 1))
+
+    def state(self, epochs_done):
+        return {"epochs_done": epochs_done, "best_miou": self.best_miou, "best_epoch": self.best_epoch}
+
+
+def _seed_states(model):
+    # Dropout and other random layers keep a SeedGenerator state that save_weights skips.
+    return [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
+
+
+def save_rng_state(model, path) -> None:
+    """Save the models' random-layer (dropout) generator states, for an exact resume."""
+    states = {f"s{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_seed_states(model))}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **states)
+
+
+def load_rng_state(model, path) -> None:
+    """Restore what :func:`save_rng_state` saved (no-op if the file is absent)."""
+    if not Path(path).is_file():
+        return
+    with np.load(path) as data:
+        for i, v in enumerate(_seed_states(model)):
+            v.assign(data[f"s{i}"])
+
+
+def read_state(run_dir) -> dict:
+    path = Path(run_dir) / "checkpoints" / "state.json"
+    if not path.is_file():
+        raise TrainingError(
+            "no checkpoint to resume from", path=path, fix="start a new run without --resume"
+        )
+    return json.loads(path.read_text())
