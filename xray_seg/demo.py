@@ -7,7 +7,7 @@ Steps, each timed and printed:
 3. train CWF-DeepLabv3+ with the ``demo_cpu`` preset (:mod:`xray_seg.training.trainer`);
 4. evaluate on val with paper 1's metrics (:mod:`xray_seg.evaluation.evaluator`);
 5. export the SavedModel for stations (:mod:`xray_seg.serving.exporter`);
-6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.screening`).
+6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.items`).
 
 Everything goes under one folder (default ``runs/demo``), which the demo owns and
 replaces on every run.
@@ -69,7 +69,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from xray_seg.conversion.voc import VocLayout, read_split
     from xray_seg.evaluation.evaluator import evaluate
     from xray_seg.serving.exporter import export_model
-    from xray_seg.inference.screening import predict_images
+    from xray_seg.inference.items import predict_images
     from xray_seg.training.trainer import pipeline_images_per_sec, train
     from xray_seg.training.config import TrainConfig
 

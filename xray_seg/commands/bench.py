@@ -24,7 +24,7 @@ def run(args):
     from xray_seg.evaluation.bench import benchmark
     from xray_seg.evaluation.evaluator import TTAOptions, parse_tta
     from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.inference.screening import expand_inputs
+    from xray_seg.inference.items import expand_inputs
 
     scales, flip = parse_tta(args.tta)
     result = benchmark(args.model, expand_inputs(args.inputs), runs=args.runs, warmup=args.warmup,

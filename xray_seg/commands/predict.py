@@ -1,4 +1,4 @@
-"""``xray-seg predict``: class masks, overlays and item lists for images (see :mod:`xray_seg.inference.screening`)."""
+"""``xray-seg predict``: class masks, overlays and item lists for images (see :mod:`xray_seg.inference.items`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def add_arguments(parser):
 
 def run(args):
     from xray_seg.evaluation.evaluator import TTAOptions, parse_size, parse_tta
-    from xray_seg.inference.screening import predict_images
+    from xray_seg.inference.items import predict_images
 
     scales, flip = parse_tta(args.tta)
     tta = TTAOptions(scales=scales, flip=flip, window=parse_size(args.window))

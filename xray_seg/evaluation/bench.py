@@ -51,7 +51,7 @@ def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: in
     """Model-only and end-to-end FPS of a run folder, ``.keras`` file or SavedModel."""
     from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.inference.tta import predict_probabilities
-    from xray_seg.inference.screening import find_items
+    from xray_seg.inference.items import find_items
     from xray_seg.inference.loader import load_for_inference
 
     loaded = load_for_inference(model_path)
