@@ -1,8 +1,15 @@
-"""Convert a Labelme folder into the VOC layout (``xray-seg convert``), like ``labelme2voc.py``.
+"""Convert annotations into the VOC layout (``xray-seg convert``), like ``labelme2voc.py``.
+
+The input is a Labelme folder (default), a COCO instance JSON (``source="coco"``, PIDray)
+or a folder of PIXray JSON files (``source="pixray"``); a reader per source
+(:mod:`xray_seg.conversion.records`) turns each annotated image into the same record, and
+everything below applies to all three alike.
 
 The output is the layout of :mod:`xray_seg.conversion.voc` (what labelme's
 ``examples/semantic_segmentation/labelme2voc.py`` writes), plus ``convert_config.yaml``
-(the resolved settings) and ``convert_report.txt`` (the summary). Masks and ``.npy``
+(the resolved settings) and ``convert_report.txt`` (the summary), and
+``SegmentationObject/`` (instance ids, :mod:`xray_seg.conversion.instances`) unless
+``objects=False``. Masks and ``.npy``
 arrays are identical to labelme2voc's (a conformance test checks this on labelme's own
 example); reading and rasterising are in :mod:`xray_seg.conversion.labelme`.
 
@@ -10,6 +17,9 @@ How a run goes
     1. Read the labels file: an optional ``__ignore__`` line, then ``_background_``
        (index 0), then one class a line (1..K-1). ``__ignore__`` is always -1 in the
        ``.npy`` and 255 in the PNG. ``class_names.txt`` lists the classes without it.
+       With ``classes`` (``--classes gun,knife``) no labels file is read: the classes are
+       ``_background_`` then those names, and every other label is drawn as background
+       (``others="background"``) or ignore (``others="ignore"``), without a warning.
     2. List ``*.json`` in the input folder (``recursive=True``: also in sub-folders).
        None is a whole-run error (exit code 2).
     3. Scan every JSON (in parallel) for its labels and image reference. With
@@ -68,15 +78,9 @@ import yaml
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
-from xray_seg.conversion.labelme import (
-    BACKGROUND_NAME,
-    IGNORE_NAME,
-    image_reference,
-    load_labelme_json,
-    read_labelme,
-    shape_labels,
-    shapes_to_label,
-)
+from xray_seg.conversion.instances import shapes_to_instances
+from xray_seg.conversion.labelme import BACKGROUND_NAME, IGNORE_NAME, shapes_to_label
+from xray_seg.conversion.records import SOURCES, Item, Reader, Scan, make_reader
 from xray_seg.conversion.voc import IMAGE_SUFFIXES, VocLayout, save_label_png, write_class_names, write_split
 from xray_seg.core.viz import IGNORE_LABEL, overlay
 
@@ -85,7 +89,10 @@ UNKNOWN_MODES = ("error", "skip", "background")
 CONFIG_FILE = "convert_config.yaml"
 REPORT_FILE = "convert_report.txt"
 # Settings that change what the outputs contain: a resumed run must use the same ones.
-_RESUME_KEYS = ("image_format", "unknown", "class_names")
+_RESUME_KEYS = ("image_format", "unknown", "class_names", "source", "others", "objects")
+# What an earlier run that predates a key used (so resuming it compares equal).
+_RESUME_DEFAULTS = {"source": "labelme", "others": "background", "objects": False}
+OTHERS_MODES = ("background", "ignore")
 
 
 @dataclass
@@ -105,6 +112,12 @@ class ConvertConfig:
         force: delete an existing output folder and start again.
         resume: keep an existing output folder and convert only missing outputs.
         recursive: also read JSON files in sub-folders of the input folder.
+        source: ``labelme`` (a folder), ``coco`` (one instance JSON) or ``pixray`` (a folder).
+        images: COCO/PIXray: the folder image file names are relative to (default: the
+            JSON file's folder).
+        classes: keep only these classes (in this order) instead of reading ``labels``.
+        others: with ``classes``, draw every other label as ``background`` or ``ignore``.
+        objects: also write ``SegmentationObject/<stem>.png`` (instance ids).
     """
 
     labels: str = "labels.txt"
@@ -118,6 +131,11 @@ class ConvertConfig:
     force: bool = False
     resume: bool = False
     recursive: bool = False
+    source: str = "labelme"
+    images: str | None = None
+    classes: list[str] | None = None
+    others: str = "background"
+    objects: bool = True
 
 
 @dataclass(frozen=True)
@@ -230,20 +248,34 @@ def read_labels(path: str | Path) -> tuple[list[str], dict[str, int]]:
     return names, label_to_index
 
 
+def class_subset(classes: Iterable[str]) -> tuple[list[str], dict[str, int]]:
+    """``(class_names, label_to_index)`` for ``--classes`` (no labels file)."""
+    names = [BACKGROUND_NAME]
+    for raw in classes:
+        name = raw.strip()
+        if not name or name in (IGNORE_NAME, BACKGROUND_NAME) or name in names:
+            raise ConfigError(f"--classes: {raw!r} is empty, reserved or given twice", fix="list each class once, e.g. --classes gun,knife")
+        names.append(name)
+    if len(names) < 2 or len(names) > 255:
+        raise ConfigError(f"--classes gives {len(names) - 1} classes; between 1 and 254 are possible")
+    return names, {IGNORE_NAME: -1, **{name: i for i, name in enumerate(names)}}
+
+
 # ------------------------------------------------------------------ per-file job
 
 
 @dataclass(frozen=True)
 class _Job:
-    json_path: Path
-    stem: str
-    input_root: Path
+    item: Item
+    reader: Reader
     voc_dir: Path
     label_to_index: Mapping[str, int]
     unknown: str
     image_format: str
     npy: bool
     vis: bool
+    others: str | None = None  # with --classes: what every other label becomes
+    objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,17 +315,20 @@ def _write_npy(path: Path, label: np.ndarray) -> None:
 
 
 def _convert_one(job: _Job) -> _Result:
-    """Convert one JSON file; never raises for a bad file (returns the reason)."""
+    """Convert one item (a JSON file, a COCO image); never raises for a bad one (returns the reason)."""
     from PIL import Image
 
     warnings: list[str] = []
+    key, stem = job.item.key, job.item.stem
     try:
-        record = read_labelme(job.json_path, job.input_root)
+        record = job.reader.read(job.item)
         warnings += record.warnings
         unknown = sorted({s.label for s in record.shapes} - set(job.label_to_index))
         shapes = record.shapes
         mapping = job.label_to_index
-        if unknown:
+        if unknown and job.others is not None:
+            mapping = {**mapping, **{u: 0 if job.others == "background" else -1 for u in unknown}}
+        elif unknown:
             listed = ", ".join(repr(u) for u in unknown)
             if job.unknown == "skip":
                 shapes = [s for s in shapes if s.label in mapping]
@@ -302,58 +337,47 @@ def _convert_one(job: _Job) -> _Result:
                 mapping = {**mapping, **{u: 0 for u in unknown}}
                 warnings.append(f"drew the shapes with unknown label(s) {listed} as background")
             else:
-                raise DatasetError(f"unknown label(s) {listed}", path=job.json_path, fix="add them to the labels file")
+                raise DatasetError(f"unknown label(s) {listed}", path=key, fix="add them to the labels file")
         label = shapes_to_label(shapes, record.image.shape, mapping)
+        instances = None
+        if job.objects:
+            try:
+                instances = shapes_to_instances(shapes, record.image.shape, mapping)
+            except ValueError as exc:
+                raise DatasetError(str(exc), path=key, fix="convert with --no-object, or split the image") from None
 
         layout = VocLayout(job.voc_dir)
         if job.image_format == "copy":
             why_not = record.copyable
             if why_not is None:
                 suffix = ".png" if record.image_format == "PNG" else ".jpg"
-                with atomic_path(layout.images_dir / f"{job.stem}{suffix}") as tmp:
+                with atomic_path(layout.images_dir / f"{stem}{suffix}") as tmp:
                     tmp.write_bytes(record.image_bytes)
             else:
                 warnings.append(f"image not copied ({why_not}); wrote a lossless PNG instead")
-                _save_image(layout.images_dir / f"{job.stem}.png", record.image, "PNG")
+                _save_image(layout.images_dir / f"{stem}.png", record.image, "PNG")
         elif job.image_format == "jpeg":
-            _save_image(layout.images_dir / f"{job.stem}.jpg", record.image, "JPEG")
+            _save_image(layout.images_dir / f"{stem}.jpg", record.image, "JPEG")
         else:
-            _save_image(layout.images_dir / f"{job.stem}.png", record.image, "PNG")
+            _save_image(layout.images_dir / f"{stem}.png", record.image, "PNG")
         if job.npy:
-            _write_npy(layout.npy_dir / f"{job.stem}.npy", label)
+            _write_npy(layout.npy_dir / f"{stem}.npy", label)
         if job.vis:
             mask = np.where(label < 0, IGNORE_LABEL, label).astype(np.uint8)
-            with atomic_path(layout.vis_dir / f"{job.stem}.jpg") as tmp:
+            with atomic_path(layout.vis_dir / f"{stem}.jpg") as tmp:
                 Image.fromarray(overlay(record.image, mask)).save(tmp, format="JPEG", quality=90)
+        if instances is not None:
+            save_label_png(layout.object_path(stem), instances)
         # The class PNG is written last: its presence marks a finished stem.
-        save_label_png(layout.mask_path(job.stem), label)
+        save_label_png(layout.mask_path(stem), label)
     except XraySegError as exc:
-        reason = exc.problem if exc.path == str(job.json_path) else exc.message
-        if exc.fix and exc.path == str(job.json_path):
+        reason = exc.problem if exc.path == key else exc.message
+        if exc.fix and exc.path == key:
             reason = f"{reason.rstrip('.')}. Fix: {exc.fix}"
-        return _Result(str(job.json_path), job.stem, False, reason, tuple(warnings))
+        return _Result(key, stem, False, reason, tuple(warnings))
     except Exception as exc:  # one bad file must not stop the run; say what happened
-        return _Result(str(job.json_path), job.stem, False, f"{type(exc).__name__}: {exc}", tuple(warnings))
-    return _Result(str(job.json_path), job.stem, True, "", tuple(warnings))
-
-
-@dataclass(frozen=True)
-class _Scan:
-    json_path: str
-    labels: tuple[str, ...] = ()
-    image: str | None = None
-    error: str | None = None
-
-
-def _scan_one(args: tuple[Path, Path]) -> _Scan:
-    """Labels and image reference of one JSON file (errors are kept for later)."""
-    json_path, input_root = args
-    try:
-        data = load_labelme_json(json_path)
-        ref = image_reference(data, json_path, input_root)
-        return _Scan(str(json_path), tuple(shape_labels(data)), None if ref is None else str(ref))
-    except XraySegError as exc:
-        return _Scan(str(json_path), error=exc.message)
+        return _Result(key, stem, False, f"{type(exc).__name__}: {exc}", tuple(warnings))
+    return _Result(key, stem, True, "", tuple(warnings))
 
 
 def _worker_init() -> None:
@@ -414,15 +438,23 @@ def _check_config(config: ConvertConfig) -> None:
         raise ConfigError("--force and --resume contradict each other", fix="give one of them")
     if config.workers < 0:
         raise ConfigError(f"workers={config.workers} must be >= 0 (0 = all cores)")
+    if config.source not in SOURCES:
+        raise ConfigError(f"source={config.source!r} is not one of {', '.join(SOURCES)}")
+    if config.others not in OTHERS_MODES:
+        raise ConfigError(f"others={config.others!r} is not one of {', '.join(OTHERS_MODES)}")
 
 
-def _check_paths(labelme_dir: Path, voc_dir: Path, labels: Path, config: ConvertConfig) -> None:
-    src, dst = labelme_dir.resolve(), voc_dir.resolve()
-    if src == dst or src.is_relative_to(dst):
-        raise ConfigError(
-            "the output folder contains the input folder", path=voc_dir, fix="choose an output folder outside the input"
-        )
-    if config.force and labels.resolve().is_relative_to(dst):
+def _check_paths(inputs: list[Path], voc_dir: Path, labels: Path | None, config: ConvertConfig) -> None:
+    dst = voc_dir.resolve()
+    for path in inputs:
+        src = path.resolve()
+        if src == dst or src.is_relative_to(dst):
+            raise ConfigError(
+                "the output folder contains the input" + ("" if path.is_dir() else f" {path}"),
+                path=voc_dir,
+                fix="choose an output folder outside the input",
+            )
+    if config.force and labels is not None and labels.resolve().is_relative_to(dst):
         raise ConfigError(
             "the labels file lies inside the output folder, which --force would delete",
             path=labels,
@@ -430,11 +462,25 @@ def _check_paths(labelme_dir: Path, voc_dir: Path, labels: Path, config: Convert
         )
 
 
-def _unknown_label_error(scans: list[_Scan], known: set[str], labels_file: Path) -> DatasetError | None:
+def _check_declared_classes(reader: Reader, config: ConvertConfig) -> None:
+    """``--classes`` names a source that declares its categories (COCO) must know; catches typos."""
+    declared = reader.declared_labels()
+    if not config.classes or declared is None:
+        return
+    missing = [c for c in config.classes if c.strip() not in declared]
+    if missing:
+        raise ConfigError(
+            f"--classes {', '.join(missing)} not among the categories of the input ({', '.join(sorted(declared))})",
+            path=getattr(reader, "json_path", reader.root),
+            fix="spell the classes as the categories are named",
+        )
+
+
+def _unknown_label_error(scans: list[Scan], known: set[str], labels_file: Path) -> DatasetError | None:
     users: dict[str, list[str]] = defaultdict(list)
     for scan in scans:
         for label in sorted(set(scan.labels) - known):
-            users[label].append(scan.json_path)
+            users[label].append(scan.key)
     if not users:
         return None
     parts = []
@@ -449,24 +495,24 @@ def _unknown_label_error(scans: list[_Scan], known: set[str], labels_file: Path)
     )
 
 
-def _duplicates(files: list[Path], scans: list[_Scan]) -> dict[str, str]:
-    """Failure reason per JSON path for duplicate stems and shared images."""
+def _duplicates(items: list[Item], scans: list[Scan]) -> dict[str, str]:
+    """Failure reason per item key for duplicate stems and shared images."""
     reasons: dict[str, str] = {}
-    by_stem: dict[str, list[Path]] = defaultdict(list)
-    for f in files:
+    by_stem: dict[str, list[Item]] = defaultdict(list)
+    for f in items:
         by_stem[f.stem.lower()].append(f)
     for group in by_stem.values():
         if len(group) > 1:
             for f in group:
-                others = ", ".join(str(g) for g in group if g != f)
-                reasons[str(f)] = (
+                others = ", ".join(g.key for g in group if g is not f)
+                reasons[f.key] = (
                     f"duplicate stem {f.stem!r}: {others} would write the same outputs "
                     "(stems are compared ignoring case). Fix: rename one of them"
                 )
     by_image: dict[str, list[str]] = defaultdict(list)
     for scan in scans:
         if scan.image is not None and scan.error is None:
-            by_image[scan.image].append(scan.json_path)
+            by_image[scan.image].append(scan.key)
     for image, group in by_image.items():
         if len(group) > 1:
             for f in group:
@@ -488,6 +534,8 @@ def _outputs_complete(layout: VocLayout, stem: str, config: ConvertConfig) -> bo
         return False
     if config.vis and not (layout.vis_dir / f"{stem}.jpg").is_file():
         return False
+    if config.objects and not layout.object_path(stem).is_file():
+        return False
     return True
 
 
@@ -506,9 +554,13 @@ def sweep_temp_files(voc_dir: str | Path) -> int:
 
 def _resolved_settings(config: ConvertConfig, labelme_dir: Path, class_names: list[str], workers: int) -> dict:
     settings = config_to_dict(config)
-    settings["labels"] = str(Path(config.labels).resolve())
+    settings["labels"] = None if config.classes else str(Path(config.labels).resolve())
     settings["workers"] = workers
     settings["labelme_dir"] = str(labelme_dir.resolve())
+    if config.images:
+        settings["images"] = str(Path(config.images).resolve())
+    if config.classes:
+        settings["classes"] = list(config.classes)
     settings["class_names"] = list(class_names)
     return settings
 
@@ -525,7 +577,7 @@ def _check_resume(voc_dir: Path, settings: dict) -> None:
         before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError:
         before = {}
-    changed = [k for k in _RESUME_KEYS if before.get(k) != settings.get(k)]
+    changed = [k for k in _RESUME_KEYS if before.get(k, _RESUME_DEFAULTS.get(k)) != settings.get(k)]
     if changed:
         raise ConfigError(
             f"--resume with different settings ({', '.join(changed)}) than the earlier run",
@@ -587,10 +639,11 @@ def _map(pool, fn, items: list, desc: str, progress: bool | None) -> Iterator:
 def convert(
     labelme_dir: str | Path, voc_dir: str | Path, config: ConvertConfig, *, progress: bool | None = None
 ) -> ConvertReport:
-    """Convert a Labelme folder into a VOC folder (see the module docstring).
+    """Convert a Labelme folder (or a COCO JSON, a PIXray folder) into a VOC folder (module docstring).
 
     Args:
-        labelme_dir: the folder with the ``.json`` files (and their images).
+        labelme_dir: the folder with the ``.json`` files (and their images); for
+            ``config.source == "coco"`` the COCO instance JSON file.
         voc_dir: the output folder.
         config: a :class:`ConvertConfig`.
         progress: show tqdm bars (None: only on a terminal).
@@ -605,10 +658,13 @@ def convert(
     """
     started = time.perf_counter()
     _check_config(config)
-    labelme_dir, voc_dir, labels_file = Path(labelme_dir), Path(voc_dir), Path(config.labels)
-    class_names, label_to_index = read_labels(labels_file)
-    _check_paths(labelme_dir, voc_dir, labels_file, config)
-    files = list_labelme_files(labelme_dir, config.recursive)
+    labelme_dir, voc_dir = Path(labelme_dir), Path(voc_dir)
+    labels_file = None if config.classes else Path(config.labels)
+    class_names, label_to_index = class_subset(config.classes) if config.classes else read_labels(labels_file)
+    reader = make_reader(config.source, labelme_dir, images=config.images, recursive=config.recursive)
+    _check_paths(reader.input_paths, voc_dir, labels_file, config)
+    files = reader.items()
+    _check_declared_classes(reader, config)
     workers = min(resolve_workers(config.workers), len(files))
     settings = _resolved_settings(config, labelme_dir, class_names, workers)
     if config.resume and voc_dir.exists() and any(voc_dir.iterdir()):
@@ -625,12 +681,10 @@ def convert(
 
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(_start_method()), initializer=_worker_init)
     report = ConvertReport(voc_dir=str(voc_dir), total=len(files), workers=workers)
+    report.warnings += [FileWarning(path, message) for path, message in reader.input_warnings()]
     try:
-        root = labelme_dir
-        scans = sorted(
-            _map(pool, _scan_one, [(f, root) for f in files], "scan", progress), key=lambda s: s.json_path
-        )
-        if config.unknown == "error":
+        scans = sorted(_map(pool if reader.parallel_scan else None, reader.scan, files, "scan", progress), key=lambda s: s.key)
+        if config.unknown == "error" and not config.classes:
             error = _unknown_label_error(scans, set(label_to_index), labels_file)
             if error is not None:
                 raise error
@@ -644,14 +698,16 @@ def convert(
         write_text_atomic(voc_dir / CONFIG_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
         jobs, done = [], []
+        others = config.others if config.classes else None
         for f in files:
-            if str(f) in duplicate:
-                report.failures.append(FileFailure(str(f), duplicate[str(f)]))
+            if f.key in duplicate:
+                report.failures.append(FileFailure(f.key, duplicate[f.key]))
             elif config.resume and _outputs_complete(layout, f.stem, config):
                 done.append(f.stem)
             else:
                 jobs.append(
-                    _Job(f, f.stem, root, voc_dir, label_to_index, config.unknown, config.image_format, config.npy, config.vis)
+                    _Job(f, reader, voc_dir, label_to_index, config.unknown, config.image_format, config.npy, config.vis,
+                         others, config.objects)
                 )
         report.skipped = len(done)
         for result in _map(pool, _convert_one, jobs, "convert", progress):

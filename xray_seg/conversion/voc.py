@@ -5,6 +5,7 @@
     VOC_DIR/
       JPEGImages/<stem>.jpg|.png          the images (PNG when converted losslessly)
       SegmentationClass/<stem>.png        palette ("P") PNG, value = class index, 255 = ignore
+      SegmentationObject/<stem>.png       palette PNG of instance ids: 0 background, 1..N objects, 255 = ignore
       SegmentationClassNpy/<stem>.npy     optional int32 labels, -1 = ignore (labelme's convention)
       SegmentationClassVisualization/     optional overlays for people
       class_names.txt                     one name a line: _background_, then the classes
@@ -45,6 +46,13 @@ class VocLayout:
     @property
     def masks_dir(self) -> Path:
         return self.root / "SegmentationClass"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.root / "SegmentationObject"
+
+    def object_path(self, stem: str) -> Path:
+        return self.objects_dir / f"{stem}.png"
 
     @property
     def npy_dir(self) -> Path:

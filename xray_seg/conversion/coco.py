@@ -1,0 +1,490 @@
+"""Read a COCO instance JSON (PIDray, PIDray-A) for ``xray-seg convert --from coco``.
+
+PIDray (ICCV 2021) ships its 12 classes as COCO instance annotations: one JSON file
+with ``images``, ``annotations`` and ``categories``, and the images in a folder. This
+reader turns each entry of ``images`` into one record of the common form
+(:mod:`xray_seg.conversion.records`); the rest of the conversion is the Labelme path's
+(docs/architecture.md, "conversion").
+
+Reading the JSON (memory)
+    PIDray's JSON files are hundreds of MB; parsed whole into Python objects they would
+    take several GB. The file is streamed instead: the top-level object is walked with
+    :meth:`json.JSONDecoder.raw_decode` over 4 MiB chunks, and each element of
+    ``annotations`` is parsed, reduced to its image id, category id, ``iscrowd`` flag
+    and byte span in the file, and dropped. ``images`` entries (file name and size) and
+    ``categories`` are kept. So the parent process holds about 50 bytes per annotation
+    and one small record per image, never the polygons; each worker re-reads the byte
+    spans of its image's annotations from the file (a seek and a few KB). Peak memory
+    therefore grows only with that index, not with the annotation data
+    (``scripts/bench_convert_coco.py --scale`` measures it).
+
+Images
+    ``file_name`` is looked up under the images folder (``--images DIR``, default: the
+    JSON file's folder); a name leading outside that folder is refused, a missing or
+    undecodable image fails that image alone. The decoded size must equal the entry's
+    ``width`` and ``height``. The output stem is the file name's stem.
+
+Segmentations (decoded with pycocotools, as ``COCO.annToMask`` does)
+    * polygons: a list of parts ``[x1, y1, x2, y2, ...]`` (a multi-part object is one
+      instance); ``frPyObjects`` then ``merge``. A part with fewer than 3 points is
+      dropped with a warning (it has no area; pycocotools would read 4 numbers as a box).
+    * RLE, uncompressed (``counts`` a list) or compressed (``counts`` a string): the
+      ``size`` must be the image's ``[height, width]``, and the run lengths are checked
+      to cover the image exactly before pycocotools decodes them (a bad RLE would
+      otherwise make its decoder write past the mask). A bad one fails its image.
+    * an annotation without a segmentation (a box only) fails its image: drawing nothing
+      for a labelled object would teach the model that it is background.
+
+Drawing order and crowds
+    Annotations are drawn **largest area first** (ties: file order), so a small item lying
+    on a large one stays visible in the class map. ``iscrowd: 1`` regions are drawn as
+    ignore (255 in ``SegmentationClass`` and ``SegmentationObject``) whatever their
+    category: a crowd region mixes objects and gaps, so no pixel in it is a trustworthy
+    label for either. They are not instances.
+
+Categories
+    Category names are mapped to the labels file by name, exactly like Labelme labels
+    (``--unknown``, ``__ignore__``, ``--classes``/``--others``; see
+    :mod:`xray_seg.conversion.convert`). An annotation whose ``category_id`` is not in
+    ``categories`` fails its image.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from xray_seg.core.errors import DatasetError, XraySegError
+from xray_seg.conversion.labelme import IGNORE_NAME, LabelmeRecord, Shape, decode_image
+from xray_seg.conversion.records import Item, Reader, Scan
+
+CHUNK = 1 << 22
+_WS = " \t\r\n"
+
+
+# ---------------------------------------------------------------- streaming JSON
+
+
+class _Stream:
+    """Walk a JSON file value by value without holding it whole.
+
+    The bytes are decoded as Latin-1, which maps each byte to one character, so string
+    positions are file offsets; values whose strings matter are re-parsed from their
+    bytes as UTF-8 (:meth:`utf8`).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "rb")
+        self.buf = ""
+        self.pos = 0
+        self.base = 0
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+        head = self.file.read(3)
+        if head != b"\xef\xbb\xbf":
+            self.buf = head.decode("latin-1")
+        self.base = 3 - len(self.buf)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def _fill(self) -> bool:
+        data = self.file.read(CHUNK)
+        if not data:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos :] + data.decode("latin-1")
+        self.base += self.pos
+        self.pos = 0
+        return True
+
+    def _error(self, what: str) -> DatasetError:
+        return DatasetError(
+            f"corrupt JSON at byte {self.base + self.pos}: {what}",
+            path=self.path,
+            fix="re-export the COCO file (it must be one object with images, annotations and categories)",
+        )
+
+    def peek(self) -> str:
+        """The next non-blank character ('' at the end of the file), not consumed."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in _WS:
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                return ""
+
+    def expect(self, chars: str) -> str:
+        c = self.peek()
+        if not c or c not in chars:
+            raise self._error(f"expected one of {chars!r}, found {c or 'the end of the file'!r}")
+        self.pos += 1
+        return c
+
+    def value(self):
+        """The next JSON value and its byte span ``(value, offset, length)``."""
+        self.peek()
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:
+                    start = self.pos
+                    self.pos = end
+                    return obj, self.base + start, end - start
+            except json.JSONDecodeError as exc:
+                if self.eof or len(self.buf) - exc.pos > CHUNK:
+                    self.pos = exc.pos
+                    raise self._error(exc.msg) from None
+            if not self._fill():
+                self.eof = True
+
+    def utf8(self, offset: int, length: int):
+        """Re-parse a span as UTF-8 (for values whose strings are kept)."""
+        text = self.buf[offset - self.base : offset - self.base + length]
+        return json.loads(text.encode("latin-1").decode("utf-8"))
+
+
+def iter_top_level(path: Path) -> Iterator[tuple[str, object, int, int, "_Stream"]]:
+    """Yield ``(key, value, offset, length, stream)`` for each value of the top-level object.
+
+    The elements of ``images`` and ``annotations`` are yielded one by one (key
+    ``images`` / ``annotations``); every other key's value is yielded whole.
+    """
+    stream = _Stream(path)
+    try:
+        stream.expect("{")
+        if stream.peek() == "}":
+            return
+        while True:
+            key, _, _ = stream.value()
+            if not isinstance(key, str):
+                raise stream._error("an object key must be a string")
+            stream.expect(":")
+            if key in ("images", "annotations") and stream.peek() == "[":
+                stream.expect("[")
+                if stream.peek() == "]":
+                    stream.expect("]")
+                else:
+                    while True:
+                        obj, off, length = stream.value()
+                        yield key, obj, off, length, stream
+                        if stream.expect(",]") == "]":
+                            break
+            else:
+                obj, off, length = stream.value()
+                yield key, obj, off, length, stream
+            if stream.expect(",}") == "}":
+                return
+    finally:
+        stream.close()
+
+
+# ---------------------------------------------------------------- segmentations
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def rle_string_counts(counts: str) -> list[int]:
+    """Run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``), validated."""
+    out: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                raise ValueError("the RLE string ends inside a number")
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"character {counts[p]!r} at position {p} is not COCO RLE")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        out.append(x)
+    return out
+
+
+def _check_runs(runs, height: int, width: int) -> None:
+    if any(not isinstance(r, int) or isinstance(r, bool) or r < 0 for r in runs):
+        raise ValueError("the RLE has a negative or non-integer run length")
+    total = sum(runs)
+    if total != height * width:
+        raise ValueError(f"the RLE covers {total} pixels, the {width}x{height} image has {height * width}")
+
+
+def segmentation_mask(segmentation, height: int, width: int) -> tuple[np.ndarray, list[str]]:
+    """Decode a COCO ``segmentation`` into a ``[H, W]`` bool mask, as ``annToMask``.
+
+    Returns ``(mask, warnings)``; raises ValueError with the reason for a bad one.
+    """
+    from pycocotools import mask as mask_utils
+
+    warnings: list[str] = []
+    if isinstance(segmentation, list):
+        if not segmentation:
+            raise ValueError("no segmentation (a box only)")
+        parts = []
+        for i, part in enumerate(segmentation):
+            if not isinstance(part, list) or not all(_is_number(v) for v in part) or len(part) % 2:
+                raise ValueError(f"polygon part #{i} is not a flat list of x, y numbers")
+            if len(part) < 6:
+                warnings.append(f"polygon part #{i} has {len(part) // 2} point(s) (fewer than 3) and no area; dropped")
+                continue
+            parts.append([float(v) for v in part])
+        if not parts:
+            return np.zeros((height, width), bool), warnings
+        rle = mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
+    elif isinstance(segmentation, dict):
+        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if not isinstance(size, list) or len(size) != 2 or [height, width] != size:
+            raise ValueError(f"RLE size {size!r} is not the image's [height, width] = [{height}, {width}]")
+        if isinstance(counts, list):
+            _check_runs(counts, height, width)
+            rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+        elif isinstance(counts, str):
+            _check_runs(rle_string_counts(counts), height, width)
+            rle = {"size": [height, width], "counts": counts.encode("ascii")}
+        else:
+            raise ValueError("RLE counts must be a list of run lengths or a compressed string")
+    else:
+        raise ValueError("segmentation must be a list of polygons or an RLE object")
+    return mask_utils.decode(rle).astype(bool), warnings
+
+
+def mask_shape(label: str, mask: np.ndarray, group_id: int) -> Shape | None:
+    """A Labelme ``mask`` shape holding ``mask`` cropped to its box (None if it is empty)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+    crop = np.ascontiguousarray(mask[y0 : y1 + 1, x0 : x1 + 1])
+    return Shape(label, "mask", ((float(x0), float(y0)), (float(x1), float(y1))), crop, group_id)
+
+
+# ---------------------------------------------------------------------- reader
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    """One ``images`` entry and the byte spans of its annotations in the JSON file."""
+
+    image_id: int = -1
+    file_name: str = ""
+    width: int = 0
+    height: int = 0
+    spans: tuple[tuple[int, int], ...] = ()
+    labels: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def _image_key(json_path: Path, name: str) -> str:
+    return f"{json_path}[{name}]"
+
+
+class CocoReader(Reader):
+    """A COCO instance JSON and its images folder (see the module docstring)."""
+
+    source = "coco"
+    parallel_scan = False
+
+    def __init__(self, json_path: Path, images: str | Path | None = None):
+        self.json_path = Path(json_path)
+        self.images_dir = Path(images) if images else self.json_path.parent
+        super().__init__(self.images_dir)
+        self.categories: dict[int, str] = {}
+        self._warnings: list[tuple[str, str]] = []
+
+    @property
+    def input_paths(self) -> list[Path]:
+        return [self.json_path, self.images_dir]
+
+    def declared_labels(self) -> set[str]:
+        return set(self.categories.values())
+
+    def input_warnings(self) -> list[tuple[str, str]]:
+        return list(self._warnings)
+
+    def _check_input(self) -> None:
+        if not self.json_path.is_file():
+            raise DatasetError("COCO JSON file not found", path=self.json_path, fix="pass the instances .json file of the dataset")
+        if not self.images_dir.is_dir():
+            raise DatasetError("images folder not found", path=self.images_dir, fix="pass --images DIR (the folder the file_name entries are relative to)")
+
+    def items(self) -> list[Item]:
+        self._check_input()
+        images: list[dict] = []
+        raw_categories = None
+        ann = {k: array("q") for k in ("image", "category", "crowd", "offset", "length")}
+        bad_annotations = 0
+        for key, obj, off, length, stream in iter_top_level(self.json_path):
+            if key == "annotations":
+                image_id = obj.get("image_id") if isinstance(obj, dict) else None
+                if not isinstance(image_id, int) or isinstance(image_id, bool):
+                    bad_annotations += 1
+                    continue
+                category = obj.get("category_id")
+                ann["image"].append(image_id)
+                ann["category"].append(category if isinstance(category, int) and not isinstance(category, bool) else -(2**62))
+                ann["crowd"].append(1 if obj.get("iscrowd") else 0)
+                ann["offset"].append(off)
+                ann["length"].append(length)
+            elif key == "images":
+                images.append(stream.utf8(off, length) if isinstance(obj, dict) else obj)
+            elif key == "categories":
+                raw_categories = stream.utf8(off, length)
+        if not isinstance(raw_categories, list) or not images:
+            raise DatasetError(
+                "not a COCO instance file (it needs non-empty 'images' and a 'categories' list)",
+                path=self.json_path,
+                fix="pass the instances_*.json file of the dataset",
+            )
+        for c in raw_categories:
+            if isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str):
+                self.categories[c["id"]] = c["name"]
+        if bad_annotations:
+            self._warnings.append((str(self.json_path), f"{bad_annotations} annotation(s) without an integer image_id; ignored"))
+        return self._group(images, ann)
+
+    def _group(self, images: list, ann: dict) -> list[Item]:
+        image_of = np.frombuffer(ann["image"], np.int64) if len(ann["image"]) else np.zeros(0, np.int64)
+        order = np.argsort(image_of, kind="stable")
+        sorted_ids = image_of[order]
+        items, seen = [], set()
+        for i, entry in enumerate(images):
+            where = f"images #{i}"
+            if not isinstance(entry, dict):
+                items.append(Item(_image_key(self.json_path, where), f"<{where}>", CocoImage(error=f"{where} is not an object")))
+                continue
+            image_id, name = entry.get("id"), entry.get("file_name")
+            width, height = entry.get("width"), entry.get("height")
+            if not isinstance(name, str) or not name.strip():
+                items.append(Item(_image_key(self.json_path, where), f"<{where}>", CocoImage(error=f"{where} has no file_name")))
+                continue
+            key = _image_key(self.json_path, name)
+            stem = Path(name.replace("\\", "/")).stem
+            if not isinstance(image_id, int) or image_id in seen:
+                why = "no integer id" if not isinstance(image_id, int) else f"the image id {image_id} of an earlier entry"
+                items.append(Item(key, stem, CocoImage(file_name=name, error=f"{where} has {why}")))
+                continue
+            seen.add(image_id)
+            lo, hi = np.searchsorted(sorted_ids, image_id, "left"), np.searchsorted(sorted_ids, image_id, "right")
+            idx = order[lo:hi]
+            spans = tuple((int(ann["offset"][j]), int(ann["length"][j])) for j in idx)
+            labels = tuple(
+                sorted({self.categories[c] for j in idx if not ann["crowd"][j] and (c := ann["category"][j]) in self.categories})
+            )
+            error = None
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+                error = f"{where} ({name}) needs positive integer width and height"
+            items.append(Item(key, stem, CocoImage(image_id, name, width or 0, height or 0, spans, labels, error)))
+        known = set(seen)
+        orphans = sum(1 for v in np.unique(image_of) if int(v) not in known) if image_of.size else 0
+        if orphans:
+            self._warnings.append((str(self.json_path), f"annotations refer to {orphans} image id(s) not in 'images'; ignored"))
+        return sorted(items, key=lambda it: it.key)
+
+    def _image_file(self, item: Item) -> Path:
+        name = item.ref.file_name
+        rel = name.replace("\\", "/")
+        root = Path(os.path.abspath(self.images_dir))
+        candidate = Path(os.path.normpath(os.path.join(root, rel)))
+        if os.path.isabs(rel) or not candidate.is_relative_to(root):
+            raise DatasetError(
+                f"file_name {name!r} leads outside the images folder {root}; refused",
+                path=item.key,
+                fix="keep the images under --images and file_name relative to it",
+            )
+        return candidate
+
+    def scan(self, item: Item) -> Scan:
+        ref: CocoImage = item.ref
+        if ref.error:
+            return Scan(item.key, error=ref.error)
+        try:
+            return Scan(item.key, ref.labels, str(self._image_file(item)))
+        except XraySegError as exc:
+            return Scan(item.key, error=exc.message)
+
+    def _annotations(self, spans) -> list:
+        out = []
+        with open(self.json_path, "rb") as f:
+            for off, length in spans:
+                f.seek(off)
+                out.append(json.loads(f.read(length).decode("utf-8")))
+        return out
+
+    def read(self, item: Item) -> LabelmeRecord:
+        ref: CocoImage = item.ref
+        if ref.error:
+            raise DatasetError(ref.error, path=item.key, fix="correct the entry in the COCO file")
+        image_file = self._image_file(item)
+        try:
+            image_bytes = image_file.read_bytes()
+        except FileNotFoundError:
+            raise DatasetError(
+                f"image not found (looked for {image_file})", path=item.key, fix="pass --images DIR holding the file_name paths"
+            ) from None
+        except OSError as exc:
+            raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=item.key) from None
+        image, fmt, mode, rotated = decode_image(image_bytes, source=image_file)
+        height, width = image.shape[:2]
+        if (height, width) != (ref.height, ref.width):
+            raise DatasetError(
+                f"the image is {width}x{height} (WxH) but the COCO entry says width={ref.width}, height={ref.height}",
+                path=item.key,
+                fix="the entry belongs to another image: correct file_name or the size",
+            )
+        shapes, warnings = self._shapes(item, self._annotations(ref.spans), height, width)
+        return LabelmeRecord(
+            json_path=Path(item.key), image=image, shapes=shapes, image_bytes=image_bytes, image_format=fmt,
+            image_mode=mode, image_file=image_file, exif_rotated=rotated, warnings=warnings,
+        )
+
+    def _shapes(self, item: Item, annotations: list, height: int, width: int) -> tuple[list[Shape], list[str]]:
+        drawn: list[tuple[int, int, Shape]] = []
+        warnings: list[str] = []
+        for pos, a in enumerate(annotations):
+            ident = a.get("id", f"#{pos}")
+            category = a.get("category_id")
+            if category not in self.categories:
+                raise DatasetError(
+                    f"annotation {ident}: category_id {category!r} is not in 'categories'",
+                    path=item.key,
+                    fix="add the category or remove the annotation",
+                )
+            try:
+                mask, notes = segmentation_mask(a.get("segmentation"), height, width)
+            except ValueError as exc:
+                raise DatasetError(
+                    f"annotation {ident} ({self.categories[category]!r}): {exc}",
+                    path=item.key,
+                    fix="re-export the annotation (pycocotools must be able to decode it)",
+                ) from None
+            warnings += [f"annotation {ident}: {n}" for n in notes]
+            label = IGNORE_NAME if a.get("iscrowd") else self.categories[category]
+            shape = mask_shape(label, mask, pos)
+            if shape is None:
+                warnings.append(f"annotation {ident} ({self.categories[category]!r}) has an empty mask; nothing drawn")
+                continue
+            drawn.append((-int(mask.sum()), pos, shape))
+        drawn.sort(key=lambda t: (t[0], t[1]))
+        return [s for _, _, s in drawn], warnings
+
+
+__all__ = ["CocoImage", "CocoReader", "iter_top_level", "mask_shape", "rle_string_counts", "segmentation_mask"]
