@@ -1,15 +1,25 @@
-"""``xray-seg convert``: Labelme folder -> VOC folder (see :mod:`xray_seg.conversion.convert`)."""
+"""``xray-seg convert``: Labelme folder, COCO JSON or PIXray folder -> VOC folder (see :mod:`xray_seg.conversion.convert`)."""
 
 from __future__ import annotations
 
 NAME = "convert"
-HELP = "convert Labelme annotations into a VOC dataset (labelme2voc-compatible, validated, parallel)"
+HELP = "convert Labelme, COCO (PIDray) or PIXray annotations into a VOC dataset (labelme2voc-compatible, validated, parallel)"
 DESCRIPTION = """Convert a folder of Labelme JSON files (labelme 3.x-7.x) into the VOC layout that
 labelme2voc.py writes: JPEGImages/, SegmentationClass/ (VOC palette PNGs, 255 = ignore),
 optional SegmentationClassNpy/ (--npy) and SegmentationClassVisualization/ (--vis),
 class_names.txt and ImageSets/Segmentation/{train,val,trainval}.txt (seeded 7:3 split).
 
   xray-seg convert data/labelme data/voc --labels labels.txt
+  xray-seg convert --from coco pidray/annotations/xray_train.json data/voc \
+      --images pidray/train --classes gun,knife,wrench,pliers,scissors
+  xray-seg convert --from pixray pixray/annotations data/voc --images pixray/images --labels labels.txt
+
+--from coco reads one COCO instance JSON (PIDray): polygon and RLE segmentations, drawn
+largest area first; iscrowd regions become ignore (255). --from pixray reads one JSON per
+image with objects: [{label, polygon}]. Categories and labels map to --labels by name;
+--classes a,b,c keeps only those classes (no labels file needed) and draws the others as
+background (or ignore with --others ignore). SegmentationObject/ holds instance ids
+(0 background, 1..N, 255 ignore) unless --no-object. See docs/importers.md.
 
 Images: --image-format png is the default because it is lossless: X-ray images carry thin
 wires and edges that JPEG re-encoding blurs. jpeg gives labelme2voc's exact output (lossy);
@@ -32,9 +42,27 @@ files with a missing output). Inputs are never modified; outputs are written ato
 
 
 def add_arguments(parser):
-    parser.add_argument("labelme_dir", help="folder with the Labelme .json files and their images")
+    parser.add_argument(
+        "labelme_dir", metavar="input",
+        help="folder with the Labelme (or PIXray) .json files and their images; for --from coco the COCO .json file",
+    )
     parser.add_argument("voc_dir", help="output VOC folder")
-    parser.add_argument("--labels", required=True, help="labels file: __ignore__, _background_, then one class a line")
+    parser.add_argument(
+        "--from", dest="source", choices=["labelme", "coco", "pixray"], default="labelme",
+        help="annotation format of the input (default labelme)",
+    )
+    parser.add_argument("--labels", help="labels file: __ignore__, _background_, then one class a line")
+    parser.add_argument(
+        "--classes", help="comma-separated classes to keep, e.g. gun,knife,wrench,pliers,scissors (instead of --labels)"
+    )
+    parser.add_argument(
+        "--others", choices=["background", "ignore"], default="background",
+        help="with --classes: draw every other class as background (default) or ignore (255)",
+    )
+    parser.add_argument(
+        "--images", help="--from coco/pixray: folder the image file names are relative to (default: the JSON's folder)"
+    )
+    parser.add_argument("--no-object", dest="objects", action="store_false", help="do not write SegmentationObject/")
     parser.add_argument(
         "--image-format", choices=["png", "jpeg", "copy"], default="png",
         help="JPEGImages format: png (default, lossless), jpeg (labelme2voc-identical, lossy), "
@@ -58,9 +86,22 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from xray_seg.conversion.convert import ConvertConfig, convert
+    from xray_seg.core.errors import ConfigError
 
+    if bool(args.labels) == bool(args.classes):
+        raise ConfigError(
+            "give --labels FILE or --classes a,b,c (exactly one)",
+            fix="e.g. --labels labels.txt, or --classes gun,knife,wrench,pliers,scissors",
+        )
+    if args.images and args.source == "labelme":
+        raise ConfigError("--images is for --from coco or pixray", fix="Labelme JSON files name their image in imagePath")
     config = ConvertConfig(
-        labels=args.labels,
+        labels=args.labels or "labels.txt",
+        source=args.source,
+        images=args.images,
+        classes=[c for c in args.classes.split(",")] if args.classes else None,
+        others=args.others,
+        objects=args.objects,
         image_format=args.image_format,
         val_ratio=args.val_ratio,
         seed=args.seed,

@@ -67,6 +67,7 @@ from xray_seg.conversion.labelme import IGNORE_NAME, LabelmeRecord, Shape, decod
 from xray_seg.conversion.records import Item, Reader, Scan
 
 CHUNK = 1 << 22
+_LONGEST_VALUE = 1 << 26  # no annotation string is longer (compressed RLE of a 64-Mpixel scan is far shorter)
 _WS = " \t\r\n"
 
 
@@ -142,7 +143,9 @@ class _Stream:
                     self.pos = end
                     return obj, self.base + start, end - start
             except json.JSONDecodeError as exc:
-                if self.eof or len(self.buf) - exc.pos > CHUNK:
+                # A value cut at the end of the buffer fails near the end (or where its
+                # last string starts); a failure far before the end is a real error.
+                if self.eof or len(self.buf) - exc.pos > _LONGEST_VALUE:
                     self.pos = exc.pos
                     raise self._error(exc.msg) from None
             if not self._fill():
