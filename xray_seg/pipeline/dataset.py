@@ -295,13 +295,72 @@ def _memory_cache(files: SplitFiles, load) -> tf.data.Dataset:
     return decoded.ragged_batch(n).cache()
 
 
-def _fits_in_memory(files: SplitFiles) -> bool:
-    need = sum(h * w * 4 for h, w in files.sizes)
+# The memory cache holds 3 bytes of image and 1 of mask per pixel; building it (a ragged
+# batch of every decoded original) holds the decoded elements and their batched copy at
+# once, so the peak is twice that.
+_CACHE_BYTES_PER_PIXEL = 4
+_CACHE_PEAK_FACTOR = 2
+# When the free memory cannot be read, cache only what is small on any machine.
+_CACHE_BLIND_LIMIT = 2 << 30
+
+
+def _read_int(path: str) -> int | None:
     try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return True
-    return need < 0.5 * available
+        text = Path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still use: ``MemAvailable``, capped by a cgroup (container) limit.
+
+    None when neither can be read. A container's limit matters most: the host's free
+    memory can be far above what the cgroup lets this process allocate before it is killed.
+    """
+    candidates = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                candidates.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    if not candidates:
+        try:
+            candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # v1
+    ):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < 1 << 60:
+            candidates.append(max(0, limit - usage))
+    return min(candidates) if candidates else None
+
+
+def cache_bytes(files: SplitFiles) -> int:
+    """Peak bytes the in-memory cache of ``files`` needs (sizes from the up-front file check)."""
+    return _CACHE_PEAK_FACTOR * _CACHE_BYTES_PER_PIXEL * sum(int(h) * int(w) for h, w in files.sizes)
+
+
+def _fits_in_memory(files: SplitFiles) -> tuple[bool, str]:
+    """Whether the cache of ``files`` takes under half the available memory, and why not.
+
+    Checked before anything is decoded, from the sizes the file check read from the
+    headers, so a 47,000-image dataset is never loaded to find out.
+    """
+    need = cache_bytes(files)
+    available = available_memory()
+    gib = 1 << 30
+    if available is None:
+        fits = need < _CACHE_BLIND_LIMIT
+        return fits, f"needs {need / gib:.1f} GiB and the free memory is unknown (limit {_CACHE_BLIND_LIMIT / gib:.0f} GiB)"
+    return need < 0.5 * available, (
+        f"needs {need / gib:.1f} GiB at its peak ({len(files)} images), more than half of the "
+        f"{available / gib:.1f} GiB available"
+    )
 
 
 def make_train_dataset(
@@ -333,8 +392,10 @@ def make_train_dataset(
         start_epoch: skip to this epoch without decoding the ones before (for --resume).
         shuffle: visit files in a per-epoch stateless random order.
         repeat: run epochs for ever (False: one epoch, ``start_epoch``).
-        cache: keep the decoded originals in memory (refused with a warning if they would use
-            more than half the free memory). Yields exactly the same stream as without.
+        cache: keep the decoded originals in memory. Checked up front from the image sizes:
+            if the cache would need more than half the available memory (a container's
+            limit included; :func:`available_memory`), it falls back to reading the files
+            each epoch, with a warning saying so. Yields exactly the same stream as without.
         deterministic: keep element order fixed under parallel map.
         input_context: a ``tf.distribute.InputContext`` or ``(num_shards, index)``.
         drop_remainder: cut each epoch to whole batches (static batch dimension).
@@ -360,9 +421,14 @@ def make_train_dataset(
     order_key = tf.random.experimental.stateless_fold_in(key, 0)
     augment_key = tf.random.experimental.stateless_fold_in(key, 1)
     load = _loader(files)
-    if cache and not _fits_in_memory(files):
-        warnings.warn(f"{voc_dir}: the decoded {split!r} split does not fit in memory; reading files each epoch instead")
-        cache = False
+    if cache:
+        fits, why = _fits_in_memory(files)
+        if not fits:
+            warnings.warn(
+                f"{voc_dir}: not caching the decoded {split!r} split in memory: it {why}; reading the files "
+                "each epoch instead (the same stream, only slower)"
+            )
+            cache = False
 
     def positions(epoch):
         """(file index, element seed) for each position of ``epoch``."""
