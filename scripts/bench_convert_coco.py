@@ -1,0 +1,226 @@
+"""Benchmark `xray-seg convert --from coco`: speed with 1 and 2 workers, and PIDray-sized scale.
+
+Both modes generate a COCO instance file and its images (seeded), then run the real CLI,
+``python -m xray_seg.cli convert --from coco ...``, in a child process, exactly as a user
+would, and watch it from this process:
+
+* **speed** (default): ``--num`` images of ``--height`` x ``--width`` (PIDray's strips are
+  about 456 x 1886; the default 256 x 768 keeps the run short) with 1 to 4 annotations each
+  (polygons of 8 to 40 points, one in five a compressed RLE, one in twenty a crowd
+  region). Each worker count is run ``--repeats`` times (alternating); the best counts.
+* **scale** (``--scale``): PIDray's size, 47,677 image entries by default, with small
+  (32 x 96) images but full-size annotations (polygons of ``--points`` points written
+  with PIDray's float precision), so the JSON is hundreds of MB, as PIDray's is. Reported:
+  the JSON size, the peak RSS of the converting process (``VmHWM``, the process that holds
+  the annotation index) and of its largest worker, the time to the first written mask,
+  and the total rate. ``--compare-json-load`` also measures a plain ``json.load`` of the
+  same file in a child process, the peak the streaming reader avoids.
+
+The machine is shared: compare figures only when it is otherwise idle.
+
+Usage::
+
+    python scripts/bench_convert_coco.py --num 64                 # speed, 1 and 2 workers
+    python scripts/bench_convert_coco.py --scale --num 500        # a small scale check
+    python scripts/bench_convert_coco.py --scale                  # the full PIDray size (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PIDRAY_CATEGORIES = ["Baton", "Pliers", "Hammer", "Powerbank", "Scissors", "Wrench", "Gun", "Bullet", "Sprayer",
+                     "HandCuffs", "Knife", "Lighter"]
+PIDRAY_IMAGES = 47_677
+
+
+def _polygon(rng, h, w, points) -> list[float]:
+    """A star-shaped polygon of ``points`` vertices inside the image, PIDray's float precision."""
+    cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+    angles = np.sort(rng.uniform(0, 2 * np.pi, points))
+    radius = rng.uniform(0.2, 0.45) * min(h, w) * rng.uniform(0.6, 1.0, points)
+    xs = np.clip(cx + radius * np.cos(angles), 0, w - 1)
+    ys = np.clip(cy + radius * np.sin(angles), 0, h - 1)
+    return [round(float(v), 13) for pair in zip(xs, ys) for v in pair]
+
+
+def generate(folder: Path, num: int, h: int, w: int, points: int | None, seed: int = 0) -> Path:
+    """Write ``folder/instances.json`` and ``folder/images/*.png``; return the JSON path."""
+    from pycocotools import mask as mask_utils
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images_dir = folder / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    shared_png = None
+    if points is not None:  # scale mode: one small image, written under every name
+        import io
+
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format="PNG")
+        shared_png = buf.getvalue()
+    path = folder / "instances.json"
+    ann_id = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write('{"info": {"description": "bench_convert_coco"}, "categories": ')
+        f.write(json.dumps([{"id": i + 1, "name": n, "supercategory": "item"} for i, n in enumerate(PIDRAY_CATEGORIES)]))
+        f.write(', "images": [')
+        for i in range(num):
+            name = f"{i:06d}.png"
+            if shared_png is not None:
+                (images_dir / name).write_bytes(shared_png)
+            else:
+                Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(images_dir / name)
+            f.write(("," if i else "") + json.dumps({"id": i + 1, "file_name": name, "height": h, "width": w}))
+        f.write('], "annotations": [')
+        for i in range(num):
+            for _ in range(int(rng.integers(1, 5))):
+                ann_id += 1
+                k = points if points is not None else int(rng.integers(8, 41))
+                seg = [_polygon(rng, h, w, k)]
+                if points is None and ann_id % 5 == 0:
+                    m = np.zeros((h, w), np.uint8)
+                    y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+                    m[y0 : y0 + h // 3, x0 : x0 + w // 3] = 1
+                    rle = mask_utils.encode(np.asfortranarray(m))
+                    seg = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+                ann = {"id": ann_id, "image_id": i + 1, "category_id": int(rng.integers(1, 13)), "segmentation": seg,
+                       "iscrowd": int(points is None and ann_id % 20 == 0), "area": 0.0, "bbox": [0.0, 0.0, 1.0, 1.0]}
+                f.write(("," if ann_id > 1 else "") + json.dumps(ann))
+        f.write("]}")
+    return path
+
+
+def _vm_hwm(pid: int) -> int:
+    """Peak RSS (bytes) of a running process, 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run_convert(json_path: Path, out: Path, workers: int, extra=()) -> dict:
+    """Run the CLI in a child process; watch its peak RSS and its first written mask."""
+    cmd = [sys.executable, "-m", "xray_seg.cli", "convert", "--from", "coco", str(json_path), str(out),
+           "--images", str(json_path.parent / "images"), "--classes", "Gun,Knife,Wrench,Pliers,Scissors", "--workers", str(workers), "--quiet", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    masks = out / "SegmentationClass"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first, peak = None, 0
+    while proc.poll() is None:
+        peak = max(peak, _vm_hwm(proc.pid))
+        if first is None and masks.is_dir():
+            with os.scandir(masks) as it:
+                if any(e.name.endswith(".png") for e in it):
+                    first = time.perf_counter() - t0
+        time.sleep(0.02)
+    total = time.perf_counter() - t0
+    output = proc.stdout.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"convert failed ({proc.returncode}):\n" + "\n".join(output.splitlines()[:5]))
+    converted = int(output.split("converted ", 1)[1].split(",", 1)[0])
+    return {"seconds": total, "first": first, "peak": peak, "converted": converted, "summary": output.splitlines()[0]}
+
+
+def json_load_peak(json_path: Path) -> tuple[int, float]:
+    """Peak RSS (bytes) and seconds of ``json.load`` of the file in a fresh interpreter."""
+    code = ("import json,resource,sys,time;t=time.perf_counter();d=json.load(open(sys.argv[1]));"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024, time.perf_counter()-t)")
+    out = subprocess.run([sys.executable, "-c", code, str(json_path)], capture_output=True, text=True, check=True).stdout
+    peak, seconds = out.split()
+    return int(peak), float(seconds)
+
+
+def index_peak(json_path: Path) -> tuple[int, int, float]:
+    """Peak RSS (bytes) before and after building the COCO reader's index, and its seconds, in a fresh interpreter."""
+    code = ("import resource,sys,time;from pathlib import Path;from xray_seg.conversion.coco import CocoReader;"
+            "b=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024;t=time.perf_counter();"
+            "items=CocoReader(Path(sys.argv[1])).items();"
+            "print(b, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024, time.perf_counter()-t)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code, str(json_path)], capture_output=True, text=True, check=True, env=env)
+    before, after, seconds = out.stdout.split()
+    return int(before), int(after), float(seconds)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", action="store_true", help="PIDray-sized scale run instead of the speed run")
+    parser.add_argument("--num", type=int, help=f"images (default: 64 for speed, {PIDRAY_IMAGES} for --scale)")
+    parser.add_argument("--height", type=int, help="image height (default 256; 32 for --scale)")
+    parser.add_argument("--width", type=int, help="image width (default 768; 96 for --scale)")
+    parser.add_argument("--points", type=int, default=110, help="--scale: points per polygon (default 110, ~6 KB of JSON an image)")
+    parser.add_argument("--workers", type=int, default=2, help="the parallel worker count (default 2)")
+    parser.add_argument("--repeats", type=int, default=2, help="speed: runs per setting, the best counts (default 2)")
+    parser.add_argument("--compare-json-load", action="store_true", help="--scale: also measure a plain json.load")
+    parser.add_argument("--index-only", action="store_true",
+                        help="--scale: only build the annotation index (no conversion): its peak RSS and time")
+    parser.add_argument("--tmp", type=Path, help="folder for the generated data (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    num = args.num or (PIDRAY_IMAGES if args.scale else 64)
+    h = args.height or (32 if args.scale else 256)
+    w = args.width or (96 if args.scale else 768)
+    mib = 1 << 20
+    with tempfile.TemporaryDirectory(prefix="bench_coco_", dir=args.tmp) as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        json_path = generate(tmp / "coco", num, h, w, args.points if args.scale else None)
+        size = json_path.stat().st_size
+        print(f"generated {num} images of {w}x{h} and {size / mib:.1f} MiB of COCO JSON in {time.perf_counter() - t0:.1f} s")
+        print(f"cpu cores available: {len(os.sched_getaffinity(0))}")
+        if args.scale and args.index_only:
+            before, after, seconds = index_peak(json_path)
+            print(f"index of {num} images: {seconds:.1f} s ({size / mib / seconds:.0f} MiB/s of JSON); peak RSS "
+                  f"{after / mib:.0f} MiB, {(after - before) / mib:.1f} MiB over the interpreter with its imports "
+                  f"({(after - before) / num / 1024:.2f} KiB per image)")
+        elif args.scale:
+            r = run_convert(json_path, tmp / "voc", args.workers)
+            kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+            print(r["summary"])
+            print(f"peak RSS of the converting process: {r['peak'] / mib:.0f} MiB "
+                  f"(the largest of it and its workers: {kids / mib:.0f} MiB)")
+            print(f"time to the first written mask: {r['first']:.1f} s")
+            print(f"total: {r['converted']} images in {r['seconds']:.1f} s = {r['converted'] / r['seconds']:.1f} images/s "
+                  f"({args.workers} workers)")
+        if args.scale and args.compare_json_load:
+            peak, seconds = json_load_peak(json_path)
+            print(f"for comparison, json.load of the same file: peak RSS {peak / mib:.0f} MiB in {seconds:.1f} s")
+        if not args.scale:
+            best = {1: float("inf"), args.workers: float("inf")}
+            converted = 0
+            for rep in range(args.repeats):
+                for workers in best:
+                    out = tmp / f"voc_{workers}_{rep}"
+                    r = run_convert(json_path, out, workers)
+                    converted = r["converted"]
+                    best[workers] = min(best[workers], r["seconds"])
+                    print(f"  run {rep + 1}: workers={workers} {r['seconds']:.2f} s (first mask after {r['first']:.2f} s)")
+                    shutil.rmtree(out)
+            for workers, seconds in best.items():
+                print(f"workers={workers}: {converted} images in {seconds:.2f} s (best, process start included) "
+                      f"= {converted / seconds:.1f} images/s")
+            print(f"speed-up {args.workers} vs 1 worker: {best[1] / best[args.workers]:.2f}x")
+        print(f"load average during the benchmark: {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
