@@ -184,9 +184,9 @@ def test_class_subset_of_pidray(tmp_path, others, expected):
     c.ann(i, "Gun", box(2, 2, 10, 10))
     c.ann(i, "Knife", box(30, 2, 40, 10))
     out = tmp_path / "voc"
-    report = convert(c.write(), out, cfg(classes=["Gun", "Knife"], others=others))
+    report = convert(c.write(), out, cfg(classes=["gun", "Knife"], others=others))  # case is ignored
     assert report.converted == 1 and report.warnings == []
-    assert read_class_names(out) == ["_background_", "Gun", "Knife"]
+    assert read_class_names(out) == ["_background_", "gun", "Knife"]
     cls = load_label_png(out / "SegmentationClass" / "a.png")
     obj = load_label_png(out / "SegmentationObject" / "a.png")
     assert (cls[5, 5], cls[5, 35], cls[20, 20]) == (1, 2, expected)
@@ -196,8 +196,10 @@ def test_class_subset_of_pidray(tmp_path, others, expected):
 def test_class_subset_typo_is_refused(tmp_path):
     c = Coco(tmp_path / "in", categories=PIDRAY)
     c.ann(c.image("a.png"), "Gun", box(2, 2, 10, 10))
-    with pytest.raises(ConfigError, match="gun"):
-        convert(c.write(), tmp_path / "voc", cfg(classes=["gun"]))
+    with pytest.raises(ConfigError, match="gunn not among the categories"):
+        convert(c.write(), tmp_path / "voc", cfg(classes=["gunn"]))
+    with pytest.raises(ConfigError, match="given twice"):
+        convert(c.write(), tmp_path / "voc", cfg(classes=["gun", "Gun"]))
 
 
 def test_parallel_resume_and_refusal(tmp_path, labels):

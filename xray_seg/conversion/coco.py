@@ -12,7 +12,7 @@ Reading the JSON (memory)
     :meth:`json.JSONDecoder.raw_decode` over 4 MiB chunks, and each element of
     ``annotations`` is parsed, reduced to its image id, category id, ``iscrowd`` flag
     and byte span in the file, and dropped. ``images`` entries (file name and size) and
-    ``categories`` are kept. So the parent process holds about 50 bytes per annotation
+    ``categories`` are kept. So the parent process holds a few numbers per annotation
     and one small record per image, never the polygons; each worker re-reads the byte
     spans of its image's annotations from the file (a seek and a few KB). Peak memory
     therefore grows only with that index, not with the annotation data

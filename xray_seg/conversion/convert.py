@@ -18,7 +18,8 @@ How a run goes
        (index 0), then one class a line (1..K-1). ``__ignore__`` is always -1 in the
        ``.npy`` and 255 in the PNG. ``class_names.txt`` lists the classes without it.
        With ``classes`` (``--classes gun,knife``) no labels file is read: the classes are
-       ``_background_`` then those names, and every other label is drawn as background
+       ``_background_`` then those names (matched to the source's labels ignoring case,
+       so ``gun`` keeps PIDray's ``Gun``), and every other label is drawn as background
        (``others="background"``) or ignore (``others="ignore"``), without a warning.
     2. List ``*.json`` in the input folder (``recursive=True``: also in sub-folders).
        None is a whole-run error (exit code 2).
@@ -160,7 +161,7 @@ class ConvertReport:
 
     Args:
         voc_dir: the output folder.
-        total: JSON files found.
+        total: items found (JSON files; for COCO, entries of ``images``).
         converted: files converted in this run.
         skipped: files whose outputs were already complete (``resume``).
         failures: one :class:`FileFailure` per file not converted.
@@ -253,7 +254,7 @@ def class_subset(classes: Iterable[str]) -> tuple[list[str], dict[str, int]]:
     names = [BACKGROUND_NAME]
     for raw in classes:
         name = raw.strip()
-        if not name or name in (IGNORE_NAME, BACKGROUND_NAME) or name in names:
+        if not name or name in (IGNORE_NAME, BACKGROUND_NAME) or name.casefold() in {n.casefold() for n in names}:
             raise ConfigError(f"--classes: {raw!r} is empty, reserved or given twice", fix="list each class once, e.g. --classes gun,knife")
         names.append(name)
     if len(names) < 2 or len(names) > 255:
@@ -326,8 +327,10 @@ def _convert_one(job: _Job) -> _Result:
         unknown = sorted({s.label for s in record.shapes} - set(job.label_to_index))
         shapes = record.shapes
         mapping = job.label_to_index
-        if unknown and job.others is not None:
-            mapping = {**mapping, **{u: 0 if job.others == "background" else -1 for u in unknown}}
+        if unknown and job.others is not None:  # --classes: matched ignoring case, the rest are "others"
+            folded = {name.casefold(): i for name, i in job.label_to_index.items() if i > 0}
+            other = 0 if job.others == "background" else -1
+            mapping = {**mapping, **{u: folded.get(u.strip().casefold(), other) for u in unknown}}
         elif unknown:
             listed = ", ".join(repr(u) for u in unknown)
             if job.unknown == "skip":
@@ -467,7 +470,8 @@ def _check_declared_classes(reader: Reader, config: ConvertConfig) -> None:
     declared = reader.declared_labels()
     if not config.classes or declared is None:
         return
-    missing = [c for c in config.classes if c.strip() not in declared]
+    folded = {d.strip().casefold() for d in declared}
+    missing = [c for c in config.classes if c.strip().casefold() not in folded]
     if missing:
         raise ConfigError(
             f"--classes {', '.join(missing)} not among the categories of the input ({', '.join(sorted(declared))})",
