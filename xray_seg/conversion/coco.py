@@ -51,7 +51,6 @@ Categories
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os

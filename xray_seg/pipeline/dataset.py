@@ -426,7 +426,8 @@ def make_train_dataset(
         if not fits:
             warnings.warn(
                 f"{voc_dir}: not caching the decoded {split!r} split in memory: it {why}; reading the files "
-                "each epoch instead (the same stream, only slower)"
+                "each epoch instead (the same stream, only slower)",
+                stacklevel=2,
             )
             cache = False
 
