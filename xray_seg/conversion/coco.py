@@ -295,6 +295,22 @@ class CocoImage:
     error: str | None = None
 
 
+def _index_bar(json_path: Path):
+    """A tqdm bar over the JSON's bytes, without tqdm's monitor thread.
+
+    The monitor thread would still run when the worker pool starts, and a process with
+    threads starts its workers with the slower ``forkserver`` (see ``convert._start_method``).
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    class _Bar(tqdm):
+        monitor_interval = 0
+
+    return _Bar(total=json_path.stat().st_size, desc="index", unit="B", unit_scale=True, file=sys.stderr)
+
+
 def _image_key(json_path: Path, name: str) -> str:
     return f"{json_path}[{name}]"
 
@@ -328,13 +344,16 @@ class CocoReader(Reader):
         if not self.images_dir.is_dir():
             raise DatasetError("images folder not found", path=self.images_dir, fix="pass --images DIR (the folder the file_name entries are relative to)")
 
-    def items(self) -> list[Item]:
+    def items(self, progress: bool = False) -> list[Item]:
         self._check_input()
+        bar = _index_bar(self.json_path) if progress else None
         images: list[dict] = []
         raw_categories = None
         ann = {k: array("q") for k in ("image", "category", "crowd", "offset", "length")}
         bad_annotations = 0
         for key, obj, off, length, stream in iter_top_level(self.json_path):
+            if bar is not None and off - bar.n > CHUNK:
+                bar.update(off - bar.n)
             if key == "annotations":
                 image_id = obj.get("image_id") if isinstance(obj, dict) else None
                 if not isinstance(image_id, int) or isinstance(image_id, bool):
@@ -350,6 +369,9 @@ class CocoReader(Reader):
                 images.append(stream.utf8(off, length) if isinstance(obj, dict) else obj)
             elif key == "categories":
                 raw_categories = stream.utf8(off, length)
+        if bar is not None:
+            bar.update(bar.total - bar.n)
+            bar.close()
         if not isinstance(raw_categories, list) or not images:
             raise DatasetError(
                 "not a COCO instance file (it needs non-empty 'images' and a 'categories' list)",

@@ -667,7 +667,7 @@ def convert(
     class_names, label_to_index = class_subset(config.classes) if config.classes else read_labels(labels_file)
     reader = make_reader(config.source, labelme_dir, images=config.images, recursive=config.recursive)
     _check_paths(reader.input_paths, voc_dir, labels_file, config)
-    files = reader.items()
+    files = reader.items(progress=sys.stderr.isatty() if progress is None else progress)
     _check_declared_classes(reader, config)
     workers = min(resolve_workers(config.workers), len(files))
     settings = _resolved_settings(config, labelme_dir, class_names, workers)

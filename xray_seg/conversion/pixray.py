@@ -93,7 +93,7 @@ class PixrayReader(Reader):
     def input_paths(self) -> list[Path]:
         return [self.root] + ([self.images_dir] if self.images_dir is not None else [])
 
-    def items(self) -> list[Item]:
+    def items(self, progress: bool = False) -> list[Item]:
         from xray_seg.conversion.convert import list_labelme_files
 
         if self.images_dir is not None and not self.images_dir.is_dir():

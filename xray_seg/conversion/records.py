@@ -86,8 +86,8 @@ class Reader:
         """Files and folders that must not lie inside the output folder."""
         return [self.root]
 
-    def items(self) -> list[Item]:
-        """The items, sorted by key (DatasetError if there are none)."""
+    def items(self, progress: bool = False) -> list[Item]:
+        """The items, sorted by key (DatasetError if there are none); ``progress``: show a bar if slow."""
         raise NotImplementedError
 
     def scan(self, item: Item) -> Scan:
@@ -116,7 +116,7 @@ class LabelmeReader(Reader):
         super().__init__(root)
         self.recursive = recursive
 
-    def items(self) -> list[Item]:
+    def items(self, progress: bool = False) -> list[Item]:
         from xray_seg.conversion.convert import list_labelme_files
 
         return [Item(str(f), f.stem, f) for f in list_labelme_files(self.root, self.recursive)]
