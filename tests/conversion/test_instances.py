@@ -166,3 +166,18 @@ def test_no_object_and_resume_of_a_run_without_objects(tmp_path):
     assert convert(src, out, ConvertConfig(labels=str(labels), workers=1, objects=False, resume=True)).skipped == 1
     with pytest.raises(ConfigError, match="objects"):
         convert(src, out, ConvertConfig(labels=str(labels), workers=1, resume=True))
+
+
+def test_class_subset_on_labelme_input(tmp_path, capsys):
+    from xray_seg.cli import main
+
+    src = tmp_path / "in"
+    _labelme_item(src, "a", [_rect("Hammer", 1, 1), _rect("Knife", 10, 1), _rect("knife", 20, 1)])
+    out = tmp_path / "voc"
+    report = convert(src, out, ConvertConfig(classes=["knife"], others="ignore", workers=1))
+    cls = load_label_png(out / "SegmentationClass" / "a.png")
+    obj = load_label_png(out / "SegmentationObject" / "a.png")
+    assert report.converted == 1 and (cls[1, 1], cls[1, 10], cls[1, 20]) == (255, 1, 1)
+    assert (obj[1, 1], obj[1, 10], obj[1, 20]) == (255, 1, 2)  # "Knife" and "knife" are two shapes, two objects
+    assert main(["convert", str(src), str(tmp_path / "v2"), "--classes", "knife", "--images", str(src)]) == 2
+    assert "--images is for --from coco or pixray" in capsys.readouterr().err
