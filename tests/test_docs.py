@@ -85,7 +85,8 @@ def broken_links(page: Path) -> list[str]:
         resolved = (page.parent / path_part).resolve() if path_part else page
         where = f"{page.relative_to(REPO)}: ({target})"
         if not resolved.exists():
-            problems.append(f"{where} points to a missing file {resolved.relative_to(REPO) if resolved.is_relative_to(REPO) else resolved}")
+            shown = resolved.relative_to(REPO) if resolved.is_relative_to(REPO) else resolved
+            problems.append(f"{where} points to a missing file {shown}")
         elif fragment and resolved.suffix == ".md" and fragment not in anchors(resolved.read_text(encoding="utf-8")):
             problems.append(f"{where}: {resolved.name} has no heading with the anchor #{fragment}")
     return problems
@@ -93,13 +94,15 @@ def broken_links(page: Path) -> list[str]:
 
 def test_link_finder_and_anchor_rule():
     page = (
-        "See [data](docs/data.md#the-voc-layout), ![pic](docs/x.png \"title\") and "
+        'See [data](docs/data.md#the-voc-layout), ![pic](docs/x.png "title") and '
         "[`b.md`](b.md); `[B, H, W](not a link)` is code, [web](https://example.org).\n"
         "```\n[in a block](nope.md)\n```\n"
     )
     assert links(page) == ["docs/data.md#the-voc-layout", "docs/x.png", "b.md", "https://example.org"]
     assert github_anchor("Metrics (paper 1, eqs. 4-7)") == "metrics-paper-1-eqs-4-7"
-    assert github_anchor("The embedded synthetic data: `xray-seg synth`") == "the-embedded-synthetic-data-xray-seg-synth"
+    assert (
+        github_anchor("The embedded synthetic data: `xray-seg synth`") == "the-embedded-synthetic-data-xray-seg-synth"
+    )
     assert github_anchor("3. Check the data") == "3-check-the-data"
     assert anchors("# A\n## Notes\n```\n# not a heading\n```\n## Notes\n") == {"a", "notes", "notes-1"}
 
@@ -138,9 +141,9 @@ def test_architecture_lists_every_module_and_subpackage():
     stale = sorted(m for m in named if not (PACKAGE / m).is_file())
     assert not stale, f"docs/architecture.md names modules that do not exist: {stale}"
     subpackages = {
-        str(path.parent.relative_to(PACKAGE))
-        for path in PACKAGE.rglob("__init__.py")
-        if path.parent != PACKAGE
+        str(path.parent.relative_to(PACKAGE)) for path in PACKAGE.rglob("__init__.py") if path.parent != PACKAGE
     }
-    unnamed = sorted(p for p in subpackages if f"`{p}/`" not in section and not any(n.startswith(p + "/") for n in named))
+    unnamed = sorted(
+        p for p in subpackages if f"`{p}/`" not in section and not any(n.startswith(p + "/") for n in named)
+    )
     assert not unnamed, f"docs/architecture.md's layout table does not name the subpackages: {unnamed}"
