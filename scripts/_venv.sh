@@ -17,6 +17,12 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT"
+  # The PyTorch backend checks (tests/backends) run where the CPU wheel is on local disk;
+  # PyPI's default torch wheel pulls in gigabytes of CUDA libraries, so it is not fetched.
+  TORCH_WHEEL="$(ls /opt/wheels/torch-2.13.0+cpu-*.whl 2>/dev/null | head -n 1 || true)"
+  if [ -n "$TORCH_WHEEL" ]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_WHEEL"
+  fi
   echo "$WANT" > "$STAMP"
 else
   echo "[venv] up to date"
