@@ -1,4 +1,4 @@
-"""What the README's "Your own data" section promises about 16-bit scans, JPEG and colour masks.
+"""What docs/data.md's "Your own data" section promises about 16-bit scans, JPEG and colour masks.
 
 Each test converts a tiny Labelme folder the way a user would and checks the pixels the
 training pipeline then decodes (``xray_seg.pipeline.dataset.decode_image``), which is what the

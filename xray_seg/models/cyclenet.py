@@ -1,4 +1,4 @@
-"""CycleNet (Zhang et al.): dilated ResNet + CycleASPP + ADC decoder (+ auxiliary FCN head).
+"""CycleNet (Qu et al.): dilated ResNet + CycleASPP + ADC decoder (+ auxiliary FCN head).
 
 Data flow (Fig. 1, sections 3-4.1)::
 

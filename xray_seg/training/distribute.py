@@ -27,7 +27,7 @@ def make_strategy(devices: str | None = None, cpu_replicas: int = 1):
         try:
             json.loads(os.environ["TF_CONFIG"])
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"TF_CONFIG is not valid JSON ({exc})", fix="see the README's multi-machine example") from None
+            raise ConfigError(f"TF_CONFIG is not valid JSON ({exc})", fix="see docs/training.md, section 'Several machines'") from None
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cpu_replicas > 1:
         cpus = tf.config.list_physical_devices("CPU")
