@@ -1,4 +1,4 @@
-"""CycleNet (Zhang et al.): shapes, CycleASPP connections (eqs. 2-3), ADC start state,
+"""CycleNet (Qu et al.): shapes, CycleASPP connections (eqs. 2-3), ADC start state,
 .keras round trip, a few training steps."""
 
 import numpy as np

@@ -1,6 +1,6 @@
 """Dilated ResNet-50/101 backbone for segmentation (CycleNet, section 4.1; reused by IFBFNet).
 
-CycleNet (Zhang et al., section 4.1) uses an ImageNet ResNet-101 whose last two
+CycleNet (Qu et al., section 4.1) uses an ImageNet ResNet-101 whose last two
 downsamplings are removed and whose last two stages use atrous rates 2 and 4, so the
 deepest feature has output stride 8. :func:`build_resnet_backbone` builds that network
 (and ResNet-50, and an output-stride-16 variant) as a standalone ``keras.Model`` that a
