@@ -15,6 +15,14 @@ A run folder holds everything a run produces::
 ``--resume`` continues exactly: weights, optimizer state (including the step counter
 that drives the schedule), the epoch, and the data stream, which is a pure function
 of (seed, epoch, position) so it restarts at the right epoch.
+
+:func:`train` reads as its steps, each a short function below, in this order:
+:func:`prepare_run_dir`, :func:`seed_everything`, :func:`write_class_names`,
+:func:`batch_and_lr_arithmetic`, :func:`resolve_class_weights`, :func:`build_datasets`,
+:func:`build_model_and_optimizer`, :func:`build_losses` (then ``compile``, and
+:func:`restore_last_checkpoint` on resume), :func:`build_metrics`, :func:`build_callbacks`,
+:func:`fit_with_recovery` and :func:`train_result`. The strategy, and the Keras
+MultiWorker work-around applied before ``fit``, live in :mod:`xray_seg.training.distribute`.
 """
 
 from __future__ import annotations
