@@ -62,24 +62,12 @@ def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
     )
 
 
-def run_demo(cfg: DemoConfig) -> dict:
-    from xray_seg.core.config import load_config
+def _synthesise_and_convert(cfg: DemoConfig, out: Path, times: dict) -> Path:
+    """Steps 1-2: synthesise the Labelme bags, convert them to VOC; returns the preview PNG."""
     from xray_seg.conversion.convert import ConvertConfig, convert
     from xray_seg.synthesis.scene import SynthConfig, synthesize
-    from xray_seg.conversion.voc import VocLayout, read_split
-    from xray_seg.evaluation.evaluator import evaluate
-    from xray_seg.serving.exporter import export_model
-    from xray_seg.inference.items import predict_images
-    from xray_seg.training.trainer import pipeline_images_per_sec, train
-    from xray_seg.training.config import TrainConfig
 
-    out = Path(cfg.out)
-    if out.exists():
-        shutil.rmtree(out)
-    labelme_dir, voc_dir, run_dir = out / "labelme", out / "voc", out / "run"
-    times = {}
-    start_all = time.perf_counter()
-
+    labelme_dir, voc_dir = out / "labelme", out / "voc"
     t = _step(f"1/6 synthesise {cfg.num_images} X-ray bags ({cfg.image_size}x{cfg.image_size})")
     synthesize(labelme_dir, SynthConfig(
         size=cfg.image_size, num=cfg.num_images, seed=cfg.seed,
@@ -92,6 +80,14 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(report.summary())
     preview = preview_converted(voc_dir, out / "converted_samples.png")
     times["convert"] = time.perf_counter() - t
+    return preview
+
+
+def _train_and_time_pipeline(cfg: DemoConfig, voc_dir: Path, run_dir: Path, times: dict):
+    """Step 3: train with the preset, then time the input pipeline alone; returns (result, images/s)."""
+    from xray_seg.core.config import load_config
+    from xray_seg.training.config import TrainConfig
+    from xray_seg.training.trainer import pipeline_images_per_sec, train
 
     t = _step(f"3/6 train CWF-DeepLabv3+ (preset {cfg.preset})")
     train_cfg = load_config(TrainConfig, cfg.preset, [f"data.voc_dir={voc_dir}", f"seed={cfg.seed}", *cfg.overrides])
@@ -104,7 +100,17 @@ def run_demo(cfg: DemoConfig) -> dict:
         f"input pipeline alone: {pipeline_rate:.0f} images/s, {pipeline_rate / result.train_images_per_sec:.1f}x "
         f"the {result.train_images_per_sec:.1f} images/s training consumed"
     )
+    return result, pipeline_rate
 
+
+def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
+    """Steps 4-6: evaluate on val, export the SavedModel, predict val images with it."""
+    from xray_seg.conversion.voc import VocLayout, read_split
+    from xray_seg.evaluation.evaluator import evaluate
+    from xray_seg.inference.items import predict_images
+    from xray_seg.serving.exporter import export_model
+
+    voc_dir, run_dir = out / "voc", out / "run"
     t = _step("4/6 evaluate on val (paper 1 metrics)")
     evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val")
     times["evaluate"] = time.perf_counter() - t
@@ -119,8 +125,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     images = [str(layout.image_path(s)) for s in read_split(voc_dir, "val")[: cfg.predict_images]]
     predict_images(export_dir / "savedmodel", images, out / "predictions")
     times["predict"] = time.perf_counter() - t
-    times["total"] = time.perf_counter() - start_all
+    return evaluation
 
+
+def _print_summary(out: Path, evaluation, result, pipeline_rate: float, times: dict, preview: Path) -> None:
     print("\n=== demo finished ===")
     print(f"val mIoU {evaluation.scores['miou']:.4f}  mPA {evaluation.scores['mpa']:.4f}  PA {evaluation.scores['pa']:.4f}")
     print(
@@ -128,16 +136,31 @@ def run_demo(cfg: DemoConfig) -> dict:
         f"best epoch {result.best_epoch}"
     )
     print("times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+    run_dir = out / "run"
     for what, where in [
-        ("synthetic Labelme data + contact sheet", labelme_dir),
-        ("VOC dataset", voc_dir),
+        ("synthetic Labelme data + contact sheet", out / "labelme"),
+        ("VOC dataset", out / "voc"),
         ("converted samples", preview),
         ("run folder (checkpoints, history.csv, training_curves.png, logs/)", run_dir),
         ("evaluation report", run_dir / "eval-val" / "report.md"),
-        ("exported SavedModel", export_dir / "savedmodel"),
+        ("exported SavedModel", out / "export" / "savedmodel"),
         ("predictions (masks, overlays, item lists)", out / "predictions"),
     ]:
         print(f"  {what}: {where}")
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """Run the six steps of the module docstring under ``cfg.out``; returns mIoU, times, throughputs."""
+    out = Path(cfg.out)
+    if out.exists():
+        shutil.rmtree(out)
+    times = {}
+    start_all = time.perf_counter()
+    preview = _synthesise_and_convert(cfg, out, times)
+    result, pipeline_rate = _train_and_time_pipeline(cfg, out / "voc", out / "run", times)
+    evaluation = _evaluate_export_predict(cfg, out, times)
+    times["total"] = time.perf_counter() - start_all
+    _print_summary(out, evaluation, result, pipeline_rate, times, preview)
     return {
         "miou": evaluation.scores["miou"],
         "times": times,

@@ -14,6 +14,7 @@ from xray_seg.evaluation.report import (
     plot_confusion_matrix,
     plot_training_curves,
     read_history_csv,
+    training_curves_figure,
     write_markdown_report,
     write_metrics_json,
 )
@@ -97,3 +98,52 @@ def test_training_curves(tmp_path):
     (tmp_path / "empty.csv").write_text("epoch\n")
     with pytest.raises(XraySegError, match="no numeric"):
         plot_training_curves(tmp_path / "x.png", tmp_path / "empty.csv")
+
+
+def test_training_curves_join_validation_points_and_keep_throughput_apart(tmp_path):
+    """Validation runs every 2nd epoch (NaN between): each val curve is one line through
+    exactly its finite points; throughput and epoch seconds stay out of the metrics panel."""
+    import matplotlib.pyplot as plt
+
+    nan = "nan"
+    rows = [  # epoch, epoch_seconds, loss, lr, train_images_per_sec, val_iou_gun, val_iou_wrench, val_miou, val_pa
+        (0, 9.0, 1.6, 1e-3, 3.0, nan, nan, nan, nan),
+        (1, 2.1, 1.2, 9e-4, 15.0, 0.20, nan, 0.55, 0.95),
+        (2, 2.0, 1.0, 8e-4, 16.0, nan, nan, nan, nan),
+        (3, 2.0, 0.8, 7e-4, 16.5, nan, nan, 0.61, 0.96),  # gun absent this time
+        (4, 2.2, 0.7, 6e-4, 15.5, nan, nan, nan, nan),
+        (5, 2.0, 0.6, 5e-4, 16.0, 0.40, nan, 0.70, 0.97),
+    ]
+    csv_path = tmp_path / "history.csv"
+    csv_path.write_text(
+        "epoch,epoch_seconds,loss,lr,train_images_per_sec,val_iou_gun,val_iou_wrench,val_miou,val_pa\n"
+        + "".join(",".join(str(v) for v in row) + "\n" for row in rows)
+    )
+    fig = training_curves_figure(csv_path)
+    try:
+        axes = {ax.get_title(): ax for ax in fig.axes}
+        assert set(axes) == {"loss", "metrics", "learning rate", "throughput"}
+        for ax in axes.values():
+            assert ax.get_xlabel() == "epoch" and ax.get_ylabel()
+        lines = {title: {line.get_label(): line for line in ax.get_lines()} for title, ax in axes.items()}
+
+        miou = lines["metrics"]["val mIoU"]
+        assert list(miou.get_xdata()) == [2, 4, 6]  # epochs 1-based, the three validated ones
+        assert list(miou.get_ydata()) == [0.55, 0.61, 0.70]
+        assert list(lines["metrics"]["IoU Gun"].get_xdata()) == [2, 6]  # joined over two gaps
+        assert "IoU Wrench" not in lines["metrics"]  # never measured: no empty legend entry
+        assert set(lines["metrics"]) == {"val mIoU", "val PA", "IoU Gun"}
+        legend = [t.get_text() for t in axes["metrics"].get_legend().get_texts()]
+        assert legend[0] == "val mIoU" and "IoU Gun" in legend
+
+        assert set(lines["loss"]) == {"train loss"} and len(lines["loss"]["train loss"].get_xdata()) == 6
+        assert set(lines["throughput"]) == {"train images per sec"}  # epoch_seconds is not drawn
+        assert not any("sec" in label for label in lines["metrics"]) and set(lines["learning rate"]) == {"lr"}
+        metrics_box, throughput_box = axes["metrics"].get_position(), axes["throughput"].get_position()
+        assert throughput_box.height < metrics_box.height / 2  # throughput is a small panel
+    finally:
+        plt.close(fig)
+
+    path = plot_training_curves(tmp_path / "curves.png", csv_path)
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1]

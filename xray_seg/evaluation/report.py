@@ -250,31 +250,103 @@ def read_history_csv(history_csv: str | Path) -> dict[str, np.ndarray]:
     return columns
 
 
-def plot_training_curves(path: str | Path, history_csv: str | Path) -> Path:
-    """Training curves PNG from a Keras ``CSVLogger`` history: losses in one panel, the other
-    metrics (e.g. ``miou``/``val_miou``) in another, and the learning rate in a third if logged."""
+_LR_KEYS = ("lr", "learning_rate")
+_SUMMARY_METRICS = {"val_miou": "val mIoU", "val_mpa": "val mPA", "val_pa": "val PA", "miou": "train mIoU"}
+
+
+def _is_throughput(key: str) -> bool:
+    return key == "epoch_seconds" or key.endswith("_per_sec")
+
+
+def _curve_label(key: str) -> str:
+    """``val_miou`` -> ``val mIoU``, ``val_iou_gun`` -> ``IoU Gun``, ``loss`` -> ``train loss``."""
+    if key in _SUMMARY_METRICS:
+        return _SUMMARY_METRICS[key]
+    if key.startswith("val_iou_"):
+        return f"IoU {display_name(key[len('val_iou_'):])}"
+    if "loss" in key and not key.startswith("val_"):
+        return f"train {key.replace('_', ' ')}"
+    return key.replace("_", " ")
+
+
+def _training_panels(columns: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+    """Column names per panel: loss, metrics (val mIoU first, then the other summary
+    metrics, then per-class IoU), learning rate and throughput (images/s only)."""
+    lr = [k for k in columns if k in _LR_KEYS]
+    loss = [k for k in columns if "loss" in k and k not in lr]
+    per_class = [k for k in columns if k.startswith("val_iou_")]
+    summary = sorted((k for k in columns if k in _SUMMARY_METRICS), key=list(_SUMMARY_METRICS).index)
+    other = [k for k in columns if k not in {*lr, *loss, *per_class, *summary} and not _is_throughput(k)]
+    throughput = [k for k in columns if k.endswith("_per_sec")]
+    return {"loss": loss, "metrics": summary + other + per_class, "learning rate": lr, "throughput": throughput}
+
+
+def _plot_joined(ax, x, y, label: str, **style) -> None:
+    """Plot the finite points of ``y`` joined by one line across NaN gaps (validation runs
+    every few epochs; NaN in between); a column without finite values is skipped."""
+    keep = np.isfinite(y)
+    if keep.any():
+        ax.plot(x[keep], y[keep], label=label, **style)
+
+
+def _draw_curves(ax, x, columns, keys, title: str, ylabel: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    many = len(x) >= 30
+    for key in keys:
+        if key == "val_miou":
+            style = {"color": "black", "linewidth": 2.2, "marker": "o", "markersize": 5, "zorder": 3}
+        elif key in _SUMMARY_METRICS:
+            style = {"linestyle": "--", "linewidth": 1.2, "marker": "s", "markersize": 3}
+        else:
+            style = {"linewidth": 1.2, "marker": None if many and title != "metrics" else "o", "markersize": 3}
+        _plot_joined(ax, x, columns[key], _curve_label(key), **style)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(float(x.min()) - 0.5, float(x.max()) + 0.5)  # every panel spans all epochs
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def training_curves_figure(history_csv: str | Path):
+    """The matplotlib figure of :func:`plot_training_curves` (axes titled ``loss``,
+    ``metrics``, ``learning rate``, ``throughput``; the panels without columns left out)."""
     columns = read_history_csv(history_csv)
     epochs = columns.pop("epoch", None)
     n = len(next(iter(columns.values())))
-    x = epochs + 1 if epochs is not None else np.arange(1, n + 1)
-    lr_keys = [k for k in columns if k in ("lr", "learning_rate")]
-    loss_keys = [k for k in columns if "loss" in k and k not in lr_keys]
-    metric_keys = [k for k in columns if k not in loss_keys and k not in lr_keys]
-    panels = [(t, keys) for t, keys in (("loss", loss_keys), ("metrics", metric_keys), ("learning rate", lr_keys)) if keys]
+    x = epochs + 1 if epochs is not None else np.arange(1, n + 1, dtype=np.float64)
+    panels = _training_panels(columns)
+    big = [t for t in ("loss", "metrics") if panels[t]]
+    small = [t for t in ("learning rate", "throughput") if panels[t]]
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False)
-    for ax, (title, keys) in zip(axes[0], panels):
-        for key in keys:
-            ax.plot(x, columns[key], marker="o" if n < 30 else None, markersize=3, label=key)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        if title == "learning rate":
-            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    fig = plt.figure(figsize=(13.0, 6.5 if small else 4.5), layout="constrained")
+    grid = fig.add_gridspec(2 if small else 1, 2, height_ratios=[3, 1] if small else [1])
+    labels = {"loss": "loss", "metrics": "IoU / accuracy (0..1)", "learning rate": "lr", "throughput": "images/s"}
+    for row, titles in enumerate([big, small] if small else [big]):
+        for col, title in enumerate(titles):
+            span = slice(None) if len(titles) == 1 else col
+            ax = fig.add_subplot(grid[row, span])
+            _draw_curves(ax, x, columns, panels[title], title, labels[title])
+            if title == "metrics":
+                ax.set_ylim(-0.02, 1.02)
+                ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+            elif title == "learning rate":
+                ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+            elif ax.lines:
+                ax.legend(fontsize=8)
     history_csv = Path(history_csv)
     fig.suptitle(f"training curves: {history_csv.parent.name}/{history_csv.name}")
-    return _save_figure(fig, path)
+    return fig
+
+
+def plot_training_curves(path: str | Path, history_csv: str | Path) -> Path:
+    """Training curves PNG from the trainer's ``history.csv`` (a Keras ``CSVLogger`` file).
+
+    Two large panels: the losses (train, and val where logged), and the metrics: val mIoU
+    (bold), the other summary metrics (dashed) and the per-class IoU (``val_iou_<name>``).
+    Validation runs every ``val_every`` epochs, with NaN in between, so each curve joins
+    its finite points across the gaps. Two small panels below: the learning rate and the
+    training throughput (images/s; ``epoch_seconds`` is not drawn).
+    """
+    return _save_figure(training_curves_figure(history_csv), path)

@@ -151,6 +151,26 @@ def _foreground_point(mask, seed):
     return found, point
 
 
+def _crop_offset(seed, seeds, config: AugmentConfig, mask, scale, scaled_hw, crop_hw):
+    """The (y, x) offset of the crop window in the scaled image (whole pixels), see module doc."""
+    (scaled_h, scaled_w), (crop_h, crop_w) = scaled_hw, crop_hw
+    # Whole-pixel window offset, uniform over every placement of window and image.
+    span = tf.stack([scaled_h - crop_h, scaled_w - crop_w])
+    low, high = tf.floor(tf.minimum(span, 0.0)), tf.floor(tf.maximum(span, 0.0))
+    offset = tf.floor(low + tf.random.stateless_uniform([2], seed=seeds[_CROP]) * (high - low + 1.0))
+    if config.foreground_crop_prob > 0 and mask is not None:
+        # Own seeds (folded from the element seed), so the other draws stay as they were.
+        on_seed, point_seed, jitter_seed = tf.unstack(
+            tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(seed, 2), 3)
+        )
+        found, point = _foreground_point(mask, point_seed)
+        crop = tf.constant([crop_h, crop_w])
+        jitter = (tf.random.stateless_uniform([2], seed=jitter_seed) - 0.5) * crop / 2.0
+        centred = tf.clip_by_value(tf.floor((point + 0.5) * scale - 0.5 - (crop - 1.0) / 2.0 + jitter), low, high)
+        offset = tf.where(tf.logical_and(found, _coin(on_seed, config.foreground_crop_prob)), centred, offset)
+    return tf.minimum(offset, high)
+
+
 def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=None, fit_hw=None):
     """The affine map (3x3, float32) from output pixel (x, y, 1) to input pixel, see module doc.
 
@@ -172,24 +192,7 @@ def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=Non
         scale = fit * _uniform(seeds[_SCALE], float(config.scale_range[0]), float(config.scale_range[1]))
     scaled_h, scaled_w = in_h * scale, in_w * scale
 
-    if active:
-        # Whole-pixel window offset, uniform over every placement of window and image.
-        span = tf.stack([scaled_h - crop_h, scaled_w - crop_w])
-        low, high = tf.floor(tf.minimum(span, 0.0)), tf.floor(tf.maximum(span, 0.0))
-        offset = tf.floor(low + tf.random.stateless_uniform([2], seed=seeds[_CROP]) * (high - low + 1.0))
-        if config.foreground_crop_prob > 0 and mask is not None:
-            # Own seeds (folded from the element seed), so the other draws stay as they were.
-            on_seed, point_seed, jitter_seed = tf.unstack(
-                tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(seed, 2), 3)
-            )
-            found, point = _foreground_point(mask, point_seed)
-            crop = tf.constant([crop_h, crop_w])
-            jitter = (tf.random.stateless_uniform([2], seed=jitter_seed) - 0.5) * crop / 2.0
-            centred = tf.clip_by_value(tf.floor((point + 0.5) * scale - 0.5 - (crop - 1.0) / 2.0 + jitter), low, high)
-            offset = tf.where(tf.logical_and(found, _coin(on_seed, config.foreground_crop_prob)), centred, offset)
-        offset = tf.minimum(offset, high)
-    else:
-        offset = tf.zeros([2])
+    offset = _crop_offset(seed, seeds, config, mask, scale, (scaled_h, scaled_w), (crop_h, crop_w)) if active else tf.zeros([2])
     off_y, off_x = offset[0], offset[1]
 
     # output -> flipped -> rotated about the window centre -> + offset -> input coordinates

@@ -363,6 +363,57 @@ def _fits_in_memory(files: SplitFiles) -> tuple[bool, str]:
     )
 
 
+def _epoch_positions(n, keep, shuffle, order_key, augment_key):
+    """``positions(epoch)``: the dataset of (file index, element seed) for each position of ``epoch``."""
+
+    def positions(epoch):
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.random.experimental.stateless_fold_in(order_key, epoch))
+        epoch_key = tf.random.experimental.stateless_fold_in(augment_key, epoch)
+        ds = tf.data.Dataset.from_tensor_slices((order[:keep], tf.range(keep, dtype=tf.int64)))
+        return ds.map(lambda index, pos: (index, tf.random.experimental.stateless_fold_in(epoch_key, pos)))
+
+    return positions
+
+
+def _epoch_originals(files: SplitFiles, load, positions, cache: bool):
+    """``originals(epoch)``: the dataset of (image, mask, element seed) of ``epoch``, decoded
+    from the files or picked from the in-memory cache (the same elements either way)."""
+    if not cache:
+        return lambda epoch: positions(epoch).map(lambda index, element_seed: (*load(index), element_seed))
+    store = _memory_cache(files, load)
+
+    def originals(epoch):
+        def pick(flat_images, flat_masks, shapes):
+            def get(index, element_seed):
+                shape = shapes[index]
+                image = tf.reshape(flat_images[index], tf.concat([shape, [3]], 0))
+                return image, tf.reshape(flat_masks[index], shape), element_seed
+
+            return positions(epoch).map(get)
+
+        return store.flat_map(pick)
+
+    return originals
+
+
+def _batched_epochs(originals, transform, batch_size, start_epoch, repeat, drop_remainder, deterministic):
+    """Epochs from ``start_epoch`` (for ever, or just that one), transformed and batched."""
+    if repeat:
+        epochs = tf.data.Dataset.counter(start=start_epoch)
+    else:
+        epochs = tf.data.Dataset.range(start_epoch, start_epoch + 1)
+    if drop_remainder or not repeat:
+        ds = epochs.flat_map(originals)
+        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        return ds.batch(batch_size, drop_remainder=drop_remainder)
+    # keep partial batches without letting a batch straddle two epochs
+    return epochs.flat_map(
+        lambda epoch: originals(epoch).map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic).batch(batch_size)
+    )
+
+
 def make_train_dataset(
     voc_dir,
     split="train",
@@ -431,48 +482,13 @@ def make_train_dataset(
             )
             cache = False
 
-    def positions(epoch):
-        """(file index, element seed) for each position of ``epoch``."""
-        order = tf.range(n, dtype=tf.int64)
-        if shuffle:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.random.experimental.stateless_fold_in(order_key, epoch))
-        epoch_key = tf.random.experimental.stateless_fold_in(augment_key, epoch)
-        ds = tf.data.Dataset.from_tensor_slices((order[:keep], tf.range(keep, dtype=tf.int64)))
-        return ds.map(lambda index, pos: (index, tf.random.experimental.stateless_fold_in(epoch_key, pos)))
-
-    if cache:
-        store = _memory_cache(files, load)
-
-        def originals(epoch):
-            def pick(flat_images, flat_masks, shapes):
-                def get(index, element_seed):
-                    shape = shapes[index]
-                    image = tf.reshape(flat_images[index], tf.concat([shape, [3]], 0))
-                    return image, tf.reshape(flat_masks[index], shape), element_seed
-
-                return positions(epoch).map(get)
-
-            return store.flat_map(pick)
-    else:
-
-        def originals(epoch):
-            return positions(epoch).map(lambda index, element_seed: (*load(index), element_seed))
+    positions = _epoch_positions(n, keep, shuffle, order_key, augment_key)
+    originals = _epoch_originals(files, load, positions, cache)
 
     def transform(image, mask, element_seed):
         return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw)
 
-    if repeat:
-        epochs = tf.data.Dataset.counter(start=start_epoch)
-    else:
-        epochs = tf.data.Dataset.range(start_epoch, start_epoch + 1)
-    if drop_remainder or not repeat:
-        ds = epochs.flat_map(originals)
-        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    else:  # keep partial batches without letting a batch straddle two epochs
-        ds = epochs.flat_map(
-            lambda epoch: originals(epoch).map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic).batch(batch_size)
-        )
+    ds = _batched_epochs(originals, transform, batch_size, start_epoch, repeat, drop_remainder, deterministic)
     options = tf.data.Options()
     options.deterministic = deterministic
     return ds.with_options(options).prefetch(AUTOTUNE)

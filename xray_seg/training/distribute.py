@@ -10,6 +10,10 @@
 
 Logical devices can only be configured before TensorFlow initialises its runtime,
 so call :func:`make_strategy` before building any model or dataset.
+
+Beside the strategy: synchronised batch norm across replicas, and
+:func:`prepare_fit_for_strategy`, the work-around for two Keras bugs under
+MultiWorkerMirroredStrategy that the trainer applies between ``compile`` and ``fit``.
 """
 
 from __future__ import annotations
@@ -53,3 +57,50 @@ def make_strategy(devices: str | None = None, cpu_replicas: int = 1):
     if devices:
         raise ConfigError(f"--devices {devices} given but no GPU is visible", fix="drop --devices, or check CUDA_VISIBLE_DEVICES")
     return tf.distribute.get_strategy()
+
+
+def enable_sync_batchnorm(model) -> None:
+    """Batch statistics over all replicas (CycleNet section 4.1, IFBFNet section 4.1)."""
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
+def prepare_fit_for_strategy(model, strategy, element_spec) -> None:
+    """Call between ``compile`` and ``fit``: applies the MultiWorker work-around below
+    under :class:`tf.distribute.MultiWorkerMirroredStrategy`, does nothing otherwise."""
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _prebuild_for_multiworker(model, strategy, element_spec)
+
+
+def _prebuild_for_multiworker(model, strategy, element_spec) -> None:
+    """Work around two Keras 3.15 bugs under MultiWorkerMirroredStrategy.
+
+    1. ``fit`` first builds the model symbolically from a real batch that it averages
+       across workers with ``strategy.reduce``, which fails for collective strategies
+       ("Attempt to convert a value (PerReplica...)"). We build from the dataset's
+       element spec instead and skip Keras' own pre-build.
+    2. Each step's scalar logs are averaged across workers with ``axis=0``, which fails
+       for scalars ("Invalid reduction dimension 0 for input with 0 dimensions"). We
+       average them with ``axis=None`` (the same mean, defined for scalars).
+    """
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    original = getattr(tf_trainer.reduce_per_replica, "__wrapped__", tf_trainer.reduce_per_replica)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.__wrapped__ = original
+    tf_trainer.reduce_per_replica = reduce_per_replica

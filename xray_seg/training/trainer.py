@@ -15,6 +15,14 @@ A run folder holds everything a run produces::
 ``--resume`` continues exactly: weights, optimizer state (including the step counter
 that drives the schedule), the epoch, and the data stream, which is a pure function
 of (seed, epoch, position) so it restarts at the right epoch.
+
+:func:`train` reads as its steps, each a short function below, in this order:
+:func:`prepare_run_dir`, :func:`seed_everything`, :func:`write_class_names`,
+:func:`batch_and_lr_arithmetic`, :func:`resolve_class_weights`, :func:`build_datasets`,
+:func:`build_model_and_optimizer`, :func:`build_losses` (then ``compile``, and
+:func:`restore_last_checkpoint` on resume), :func:`build_metrics`, :func:`build_callbacks`,
+:func:`fit_with_recovery` and :func:`train_result`. The strategy, and the Keras
+MultiWorker work-around applied before ``fit``, live in :mod:`xray_seg.training.distribute`.
 """
 
 from __future__ import annotations
@@ -77,7 +85,13 @@ def resume_config(run_dir: str | Path, epochs: int | None = None) -> TrainConfig
     return cfg
 
 
-def _build_losses(cfg: TrainConfig, output_names, class_weights):
+def build_losses(cfg: TrainConfig, output_names, class_weights):
+    """The loss of every model output and their weights: ``(loss, loss_weights)``.
+
+    Cross-entropy or OHEM (IFBFNet section 3.4, eq. 7) with optional class weights; with
+    auxiliary heads, one loss per output and ``loss.aux_weight`` on the auxiliary ones
+    (IFBFNet eq. 8, lambda 0.4). A single-output model gets one loss and no weights.
+    """
     from xray_seg.training.losses import OhemCrossEntropy, SegmentationCrossEntropy, aux_loss_weights
 
     def one_loss():
@@ -94,12 +108,6 @@ def _build_losses(cfg: TrainConfig, output_names, class_weights):
     return {name: one_loss() for name in output_names}, aux_loss_weights(output_names, cfg.loss.aux_weight)
 
 
-def _enable_sync_batchnorm(model):
-    import keras
-
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True
 
 
 def training_crop(cfg: TrainConfig) -> tuple[int, int]:
@@ -152,46 +160,48 @@ def pipeline_images_per_sec(cfg: TrainConfig, *, passes: int = 2) -> float:
     return statistics.median(rates)
 
 
-def train(
-    cfg: TrainConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    force: bool = False,
-    devices: str | None = None,
-    cpu_replicas: int = 1,
-    verbose: int = 1,
-    stop_after_epochs: int | None = None,
-) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.data.voc_dir``; see the module docstring for outputs.
+@dataclass
+class BatchPlan:
+    """The batch and learning-rate arithmetic of a run (see :func:`batch_and_lr_arithmetic`)."""
 
-    ``stop_after_epochs`` ends this session after that many epochs (the schedule still
-    spans ``cfg.epochs``), for machines with time-limited jobs; ``resume`` continues.
+    replicas: int
+    global_batch: int
+    n_train: int
+    steps: int
+    lr: float
+
+
+# ------------------------------------------------------------------ the steps of train()
+# Each step does one job; train() calls them in this order. The order is part of the
+# behaviour: seeding comes before the datasets and the model are built, so a seed gives
+# the same run, and the strategy comes before anything initialises TensorFlow's devices.
+
+
+def prepare_run_dir(cfg: TrainConfig, run_dir: Path, *, resume: bool, force: bool) -> dict:
+    """Open the run folder and write ``config.yaml``; returns the state to continue from.
+
+    A new run refuses a non-empty folder unless ``force`` and starts from
+    ``{"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}``; ``resume`` reads
+    ``checkpoints/state.json`` (``cfg`` should then come from :func:`resume_config`).
     """
-    from xray_seg.training.distribute import make_strategy
+    from xray_seg.training.callbacks import read_state
 
-    strategy = make_strategy(devices, cpu_replicas)  # before anything initialises TF devices
-
-    import keras
-    import tensorflow as tf
-
-    from xray_seg.training.callbacks import (
-        EpochTimer, NanGuard, RunCheckpoint, TrainingError, ValidationCallback, load_rng_state, read_state,
-    )
-    from xray_seg.pipeline.dataset import make_eval_dataset, split_size
-    from xray_seg.conversion.voc import read_class_names
-    from xray_seg.models.registry import build_model
-    from xray_seg.training.optim import WarmupPoly, build_optimizer
-
-    run_dir = Path(run_dir)
     state = {"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}
     if resume:
-        state = read_state(run_dir)  # cfg should come from resume_config(run_dir)
+        state = read_state(run_dir)
     else:
         prepare_output_dir(run_dir, force=force)
     if not cfg.data.voc_dir:
         raise ConfigError("no dataset given", fix="pass the VOC folder: xray-seg train VOC_DIR ...")
     save_config(cfg, run_dir / "config.yaml")
+    return state
+
+
+def seed_everything(cfg: TrainConfig) -> None:
+    """Seed Python, NumPy and the backend with ``cfg.seed``; switch on op determinism and
+    the mixed-precision policy when configured. Runs before any model or dataset exists."""
+    import keras
+    import tensorflow as tf
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -199,10 +209,25 @@ def train(
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy(cfg.mixed_precision)
 
+
+def write_class_names(cfg: TrainConfig, run_dir: Path) -> list[str]:
+    """The dataset's class names (label order of the outputs), copied to ``class_names.txt``."""
+    from xray_seg.conversion.voc import read_class_names
+
     class_names = read_class_names(cfg.data.voc_dir)
     write_text_atomic(run_dir / "class_names.txt", "\n".join(class_names) + "\n")
-    num_classes = len(class_names)
-    replicas = strategy.num_replicas_in_sync
+    return class_names
+
+
+def batch_and_lr_arithmetic(cfg: TrainConfig, replicas: int) -> BatchPlan:
+    """Global batch (``data.batch_size`` per replica), steps per epoch, and the learning rate.
+
+    Paper 1 (section 4.1, Table 1) trains with batch 4 at lr 1e-4; with
+    ``optim.reference_batch`` set, the rate scales linearly with the global batch
+    against it, so more replicas keep the recipe's per-image step size.
+    """
+    from xray_seg.pipeline.dataset import split_size
+
     global_batch = cfg.data.batch_size * replicas
     n_train = split_size(cfg.data.voc_dir, cfg.data.train_split)
     steps = cfg.steps_per_epoch or max(1, n_train // global_batch)
@@ -213,7 +238,12 @@ def train(
             fix="lower data.batch_size or add images",
         )
     lr = cfg.optim.lr * (global_batch / cfg.optim.reference_batch if cfg.optim.reference_batch else 1.0)
-    class_weights = None
+    return BatchPlan(replicas=replicas, global_batch=global_batch, n_train=n_train, steps=steps, lr=lr)
+
+
+def resolve_class_weights(cfg: TrainConfig, class_names: list[str], verbose: int) -> list[float] | None:
+    """Loss weights per class: ``"auto"`` computes median-frequency weights over the train
+    split (as ``xray-seg data-stats``), a path reads that file, empty means none."""
     if cfg.loss.class_weights == "auto":
         from xray_seg.conversion.stats import compute_class_stats, median_frequency_weights
 
@@ -221,80 +251,139 @@ def train(
         class_weights = [float(w) for w in median_frequency_weights(stats)]
         if verbose:
             print("median-frequency class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, class_weights)))
-    elif cfg.loss.class_weights:
-        class_weights = load_class_weights(cfg.loss.class_weights, class_names)
+        return class_weights
+    if cfg.loss.class_weights:
+        return load_class_weights(cfg.loss.class_weights, class_names)
+    return None
+
+
+def build_datasets(cfg: TrainConfig, plan: BatchPlan, *, start_epoch: int):
+    """``(train_ds, val_ds)``: the training stream from ``start_epoch`` (sharded by data
+    across workers) and the validation batches at ``data.image_size``."""
+    import tensorflow as tf
+
+    from xray_seg.pipeline.dataset import make_eval_dataset
 
     height, width = cfg.data.image_size
-    crop = training_crop(cfg)
-    # Crops smaller than the image: the model must take the crops and the full images alike.
-    input_shape = (height, width, 3) if crop == (height, width) else (None, None, 3)
-    train_ds = make_training_dataset(cfg, global_batch, start_epoch=state["epochs_done"])
-    val_ds = make_eval_dataset(cfg.data.voc_dir, cfg.data.val_split, image_size=(height, width), batch_size=global_batch)
+    train_ds = make_training_dataset(cfg, plan.global_batch, start_epoch=start_epoch)
+    val_ds = make_eval_dataset(cfg.data.voc_dir, cfg.data.val_split, image_size=(height, width), batch_size=plan.global_batch)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = train_ds.with_options(options)
+    return train_ds.with_options(options), val_ds
 
-    with strategy.scope():
-        model = build_model(
-            cfg.model.name, num_classes, input_shape, width=cfg.model.width, aux=cfg.model.aux, **cfg.model.options
-        )
-        output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
-        inference_model = keras.Model(model.input, model.output["logits"]) if output_names else model
-        if cfg.sync_bn:
-            _enable_sync_batchnorm(model)
-        schedule = WarmupPoly(
-            lr,
-            total_steps=cfg.epochs * steps,
-            power=cfg.optim.power if cfg.optim.schedule == "poly" else 0.0,
-            warmup_steps=int(round(cfg.optim.warmup_epochs * steps)),
-        )
-        optimizer = build_optimizer(
-            cfg.optim.optimizer,
-            schedule,
-            momentum=cfg.optim.momentum,
-            weight_decay=cfg.optim.weight_decay,
-            clipnorm=cfg.optim.clipnorm or None,
-            lr_multipliers=cfg.optim.lr_multipliers,
-        )
-        loss, loss_weights = _build_losses(cfg, output_names, class_weights)
-        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, jit_compile=cfg.jit_compile)
-        if resume:
-            optimizer.build(model.trainable_variables)
-            model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
-            load_rng_state(model, run_dir / "checkpoints" / "rng_state.npz")
 
-    if output_names:
-        train_ds = train_ds.map(lambda x, y: (x, {name: y for name in output_names}))
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _prebuild_for_multiworker(model, strategy, train_ds.element_spec)
+def model_input_shape(cfg: TrainConfig) -> tuple:
+    """``(H, W, 3)``; ``(None, None, 3)`` when training on crops smaller than the image,
+    since the model must then take the crops and the full validation images alike."""
+    height, width = cfg.data.image_size
+    return (height, width, 3) if training_crop(cfg) == (height, width) else (None, None, 3)
+
+
+def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPlan):
+    """``(model, inference_model, output_names, optimizer)``, built in the strategy's scope.
+
+    ``output_names`` lists the outputs of a model with auxiliary heads (None for one
+    output); ``inference_model`` gives the main logits only. The schedule is warm-up then
+    poly decay (CycleNet and IFBFNet section 4.1) or constant (paper 1 section 4.1).
+    """
+    import keras
+
+    from xray_seg.models.registry import build_model
+    from xray_seg.training.distribute import enable_sync_batchnorm
+    from xray_seg.training.optim import WarmupPoly, build_optimizer
+
+    model = build_model(
+        cfg.model.name, num_classes, model_input_shape(cfg), width=cfg.model.width, aux=cfg.model.aux, **cfg.model.options
+    )
+    output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
+    inference_model = keras.Model(model.input, model.output["logits"]) if output_names else model
+    if cfg.sync_bn:
+        enable_sync_batchnorm(model)
+    schedule = WarmupPoly(
+        plan.lr,
+        total_steps=cfg.epochs * plan.steps,
+        power=cfg.optim.power if cfg.optim.schedule == "poly" else 0.0,
+        warmup_steps=int(round(cfg.optim.warmup_epochs * plan.steps)),
+    )
+    optimizer = build_optimizer(
+        cfg.optim.optimizer,
+        schedule,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
+        clipnorm=cfg.optim.clipnorm or None,
+        lr_multipliers=cfg.optim.lr_multipliers,
+    )
+    return model, inference_model, output_names, optimizer
+
+
+def restore_last_checkpoint(model, optimizer, run_dir: Path) -> None:
+    """For ``--resume``: weights, optimizer state (with the step that drives the schedule)
+    and the seed-generator states of the last finished epoch."""
+    from xray_seg.training.callbacks import load_rng_state
+
+    optimizer.build(model.trainable_variables)
+    model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
+    load_rng_state(model, run_dir / "checkpoints" / "rng_state.npz")
+
+
+def build_metrics(cfg: TrainConfig, val_ds, class_names: list[str], run_dir: Path):
+    """The validation metrics: paper 1's PA, mPA, IoU and mIoU (eqs. 4-7) from one confusion
+    matrix over the val split every ``val_every`` epochs, as a callback that adds them to the
+    epoch logs (and prediction images to TensorBoard)."""
+    from xray_seg.training.callbacks import ValidationCallback
+
+    return ValidationCallback(val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images)
+
+
+def build_callbacks(run_dir: Path, validation, inference_model, plan: BatchPlan, state: dict, *, resume: bool):
+    """``(nan_guard, callbacks)`` in the order they must run: NaN stop, epoch timer,
+    validation (which adds the metrics to the logs), checkpoints, history.csv, TensorBoard."""
+    import keras
+
+    from xray_seg.training.callbacks import EpochTimer, NanGuard, RunCheckpoint
 
     nan_guard = NanGuard()
-    validation = ValidationCallback(
-        val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images
-    )
     checkpoint = RunCheckpoint(run_dir, inference_model, best_miou=state["best_miou"], best_epoch=state["best_epoch"])
     callbacks = [
         nan_guard,
-        EpochTimer(steps * global_batch),
+        EpochTimer(plan.steps * plan.global_batch),
         validation,
         checkpoint,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
     ]
-    if verbose:
-        print(
-            f"training {cfg.model.name} on {n_train} images: {replicas} replica(s), global batch {global_batch}, "
-            f"{steps} steps/epoch, epochs {state['epochs_done'] + 1}..{cfg.epochs}, run folder {run_dir}"
-        )
-        if crop != (height, width):
-            print(f"training on {crop[0]}x{crop[1]} crops of images fitted to {height}x{width}; validating at {height}x{width}")
+    return nan_guard, callbacks
+
+
+def print_plan(cfg: TrainConfig, plan: BatchPlan, state: dict, run_dir: Path) -> None:
+    """One line on what this session trains (two when training on crops)."""
+    height, width = cfg.data.image_size
+    crop = training_crop(cfg)
+    print(
+        f"training {cfg.model.name} on {plan.n_train} images: {plan.replicas} replica(s), global batch {plan.global_batch}, "
+        f"{plan.steps} steps/epoch, epochs {state['epochs_done'] + 1}..{cfg.epochs}, run folder {run_dir}"
+    )
+    if crop != (height, width):
+        print(f"training on {crop[0]}x{crop[1]} crops of images fitted to {height}x{width}; validating at {height}x{width}")
+
+
+def fit_with_recovery(model, train_ds, callbacks, nan_guard, cfg: TrainConfig, plan: BatchPlan, state: dict, run_dir: Path,
+                      *, stop_after_epochs: int | None, verbose: int):
+    """``model.fit`` from the epoch ``state`` says, then ``(history, seconds)``.
+
+    Ctrl-C saves ``checkpoints/interrupted.weights.h5`` and says how to resume; the curves
+    PNG is drawn however fit ends; a NaN/inf loss (stopped by ``nan_guard``) raises
+    :class:`~xray_seg.training.callbacks.TrainingError` naming the epoch and step.
+    """
+    from xray_seg.training.callbacks import TrainingError, read_state
+
     start = time.perf_counter()
     try:
         history = model.fit(
             train_ds,
             epochs=min(cfg.epochs, state["epochs_done"] + stop_after_epochs) if stop_after_epochs else cfg.epochs,
             initial_epoch=state["epochs_done"],
-            steps_per_epoch=steps,
+            steps_per_epoch=plan.steps,
             callbacks=callbacks,
             verbose=verbose,
         )
@@ -317,6 +406,14 @@ def train(
             path=run_dir,
             fix="lower optim.lr, set optim.clipnorm (e.g. 1.0), or check the class weights and labels",
         )
+    return history, seconds
+
+
+def train_result(run_dir: Path, history, seconds: float) -> TrainResult:
+    """The run's best epoch and mIoU (from ``state.json``) and its median training throughput
+    (the first epoch, which includes tracing, left out)."""
+    from xray_seg.training.callbacks import read_state
+
     final_state = read_state(run_dir)
     rates = [r for r in history.history.get("train_images_per_sec", [])[1:] if math.isfinite(r)]
     rate = sorted(rates)[len(rates) // 2] if rates else history.history.get("train_images_per_sec", [0.0])[-1]
@@ -330,33 +427,49 @@ def train(
     )
 
 
-def _prebuild_for_multiworker(model, strategy, element_spec) -> None:
-    """Work around two Keras 3.15 bugs under MultiWorkerMirroredStrategy.
+def train(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    devices: str | None = None,
+    cpu_replicas: int = 1,
+    verbose: int = 1,
+    stop_after_epochs: int | None = None,
+) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data.voc_dir``; see the module docstring for outputs.
 
-    1. ``fit`` first builds the model symbolically from a real batch that it averages
-       across workers with ``strategy.reduce``, which fails for collective strategies
-       ("Attempt to convert a value (PerReplica...)"). We build from the dataset's
-       element spec instead and skip Keras' own pre-build.
-    2. Each step's scalar logs are averaged across workers with ``axis=0``, which fails
-       for scalars ("Invalid reduction dimension 0 for input with 0 dimensions"). We
-       average them with ``axis=None`` (the same mean, defined for scalars).
+    ``stop_after_epochs`` ends this session after that many epochs (the schedule still
+    spans ``cfg.epochs``), for machines with time-limited jobs; ``resume`` continues.
     """
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer as tf_trainer
+    from xray_seg.training.distribute import make_strategy, prepare_fit_for_strategy
 
+    strategy = make_strategy(devices, cpu_replicas)  # before anything initialises TF devices
+    run_dir = Path(run_dir)
+    state = prepare_run_dir(cfg, run_dir, resume=resume, force=force)
+    seed_everything(cfg)
+    class_names = write_class_names(cfg, run_dir)
+    plan = batch_and_lr_arithmetic(cfg, strategy.num_replicas_in_sync)
+    class_weights = resolve_class_weights(cfg, class_names, verbose)
+    train_ds, val_ds = build_datasets(cfg, plan, start_epoch=state["epochs_done"])
     with strategy.scope():
-        model._symbolic_build(data_batch=element_spec)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-    original = getattr(tf_trainer.reduce_per_replica, "__wrapped__", tf_trainer.reduce_per_replica)
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
-            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica.__wrapped__ = original
-    tf_trainer.reduce_per_replica = reduce_per_replica
+        model, inference_model, output_names, optimizer = build_model_and_optimizer(cfg, len(class_names), plan)
+        loss, loss_weights = build_losses(cfg, output_names, class_weights)
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, jit_compile=cfg.jit_compile)
+        if resume:
+            restore_last_checkpoint(model, optimizer, run_dir)
+    if output_names:  # every output (main and auxiliary heads) learns the same masks
+        train_ds = train_ds.map(lambda x, y: (x, {name: y for name in output_names}))
+    prepare_fit_for_strategy(model, strategy, train_ds.element_spec)
+    validation = build_metrics(cfg, val_ds, class_names, run_dir)
+    nan_guard, callbacks = build_callbacks(run_dir, validation, inference_model, plan, state, resume=resume)
+    if verbose:
+        print_plan(cfg, plan, state, run_dir)
+    history, seconds = fit_with_recovery(
+        model, train_ds, callbacks, nan_guard, cfg, plan, state, run_dir, stop_after_epochs=stop_after_epochs, verbose=verbose
+    )
+    return train_result(run_dir, history, seconds)
 
 
 def _write_curves(run_dir: Path) -> None:

@@ -282,6 +282,44 @@ def prepare_run(config: CycleGANConfig, run_dir: str | Path, *, resume: bool, fo
     return config, None
 
 
+def _train_epoch(gan: CycleGAN, batches: UnpairedBatches, pools, rng, steps: int, *, desc: str, progress: bool) -> dict:
+    """One epoch of generator then discriminator steps (Zhu et al. 2017, section 4); the mean losses."""
+    from tqdm import tqdm
+
+    pool_a, pool_b = pools
+    sums = dict.fromkeys(LOSS_NAMES, 0.0)
+    bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress)
+    for a, b in batches.epoch(rng):
+        losses, fake_a, fake_b = gan.generator_step(a, b)
+        pooled_a = pool_a.query(np.asarray(fake_a), rng)
+        pooled_b = pool_b.query(np.asarray(fake_b), rng)
+        losses = {**losses, **gan.discriminator_step(a, b, pooled_a, pooled_b)}
+        for key in LOSS_NAMES:
+            sums[key] += float(losses[key])
+        bar.update()
+        bar.set_postfix(cycle=f"{float(losses['cycle']):.3f}", g=f"{float(losses['g_adv']):.3f}",
+                        d=f"{float(losses['d_a'] + losses['d_b']):.3f}")
+    bar.close()
+    return {key: sums[key] / steps for key in LOSS_NAMES}
+
+
+def _save_epoch(run_dir: Path, gan: CycleGAN, pools, rng, history: list, samples) -> None:
+    """After an epoch: history row, sample grid, both generators, then the checkpoint (state.json last)."""
+    epoch = int(history[-1]["epoch"])
+    ckpt_dir = run_dir / "checkpoints"
+    _append_history(run_dir / HISTORY_FILE, history[-1])
+    write_sample_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", gan, *samples, epoch)
+    for name, model in ((GENERATOR_A2B, gan.g_ab), (GENERATOR_B2A, gan.g_ba)):
+        with atomic_path(run_dir / name) as tmp:
+            model.save(tmp)
+    gan.save(ckpt_dir)
+    _save_pools(ckpt_dir / "pools.npz", *pools)
+    write_json_atomic(
+        ckpt_dir / "state.json",
+        {"epochs_done": epoch, "rng_state": rng.bit_generator.state, "history": history},
+    )
+
+
 def train_cyclegan(
     config: CycleGANConfig,
     run_dir: str | Path,
@@ -305,8 +343,6 @@ def train_cyclegan(
         progress: show a tqdm bar per epoch.
         warn: callable receiving warning lines (skipped images); default stderr.
     """
-    from tqdm import tqdm
-
     run_dir = Path(run_dir)
     if resume:
         config, state = prepare_run(config, run_dir, resume=True, force=False, epochs=epochs)
@@ -339,21 +375,9 @@ def train_cyclegan(
     for epoch in range(start_epoch, last):
         lr = config.lr * config.lr_factor(epoch)
         gan.set_learning_rate(lr)
-        sums = dict.fromkeys(LOSS_NAMES, 0.0)
         started = time.perf_counter()
-        bar = tqdm(total=steps, desc=f"cyclegan {epoch + 1}/{config.epochs}", unit="step", disable=not progress)
-        for a, b in batches.epoch(rng):
-            losses, fake_a, fake_b = gan.generator_step(a, b)
-            pooled_a = pool_a.query(np.asarray(fake_a), rng)
-            pooled_b = pool_b.query(np.asarray(fake_b), rng)
-            losses = {**losses, **gan.discriminator_step(a, b, pooled_a, pooled_b)}
-            for key in LOSS_NAMES:
-                sums[key] += float(losses[key])
-            bar.update()
-            bar.set_postfix(cycle=f"{float(losses['cycle']):.3f}", g=f"{float(losses['g_adv']):.3f}",
-                            d=f"{float(losses['d_a'] + losses['d_b']):.3f}")
-        bar.close()
-        means = {key: sums[key] / steps for key in LOSS_NAMES}
+        desc = f"cyclegan {epoch + 1}/{config.epochs}"
+        means = _train_epoch(gan, batches, (pool_a, pool_b), rng, steps, desc=desc, progress=progress)
         if not all(math.isfinite(v) for v in means.values()):
             raise CycleGANError(
                 f"losses became NaN/inf in epoch {epoch + 1}",
@@ -362,16 +386,6 @@ def train_cyclegan(
             )
         row = {"epoch": epoch + 1, **means, "lr": lr, "seconds": time.perf_counter() - started}
         history.append(row)
-        _append_history(run_dir / HISTORY_FILE, row)
-        write_sample_grid(run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", gan, sample_a, sample_b, epoch + 1)
-        for name, model in ((GENERATOR_A2B, gan.g_ab), (GENERATOR_B2A, gan.g_ba)):
-            with atomic_path(run_dir / name) as tmp:
-                model.save(tmp)
-        gan.save(ckpt_dir)
-        _save_pools(ckpt_dir / "pools.npz", pool_a, pool_b)
-        write_json_atomic(
-            ckpt_dir / "state.json",
-            {"epochs_done": epoch + 1, "rng_state": rng.bit_generator.state, "history": history},
-        )
+        _save_epoch(run_dir, gan, (pool_a, pool_b), rng, history, (sample_a, sample_b))
     done = last if last > start_epoch else start_epoch
     return CycleGANResult(run_dir, done, history, time.perf_counter() - session_start, gan)
