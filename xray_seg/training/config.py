@@ -2,7 +2,7 @@
 
 Bundled presets (``xray_seg/presets``):
 
-- ``cwf_xray512``: paper 1 section 4.3 - Adam, lr 1e-4 (constant), 100 epochs,
+- ``cwf_xray512``: paper 1 section 4.1 (Table 1) - Adam, lr 1e-4 (constant), 100 epochs,
   batch 4, 512x512, no pretrained weights.
 - ``demo_cpu``: a small CWF-DeepLabv3+ that learns the synthetic data in minutes on
   a 2-core CPU (the demo's preset).

@@ -1,6 +1,6 @@
 """Optimizers, learning-rate schedules and per-module learning-rate multipliers.
 
-- Paper 1 (section 4.3): Adam, lr 1e-4, constant.
+- Paper 1 (section 4.1, Table 1): Adam, lr 1e-4, constant.
 - CycleNet (section 4.1) and IFBFNet (section 4.1): SGD, momentum 0.9, weight decay,
   the "poly" schedule ``lr * (1 - step / total) ** 0.9`` with a linear warm-up.
 - IFBFNet trains its auxiliary branch and fusion modules at 10x the base rate. This
