@@ -1,4 +1,4 @@
-"""Training: ``xray-seg train`` (paper 1 section 4.3 protocol; CycleNet/IFBFNet recipes).
+"""Training: ``xray-seg train`` (paper 1 section 4.1, Table 1; CycleNet/IFBFNet recipes).
 
 A run folder holds everything a run produces::
 
