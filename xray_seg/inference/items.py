@@ -43,8 +43,17 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str], min_area: int = 50) -> list[dict]:
-    """Connected components of every non-background class with >= ``min_area`` pixels."""
+def find_items(
+    class_map: np.ndarray, probs: np.ndarray, class_names: list[str], min_area: int = 50,
+    *, closing: int = 0, with_masks: bool = False,
+) -> list[dict]:
+    """Connected components of every non-background class with >= ``min_area`` pixels.
+
+    ``closing`` > 0 first closes each class mask with a ``(2 closing + 1)`` square (so
+    fragments less than ``2 closing + 1`` pixels apart merge into one item; the rule of
+    :mod:`xray_seg.evaluation.alarms`). ``with_masks`` adds ``"mask"``: the item's pixels
+    as a bool array cropped to its bounding box.
+    """
     import cv2
 
     items = []
@@ -52,6 +61,8 @@ def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str],
         binary = (class_map == index).astype(np.uint8)
         if not binary.any():
             continue
+        if closing > 0:
+            binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((2 * closing + 1,) * 2, np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
         for comp in range(1, count):
             x, y, w, h, area = (int(v) for v in stats[comp])
@@ -62,6 +73,8 @@ def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str],
                 {"class": class_names[index], "class_index": index, "area": area,
                  "confidence": round(confidence, 4), "bbox": [x, y, w, h]}
             )
+            if with_masks:
+                items[-1]["mask"] = labels[y:y + h, x:x + w] == comp
     return sorted(items, key=lambda it: -it["area"])
 
 
