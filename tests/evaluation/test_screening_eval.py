@@ -19,8 +19,9 @@ def make_run(run_dir: Path, class_names, size=64, seed=1) -> Path:
 
     keras.utils.set_random_seed(seed)
     run_dir.mkdir(parents=True)
-    model = keras.Sequential([keras.Input((size, size, 3)), keras.layers.Rescaling(1 / 32.0, -4),
-                              keras.layers.Conv2D(len(class_names), 1)])
+    inputs = keras.Input((size, size, 3))
+    logits = keras.layers.Conv2D(len(class_names), 1)(keras.layers.Rescaling(1 / 32.0, -4)(inputs))
+    model = keras.Model(inputs, logits)
     model.save(run_dir / "best_model.keras")
     (run_dir / "class_names.txt").write_text("\n".join(class_names) + "\n")
     return run_dir
