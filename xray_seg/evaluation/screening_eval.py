@@ -155,7 +155,7 @@ def format_screening(summary: dict) -> str:
                  f"  on clean bags {fp if fp is None else round(fp, 2)}  (GT from {objs['gt_source']})")
     bags = summary["at_thresholds"]
     rule = summary["rule"]
-    state = "calibrated" if rule["calibrated"] else "uncalibrated defaults"
+    state = "calibrated" if rule["calibrated"] else "uncalibrated default"
     lines.append(f"Bags ({state} thresholds): {bags['bags']} bags, {bags['threat_bags']} with threats, "
                  f"{bags['clean_bags']} clean, {bags['alarmed_bags']} alarmed; PD {f(bags['pd'])}  PFA {f(bags['pfa'])}")
     at = summary["pd_at_pfa"]["overall"]
