@@ -12,8 +12,10 @@ with TensorFlow ops only:
    ``serve_encoded``) are treated as outside.
 3. Connected components (8-connectivity) by label propagation: every mask pixel starts
    with its own index + 1, and a 3x3 max-pool restricted to the mask repeats until
-   nothing changes (``tf.while_loop``), so each component ends labelled by its largest
-   index. Exact for up to 2**24 pixels per image (labels are float32).
+   nothing changes (``tf.while_loop``, :func:`component_labels`), so each component ends
+   labelled by its largest index. The background channel is not labelled (it never
+   alarms, and its components span the bag). Exact for up to 2**24 pixels per image
+   (labels are float32).
 4. Per component: pixel area and mean probability of its class (``unsorted_segment_sum``),
    the mean rounded to 4 decimals as ``predict`` reports it.
 5. ``alarm_scores[b, c]``: the highest such confidence among components of ``c`` with
@@ -34,7 +36,13 @@ def _pool_max(x, size):
 
 
 def component_labels(mask: tf.Tensor) -> tf.Tensor:
-    """8-connected component labels of a float 0/1 mask ``[B, H, W, C]`` (0 outside the mask)."""
+    """8-connected component labels of a float 0/1 mask ``[B, H, W, C]`` (0 outside the mask).
+
+    Rounds of a 3x3 max-pool restricted to the mask, until nothing changes: as many rounds
+    as the longest path inside a component (64 on a 512x1024 test scene, 0.5 s on 2 CPU
+    cores). Pointer jumping (taking the label of the pixel a label names) was tried and
+    was 8x slower on CPU: the gathers cost more than the rounds they save.
+    """
     shape = tf.shape(mask)
     index = tf.reshape(tf.range(1, shape[1] * shape[2] + 1, dtype=tf.float32), [1, shape[1], shape[2], 1])
     labels = mask * index
@@ -64,7 +72,8 @@ def alarm_outputs(probs: tf.Tensor, image_sizes: tf.Tensor, *, thresholds, min_a
         size = 2 * int(closing) + 1
         dilated = tf.where(valid, _pool_max(mask, size), 1.0)
         mask = -_pool_max(-dilated, size) * valid_f
-    labels = component_labels(mask)
+    # background never alarms: its (huge) components are not labelled
+    labels = tf.concat([tf.zeros_like(mask[..., :1]), component_labels(mask[..., 1:])], axis=-1)
     hw1 = h * w + 1
     seg = ((tf.range(b)[:, None, None, None] * k + tf.range(k)[None, None, None, :]) * hw1
            + tf.cast(labels, tf.int32))
