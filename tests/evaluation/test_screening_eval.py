@@ -74,3 +74,30 @@ def test_evaluate_writes_screening_outputs(tiny_voc, tmp_path):
     assert check_html_self_contained(out / "report.html") >= 1
     scores, truth = result.screening.bag_arrays()
     assert scores.shape == truth.shape == (8, len(names))
+
+
+def test_compare_tables_gain_screening_columns():
+    from xray_seg.evaluation.compare_report import aggregate, table3_rows
+
+    base = {"miou": 0.5, "mpa": 0.6, "pa": 0.9, "fps": 10.0, "params_m": 1.0, "gflops": 0.2,
+            "iou": [0.9, 0.1], "class_pa": [0.9, 0.3], "class_names": ["_background_", "gun"]}
+    stats = aggregate({"unet": [dict(base, pd_at_pfa5=0.8, map50=0.4), dict(base, pd_at_pfa5=None, map50=0.6)],
+                       "old": [base]})  # a record from before the columns existed
+    assert stats["table3"]["unet"]["pd_at_pfa5"]["mean"] == pytest.approx(0.8)  # undefined seed left out
+    assert stats["table3"]["unet"]["map50"]["mean"] == pytest.approx(0.5)
+    rows = table3_rows(stats["table3"])
+    assert rows[0][-2:] == ["80.00", "50.00 ± 14.14"] and rows[1][-2:] == ["n/a", "n/a"]
+
+
+def test_evaluate_at_calibrated_thresholds(tiny_voc, tmp_path):
+    from xray_seg.conversion.voc import read_class_names
+    from xray_seg.evaluation.calibration import calibrate_model
+    from xray_seg.evaluation.evaluator import evaluate
+
+    names = read_class_names(tiny_voc)
+    run = make_run(tmp_path / "run", names, seed=2)
+    rule = calibrate_model(run, tiny_voc, split="train", target_pfa=0.5, progress=False).rule
+    summary = evaluate(run, tiny_voc, split="train", progress=False).extra["screening"]
+    assert summary["rule"]["calibrated"] and summary["rule"]["thresholds"] == rule.thresholds
+    assert summary["at_thresholds"]["pd"] == rule.calibration["pd"]
+    assert summary["at_thresholds"]["pfa"] == rule.calibration["pfa"] <= 0.5
