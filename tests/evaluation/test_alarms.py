@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from xray_seg.evaluation.alarms import (
-    AlarmRule, bag_metrics, calibrate_thresholds, decide, load_rule, pd_at_pfa, roc_curve, screening_report,
+    AlarmRule,
+    bag_metrics,
+    calibrate_thresholds,
+    decide,
+    load_rule,
+    pd_at_pfa,
+    roc_curve,
+    screening_report,
 )
 
 NAMES = ["_background_", "gun", "knife", "pliers"]

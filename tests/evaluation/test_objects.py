@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from xray_seg.evaluation.objects import (
-    SIZE_EDGES, ObjectEvaluator, Obj, gt_objects, items_to_objects, load_gt_objects, mask_iou,
+    SIZE_EDGES,
+    Obj,
+    ObjectEvaluator,
+    gt_objects,
+    items_to_objects,
+    load_gt_objects,
+    mask_iou,
 )
 from xray_seg.inference.items import find_items
 
@@ -85,7 +91,6 @@ def test_predicted_objects_are_predict_items():
 
 
 def _random_scene(rng, h, w):
-    cls = np.zeros((h, w), np.uint8)
     gts = []
     for _ in range(rng.integers(0, 4)):
         c = int(rng.integers(1, 3))

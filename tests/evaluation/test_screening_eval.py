@@ -7,7 +7,6 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")

@@ -65,7 +65,7 @@ def test_padded_batch_equals_each_image_alone():
     batch[0, :40, :64], batch[1, :56, :36] = a, b
     got = graph(batch, [[40, 64], [56, 36]], rule)
     for i, p in enumerate((a, b)):
-        alarm, pc, scores = host(p, rule)
+        _, pc, scores = host(p, rule)
         np.testing.assert_allclose(got["alarm_scores"][i], scores, atol=1.01e-4)
         np.testing.assert_array_equal(got["alarm_per_class"][i], pc)
 

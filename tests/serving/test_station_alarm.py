@@ -32,7 +32,7 @@ def station(tiny_voc, tmp_path_factory):
 
 
 def test_calibration_travels_into_the_export(station):
-    names, run, export = station
+    _, run, export = station
     stored = json.loads((run / "alarm_thresholds.json").read_text())
     assert stored["calibrated"] and stored["calibration"]["target_pfa"] == 0.25
     assert stored["calibration"]["pfa"] <= 0.25

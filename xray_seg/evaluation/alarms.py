@@ -79,7 +79,7 @@ class AlarmRule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AlarmRule":
+    def from_dict(cls, data: dict) -> AlarmRule:
         keep = {k: data[k] for k in ("class_names", "thresholds", "min_area", "closing", "calibrated", "calibration") if k in data}
         return cls(**keep)
 
@@ -171,7 +171,7 @@ def bag_metrics(scores: np.ndarray, truth: np.ndarray, thresholds, class_names) 
             "threshold": float(t[c]), "bags_with": int(truth[:, c].sum()),
             "pd": frac(alarms[:, c], truth[:, c]), "pfa": frac(alarms[:, c], clean),
         }
-    return {"bags": int(len(scores)), "threat_bags": int(threat.sum()), "clean_bags": int(clean.sum()),
+    return {"bags": len(scores), "threat_bags": int(threat.sum()), "clean_bags": int(clean.sum()),
             "alarmed_bags": int(any_alarm.sum()), "pd": frac(any_alarm, threat), "pfa": frac(any_alarm, clean),
             "per_class": per_class}
 
@@ -222,7 +222,7 @@ def calibrate_thresholds(scores: np.ndarray, truth: np.ndarray, class_names, *, 
     k = len(class_names)
     clean = ~truth[:, 1:].any(axis=1)
     sc = scores[clean]
-    budget = int(math.floor(target_pfa * clean.sum() + 1e-9))
+    budget = math.floor(target_pfa * clean.sum() + 1e-9)
     tops = [[int(i) for i in np.argsort(-sc[:, c], kind="mergesort") if sc[i, c] > 0][:budget] for c in range(1, k)]
     best_key, best_t = None, None
 

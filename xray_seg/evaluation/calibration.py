@@ -139,8 +139,8 @@ def summary_lines(result: CalibrationResult) -> list[str]:
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    lines = [f"calibrated on {cal['bags']} {cal['split']} bags ({cal['clean_bags']} threat-free), target PFA "
-             f"{pct(cal['target_pfa'])}: PD {pct(cal['pd'])}, PFA {pct(cal['pfa'])} ({cal['method']} search)"]
+    lines = [(f"calibrated on {cal['bags']} {cal['split']} bags ({cal['clean_bags']} threat-free), target PFA "
+              f"{pct(cal['target_pfa'])}: PD {pct(cal['pd'])}, PFA {pct(cal['pfa'])} ({cal['method']} search)")]
     for i, name in enumerate(rule.class_names[1:], start=1):
         lines.append(f"  {name:<14} threshold {rule.thresholds[i]:.4f}  min_area {rule.min_area[i]}  "
                      f"PD {pct(cal['pd_per_class'][name])}")

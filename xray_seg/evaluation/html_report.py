@@ -46,7 +46,7 @@ def _table(header, rows) -> str:
 
 
 def _cases(cases, class_names) -> str:
-    from xray_seg.core.viz import colorize, overlay
+    from xray_seg.core.viz import overlay
 
     if not cases:
         return "<p class='note'>none</p>"
@@ -63,8 +63,8 @@ def _cases(cases, class_names) -> str:
 
 def build_html(*, title, pixel_scores, screening, roc_png, misses, false_alarms, class_names) -> str:
     objs, bags, at = screening["objects"], screening["at_thresholds"], screening["pd_at_pfa"]
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts = [(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")]
     parts.append("<h2>Pixels (paper 1, eqs. 4-7)</h2>")
     parts.append(_table(["", "mIoU", "mPA", "PA"], [["all", _pct(pixel_scores.get("miou")), _pct(pixel_scores.get("mpa")),
                                                       _pct(pixel_scores.get("pa"))]]))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+
 def _pool_max(x, size):
     return tf.nn.max_pool2d(x, ksize=size, strides=1, padding="SAME")
 
