@@ -123,3 +123,9 @@ def test_rule_round_trip_and_defaults(tmp_path):
     rule.thresholds[1] = 0.8
     (tmp_path / "export.json").write_text(json.dumps({"class_names": NAMES, "alarm": rule.to_dict()}))
     assert load_rule(tmp_path, NAMES).thresholds[1] == 0.8
+    (tmp_path / "export.json").unlink()
+    rule.thresholds[1] = 0.6
+    (tmp_path / "alarm_thresholds.json").write_text(json.dumps(rule.to_dict()))
+    (tmp_path / "model.keras").write_bytes(b"")
+    assert load_rule(tmp_path / "model.keras", NAMES).thresholds[1] == 0.6  # beside a .keras file
+    assert load_rule(tmp_path, NAMES[:3]).thresholds == [1.0, 0.5, 0.5]  # other classes: not this rule
