@@ -52,7 +52,7 @@ def _scene():
 def test_overlay_header_labels_and_faint_non_alarms(tmp_path):
     image, class_map, items = _scene()
     out, layout = screening_overlay(image, class_map, items, NAMES, return_layout=True)
-    assert out.shape[0] > 100 + HEADER_H and out.shape[1] == 140
+    assert out.shape[0] > 100 + HEADER_H and out.shape[1] >= 140
     assert layout["header"] == "ALARM: gun (0.93), knife (0.71)"
     assert np.all(out[2, 2] == (200, 20, 20))  # red header
     labels = [r for r in layout["labels"] if r is not None]
@@ -70,5 +70,7 @@ def test_overlay_header_labels_and_faint_non_alarms(tmp_path):
     assert layout["header"] == "CLEAR" and all(r is None for r in layout["labels"]) or not layout["labels"]
     assert np.all(out[2, 2] == (20, 140, 40))
     assert header_text([]) == "CLEAR"
+    small, layout = screening_overlay(image[:40, :40], class_map[:40, :40], items[:2], NAMES, return_layout=True)
+    assert small.shape[1] > 40 and layout["scan_size"] == (40, 40)  # the header is widened, not cut
     sheet = contact_sheet(tmp_path / "sheet.png", [("a", out), ("b", out)], thumb=64)
     assert sheet.is_file() and contact_sheet(tmp_path / "none.png", []) is None

@@ -114,8 +114,10 @@ def screening_overlay(image: np.ndarray, class_map: np.ndarray, items: list[dict
 
     found = sorted({it["class_index"] for it in items})
     legend_h = 16 * max(1, len(found)) + 8
-    out = Image.new("RGB", (scan.width, HEADER_H + scan.height + legend_h), "white")
     header = header_text(items)
+    text_w = draw.textbbox((0, 0), header)[2] + 12
+    # a scan narrower than its header (small crops) gets a white margin at the right, never a cut header
+    out = Image.new("RGB", (max(scan.width, text_w), HEADER_H + scan.height + legend_h), "white")
     d = ImageDraw.Draw(out)
     d.rectangle([0, 0, out.width - 1, HEADER_H - 1], fill=CLEAR_GREEN if header == "CLEAR" else ALARM_RED)
     d.text((6, 4), header, fill=(255, 255, 255))
