@@ -80,3 +80,20 @@ def test_calibrate_an_export_rebuilds_its_graph(station, tiny_voc):
     np.testing.assert_allclose(info["alarm_thresholds"].numpy(), meta["alarm"]["thresholds"], rtol=1e-6)
     assert list(info["alarm_min_area"].numpy())[1:] == [60] * (len(names) - 1)
     assert not any(p.name.startswith(".savedmodel") for p in export.iterdir())
+
+
+def test_calibrate_refuses_what_it_cannot_do(station, tiny_voc, tmp_path, capsys):
+    import shutil
+
+    _, _, export = station
+    assert main(["calibrate", str(export), str(tiny_voc), "--target-pfa", "1.5"]) == 2
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    meta_file = copy / "savedmodel" / "export.json"
+    meta = json.loads(meta_file.read_text())
+    meta["source"] = str(tmp_path / "gone" / "best_model.keras")
+    meta_file.write_text(json.dumps(meta))
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    assert main(["calibrate", str(copy), str(tiny_voc), "--split", "train"]) == 2
+    assert "calibrate the run folder instead" in capsys.readouterr().err
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before  # nothing touched
