@@ -5,8 +5,11 @@ Steps, each timed and printed:
 1. synthesise a Labelme dataset of dual-energy X-ray bags (:mod:`xray_seg.synthesis.scene`);
 2. convert it to VOC (:mod:`xray_seg.conversion.convert`) and draw a few converted samples;
 3. train CWF-DeepLabv3+ with the ``demo_cpu`` preset (:mod:`xray_seg.training.trainer`);
-4. evaluate on val with paper 1's metrics (:mod:`xray_seg.evaluation.evaluator`);
-5. export the SavedModel for stations (:mod:`xray_seg.serving.exporter`);
+4. evaluate on val with paper 1's metrics and the screening figures, PD at PFA 5 %
+   (:mod:`xray_seg.evaluation.evaluator`);
+5. calibrate the alarm thresholds on val for PFA 5 % when val has threat-free bags
+   (:mod:`xray_seg.evaluation.calibration`), then export the SavedModel for stations
+   (:mod:`xray_seg.serving.exporter`);
 6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.items`).
 
 Everything goes under one folder (default ``runs/demo``), which the demo owns and
@@ -62,6 +65,14 @@ def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
     )
 
 
+def _pd_at_pfa5(evaluation) -> tuple[float | None, str | None]:
+    """PD at PFA 5 % of an evaluation (overall ROC), or None and why it cannot be estimated."""
+    screening = evaluation.extra["screening"]
+    if not screening["at_thresholds"]["clean_bags"]:
+        return None, "val has no threat-free bags (raise the share with --threat-prob below 1), so PFA cannot be estimated"
+    return screening["pd_at_pfa"]["overall"]["0.05"], None
+
+
 def _synthesise_and_convert(cfg: DemoConfig, out: Path, times: dict) -> Path:
     """Steps 1-2: synthesise the Labelme bags, convert them to VOC; returns the preview PNG."""
     from xray_seg.conversion.convert import ConvertConfig, convert
@@ -115,7 +126,14 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
     evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val")
     times["evaluate"] = time.perf_counter() - t
 
-    t = _step("5/6 export SavedModel for inspection stations")
+    t = _step("5/6 calibrate alarm thresholds, export SavedModel for inspection stations")
+    pd5, clean_note = _pd_at_pfa5(evaluation)
+    if clean_note is None:
+        from xray_seg.evaluation.calibration import calibrate_model, summary_lines
+
+        print("\n".join(summary_lines(calibrate_model(run_dir, voc_dir, split="val", target_pfa=0.05))))
+    else:
+        print(f"not calibrated: {clean_note}; the export keeps the default thresholds")
     export_dir = out / "export"
     export_model(run_dir, export_dir, formats=("savedmodel",))
     times["export"] = time.perf_counter() - t
@@ -129,8 +147,10 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
 
 
 def _print_summary(out: Path, evaluation, result, pipeline_rate: float, times: dict, preview: Path) -> None:
+    pd5, clean_note = _pd_at_pfa5(evaluation)
     print("\n=== demo finished ===")
-    print(f"val mIoU {evaluation.scores['miou']:.4f}  mPA {evaluation.scores['mpa']:.4f}  PA {evaluation.scores['pa']:.4f}")
+    print(f"val mIoU {evaluation.scores['miou']:.4f}  mPA {evaluation.scores['mpa']:.4f}  PA {evaluation.scores['pa']:.4f}  "
+          + (f"PD at PFA 5% {pd5:.4f}" if pd5 is not None else f"PD at PFA 5%: n/a ({clean_note})"))
     print(
         f"training throughput {result.train_images_per_sec:.1f} images/s, input pipeline {pipeline_rate:.0f} images/s; "
         f"best epoch {result.best_epoch}"
@@ -163,6 +183,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     _print_summary(out, evaluation, result, pipeline_rate, times, preview)
     return {
         "miou": evaluation.scores["miou"],
+        "pd_at_pfa5": _pd_at_pfa5(evaluation)[0],
         "times": times,
         "train_images_per_sec": result.train_images_per_sec,
         "pipeline_images_per_sec": pipeline_rate,

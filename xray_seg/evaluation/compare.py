@@ -199,7 +199,8 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
     from xray_seg.evaluation.flops import count_flops, count_params
     from xray_seg.inference.loader import load_for_inference
 
-    scores = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val", force=True, progress=False).scores
+    evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val", force=True, progress=False)
+    scores, screening = evaluation.scores, evaluation.extra["screening"]
     loaded = load_for_inference(run_dir)
     trainable, frozen = count_params(loaded.keras_model)
     size = tuple(image_size)
@@ -212,6 +213,7 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
         "miou": scores["miou"], "mpa": scores["mpa"], "pa": scores["pa"],
         "iou": scores["iou"], "class_pa": scores["class_pa"], "class_names": scores["class_names"],
         "fps": timing.fps, "params_m": (trainable + frozen) / 1e6, "gflops": flops.gflops,
+        "pd_at_pfa5": screening["pd_at_pfa"]["overall"]["0.05"], "map50": screening["objects"]["map50"],
     }
 
 

@@ -30,6 +30,8 @@ TABLE3_COLUMNS = (  # (key in a run record, header, scale for display, decimals)
     ("fps", "FPS", 1.0, 2),
     ("params_m", "Params (M)", 1.0, 3),
     ("gflops", "GFLOPs", 1.0, 3),
+    ("pd_at_pfa5", "PD@PFA 5% (%)", 100.0, 2),  # screening columns beside Table 3 (evaluation/alarms.py)
+    ("map50", "mask AP50 (%)", 100.0, 2),  # evaluation/objects.py
 )
 
 MODEL_TITLES = {
@@ -77,7 +79,7 @@ def aggregate(results: Mapping[str, Sequence[Mapping]]) -> dict:
         if not runs:
             continue
         class_names = class_names or list(runs[0]["class_names"])
-        table3[model] = {key: mean_std([r[key] for r in runs]) for key, *_ in TABLE3_COLUMNS}
+        table3[model] = {key: mean_std([r.get(key) for r in runs]) for key, *_ in TABLE3_COLUMNS}
         table2[model] = {
             name: {"iou": mean_std([r["iou"][i] for r in runs]), "pa": mean_std([r["class_pa"][i] for r in runs])}
             for i, name in enumerate(class_names)
@@ -138,7 +140,9 @@ def markdown_report(protocol: Mapping, stats: Mapping) -> str:
         "",
         "n/a: undefined in every seed (IoU: the class is absent from truth and prediction; PA: absent from the "
         "truth); undefined values are left out of the means. GFLOPs = 2 x multiply-accumulates of one "
-        "forward pass at the protocol's input size (xray_seg.evaluation.flops); Params in millions.",
+        "forward pass at the protocol's input size (xray_seg.evaluation.flops); Params in millions. "
+        "PD@PFA 5%: bags detected at a threshold letting at most 5 % of threat-free val bags alarm (n/a without "
+        "threat-free bags); mask AP50: COCO-style object AP at IoU 0.5 (evaluate's screening.json).",
         "",
         "![mIoU and mPA per model](compare_bars.png)",
         "",

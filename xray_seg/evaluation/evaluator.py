@@ -6,7 +6,9 @@ mIoU follow from it (:func:`xray_seg.evaluation.metrics.segmentation_scores`). T
 augmentation and sliding windows come from :mod:`xray_seg.inference.tta`.
 
 Outputs (``OUT_DIR``): ``metrics.json``, ``report.md``, ``confusion_matrix.png`` and the
-paper-format tables printed to the terminal. FPS here is images per second of the
+paper-format tables printed to the terminal; the screening figures (object AP, PD / PFA,
+ROC) add ``screening.json``, ``roc.json``, ``roc.png`` and ``report.html``
+(:mod:`xray_seg.evaluation.screening_eval`), at the model's stored alarm thresholds. FPS here is images per second of the
 whole prediction (model plus TTA and resizing), decode excluded; ``xray-seg bench``
 measures model-only and end-to-end FPS at batch 1.
 """
@@ -80,6 +82,7 @@ class EvalResult:
     num_images: int
     out_dir: Path | None
     extra: dict = field(default_factory=dict)
+    screening: object = None  # ScreeningEvaluation: bag scores for calibration
 
 
 def read_image_rgb(path: Path) -> np.ndarray:
@@ -104,10 +107,12 @@ def evaluate(
     from tqdm import tqdm
 
     from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
-    from xray_seg.core.fileio import prepare_output_dir
+    from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
     from xray_seg.inference.loader import load_for_inference
+    from xray_seg.evaluation.alarms import load_rule
+    from xray_seg.evaluation.screening_eval import ScreeningEvaluation, format_screening
     from xray_seg.evaluation.report import format_paper_tables, plot_confusion_matrix, write_markdown_report, write_metrics_json
 
     tta = tta or TTAOptions()
@@ -123,6 +128,7 @@ def evaluate(
         out_dir = prepare_output_dir(out_dir, force=force)
     layout = VocLayout(voc_dir)
     stems = read_split(voc_dir, split)[:limit]
+    screening = ScreeningEvaluation(Path(voc_dir), load_rule(model_path, names))
     k = len(names)
     cm = np.zeros((k, k), dtype=np.int64)
     predict_seconds = 0.0
@@ -133,7 +139,9 @@ def evaluate(
         probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
         predict_seconds += time.perf_counter() - start
         cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
+        screening.add(stem, image, truth, probs)
     scores = segmentation_scores(cm, names)
+    screening_summary = screening.summary()
     fps = len(stems) / predict_seconds if predict_seconds > 0 else float("nan")
     extra = {
         "model": str(loaded.source),
@@ -147,9 +155,16 @@ def evaluate(
         "fps_note": "images/s of prediction incl. TTA, decode excluded",
     }
     print(format_paper_tables(scores, names, fps=fps))
+    print(format_screening(screening_summary))
     if out_dir is not None:
         write_metrics_json(out_dir / "metrics.json", scores, names, fps=fps, **extra)
         write_markdown_report(out_dir / "report.md", scores, names, model_name=loaded.name, split=split, fps=fps, extra=extra)
         plot_confusion_matrix(out_dir / "confusion_matrix.png", np.asarray(scores["confusion_matrix"]), names)
-        print(f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png")
-    return EvalResult(scores, fps, len(stems), out_dir, extra)
+        screening.write(out_dir, screening_summary, pixel_scores=scores, title=f"{loaded.name} on {split}")
+        md = (out_dir / "report.md").read_text(encoding="utf-8")
+        write_text_atomic(out_dir / "report.md", md + "\n## Screening (objects, bags, PD at PFA)\n\n```\n"
+                          + format_screening(screening_summary) + "\n```\n\nROC: `roc.png`, `roc.json`; "
+                          "everything: `screening.json`, `report.html`.\n")
+        print(f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png, screening.json, roc.json, roc.png, report.html")
+    extra["screening"] = screening_summary
+    return EvalResult(scores, fps, len(stems), out_dir, extra, screening)

@@ -9,6 +9,11 @@ For each input image ``<stem>``, into the output folder:
   (8-connectivity) of a non-background class with at least ``min_area`` pixels:
   class, pixel area, mean confidence (mean softmax probability of that class over
   the component) and bounding box ``[x, y, width, height]``.
+- the bag decision (:func:`xray_seg.evaluation.alarms.decide`, thresholds stored with the
+  model: ``export.json`` ``"alarm"`` or ``RUN/alarm_thresholds.json``, else the documented
+  defaults): ``alarm`` (bool), ``alarm_classes``, ``alarm_scores`` and each item's ``alarm``;
+  the overlay is :func:`xray_seg.inference.overlays.screening_overlay`; the alarmed bags are
+  tiled into ``alarmed_contact_sheet.png``; the summary line reads "N bags, M alarmed".
 
 Corrupt or unreadable inputs are reported and skipped; the caller gets the list of
 failures (the CLI exits non-zero if any).
@@ -43,8 +48,17 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str], min_area: int = 50) -> list[dict]:
-    """Connected components of every non-background class with >= ``min_area`` pixels."""
+def find_items(
+    class_map: np.ndarray, probs: np.ndarray, class_names: list[str], min_area: int = 50,
+    *, closing: int = 0, with_masks: bool = False,
+) -> list[dict]:
+    """Connected components of every non-background class with >= ``min_area`` pixels.
+
+    ``closing`` > 0 first closes each class mask with a ``(2 closing + 1)`` square (so
+    fragments less than ``2 closing + 1`` pixels apart merge into one item; the rule of
+    :mod:`xray_seg.evaluation.alarms`). ``with_masks`` adds ``"mask"``: the item's pixels
+    as a bool array cropped to its bounding box.
+    """
     import cv2
 
     items = []
@@ -52,6 +66,8 @@ def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str],
         binary = (class_map == index).astype(np.uint8)
         if not binary.any():
             continue
+        if closing > 0:
+            binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((2 * closing + 1,) * 2, np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
         for comp in range(1, count):
             x, y, w, h, area = (int(v) for v in stats[comp])
@@ -62,6 +78,8 @@ def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str],
                 {"class": class_names[index], "class_index": index, "area": area,
                  "confidence": round(confidence, 4), "bbox": [x, y, w, h]}
             )
+            if with_masks:
+                items[-1]["mask"] = labels[y:y + h, x:x + w] == comp
     return sorted(items, key=lambda it: -it["area"])
 
 
@@ -98,6 +116,7 @@ class PredictReport:
     written: list[Path] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     items_found: int = 0
+    alarmed: list = field(default_factory=list)  # stems of the bags that alarmed
 
 
 def predict_images(
@@ -120,7 +139,12 @@ def predict_images(
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.inference.loader import load_for_inference
 
+    from xray_seg.evaluation.alarms import decide, load_rule
+    from xray_seg.inference.overlays import contact_sheet, screening_overlay
+
     loaded = load_for_inference(model_path)
+    rule = load_rule(model_path, loaded.class_names)
+    sheet = []
     paths = expand_inputs(inputs)
     out_dir = prepare_output_dir(out_dir, force=force)
     tta = tta or TTAOptions()
@@ -135,19 +159,31 @@ def predict_images(
             continue
         probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
         class_map = probs.argmax(axis=-1).astype(np.uint8)
-        items = find_items(class_map, probs, loaded.class_names, min_area)
+        decision = decide(class_map, probs, rule, min_area=min_area)
+        items = decision["items"]
         report.items_found += len(items)
         save_label_png(out_dir / f"{path.stem}_mask.png", class_map)
+        picture = screening_overlay(image, class_map, items, loaded.class_names)
         with atomic_path(out_dir / f"{path.stem}_overlay.png") as tmp:
-            Image.fromarray(overlay_with_legend(image, class_map, loaded.class_names, items)).save(tmp, format="PNG")
+            Image.fromarray(picture).save(tmp, format="PNG")
+        if decision["alarm"]:
+            report.alarmed.append(path.stem)
+            sheet.append((path.stem, picture))
         write_json_atomic(
             out_dir / f"{path.stem}.json",
             {"image": str(path), "height": int(image.shape[0]), "width": int(image.shape[1]),
-             "model": str(loaded.source), "items": items},
+             "model": str(loaded.source), "alarm": decision["alarm"], "alarm_classes": decision["alarm_classes"],
+             "alarm_scores": {n: float(v) for n, v in zip(loaded.class_names[1:], decision["scores"][1:])},
+             "alarm_rule": {"calibrated": rule.calibrated, "thresholds": rule.thresholds, "min_area": rule.min_area,
+                            "closing": rule.closing},
+             "items": items},
         )
         report.written.append(out_dir / f"{path.stem}.json")
+    contact_sheet(out_dir / "alarmed_contact_sheet.png", sheet)
     for path, reason in report.failures:
         print(f"skipped {reason}")
+    state = "calibrated" if rule.calibrated else "uncalibrated default"
+    print(f"{len(report.written)} bags, {len(report.alarmed)} alarmed ({state} thresholds)")
     print(f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
           f"{len(report.failures)} failed; outputs in {out_dir}")
     return report

@@ -16,7 +16,9 @@ or ``class_names.txt`` beside it). Output layout::
 
 ``export.json`` holds what a station needs without xray-seg: ``class_names``,
 ``palette`` (VOC colour of each class), ``input_size`` ``[h0, w0]``, ``model_name``,
-the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
+the alarm rule under ``"alarm"`` (thresholds, min_area, closing, and the PD / PFA of
+its calibration: ``RUN/alarm_thresholds.json`` from ``xray-seg calibrate``, else the
+documented defaults of :mod:`xray_seg.evaluation.alarms`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
 config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export
 time (``RUN/eval-val/metrics.json`` if present, else the best val mIoU of
 ``RUN/checkpoints/state.json``), the TensorFlow, Keras and xray-seg versions and a
@@ -63,6 +65,7 @@ class ExportSource:
     config_digest: str | None = None
     config_digest_method: str | None = None
     metrics: dict | None = None
+    alarm: dict | None = None  # AlarmRule.to_dict(); None: RUN/alarm_thresholds.json or the defaults
 
 
 @dataclass
@@ -214,6 +217,12 @@ def load_source(path: str | Path, *, class_names_file: str | Path | None = None,
     return ExportSource(model, model_file, class_names, name, size, run_dir, digest, method, metrics)
 
 
+ALARM_DOCS = {  # outputs of serving.alarm_graph.alarm_outputs
+    "alarm": "bool [B], the bag alarms for some class (thresholds in model_info / export.json 'alarm')",
+    "alarm_per_class": "bool [B, K]",
+    "alarm_scores": "float32 [B, K], highest confidence of an item of the class with area >= min_area (0: none)",
+}
+
 SIGNATURE_DOCS = {
     "serving_default": {
         "inputs": {"images": "uint8 [B, H, W, 3] RGB, any H and W"},
@@ -222,6 +231,7 @@ SIGNATURE_DOCS = {
             "probabilities": "float32 [B, H, W, K]",
             "class_pixel_counts": "int32 [B, K]",
             "image_sizes": "int32 [B, 2] (H, W)",
+            **ALARM_DOCS,
         },
     },
     "serve_encoded": {
@@ -231,6 +241,7 @@ SIGNATURE_DOCS = {
             "probabilities": "float32 [B, Hmax, Wmax, K], padding 0",
             "class_pixel_counts": "int32 [B, K] (real pixels only)",
             "image_sizes": "int32 [B, 2] (H, W) of each image",
+            **ALARM_DOCS,
         },
     },
     "model_info": {
@@ -238,6 +249,8 @@ SIGNATURE_DOCS = {
         "outputs": {
             "class_names": "string [K]", "input_size": "int32 [2]", "num_classes": "int32 []",
             "model_name": "string []", "xray_seg_version": "string []",
+            "alarm_thresholds": "float32 [K]", "alarm_min_area": "int32 [K]", "alarm_closing": "int32 []",
+            "alarm_calibrated": "bool []",
         },
     },
 }
@@ -269,7 +282,17 @@ def build_metadata(source: ExportSource) -> dict:
         "signatures": SIGNATURE_DOCS,
         "resize": "bilinear, half-pixel centres, no antialias (tf.image.resize), in and back out; skipped at input_size",
         "rgba_policy": "alpha composited over white; grey replicated to RGB",
+        "alarm": source_alarm(source),
     }
+
+
+def source_alarm(source: ExportSource) -> dict:
+    """The alarm rule to export: the source's, ``RUN/alarm_thresholds.json``, or the defaults."""
+    from xray_seg.evaluation.alarms import load_rule
+
+    if source.alarm is None:
+        source.alarm = load_rule(source.run_dir or source.model_file.parent, source.class_names).to_dict()
+    return source.alarm
 
 
 def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Path:
@@ -287,7 +310,7 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
         archive.track(source.model)
         add_serving_endpoints(
             archive, source.model, input_size=source.input_size, class_names=source.class_names,
-            model_name=source.model_name, version=__version__,
+            model_name=source.model_name, version=__version__, alarm=source_alarm(source),
         )
         archive.write_out(str(partial), verbose=False)
         write_json_atomic(partial / "export.json", metadata)

@@ -31,7 +31,13 @@ Everything a station needs runs inside the graph, so a station needs only Tensor
 
 ``model_info()``
     No inputs. ``class_names`` string ``[K]``, ``input_size`` int32 ``[2]`` (h0, w0),
-    ``num_classes`` int32 scalar, ``model_name`` and ``xray_seg_version`` string scalars.
+    ``num_classes`` int32 scalar, ``model_name`` and ``xray_seg_version`` string scalars;
+    the stored alarm rule: ``alarm_thresholds`` float32 ``[K]``, ``alarm_min_area`` int32
+    ``[K]``, ``alarm_closing`` int32, ``alarm_calibrated`` bool.
+
+Both image signatures also output the bag decision, ``alarm`` bool ``[B]``,
+``alarm_per_class`` bool ``[B, K]`` and ``alarm_scores`` float32 ``[B, K]``, computed from
+the full-resolution probabilities by :func:`xray_seg.serving.alarm_graph.alarm_outputs`.
 
 Wrong input fails inside the graph with a message saying what was expected (rank,
 channel count, empty image, bytes that are neither PNG nor JPEG). A wrong dtype is
@@ -185,16 +191,29 @@ IMAGES_SPEC = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
 ENCODED_SPEC = tf.TensorSpec(shape=None, dtype=tf.string, name="encoded")
 
 
-def add_serving_endpoints(archive, model, *, input_size, class_names: Sequence[str], model_name: str, version: str) -> None:
-    """Register ``serving_default``, ``serve_encoded`` and ``model_info`` on a Keras ``ExportArchive``."""
+def add_serving_endpoints(archive, model, *, input_size, class_names: Sequence[str], model_name: str, version: str,
+                          alarm: dict | None = None) -> None:
+    """Register ``serving_default``, ``serve_encoded`` and ``model_info`` on a Keras ``ExportArchive``.
+
+    ``alarm``: the rule (:class:`xray_seg.evaluation.alarms.AlarmRule` as a dict); None = the defaults.
+    """
+    from xray_seg.evaluation.alarms import AlarmRule
+    from xray_seg.serving.alarm_graph import alarm_outputs, rule_constants
+
     num_classes = len(class_names)
     h0, w0 = int(input_size[0]), int(input_size[1])
+    rule = alarm or AlarmRule.default(list(class_names)).to_dict()
+
+    def with_alarm(out):  # the one place the decision joins the outputs
+        decision = alarm_outputs(out["probabilities"], out["image_sizes"], thresholds=rule["thresholds"],
+                                 min_area=rule["min_area"], closing=rule["closing"])
+        return {**out, **decision}
 
     def serving_default(images):
-        return segment_images(model, images, (h0, w0), num_classes)
+        return with_alarm(segment_images(model, images, (h0, w0), num_classes))
 
     def serve_encoded(encoded):
-        return segment_encoded(model, encoded, (h0, w0), num_classes)
+        return with_alarm(segment_encoded(model, encoded, (h0, w0), num_classes))
 
     def model_info():
         return {
@@ -203,6 +222,7 @@ def add_serving_endpoints(archive, model, *, input_size, class_names: Sequence[s
             "num_classes": tf.constant(num_classes, dtype=tf.int32),
             "model_name": tf.constant(model_name, dtype=tf.string),
             "xray_seg_version": tf.constant(version, dtype=tf.string),
+            **rule_constants(rule),
         }
 
     archive.add_endpoint("serving_default", serving_default, input_signature=[IMAGES_SPEC])

@@ -1,0 +1,274 @@
+"""Bag-level screening decisions: alarms, PD and PFA, ROC, threshold calibration.
+
+The decision (docs/architecture.md, "screening decisions")
+    A bag alarms for class ``c`` when one of its predicted items of class ``c`` has
+    ``area >= min_area[c]`` pixels and ``confidence >= thresholds[c]``. Items are the
+    connected components (8-connectivity) of the arg-max class map that
+    :func:`xray_seg.inference.items.find_items` reports, after a **morphological closing**
+    of each class mask with a ``(2 closing + 1)``-pixel square: fragments of one object
+    less than ``2 closing + 1`` pixels apart (a wire seen as a dozen 60-pixel "pliers")
+    merge into one item, and what is still smaller than ``min_area`` is suppressed. The
+    confidence is the mean probability of ``c`` over the (closed) item, rounded to 4
+    decimals as ``predict`` prints it. ``tests/evaluation/test_alarms.py`` measures the rule
+    on a broken wire: 12 fragments become one item. The SavedModel computes the same
+    decision in its graph (:mod:`xray_seg.serving.alarm_graph`).
+
+    Uncalibrated defaults: ``thresholds`` 0.5, ``min_area`` 100 pixels, ``closing`` 2.
+
+Figures
+    A bag's score for ``c`` is the highest confidence of its items of ``c`` that pass
+    ``min_area[c]`` (0 when none), so it alarms for ``c`` iff ``score >= thresholds[c]``.
+    ``PD_c``: fraction of bags holding a ``c`` (ground truth) that alarm for ``c``.
+    ``PFA``: fraction of threat-free bags that alarm for anything; ``PFA_c`` that alarm for
+    ``c``. Overall ``PD``: fraction of bags holding any threat that alarm for anything.
+
+ROC
+    Per class: ``PD_c`` against ``PFA_c`` as ``thresholds[c]`` sweeps the observed scores;
+    overall: ``PD`` against ``PFA`` for one threshold shared by every class. Each curve
+    runs from (0, 0) (nothing alarms) to (1, 1) (every bag alarms, threshold 0); AUC is the
+    trapezoid area. ``PD @ PFA x`` is the highest PD of a point with ``PFA <= x``; None
+    when the split has no threat-free bag (PFA cannot be estimated).
+
+Calibration (:func:`calibrate_thresholds`)
+    Chooses per-class thresholds that maximise the number of detections (bag, class)
+    over the split subject to ``PFA <= target``: at most ``F = floor(target * clean bags)``
+    threat-free bags may alarm. An optimal choice lets some set ``S`` of at most ``F`` clean
+    bags alarm, each threshold just above (+0.0001) the highest score of ``c`` among the
+    other clean bags, and ``S`` is a union of every class's top-scoring clean bags; the
+    search enumerates those unions exactly when there are at most ``MAX_EXACT``
+    candidates, else it lowers thresholds greedily (largest detection gain per new false
+    alarm). Checked against a brute-force search in the tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MIN_AREA = 100
+DEFAULT_CLOSING = 2
+TARGET_PFAS = (0.01, 0.05, 0.10)
+STEP = 1e-4  # confidences are rounded to 4 decimals
+MAX_EXACT = 200_000
+ALARM_FILE = "alarm_thresholds.json"  # in a run folder, written by `xray-seg calibrate`
+
+
+@dataclass
+class AlarmRule:
+    """Per-class thresholds and minimum areas (index 0, background, never alarms)."""
+
+    class_names: list
+    thresholds: list
+    min_area: list
+    closing: int = DEFAULT_CLOSING
+    calibrated: bool = False
+    calibration: dict = field(default_factory=dict)  # split, target PFA, PD and PFA it gave
+
+    @classmethod
+    def default(cls, class_names, threshold=DEFAULT_THRESHOLD, min_area=DEFAULT_MIN_AREA, closing=DEFAULT_CLOSING):
+        k = len(class_names)
+        return cls(list(class_names), [1.0] + [float(threshold)] * (k - 1), [0] + [int(min_area)] * (k - 1), int(closing))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AlarmRule:
+        keep = {k: data[k] for k in ("class_names", "thresholds", "min_area", "closing", "calibrated", "calibration") if k in data}
+        return cls(**keep)
+
+    def item_min_area(self) -> int:
+        return int(min(self.min_area[1:], default=0))
+
+
+def load_rule(model_path: str | Path, class_names) -> AlarmRule:
+    """The rule stored with a model: ``export.json`` ``"alarm"`` of a SavedModel, ``RUN/alarm_thresholds.json``
+    of a run folder; the documented defaults when it was never calibrated."""
+    path = Path(model_path)
+    path = path.parent if path.is_file() else path  # a .keras file: its folder
+    candidates = [path / "export.json", path / "savedmodel" / "export.json", path / ALARM_FILE]
+    for file in candidates:
+        if file.is_file():
+            data = json.loads(file.read_text(encoding="utf-8"))
+            data = data.get("alarm", data) if file.name == "export.json" else data
+            if data and "thresholds" in data and list(data.get("class_names", class_names)) == list(class_names):
+                return AlarmRule.from_dict(data)
+    return AlarmRule.default(class_names)
+
+
+def decide(class_map: np.ndarray, probs: np.ndarray, rule: AlarmRule, *, with_masks: bool = False, min_area=None) -> dict:
+    """The bag decision of one image: ``alarm``, ``alarm_classes``, ``scores`` [K] and ``items`` (each with ``alarm``).
+
+    Items are listed from ``min_area`` (default: the smallest alarm area) up; every item
+    that alarms is listed whatever ``min_area`` says.
+    """
+    from xray_seg.inference.items import find_items
+
+    floor = rule.item_min_area() if min_area is None else min(int(min_area), rule.item_min_area())
+    items = find_items(class_map, probs, rule.class_names, floor, closing=rule.closing, with_masks=with_masks)
+    scores = np.zeros(len(rule.class_names), dtype=np.float64)
+    for it in items:
+        c = it["class_index"]
+        passes = it["area"] >= rule.min_area[c]
+        it["alarm"] = bool(passes and it["confidence"] >= rule.thresholds[c])
+        if passes:
+            scores[c] = max(scores[c], it["confidence"])
+    if min_area is not None:
+        items = [it for it in items if it["area"] >= min_area or it["alarm"]]
+    classes = sorted({it["class"] for it in items if it["alarm"]}, key=rule.class_names.index)
+    return {"alarm": bool(classes), "alarm_classes": classes, "scores": scores, "items": items}
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def roc_curve(pos_scores, neg_scores) -> dict:
+    """PD against PFA as the threshold sweeps the scores (module docstring); JSON-ready."""
+    pos, neg = np.asarray(pos_scores, float), np.asarray(neg_scores, float)
+    levels = np.unique(np.concatenate([pos, neg]))
+    levels = levels[levels > 0][::-1]
+    thresholds = [math.inf] + levels.tolist() + [0.0]
+    pd = [float((pos >= t).mean()) if pos.size else None for t in thresholds]
+    pfa = [float((neg >= t).mean()) if neg.size else None for t in thresholds]
+    auc = None
+    if pos.size and neg.size:
+        auc = float(np.sum(np.diff(pfa) * (np.asarray(pd[1:]) + np.asarray(pd[:-1])) / 2))
+    return {"thresholds": [None if math.isinf(t) else t for t in thresholds], "pd": pd, "pfa": pfa, "auc": auc,
+            "positives": int(pos.size), "negatives": int(neg.size)}
+
+
+def pd_at_pfa(curve: dict, target: float):
+    """Highest PD of an operating point with PFA <= ``target`` (None without clean or threat bags)."""
+    if not curve["positives"] or not curve["negatives"]:
+        return None
+    return max(d for d, f in zip(curve["pd"], curve["pfa"]) if f <= target + 1e-12)
+
+
+def bag_metrics(scores: np.ndarray, truth: np.ndarray, thresholds, class_names) -> dict:
+    """PD per class and overall, PFA overall and per class, at ``thresholds``.
+
+    ``scores`` [N, K] bag scores; ``truth`` [N, K] bool, bag holds class c.
+    """
+    scores, truth = np.asarray(scores, float), np.asarray(truth, bool)
+    t = np.asarray(thresholds, float)
+    alarms = scores >= t[None, :]
+    alarms[:, 0] = False
+    threat = truth[:, 1:].any(axis=1)
+    clean = ~threat
+    any_alarm = alarms.any(axis=1)
+
+    def frac(mask, sel):
+        return float(mask[sel].mean()) if sel.any() else None
+
+    per_class = {}
+    for c in range(1, len(class_names)):
+        per_class[class_names[c]] = {
+            "threshold": float(t[c]), "bags_with": int(truth[:, c].sum()),
+            "pd": frac(alarms[:, c], truth[:, c]), "pfa": frac(alarms[:, c], clean),
+        }
+    return {"bags": len(scores), "threat_bags": int(threat.sum()), "clean_bags": int(clean.sum()),
+            "alarmed_bags": int(any_alarm.sum()), "pd": frac(any_alarm, threat), "pfa": frac(any_alarm, clean),
+            "per_class": per_class}
+
+
+def screening_report(scores: np.ndarray, truth: np.ndarray, rule: AlarmRule) -> dict:
+    """ROC per class and overall, AUC, PD at PFA 1/5/10 %, and the figures at the rule's thresholds."""
+    scores, truth = np.asarray(scores, float), np.asarray(truth, bool)
+    names = rule.class_names
+    clean = ~truth[:, 1:].any(axis=1)
+    curves = {names[c]: roc_curve(scores[truth[:, c], c], scores[clean, c]) for c in range(1, len(names))}
+    masked = scores.copy()
+    masked[:, 0] = 0
+    curves["overall"] = roc_curve(masked[~clean].max(axis=1, initial=0), masked[clean].max(axis=1, initial=0))
+    at = {name: {f"{p:g}": pd_at_pfa(curve, p) for p in TARGET_PFAS} for name, curve in curves.items()}
+    note = None if clean.any() else "no threat-free bag in this split: PFA cannot be estimated"
+    return {"roc": curves, "pd_at_pfa": at, "at_thresholds": bag_metrics(scores, truth, rule.thresholds, names),
+            "rule": rule.to_dict(), "note": note}
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _objective(scores, truth, clean, t):
+    alarms = scores >= t[None, :]
+    alarms[:, 0] = False
+    detections = int((alarms & truth)[:, 1:].sum())
+    false_alarms = int(alarms[clean].any(axis=1).sum())
+    return detections, false_alarms
+
+
+def _thresholds_excluding(scores_clean, allowed: np.ndarray) -> np.ndarray:
+    """Per-class thresholds just above the highest score of the clean bags not in ``allowed``."""
+    rest = scores_clean[~allowed]
+    top = rest.max(axis=0) if len(rest) else np.zeros(scores_clean.shape[1])
+    t = np.round(np.floor(top / STEP + 1e-6) * STEP + STEP, 4)
+    t[0] = 1.0
+    return t
+
+
+def calibrate_thresholds(scores: np.ndarray, truth: np.ndarray, class_names, *, target_pfa: float = 0.05,
+                         base: AlarmRule | None = None, split: str = "val") -> AlarmRule:
+    """Per-class thresholds for ``PFA <= target_pfa`` with the most detections (module docstring).
+
+    ``scores`` [N, K] are bag scores computed with ``base``'s ``min_area`` and ``closing``
+    (default rule if None), which the returned rule keeps; ``truth`` [N, K] bool.
+    """
+    scores, truth = np.asarray(scores, float), np.asarray(truth, bool)
+    k = len(class_names)
+    clean = ~truth[:, 1:].any(axis=1)
+    sc = scores[clean]
+    budget = math.floor(target_pfa * clean.sum() + 1e-9)
+    tops = [[int(i) for i in np.argsort(-sc[:, c], kind="mergesort") if sc[i, c] > 0][:budget] for c in range(1, k)]
+    best_key, best_t = None, None
+
+    def consider(allowed):
+        nonlocal best_key, best_t
+        t = _thresholds_excluding(sc, allowed)
+        det, fa = _objective(scores, truth, clean, t)
+        key = (det, -fa, float(t.sum()))
+        if fa <= budget and (best_key is None or key > best_key):
+            best_key, best_t = key, t
+
+    combos = math.prod(len(tp) + 1 for tp in tops)
+    if combos <= MAX_EXACT:
+        for js in itertools.product(*[range(len(tp) + 1) for tp in tops]):
+            allowed = np.zeros(len(sc), bool)
+            for tp, j in zip(tops, js):
+                allowed[tp[:j]] = True
+            if allowed.sum() <= budget:
+                consider(allowed)
+        method = "exact"
+    else:  # greedy: each step lets in the class's next clean bag with the best detection gain
+        allowed = np.zeros(len(sc), bool)
+        consider(allowed)
+        while True:
+            steps = []
+            for tp in tops:
+                nxt = next((i for i in tp if not allowed[i]), None)
+                if nxt is not None and allowed.sum() + 1 <= budget:
+                    trial = allowed.copy()
+                    trial[nxt] = True
+                    steps.append((_objective(scores, truth, clean, _thresholds_excluding(sc, trial))[0], trial))
+            if not steps:
+                break
+            allowed = max(steps, key=lambda s: s[0])[1]
+            consider(allowed)
+        method = "greedy"
+    base = base or AlarmRule.default(class_names)
+    rule = AlarmRule(list(class_names), list(base.thresholds), list(base.min_area), base.closing)
+    rule.thresholds = [float(v) for v in best_t]
+    rule.calibrated = True
+    got = bag_metrics(scores, truth, rule.thresholds, class_names)
+    rule.calibration = {
+        "split": split, "target_pfa": float(target_pfa), "method": method, "bags": got["bags"],
+        "clean_bags": got["clean_bags"], "pd": got["pd"], "pfa": got["pfa"],
+        "pd_per_class": {n: v["pd"] for n, v in got["per_class"].items()},
+        "note": None if clean.any() else "no threat-free bag: PFA not estimated, thresholds only exceed 0",
+    }
+    return rule

@@ -1,0 +1,107 @@
+"""``report.html``: one self-contained page a person opens in a browser, with no network.
+
+Every picture is an inline ``data:image/png;base64`` URI and the style sheet is inline,
+so the file can be mailed or archived alone. It holds paper 1's pixel metrics, the
+object table (:mod:`xray_seg.evaluation.objects`), the bag figures and PD at PFA targets
+(:mod:`xray_seg.evaluation.alarms`), the ROC picture, and the worst misses and false
+alarms, each as image | ground truth | prediction (docs/architecture.md, "evaluation").
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+STYLE = """body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 18px}
+td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}
+.case{display:inline-block;margin:6px 12px 12px 0;vertical-align:top}.case img{margin-right:3px;border:1px solid #999}
+.note{color:#555;font-size:90%}"""
+
+
+def png_data_uri(array_or_path) -> str:
+    """A PNG file or an RGB/label array as a ``data:image/png;base64,...`` URI."""
+    if isinstance(array_or_path, (str, Path)):
+        data = Path(array_or_path).read_bytes()
+    else:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(array_or_path, dtype=np.uint8)).save(buf, format="PNG")
+        data = buf.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
+
+
+def _table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cases(cases, class_names) -> str:
+    from xray_seg.core.viz import overlay
+
+    if not cases:
+        return "<p class='note'>none</p>"
+    out = []
+    for _, stem, caption, image, truth, pred in cases:
+        imgs = "".join(
+            f"<img alt='{alt}' title='{alt}' src='{png_data_uri(a)}'>"
+            for alt, a in (("image", image), ("ground truth", overlay(image, truth)), ("prediction", overlay(image, pred)))
+        )
+        out.append(f"<div class='case'>{imgs}<br><b>{html.escape(stem)}</b>: {html.escape(caption)}"
+                   f"<br><span class='note'>image | ground truth | prediction</span></div>")
+    return "".join(out)
+
+
+def build_html(*, title, pixel_scores, screening, roc_png, misses, false_alarms, class_names) -> str:
+    objs, bags, at = screening["objects"], screening["at_thresholds"], screening["pd_at_pfa"]
+    parts = [(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")]
+    parts.append("<h2>Pixels (paper 1, eqs. 4-7)</h2>")
+    parts.append(_table(["", "mIoU", "mPA", "PA"], [["all", _pct(pixel_scores.get("miou")), _pct(pixel_scores.get("mpa")),
+                                                      _pct(pixel_scores.get("pa"))]]))
+    iou, pa = pixel_scores.get("iou", []), pixel_scores.get("class_pa", [])
+    parts.append(_table(["class", "IoU", "PA"], [[n, _pct(iou[i] if i < len(iou) else None), _pct(pa[i] if i < len(pa) else None)]
+                                                 for i, n in enumerate(class_names)]))
+    parts.append("<h2>Objects (mask AP, COCO matching)</h2>")
+    parts.append(_table(["class", "GT", "det", "recall@0.5", "precision@0.5", "AP50", "AP", "AP small", "AP medium", "AP large"],
+                        [[n, r["num_gt"], r["num_det"], _pct(r["recall50"]), _pct(r["precision50"]), _pct(r["ap50"]),
+                          _pct(r["ap"]), _pct(r["ap_small"]), _pct(r["ap_medium"]), _pct(r["ap_large"])]
+                         for n, r in objs["per_class"].items()]))
+    fp_clean = objs["fp_per_clean_image"]
+    parts.append(f"<p>mAP50 {_pct(objs['map50'])}, mAP {_pct(objs['map'])}; false objects per image "
+                 f"{objs['fp_per_image'] or 0:.2f}, per clean bag {'n/a' if fp_clean is None else f'{fp_clean:.2f}'}. "
+                 f"Ground truth from: {html.escape(str(objs['gt_source']))}.</p>")
+    state = "calibrated" if screening["rule"]["calibrated"] else "uncalibrated defaults"
+    parts.append(f"<h2>Bags ({state})</h2>")
+    parts.append(_table(["class", "threshold", "bags with", "PD", "PFA (this class)"],
+                        [[n, f"{r['threshold']:.4f}", r["bags_with"], _pct(r["pd"]), _pct(r["pfa"])]
+                         for n, r in bags["per_class"].items()]
+                        + [["any threat / any alarm", "", bags["threat_bags"], _pct(bags["pd"]), _pct(bags["pfa"])]]))
+    parts.append(f"<p>{bags['bags']} bags, {bags['clean_bags']} threat-free, {bags['alarmed_bags']} alarmed.</p>")
+    parts.append("<h2>PD at target PFA</h2>")
+    parts.append(_table(["curve", "AUC", "PD @ PFA 1%", "PD @ PFA 5%", "PD @ PFA 10%"],
+                        [[n, _pct(screening["roc"][n]["auc"]), _pct(v["0.01"]), _pct(v["0.05"]), _pct(v["0.1"])]
+                         for n, v in at.items()]))
+    if screening.get("note"):
+        parts.append(f"<p class='note'>{html.escape(screening['note'])}</p>")
+    parts.append(f"<h2>ROC</h2><img alt='ROC' src='{png_data_uri(roc_png)}'>")
+    parts.append("<h2>Worst misses</h2>" + _cases(misses, class_names))
+    parts.append("<h2>Worst false alarms</h2>" + _cases(false_alarms, class_names))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html_report(path: str | Path, **kwargs) -> Path:
+    from xray_seg.core.fileio import write_text_atomic
+
+    write_text_atomic(path, build_html(**kwargs))
+    return Path(path)
