@@ -78,7 +78,8 @@ def synthesize(out, *, force: bool = False, progress: bool = True, **options) ->
     ``seed``, ``clutter``, ``workers``, ...), as ``xray-seg synth`` flags are. An existing
     non-empty ``out`` is refused unless ``force``.
     """
-    from xray_seg.synthesis.scene import SynthConfig, synthesize as _synthesize
+    from xray_seg.synthesis.scene import SynthConfig
+    from xray_seg.synthesis.scene import synthesize as _synthesize
 
     _synthesize(out, _config(SynthConfig, options, "synthesize"), force=force, progress=progress)
     return _Path(out)
@@ -91,7 +92,8 @@ def convert(labelme_dir, voc_dir, labels=None, *, progress: bool | None = None, 
     :class:`~xray_seg.conversion.convert.ConvertConfig` fields (``val_ratio``, ``seed``,
     ``workers``, ``force``, ``resume``, ``unknown``, ...), as ``xray-seg convert`` flags are.
     """
-    from xray_seg.conversion.convert import ConvertConfig, convert as _convert
+    from xray_seg.conversion.convert import ConvertConfig
+    from xray_seg.conversion.convert import convert as _convert
 
     labels = _Path(labelme_dir) / "labels.txt" if labels is None else labels
     config = _config(ConvertConfig, {**options, "labels": str(labels)}, "convert")

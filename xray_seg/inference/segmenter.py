@@ -92,7 +92,7 @@ class Segmenter:
         self._loaded = loaded
 
     @classmethod
-    def load(cls, path, *, class_names=None) -> "Segmenter":
+    def load(cls, path, *, class_names=None) -> Segmenter:
         """Load a run folder, a ``.keras`` file or a SavedModel folder.
 
         ``class_names`` (a list, a ``class_names.txt`` or a VOC folder) is used only for a
@@ -103,7 +103,7 @@ class Segmenter:
         return cls(load_for_inference(path, class_names))
 
     @classmethod
-    def load_for_export(cls, path, *, class_names=None) -> "Segmenter":
+    def load_for_export(cls, path, *, class_names=None) -> Segmenter:
         """Load a run folder or ``.keras`` file with the export checks (``class_names``: a file)."""
         from xray_seg.serving.exporter import load_export_model
 

@@ -84,7 +84,7 @@ class TrainConfig:
     num_val_images: int = 4  # prediction images logged to TensorBoard each validation
 
     @classmethod
-    def from_preset(cls, name: str | None = None, **overrides) -> "TrainConfig":
+    def from_preset(cls, name: str | None = None, **overrides) -> TrainConfig:
         """A bundled preset (or a YAML file; None = the defaults) with Python overrides.
 
         Overrides are field names (``epochs=2``), sections as mappings
