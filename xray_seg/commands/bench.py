@@ -21,14 +21,14 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.evaluation.bench import benchmark
-    from xray_seg.evaluation.evaluator import TTAOptions, parse_tta
+    from xray_seg import Segmenter
     from xray_seg.core.fileio import write_json_atomic
     from xray_seg.inference.items import expand_inputs
+    from xray_seg.inference.segmenter import tta_options
 
-    scales, flip = parse_tta(args.tta)
-    result = benchmark(args.model, expand_inputs(args.inputs), runs=args.runs, warmup=args.warmup,
-                       tta=TTAOptions(scales=scales, flip=flip))
+    tta = tta_options(args.tta)
+    paths = expand_inputs(args.inputs)
+    result = Segmenter.load(args.model).benchmark(paths, runs=args.runs, warmup=args.warmup, tta=tta)
     if args.out:
         write_json_atomic(args.out, result)
     return 0

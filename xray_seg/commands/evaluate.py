@@ -30,14 +30,17 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.evaluation.evaluator import TTAOptions, evaluate, parse_size, parse_tta
+    from xray_seg import Segmenter
+    from xray_seg.conversion.voc import read_class_names
+    from xray_seg.inference.segmenter import tta_options
 
-    scales, flip = parse_tta(args.tta)
-    tta = TTAOptions(scales=scales, flip=flip, window=parse_size(args.window), stride=parse_size(args.stride))
+    tta = tta_options(args.tta, window=args.window, stride=args.stride)
     out = args.out
     model = Path(args.model)
     if out is None:  # inside a run folder; beside a .keras file or SavedModel folder
         is_run = model.is_dir() and (model / "best_model.keras").is_file()
         out = model / f"eval-{args.split}" if is_run else model.parent / f"{model.stem}-eval-{args.split}"
-    evaluate(args.model, args.voc_dir, split=args.split, tta=tta, out_dir=out, force=args.force, limit=args.limit)
+    # The dataset's class names stand in for a bare .keras file's that carries none.
+    segmenter = Segmenter.load(args.model, class_names=read_class_names(args.voc_dir))
+    segmenter.evaluate(args.voc_dir, split=args.split, tta=tta, out_dir=out, force=args.force, limit=args.limit)
     return 0

@@ -32,13 +32,16 @@ def add_arguments(parser):
 
 
 def run(args):
+    from xray_seg import Segmenter
     from xray_seg.evaluation.evaluator import parse_size
-    from xray_seg.serving.exporter import export_model, parse_formats, summary_lines
+    from xray_seg.serving.exporter import check_export_target, parse_formats, summary_lines
 
-    result = export_model(
-        args.model, args.out, formats=parse_formats(args.format), force=args.force,
-        class_names_file=args.class_names, input_size=parse_size(args.input_size), tflite_runs=args.tflite_runs,
-    )
+    formats = parse_formats(args.format)
+    input_size = parse_size(args.input_size)
+    check_export_target(args.out, formats, force=args.force)  # before the (slow) model load
+    segmenter = Segmenter.load_for_export(args.model, class_names=args.class_names)
+    result = segmenter.export(args.out, formats=formats, force=args.force, input_size=input_size,
+                              tflite_runs=args.tflite_runs)
     for line in summary_lines(result):
         print(line)
     failed = [r.variant for r in result.tflite if r.error]

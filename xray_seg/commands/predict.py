@@ -25,10 +25,10 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.evaluation.evaluator import TTAOptions, parse_size, parse_tta
-    from xray_seg.inference.items import predict_images
+    from xray_seg import Segmenter
+    from xray_seg.inference.segmenter import tta_options
 
-    scales, flip = parse_tta(args.tta)
-    tta = TTAOptions(scales=scales, flip=flip, window=parse_size(args.window))
-    report = predict_images(args.model, args.inputs, args.out, min_area=args.min_area, tta=tta, force=args.force)
+    tta = tta_options(args.tta, window=args.window)  # a bad --tta or --window fails before the model loads
+    report = Segmenter.load(args.model).predict_files(args.inputs, args.out, min_area=args.min_area, tta=tta,
+                                                      force=args.force)
     return 1 if report.failures else 0

@@ -57,7 +57,7 @@ def read_preset(preset: str | Path) -> tuple[dict, Path]:
 
 def parse_overrides(items: Iterable[str]) -> dict:
     """Turn ``["a.b=1", "c=[1,2]"]`` into a nested mapping ``{"a": {"b": 1}, "c": [1, 2]}``."""
-    result: dict = {}
+    pairs = []
     for item in items:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value", fix="write e.g. --set train.epochs=10")
@@ -66,12 +66,36 @@ def parse_overrides(items: Iterable[str]) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
+        pairs.append((key, value))
+    return nest_overrides(pairs)
+
+
+def nest_overrides(pairs: Iterable[tuple[str, Any]]) -> dict:
+    """Turn ``[("a.b", 1), ("a", {"c": 2})]`` (dotted keys, Python values) into ``{"a": {"b": 1, "c": 2}}``.
+
+    A mapping value merges key by key with what the same section already holds.
+    """
+    result: dict = {}
+    for key, value in pairs:
         node = result
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        last = parts[-1]
+        if isinstance(value, dict) and isinstance(node.get(last), dict):
+            value = nest_overrides([*_flatten(node[last]), *_flatten(value)])
+        node[last] = value
     return result
+
+
+def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
 
 
 def _field_types(cls) -> dict[str, Any]:

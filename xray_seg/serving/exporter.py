@@ -1,8 +1,9 @@
 """``xray-seg export``: a trained model as a SavedModel for inspection stations, plus TFLite/ONNX.
 
 Input: a run folder (``RUN/best_model.keras`` + ``class_names.txt`` + ``config.yaml``,
-see :mod:`xray_seg.training.trainer`) or a bare ``.keras`` file (class names from ``--class-names``
-or ``class_names.txt`` beside it). Output layout::
+see :mod:`xray_seg.training.trainer`) or a bare ``.keras`` file, resolved and loaded by the one
+loader, :mod:`xray_seg.inference.loader` (class names from the file's own ``xray_seg.json``
+entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layout::
 
     OUT/savedmodel/                  SavedModel (keras.export.ExportArchive); signatures
                                      serving_default, serve_encoded, model_info
@@ -98,27 +99,19 @@ def missing_onnx_packages() -> list[str]:
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
 
 
-def _read_names(path: Path) -> list[str]:
-    from xray_seg.conversion.voc import read_class_names
-
-    if path.is_dir():
-        return read_class_names(path)
-    if not path.is_file():
-        raise ModelError("class names file not found", path=path, fix="give a class_names.txt (one class per line, background first)")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not names:
-        raise ModelError("the class names file is empty", path=path, fix="one class per line, background first")
-    return names
-
-
-def _config_digest(config_file: Path) -> tuple[str, str]:
+def _config_digest(source) -> tuple[str, str] | tuple[None, None]:
+    """Digest of the run's config, from the mapping :func:`resolve_source` parsed (no second read)."""
     from xray_seg.core.config import config_digest, load_config
     from xray_seg.training.config import TrainConfig
 
-    try:
-        return config_digest(load_config(TrainConfig, config_file)), "xray_seg.core.config.config_digest"
-    except XraySegError:
-        return hashlib.sha256(config_file.read_bytes()).hexdigest(), "sha256(config.yaml)"
+    if source.config_file is None:
+        return None, None
+    if source.config is not None:
+        try:
+            return config_digest(load_config(TrainConfig, None, source.config)), "xray_seg.core.config.config_digest"
+        except XraySegError:
+            pass
+    return hashlib.sha256(source.config_file.read_bytes()).hexdigest(), "sha256(config.yaml)"
 
 
 def _run_metrics(run_dir: Path) -> dict | None:
@@ -135,86 +128,65 @@ def _run_metrics(run_dir: Path) -> dict | None:
     return None
 
 
-def _size_from_config(config_file: Path | None) -> tuple[int, int] | None:
-    if config_file is None or not config_file.is_file():
-        return None
-    import yaml
-
-    size = ((yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("data") or {}).get("image_size")
-    return (int(size[0]), int(size[1])) if size else None
+EXPORT_NAMES_FIX = "put class_names.txt beside it or pass --class-names FILE"
 
 
-def load_source(path: str | Path, *, class_names_file: str | Path | None = None, input_size=None) -> ExportSource:
-    """Resolve a run folder or a ``.keras`` file (module docstring) and load its model."""
-    import keras
-    import yaml
+def load_export_model(path: str | Path, *, class_names_file: str | Path | None = None):
+    """Load a run folder or ``.keras`` file for export (:func:`xray_seg.inference.loader.load_for_inference`).
 
-    from xray_seg.models.registry import import_custom_objects
+    ``class_names_file`` gives the names of a ``.keras`` file that carries none; one that
+    carries its own (``xray_seg.json``) must agree with it.
+    """
+    from xray_seg.inference.loader import load_for_inference, read_names_file, resolve_source
 
-    path = Path(path)
-    run_dir = None
-    if path.is_dir():
-        if not (path / "best_model.keras").is_file():
+    source = resolve_source(path, exportable=True)
+    given = read_names_file(class_names_file) if class_names_file else None
+    loaded = load_for_inference(source, given, names_fix=EXPORT_NAMES_FIX, names_where=str(class_names_file or ""))
+    if given is not None and list(given) != list(loaded.class_names):
+        raise ModelError(
+            f"the model carries the class names {loaded.class_names}, but {class_names_file} lists {given}",
+            path=source.model_path, fix="leave --class-names out (the model knows its classes) or give the file it was trained with",
+        )
+    return loaded
+
+
+def load_source(path, *, class_names_file: str | Path | None = None, input_size=None) -> ExportSource:
+    """Resolve and load a run folder or ``.keras`` file (module docstring), or take a loaded one.
+
+    ``path`` may be a :class:`~xray_seg.inference.loader.LoadedModel` from a ``.keras`` file
+    (e.g. a :class:`~xray_seg.inference.segmenter.Segmenter`'s), which is not loaded again.
+    """
+    from xray_seg.inference.loader import LoadedModel
+
+    if isinstance(path, LoadedModel):
+        loaded = path
+        if loaded.keras_model is None or loaded.origin is None:
             raise ModelError(
-                "no best_model.keras in this folder", path=path,
-                fix="give a run folder written by `xray-seg train` (or the .keras file itself)",
+                "an exported SavedModel cannot be exported again", path=loaded.source,
+                fix="export the run folder or the .keras file it came from",
             )
-        run_dir, model_file = path, path / "best_model.keras"
-    elif path.is_file() and path.suffix == ".keras":
-        model_file = path
     else:
-        raise ModelError("not a run folder or .keras file", path=path, fix="give RUN_DIR (with best_model.keras) or a .keras file")
-
-    beside = model_file.parent
-    names_file = Path(class_names_file) if class_names_file else beside / "class_names.txt"
-    if not class_names_file and not names_file.is_file():
-        raise ModelError(
-            "no class names for this model", path=model_file,
-            fix="put class_names.txt beside it or pass --class-names FILE",
-        )
-    class_names = _read_names(names_file)
-
-    import_custom_objects()
-    try:
-        model = keras.models.load_model(model_file, compile=False)
-    except Exception as exc:  # keras raises many types for a bad file
-        raise ModelError(f"cannot load the model ({exc})", path=model_file, fix="give a .keras file written by xray-seg") from None
-
-    output = model.output
-    out_shape = (output["logits"] if isinstance(output, dict) else output).shape
-    if out_shape[-1] != len(class_names):
-        raise ModelError(
-            f"the model has {out_shape[-1]} output classes but {names_file} lists {len(class_names)}",
-            path=model_file, fix="pass the class_names.txt the model was trained with",
-        )
-    if len(class_names) > 255:
-        raise ModelError(f"{len(class_names)} classes do not fit a uint8 class map (max 255)", path=model_file)
-
-    config_file = beside / "config.yaml" if (beside / "config.yaml").is_file() else None
-    shape = model.input_shape
+        loaded = load_export_model(path, class_names_file=class_names_file)
+    source, model_file = loaded.origin, loaded.source
+    fixed = loaded.input_size
     if input_size is not None:
         size = (int(input_size[0]), int(input_size[1]))
-        if shape[1] and shape[2] and (shape[1], shape[2]) != size:
+        if fixed and fixed != size:
             raise ModelError(
-                f"the model takes {shape[1]}x{shape[2]} inputs, not {size[0]}x{size[1]}", path=model_file,
+                f"the model takes {fixed[0]}x{fixed[1]} inputs, not {size[0]}x{size[1]}", path=model_file,
                 fix="leave --input-size out for a model with a fixed input size",
             )
-    elif shape[1] and shape[2]:
-        size = (int(shape[1]), int(shape[2]))
     else:
-        size = _size_from_config(config_file)
+        size = fixed or source.trained_size()
         if size is None:
             raise ModelError(
                 "the model accepts any input size and no training image size is known", path=model_file,
                 fix="pass --input-size HxW (the size the model was trained at)",
             )
-
-    name = model.name
-    if config_file is not None:
-        name = ((yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("model") or {}).get("name") or name
-    digest, method = _config_digest(config_file) if config_file is not None else (None, None)
-    metrics = _run_metrics(run_dir) if run_dir is not None else None
-    return ExportSource(model, model_file, class_names, name, size, run_dir, digest, method, metrics)
+    digest, method = _config_digest(source)
+    metrics = _run_metrics(source.run_dir) if source.run_dir is not None else None
+    return ExportSource(loaded.keras_model, model_file, list(loaded.class_names), loaded.name, size,
+                        source.run_dir, digest, method, metrics)
 
 
 ALARM_DOCS = {  # outputs of serving.alarm_graph.alarm_outputs
@@ -373,8 +345,21 @@ def onnx_unavailable_error(missing: list[str]) -> XraySegError:
     )
 
 
+def check_export_target(out_dir: str | Path, formats=DEFAULT_FORMATS, *, force: bool = False) -> tuple[str, ...]:
+    """The checks made before the (slow) model load: the formats, ONNX's packages, an existing ``out_dir``."""
+    from xray_seg.core.fileio import prepare_output_dir
+
+    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
+    if "onnx" in formats and missing_onnx_packages():
+        raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
+    out_dir = Path(out_dir)
+    if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        prepare_output_dir(out_dir)  # raises OutputExistsError
+    return formats
+
+
 def export_model(
-    model_path: str | Path,
+    model_path,
     out_dir: str | Path,
     *,
     formats=DEFAULT_FORMATS,
@@ -384,18 +369,14 @@ def export_model(
     tflite_runs: int = 10,
     progress: bool = True,
 ) -> ExportResult:
-    """Export ``model_path`` (run folder or ``.keras``) to ``out_dir`` in ``formats`` (module docstring)."""
+    """Export ``model_path`` (run folder, ``.keras`` or a loaded one, see :func:`load_source`) to ``out_dir``."""
     from tqdm import tqdm
 
     from xray_seg.serving.tflite import export_tflite_variants
     from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
 
-    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
-    if "onnx" in formats and missing_onnx_packages():
-        raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
+    formats = check_export_target(out_dir, formats, force=force)
     out_dir = Path(out_dir)
-    if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        prepare_output_dir(out_dir)  # raises OutputExistsError before the (slow) model load
     source = load_source(model_path, class_names_file=class_names_file, input_size=input_size)
     out_dir = prepare_output_dir(out_dir, force=force)
     metadata = build_metadata(source)

@@ -17,6 +17,7 @@ import numpy as np
 
 from xray_seg.core.errors import XraySegError
 from xray_seg.core.fileio import atomic_path, write_json_atomic
+from xray_seg.core.model_metadata import run_model_metadata, write_model_metadata
 
 
 class TrainingError(XraySegError):
@@ -160,6 +161,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 self.model.save_weights(tmp)
             with atomic_path(self.run_dir / "best_model.keras") as tmp:
                 self.inference_model.save(tmp)
+                write_model_metadata(tmp, run_model_metadata(self.run_dir, self.inference_model))
         with atomic_path(self.ckpt_dir / "last.weights.h5") as tmp:
             self.model.save_weights(tmp)
         save_rng_state(self.model, self.ckpt_dir / "rng_state.npz")

@@ -82,3 +82,20 @@ class TrainConfig:
     sync_bn: bool = False
     val_every: int = 1
     num_val_images: int = 4  # prediction images logged to TensorBoard each validation
+
+    @classmethod
+    def from_preset(cls, name: str | None = None, **overrides) -> TrainConfig:
+        """A bundled preset (or a YAML file; None = the defaults) with Python overrides.
+
+        Overrides are field names (``epochs=2``), sections as mappings
+        (``model={"width": 0.125}``) or dotted keys (``**{"data.batch_size": 4}``),
+        resolved by :func:`xray_seg.core.config.load_config` like ``--set``.
+
+        Example:
+            >>> cfg = TrainConfig.from_preset("demo_cpu", epochs=1, model={"width": 0.125})
+            >>> cfg.model.width, cfg.epochs
+            (0.125, 1)
+        """
+        from xray_seg.core.config import load_config, nest_overrides
+
+        return load_config(cls, name, nest_overrides(overrides.items()))

@@ -1,0 +1,98 @@
+"""Self-describing ``.keras`` files: an ``xray_seg.json`` entry inside the Keras zip.
+
+A ``.keras`` file is a zip archive (``metadata.json``, ``config.json``,
+``model.weights.h5``). xray-seg adds one more entry, ``xray_seg.json``, that says
+what the model's outputs mean (issue 15 part 3; mmsegmentation checkpoints carry
+their classes and palette in the same way)::
+
+    {"format_version": 1, "class_names": ["_background_", "gun", ...],
+     "palette": [[0, 0, 0], [128, 0, 0], ...], "input_size": [512, 512],
+     "model_name": "cwf_deeplabv3plus", "xray_seg_version": "0.1.0"}
+
+``keras.saving.load_model`` ignores entries it does not know, so the file still loads
+with plain Keras. :func:`xray_seg.inference.loader.resolve_source` reads the entry,
+which makes ``class_names.txt`` beside the file optional; when both are present and
+disagree, the entry inside the file wins (the names a model was saved with cannot be
+separated from it). The layout of the run folder is in ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+import zipfile
+from pathlib import Path
+
+METADATA_ENTRY = "xray_seg.json"
+FORMAT_VERSION = 1
+
+
+def model_metadata(class_names, input_size, model_name: str) -> dict:
+    """The ``xray_seg.json`` dictionary for a model with these classes (VOC palette)."""
+    from xray_seg import __version__
+    from xray_seg.core.viz import voc_palette
+
+    names = [str(n) for n in class_names]
+    return {
+        "format_version": FORMAT_VERSION,
+        "class_names": names,
+        "palette": voc_palette(len(names)).tolist(),
+        "input_size": [int(v) for v in input_size] if input_size else None,
+        "model_name": str(model_name),
+        "xray_seg_version": __version__,
+    }
+
+
+def run_model_metadata(run_dir: str | Path, model) -> dict:
+    """Metadata of a model trained in ``run_dir``: ``class_names.txt`` and ``config.yaml`` there.
+
+    The input size is the model's fixed input size, else the training ``data.image_size``.
+    """
+    import yaml
+
+    run_dir = Path(run_dir)
+    names = [ln.strip() for ln in (run_dir / "class_names.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+    config = {}
+    if (run_dir / "config.yaml").is_file():
+        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    shape = tuple(model.input_shape)
+    size = (shape[1], shape[2]) if shape[1] and shape[2] else (config.get("data") or {}).get("image_size")
+    name = (config.get("model") or {}).get("name") or model.name
+    return model_metadata(names, size, name)
+
+
+def write_model_metadata(path: str | Path, meta: dict) -> None:
+    """Add (or replace) the ``xray_seg.json`` entry of the ``.keras`` file ``path``, atomically.
+
+    The archive is rewritten to a temporary file beside ``path`` and renamed onto it; the
+    file keeps its permission bits (which honour the umask it was created under).
+    """
+    path = Path(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.keras", dir=path.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                if info.filename != METADATA_ENTRY:
+                    dst.writestr(info, src.read(info.filename))
+            dst.writestr(METADATA_ENTRY, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_model_metadata(path: str | Path) -> dict | None:
+    """The ``xray_seg.json`` entry of a ``.keras`` file, or None (no entry, not a zip, bad JSON)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if METADATA_ENTRY not in archive.namelist():
+                return None
+            data = json.loads(archive.read(METADATA_ENTRY).decode("utf-8"))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

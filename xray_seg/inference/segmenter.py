@@ -1,0 +1,213 @@
+"""The public inference object: ``Segmenter.load(path).predict(image)``.
+
+One loaded model - a run folder, a ``.keras`` file or an exported SavedModel, through
+the one loader (:mod:`xray_seg.inference.loader`) - and what a script does with it:
+predict one image (:meth:`Segmenter.predict`, with paper-style multi-scale/flip TTA and
+sliding windows from :mod:`xray_seg.inference.tta`), predict files as ``xray-seg predict``
+does, evaluate on a VOC split (paper 1 eqs. 4-7, :mod:`xray_seg.evaluation.evaluator`),
+benchmark, and export (:mod:`xray_seg.serving.exporter`). The shape follows keras-hub's
+``from_preset(...).predict(...)`` and mmsegmentation's ``init_model``/``inference_model``;
+``docs/python_api.md`` and ``docs/architecture.md`` describe where it sits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from xray_seg.inference.loader import LoadedModel, load_for_inference, read_names_file
+
+
+@dataclass
+class Prediction:
+    """What :meth:`Segmenter.predict` returns for one image of ``H x W`` pixels.
+
+    Attributes:
+        class_map: ``[H, W]`` uint8, the class index of each pixel (0 = background).
+        probabilities: ``[H, W, K]`` float32 softmax probabilities.
+        items: the prohibited items found, largest first, as
+            :func:`xray_seg.inference.items.find_items` lists them: ``class``,
+            ``class_index``, ``area`` (pixels), ``confidence`` and ``bbox`` ``[x, y, w, h]``.
+    """
+
+    class_map: np.ndarray
+    probabilities: np.ndarray
+    items: list
+
+
+def tta_options(tta=None, window=None, stride=None):
+    """A :class:`~xray_seg.evaluation.evaluator.TTAOptions` from None, TTAOptions or a spec string.
+
+    A spec is the CLI's ``--tta`` text, with commas or spaces between items:
+    ``"flip,scales=0.75,1,1.25"`` or ``"scales=0.75,1,1.25 flip"``. ``window`` and ``stride``
+    (an int, ``(h, w)`` or ``"512x1024"``) set the sliding window when given.
+    """
+    from xray_seg.evaluation.evaluator import TTAOptions, parse_size, parse_tta
+
+    if tta is None:
+        options = TTAOptions()
+    elif isinstance(tta, TTAOptions):
+        options = replace(tta)
+    elif isinstance(tta, str):
+        scales, flip = parse_tta(",".join(tta.split()))
+        options = TTAOptions(scales=scales, flip=flip)
+    else:
+        raise TypeError(f"tta must be None, a TTAOptions or a string such as 'flip,scales=0.75,1', not {type(tta).__name__}")
+
+    def size(value):
+        if isinstance(value, str):
+            return parse_size(value)
+        return (int(value), int(value)) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+
+    if window is not None:
+        options.window = size(window)
+    if stride is not None:
+        options.stride = size(stride)
+    return options
+
+
+class Segmenter:
+    """A trained segmentation model ready to use: predict, evaluate, benchmark, export.
+
+    Load it with :meth:`load` from a run folder (``RUN/best_model.keras``), a ``.keras``
+    file or an exported SavedModel folder. The class names come with the model (the
+    ``.keras`` file's ``xray_seg.json`` entry, ``class_names.txt`` beside it, or the
+    SavedModel's ``export.json``/``model_info``).
+
+    Args:
+        loaded: a :class:`~xray_seg.inference.loader.LoadedModel` (normally from :meth:`load`).
+
+    Example:
+        >>> seg = Segmenter.load("runs/demo/run")              # doctest: +SKIP
+        >>> pred = seg.predict("scan.png", tta="flip")          # doctest: +SKIP
+        >>> pred.class_map.shape, [it["class"] for it in pred.items]  # doctest: +SKIP
+        ((512, 512), ['gun', 'knife'])
+        >>> seg.evaluate("runs/demo/voc", split="val").scores["miou"]  # doctest: +SKIP
+        >>> seg.export("runs/demo/export", formats="savedmodel")  # doctest: +SKIP
+    """
+
+    def __init__(self, loaded: LoadedModel):
+        self._loaded = loaded
+
+    @classmethod
+    def load(cls, path, *, class_names=None) -> Segmenter:
+        """Load a run folder, a ``.keras`` file or a SavedModel folder.
+
+        ``class_names`` (a list, a ``class_names.txt`` or a VOC folder) is used only for a
+        ``.keras`` model that carries no names of its own.
+        """
+        if isinstance(class_names, (str, Path)):
+            class_names = read_names_file(class_names)
+        return cls(load_for_inference(path, class_names))
+
+    @classmethod
+    def load_for_export(cls, path, *, class_names=None) -> Segmenter:
+        """Load a run folder or ``.keras`` file with the export checks (``class_names``: a file)."""
+        from xray_seg.serving.exporter import load_export_model
+
+        return cls(load_export_model(path, class_names_file=class_names))
+
+    # ------------------------------------------------------------------ what the model is
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in output order; index 0 is the background."""
+        return list(self._loaded.class_names)
+
+    @property
+    def palette(self) -> np.ndarray:
+        """``[K, 3]`` uint8 VOC colour of each class (as in the masks ``predict`` writes)."""
+        return np.asarray(self._loaded.palette, dtype=np.uint8)
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The ``(H, W)`` the model was built or trained for, when known."""
+        return self._loaded.input_size or self._loaded.trained_size
+
+    @property
+    def model_name(self) -> str:
+        """The registry name of the model (e.g. ``cwf_deeplabv3plus``)."""
+        return self._loaded.name
+
+    @property
+    def source(self) -> Path:
+        """The ``.keras`` file or SavedModel folder that was loaded."""
+        return Path(self._loaded.source)
+
+    @property
+    def keras_model(self):
+        """The Keras model (None for a SavedModel)."""
+        return self._loaded.keras_model
+
+    def __repr__(self) -> str:
+        return f"Segmenter({self.model_name!r}, classes={self.class_names}, source={str(self.source)!r})"
+
+    # ------------------------------------------------------------------ using it
+    def predict(self, image_or_path, tta=None, window=None, *, stride=None, min_area: int = 50) -> Prediction:
+        """Segment one image: an ``[H, W, 3]`` (or grey ``[H, W]``) array in 0..255, or an image file.
+
+        Args:
+            image_or_path: the image, or the path of a PNG/JPEG/... file (decoded as the
+                converter does: 16-bit, alpha and grey handled).
+            tta: None, a ``TTAOptions`` or a spec string such as ``"scales=0.75,1,1.25 flip"``.
+            window: sliding-window tile (int, ``(h, w)`` or ``"512x1024"``) for large scans.
+            stride: sliding-window step (default 2/3 of the window).
+            min_area: smallest item listed in ``items``, in pixels.
+        """
+        from xray_seg.evaluation.evaluator import read_image_rgb
+        from xray_seg.inference.items import find_items
+        from xray_seg.inference.tta import predict_probabilities
+
+        if isinstance(image_or_path, (str, Path)):
+            image = read_image_rgb(Path(image_or_path))
+        else:
+            image = np.asarray(image_or_path)
+        options = tta_options(tta, window, stride)
+        loaded = self._loaded
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **options.as_kwargs())
+        probs = np.asarray(probs, dtype=np.float32)
+        class_map = probs.argmax(axis=-1).astype(np.uint8)
+        return Prediction(class_map, probs, find_items(class_map, probs, self.class_names, min_area))
+
+    def predict_files(self, inputs, out_dir, *, min_area: int = 50, tta=None, window=None, force: bool = False,
+                      progress: bool = True):
+        """``xray-seg predict``: masks, overlays and item JSON for files, folders or globs.
+
+        Returns the :class:`~xray_seg.inference.items.PredictReport` (``failures`` lists the
+        unreadable inputs, which are skipped).
+        """
+        from xray_seg.inference.items import predict_images
+
+        inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
+        return predict_images(self._loaded, inputs, out_dir, min_area=min_area, tta=tta_options(tta, window),
+                              force=force, progress=progress)
+
+    def evaluate(self, voc_dir, split: str = "val", *, tta=None, window=None, stride=None, **kw):
+        """Paper 1's PA, mPA, IoU and mIoU on ``split`` of ``voc_dir``; returns the ``EvalResult``.
+
+        Other keywords (``out_dir``, ``force``, ``limit``, ``progress``) go to
+        :func:`xray_seg.evaluation.evaluator.evaluate`.
+        """
+        from xray_seg.evaluation.evaluator import evaluate
+
+        return evaluate(self._loaded, voc_dir, split=split, tta=tta_options(tta, window, stride), **kw)
+
+    def benchmark(self, inputs, *, runs: int = 30, warmup: int = 5, tta=None) -> dict:
+        """Model-only and end-to-end FPS at batch 1 (:func:`xray_seg.evaluation.bench.benchmark`)."""
+        from xray_seg.evaluation.bench import benchmark
+        from xray_seg.inference.items import expand_inputs
+
+        paths = expand_inputs([str(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)])
+        return benchmark(self._loaded, paths, runs=runs, warmup=warmup, tta=tta_options(tta))
+
+    def export(self, out_dir, **kw):
+        """Export for inspection stations (:func:`xray_seg.serving.exporter.export_model`).
+
+        Keywords: ``formats`` (``"savedmodel,tflite"`` by default; ``"all"``), ``force``,
+        ``input_size``, ``tflite_runs``, ``progress``. Only a model loaded from a run folder or
+        ``.keras`` file can be exported. Returns the ``ExportResult``.
+        """
+        from xray_seg.serving.exporter import export_model
+
+        return export_model(self._loaded, out_dir, **kw)
