@@ -78,6 +78,7 @@ import yaml
 
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
+from xray_seg.core.processes import start_method
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
 from xray_seg.conversion.instances import shapes_to_instances
 from xray_seg.conversion.labelme import BACKGROUND_NAME, IGNORE_NAME, shapes_to_label
@@ -590,22 +591,6 @@ def _check_resume(voc_dir: Path, settings: dict) -> None:
         )
 
 
-def _start_method() -> str:
-    """``fork`` when this process runs a single thread, else ``forkserver`` (or ``spawn``).
-
-    Forked workers start at once with the parent's imports (start-up is most of the cost
-    of a small conversion); but a child forked while other threads hold locks (TensorFlow
-    in a notebook, a progress-bar monitor) can deadlock, so then a clean server is used.
-    """
-    import multiprocessing as mp
-    import threading
-
-    methods = mp.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return "fork"
-    return "forkserver" if "forkserver" in methods else "spawn"
-
-
 def _map(pool, fn, items: list, desc: str, progress: bool | None) -> Iterator:
     """Results of ``fn`` over ``items`` (in completion order with a pool), with a tqdm bar."""
     from concurrent.futures import as_completed
@@ -683,7 +668,7 @@ def convert(
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(_start_method()), initializer=_worker_init)
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(start_method()), initializer=_worker_init)
     report = ConvertReport(voc_dir=str(voc_dir), total=len(files), workers=workers)
     report.warnings += [FileWarning(path, message) for path, message in reader.input_warnings()]
     try:

@@ -87,10 +87,11 @@ class AlarmRule:
         return int(min(self.min_area[1:], default=0))
 
 
-def load_rule(model_path: str | Path, class_names) -> AlarmRule:
+def load_rule(model_path, class_names) -> AlarmRule:
     """The rule stored with a model: ``export.json`` ``"alarm"`` of a SavedModel, ``RUN/alarm_thresholds.json``
-    of a run folder; the documented defaults when it was never calibrated."""
-    path = Path(model_path)
+    of a run folder; the documented defaults when it was never calibrated. ``model_path`` is a
+    path or an already loaded model (its ``source``)."""
+    path = Path(getattr(model_path, "source", model_path))
     path = path.parent if path.is_file() else path  # a .keras file: its folder
     candidates = [path / "export.json", path / "savedmodel" / "export.json", path / ALARM_FILE]
     for file in candidates:

@@ -296,6 +296,9 @@ def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False,
 
     workers = min(config.resolved_workers(), config.num)
     tasks = [(str(out_dir), config, i) for i in range(config.num)]
+    from xray_seg.core.processes import start_method
+
+    method = start_method()  # before the progress bar starts its monitor thread
     bar = tqdm(total=config.num, desc="synth", unit="img", disable=not progress)
     paths: list[Path] = []
     try:
@@ -307,7 +310,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False,
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            ctx = multiprocessing.get_context("spawn")  # safe even if the caller imported TensorFlow
+            ctx = multiprocessing.get_context(method)  # fork unless threads (TensorFlow) are running
             chunk = max(1, min(4, config.num // (workers * 4)))
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
                 for path in pool.map(_write_task, tasks, chunksize=chunk):
