@@ -78,16 +78,10 @@ def resume_config(run_dir: str | Path, epochs: int | None = None) -> TrainConfig
 
 
 def _build_losses(cfg: TrainConfig, output_names, class_weights):
-    from xray_seg.training.losses import OhemCrossEntropy, SegmentationCrossEntropy, aux_loss_weights
+    from xray_seg.training.losses import aux_loss_weights, loss_from_config
 
     def one_loss():
-        if cfg.loss.type == "ohem":
-            return OhemCrossEntropy(
-                thresh=cfg.loss.ohem_thresh, min_kept=cfg.loss.ohem_min_kept, class_weights=class_weights
-            )
-        if cfg.loss.type == "ce":
-            return SegmentationCrossEntropy(class_weights=class_weights)
-        raise ConfigError(f"unknown loss type {cfg.loss.type!r}", fix="use loss.type=ce or loss.type=ohem")
+        return loss_from_config(cfg.loss, class_weights)
 
     if output_names is None:
         return one_loss(), None
