@@ -180,3 +180,22 @@ def test_config_and_overrides_choose_the_loss():
     assert loss_from_config(cfg.loss, [1.0, 2.0]).gamma == 1.0
     cfg = load_config(TrainConfig, None, ["loss.type=lovasz", "loss.lovasz_per_image=true"])
     assert loss_from_config(cfg.loss).per_image
+
+
+def test_trainer_trains_with_a_sum_loss_and_tip(tiny_voc, tmp_path):
+    """loss.type=ce+dice and data.augment.tip_prob from --set reach the trainer: one tiny run
+    trains, saves a loadable model and writes them into its resolved config."""
+    import yaml
+
+    from xray_seg.training.trainer import train
+
+    cfg = load_config(TrainConfig, "demo_cpu", [
+        f"data.voc_dir={tiny_voc}", "model.width=0.0625", "data.image_size=[64,64]", "data.batch_size=4",
+        "num_val_images=1", "epochs=1", "steps_per_epoch=1", "loss.type=ce+dice", "loss.weights=[1.0,0.5]",
+        "data.augment.tip_prob=1.0", "data.augment.tip_max_threats=2",
+    ])
+    result = train(cfg, tmp_path / "run", verbose=0)
+    assert result.epochs_done == 1 and np.isfinite(result.best_miou)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["loss"]["type"] == "ce+dice" and saved["data"]["augment"]["tip_prob"] == 1.0
+    keras.saving.load_model(tmp_path / "run" / "best_model.keras", compile=True)
