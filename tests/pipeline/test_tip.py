@@ -9,11 +9,23 @@ import tensorflow as tf
 from PIL import Image
 
 from xray_seg.cli import main
-from xray_seg.conversion.voc import VocLayout, load_label_png, save_label_png, write_class_names, write_split
+from xray_seg.conversion.voc import (
+    VocLayout,
+    load_label_png,
+    save_label_png,
+    write_class_names,
+    write_split,
+)
 from xray_seg.core.errors import OutputExistsError
 from xray_seg.pipeline.augment import AugmentConfig
 from xray_seg.pipeline.dataset import make_train_dataset
-from xray_seg.pipeline.tip import PackedLibrary, TipConfig, build_library, instance_masks, project_threats
+from xray_seg.pipeline.tip import (
+    PackedLibrary,
+    TipConfig,
+    build_library,
+    instance_masks,
+    project_threats,
+)
 
 THREAT_RGB = np.array([100, 150, 200], np.uint8)
 
@@ -215,3 +227,17 @@ def test_tip_command_writes_voc_and_is_safe(tmp_path, capsys):
         main(["--debug", "tip", str(lib), "--bags", str(bags), "--out", str(out)])
     assert (_digest(lib), _digest(bags)) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_estimated_air_sets_the_transmission(tmp_path):
+    # a scan whose air is grey 240 (an under-exposed scanner): T = I / 240, not I / 255
+    voc = _voc(tmp_path / "voc", n=1, clean_from=1)
+    path = VocLayout(voc).image_path("s0")
+    pixels = np.asarray(Image.open(path)).copy()
+    pixels[pixels == 255] = 240
+    Image.fromarray(pixels).save(path)
+    gun = next(i for i in build_library(voc, air="estimate", progress=False) if i.label == 1)
+    np.testing.assert_allclose(gun.air, [240, 240, 240])
+    np.testing.assert_allclose(gun.transmission[gun.mask][0], THREAT_RGB / 240.0, rtol=1e-6)
+    white = next(i for i in build_library(voc, progress=False) if i.label == 1)
+    np.testing.assert_allclose(white.transmission[white.mask][0], THREAT_RGB / 255.0, rtol=1e-6)

@@ -199,3 +199,34 @@ def test_trainer_trains_with_a_sum_loss_and_tip(tiny_voc, tmp_path):
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["loss"]["type"] == "ce+dice" and saved["data"]["augment"]["tip_prob"] == 1.0
     keras.saving.load_model(tmp_path / "run" / "best_model.keras", compile=True)
+
+
+def test_same_values_and_gradients_on_jax():
+    """keras.ops only: under the JAX backend the hand-computed values hold and ignored pixels get no gradient."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    pytest.importorskip("jax")
+    script = textwrap.dedent("""
+        import numpy as np, jax
+        from xray_seg.training.losses import make_loss
+        P = np.array([[[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]], [[0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]])
+        x, y = np.log(P)[None].astype("float32"), np.array([[[0, 1], [2, 255]]], "uint8")
+        for kind in ["dice", "focal", "lovasz", "ce+dice"]:
+            loss = make_loss(kind)
+            g = np.asarray(jax.grad(lambda z: loss(y, z))(x))
+            print(kind, float(loss(y, x)), bool(np.all(g[0, 1, 1] == 0)) and bool(np.all(np.isfinite(g))))
+    """)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    got = {line.split()[0]: (float(line.split()[1]), line.split()[2]) for line in out.splitlines() if line.strip()}
+    dice = 1 - (0.8 + 2 / 2.8 + 0.8125) / 3
+    ce = -(np.log(0.7) + np.log(0.5) + np.log(0.8)) / 3
+    want = {"dice": dice, "focal": (0.09 * -np.log(0.7) + 0.25 * -np.log(0.5) + 0.04 * -np.log(0.8)) / 3,
+            "lovasz": 0.35, "ce+dice": ce + dice}
+    for kind, value in want.items():
+        assert got[kind][0] == pytest.approx(value, abs=1e-6) and got[kind][1] == "True", kind

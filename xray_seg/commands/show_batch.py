@@ -44,11 +44,11 @@ def _augment_config(args):
 
     if not args.tip:
         return None if args.no_augment else AugmentConfig()
-    tip = dict(tip_prob=1.0, tip_max_threats=args.tip_max_threats, tip_library=args.tip_library)
+    tip = {"tip_prob": 1.0, "tip_max_threats": args.tip_max_threats, "tip_library": args.tip_library}
     if not args.no_augment:
         return AugmentConfig(**tip)
-    off = dict(scale_range=(1.0, 1.0), hflip=False, vflip=False, rotate=False, sharpen_prob=0.0, brightness=0.0,
-               contrast=0.0, gamma=(1.0, 1.0), noise_std=0.0)
+    off = {"scale_range": (1.0, 1.0), "hflip": False, "vflip": False, "rotate": False, "sharpen_prob": 0.0,
+           "brightness": 0.0, "contrast": 0.0, "gamma": (1.0, 1.0), "noise_std": 0.0}
     return AugmentConfig(**off, **tip)  # TIP only: fit and pad like --no-augment
 
 

@@ -74,10 +74,22 @@ def run(args) -> int:
     from PIL import Image
     from tqdm import tqdm
 
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, save_label_png, write_class_names, write_split
+    from xray_seg.conversion.voc import (
+        VocLayout,
+        load_label_png,
+        read_class_names,
+        save_label_png,
+        write_class_names,
+        write_split,
+    )
     from xray_seg.core.errors import ConfigError
     from xray_seg.core.fileio import atomic_path
-    from xray_seg.pipeline.tip import PackedLibrary, TipConfig, build_library, project_threats
+    from xray_seg.pipeline.tip import (
+        PackedLibrary,
+        TipConfig,
+        build_library,
+        project_threats,
+    )
 
     library_dir, out = Path(args.library), Path(args.out)
     bags_dir = Path(args.bags) if args.bags else library_dir

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -223,6 +222,16 @@ def _random_bag_pixel(bag, seed):
     return count > 0, tf.cast(point, tf.float32)
 
 
+def _warp(x, transform, hw, fill: float, interpolation: str):
+    """Resample a patch ``[h, w, C]`` onto the scan's ``hw`` grid through ``transform`` (output -> patch)."""
+    import tensorflow as tf
+
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=x[None], transforms=transform, output_shape=hw, fill_value=tf.constant(fill, tf.float32),
+        interpolation=interpolation, fill_mode="CONSTANT",
+    )[0]
+
+
 def project_threats(image, mask, seed, library: PackedLibrary, config: TipConfig):
     """Project ``0..max_threats`` random threats into one scan (module docstring).
 
@@ -258,15 +267,9 @@ def project_threats(image, mask, seed, library: PackedLibrary, config: TipConfig
         scale = tf.random.stateless_uniform([], s_scale, lo, hi) if hi > lo else tf.constant(lo)
         transform = _pose_transform(tf.shape(patch_mask)[:2], centre, angle, scale, flip)[None]
 
-        def warp(x, fill, interpolation):
-            return tf.raw_ops.ImageProjectiveTransformV3(
-                images=x[None], transforms=transform, output_shape=hw, fill_value=tf.constant(fill, tf.float32),
-                interpolation=interpolation, fill_mode="CONSTANT",
-            )[0]
-
-        placed = warp(patch_mask, 0.0, "NEAREST")[..., 0] > 0.5
+        placed = _warp(patch_mask, transform, hw, 0.0, "NEAREST")[..., 0] > 0.5
         placed = placed & writable & apply & found & (i < count)
-        t = warp(transmission, 1.0, "BILINEAR")
+        t = _warp(transmission, transform, hw, 1.0, "BILINEAR")
         image = tf.where(placed[..., None], image * t, image)  # Beer-Lambert: I_out = I_bag * T
         mask = tf.where(placed, label, mask)
     return image, mask
