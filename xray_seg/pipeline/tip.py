@@ -23,7 +23,8 @@ Projection (:func:`project_threats`, pure stateless TensorFlow, inside tf.data)
     ``[-180, 180)`` degrees (``tip_rotate``), a horizontal flip with probability 0.5 and a
     scale uniform in ``tip_scale_range``, about a centre drawn uniformly among the bag
     pixels of the target scan (bag = not air: channel mean below ``tip_bag_threshold``,
-    and not ignore). ``T`` is resampled bilinearly and the mask by nearest neighbour
+    and not ignore; the centre lies in the bag, the threat may reach past the bag's edge,
+    as in `xray-seg show-batch --tip`). ``T`` is resampled bilinearly and the mask by nearest neighbour
     through the same affine map, and ``T`` is applied only where the resampled mask is
     set, so the changed pixels are exactly the projected mask. The projected mask
     overwrites the labels under it. **Ignore (255) pixels of the target are respected:**
@@ -211,11 +212,10 @@ def _pose_transform(patch_hw, centre, angle, scale, flip_x):
     return tf.stack([a0, a1, cu - a0 * cx - a1 * cy, b0, b1, cv - b0 * cx - b1 * cy, 0.0, 0.0])
 
 
-def _random_bag_pixel(bag, seed):
-    """``(found, [y, x] float32)``: a pixel drawn uniformly among the True pixels of ``bag``."""
+def _random_bag_pixel(pixels, seed):
+    """``(found, [y, x] float32)``: a pixel drawn uniformly among ``pixels`` (``tf.where(bag)``)."""
     import tensorflow as tf
 
-    pixels = tf.where(bag)
     count = tf.shape(pixels)[0]
     index = tf.random.stateless_uniform([], seed, 0, tf.maximum(count, 1), tf.int32)
     point = tf.gather(tf.concat([pixels, tf.zeros([1, 2], tf.int64)], 0), index)
@@ -256,12 +256,13 @@ def project_threats(image, mask, seed, library: PackedLibrary, config: TipConfig
     count = tf.random.stateless_uniform([], seeds[1], 1, config.max_threats + 1, tf.int32)
     writable = tf.not_equal(mask, IGNORE_LABEL)
     bag = tf.logical_and(tf.reduce_mean(image, axis=-1) < config.bag_threshold, writable)
+    bag_pixels = tf.where(bag)  # once: later threats may land on earlier ones (transmissions multiply)
     lo, hi = (float(v) for v in config.scale_range)
     for i in range(config.max_threats):
         s_pick, s_point, s_angle, s_flip, s_scale = (seeds[2 + 5 * i + k] for k in range(5))
         pick = tf.random.stateless_uniform([], s_pick, 0, library.count, tf.int32)
         transmission, patch_mask, label = library.get(pick)
-        found, centre = _random_bag_pixel(bag, s_point)
+        found, centre = _random_bag_pixel(bag_pixels, s_point)
         angle = tf.random.stateless_uniform([], s_angle, -math.pi, math.pi) if config.rotate else tf.constant(0.0)
         flip = tf.where(tf.random.stateless_uniform([], s_flip) < 0.5, -1.0, 1.0) if config.flip else tf.constant(1.0)
         scale = tf.random.stateless_uniform([], s_scale, lo, hi) if hi > lo else tf.constant(lo)
