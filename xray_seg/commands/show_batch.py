@@ -12,8 +12,12 @@ write it as a grid: each sample as the augmented image and the image with its ma
 overlaid (VOC colours; ignore = 255 shows as beige), with a legend of the classes.
 Use it to check by eye that masks stay aligned with their images.
 
+With --tip every sample also gets 1..--tip-max-threats threats projected by TIP
+(Beer-Lambert, pipeline/tip.py), so the composites can be checked by eye.
+
 example:
   xray-seg show-batch data/demo/voc --out grid.png --n 8 --seed 0 --size 256
+  xray-seg show-batch data/demo/voc --out tip.png --tip --no-augment
 """
 
 SAMPLES_PER_ROW = 4
@@ -28,13 +32,29 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=256, help="training size in pixels, square (default 256)")
     parser.add_argument("--epoch", type=int, default=0, help="draw from this epoch of the stream (default 0)")
     parser.add_argument("--no-augment", action="store_true", help="only fit and pad, no augmentation")
+    parser.add_argument("--tip", action="store_true", help="threat image projection into every sample (pipeline/tip.py)")
+    parser.add_argument("--tip-library", default="", help="VOC folder to cut threats from with --tip (default VOC_DIR)")
+    parser.add_argument("--tip-max-threats", type=int, default=2, help="threats per sample with --tip, 1..N (default 2)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+
+
+def _augment_config(args):
+    """The AugmentConfig of the flags: default, none, or either with TIP in every sample."""
+    from xray_seg.pipeline.augment import AugmentConfig
+
+    if not args.tip:
+        return None if args.no_augment else AugmentConfig()
+    tip = {"tip_prob": 1.0, "tip_max_threats": args.tip_max_threats, "tip_library": args.tip_library}
+    if not args.no_augment:
+        return AugmentConfig(**tip)
+    off = {"scale_range": (1.0, 1.0), "hflip": False, "vflip": False, "rotate": False, "sharpen_prob": 0.0,
+           "brightness": 0.0, "contrast": 0.0, "gamma": (1.0, 1.0), "noise_std": 0.0}
+    return AugmentConfig(**off, **tip)  # TIP only: fit and pad like --no-augment
 
 
 def run(args) -> int:
     import numpy as np
 
-    from xray_seg.pipeline.augment import AugmentConfig
     from xray_seg.pipeline.dataset import make_train_dataset, split_size
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.core.errors import ConfigError, OutputExistsError
@@ -51,7 +71,7 @@ def run(args) -> int:
         args.split,
         image_size=(args.size, args.size),
         batch_size=n,
-        augment=None if args.no_augment else AugmentConfig(),
+        augment=_augment_config(args),
         seed=args.seed,
         start_epoch=args.epoch,
         repeat=False,
@@ -69,6 +89,7 @@ def run(args) -> int:
         class_names=read_class_names(args.voc_dir),
         title=f"{args.voc_dir} [{args.split}] seed {args.seed} epoch {args.epoch}, {args.size}x{args.size}"
         + (", no augmentation" if args.no_augment else "")
+        + (f", TIP (1..{args.tip_max_threats} threats)" if args.tip else "")
         + "\nbeige = ignore (255): padding and rotated-in corners",
     )
     print(f"wrote {out} ({len(cells)} samples)")

@@ -51,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 from xray_seg.pipeline.augment import AugmentConfig, augment_pair
+from xray_seg.pipeline.tip import make_projector
 from xray_seg.conversion.voc import VocLayout, read_class_names, read_split
 from xray_seg.core.errors import ConfigError, DatasetError
 from xray_seg.core.viz import IGNORE_LABEL, voc_palette
@@ -485,7 +486,11 @@ def make_train_dataset(
     positions = _epoch_positions(n, keep, shuffle, order_key, augment_key)
     originals = _epoch_originals(files, load, positions, cache)
 
+    project = make_projector(augment, voc_dir)  # threat image projection; None unless augment.tip_prob > 0
+
     def transform(image, mask, element_seed):
+        if project is not None:
+            image, mask = project(image, mask, element_seed)
         return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw)
 
     ds = _batched_epochs(originals, transform, batch_size, start_epoch, repeat, drop_remainder, deterministic)

@@ -60,9 +60,14 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    type: str = "ce"  # ce | ohem
+    type: str = "ce"  # ce | ohem | dice | focal | lovasz, or a sum such as ce+dice (training/losses.py)
+    weights: tuple = ()  # one weight per term of a sum (e.g. [1.0, 1.0] for ce+dice); () = all 1
     ohem_thresh: float = 0.7
     ohem_min_kept: int = 100_000
+    focal_gamma: float = 2.0
+    dice_smooth: float = 1.0
+    lovasz_classes: str = "present"  # present | all
+    lovasz_per_image: bool = False
     class_weights: str = ""  # "" (none), "auto" (median frequency of the train split) or a JSON file from data-stats
     aux_weight: float = 0.4
 

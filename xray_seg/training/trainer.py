@@ -88,20 +88,16 @@ def resume_config(run_dir: str | Path, epochs: int | None = None) -> TrainConfig
 def build_losses(cfg: TrainConfig, output_names, class_weights):
     """The loss of every model output and their weights: ``(loss, loss_weights)``.
 
-    Cross-entropy or OHEM (IFBFNet section 3.4, eq. 7) with optional class weights; with
-    auxiliary heads, one loss per output and ``loss.aux_weight`` on the auxiliary ones
-    (IFBFNet eq. 8, lambda 0.4). A single-output model gets one loss and no weights.
+    ``loss.type`` chooses cross-entropy, OHEM (IFBFNet section 3.4, eq. 7), dice, focal,
+    Lovasz-softmax or a weighted sum such as ``ce+dice`` (:func:`losses.loss_from_config`),
+    with optional class weights; with auxiliary heads, one loss per output and
+    ``loss.aux_weight`` on the auxiliary ones (IFBFNet eq. 8, lambda 0.4). A single-output
+    model gets one loss and no weights.
     """
-    from xray_seg.training.losses import OhemCrossEntropy, SegmentationCrossEntropy, aux_loss_weights
+    from xray_seg.training.losses import aux_loss_weights, loss_from_config
 
     def one_loss():
-        if cfg.loss.type == "ohem":
-            return OhemCrossEntropy(
-                thresh=cfg.loss.ohem_thresh, min_kept=cfg.loss.ohem_min_kept, class_weights=class_weights
-            )
-        if cfg.loss.type == "ce":
-            return SegmentationCrossEntropy(class_weights=class_weights)
-        raise ConfigError(f"unknown loss type {cfg.loss.type!r}", fix="use loss.type=ce or loss.type=ohem")
+        return loss_from_config(cfg.loss, class_weights)
 
     if output_names is None:
         return one_loss(), None
