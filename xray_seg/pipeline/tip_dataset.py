@@ -1,0 +1,121 @@
+"""Offline threat image projection: composites written to disk as a new VOC folder (``xray-seg tip``).
+
+The projection itself is :mod:`xray_seg.pipeline.tip` (Beer-Lambert, ``I_out = I_bag *
+T_threat``); this module lists the bags, checks the paths, and writes the composites
+to a temporary folder that is renamed into place, so an interrupted run leaves nothing
+behind and inputs are never touched (docs/architecture.md, data safety).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _bags(source: Path, split: str):
+    """``[(stem, image path, mask path or None)]`` of a VOC folder's split or an image folder."""
+    from xray_seg.conversion.voc import VocLayout, read_split
+    from xray_seg.core.errors import DatasetError
+
+    layout = VocLayout(source)
+    if layout.class_names_file.is_file():
+        return [(stem, layout.image_path(stem), layout.mask_path(stem)) for stem in read_split(source, split)]
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if source.is_dir() else []
+    if not images:
+        raise DatasetError("no VOC folder and no images here", path=source, fix="give a VOC folder or a folder of .png/.jpg bags")
+    return [(p.stem, p, None) for p in images]
+
+
+def _check_paths(out: Path, inputs: list[Path], force: bool) -> None:
+    from xray_seg.core.errors import ConfigError, OutputExistsError
+
+    resolved = out.resolve()
+    for source in inputs:
+        source = source.resolve()
+        if resolved == source or source in resolved.parents or resolved in source.parents:
+            raise ConfigError("--out overlaps an input folder", path=out, fix="write the composites to a new folder outside the inputs")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise OutputExistsError("output already exists", path=out, fix="choose another --out, or pass --force to replace it")
+
+
+def write_tip_dataset(
+    library_dir, out, *, bags=None, split="train", library_split="train", copies=1, max_threats=2,
+    scale=(0.8, 1.25), air="white", seed=0, force=False, progress=True,
+) -> tuple[int, int]:
+    """Project threats of ``library_dir`` into each bag and write a VOC folder at ``out``.
+
+    Returns ``(composites written, threats in the library)``. ``bags`` is a VOC folder (its
+    ``split``) or a folder of clean images (all background); default ``library_dir``.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+
+    from xray_seg.conversion.voc import read_class_names, write_class_names, write_split
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.pipeline.tip import PackedLibrary, TipConfig, build_library, project_threats
+
+    library_dir, out = Path(library_dir), Path(out)
+    bags_dir = Path(bags) if bags else library_dir
+    if copies < 1 or max_threats < 1 or not 0 < scale[0] <= scale[1]:
+        raise ConfigError("need --copies >= 1, --max-threats >= 1 and 0 < --scale LOW <= HIGH", fix="e.g. --copies 2 --max-threats 2 --scale 0.8 1.25")
+    _check_paths(out, [library_dir, bags_dir], force)
+    class_names = read_class_names(library_dir)
+    bag_list = _bags(bags_dir, split)
+    packed = PackedLibrary(build_library(library_dir, library_split, air=air))
+    config = TipConfig(prob=1.0, max_threats=max_threats, scale_range=tuple(scale))
+    project = tf.function(lambda image, mask, seed: project_threats(image, mask, seed, packed, config), reduce_retracing=True)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        stems = _write_composites(staging, bag_list, project, copies=copies, seed=seed, progress=progress)
+        write_class_names(staging, class_names)
+        write_split(staging, "train", stems)
+        os.chmod(staging, 0o777 & ~_umask())
+        if out.exists():  # --force, checked above: replace only after the new folder is complete
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return len(stems), packed.count
+
+
+def _write_composites(staging: Path, bag_list, project, *, copies: int, seed: int, progress: bool) -> list[str]:
+    """Write ``copies`` composites of every bag into the VOC folder ``staging``; their stems."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+    from tqdm import tqdm
+
+    from xray_seg.conversion.voc import VocLayout, load_label_png, save_label_png
+    from xray_seg.core.fileio import atomic_path
+
+    layout, stems = VocLayout(staging), []
+    for number, (stem, image_path, mask_path) in enumerate(tqdm(bag_list, desc="tip", unit="bag", disable=not progress)):
+        with Image.open(image_path) as img:
+            image = np.asarray(img.convert("RGB"))
+        mask = load_label_png(mask_path) if mask_path is not None else np.zeros(image.shape[:2], np.uint8)
+        for copy in range(copies):
+            element_seed = tf.constant([seed, number * copies + copy], tf.int64)
+            composite, labels = project(image, mask, element_seed)
+            name = f"{stem}_tip{copy}"
+            pixels = np.clip(np.round(composite.numpy()), 0, 255).astype(np.uint8)
+            layout.images_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(layout.images_dir / f"{name}.png") as tmp:
+                Image.fromarray(pixels).save(tmp, format="PNG")
+            save_label_png(layout.mask_path(name), labels.numpy())
+            stems.append(name)
+    return stems
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
