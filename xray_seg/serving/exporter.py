@@ -64,6 +64,14 @@ class ExportSource:
     config_digest_method: str | None = None
     metrics: dict | None = None
 
+    @property
+    def geometry(self):
+        """How scans reach the network (:class:`xray_seg.inference.geometry.ScanGeometry`):
+        native resolution, tiles of the training size."""
+        from xray_seg.inference.geometry import ScanGeometry
+
+        return ScanGeometry(tile=self.input_size)
+
 
 @dataclass
 class ExportResult:
@@ -238,6 +246,8 @@ SIGNATURE_DOCS = {
         "outputs": {
             "class_names": "string [K]", "input_size": "int32 [2]", "num_classes": "int32 []",
             "model_name": "string []", "xray_seg_version": "string []",
+            "scale": "float32 []", "tile_size": "int32 [2]", "tile_overlap": "float32 []",
+            "tile_step": "int32 [2]", "pad_value": "float32 []",
         },
     },
 }
@@ -267,7 +277,7 @@ def build_metadata(source: ExportSource) -> dict:
         "source": str(source.model_file),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "signatures": SIGNATURE_DOCS,
-        "resize": "bilinear, half-pixel centres, no antialias (tf.image.resize), in and back out; skipped at input_size",
+        "geometry": source.geometry.as_dict(),
         "rgba_policy": "alpha composited over white; grey replicated to RGB",
     }
 
@@ -287,7 +297,7 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
         archive.track(source.model)
         add_serving_endpoints(
             archive, source.model, input_size=source.input_size, class_names=source.class_names,
-            model_name=source.model_name, version=__version__,
+            model_name=source.model_name, version=__version__, geometry=source.geometry,
         )
         archive.write_out(str(partial), verbose=False)
         write_json_atomic(partial / "export.json", metadata)
@@ -300,19 +310,20 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
 def verify_savedmodel(path: Path, source: ExportSource, seed: int = 0) -> dict:
     """Load the SavedModel back and compare ``serving_default`` with the Keras model.
 
-    The test image is deliberately not at the model size, so the resize in and out is
-    exercised; the reference uses the same resize (``export_serving.resize_bilinear``).
+    The test image is deliberately not at the model size (taller: two tiles; narrower:
+    padded), so the geometry rule is exercised; the reference is the same rule in numpy
+    (:func:`xray_seg.inference.tta.predict_probabilities`).
     """
     import tensorflow as tf
 
-    from xray_seg.serving.signatures import model_probabilities, resize_bilinear
+    from xray_seg.inference.tta import predict_probabilities
 
     h0, w0 = source.input_size
     size = (h0 + 13, max(8, w0 // 2 + 5))
     image = np.random.default_rng(seed).integers(0, 256, size=(1, *size, 3), dtype=np.uint8)
     loaded = tf.saved_model.load(str(path))
     got = loaded.signatures["serving_default"](images=tf.constant(image))
-    ref = resize_bilinear(model_probabilities(source.model, resize_bilinear(image, (h0, w0))), size).numpy()
+    ref = predict_probabilities(source.model, image[0], geometry=source.geometry, input_size=source.input_size)[None]
     diff = float(np.max(np.abs(got["probabilities"].numpy() - ref)))
     agree = float(np.mean(got["class_map"].numpy() == ref.argmax(-1)))
     return {"test_size": list(size), "max_abs_diff": diff, "class_map_agreement": agree}
