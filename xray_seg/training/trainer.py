@@ -178,6 +178,7 @@ def train(
     from xray_seg.training.callbacks import (
         EpochTimer, NanGuard, RunCheckpoint, TrainingError, ValidationCallback, load_rng_state, read_state,
     )
+    from xray_seg.inference.geometry import ScanGeometry
     from xray_seg.pipeline.dataset import make_eval_dataset, split_size
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.models.registry import build_model
@@ -229,7 +230,8 @@ def train(
     # Crops smaller than the image: the model must take the crops and the full images alike.
     input_shape = (height, width, 3) if crop == (height, width) else (None, None, 3)
     train_ds = make_training_dataset(cfg, global_batch, start_epoch=state["epochs_done"])
-    val_ds = make_eval_dataset(cfg.data.voc_dir, cfg.data.val_split, image_size=(height, width), batch_size=global_batch)
+    geometry = ScanGeometry(tile=(height, width))  # native resolution, tiles of the training size
+    val_ds = make_eval_dataset(cfg.data.voc_dir, cfg.data.val_split, batch_size=global_batch, geometry=geometry)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_ds = train_ds.with_options(options)
@@ -270,7 +272,8 @@ def train(
 
     nan_guard = NanGuard()
     validation = ValidationCallback(
-        val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images
+        val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images,
+        geometry=geometry,
     )
     checkpoint = RunCheckpoint(run_dir, inference_model, best_miou=state["best_miou"], best_epoch=state["best_epoch"])
     callbacks = [
