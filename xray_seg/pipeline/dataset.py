@@ -320,6 +320,7 @@ def make_train_dataset(
     input_context=None,
     drop_remainder=True,
     crop_size=None,
+    scale=None,
 ) -> tf.data.Dataset:
     """Training batches ``(images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W])``.
 
@@ -341,6 +342,8 @@ def make_train_dataset(
         crop_size: train on crops of this ``(height, width)`` cut from images fitted to
             ``image_size`` (default: ``image_size`` itself; see
             :func:`~xray_seg.pipeline.augment.augment_pair`'s ``fit_size``).
+        scale: the geometry rule's scale (1.0 = native resolution): images are scaled by
+            it instead of being fitted to ``image_size`` (docs/architecture.md, "Geometry").
     """
     num_shards, shard_index = _shard_of(input_context)
     if isinstance(input_context, tf.distribute.InputContext):
@@ -392,7 +395,7 @@ def make_train_dataset(
             return positions(epoch).map(lambda index, element_seed: (*load(index), element_seed))
 
     def transform(image, mask, element_seed):
-        return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw)
+        return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw, scale=scale)
 
     if repeat:
         epochs = tf.data.Dataset.counter(start=start_epoch)

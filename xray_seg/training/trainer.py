@@ -126,6 +126,7 @@ def make_training_dataset(cfg: TrainConfig, global_batch: int, *, start_epoch: i
         cache=cfg.data.cache,
         deterministic=cfg.deterministic,
         crop_size=training_crop(cfg),
+        scale=1.0,  # crops of native-resolution scans: the geometry rule (inference/geometry.py)
     )
 
 
