@@ -12,11 +12,14 @@ or ``class_names.txt`` beside it). Output layout::
     OUT/model_float16.tflite
     OUT/model_int8_dynamic.tflite
     OUT/model.onnx                   only with --format onnx, where tf2onnx + onnx are installed
+                                     (TFLite and ONNX are one-tile networks: the caller tiles
+                                     with export.json "geometry", docs/architecture.md)
     OUT/manifest.json                export.json + every artefact: size, parity, latency or error
 
 ``export.json`` holds what a station needs without xray-seg: ``class_names``,
 ``palette`` (VOC colour of each class), ``input_size`` ``[h0, w0]``, ``model_name``,
-the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
+``geometry`` (the one geometry rule the serving graph applies: scale, tile, overlap, step,
+pad; :meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
 config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export
 time (``RUN/eval-val/metrics.json`` if present, else the best val mIoU of
 ``RUN/checkpoints/state.json``), the TensorFlow, Keras and xray-seg versions and a
@@ -333,7 +336,8 @@ def export_onnx(source: ExportSource, out_dir: Path) -> Path:
     """``OUT/model.onnx`` via Keras 3 ``model.export(format="onnx")`` (needs tf2onnx + onnx).
 
     The ONNX model is the Keras model as is: float32 ``[B, h0, w0, 3]`` raw pixels ->
-    logits ``[B, h0, w0, K]`` (no resize, no softmax).
+    logits ``[B, h0, w0, K]`` (no resize, no softmax) for tiles of the training size; the
+    caller tiles scans with the geometry rule (``export.json`` ``geometry``).
     """
     from xray_seg.core.fileio import atomic_path
 
