@@ -1,7 +1,9 @@
 """Evaluation on a VOC split: ``xray-seg evaluate`` (paper 1 section 4.3, eqs. 4-7).
 
 One confusion matrix is accumulated over the whole split at each image's original
-resolution (never averaged per batch), then PA, per-class PA, mPA, per-class IoU and
+resolution (never averaged per batch); scans reach the network by the one geometry rule
+(docs/architecture.md, "Geometry: how a scan reaches the network": native resolution,
+tiles of the training size, never squashed; ``metrics.json`` records it as ``geometry``), then PA, per-class PA, mPA, per-class IoU and
 mIoU follow from it (:func:`xray_seg.evaluation.metrics.segmentation_scores`). Test-time
 augmentation and sliding windows come from :mod:`xray_seg.inference.tta`.
 
@@ -89,6 +91,19 @@ def read_image_rgb(path: Path) -> np.ndarray:
     return decode_image(Path(path).read_bytes(), source=path)[0]
 
 
+def _geometry_record(loaded, tta: TTAOptions):
+    """How scans reached the network (docs/architecture.md, "Geometry: how a scan reaches the network")."""
+    from xray_seg.inference.geometry import ScanGeometry
+
+    if tta.window:
+        return {"rule": "explicit sliding window", "tile": list(tta.window)}
+    if loaded.input_size:
+        return ScanGeometry(tile=tuple(loaded.input_size)).as_dict()
+    if loaded.keras_model is None:
+        return "inside the SavedModel (its export.json geometry)"
+    return "whole image at native resolution (the model takes any input size)"
+
+
 def evaluate(
     model_path: str | Path,
     voc_dir: str | Path,
@@ -144,6 +159,7 @@ def evaluate(
         "tta_scales": list(tta.scales),
         "tta_flip": tta.flip,
         "window": list(tta.window) if tta.window else None,
+        "geometry": _geometry_record(loaded, tta),
         "fps_note": "images/s of prediction incl. TTA, decode excluded",
     }
     print(format_paper_tables(scores, names, fps=fps))
