@@ -70,3 +70,40 @@ def test_serving_graph_equals_numpy_rule(scale, shape):
     assert got.shape == want.shape == (*shape, 4)
     np.testing.assert_allclose(got, want, atol=2e-5)
     assert np.mean(got.argmax(-1) == want.argmax(-1)) >= 0.999
+
+
+def test_any_size_model_tiles_with_its_training_size_everywhere(tmp_path):
+    """A model trained on crops takes any input size; predict, evaluate's geometry and the
+    SavedModel all tile it with the training size (config.yaml data.image_size)."""
+    tf = pytest.importorskip("tensorflow")
+    import keras
+    from PIL import Image
+
+    from xray_seg.core.config import save_config
+    from xray_seg.inference.geometry import geometry_for
+    from xray_seg.inference.items import predict_images
+    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.serving.exporter import export_model
+    from xray_seg.training.config import TrainConfig
+
+    keras.utils.set_random_seed(4)
+    run = tmp_path / "run"
+    run.mkdir()
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(6, 5, padding="same", activation="relu")(keras.layers.Rescaling(1 / 127.5, -1)(inputs))
+    keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same")(hidden)).save(run / "best_model.keras")
+    (run / "class_names.txt").write_text("_background_\ngun\nknife\n")
+    cfg = TrainConfig()
+    cfg.data.image_size = (32, 32)
+    save_config(cfg, run / "config.yaml")
+    assert geometry_for(load_for_inference(run)) == ScanGeometry(tile=(32, 32))
+
+    image = np.random.default_rng(3).integers(0, 256, (40, 150, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "scan.png")
+    predict_images(run, [str(tmp_path / "scan.png")], tmp_path / "pred", progress=False)
+    mask = np.asarray(Image.open(tmp_path / "pred" / "scan_mask.png"))
+    export_model(run, tmp_path / "export", formats=("savedmodel",), progress=False)
+    served = tf.saved_model.load(str(tmp_path / "export" / "savedmodel")).signatures["serving_default"]
+    class_map = served(images=tf.constant(image[None]))["class_map"].numpy()[0]
+    assert mask.shape == class_map.shape == (40, 150)
+    assert np.mean(mask == class_map) >= 0.999

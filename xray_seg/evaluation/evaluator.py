@@ -93,15 +93,16 @@ def read_image_rgb(path: Path) -> np.ndarray:
 
 def _geometry_record(loaded, tta: TTAOptions):
     """How scans reached the network (docs/architecture.md, "Geometry: how a scan reaches the network")."""
-    from xray_seg.inference.geometry import ScanGeometry
-
     if tta.window:
         return {"rule": "explicit sliding window", "tile": list(tta.window)}
-    if loaded.input_size:
-        return ScanGeometry(tile=tuple(loaded.input_size)).as_dict()
+    from xray_seg.inference.geometry import geometry_for
+
+    geometry = geometry_for(loaded)
+    if geometry is not None:
+        return geometry.as_dict()
     if loaded.keras_model is None:
         return "inside the SavedModel (its export.json geometry)"
-    return "whole image at native resolution (the model takes any input size)"
+    return "whole image at native resolution (the model takes any input size; no training size known)"
 
 
 def evaluate(
@@ -120,6 +121,7 @@ def evaluate(
 
     from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
     from xray_seg.core.fileio import prepare_output_dir
+    from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
     from xray_seg.inference.loader import load_for_inference
@@ -128,6 +130,7 @@ def evaluate(
     tta = tta or TTAOptions()
     names = read_class_names(voc_dir)
     loaded = load_for_inference(model_path, names)
+    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
     if list(loaded.class_names) != list(names):
         raise ConfigError(
             f"the model's classes {loaded.class_names} differ from the dataset's {names}",
@@ -145,7 +148,7 @@ def evaluate(
         image = read_image_rgb(layout.image_path(stem))
         truth = load_label_png(layout.mask_path(stem))
         start = time.perf_counter()
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
         predict_seconds += time.perf_counter() - start
         cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
     scores = segmentation_scores(cm, names)

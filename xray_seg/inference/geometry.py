@@ -132,3 +132,26 @@ class ScanGeometry:
         """Inverse of :meth:`as_dict` (extra keys ignored)."""
         return cls(tile=tuple(data["tile"]), scale=data.get("scale", 1.0),
                    overlap=data.get("overlap", DEFAULT_OVERLAP), pad_value=data.get("pad_value", PAD_VALUE))
+
+
+def geometry_for(loaded) -> "ScanGeometry | None":
+    """The rule for a :class:`xray_seg.inference.loader.LoadedModel`.
+
+    Tiles of its fixed input size; for a Keras model that takes any size (trained on
+    ``data.crop_size`` crops), tiles of the training size ``data.image_size`` from the
+    ``config.yaml`` beside it - what its validation and its SavedModel use; None for a
+    SavedModel (the rule runs inside its graph) or when no training size is known.
+    """
+    if loaded.input_size:
+        return ScanGeometry(tile=tuple(loaded.input_size))
+    if loaded.keras_model is None:
+        return None
+    from pathlib import Path
+
+    config = Path(loaded.source).parent / "config.yaml"
+    if not config.is_file():
+        return None
+    import yaml
+
+    size = ((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data") or {}).get("image_size")
+    return ScanGeometry(tile=(int(size[0]), int(size[1]))) if size else None

@@ -117,10 +117,12 @@ def predict_images(
     from xray_seg.conversion.voc import save_label_png
     from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
+    from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.inference.loader import load_for_inference
 
     loaded = load_for_inference(model_path)
+    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
     paths = expand_inputs(inputs)
     out_dir = prepare_output_dir(out_dir, force=force)
     tta = tta or TTAOptions()
@@ -133,7 +135,7 @@ def predict_images(
         except XraySegError as exc:
             report.failures.append((str(path), exc.message))
             continue
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
         class_map = probs.argmax(axis=-1).astype(np.uint8)
         items = find_items(class_map, probs, loaded.class_names, min_area)
         report.items_found += len(items)
