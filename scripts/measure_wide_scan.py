@@ -28,7 +28,6 @@ Issue 17's target: ``serving_default`` finds >= 95 % of the square figure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROUTES = ("square", "savedmodel serving_default", "predict --window", "squashed (old serving)")
 
@@ -83,7 +82,12 @@ def measure(run: Path, voc: Path, *, savedmodel: str | None = None, bags: int = 
     from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
     from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.inference.loader import load_for_inference
-    from xray_seg.inference.tta import forward_logits, predict_class_map, resize_bilinear, softmax
+    from xray_seg.inference.tta import (
+        forward_logits,
+        predict_class_map,
+        resize_bilinear,
+        softmax,
+    )
 
     loaded = load_for_inference(run)
     tile = loaded.input_size

@@ -1,6 +1,8 @@
 """The geometry rule itself (xray_seg.inference.geometry): tile origins, and the numpy (tta) and
 TensorFlow (serving graph) implementations agreeing at native resolution and with a scale."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,7 +19,7 @@ def test_tiles_cover_every_pixel_and_end_flush(size, window, overlap):
     padded = max(size, window)
     starts = axis_origins(padded, window, step)
     assert starts[0] == 0 and starts[-1] == padded - window
-    assert all(0 < b - a <= step for a, b in zip(starts, starts[1:]))
+    assert all(0 < b - a <= step for a, b in pairwise(starts))
     covered = np.zeros(padded, bool)
     for s in starts:
         covered[s : s + window] = True

@@ -88,13 +88,13 @@ class ScanGeometry:
     @property
     def step(self) -> tuple[int, int]:
         """Tile step ``(h, w)``: ``round(tile * (1 - overlap))``, at least 1."""
-        return tuple(max(1, int(round(t * (1.0 - self.overlap)))) for t in self.tile)
+        return tuple(max(1, round(t * (1.0 - self.overlap))) for t in self.tile)
 
     def scaled_size(self, height: int, width: int) -> tuple[int, int]:
         """Size of the scan after step 1 (scale)."""
         if self.scale == 1.0:
             return int(height), int(width)
-        return max(1, int(round(height * self.scale))), max(1, int(round(width * self.scale)))
+        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
 
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         """Size of an already scaled scan after step 2 (pad to at least the tile)."""
@@ -128,13 +128,13 @@ class ScanGeometry:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ScanGeometry":
+    def from_dict(cls, data: dict) -> ScanGeometry:
         """Inverse of :meth:`as_dict` (extra keys ignored)."""
         return cls(tile=tuple(data["tile"]), scale=data.get("scale", 1.0),
                    overlap=data.get("overlap", DEFAULT_OVERLAP), pad_value=data.get("pad_value", PAD_VALUE))
 
 
-def geometry_for(loaded) -> "ScanGeometry | None":
+def geometry_for(loaded) -> ScanGeometry | None:
     """The rule for a :class:`xray_seg.inference.loader.LoadedModel`.
 
     Tiles of its fixed input size; for a Keras model that takes any size (trained on

@@ -229,7 +229,7 @@ def predict_probabilities(
     variants = 0
     for scale in scales:
         factor = float(scale) * base_scale
-        size = (max(1, int(round(height * factor))), max(1, int(round(width * factor))))
+        size = (max(1, round(height * factor)), max(1, round(width * factor)))
         scaled = resize_bilinear(image, size)
         for mirrored in (False, True) if flip else (False,):
             inp = scaled[:, ::-1] if mirrored else scaled

@@ -153,7 +153,7 @@ class SynthConfig:
             rng = np.random.default_rng([int(self.seed), int(index), 1])
             ratios, weights = zip(*PIDRAY_ASPECTS)
             ratio = float(rng.choice(ratios, p=np.asarray(weights) / sum(weights)))
-            return self.size, max(32, int(round(self.size * ratio)))
+            return self.size, max(32, round(self.size * ratio))
         return self.size, self.width or self.size
 
 
