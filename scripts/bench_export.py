@@ -9,7 +9,8 @@ times in one process, round-robin so that load from other processes hits every p
   pixels (the fastest Keras path; logits only);
 - ``keras predict_on_batch``: what ``xray_seg.inference.loader`` uses for a .keras model;
 - ``savedmodel serving_default``: the exported signature on uint8 pixels, including the
-  resize in/out, softmax, argmax and class counts;
+  geometry rule (at the model size: one tile, the plain forward pass), softmax, argmax and
+  class counts (``scripts/bench_station_geometry.py`` times full-width belt scans);
 - ``tflite <variant>``: ``tf.lite.Interpreter`` (XNNPACK, all cores) on uint8 pixels.
 
 Target: SavedModel latency <= 1.1 x the fastest Keras path (PASS/FAIL printed).

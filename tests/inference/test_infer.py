@@ -100,15 +100,16 @@ def test_sliding_window_of_translation_equivariant_model_equals_full_forward(ima
     np.testing.assert_allclose(probs, plain(model, image), atol=1e-5)
 
 
-def test_fixed_size_model_uses_window_or_resizes(image):
+def test_fixed_size_model_tiles_and_never_squashes(image):
     dynamic = conv_model(kernel=1, seed=5)
     fixed = conv_model(kernel=1, input_shape=(16, 16, 3), seed=6)
     fixed.set_weights(dynamic.get_weights())
     # sliding window with the model's own size reproduces the full-image forward
     np.testing.assert_allclose(predict_probabilities(fixed, image, window=16), plain(dynamic, image), atol=1e-5)
-    # no window: the image is resized to 16x16, predicted, and resized back
-    want = resize_bilinear(plain(dynamic, resize_bilinear(image, (16, 16))), (40, 56))
-    np.testing.assert_allclose(predict_probabilities(fixed, image), want, atol=1e-5)
+    # no window: the geometry rule tiles with the model's size (never a squash to 16x16)
+    np.testing.assert_allclose(predict_probabilities(fixed, image), plain(dynamic, image), atol=1e-5)
+    squashed = resize_bilinear(plain(dynamic, resize_bilinear(image, (16, 16))), (40, 56))
+    assert np.abs(predict_probabilities(fixed, image) - squashed).max() > 1e-2
     with pytest.raises(ModelError, match="16x16"):
         predict_probabilities(fixed, image, window=(24, 24))
     with pytest.raises(ValueError, match="stride"):

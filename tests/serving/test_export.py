@@ -53,11 +53,13 @@ def exported(tmp_path_factory):
 
 
 def reference_outputs(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Resize in (bilinear, no antialias), model, softmax, resize back - computed independently here."""
-    h, w = images.shape[1:3]
-    x = tf.image.resize(tf.cast(images, tf.float32), SIZE, method="bilinear", antialias=False)
-    probs = tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), axis=-1)
-    probs = tf.image.resize(probs, (h, w), method="bilinear", antialias=False).numpy()
+    """The geometry rule in numpy (xray_seg.inference.tta, not the serving graph): native
+    resolution, pad to the 64x64 tile with air, overlapping tiles averaged; never squashed."""
+    from xray_seg.inference.geometry import ScanGeometry
+    from xray_seg.inference.tta import predict_probabilities
+
+    geometry = ScanGeometry(tile=SIZE)
+    probs = np.stack([predict_probabilities(model, image, geometry=geometry) for image in images])
     return probs, probs.argmax(-1).astype(np.uint8)
 
 

@@ -20,7 +20,7 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--min-area", type=int, default=50, help="smallest item to report, in pixels (default: 50)")
     parser.add_argument("--tta", default="", help="test-time augmentation, e.g. flip,scales=0.75,1,1.25")
-    parser.add_argument("--window", help="sliding-window tile size for large scans, e.g. 512")
+    parser.add_argument("--window", help="override the tile size (default: the training size; scans are always tiled, never squashed)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
 
 

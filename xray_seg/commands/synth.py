@@ -17,6 +17,11 @@ with their polygons outlined). The result feeds `xray-seg convert` like any user
 
 Output is deterministic per --seed, whatever --workers is.
 
+--size takes one side (square, the default: 512) or WIDTHxHEIGHT for belt-shaped scans,
+e.g. --size 768x256 or --size 3000x1024 (width along the belt, height across it): the bag
+sits at a random place along a canvas of air. --aspect-mix pidray draws each scan's
+width/height ratio from a PIDray-like mix of 1:1 to 4:1 (height = --size's height).
+
 --style photo draws the same threats (same polygons for the same --seed) as opaque,
 coloured objects on a plain or textured surface: the "photo" domain that
 `xray-seg cyclegan` translates into X-ray style (paper 1, section 4.2).
@@ -28,7 +33,14 @@ def add_arguments(parser) -> None:
 
     d = SynthConfig()
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (refused if it exists, unless --force)")
-    parser.add_argument("--size", type=int, default=d.size, help=f"image side in pixels (default {d.size})")
+    parser.add_argument(
+        "--size", type=parse_scan_size, default=(d.size, d.size),
+        help=f"image side in pixels, or WIDTHxHEIGHT for a belt-shaped scan, e.g. 768x256 (default {d.size})",
+    )
+    parser.add_argument(
+        "--aspect-mix", choices=["pidray"], default=None,
+        help="draw each scan's width/height ratio from a PIDray-like mix (1:1 to 4:1)",
+    )
     parser.add_argument("--num", type=int, default=d.num, help=f"number of images (default {d.num})")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--workers", type=int, default=d.workers, help="processes to use (default 0: all cores)")
@@ -51,11 +63,30 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def parse_scan_size(text: str) -> tuple[int, int]:
+    """``"512"`` -> (512, 512); ``"768x256"`` -> (768, 256) as ``(width, height)``."""
+    import argparse
+
+    parts = str(text).lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: write e.g. 512 or 768x256 (WIDTHxHEIGHT)") from None
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: write e.g. 512 or 768x256 (WIDTHxHEIGHT)")
+    return values[0], values[1]
+
+
 def run(args) -> int:
     from xray_seg.synthesis.scene import CONTACT_SHEET, SynthConfig, synthesize
 
+    width, height = args.size
     config = SynthConfig(
-        size=args.size,
+        size=height,
+        width=0 if width == height else width,
+        aspect_mix=args.aspect_mix or "",
         num=args.num,
         seed=args.seed,
         clutter=args.clutter,
@@ -77,9 +108,16 @@ def run(args) -> int:
         empty += not labels
     out = Path(args.out_dir)
     print(
-        f"wrote {len(paths)} images of {config.size}x{config.size} to {out} in {elapsed:.1f} s "
+        f"wrote {len(paths)} images of {_shape_text(config)} to {out} in {elapsed:.1f} s "
         f"({len(paths) / elapsed:.1f} images/s, {config.resolved_workers()} workers)"
     )
     print("polygons per class: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f"; {empty} bags without threats")
     print(f"contact sheet: {out / CONTACT_SHEET}")
     return 0
+
+
+def _shape_text(config) -> str:
+    """``WIDTHxHEIGHT`` of the scans (or of the mix)."""
+    if config.aspect_mix:
+        return f"height {config.size} ({config.aspect_mix} mix of widths)"
+    return f"{config.width or config.size}x{config.size}"

@@ -1,7 +1,9 @@
 """Evaluation on a VOC split: ``xray-seg evaluate`` (paper 1 section 4.3, eqs. 4-7).
 
 One confusion matrix is accumulated over the whole split at each image's original
-resolution (never averaged per batch), then PA, per-class PA, mPA, per-class IoU and
+resolution (never averaged per batch); scans reach the network by the one geometry rule
+(docs/architecture.md, "Geometry: how a scan reaches the network": native resolution,
+tiles of the training size, never squashed; ``metrics.json`` records it as ``geometry``), then PA, per-class PA, mPA, per-class IoU and
 mIoU follow from it (:func:`xray_seg.evaluation.metrics.segmentation_scores`). Test-time
 augmentation and sliding windows come from :mod:`xray_seg.inference.tta`.
 
@@ -92,6 +94,20 @@ def read_image_rgb(path: Path) -> np.ndarray:
     return decode_image(Path(path).read_bytes(), source=path)[0]
 
 
+def _geometry_record(loaded, tta: TTAOptions):
+    """How scans reached the network (docs/architecture.md, "Geometry: how a scan reaches the network")."""
+    if tta.window:
+        return {"rule": "explicit sliding window", "tile": list(tta.window)}
+    from xray_seg.inference.geometry import geometry_for
+
+    geometry = geometry_for(loaded)
+    if geometry is not None:
+        return geometry.as_dict()
+    if loaded.keras_model is None:
+        return "inside the SavedModel (its export.json geometry)"
+    return "whole image at native resolution (the model takes any input size; no training size known)"
+
+
 def evaluate(
     model_path: str | Path,
     voc_dir: str | Path,
@@ -108,6 +124,7 @@ def evaluate(
 
     from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
     from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
+    from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
     from xray_seg.inference.loader import load_for_inference
@@ -118,6 +135,7 @@ def evaluate(
     tta = tta or TTAOptions()
     names = read_class_names(voc_dir)
     loaded = load_for_inference(model_path, names)
+    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
     if list(loaded.class_names) != list(names):
         raise ConfigError(
             f"the model's classes {loaded.class_names} differ from the dataset's {names}",
@@ -136,7 +154,7 @@ def evaluate(
         image = read_image_rgb(layout.image_path(stem))
         truth = load_label_png(layout.mask_path(stem))
         start = time.perf_counter()
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
         predict_seconds += time.perf_counter() - start
         cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
         screening.add(stem, image, truth, probs)
@@ -152,6 +170,7 @@ def evaluate(
         "tta_scales": list(tta.scales),
         "tta_flip": tta.flip,
         "window": list(tta.window) if tta.window else None,
+        "geometry": _geometry_record(loaded, tta),
         "fps_note": "images/s of prediction incl. TTA, decode excluded",
     }
     print(format_paper_tables(scores, names, fps=fps))

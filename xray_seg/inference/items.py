@@ -136,6 +136,7 @@ def predict_images(
     from xray_seg.conversion.voc import save_label_png
     from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
+    from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.inference.loader import load_for_inference
 
@@ -145,6 +146,7 @@ def predict_images(
     loaded = load_for_inference(model_path)
     rule = load_rule(model_path, loaded.class_names)
     sheet = []
+    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
     paths = expand_inputs(inputs)
     out_dir = prepare_output_dir(out_dir, force=force)
     tta = tta or TTAOptions()
@@ -157,7 +159,7 @@ def predict_images(
         except XraySegError as exc:
             report.failures.append((str(path), exc.message))
             continue
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
         class_map = probs.argmax(axis=-1).astype(np.uint8)
         decision = decide(class_map, probs, rule, min_area=min_area)
         items = decision["items"]

@@ -5,28 +5,30 @@
 with auxiliary heads and SavedModel signatures work too). Everything here is numpy plus
 ``keras.ops`` resizing, so it runs on any Keras backend.
 
-How one image ``[H, W, 3]`` is predicted (:func:`predict_probabilities`):
+How one image ``[H, W, 3]`` is predicted (:func:`predict_probabilities`) follows the one
+geometry rule of :mod:`xray_seg.inference.geometry` (docs/architecture.md, "Geometry: how
+a scan reaches the network"); the SavedModel's serving graph
+(:mod:`xray_seg.serving.signatures`) does the same in TensorFlow ops, so class maps agree:
 
 1. For every scale ``s`` in ``scales`` the image is resized (bilinear, half-pixel
    centres, no antialiasing - as mmseg's ``Resize`` + ``cv2``) to
-   ``round(H*s) x round(W*s)``; with ``flip=True`` its horizontal mirror is added.
-2. Each variant is predicted at its size in one of three ways:
+   ``round(H*s*g) x round(W*s*g)``, ``g`` being the geometry's ``scale`` (scanner pixel
+   -> training pixel, default 1: native resolution); with ``flip=True`` its horizontal
+   mirror is added.
+2. Each variant is predicted at its size:
 
-   - ``window=(h, w)`` given: sliding-window inference (mmseg's ``slide`` mode), for
-     scans larger than the training crops (real scans are often 1024x3000). Tiles of
-     the window size start every ``stride`` pixels (default: 2/3 of the window, i.e.
-     1/3 overlap); the last row/column of tiles is shifted back to end at the border,
-     so no tile hangs over the edge. Only an image smaller than the window is padded
-     (bottom/right) with ``pad_value``, default 255 = white: in an X-ray scan
+   - with a tile size - the geometry's ``tile``, an explicit ``window=(h, w)``, or by
+     default the model's fixed input size - by sliding-window inference (mmseg's
+     ``slide`` mode). Tiles start every ``stride`` pixels (default: 2/3 of the tile,
+     i.e. 1/3 overlap); the last row/column of tiles is shifted back to end at the
+     border, so no tile hangs over the edge. Only an image smaller than the tile is
+     padded (bottom/right) with ``pad_value``, default 255 = white: in an X-ray scan
      everything outside the bag is air, which transmits fully and looks white, so the
      pad looks like the real surroundings (zeros would look like a dense metal slab).
      Softmax probabilities of overlapping tiles are averaged with a count map and the
-     pad is cropped away.
-   - no window, and the model has a fixed input size different from the image (e.g. a
-     model built for 512x512): the image is resized to the model size, predicted, and
-     the probabilities resized back (bilinear). Prefer ``window=`` for large scans;
-     it keeps the resolution.
-   - otherwise the whole image is predicted at once.
+     pad is cropped away. An image of exactly the tile size is one plain forward pass.
+     The aspect ratio is never squashed.
+   - a model without a fixed input size and no tile given: the whole image at once.
 
 3. Probabilities are flipped back, resized back to ``H x W`` (bilinear) and averaged
    over all variants (softmax first, then average, as mmseg's ``aug_test``).
@@ -39,8 +41,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from xray_seg.core.errors import ModelError
-
-PAD_VALUE = 255.0
+from xray_seg.inference.geometry import PAD_VALUE, ScanGeometry, axis_origins
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -120,12 +121,7 @@ def tile_origins(size: int, window: int, stride: int) -> list[int]:
     ``size`` must be >= ``window`` (pad first); with ``stride <= window`` every position
     is covered.
     """
-    if size <= window:
-        return [0]
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] != size - window:
-        starts.append(size - window)
-    return starts
+    return axis_origins(size, window, stride)
 
 
 def _sliding_window(model, image, window, stride, batch_size, pad_value) -> np.ndarray:
@@ -150,14 +146,10 @@ def _sliding_window(model, image, window, stride, batch_size, pad_value) -> np.n
     return (total / count)[:h, :w]
 
 
-def _predict_at_size(model, image, *, window, stride, batch_size, fixed, pad_value) -> np.ndarray:
+def _predict_at_size(model, image, *, window, stride, batch_size, pad_value) -> np.ndarray:
     """Probabilities ``[h, w, K]`` for one (already scaled/flipped) image."""
-    h, w = image.shape[:2]
     if window is not None:
         return _sliding_window(model, image, window, stride, batch_size, pad_value)
-    if fixed is not None and fixed != (h, w):
-        probs = softmax(forward_logits(model, resize_bilinear(image, fixed)[None]))[0]
-        return resize_bilinear(probs, (h, w))
     return softmax(forward_logits(model, image[None]))[0]
 
 
@@ -182,7 +174,8 @@ def predict_probabilities(
     stride: int | tuple[int, int] | None = None,
     batch_size: int = 4,
     input_size: tuple[int, int] | None = None,
-    pad_value: float = PAD_VALUE,
+    pad_value: float | None = None,
+    geometry: ScanGeometry | None = None,
 ) -> np.ndarray:
     """Softmax probabilities ``[H, W, K]`` (float32) for one image ``[H, W, 3]``.
 
@@ -199,12 +192,24 @@ def predict_probabilities(
         stride: tile step ``(h, w)``; default ``2/3`` of the window.
         batch_size: tiles per forward pass.
         input_size: the model's fixed input ``(h, w)``; read from a Keras model's input
-            shape when None. A window must equal it.
-        pad_value: pixel value used to pad images smaller than the window (255 = air).
+            shape when None. A window must equal it. With no ``window`` and no
+            ``geometry`` it is the tile (default :class:`ScanGeometry`).
+        pad_value: pixel value used to pad images smaller than the window (default: the
+            geometry's, 255 = air).
+        geometry: the :class:`~xray_seg.inference.geometry.ScanGeometry` (scale, tile,
+            overlap, pad value); an explicit ``window``/``stride`` overrides its tiles.
     """
     image = _as_rgb_float(image)
     height, width = image.shape[:2]
     fixed = tuple(input_size) if input_size is not None else model_input_size(model)
+    if geometry is None and window is None and fixed is not None:
+        geometry = ScanGeometry(tile=fixed)
+    base_scale = 1.0 if geometry is None else geometry.scale
+    if pad_value is None:
+        pad_value = PAD_VALUE if geometry is None else geometry.pad_value
+    if window is None and geometry is not None:
+        window = geometry.tile
+        stride = geometry.step if stride is None else stride
     if window is not None:
         window = _pair(window, "window")
         stride = _pair(stride, "stride") if stride is not None else tuple(max(1, round(2 * v / 3)) for v in window)
@@ -213,7 +218,7 @@ def predict_probabilities(
         if fixed is not None and fixed != window:
             raise ModelError(
                 f"the model takes {fixed[0]}x{fixed[1]} inputs but the sliding window is {window[0]}x{window[1]}",
-                fix=f"use window {fixed[0]}x{fixed[1]}, or leave the window out to resize the image to the model size",
+                fix=f"use window {fixed[0]}x{fixed[1]}, or leave the window out to tile with the model size",
             )
     if not scales or any(float(s) <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
@@ -223,13 +228,14 @@ def predict_probabilities(
     total = None
     variants = 0
     for scale in scales:
-        size = (max(1, int(round(height * float(scale)))), max(1, int(round(width * float(scale)))))
+        factor = float(scale) * base_scale
+        size = (max(1, round(height * factor)), max(1, round(width * factor)))
         scaled = resize_bilinear(image, size)
         for mirrored in (False, True) if flip else (False,):
             inp = scaled[:, ::-1] if mirrored else scaled
             probs = _predict_at_size(
                 model, np.ascontiguousarray(inp), window=window, stride=stride,
-                batch_size=batch_size, fixed=fixed, pad_value=pad_value,
+                batch_size=batch_size, pad_value=pad_value,
             )
             if mirrored:
                 probs = probs[:, ::-1]
@@ -242,3 +248,18 @@ def predict_probabilities(
 def predict_class_map(model: Callable, image: np.ndarray, **kwargs) -> np.ndarray:
     """Class map ``[H, W]`` uint8: argmax of :func:`predict_probabilities` (same keyword args)."""
     return predict_probabilities(model, image, **kwargs).argmax(axis=-1).astype(np.uint8)
+
+
+def batch_class_maps(model: Callable, images: np.ndarray, geometry: ScanGeometry | None, **kwargs) -> np.ndarray:
+    """Class maps ``[B, H, W]`` for a batch ``[B, H, W, 3]`` under ``geometry``.
+
+    A batch whose images are exactly one tile (or ``geometry`` None) is one forward pass
+    and the argmax of its logits - the numbers validation gave before tiling existed;
+    otherwise each image goes through :func:`predict_probabilities` (same keyword args).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if geometry is None or geometry.is_single_tile(*images.shape[1:3]):
+        return forward_logits(model, images).argmax(axis=-1)
+    return np.stack(
+        [predict_probabilities(model, image, geometry=geometry, input_size=geometry.tile, **kwargs).argmax(axis=-1) for image in images]
+    )

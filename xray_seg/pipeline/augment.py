@@ -6,7 +6,11 @@ and adds what scanners vary in: exposure (brightness, contrast, gamma) and noise
 
 Geometry (image and mask alike, one resampling, no double interpolation)
     1. fit: the image is scaled by ``min(crop_h / H, crop_w / W)`` so that it fits the
-       training size (keeping its aspect ratio);
+       training size (keeping its aspect ratio) - or, with ``scale`` given (the trainer
+       gives the geometry rule's scale, 1.0 = native resolution; docs/architecture.md
+       "Geometry: how a scan reaches the network"), by that fixed factor, so training
+       crops come from scans at the pixel scale they are validated and served at. An
+       image exactly the training size gets factor 1.0 either way;
     2. random scale: a factor drawn uniformly from ``scale_range`` multiplies that;
     3. random crop: a window of the training size is placed uniformly over the scaled
        image (at whole-pixel offsets). Where the scaled image is smaller than the
@@ -195,18 +199,19 @@ def _crop_offset(seed, seeds, config: AugmentConfig, mask, scale, scaled_hw, cro
     return tf.minimum(offset, high)
 
 
-def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=None, fit_hw=None):
+def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=None, fit_hw=None, scale=None):
     """The affine map (3x3, float32) from output pixel (x, y, 1) to input pixel, see module doc.
 
     Pixel centres sit at integer coordinates; a pixel ``X`` of the scaled image covers
     input coordinate ``(X + 0.5) / s - 0.5``. ``mask`` (``[H, W, 1]``) is needed only for
     ``config.foreground_crop_prob > 0``. ``fit_hw`` is the size the image is fitted to in
     step 1 (default: ``crop_hw``); a smaller ``crop_hw`` then cuts crops out of it.
+    ``scale`` (a float) replaces the fit of step 1 by that fixed factor.
     """
     in_h, in_w = tf.cast(in_hw[0], tf.float32), tf.cast(in_hw[1], tf.float32)
     crop_h, crop_w = float(crop_hw[0]), float(crop_hw[1])
     fit_h, fit_w = (crop_h, crop_w) if fit_hw is None else (float(fit_hw[0]), float(fit_hw[1]))
-    fit = tf.minimum(fit_h / in_h, fit_w / in_w)
+    fit = tf.minimum(fit_h / in_h, fit_w / in_w) if scale is None else tf.constant(float(scale))
     zero, one = tf.constant(0.0), tf.constant(1.0)
     active = config is not None and config.enabled
     seeds = tf.random.experimental.stateless_split(seed, _NUM_SLOTS) if active else None
@@ -288,7 +293,7 @@ def photometric(image, seed, config: AugmentConfig):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size, fit_size=None):
+def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size, fit_size=None, scale=None):
     """Augment an (image, mask) pair identically in geometry; return float32 image, uint8 mask.
 
     Args:
@@ -300,6 +305,8 @@ def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size, fit
         fit_size: the size images are fitted to before scaling and cropping (default:
             ``crop_size``). A larger ``fit_size`` trains on crops of images kept at the
             scale they are evaluated at.
+        scale: a fixed step-1 factor instead of fitting (1.0: crops of native-resolution
+            scans, the geometry rule); None fits to ``fit_size``.
 
     Returns:
         ``(image float32 [h, w, 3] in 0..255, mask uint8 [h, w])`` at the training size.
@@ -312,7 +319,7 @@ def augment_pair(image, mask, seed, config: AugmentConfig | None, crop_size, fit
         mask = mask[..., None]
     in_hw = tf.shape(image)[:2]
     fit_hw = None if fit_size is None else _crop_hw(fit_size)
-    matrix = geometry_matrix(in_hw, crop_hw, seed, config, mask, fit_hw)
+    matrix = geometry_matrix(in_hw, crop_hw, seed, config, mask, fit_hw, scale)
     fill = 255.0 if config is None else float(config.image_fill)
     image = _warp(image, matrix, crop_hw, fill, "BILINEAR")
     mask = _warp(mask, matrix, crop_hw, float(IGNORE_LABEL), "NEAREST")[..., 0]

@@ -431,6 +431,7 @@ def make_train_dataset(
     input_context=None,
     drop_remainder=True,
     crop_size=None,
+    scale=None,
 ) -> tf.data.Dataset:
     """Training batches ``(images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W])``.
 
@@ -454,6 +455,8 @@ def make_train_dataset(
         crop_size: train on crops of this ``(height, width)`` cut from images fitted to
             ``image_size`` (default: ``image_size`` itself; see
             :func:`~xray_seg.pipeline.augment.augment_pair`'s ``fit_size``).
+        scale: the geometry rule's scale (1.0 = native resolution): images are scaled by
+            it instead of being fitted to ``image_size`` (docs/architecture.md, "Geometry").
     """
     num_shards, shard_index = _shard_of(input_context)
     if isinstance(input_context, tf.distribute.InputContext):
@@ -491,7 +494,7 @@ def make_train_dataset(
     def transform(image, mask, element_seed):
         if project is not None:
             image, mask = project(image, mask, element_seed)
-        return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw)
+        return augment_pair(image, mask, element_seed, augment, crop_hw, fit_size=fit_hw, scale=scale)
 
     ds = _batched_epochs(originals, transform, batch_size, start_epoch, repeat, drop_remainder, deterministic)
     options = tf.data.Options()
@@ -499,15 +502,28 @@ def make_train_dataset(
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-def make_eval_dataset(voc_dir, split="val", *, image_size=None, batch_size=1) -> tf.data.Dataset:
+def make_eval_dataset(voc_dir, split="val", *, image_size=None, batch_size=1, geometry=None) -> tf.data.Dataset:
     """Evaluation batches ``(images float32 [B, H, W, 3] in 0..255, masks uint8 [B, H, W])``, in split order.
 
-    ``image_size=None`` keeps each image at its original resolution (then ``batch_size`` must
-    be 1 unless every image has the same size). Otherwise images are resized to
-    ``image_size`` bilinearly and masks by nearest neighbour (aspect ratio not kept, as in
-    paper 1, which compresses images to 512x512). Every file is checked up front.
+    ``geometry`` (a :class:`~xray_seg.inference.geometry.ScanGeometry`, the one geometry rule of
+    docs/architecture.md "Geometry: how a scan reaches the network"): images and masks stay at
+    their original resolution - the predictor scales and tiles them
+    (:func:`xray_seg.inference.tta.batch_class_maps`) - and batches hold ``batch_size``
+    images when every image has the same size, else one image each. This is what
+    validation during training uses.
+
+    ``image_size=None`` without ``geometry`` also keeps each image at its original
+    resolution (then ``batch_size`` must be 1 unless every image has the same size).
+    ``image_size`` given (explicit opt-in, not the default anywhere): images are resized to
+    ``image_size`` bilinearly and masks by nearest neighbour, squashing the aspect ratio as
+    paper 1 does (it compresses images to 512x512). Every file is checked up front.
     """
     files = scan_split(voc_dir, split)
+    if geometry is not None:
+        if image_size is not None:
+            raise ConfigError("give make_eval_dataset a geometry or an image_size to squash to, not both", path=voc_dir)
+        if len(set(files.sizes)) > 1:
+            batch_size = 1
     if image_size is None and batch_size != 1 and len(set(files.sizes)) > 1:
         raise ConfigError(
             f"images of split {split!r} differ in size, so they cannot be batched at their original resolution",

@@ -13,13 +13,17 @@ entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layou
     OUT/model_float16.tflite
     OUT/model_int8_dynamic.tflite
     OUT/model.onnx                   only with --format onnx, where tf2onnx + onnx are installed
+                                     (TFLite and ONNX are one-tile networks: the caller tiles
+                                     with export.json "geometry", docs/architecture.md)
     OUT/manifest.json                export.json + every artefact: size, parity, latency or error
 
 ``export.json`` holds what a station needs without xray-seg: ``class_names``,
 ``palette`` (VOC colour of each class), ``input_size`` ``[h0, w0]``, ``model_name``,
 the alarm rule under ``"alarm"`` (thresholds, min_area, closing, and the PD / PFA of
 its calibration: ``RUN/alarm_thresholds.json`` from ``xray-seg calibrate``, else the
-documented defaults of :mod:`xray_seg.evaluation.alarms`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
+documented defaults of :mod:`xray_seg.evaluation.alarms`), ``geometry`` (the one geometry
+rule the serving graph applies: scale, tile, overlap, step, pad;
+:meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
 config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export
 time (``RUN/eval-val/metrics.json`` if present, else the best val mIoU of
 ``RUN/checkpoints/state.json``), the TensorFlow, Keras and xray-seg versions and a
@@ -67,6 +71,14 @@ class ExportSource:
     config_digest_method: str | None = None
     metrics: dict | None = None
     alarm: dict | None = None  # AlarmRule.to_dict(); None: RUN/alarm_thresholds.json or the defaults
+
+    @property
+    def geometry(self):
+        """How scans reach the network (:class:`xray_seg.inference.geometry.ScanGeometry`):
+        native resolution, tiles of the training size."""
+        from xray_seg.inference.geometry import ScanGeometry
+
+        return ScanGeometry(tile=self.input_size)
 
 
 @dataclass
@@ -221,6 +233,8 @@ SIGNATURE_DOCS = {
         "outputs": {
             "class_names": "string [K]", "input_size": "int32 [2]", "num_classes": "int32 []",
             "model_name": "string []", "xray_seg_version": "string []",
+            "scale": "float32 []", "tile_size": "int32 [2]", "tile_overlap": "float32 []",
+            "tile_step": "int32 [2]", "pad_value": "float32 []",
             "alarm_thresholds": "float32 [K]", "alarm_min_area": "int32 [K]", "alarm_closing": "int32 []",
             "alarm_calibrated": "bool []",
         },
@@ -252,7 +266,7 @@ def build_metadata(source: ExportSource) -> dict:
         "source": str(source.model_file),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "signatures": SIGNATURE_DOCS,
-        "resize": "bilinear, half-pixel centres, no antialias (tf.image.resize), in and back out; skipped at input_size",
+        "geometry": source.geometry.as_dict(),
         "rgba_policy": "alpha composited over white; grey replicated to RGB",
         "alarm": source_alarm(source),
     }
@@ -282,7 +296,7 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
         archive.track(source.model)
         add_serving_endpoints(
             archive, source.model, input_size=source.input_size, class_names=source.class_names,
-            model_name=source.model_name, version=__version__, alarm=source_alarm(source),
+            model_name=source.model_name, version=__version__, geometry=source.geometry, alarm=source_alarm(source),
         )
         archive.write_out(str(partial), verbose=False)
         write_json_atomic(partial / "export.json", metadata)
@@ -295,19 +309,20 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
 def verify_savedmodel(path: Path, source: ExportSource, seed: int = 0) -> dict:
     """Load the SavedModel back and compare ``serving_default`` with the Keras model.
 
-    The test image is deliberately not at the model size, so the resize in and out is
-    exercised; the reference uses the same resize (``export_serving.resize_bilinear``).
+    The test image is deliberately not at the model size (taller: two tiles; narrower:
+    padded), so the geometry rule is exercised; the reference is the same rule in numpy
+    (:func:`xray_seg.inference.tta.predict_probabilities`).
     """
     import tensorflow as tf
 
-    from xray_seg.serving.signatures import model_probabilities, resize_bilinear
+    from xray_seg.inference.tta import predict_probabilities
 
     h0, w0 = source.input_size
     size = (h0 + 13, max(8, w0 // 2 + 5))
     image = np.random.default_rng(seed).integers(0, 256, size=(1, *size, 3), dtype=np.uint8)
     loaded = tf.saved_model.load(str(path))
     got = loaded.signatures["serving_default"](images=tf.constant(image))
-    ref = resize_bilinear(model_probabilities(source.model, resize_bilinear(image, (h0, w0))), size).numpy()
+    ref = predict_probabilities(source.model, image[0], geometry=source.geometry, input_size=source.input_size)[None]
     diff = float(np.max(np.abs(got["probabilities"].numpy() - ref)))
     agree = float(np.mean(got["class_map"].numpy() == ref.argmax(-1)))
     return {"test_size": list(size), "max_abs_diff": diff, "class_map_agreement": agree}
@@ -317,7 +332,8 @@ def export_onnx(source: ExportSource, out_dir: Path) -> Path:
     """``OUT/model.onnx`` via Keras 3 ``model.export(format="onnx")`` (needs tf2onnx + onnx).
 
     The ONNX model is the Keras model as is: float32 ``[B, h0, w0, 3]`` raw pixels ->
-    logits ``[B, h0, w0, K]`` (no resize, no softmax).
+    logits ``[B, h0, w0, K]`` (no resize, no softmax) for tiles of the training size; the
+    caller tiles scans with the geometry rule (``export.json`` ``geometry``).
     """
     from xray_seg.core.fileio import atomic_path
 

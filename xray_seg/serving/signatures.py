@@ -1,43 +1,66 @@
 """The serving graph of an exported SavedModel (docs/architecture.md "station"; tensorflow/models'
 ``official/vision/serving/semantic_segmentation.py`` is the style anchor).
 
-Everything a station needs runs inside the graph, so a station needs only TensorFlow:
+Everything a station needs runs inside the graph, so a station needs only TensorFlow.
+
+Every scan reaches the network by the one geometry rule (:mod:`xray_seg.inference.geometry`;
+docs/architecture.md, "Geometry: how a scan reaches the network"), in TensorFlow ops, the
+same steps and summation order as :mod:`xray_seg.inference.tta`, so class maps agree with
+``evaluate`` and ``predict``: scale by ``scale`` (default 1: native resolution), pad a
+side shorter than the tile ``(h0, w0)`` (the training size) with 255 (air), run
+overlapping tiles (default overlap 1/3) ``TILE_BATCH`` at a time, average their softmax
+probabilities with a count map, crop the pad, resize back when ``scale != 1``. A scan of
+exactly the tile size is one plain forward pass. Nothing is ever squashed.
 
 ``serving_default(images)``
-    ``images``: uint8 ``[B, H, W, 3]``, any ``H`` and ``W`` (RGB, raw 0..255 pixels).
-    Each image is resized to the model's input size ``(h0, w0)`` (bilinear, half-pixel
-    centres, no antialiasing - the same resize as :mod:`xray_seg.inference.tta`), the model
-    gives logits, softmax gives probabilities, and the probabilities are resized back
-    to ``H x W`` (bilinear). Outputs:
+    ``images``: uint8 ``[B, H, W, 3]``, any ``H`` and ``W`` (RGB, raw 0..255 pixels), e.g. a
+    1024x3000 belt scan. The images are segmented one after the other (``tf.map_fn``,
+    one scan alive at a time). Outputs, at the scan's own resolution:
 
-    - ``class_map``: uint8 ``[B, H, W]``, argmax of the resized probabilities;
+    - ``class_map``: uint8 ``[B, H, W]``, argmax of the probabilities;
     - ``probabilities``: float32 ``[B, H, W, K]`` (sum to 1 over K);
     - ``class_pixel_counts``: **int32** ``[B, K]``, pixels of each class in ``class_map``;
     - ``image_sizes``: int32 ``[B, 2]``, ``(H, W)`` of every image (all equal here).
 
 ``serve_encoded(encoded)``
     ``encoded``: string ``[B]``, each element the bytes of a PNG or JPEG file, as read
-    from disk. Images in one batch **may differ in size**: each is decoded and resized
-    to the model size on its own (``tf.map_fn``), the model runs on the whole batch,
-    and each result is resized back to its own size and then padded at the bottom and
-    right to the largest ``H`` and ``W`` of the batch. Padding: ``class_map`` 255 (the
-    ignore label: "no pixel here"), ``probabilities`` 0; ``class_pixel_counts`` count
-    only real pixels; ``image_sizes`` gives each image's ``(H, W)``, so
-    ``class_map[i, :H_i, :W_i]`` is image ``i``. Decoding follows the converter's
-    policy (:func:`xray_seg.conversion.labelme.decode_image`): grey is replicated to RGB,
-    an alpha channel (RGBA, grey+alpha, PNG ``tRNS``) is composited over **white**
-    (X-ray air), 16-bit PNGs keep their high byte. JPEG EXIF orientation is *not*
-    applied (``tf.io`` ignores it). Same outputs as ``serving_default``.
+    from disk. Images in one batch **may differ in size**: each is decoded once, segmented
+    at its own size as above, and its results padded at the bottom and right to the
+    largest ``H`` and ``W`` of the batch. Padding: ``class_map`` 255 (the ignore label:
+    "no pixel here"), ``probabilities`` 0; ``class_pixel_counts`` count only real pixels;
+    ``image_sizes`` gives each image's ``(H, W)``, so ``class_map[i, :H_i, :W_i]`` is image
+    ``i``. Decoding follows the converter's policy
+    (:func:`xray_seg.conversion.labelme.decode_image`): grey is replicated to RGB, an alpha
+    channel (RGBA, grey+alpha, PNG ``tRNS``) is composited over **white** (X-ray air),
+    16-bit PNGs keep their high byte. JPEG EXIF orientation is *not* applied (``tf.io``
+    ignores it). Same outputs as ``serving_default``.
 
 ``model_info()``
     No inputs. ``class_names`` string ``[K]``, ``input_size`` int32 ``[2]`` (h0, w0),
     ``num_classes`` int32 scalar, ``model_name`` and ``xray_seg_version`` string scalars;
-    the stored alarm rule: ``alarm_thresholds`` float32 ``[K]``, ``alarm_min_area`` int32
-    ``[K]``, ``alarm_closing`` int32, ``alarm_calibrated`` bool.
+    the geometry rule: ``scale`` float32, ``tile_size`` int32 ``[2]``, ``tile_overlap``
+    float32, ``tile_step`` int32 ``[2]``, ``pad_value`` float32; and the stored alarm rule:
+    ``alarm_thresholds`` float32 ``[K]``, ``alarm_min_area`` int32 ``[K]``,
+    ``alarm_closing`` int32, ``alarm_calibrated`` bool.
 
 Both image signatures also output the bag decision, ``alarm`` bool ``[B]``,
 ``alarm_per_class`` bool ``[B, K]`` and ``alarm_scores`` float32 ``[B, K]``, computed from
 the full-resolution probabilities by :func:`xray_seg.serving.alarm_graph.alarm_outputs`.
+
+Peak memory (float32, ``K`` classes, one scan ``H x W`` after scaling, ``Hp x Wp`` after
+padding, tile ``th x tw``) - independent of the number of tiles:
+
+    ``4 * (3 H W            # the scan as float pixels
+           + 2 K Hp Wp      # the blended rows, then their concatenation
+           + K H W          # probabilities / the output
+           + 2 K th Wp)     # the carry buffer of one tile row
+      + A(TILE_BATCH)``      # the network's activations for 4 tiles of th x tw (fixed)
+
+i.e. about ``4 (3 + 3K) H W`` bytes plus a constant: for K = 6 a 1024x3000 scan needs
+about 0.26 GB, a 4096x4096 scan about 1.4 GB, on top of the network's fixed
+``A(TILE_BATCH)``. ``serving_default`` holds the uint8 batch and ``B`` outputs
+(``4 K H W`` bytes each); ``serve_encoded`` also holds every decoded image (``3 H W`` bytes
+each). ``scripts/bench_station_geometry.py`` measures latency and peak RSS.
 
 Wrong input fails inside the graph with a message saying what was expected (rank,
 channel count, empty image, bytes that are neither PNG nor JPEG). A wrong dtype is
@@ -53,6 +76,9 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from xray_seg.inference.geometry import ScanGeometry
+
+TILE_BATCH = 4  # tiles per forward pass: bounds the activations alive at once
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 PAD_CLASS = 255  # class_map value of padding in serve_encoded (the ignore label)
@@ -102,16 +128,115 @@ def _outputs(probs: tf.Tensor, num_classes: int) -> dict:
     return {"class_map": tf.cast(class_map, tf.uint8), "probabilities": probs, "class_pixel_counts": counts}
 
 
-def segment_images(model, images: tf.Tensor, input_size: Sequence[int], num_classes: int) -> dict:
-    """The ``serving_default`` computation (module docstring) on a checked uint8 batch."""
+def tile_starts(size: tf.Tensor, window: int, step: int) -> tf.Tensor:
+    """int32 ``[n]`` tile origins along one axis of a padded ``size >= window`` (geometry rule 3):
+    every ``step``, plus one flush with the end (:func:`xray_seg.inference.geometry.axis_origins`)."""
+    span = tf.maximum(size - window, 0)
+    starts = tf.range(span // step + 1, dtype=tf.int32) * step
+    return tf.cond(starts[-1] < span, lambda: tf.concat([starts, [span]], 0), lambda: starts)
+
+
+def _coverage(starts: tf.Tensor, window: int, size: tf.Tensor) -> tf.Tensor:
+    """float32 ``[size]``: how many tiles along one axis cover each position (the count map's factor)."""
+    pos = tf.range(size, dtype=tf.int32)[None, :]
+    inside = tf.logical_and(pos >= starts[:, None], pos < starts[:, None] + window)
+    return tf.reduce_sum(tf.cast(inside, tf.float32), axis=0)
+
+
+def _scaled_size(height: tf.Tensor, width: tf.Tensor, scale: float):
+    """``max(1, round(side * scale))`` per side, rounding half to even as Python's ``round``."""
+    def one(side):
+        return tf.maximum(tf.cast(tf.round(tf.cast(side, tf.float64) * scale), tf.int32), 1)
+
+    return one(height), one(width)
+
+
+def scan_probabilities(model, image: tf.Tensor, geometry: ScanGeometry, num_classes: int, tile_batch: int = TILE_BATCH) -> tf.Tensor:
+    """Softmax probabilities float32 ``[H, W, K]`` of one scan ``[H, W, 3]`` under the geometry rule.
+
+    Tiles are visited row by row. A *carry* buffer ``[th, W', K]`` holds the running sums of
+    the rows ``[y, y + th)`` of the current tile row; each tile's probabilities are added into
+    it in row-major tile order (the order :mod:`xray_seg.inference.tta` sums them in), and
+    the rows no later tile can reach are moved out to the result before the next tile row.
+    So, besides the result, only ``[th, W', K]`` of sums and ``tile_batch`` tiles of
+    activations are alive, whatever the scan's length.
+    """
+    th, tw = geometry.tile
+    sy, sx = geometry.step
+    k = int(num_classes)
+    image = tf.cast(image, tf.float32)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    if geometry.scale != 1.0:  # rule 1: scanner pixel -> training pixel
+        sh, sw = _scaled_size(height, width, geometry.scale)
+        image = resize_bilinear(image[None], tf.stack([sh, sw]))[0]
+    else:
+        sh, sw = height, width
+    pads = [[0, tf.maximum(th - sh, 0)], [0, tf.maximum(tw - sw, 0)], [0, 0]]  # rule 2: pad with air
+    image = tf.pad(image, pads, constant_values=float(geometry.pad_value))
+    ph, pw = tf.maximum(sh, th), tf.maximum(sw, tw)
+    ys, xs = tile_starts(ph, th, sy), tile_starts(pw, tw, sx)
+    num_rows, num_cols = tf.size(ys), tf.size(xs)
+    columns = xs[:, None] + tf.range(tw, dtype=tf.int32)[None, :]  # [nx, tw] image column of each tile column
+
+    def add_row(y, carry):
+        """Add the tiles of the row at ``y`` to ``carry`` (``[pw, th, K]``, columns first)."""
+        band = image[y : y + th]
+
+        def body(j, carry):
+            cols = columns[j : j + tile_batch]  # [m, tw]
+            tiles = tf.transpose(tf.gather(band, cols, axis=1), [1, 0, 2, 3])  # [m, th, tw, 3]
+            probs = model_probabilities(model, tf.ensure_shape(tiles, [None, th, tw, 3]))
+            updates = tf.transpose(probs, [0, 2, 1, 3])  # [m, tw, th, K]
+            return j + tile_batch, tf.tensor_scatter_nd_add(carry, cols[..., None], updates)
+
+        return tf.while_loop(lambda j, _: j < num_cols, body, [0, carry], parallel_iterations=1)[1]
+
+    def row_body(r, carry, blocks):
+        y = ys[r]
+        carry = add_row(y, carry)
+        done = tf.where(r + 1 < num_rows, ys[tf.minimum(r + 1, num_rows - 1)], ph) - y  # rows no later tile reaches
+        done = tf.minimum(done, th)
+        blocks = blocks.write(r, tf.transpose(carry[:, :done], [1, 0, 2]))
+        carry = tf.concat([carry[:, done:], tf.zeros([pw, done, k])], axis=1)
+        return r + 1, tf.ensure_shape(carry, [None, th, k]), blocks
+
+    carry = tf.zeros([pw, th, k])
+    blocks = tf.TensorArray(tf.float32, size=num_rows, infer_shape=False, element_shape=tf.TensorShape([None, None, k]))
+    _, _, blocks = tf.while_loop(lambda r, *_: r < num_rows, row_body, [0, carry, blocks], parallel_iterations=1)
+    total = blocks.concat()  # [ph, pw, K]
+    count = _coverage(ys, th, ph)[:, None] * _coverage(xs, tw, pw)[None, :]
+    probs = (total / count[..., None])[:sh, :sw]  # rule 4: average, crop the pad
+    if geometry.scale != 1.0:
+        probs = resize_bilinear(probs[None], tf.stack([height, width]))[0]
+    return tf.ensure_shape(probs, [None, None, k])
+
+
+def batch_probabilities(model, images: tf.Tensor, geometry: ScanGeometry, num_classes: int, tile_batch: int = TILE_BATCH) -> tf.Tensor:
+    """float32 ``[B, H, W, K]`` for a checked uint8 batch: one plain forward pass when the
+    images are exactly one tile (the numbers of the Keras model), else scan by scan."""
+    shape = tf.shape(images)
+    th, tw = geometry.tile
+    one_tile = tf.logical_and(tf.equal(shape[1], th), tf.equal(shape[2], tw))
+    if geometry.scale != 1.0:
+        one_tile = tf.constant(False)
+
+    def whole():
+        return model_probabilities(model, tf.ensure_shape(tf.cast(images, tf.float32), [None, th, tw, 3]))
+
+    def tiled():
+        return tf.map_fn(
+            lambda image: scan_probabilities(model, image, geometry, num_classes, tile_batch),
+            images, fn_output_signature=tf.TensorSpec([None, None, num_classes], tf.float32), parallel_iterations=1,
+        )
+
+    return tf.ensure_shape(tf.cond(one_tile, whole, tiled), [None, None, None, num_classes])
+
+
+def segment_images(model, images: tf.Tensor, geometry: ScanGeometry, num_classes: int) -> dict:
+    """The ``serving_default`` computation (module docstring) on a uint8 batch."""
     images = _check_images(images)
     shape = tf.shape(images)
-    # At the model size the bilinear resize is the identity (half-pixel centres, scale 1),
-    # so skip both resizes there: same numbers, less work (scripts/bench_export.py).
-    same = tf.logical_and(tf.equal(shape[1], input_size[0]), tf.equal(shape[2], input_size[1]))
-    pixels = tf.cond(same, lambda: tf.cast(images, tf.float32), lambda: resize_bilinear(images, input_size))
-    probs = model_probabilities(model, tf.ensure_shape(pixels, [None, input_size[0], input_size[1], 3]))
-    probs = tf.cond(same, lambda: probs, lambda: resize_bilinear(probs, shape[1:3]))
+    probs = batch_probabilities(model, images, geometry, num_classes)
     out = _outputs(probs, num_classes)
     out["image_sizes"] = tf.tile(shape[None, 1:3], [shape[0], 1])
     return out
@@ -144,57 +269,57 @@ def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
         return tf.identity(image)
 
 
-def segment_encoded(model, encoded: tf.Tensor, input_size: Sequence[int], num_classes: int) -> dict:
-    """The ``serve_encoded`` computation (module docstring): decode, resize, batch, resize back, pad."""
+def segment_encoded(model, encoded: tf.Tensor, geometry: ScanGeometry, num_classes: int) -> dict:
+    """The ``serve_encoded`` computation (module docstring): decode each file once, segment
+    it at its own size under the geometry rule, pad the results to the batch's largest size."""
     with tf.control_dependencies(
         [tf.debugging.assert_rank(encoded, 1, message="encoded must be a 1-D string tensor [batch] of PNG/JPEG file bytes "
                                   "(wrap a single file as [bytes])")]
     ):
         encoded = tf.identity(encoded)
-    h0, w0 = int(input_size[0]), int(input_size[1])
+    n = tf.size(encoded)
+    images = tf.TensorArray(tf.uint8, size=n, infer_shape=False, element_shape=tf.TensorShape([None, None, 3]))
+    sizes = tf.TensorArray(tf.int32, size=n, element_shape=tf.TensorShape([2]))
 
-    def prepare(data):
-        image = decode_rgb(data)
-        return resize_bilinear(image[None], (h0, w0))[0], tf.shape(image)[:2]
+    def decode(i, images, sizes):
+        image = decode_rgb(encoded[i])
+        return i + 1, images.write(i, image), sizes.write(i, tf.shape(image)[:2])
 
-    small, sizes = tf.map_fn(
-        prepare,
-        encoded,
-        fn_output_signature=(tf.TensorSpec([h0, w0, 3], tf.float32), tf.TensorSpec([2], tf.int32)),
-    )
-    probs_small = model_probabilities(model, small)
-    max_h = tf.reduce_max(sizes[:, 0])
-    max_w = tf.reduce_max(sizes[:, 1])
+    _, images, sizes = tf.while_loop(lambda i, *_: i < n, decode, [0, images, sizes], parallel_iterations=1)
+    sizes = tf.reshape(sizes.stack(), [-1, 2])
+    max_h = tf.reduce_max(tf.concat([sizes[:, 0], [0]], 0))
+    max_w = tf.reduce_max(tf.concat([sizes[:, 1], [0]], 0))
 
-    def restore(args):
-        p, size = args
-        probs = resize_bilinear(p[None], size)
-        out = _outputs(probs, num_classes)
-        pads = [[0, max_h - size[0]], [0, max_w - size[1]]]
-        class_map = tf.pad(out["class_map"][0], pads, constant_values=PAD_CLASS)
-        probs = tf.pad(probs[0], pads + [[0, 0]])
-        return class_map, probs, out["class_pixel_counts"][0]
+    def segment(i, maps, probs, counts):
+        # scan_probabilities directly: a tf.cond fast path inside this loop gets its untaken
+        # branch executed by the runtime (EnsureShape failures), and one tile gives the same numbers.
+        p = scan_probabilities(model, images.read(i), geometry, num_classes)[None]
+        out = _outputs(p, num_classes)
+        pads = [[0, max_h - sizes[i, 0]], [0, max_w - sizes[i, 1]]]
+        maps = maps.write(i, tf.pad(out["class_map"][0], pads, constant_values=PAD_CLASS))
+        probs = probs.write(i, tf.pad(p[0], pads + [[0, 0]]))
+        return i + 1, maps, probs, counts.write(i, out["class_pixel_counts"][0])
 
-    class_map, probs, counts = tf.map_fn(
-        restore,
-        (probs_small, sizes),
-        fn_output_signature=(
-            tf.TensorSpec([None, None], tf.uint8),
-            tf.TensorSpec([None, None, num_classes], tf.float32),
-            tf.TensorSpec([num_classes], tf.int32),
-        ),
-    )
-    return {"class_map": class_map, "probabilities": probs, "class_pixel_counts": counts, "image_sizes": sizes}
+    arrays = [
+        tf.TensorArray(tf.uint8, size=n, element_shape=tf.TensorShape([None, None])),
+        tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None, None, num_classes])),
+        tf.TensorArray(tf.int32, size=n, element_shape=tf.TensorShape([num_classes])),
+    ]
+    _, maps, probs, counts = tf.while_loop(lambda i, *_: i < n, segment, [0, *arrays], parallel_iterations=1)
+    return {"class_map": maps.stack(), "probabilities": probs.stack(), "class_pixel_counts": counts.stack(), "image_sizes": sizes}
 
 
 IMAGES_SPEC = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
 ENCODED_SPEC = tf.TensorSpec(shape=None, dtype=tf.string, name="encoded")
 
 
-def add_serving_endpoints(archive, model, *, input_size, class_names: Sequence[str], model_name: str, version: str,
-                          alarm: dict | None = None) -> None:
+def add_serving_endpoints(
+    archive, model, *, input_size, class_names: Sequence[str], model_name: str, version: str,
+    geometry: ScanGeometry | None = None, alarm: dict | None = None,
+) -> None:
     """Register ``serving_default``, ``serve_encoded`` and ``model_info`` on a Keras ``ExportArchive``.
 
+    ``geometry`` defaults to native resolution with tiles of ``input_size`` (the training size).
     ``alarm``: the rule (:class:`xray_seg.evaluation.alarms.AlarmRule` as a dict); None = the defaults.
     """
     from xray_seg.evaluation.alarms import AlarmRule
@@ -202,6 +327,7 @@ def add_serving_endpoints(archive, model, *, input_size, class_names: Sequence[s
 
     num_classes = len(class_names)
     h0, w0 = int(input_size[0]), int(input_size[1])
+    geometry = geometry or ScanGeometry(tile=(h0, w0))
     rule = alarm or AlarmRule.default(list(class_names)).to_dict()
 
     def with_alarm(out):  # the one place the decision joins the outputs
@@ -210,10 +336,10 @@ def add_serving_endpoints(archive, model, *, input_size, class_names: Sequence[s
         return {**out, **decision}
 
     def serving_default(images):
-        return with_alarm(segment_images(model, images, (h0, w0), num_classes))
+        return with_alarm(segment_images(model, images, geometry, num_classes))
 
     def serve_encoded(encoded):
-        return with_alarm(segment_encoded(model, encoded, (h0, w0), num_classes))
+        return with_alarm(segment_encoded(model, encoded, geometry, num_classes))
 
     def model_info():
         return {
@@ -222,9 +348,21 @@ def add_serving_endpoints(archive, model, *, input_size, class_names: Sequence[s
             "num_classes": tf.constant(num_classes, dtype=tf.int32),
             "model_name": tf.constant(model_name, dtype=tf.string),
             "xray_seg_version": tf.constant(version, dtype=tf.string),
+            **geometry_info(geometry),
             **rule_constants(rule),
         }
 
     archive.add_endpoint("serving_default", serving_default, input_signature=[IMAGES_SPEC])
     archive.add_endpoint("serve_encoded", serve_encoded, input_signature=[ENCODED_SPEC])
     archive.add_endpoint("model_info", model_info, input_signature=[])
+
+
+def geometry_info(geometry: ScanGeometry) -> dict:
+    """The geometry rule as ``model_info`` outputs (docs/architecture.md, "Geometry")."""
+    return {
+        "scale": tf.constant(geometry.scale, dtype=tf.float32),
+        "tile_size": tf.constant(list(geometry.tile), dtype=tf.int32),
+        "tile_overlap": tf.constant(geometry.overlap, dtype=tf.float32),
+        "tile_step": tf.constant(list(geometry.step), dtype=tf.int32),
+        "pad_value": tf.constant(geometry.pad_value, dtype=tf.float32),
+    }

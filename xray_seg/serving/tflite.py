@@ -1,10 +1,16 @@
 """TFLite variants of a segmentation model, with parity and latency checks.
 
-What a TFLite model takes (all variants): one image, **uint8 ``[1, h0, w0, 3]``** RGB at
-the model's fixed input size ``(h0, w0)`` (``model_info``/``export.json`` ``input_size``);
-the station resizes to that size itself - the dynamic resize of the SavedModel is left
-out so the graph has static shapes. It returns **float32 ``[1, h0, w0, K]`` softmax
-probabilities** (resize them back and take the argmax for a class map).
+What a TFLite model takes (all variants): one **tile**, **uint8 ``[1, h0, w0, 3]``** RGB at
+the model's fixed input size ``(h0, w0)`` (``model_info``/``export.json`` ``input_size``,
+``geometry.tile``). It returns **float32 ``[1, h0, w0, K]`` softmax probabilities** of that
+tile. The file does not tile a scan itself (static shapes); **the caller tiles on the host
+with the one geometry rule** (:mod:`xray_seg.inference.geometry`, docs/architecture.md
+"Geometry: how a scan reaches the network"), as the SavedModel does inside its graph: scale
+by ``geometry.scale`` (1.0: none), pad a side shorter than the tile with 255 (air) at the
+bottom/right, run the tiles at ``ScanGeometry(tile=(h0, w0)).tile_origins(H, W)``, average
+their probabilities with a count map, crop the pad, argmax. Resizing a whole scan to
+``(h0, w0)`` instead squashes it and loses threats on long scans. The ONNX export is the
+same one-tile network (float32 pixels in, logits out) and needs the same host-side tiling.
 
 Variants (``tf.lite.TFLiteConverter.from_concrete_functions``, TFLite builtin ops only):
 

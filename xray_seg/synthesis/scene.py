@@ -26,7 +26,19 @@ per piece.
 **Determinism.** Image ``i`` draws everything from its own generator seeded with
 ``(seed, i)``, so the output depends on ``seed`` only, not on the worker count or order.
 
-**Composition** (all sizes scale with ``size``): a bag outline with zips, handles and
+**Belt scans** (``width`` or ``aspect_mix``): a scan need not be square. Belt scanners
+write a fixed number of pixels across the belt and as many along it as the tunnel is
+long, so a scan is ``size`` pixels high (across the belt) and ``width`` pixels wide
+(along it). The bag is drawn in a square of side ``min(size, width)`` exactly as a square
+sample, and that square sits at a random place along the belt on a canvas of air (zero
+thickness, rendered through the same detector blur and noise, so the air around the
+bag and the belt beyond it look alike); its polygons are shifted with it.
+``aspect_mix="pidray"`` draws each scan's width/height ratio from :data:`PIDRAY_ASPECTS`,
+a mix of 1:1 to 4:1 scans like the PIDray samples (the 4:1 strips of paper 2 included;
+the weights are a rough guide, not a measurement of PIDray). Square sizes (the default)
+take exactly the code path, and the numbers, they took before belt scans existed.
+
+**Composition** (all sizes scale with the bag's side): a bag outline with zips, handles and
 sometimes trolley tubes; 4-8 / 9-16 / 17-28 clutter items for ``clutter`` low / medium /
 high (:mod:`xray_seg.synthesis.clutter`); with probability ``threat_prob`` one to three
 threats (:mod:`xray_seg.synthesis.threats`), of uniformly drawn class, rotation and
@@ -62,6 +74,9 @@ CONTACT_SHEET = "contact_sheet.png"
 CONFIG_FILE = "synth_config.yaml"
 LABELS_FILE = "labels.txt"
 STYLES = ("xray", "photo")
+ASPECT_MIXES = ("", "pidray")
+# width / height of a scan and its probability under aspect_mix="pidray" (module docstring)
+PIDRAY_ASPECTS = ((1.0, 0.2), (1.33, 0.25), (2.0, 0.25), (3.0, 0.15), (4.0, 0.15))
 
 
 @dataclass
@@ -69,7 +84,11 @@ class SynthConfig:
     """Settings of a synthetic dataset.
 
     Args:
-        size: image side in pixels (paper 1 feeds 512 x 512).
+        size: image side in pixels (paper 1 feeds 512 x 512); the height (across the
+            belt) of a non-square scan.
+        width: scan width in pixels (along the belt); 0 = ``size`` (square).
+        aspect_mix: ``""`` (every scan ``size x width``) or ``"pidray"``: each scan's
+            width drawn as ``size`` times a ratio from :data:`PIDRAY_ASPECTS`.
         num: number of images.
         seed: base seed; image ``i`` uses a generator seeded with ``(seed, i)``.
         clutter: ``"low"``, ``"medium"`` or ``"high"``.
@@ -95,6 +114,8 @@ class SynthConfig:
     embed_image_data: bool = False
     workers: int = 0
     style: str = "xray"
+    width: int = 0
+    aspect_mix: str = ""
 
     def validate(self) -> "SynthConfig":
         """Raise :class:`ConfigError` for a setting out of range; return self."""
@@ -112,6 +133,12 @@ class SynthConfig:
             problems.append(("workers", "must be 0 (all cores) or a positive integer", "use e.g. --workers 2"))
         if self.style not in STYLES:
             problems.append(("style", f"must be one of {', '.join(STYLES)}", "use e.g. --style xray"))
+        if not isinstance(self.width, int) or (self.width and self.width < 32):
+            problems.append(("width", "must be 0 (square) or an integer of at least 32", "use e.g. --size 768x256"))
+        if self.aspect_mix not in ASPECT_MIXES:
+            problems.append(("aspect_mix", "must be pidray or empty", "use e.g. --aspect-mix pidray"))
+        if self.style == "photo" and (self.width not in (0, self.size) or self.aspect_mix):
+            problems.append(("style", "photo supports square images only", "leave out --size WxH / --aspect-mix for --style photo"))
         if problems:
             key, what, fix = problems[0]
             raise ConfigError(f"synth setting {key}={getattr(self, key)!r} {what}", fix=fix)
@@ -119,6 +146,15 @@ class SynthConfig:
 
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    def scan_shape(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``index`` (own generator, so square data is unchanged)."""
+        if self.aspect_mix == "pidray":
+            rng = np.random.default_rng([int(self.seed), int(index), 1])
+            ratios, weights = zip(*PIDRAY_ASPECTS)
+            ratio = float(rng.choice(ratios, p=np.asarray(weights) / sum(weights)))
+            return self.size, max(32, round(self.size * ratio))
+        return self.size, self.width or self.size
 
 
 # ----------------------------------------------------------------------------- one sample
@@ -159,14 +195,16 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
     """Render image ``index`` of the dataset ``config`` describes.
 
     Returns:
-        ``(image, shapes)``: an RGB uint8 ``[size, size, 3]`` scan and the Labelme shape
-        dicts of its threats. With ``debug=True``, ``(image, shapes, info)`` where
-        ``info["threat_mask"]`` is the ``[size, size]`` uint8 map of rendered threat
+        ``(image, shapes)``: an RGB uint8 ``[H, W, 3]`` scan (``config.scan_shape(index)``,
+        ``[size, size]`` by default) and the Labelme shape dicts of its threats. With
+        ``debug=True``, ``(image, shapes, info)`` where
+        ``info["threat_mask"]`` is the ``[H, W]`` uint8 map of rendered threat
         footprints (class index 1..5 from :data:`CLASS_NAMES`, 0 elsewhere; later
         threats over earlier ones) and ``info["thickness"]`` the per-material
         thickness maps in mm.
     """
-    size = config.size
+    height, width = config.scan_shape(index)
+    size = min(height, width)  # the bag's square
     rng = np.random.default_rng([int(config.seed), int(index)])
     canvas = Canvas(size)
     box = synth_clutter.bag(canvas, rng)
@@ -197,10 +235,29 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
             shapes.append(_shape(name, poly))
 
     _fabric_texture(canvas, rng)
-    image = render_xray(canvas.maps, rng, blur_sigma=max(0.35, 0.6 * size / 512))
+    maps = canvas.maps
+    if (height, width) != (size, size):
+        maps, threat_mask, shapes = _on_belt(config, index, (height, width), maps, threat_mask, shapes)
+    image = render_xray(maps, rng, blur_sigma=max(0.35, 0.6 * size / 512))
     if debug:
-        return image, shapes, {"threat_mask": threat_mask, "thickness": canvas.maps}
+        return image, shapes, {"threat_mask": threat_mask, "thickness": maps}
     return image, shapes
+
+
+def _on_belt(config: SynthConfig, index: int, shape, maps, threat_mask, shapes):
+    """Put the square bag at a random place along a ``shape`` belt of air (module docstring)."""
+    height, width = shape
+    side = threat_mask.shape[0]
+    rng = np.random.default_rng([int(config.seed), int(index), 2])
+    oy, ox = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+    big = {}
+    for name, thickness in maps.items():
+        big[name] = np.zeros((height, width), thickness.dtype)
+        big[name][oy : oy + side, ox : ox + side] = thickness
+    mask = np.zeros((height, width), np.uint8)
+    mask[oy : oy + side, ox : ox + side] = threat_mask
+    moved = [{**s, "points": [[round(x + ox, 2), round(y + oy, 2)] for x, y in s["points"]]} for s in shapes]
+    return big, mask, moved
 
 
 def _fabric_texture(canvas: Canvas, rng: np.random.Generator) -> None:
@@ -328,7 +385,7 @@ def draw_annotations(image: np.ndarray, shapes: list[dict]) -> np.ndarray:
 
     palette = voc_palette(len(CLASS_NAMES) + 1)
     out = image.copy()
-    size = image.shape[0]
+    size = min(image.shape[:2])
     thick = max(1, round(size / 256))
     for shape in shapes:
         idx = CLASS_NAMES.index(shape["label"]) + 1 if shape["label"] in CLASS_NAMES else 0

@@ -35,9 +35,10 @@ class ValidationCallback(keras.callbacks.Callback):
     One confusion matrix is accumulated over the whole split, never averaged per batch.
     """
 
-    def __init__(self, dataset, class_names, *, every=1, log_dir=None, num_images=4):
+    def __init__(self, dataset, class_names, *, every=1, log_dir=None, num_images=4, geometry=None):
         super().__init__()
         self.dataset = dataset
+        self.geometry = geometry  # ScanGeometry: scans other than one tile are tiled (docs/architecture.md)
         self.class_names = list(class_names)
         self.every = max(1, int(every))
         self.num_images = num_images
@@ -62,7 +63,12 @@ class ValidationCallback(keras.callbacks.Callback):
             # feeds the whole batch to every replica, which would count pixels several times.
             self._forward = tf.function(lambda x: main_logits(self.model(x, training=False)), reduce_retracing=True)
         for images, masks in self.dataset:
-            pred = np.argmax(self._forward(images).numpy(), axis=-1)
+            if self.geometry is None or self.geometry.is_single_tile(*images.shape[1:3]):
+                pred = np.argmax(self._forward(images).numpy(), axis=-1)
+            else:
+                from xray_seg.inference.tta import batch_class_maps
+
+                pred = batch_class_maps(self._forward, np.asarray(images), self.geometry)
             cm += confusion_matrix(np.asarray(masks), pred, k)
             if len(samples) < self.num_images:
                 samples.append((np.asarray(images[0]), pred[0]))

@@ -130,6 +130,7 @@ def make_training_dataset(cfg: TrainConfig, global_batch: int, *, start_epoch: i
         cache=cfg.data.cache,
         deterministic=cfg.deterministic,
         crop_size=training_crop(cfg),
+        scale=1.0,  # crops of native-resolution scans: the geometry rule (inference/geometry.py)
     )
 
 
@@ -255,17 +256,26 @@ def resolve_class_weights(cfg: TrainConfig, class_names: list[str], verbose: int
 
 def build_datasets(cfg: TrainConfig, plan: BatchPlan, *, start_epoch: int):
     """``(train_ds, val_ds)``: the training stream from ``start_epoch`` (sharded by data
-    across workers) and the validation batches at ``data.image_size``."""
+    across workers) and the validation scans at native resolution (:func:`training_geometry`)."""
     import tensorflow as tf
 
     from xray_seg.pipeline.dataset import make_eval_dataset
 
-    height, width = cfg.data.image_size
     train_ds = make_training_dataset(cfg, plan.global_batch, start_epoch=start_epoch)
-    val_ds = make_eval_dataset(cfg.data.voc_dir, cfg.data.val_split, image_size=(height, width), batch_size=plan.global_batch)
+    val_ds = make_eval_dataset(
+        cfg.data.voc_dir, cfg.data.val_split, batch_size=plan.global_batch, geometry=training_geometry(cfg)
+    )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return train_ds.with_options(options), val_ds
+
+
+def training_geometry(cfg: TrainConfig):
+    """How validation brings a scan to the network: native resolution, tiles of the training
+    size (the one geometry rule, docs/architecture.md "Geometry")."""
+    from xray_seg.inference.geometry import ScanGeometry
+
+    return ScanGeometry(tile=tuple(cfg.data.image_size))
 
 
 def model_input_shape(cfg: TrainConfig) -> tuple:
@@ -328,7 +338,10 @@ def build_metrics(cfg: TrainConfig, val_ds, class_names: list[str], run_dir: Pat
     epoch logs (and prediction images to TensorBoard)."""
     from xray_seg.training.callbacks import ValidationCallback
 
-    return ValidationCallback(val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images)
+    return ValidationCallback(
+        val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images,
+        geometry=training_geometry(cfg),
+    )
 
 
 def build_callbacks(run_dir: Path, validation, inference_model, plan: BatchPlan, state: dict, *, resume: bool):

@@ -1,0 +1,157 @@
+"""The one geometry rule: how a scan of any shape reaches the network (docs/architecture.md,
+"Geometry: how a scan reaches the network").
+
+Real scans are long and not square (a belt scanner writes 1024 pixels across and
+thousands along the belt; PIDray's samples are about 4:1). Validation during training,
+``evaluate``, ``predict`` (run folder, ``.keras`` or SavedModel) and both SavedModel
+signatures bring a scan ``[H, W, 3]`` to the network the same way, never squashing it:
+
+1. **Scale.** The scan is resized by ``scale`` (scanner pixel -> training pixel;
+   default 1.0 = native resolution, no resize) to ``round(H*scale) x round(W*scale)``,
+   bilinear with half-pixel centres and no antialiasing.
+2. **Pad.** A side shorter than the tile is padded at the bottom/right with
+   ``pad_value`` (255: X-ray air, which transmits fully and looks white) up to the
+   tile; the tile is the training input size, a multiple of the network's output
+   stride, so the padded scan is too.
+3. **Tiles.** Tiles of ``tile`` (the training input size ``(h0, w0)``) start every
+   ``step = round(tile * (1 - overlap))`` pixels (default overlap 1/3, mmsegmentation's
+   ``slide`` mode); the last row/column of tiles is shifted back to end flush with the
+   border, so no tile hangs over the edge. A scan of exactly the tile size is one tile:
+   the plain forward pass, the same numbers as before tiling existed.
+4. **Blend.** Softmax probabilities of overlapping tiles are averaged with a count map
+   (summed in tile order, row-major), the padding is cropped off, and the probabilities
+   are resized back to ``H x W`` when ``scale != 1``. The class map is their argmax.
+
+:func:`xray_seg.inference.tta.predict_probabilities` implements the rule in numpy for
+Keras models; :mod:`xray_seg.serving.signatures` implements it in TensorFlow ops inside
+the SavedModel. TFLite and ONNX models are fixed-size tile models: the caller tiles on
+the host with this rule (:func:`ScanGeometry.tile_origins` gives the tile origins).
+The export writes the rule into ``export.json`` (``geometry``) and ``model_info``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+PAD_VALUE = 255.0
+DEFAULT_OVERLAP = 1.0 / 3.0
+
+
+def _pair(value, what: str) -> tuple[int, int]:
+    if isinstance(value, numbers.Integral):
+        value = (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"{what} must be a positive int or (height, width), got {value}")
+    return value
+
+
+def axis_origins(size: int, window: int, step: int) -> list[int]:
+    """Start offsets of tiles along one axis: every ``step``, the last one flush with the end.
+
+    ``size`` is the padded size (>= ``window``); ``size <= window`` gives ``[0]``.
+    """
+    if size <= window:
+        return [0]
+    starts = list(range(0, size - window + 1, step))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
+
+
+@dataclass(frozen=True)
+class ScanGeometry:
+    """How a scan reaches the network (module docstring).
+
+    Args:
+        tile: ``(height, width)`` of a tile: the model's training input size.
+        scale: scanner pixel -> training pixel factor (1.0 = native resolution).
+        overlap: fraction of a tile shared by neighbouring tiles, in ``[0, 1)``.
+        pad_value: pixel value of the padding (255 = air).
+    """
+
+    tile: tuple[int, int]
+    scale: float = 1.0
+    overlap: float = DEFAULT_OVERLAP
+    pad_value: float = PAD_VALUE
+
+    def __post_init__(self):
+        object.__setattr__(self, "tile", _pair(self.tile, "tile"))
+        object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "overlap", float(self.overlap))
+        if not self.scale > 0:
+            raise ValueError(f"scale must be > 0, got {self.scale}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must lie in [0, 1), got {self.overlap}")
+
+    @property
+    def step(self) -> tuple[int, int]:
+        """Tile step ``(h, w)``: ``round(tile * (1 - overlap))``, at least 1."""
+        return tuple(max(1, round(t * (1.0 - self.overlap))) for t in self.tile)
+
+    def scaled_size(self, height: int, width: int) -> tuple[int, int]:
+        """Size of the scan after step 1 (scale)."""
+        if self.scale == 1.0:
+            return int(height), int(width)
+        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """Size of an already scaled scan after step 2 (pad to at least the tile)."""
+        return max(int(height), self.tile[0]), max(int(width), self.tile[1])
+
+    def tile_origins(self, height: int, width: int) -> list[tuple[int, int]]:
+        """Row-major ``(y, x)`` origins of the tiles of an already scaled ``height x width`` scan."""
+        ph, pw = self.padded_size(height, width)
+        return [(y, x) for y in axis_origins(ph, self.tile[0], self.step[0]) for x in axis_origins(pw, self.tile[1], self.step[1])]
+
+    def num_tiles(self, height: int, width: int) -> int:
+        """Forward passes (tiles) one scan of ``height x width`` (before scaling) needs."""
+        return len(self.tile_origins(*self.scaled_size(height, width)))
+
+    def is_single_tile(self, height: int, width: int) -> bool:
+        """True when the scan is exactly one tile with no resize and no pad (the plain forward pass)."""
+        return self.scale == 1.0 and (int(height), int(width)) == self.tile
+
+    def as_dict(self) -> dict:
+        """The rule as written into ``export.json`` (``geometry``)."""
+        return {
+            "rule": "scale, pad bottom/right to the tile, overlapping tiles, average softmax with a count map, "
+                    "crop, resize back; never squash (docs/architecture.md)",
+            "scale": self.scale,
+            "tile": list(self.tile),
+            "overlap": self.overlap,
+            "step": list(self.step),
+            "pad_value": self.pad_value,
+            "pad": "bottom/right, up to the tile size (a multiple of the output stride)",
+            "resize": "bilinear, half-pixel centres, no antialias; only when scale != 1",
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScanGeometry:
+        """Inverse of :meth:`as_dict` (extra keys ignored)."""
+        return cls(tile=tuple(data["tile"]), scale=data.get("scale", 1.0),
+                   overlap=data.get("overlap", DEFAULT_OVERLAP), pad_value=data.get("pad_value", PAD_VALUE))
+
+
+def geometry_for(loaded) -> ScanGeometry | None:
+    """The rule for a :class:`xray_seg.inference.loader.LoadedModel`.
+
+    Tiles of its fixed input size; for a Keras model that takes any size (trained on
+    ``data.crop_size`` crops), tiles of the training size ``data.image_size`` from the
+    ``config.yaml`` beside it - what its validation and its SavedModel use; None for a
+    SavedModel (the rule runs inside its graph) or when no training size is known.
+    """
+    if loaded.input_size:
+        return ScanGeometry(tile=tuple(loaded.input_size))
+    if loaded.keras_model is None:
+        return None
+    from pathlib import Path
+
+    config = Path(loaded.source).parent / "config.yaml"
+    if not config.is_file():
+        return None
+    import yaml
+
+    size = ((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data") or {}).get("image_size")
+    return ScanGeometry(tile=(int(size[0]), int(size[1]))) if size else None
