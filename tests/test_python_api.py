@@ -63,7 +63,8 @@ def test_docs_python_api_runs(docs_run):
     np.testing.assert_allclose(tiled.probabilities.sum(-1), 1.0, atol=1e-4)
     for item in pred.items:
         x, y, w, h = item["bbox"]
-        assert (pred.class_map[y:y + h, x:x + w] == item["class_index"]).sum() >= item["area"] >= 50
+        # items are components after the alarm rule's closing (evaluation/alarms.py): inside their box
+        assert w * h >= item["area"] >= 50 and (pred.class_map[y:y + h, x:x + w] == item["class_index"]).any()
     metrics = json.loads((root / "runs/tiny/eval-val/metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(namespace["ev"].scores["miou"])
     assert (root / "runs/tiny-export/savedmodel/saved_model.pb").is_file()

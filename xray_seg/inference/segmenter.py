@@ -12,7 +12,7 @@ benchmark, and export (:mod:`xray_seg.serving.exporter`). The shape follows kera
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,20 @@ class Prediction:
     Attributes:
         class_map: ``[H, W]`` uint8, the class index of each pixel (0 = background).
         probabilities: ``[H, W, K]`` float32 softmax probabilities.
-        items: the prohibited items found, largest first, as
-            :func:`xray_seg.inference.items.find_items` lists them: ``class``,
-            ``class_index``, ``area`` (pixels), ``confidence`` and ``bbox`` ``[x, y, w, h]``.
+        items: the prohibited items found, largest first, as ``xray-seg predict`` writes
+            them: ``class``, ``class_index``, ``area`` (pixels), ``confidence``, ``bbox``
+            ``[x, y, w, h]`` and ``alarm`` (whether this item passes its class's thresholds).
+        alarm: whether the bag alarms under the model's stored alarm rule
+            (:func:`xray_seg.evaluation.alarms.decide`; the documented defaults when the
+            model was never calibrated).
+        alarm_classes: the classes that alarmed, in class order.
     """
 
     class_map: np.ndarray
     probabilities: np.ndarray
     items: list
+    alarm: bool = False
+    alarm_classes: list = field(default_factory=list)
 
 
 def tta_options(tta=None, window=None, stride=None):
@@ -155,8 +161,9 @@ class Segmenter:
             stride: sliding-window step (default 2/3 of the window).
             min_area: smallest item listed in ``items``, in pixels.
         """
+        from xray_seg.evaluation.alarms import decide, load_rule
         from xray_seg.evaluation.evaluator import read_image_rgb
-        from xray_seg.inference.items import find_items
+        from xray_seg.inference.geometry import geometry_for
         from xray_seg.inference.tta import predict_probabilities
 
         if isinstance(image_or_path, (str, Path)):
@@ -165,10 +172,13 @@ class Segmenter:
             image = np.asarray(image_or_path)
         options = tta_options(tta, window, stride)
         loaded = self._loaded
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **options.as_kwargs())
+        probs = predict_probabilities(
+            loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry_for(loaded), **options.as_kwargs()
+        )
         probs = np.asarray(probs, dtype=np.float32)
         class_map = probs.argmax(axis=-1).astype(np.uint8)
-        return Prediction(class_map, probs, find_items(class_map, probs, self.class_names, min_area))
+        decision = decide(class_map, probs, load_rule(loaded, loaded.class_names), min_area=min_area)
+        return Prediction(class_map, probs, decision["items"], decision["alarm"], decision["alarm_classes"])
 
     def predict_files(self, inputs, out_dir, *, min_area: int = 50, tta=None, window=None, force: bool = False,
                       progress: bool = True):
