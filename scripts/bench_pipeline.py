@@ -34,7 +34,8 @@ def make_random_voc(root: Path, n: int, size: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from xray_seg.conversion.voc import VocLayout, save_label_png, write_class_names, write_split
+    from xray_seg.conversion.voc import save_label_png, write_class_names, write_split
+    from xray_seg.core.layouts import VocLayout
 
     layout = VocLayout(root)
     layout.images_dir.mkdir(parents=True)

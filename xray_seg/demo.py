@@ -46,7 +46,8 @@ def _step(title: str):
 
 def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
     """A grid of converted images beside their palette masks, to check the conversion by eye."""
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
+    from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
+    from xray_seg.core.layouts import VocLayout
     from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.core.viz import colorize, overlay, save_grid
 
@@ -66,7 +67,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     from xray_seg.core.config import load_config
     from xray_seg.conversion.convert import ConvertConfig, convert
     from xray_seg.synthesis.scene import SynthConfig, synthesize
-    from xray_seg.conversion.voc import VocLayout, read_split
+    from xray_seg.conversion.voc import read_split
+    from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout, VocLayout
     from xray_seg.evaluation.evaluator import evaluate
     from xray_seg.serving.exporter import export_model
     from xray_seg.inference.items import predict_images
@@ -106,7 +108,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     )
 
     t = _step("4/6 evaluate on val (paper 1 metrics)")
-    evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val")
+    evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=RunLayout(run_dir).eval_dir("val"))
     times["evaluate"] = time.perf_counter() - t
 
     t = _step("5/6 export SavedModel for inspection stations")
@@ -117,7 +119,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     t = _step("6/6 predict val images with the exported SavedModel")
     layout = VocLayout(voc_dir)
     images = [str(layout.image_path(s)) for s in read_split(voc_dir, "val")[: cfg.predict_images]]
-    predict_images(export_dir / "savedmodel", images, out / "predictions")
+    predict_images(ExportLayout(export_dir).savedmodel_dir, images, out / "predictions")
     times["predict"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - start_all
 
@@ -133,8 +135,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         ("VOC dataset", voc_dir),
         ("converted samples", preview),
         ("run folder (checkpoints, history.csv, training_curves.png, logs/)", run_dir),
-        ("evaluation report", run_dir / "eval-val" / "report.md"),
-        ("exported SavedModel", export_dir / "savedmodel"),
+        ("evaluation report", EvalLayout(RunLayout(run_dir).eval_dir("val")).report_md),
+        ("exported SavedModel", ExportLayout(export_dir).savedmodel_dir),
         ("predictions (masks, overlays, item lists)", out / "predictions"),
     ]:
         print(f"  {what}: {where}")

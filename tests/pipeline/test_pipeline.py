@@ -18,7 +18,8 @@ from xray_seg.pipeline.dataset import (
     split_size,
 )
 from xray_seg.conversion.stats import compute_class_stats, median_frequency_weights
-from xray_seg.conversion.voc import VocLayout, load_label_png, save_label_png, write_class_names, write_split
+from xray_seg.conversion.voc import load_label_png, save_label_png, write_class_names, write_split
+from xray_seg.core.layouts import VocLayout
 from xray_seg.core.errors import DatasetError
 
 NAMES = ["_background_", "gun", "knife"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xray_seg.core.layouts import RunLayout
+
 NAME = "evaluate"
 HELP = "PA, mPA, per-class IoU and mIoU (paper 1) of a model on a VOC split"
 DESCRIPTION = """Evaluate a run folder, a .keras file or an exported SavedModel on a VOC split.
@@ -37,7 +39,7 @@ def run(args):
     out = args.out
     model = Path(args.model)
     if out is None:  # inside a run folder; beside a .keras file or SavedModel folder
-        is_run = model.is_dir() and (model / "best_model.keras").is_file()
-        out = model / f"eval-{args.split}" if is_run else model.parent / f"{model.stem}-eval-{args.split}"
+        is_run = model.is_dir() and RunLayout(model).best_model.is_file()
+        out = RunLayout(model).eval_dir(args.split) if is_run else model.parent / f"{model.stem}-eval-{args.split}"
     evaluate(args.model, args.voc_dir, split=args.split, tta=tta, out_dir=out, force=args.force, limit=args.limit)
     return 0

@@ -77,8 +77,10 @@ from xray_seg.conversion.labelme import (
     shape_labels,
     shapes_to_label,
 )
-from xray_seg.conversion.voc import IMAGE_SUFFIXES, VocLayout, save_label_png, write_class_names, write_split
-from xray_seg.core.viz import IGNORE_LABEL, overlay
+from xray_seg.conversion.voc import save_label_png, write_class_names, write_split
+from xray_seg.core.layouts import VocLayout
+from xray_seg.core.constants import IGNORE_LABEL, VOC_IMAGE_SUFFIXES
+from xray_seg.core.viz import overlay
 
 IMAGE_FORMATS = ("png", "jpeg", "copy")
 UNKNOWN_MODES = ("error", "skip", "background")
@@ -482,7 +484,7 @@ def _duplicates(files: list[Path], scans: list[_Scan]) -> dict[str, str]:
 def _outputs_complete(layout: VocLayout, stem: str, config: ConvertConfig) -> bool:
     if not layout.mask_path(stem).is_file():
         return False
-    if not any((layout.images_dir / f"{stem}{s}").is_file() for s in IMAGE_SUFFIXES):
+    if not any((layout.images_dir / f"{stem}{s}").is_file() for s in VOC_IMAGE_SUFFIXES):
         return False
     if config.npy and not (layout.npy_dir / f"{stem}.npy").is_file():
         return False

@@ -1,4 +1,6 @@
-"""The VOC dataset layout that ``labelme2voc.py`` writes and every later stage reads.
+"""Reading and writing the VOC dataset that ``labelme2voc.py`` writes and every later stage reads.
+
+The folder's file names are :class:`xray_seg.core.layouts.VocLayout`:
 
 ::
 
@@ -16,69 +18,17 @@ Labels are 0 for background, 1..K-1 for the classes in ``class_names.txt`` order
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from xray_seg.core.errors import DatasetError
 from xray_seg.core.fileio import atomic_path, write_text_atomic
-from xray_seg.core.viz import IGNORE_LABEL, voc_palette
+from xray_seg.core.constants import IGNORE_LABEL
+from xray_seg.core.layouts import VocLayout
+from xray_seg.core.viz import voc_palette
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "trainval")
-
-
-@dataclass(frozen=True)
-class VocLayout:
-    """Paths of a VOC dataset rooted at ``root``."""
-
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
-
-    @property
-    def images_dir(self) -> Path:
-        return self.root / "JPEGImages"
-
-    @property
-    def masks_dir(self) -> Path:
-        return self.root / "SegmentationClass"
-
-    @property
-    def npy_dir(self) -> Path:
-        return self.root / "SegmentationClassNpy"
-
-    @property
-    def vis_dir(self) -> Path:
-        return self.root / "SegmentationClassVisualization"
-
-    @property
-    def class_names_file(self) -> Path:
-        return self.root / "class_names.txt"
-
-    @property
-    def splits_dir(self) -> Path:
-        return self.root / "ImageSets" / "Segmentation"
-
-    def split_file(self, split: str) -> Path:
-        return self.splits_dir / f"{split}.txt"
-
-    def mask_path(self, stem: str) -> Path:
-        return self.masks_dir / f"{stem}.png"
-
-    def image_path(self, stem: str) -> Path:
-        """The image file of ``stem`` (any of .png/.jpg/.jpeg); DatasetError if none."""
-        for suffix in IMAGE_SUFFIXES:
-            candidate = self.images_dir / f"{stem}{suffix}"
-            if candidate.is_file():
-                return candidate
-        raise DatasetError(
-            f"no image for {stem!r} in JPEGImages/",
-            path=self.images_dir,
-            fix="re-run `xray-seg convert`, or remove the stem from the split list",
-        )
 
 
 def read_class_names(voc_dir: str | Path) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-IGNORE_LABEL = 255
+from xray_seg.core.constants import IGNORE_LABEL  # noqa: F401  (re-exported: viz callers read it here)
 
 
 def voc_palette(n: int = 256) -> np.ndarray:

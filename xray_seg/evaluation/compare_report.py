@@ -171,7 +171,8 @@ def plot_bars(path: str | Path, table3: Mapping) -> Path:
 def choose_grid_stems(voc_dir: str | Path, count: int) -> list[str]:
     """Val images with the most distinct object classes first (paper 1 picks multi-object,
     hard cases for Fig. 7); ties keep the split order."""
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
+    from xray_seg.conversion.voc import load_label_png, read_split
+    from xray_seg.core.layouts import VocLayout
 
     layout = VocLayout(voc_dir)
     stems = read_split(voc_dir, "val")
@@ -188,7 +189,8 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
     model's prediction (its seed-0 run), in the VOC palette with a class legend."""
     import keras
 
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names
+    from xray_seg.conversion.voc import load_label_png, read_class_names
+    from xray_seg.core.layouts import VocLayout
     from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.inference.tta import predict_class_map
     from xray_seg.inference.loader import load_for_inference

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.errors import ConfigError
+from xray_seg.core.layouts import EvalLayout
 
 
 @dataclass
@@ -103,7 +104,8 @@ def evaluate(
     """Evaluate a run folder, ``.keras`` file or SavedModel on ``split`` of ``voc_dir``."""
     from tqdm import tqdm
 
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
+    from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
+    from xray_seg.core.layouts import VocLayout
     from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
@@ -148,8 +150,9 @@ def evaluate(
     }
     print(format_paper_tables(scores, names, fps=fps))
     if out_dir is not None:
-        write_metrics_json(out_dir / "metrics.json", scores, names, fps=fps, **extra)
-        write_markdown_report(out_dir / "report.md", scores, names, model_name=loaded.name, split=split, fps=fps, extra=extra)
-        plot_confusion_matrix(out_dir / "confusion_matrix.png", np.asarray(scores["confusion_matrix"]), names)
-        print(f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png")
+        written = EvalLayout(out_dir)
+        write_metrics_json(written.metrics_json, scores, names, fps=fps, **extra)
+        write_markdown_report(written.report_md, scores, names, model_name=loaded.name, split=split, fps=fps, extra=extra)
+        plot_confusion_matrix(written.confusion_matrix_png, np.asarray(scores["confusion_matrix"]), names)
+        print(f"wrote {written.metrics_json}, {written.report_md.name}, {written.confusion_matrix_png.name}")
     return EvalResult(scores, fps, len(stems), out_dir, extra)

@@ -29,9 +29,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.errors import DatasetError
 
-IGNORE_INDEX = 255
+IGNORE_INDEX = IGNORE_LABEL  # the project's one ignore label
 
 ABSENT_CLASS_POLICY = (
     "A class absent from both truth and prediction has undefined (NaN) IoU and PA and is excluded "

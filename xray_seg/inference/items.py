@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.constants import SCAN_IMAGE_SUFFIXES
 from xray_seg.core.errors import DatasetError, XraySegError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -33,7 +32,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in SCAN_IMAGE_SUFFIXES)
         elif any(ch in item for ch in "*?["):
             paths += sorted(Path(q) for q in glob.glob(item, recursive=True))
         else:

@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 
 from xray_seg.core.errors import ModelError
+from xray_seg.core.layouts import ExportLayout, RunLayout
+from xray_seg.models.outputs import logits_of
 
 
 @dataclass
@@ -50,7 +52,7 @@ def _from_keras(model_file: Path, class_names: list[str], name: str) -> LoadedMo
 
     def logits_fn(batch):
         out = predict(np.asarray(batch, dtype=np.float32))
-        return np.asarray(out["logits"] if isinstance(out, dict) else out, dtype=np.float32)
+        return np.asarray(logits_of(out), dtype=np.float32)
 
     return LoadedModel(name or model.name, class_names, size, logits_fn, model_file, model)
 
@@ -58,7 +60,7 @@ def _from_keras(model_file: Path, class_names: list[str], name: str) -> LoadedMo
 def _from_savedmodel(path: Path) -> LoadedModel:
     import tensorflow as tf
 
-    meta_file = path / "export.json"
+    meta_file = ExportLayout.metadata_file(path)
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     loaded = tf.saved_model.load(str(path))
     serve = loaded.signatures["serving_default"]
@@ -80,20 +82,20 @@ def _from_savedmodel(path: Path) -> LoadedModel:
 def load_for_inference(path: str | Path, class_names: list[str] | None = None) -> LoadedModel:
     """Load a run folder (its best model), a ``.keras`` file or a SavedModel folder."""
     path = Path(path)
-    if path.is_dir() and (path / "saved_model.pb").is_file():
+    if path.is_dir() and ExportLayout.is_savedmodel(path):
         return _from_savedmodel(path)
-    if path.is_dir() and (path / "savedmodel" / "saved_model.pb").is_file():
-        return _from_savedmodel(path / "savedmodel")
-    if path.is_dir() and (path / "best_model.keras").is_file():
-        names = class_names or _read_names(path / "class_names.txt")
+    if path.is_dir() and ExportLayout.is_savedmodel(ExportLayout(path).savedmodel_dir):
+        return _from_savedmodel(ExportLayout(path).savedmodel_dir)
+    if path.is_dir() and RunLayout(path).best_model.is_file():
+        names = class_names or _read_names(RunLayout(path).class_names_file)
         name = ""
-        if (path / "config.yaml").is_file():
+        if RunLayout(path).config_file.is_file():
             import yaml
 
-            name = (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("model", {}).get("name", "")
-        return _from_keras(path / "best_model.keras", names, name)
+            name = (yaml.safe_load(RunLayout(path).config_file.read_text()) or {}).get("model", {}).get("name", "")
+        return _from_keras(RunLayout(path).best_model, names, name)
     if path.is_file() and path.suffix == ".keras":
-        names_file = path.parent / "class_names.txt"
+        names_file = RunLayout(path.parent).class_names_file
         if class_names is None and not names_file.is_file():
             raise ModelError(
                 "no class names for this model", path=path, fix="put class_names.txt beside it or pass the VOC folder's"

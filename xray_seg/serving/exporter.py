@@ -44,6 +44,8 @@ import numpy as np
 
 from xray_seg import __version__
 from xray_seg.core.errors import ConfigError, ModelError, XraySegError
+from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout
+from xray_seg.models.outputs import logits_of
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 DEFAULT_FORMATS = ("savedmodel", "tflite")
@@ -120,12 +122,12 @@ def _config_digest(config_file: Path) -> tuple[str, str]:
 
 def _run_metrics(run_dir: Path) -> dict | None:
     """Metrics at export time: ``eval-val/metrics.json`` if present, else ``checkpoints/state.json``."""
-    metrics_file = run_dir / "eval-val" / "metrics.json"
+    metrics_file = EvalLayout(RunLayout(run_dir).eval_dir("val")).metrics_json
     if metrics_file.is_file():
         data = json.loads(metrics_file.read_text(encoding="utf-8"))
         keep = ("pa", "mpa", "miou", "iou", "class_pa", "class_names", "absent_class_policy")
         return {"source": str(metrics_file), "split": "val", **{k: data[k] for k in keep if k in data}}
-    state_file = run_dir / "checkpoints" / "state.json"
+    state_file = RunLayout(run_dir).state_file
     if state_file.is_file():
         state = json.loads(state_file.read_text(encoding="utf-8"))
         return {"source": str(state_file), "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch")}
@@ -151,19 +153,19 @@ def load_source(path: str | Path, *, class_names_file: str | Path | None = None,
     path = Path(path)
     run_dir = None
     if path.is_dir():
-        if not (path / "best_model.keras").is_file():
+        if not RunLayout(path).best_model.is_file():
             raise ModelError(
                 "no best_model.keras in this folder", path=path,
                 fix="give a run folder written by `xray-seg train` (or the .keras file itself)",
             )
-        run_dir, model_file = path, path / "best_model.keras"
+        run_dir, model_file = path, RunLayout(path).best_model
     elif path.is_file() and path.suffix == ".keras":
         model_file = path
     else:
         raise ModelError("not a run folder or .keras file", path=path, fix="give RUN_DIR (with best_model.keras) or a .keras file")
 
     beside = model_file.parent
-    names_file = Path(class_names_file) if class_names_file else beside / "class_names.txt"
+    names_file = Path(class_names_file) if class_names_file else RunLayout(beside).class_names_file
     if not class_names_file and not names_file.is_file():
         raise ModelError(
             "no class names for this model", path=model_file,
@@ -178,7 +180,7 @@ def load_source(path: str | Path, *, class_names_file: str | Path | None = None,
         raise ModelError(f"cannot load the model ({exc})", path=model_file, fix="give a .keras file written by xray-seg") from None
 
     output = model.output
-    out_shape = (output["logits"] if isinstance(output, dict) else output).shape
+    out_shape = logits_of(output).shape
     if out_shape[-1] != len(class_names):
         raise ModelError(
             f"the model has {out_shape[-1]} output classes but {names_file} lists {len(class_names)}",
@@ -187,7 +189,7 @@ def load_source(path: str | Path, *, class_names_file: str | Path | None = None,
     if len(class_names) > 255:
         raise ModelError(f"{len(class_names)} classes do not fit a uint8 class map (max 255)", path=model_file)
 
-    config_file = beside / "config.yaml" if (beside / "config.yaml").is_file() else None
+    config_file = RunLayout(beside).config_file if RunLayout(beside).config_file.is_file() else None
     shape = model.input_shape
     if input_size is not None:
         size = (int(input_size[0]), int(input_size[1]))
@@ -279,8 +281,8 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
     from xray_seg.serving.signatures import add_serving_endpoints
     from xray_seg.core.fileio import write_json_atomic
 
-    final = out_dir / "savedmodel"
-    partial = out_dir / ".savedmodel.partial"
+    final = ExportLayout(out_dir).savedmodel_dir
+    partial = ExportLayout(out_dir).savedmodel_partial
     shutil.rmtree(partial, ignore_errors=True)
     try:
         archive = keras.export.ExportArchive()
@@ -290,7 +292,7 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
             model_name=source.model_name, version=__version__,
         )
         archive.write_out(str(partial), verbose=False)
-        write_json_atomic(partial / "export.json", metadata)
+        write_json_atomic(ExportLayout.metadata_file(partial), metadata)
         os.replace(partial, final)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -335,7 +337,7 @@ def export_onnx(source: ExportSource, out_dir: Path) -> Path:
     # An explicit signature: Keras refuses a loaded model it has not called ("The model
     # provided has never called.") when it has to infer one.
     signature = [tf.TensorSpec([None, h0, w0, 3], tf.float32, name="images")]
-    path = out_dir / "model.onnx"
+    path = ExportLayout(out_dir).onnx_model
     with atomic_path(path) as tmp:
         source.model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
     return path
@@ -404,7 +406,7 @@ def export_model(
     finally:
         bar.close()
         result.manifest = manifest
-        write_json_atomic(out_dir / "manifest.json", manifest)
+        write_json_atomic(ExportLayout(out_dir).manifest, manifest)
     return result
 
 

@@ -47,9 +47,10 @@ from typing import Sequence
 
 import tensorflow as tf
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
-PAD_CLASS = 255  # class_map value of padding in serve_encoded (the ignore label)
+from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
+from xray_seg.models.outputs import logits_of
+
+PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
 
 
 def resize_bilinear(images: tf.Tensor, size) -> tf.Tensor:
@@ -59,9 +60,7 @@ def resize_bilinear(images: tf.Tensor, size) -> tf.Tensor:
 
 def model_probabilities(model, pixels: tf.Tensor) -> tf.Tensor:
     """Softmax probabilities float32 ``[B, h0, w0, K]`` of a model fed float32 pixels (0..255)."""
-    logits = model(pixels, training=False)
-    if isinstance(logits, dict):
-        logits = logits["logits"]
+    logits = logits_of(model(pixels, training=False))
     return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 
 

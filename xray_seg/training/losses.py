@@ -28,8 +28,10 @@ from typing import Iterable, Sequence
 import keras
 from keras import ops
 
-IGNORE_INDEX = 255
-MAIN_OUTPUT = "logits"
+from xray_seg.core.constants import IGNORE_LABEL
+from xray_seg.models.outputs import MAIN_OUTPUT
+
+IGNORE_INDEX = IGNORE_LABEL  # the project's one ignore label
 
 
 def _prepare(y_true, y_pred, ignore_index: int, class_weights: Sequence[float] | None):

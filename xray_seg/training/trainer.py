@@ -28,6 +28,8 @@ from pathlib import Path
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
+from xray_seg.core.layouts import RunLayout
+from xray_seg.models.outputs import logits_of
 from xray_seg.training.config import TrainConfig
 
 
@@ -68,7 +70,7 @@ def load_class_weights(path: str, class_names: list[str]) -> list[float]:
 
 def resume_config(run_dir: str | Path, epochs: int | None = None) -> TrainConfig:
     """The saved config of a run, with an optionally extended epoch budget."""
-    path = Path(run_dir) / "config.yaml"
+    path = RunLayout(run_dir).config_file
     if not path.is_file():
         raise ConfigError("not a run folder (no config.yaml)", path=run_dir, fix="give the --run-dir of an earlier `xray-seg train`")
     cfg = load_config(TrainConfig, path)
@@ -191,7 +193,7 @@ def train(
         prepare_output_dir(run_dir, force=force)
     if not cfg.data.voc_dir:
         raise ConfigError("no dataset given", fix="pass the VOC folder: xray-seg train VOC_DIR ...")
-    save_config(cfg, run_dir / "config.yaml")
+    save_config(cfg, RunLayout(run_dir).config_file)
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -200,7 +202,7 @@ def train(
         keras.mixed_precision.set_global_policy(cfg.mixed_precision)
 
     class_names = read_class_names(cfg.data.voc_dir)
-    write_text_atomic(run_dir / "class_names.txt", "\n".join(class_names) + "\n")
+    write_text_atomic(RunLayout(run_dir).class_names_file, "\n".join(class_names) + "\n")
     num_classes = len(class_names)
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.data.batch_size * replicas
@@ -239,7 +241,7 @@ def train(
             cfg.model.name, num_classes, input_shape, width=cfg.model.width, aux=cfg.model.aux, **cfg.model.options
         )
         output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
-        inference_model = keras.Model(model.input, model.output["logits"]) if output_names else model
+        inference_model = keras.Model(model.input, logits_of(model.output)) if output_names else model
         if cfg.sync_bn:
             _enable_sync_batchnorm(model)
         schedule = WarmupPoly(
@@ -260,8 +262,8 @@ def train(
         model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, jit_compile=cfg.jit_compile)
         if resume:
             optimizer.build(model.trainable_variables)
-            model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
-            load_rng_state(model, run_dir / "checkpoints" / "rng_state.npz")
+            model.load_weights(RunLayout(run_dir).last_weights)
+            load_rng_state(model, RunLayout(run_dir).rng_state)
 
     if output_names:
         train_ds = train_ds.map(lambda x, y: (x, {name: y for name in output_names}))
@@ -270,7 +272,7 @@ def train(
 
     nan_guard = NanGuard()
     validation = ValidationCallback(
-        val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images
+        val_ds, class_names, every=cfg.val_every, log_dir=RunLayout(run_dir).logs_dir, num_images=cfg.num_val_images
     )
     checkpoint = RunCheckpoint(run_dir, inference_model, best_miou=state["best_miou"], best_epoch=state["best_epoch"])
     callbacks = [
@@ -278,8 +280,8 @@ def train(
         EpochTimer(steps * global_batch),
         validation,
         checkpoint,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
+        keras.callbacks.CSVLogger(str(RunLayout(run_dir).history_csv), append=resume),
+        keras.callbacks.TensorBoard(log_dir=str(RunLayout(run_dir).logs_dir), write_graph=False),
     ]
     if verbose:
         print(
@@ -299,9 +301,9 @@ def train(
             verbose=verbose,
         )
     except KeyboardInterrupt:
-        path = run_dir / "checkpoints" / "interrupted.weights.h5"
+        path = RunLayout(run_dir).interrupted_weights
         model.save_weights(path)
-        done = read_state(run_dir)["epochs_done"] if (run_dir / "checkpoints" / "state.json").exists() else 0
+        done = read_state(run_dir)["epochs_done"] if RunLayout(run_dir).state_file.exists() else 0
         print(
             f"\ninterrupted: weights saved to {path}; `xray-seg train --resume --run-dir {run_dir}` "
             f"continues exactly from the end of epoch {done}",
@@ -360,11 +362,11 @@ def _prebuild_for_multiworker(model, strategy, element_spec) -> None:
 
 
 def _write_curves(run_dir: Path) -> None:
-    history = run_dir / "history.csv"
+    history = RunLayout(run_dir).history_csv
     if history.is_file() and history.stat().st_size:
         from xray_seg.evaluation.report import plot_training_curves
 
         try:
-            plot_training_curves(run_dir / "training_curves.png", history)
+            plot_training_curves(RunLayout(run_dir).training_curves, history)
         except (ValueError, XraySegError):
             pass  # an empty or one-line history has nothing to plot yet

@@ -35,11 +35,10 @@ import numpy as np
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import OutputExistsError, XraySegError
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic, write_text_atomic
+from xray_seg.core.layouts import RunLayout
 from xray_seg.synthesis.cyclegan.config import CycleGANConfig
 from xray_seg.synthesis.cyclegan.images import ImagePool, UnpairedBatches, load_domain
 
-CONFIG_FILE = "config.yaml"
-HISTORY_FILE = "history.csv"
 GENERATOR_A2B = "generator_a2b.keras"
 GENERATOR_B2A = "generator_b2a.keras"
 NETWORKS = ("g_ab", "g_ba", "d_a", "d_b")
@@ -202,7 +201,7 @@ def _load_pools(path: Path, pool_a: ImagePool, pool_b: ImagePool) -> None:
 
 def read_run_state(run_dir: str | Path) -> dict:
     """``checkpoints/state.json`` of a run; CycleGANError if there is none."""
-    path = Path(run_dir) / "checkpoints" / "state.json"
+    path = RunLayout(run_dir).state_file
     if not path.is_file():
         raise CycleGANError("no CycleGAN checkpoint here", path=path, fix="start a new run without --resume")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -210,7 +209,7 @@ def read_run_state(run_dir: str | Path) -> dict:
 
 def load_run_config(run_dir: str | Path) -> CycleGANConfig:
     """The resolved config a run saved."""
-    path = Path(run_dir) / CONFIG_FILE
+    path = RunLayout(run_dir).config_file
     if not path.is_file():
         raise CycleGANError(
             "not a CycleGAN run folder (no config.yaml)", path=run_dir, fix="give the --run-dir of `xray-seg cyclegan train`"
@@ -278,7 +277,7 @@ def prepare_run(config: CycleGANConfig, run_dir: str | Path, *, resume: bool, fo
     _refuse_existing(run_dir, force)
     prepare_output_dir(run_dir, force=force)
     config = config.resolved()
-    save_config(config, run_dir / CONFIG_FILE)
+    save_config(config, RunLayout(run_dir).config_file)
     return config, None
 
 
@@ -322,7 +321,7 @@ def train_cyclegan(
 
     gan = CycleGAN(config)
     pool_a, pool_b = ImagePool(config.pool_size), ImagePool(config.pool_size)
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = RunLayout(run_dir).checkpoints_dir
     history: list = []
     start_epoch = 0
     if state is not None:
@@ -362,7 +361,7 @@ def train_cyclegan(
             )
         row = {"epoch": epoch + 1, **means, "lr": lr, "seconds": time.perf_counter() - started}
         history.append(row)
-        _append_history(run_dir / HISTORY_FILE, row)
+        _append_history(RunLayout(run_dir).history_csv, row)
         write_sample_grid(run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", gan, sample_a, sample_b, epoch + 1)
         for name, model in ((GENERATOR_A2B, gan.g_ab), (GENERATOR_B2A, gan.g_ba)):
             with atomic_path(run_dir / name) as tmp:
@@ -370,7 +369,7 @@ def train_cyclegan(
         gan.save(ckpt_dir)
         _save_pools(ckpt_dir / "pools.npz", pool_a, pool_b)
         write_json_atomic(
-            ckpt_dir / "state.json",
+            RunLayout(run_dir).state_file,
             {"epochs_done": epoch + 1, "rng_state": rng.bit_generator.state, "history": history},
         )
     done = last if last > start_epoch else start_epoch

@@ -1,0 +1,215 @@
+"""The file names of the project's three folders, defined once (docs/architecture.md).
+
+- :class:`VocLayout`: a VOC dataset, as ``labelme2voc.py`` and ``xray-seg convert`` write it
+  and every later stage reads it.
+- :class:`RunLayout`: a training run folder (``xray-seg train --run-dir``), and what
+  ``evaluate`` writes into it.
+- :class:`ExportLayout`: an export folder (``xray-seg export``), as a station reads it.
+
+Each layout is a frozen dataclass over the folder's root; its properties are paths, so a
+file name is spelled in one place only::
+
+    VOC_DIR/
+      JPEGImages/<stem>.jpg|.png          the images (PNG when converted losslessly)
+      SegmentationClass/<stem>.png        palette ("P") PNG, value = class index, 255 = ignore
+      SegmentationClassNpy/<stem>.npy     optional int32 labels, -1 = ignore (labelme's convention)
+      SegmentationClassVisualization/     optional overlays for people
+      class_names.txt                     one name a line: _background_, then the classes
+      ImageSets/Segmentation/{train,val,trainval}.txt
+
+    RUN_DIR/
+      config.yaml  class_names.txt  best_model.keras  history.csv  training_curves.png
+      checkpoints/{last,best,interrupted}.weights.h5  checkpoints/state.json  checkpoints/rng_state.npz
+      logs/                               TensorBoard
+      eval-<split>/{metrics.json,report.md,confusion_matrix.png}
+
+    EXPORT_DIR/
+      savedmodel/ (with export.json)  model_<variant>.tflite  model.onnx  manifest.json
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from xray_seg.core.constants import VOC_IMAGE_SUFFIXES
+from xray_seg.core.errors import DatasetError
+
+CLASS_NAMES_FILE = "class_names.txt"
+CONFIG_FILE = "config.yaml"
+HISTORY_FILE = "history.csv"
+CHECKPOINTS_DIR = "checkpoints"
+STATE_FILE = "state.json"
+
+
+class _Rooted:
+    """A layout over one folder: ``root`` is made a :class:`~pathlib.Path`."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+
+@dataclass(frozen=True)
+class VocLayout(_Rooted):
+    """Paths of a VOC dataset rooted at ``root``."""
+
+    root: Path
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "JPEGImages"
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.root / "SegmentationClass"
+
+    @property
+    def npy_dir(self) -> Path:
+        return self.root / "SegmentationClassNpy"
+
+    @property
+    def vis_dir(self) -> Path:
+        return self.root / "SegmentationClassVisualization"
+
+    @property
+    def class_names_file(self) -> Path:
+        return self.root / CLASS_NAMES_FILE
+
+    @property
+    def splits_dir(self) -> Path:
+        return self.root / "ImageSets" / "Segmentation"
+
+    def split_file(self, split: str) -> Path:
+        return self.splits_dir / f"{split}.txt"
+
+    def mask_path(self, stem: str) -> Path:
+        return self.masks_dir / f"{stem}.png"
+
+    def image_path(self, stem: str) -> Path:
+        """The image file of ``stem`` (any of .png/.jpg/.jpeg); DatasetError if none."""
+        for suffix in VOC_IMAGE_SUFFIXES:
+            candidate = self.images_dir / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+        raise DatasetError(
+            f"no image for {stem!r} in JPEGImages/",
+            path=self.images_dir,
+            fix="re-run `xray-seg convert`, or remove the stem from the split list",
+        )
+
+
+@dataclass(frozen=True)
+class RunLayout(_Rooted):
+    """Paths of a training run folder rooted at ``root`` (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def class_names_file(self) -> Path:
+        return self.root / CLASS_NAMES_FILE
+
+    @property
+    def best_model(self) -> Path:
+        return self.root / "best_model.keras"
+
+    @property
+    def history_csv(self) -> Path:
+        return self.root / HISTORY_FILE
+
+    @property
+    def training_curves(self) -> Path:
+        return self.root / "training_curves.png"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / CHECKPOINTS_DIR
+
+    @property
+    def state_file(self) -> Path:
+        return self.checkpoints_dir / STATE_FILE
+
+    @property
+    def last_weights(self) -> Path:
+        return self.checkpoints_dir / "last.weights.h5"
+
+    @property
+    def best_weights(self) -> Path:
+        return self.checkpoints_dir / "best.weights.h5"
+
+    @property
+    def interrupted_weights(self) -> Path:
+        return self.checkpoints_dir / "interrupted.weights.h5"
+
+    @property
+    def rng_state(self) -> Path:
+        return self.checkpoints_dir / "rng_state.npz"
+
+    def eval_dir(self, split: str = "val") -> Path:
+        """Where ``evaluate`` writes its :class:`EvalLayout` for ``split`` inside the run."""
+        return self.root / f"eval-{split}"
+
+
+@dataclass(frozen=True)
+class EvalLayout(_Rooted):
+    """Paths of an ``evaluate --out`` folder (``RUN_DIR/eval-val`` in a run)."""
+
+    root: Path
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def confusion_matrix_png(self) -> Path:
+        return self.root / "confusion_matrix.png"
+
+
+@dataclass(frozen=True)
+class ExportLayout(_Rooted):
+    """Paths of an export folder rooted at ``root`` (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def savedmodel_dir(self) -> Path:
+        return self.root / "savedmodel"
+
+    @property
+    def savedmodel_partial(self) -> Path:
+        """The hidden folder the SavedModel is written to before its rename into place."""
+        return self.root / ".savedmodel.partial"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def onnx_model(self) -> Path:
+        return self.root / "model.onnx"
+
+    def tflite_model(self, variant: str) -> Path:
+        return self.root / f"model_{variant}.tflite"
+
+    @staticmethod
+    def metadata_file(savedmodel_dir: str | Path) -> Path:
+        """``export.json`` inside a SavedModel folder (class names, input size, thresholds)."""
+        return Path(savedmodel_dir) / "export.json"
+
+    @staticmethod
+    def is_savedmodel(path: str | Path) -> bool:
+        """Whether ``path`` is a SavedModel folder (it holds ``saved_model.pb``)."""
+        return (Path(path) / "saved_model.pb").is_file()
