@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, half_channels
 from xray_seg.layers.norm import BatchNorm
 
 
@@ -55,7 +55,7 @@ class StemBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = filters
         self.conv = ConvBNAct(filters, 3, strides=2, name="conv")
-        self.left_reduce = ConvBNAct(max(1, filters // 2), 1, name="left_reduce")
+        self.left_reduce = ConvBNAct(half_channels(filters), 1, name="left_reduce")
         self.left_down = ConvBNAct(filters, 3, strides=2, name="left_down")
         self.right_pool = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="right_pool")
         self.concat = keras.layers.Concatenate(axis=-1, name="concat")

@@ -9,26 +9,8 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct, activation_layer
+from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct, activation_layer, half_channels
 from xray_seg.layers.norm import BatchNorm
-
-
-def divisible_channels(channels: int, width: float = 1.0, divisor: int = 8, min_value: int | None = None) -> int:
-    """``channels * width`` rounded to a multiple of ``divisor`` (MobileNet's ``make_divisible``).
-
-    The DeepLab family scales channels this way; :func:`xray_seg.layers.conv.scale_channels`
-    (plain rounding) is the other models' rule. The names differ so the two are not confused.
-
-    Never goes below ``min_value`` (default ``divisor``) and never more than 10% below
-    ``channels * width``. ``width=1.0`` leaves paper channel counts that are multiples of
-    ``divisor`` unchanged (all of ours are, e.g. 728 = 8 * 91).
-    """
-    min_value = divisor if min_value is None else min_value
-    value = channels * width
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 def _filters_triple(filters) -> tuple[int, int, int]:
@@ -243,7 +225,7 @@ class CSPBlock(keras.layers.Layer):
         self.dilation_rate = dilation_rate
         self.separable = separable
         self.activation = activation
-        hidden = hidden_filters or max(1, filters // 2)
+        hidden = hidden_filters or half_channels(filters)
         self.path1_in = ConvBNAct(hidden, 1, activation=activation, name="path1_in")
         self.units = [
             ResidualUnit(hidden, dilation_rate=dilation_rate, separable=separable, activation=activation, name=f"unit{i + 1}")

@@ -186,6 +186,30 @@ def scale_channels(channels: int, width: float, minimum: int = 1) -> int:
     return max(minimum, int(round(channels * width)))
 
 
+def divisible_channels(channels: int, width: float = 1.0, divisor: int = 8, min_value: int | None = None) -> int:
+    """``channels * width`` rounded to a multiple of ``divisor`` (MobileNet's ``make_divisible``).
+
+    The DeepLab family scales channels this way; :func:`scale_channels`
+    (plain rounding) is the other models' rule. The names differ so the two are not confused.
+
+    Never goes below ``min_value`` (default ``divisor``) and never more than 10% below
+    ``channels * width``. ``width=1.0`` leaves paper channel counts that are multiples of
+    ``divisor`` unchanged (all of ours are, e.g. 728 = 8 * 91).
+    """
+    min_value = divisor if min_value is None else min_value
+    value = channels * width
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def half_channels(filters: int) -> int:
+    """Half of ``filters``, at least 1: a branch that splits or reduces a block's channels
+    (BiSeNet V2's stem left branch, Table 1; CSPNet's two paths)."""
+    return max(1, filters // 2)
+
+
 def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
     """Map raw 0..255 pixels to [-1, 1] inside the model (docs/architecture.md: no train/serve skew)."""
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
