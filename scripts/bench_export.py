@@ -52,9 +52,9 @@ def main(argv=None) -> int:
 
     from xray_seg.core.config import save_config
     from xray_seg.core.layouts import RunLayout
+    from xray_seg.models.registry import build_model, import_custom_objects
     from xray_seg.serving.exporter import export_model
     from xray_seg.serving.tflite import make_interpreter, run_interpreter
-    from xray_seg.models.registry import build_model, import_custom_objects
     from xray_seg.training.config import TrainConfig
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_export_"))
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         interpreter = make_interpreter(Path(r.path).read_bytes())
         paths[f"tflite {r.variant}"] = (lambda it: lambda: run_interpreter(it, image))(interpreter)
 
-    for name, fn in paths.items():
+    for fn in paths.values():
         for _ in range(args.warmup):
             fn()
     times = {name: [] for name in paths}

@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         )
         iterator = iter(ds)
 
-        def one_pass():
+        def one_pass(iterator=iterator):
             for _ in range(steps):
                 yield next(iterator)
 

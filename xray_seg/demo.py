@@ -48,8 +48,8 @@ def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
     """A grid of converted images beside their palette masks, to check the conversion by eye."""
     from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.core.viz import colorize, overlay, save_grid
+    from xray_seg.evaluation.evaluator import read_image_rgb
 
     layout = VocLayout(voc_dir)
     rows = []
@@ -64,16 +64,16 @@ def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    from xray_seg.core.config import load_config
     from xray_seg.conversion.convert import ConvertConfig, convert
-    from xray_seg.synthesis.scene import SynthConfig, synthesize
     from xray_seg.conversion.voc import read_split
+    from xray_seg.core.config import load_config
     from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout, VocLayout
     from xray_seg.evaluation.evaluator import evaluate
-    from xray_seg.serving.exporter import export_model
     from xray_seg.inference.items import predict_images
-    from xray_seg.training.trainer import pipeline_images_per_sec, train
+    from xray_seg.serving.exporter import export_model
+    from xray_seg.synthesis.scene import SynthConfig, synthesize
     from xray_seg.training.config import TrainConfig
+    from xray_seg.training.trainer import pipeline_images_per_sec, train
 
     out = Path(cfg.out)
     if out.exists():

@@ -69,7 +69,7 @@ def test_branch_resolutions_and_table1_channels():
     """Detail Branch at 1/8 (128 ch), Semantic Branch stem 1/4 (16), S3 1/8 (32), S4 1/16 (64), S5 1/32 (128)."""
     for width in (1.0, TINY):
         model = build_bisenetv2(NUM_CLASSES, (64, 64, 3), width=width)
-        c = lambda n: scale_channels(n, width)  # noqa: E731
+        c = lambda n, width=width: scale_channels(n, width)  # noqa: E731
         assert _spatial_and_channels(model, "detail_s1_2") == (32, 32, c(64))
         assert _spatial_and_channels(model, "detail_s2_3") == (16, 16, c(64))
         assert _spatial_and_channels(model, DETAIL_OUTPUT) == (8, 8, c(128))

@@ -21,9 +21,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    from xray_seg.core.fileio import write_json_atomic
     from xray_seg.evaluation.bench import benchmark
     from xray_seg.evaluation.evaluator import TTAOptions, parse_tta
-    from xray_seg.core.fileio import write_json_atomic
     from xray_seg.inference.items import expand_inputs
 
     scales, flip = parse_tta(args.tta)

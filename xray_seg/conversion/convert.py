@@ -58,16 +58,13 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import yaml
 
-from xray_seg.core.config import config_to_dict
-from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
-from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
 from xray_seg.conversion.labelme import (
     BACKGROUND_NAME,
     IGNORE_NAME,
@@ -78,8 +75,11 @@ from xray_seg.conversion.labelme import (
     shapes_to_label,
 )
 from xray_seg.conversion.voc import save_label_png, write_class_names, write_split
-from xray_seg.core.layouts import VocLayout
+from xray_seg.core.config import config_to_dict
 from xray_seg.core.constants import IGNORE_LABEL, VOC_IMAGE_SUFFIXES
+from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
+from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
+from xray_seg.core.layouts import VocLayout
 from xray_seg.core.viz import overlay
 
 IMAGE_FORMATS = ("png", "jpeg", "copy")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.errors import DatasetError
 from xray_seg.core.fileio import atomic_path, write_text_atomic
-from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.layouts import VocLayout
 from xray_seg.core.viz import voc_palette
 

@@ -6,8 +6,8 @@ and ``labelme2voc.py`` use, so masks written here look the same as theirs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

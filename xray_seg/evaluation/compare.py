@@ -39,8 +39,8 @@ from xray_seg.core.config import config_to_dict, load_config
 from xray_seg.core.errors import ConfigError, DatasetError
 from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
 from xray_seg.core.layouts import RunLayout
-from xray_seg.training.trainer import train
 from xray_seg.training.config import TrainConfig
+from xray_seg.training.trainer import train
 
 PAPER1_MODELS = ("cwf_deeplabv3plus", "deeplabv3plus", "mobilenetv2_deeplabv3plus", "unet", "bisenetv2")
 RESULT_FILE = "compare_result.json"
@@ -195,9 +195,9 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
     import keras
     import numpy as np
 
-    from xray_seg.evaluation.bench import predict_resize, time_calls
     from xray_seg.conversion.voc import read_split
     from xray_seg.core.layouts import VocLayout
+    from xray_seg.evaluation.bench import predict_resize, time_calls
     from xray_seg.evaluation.evaluator import evaluate, read_image_rgb
     from xray_seg.evaluation.flops import count_flops, count_params
     from xray_seg.inference.loader import load_for_inference

@@ -15,8 +15,8 @@ GFLOPs; Table 2: per-class IoU and PA), ``compare_bars.png`` and
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -191,16 +191,16 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
 
     from xray_seg.conversion.voc import load_label_png, read_class_names
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.evaluator import read_image_rgb
-    from xray_seg.inference.tta import predict_class_map
-    from xray_seg.inference.loader import load_for_inference
     from xray_seg.core.viz import colorize
+    from xray_seg.evaluation.evaluator import read_image_rgb
+    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.tta import predict_class_map
 
     layout = VocLayout(voc_dir)
     stems = choose_grid_stems(voc_dir, count)
     images = [read_image_rgb(layout.image_path(s)) for s in stems]
     rows = [[image, colorize(load_label_png(layout.mask_path(s)))] for s, image in zip(stems, images)]
-    for model, run_dir in run_dirs.items():
+    for run_dir in run_dirs.values():
         loaded = load_for_inference(run_dir)
         for row, image in zip(rows, images):
             row.append(colorize(predict_class_map(loaded.logits_fn, image, input_size=loaded.input_size)))

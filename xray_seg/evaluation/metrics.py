@@ -23,7 +23,7 @@ Absent classes (mmseg's ``nanmean`` convention):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np

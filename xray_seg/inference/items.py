@@ -114,10 +114,10 @@ def predict_images(
     from tqdm import tqdm
 
     from xray_seg.conversion.voc import save_label_png
-    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
-    from xray_seg.inference.tta import predict_probabilities
+    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.tta import predict_probabilities
 
     loaded = load_for_inference(model_path)
     paths = expand_inputs(inputs)
@@ -145,7 +145,7 @@ def predict_images(
              "model": str(loaded.source), "items": items},
         )
         report.written.append(out_dir / f"{path.stem}.json")
-    for path, reason in report.failures:
+    for _path, reason in report.failures:
         print(f"skipped {reason}")
     print(f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
           f"{len(report.failures)} failed; outputs in {out_dir}")

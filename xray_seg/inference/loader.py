@@ -10,9 +10,9 @@ probabilities treats every source alike.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -68,7 +68,6 @@ def _from_savedmodel(path: Path) -> LoadedModel:
     if not names:
         info = loaded.signatures["model_info"]()
         names = [n.decode() for n in info["class_names"].numpy()]
-    size = tuple(meta["input_size"]) if meta.get("input_size") else None
 
     def logits_fn(batch):
         images = tf.convert_to_tensor(np.clip(np.asarray(batch) + 0.5, 0, 255).astype(np.uint8))

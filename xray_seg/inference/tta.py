@@ -34,7 +34,7 @@ How one image ``[H, W, 3]`` is predicted (:func:`predict_probabilities`):
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -166,7 +166,7 @@ class CycleASPP(keras.layers.Layer):
     def build(self, input_shape):
         batch_hw = tuple(input_shape[:3])
         self.reduce.build(input_shape)
-        for (group, i, j), n in self._projection_index.items():
+        for (_group, i, _j), n in self._projection_index.items():
             channels = self.reduction_filters if i == 0 else self.growth_filters
             self.projections[n].build(batch_hw + (channels,))
         for conv in self.atrous_convs:

@@ -28,8 +28,7 @@ from __future__ import annotations
 import keras
 
 from xray_seg.layers.aspp import ASPP, DWFFASPP, aspp_rates
-from xray_seg.layers.conv import divisible_channels
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, pixel_normalization
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, divisible_channels, pixel_normalization
 from xray_seg.models.backbones.common import check_output_stride
 
 ASPP_FILTERS = 256

@@ -74,8 +74,8 @@ import keras
 
 from xray_seg.core.errors import ModelError
 from xray_seg.layers.aspp import ImagePooling, aspp_rates
-from xray_seg.layers.fusion import FeatureBalancedFusion
 from xray_seg.layers.conv import ConvBNAct, ResizeTo
+from xray_seg.layers.fusion import FeatureBalancedFusion
 from xray_seg.models.backbones.resnet import resnet_features, scale_channels
 
 

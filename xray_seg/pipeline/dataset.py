@@ -50,12 +50,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from xray_seg.pipeline.augment import AugmentConfig, augment_pair
 from xray_seg.conversion.voc import read_class_names, read_split
-from xray_seg.core.layouts import VocLayout
-from xray_seg.core.errors import ConfigError, DatasetError
 from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
+from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.core.layouts import VocLayout
 from xray_seg.core.viz import voc_palette
+from xray_seg.pipeline.augment import AugmentConfig, augment_pair
 
 AUTOTUNE = tf.data.AUTOTUNE
 MASK_GREY, MASK_VOC = 0, 1
@@ -310,7 +310,7 @@ def make_train_dataset(
     *,
     image_size=(512, 512),
     batch_size=4,
-    augment: AugmentConfig | None = AugmentConfig(),
+    augment: AugmentConfig | None = AugmentConfig(),  # noqa: B008  (read only; None = no augmentation)
     seed=0,
     start_epoch=0,
     shuffle=True,
@@ -361,7 +361,7 @@ def make_train_dataset(
     augment_key = tf.random.experimental.stateless_fold_in(key, 1)
     load = _loader(files)
     if cache and not _fits_in_memory(files):
-        warnings.warn(f"{voc_dir}: the decoded {split!r} split does not fit in memory; reading files each epoch instead")
+        warnings.warn(f"{voc_dir}: the decoded {split!r} split does not fit in memory; reading files each epoch instead", stacklevel=2)
         cache = False
 
     def positions(epoch):

@@ -37,7 +37,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -267,7 +267,7 @@ def build_metadata(source: ExportSource) -> dict:
         "keras_version": keras.__version__,
         "xray_seg_version": __version__,
         "source": str(source.model_file),
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "signatures": SIGNATURE_DOCS,
         "resize": "bilinear, half-pixel centres, no antialias (tf.image.resize), in and back out; skipped at input_size",
         "rgba_policy": "alpha composited over white; grey replicated to RGB",
@@ -278,8 +278,8 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
     """Write ``OUT/savedmodel`` (with ``export.json``) atomically; returns its path."""
     import keras
 
-    from xray_seg.serving.signatures import add_serving_endpoints
     from xray_seg.core.fileio import write_json_atomic
+    from xray_seg.serving.signatures import add_serving_endpoints
 
     final = ExportLayout(out_dir).savedmodel_dir
     partial = ExportLayout(out_dir).savedmodel_partial
@@ -366,8 +366,8 @@ def export_model(
     """Export ``model_path`` (run folder or ``.keras``) to ``out_dir`` in ``formats`` (module docstring)."""
     from tqdm import tqdm
 
-    from xray_seg.serving.tflite import export_tflite_variants
     from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
+    from xray_seg.serving.tflite import export_tflite_variants
 
     formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
     if "onnx" in formats and missing_onnx_packages():

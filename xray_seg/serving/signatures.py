@@ -43,7 +43,7 @@ not check shapes, and with an unknown rank the in-graph rank check cannot be fol
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

@@ -133,8 +133,8 @@ def export_tflite_variants(model, input_size, out_dir, *, variants=VARIANTS, war
     """
     from pathlib import Path
 
-    from xray_seg.serving.signatures import model_probabilities
     from xray_seg.core.fileio import write_bytes_atomic
+    from xray_seg.serving.signatures import model_probabilities
 
     out_dir = Path(out_dir)
     h0, w0 = int(input_size[0]), int(input_size[1])

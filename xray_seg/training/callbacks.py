@@ -174,9 +174,8 @@ def _seed_states(model):
 def save_rng_state(model, path) -> None:
     """Save the models' random-layer (dropout) generator states, for an exact resume."""
     states = {f"s{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_seed_states(model))}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **states)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **states)
 
 
 def load_rng_state(model, path) -> None:

@@ -23,7 +23,7 @@ For a dict-output model use :func:`aux_loss_weights` as ``compile(loss_weights=.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
 from keras import ops

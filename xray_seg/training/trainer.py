@@ -177,12 +177,18 @@ def train(
     import keras
     import tensorflow as tf
 
-    from xray_seg.training.callbacks import (
-        EpochTimer, NanGuard, RunCheckpoint, TrainingError, ValidationCallback, load_rng_state, read_state,
-    )
-    from xray_seg.pipeline.dataset import make_eval_dataset, split_size
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.models.registry import build_model
+    from xray_seg.pipeline.dataset import make_eval_dataset, split_size
+    from xray_seg.training.callbacks import (
+        EpochTimer,
+        NanGuard,
+        RunCheckpoint,
+        TrainingError,
+        ValidationCallback,
+        load_rng_state,
+        read_state,
+    )
     from xray_seg.training.optim import WarmupPoly, build_optimizer
 
     run_dir = Path(run_dir)

@@ -39,8 +39,7 @@ from __future__ import annotations
 import keras
 
 from xray_seg.layers.blocks import CSPBlock, XceptionBlock
-from xray_seg.layers.conv import divisible_channels
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.conv import ConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
 #: Channels of stem conv 1, stem conv 2, csp1 (low level), xception1/csp2, xception2/csp3/csp4 (high level).

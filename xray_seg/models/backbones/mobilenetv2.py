@@ -20,8 +20,7 @@ from __future__ import annotations
 import keras
 
 from xray_seg.layers.blocks import InvertedResidual
-from xray_seg.layers.conv import divisible_channels
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.conv import ConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
 #: (expansion t, channels c, repeats n, stride s) of Sandler et al. 2018, Table 2.

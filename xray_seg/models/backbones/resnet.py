@@ -167,11 +167,10 @@ def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
     from xray_seg.core.fileio import atomic_path
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = _WEIGHTS_FORMAT
-            for variable in model.weights:
-                f.create_dataset(variable.path, data=keras.ops.convert_to_numpy(variable))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = _WEIGHTS_FORMAT
+        for variable in model.weights:
+            f.create_dataset(variable.path, data=keras.ops.convert_to_numpy(variable))
 
 
 def load_backbone_weights(model: keras.Model, path: str | Path) -> None:

@@ -29,8 +29,7 @@ from __future__ import annotations
 import keras
 
 from xray_seg.layers.blocks import XceptionBlock
-from xray_seg.layers.conv import divisible_channels
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.conv import ConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
 

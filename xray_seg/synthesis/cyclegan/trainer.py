@@ -55,7 +55,7 @@ class CycleGANResult:
     epochs_done: int
     history: list = field(default_factory=list)
     seconds: float = 0.0
-    gan: "CycleGAN | None" = None
+    gan: CycleGAN | None = None
 
 
 class CycleGAN:
@@ -165,9 +165,8 @@ class CycleGAN:
                 model.save_weights(tmp)
         arrays = {f"g{i}": np.asarray(v.numpy()) for i, v in enumerate(self.opt_g.variables)}
         arrays.update({f"d{i}": np.asarray(v.numpy()) for i, v in enumerate(self.opt_d.variables)})
-        with atomic_path(ckpt_dir / "optimizers.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        with atomic_path(ckpt_dir / "optimizers.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
     def load(self, ckpt_dir: Path) -> None:
         """Restore what :meth:`save` wrote."""
@@ -188,9 +187,8 @@ def _rng_from_state(state: dict | None, seed: int) -> np.random.Generator:
 
 
 def _save_pools(path: Path, pool_a: ImagePool, pool_b: ImagePool) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, a=pool_a.state(), b=pool_b.state())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, a=pool_a.state(), b=pool_b.state())
 
 
 def _load_pools(path: Path, pool_a: ImagePool, pool_b: ImagePool) -> None:
@@ -253,7 +251,7 @@ def _append_history(path: Path, row: dict) -> None:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    lines = [",".join(row.keys())] + [",".join(str(r[k]) for k in row.keys()) for r in rows]
+    lines = [",".join(row.keys())] + [",".join(str(r[k]) for k in row) for r in rows]
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
