@@ -3,7 +3,8 @@
 ``channel_counts.json`` was recorded before the channel-rounding rules were gathered
 into ``xray_seg/layers/conv.py``: :func:`~xray_seg.layers.conv.scale_channels` (plain
 rounding), :func:`~xray_seg.layers.conv.divisible_channels` (MobileNet's
-``make_divisible``) and :func:`~xray_seg.layers.conv.half_channels`. A change of a rule,
+``make_divisible``) and :func:`~xray_seg.layers.conv.half_channels`, with the ResNet
+family's floor of 8 named :func:`~xray_seg.models.backbones.resnet.resnet_channels`. A change of a rule,
 or of a builder's use of one, changes a model's parameter count
 or the multiset of its kernels' output channels and fails here. Models are built at
 64x64 (channel counts do not depend on the input size), with auxiliary heads where the

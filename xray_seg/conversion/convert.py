@@ -78,7 +78,7 @@ from xray_seg.conversion.voc import save_label_png, write_class_names, write_spl
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.constants import IGNORE_LABEL, VOC_IMAGE_SUFFIXES
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
-from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
+from xray_seg.core.fileio import atomic_path, prepare_output_dir, read_lines, write_text_atomic
 from xray_seg.core.layouts import VocLayout
 from xray_seg.core.viz import overlay
 
@@ -212,7 +212,7 @@ def read_labels(path: str | Path) -> tuple[list[str], dict[str, int]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("labels file not found", path=path, fix="pass --labels with __ignore__, _background_ and one class a line")
-    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    names = read_lines(path, encoding="utf-8-sig")
     if names and names[0] == IGNORE_NAME:
         names = names[1:]
     if not names or names[0] != BACKGROUND_NAME:

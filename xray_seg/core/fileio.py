@@ -55,6 +55,11 @@ def write_json_atomic(path: str | Path, obj, *, indent: int = 2) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """The non-blank lines of a text file, stripped (class names, split lists, labels files)."""
+    return [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines() if line.strip()]
+
+
 def prepare_output_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
     """Create ``path`` for a new output, refusing to clobber an existing one.
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.errors import ModelError
+from xray_seg.core.fileio import read_lines
 from xray_seg.core.layouts import ExportLayout, RunLayout
 from xray_seg.models.outputs import logits_of
 
@@ -32,7 +33,7 @@ class LoadedModel:
 
 
 def _read_names(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_lines(path)
 
 
 def _from_keras(model_file: Path, class_names: list[str], name: str) -> LoadedModel:

@@ -51,6 +51,14 @@ class XceptionBlock(keras.layers.Layer):
         return_skip: also return the output of the second separable conv (the DeepLabv3+
             low-level feature is tapped there, before the stride).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import XceptionBlock
+        >>> block = XceptionBlock((32, 64, 64), strides=2, return_skip=True)
+        >>> out, skip = block(np.zeros((1, 32, 32, 16), "float32"))
+        >>> tuple(out.shape), tuple(skip.shape)
+        ((1, 16, 16, 64), (1, 32, 32, 64))
     """
 
     def __init__(
@@ -150,6 +158,12 @@ class ResidualUnit(keras.layers.Layer):
             memory-bound on CPU) instead of a regular one.
         activation: activation name.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import ResidualUnit
+        >>> tuple(ResidualUnit(32, dilation_rate=2)(np.zeros((1, 16, 16, 32), "float32")).shape)
+        (1, 16, 16, 32)
     """
 
     def __init__(self, filters: int, dilation_rate: int = 1, separable: bool = False, activation: str = "relu", **kwargs):
@@ -206,6 +220,12 @@ class CSPBlock(keras.layers.Layer):
         activation: activation name (ReLU, as in the rest of the Xception family; CSPDarknet
             uses Mish/LeakyReLU).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import CSPBlock
+        >>> tuple(CSPBlock(64, num_units=2)(np.zeros((1, 16, 16, 32), "float32")).shape)
+        (1, 16, 16, 64)
     """
 
     def __init__(
@@ -282,6 +302,12 @@ class InvertedResidual(keras.layers.Layer):
         strides: depthwise stride.
         dilation_rate: depthwise atrous rate (DeepLab output stride 16/8).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import InvertedResidual
+        >>> tuple(InvertedResidual(24, expansion=6, strides=2)(np.zeros((1, 32, 32, 16), "float32")).shape)
+        (1, 16, 16, 24)
     """
 
     def __init__(self, filters: int, expansion: int = 6, strides: int = 1, dilation_rate: int = 1, **kwargs):

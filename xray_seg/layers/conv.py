@@ -34,6 +34,13 @@ class ConvBNAct(keras.layers.Layer):
         activation: activation name (e.g. "relu", "swish") or None.
         use_bn: apply batch norm (if False the conv gets a bias instead).
         **kwargs: standard layer arguments (name, dtype, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.conv import ConvBNAct
+        >>> layer = ConvBNAct(16, 3, strides=2, activation="relu")
+        >>> tuple(layer(np.zeros((1, 32, 32, 3), "float32")).shape)
+        (1, 16, 16, 16)
     """
 
     def __init__(
@@ -113,6 +120,13 @@ class SeparableConvBNAct(keras.layers.Layer):
         activation: activation after the pointwise BN, or None.
         depth_activation: also apply the activation after the depthwise BN.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.conv import SeparableConvBNAct
+        >>> layer = SeparableConvBNAct(32, 3, dilation_rate=2)
+        >>> tuple(layer(np.zeros((1, 32, 32, 8), "float32")).shape)
+        (1, 32, 32, 32)
     """
 
     def __init__(
@@ -226,6 +240,15 @@ class ResizeTo(keras.layers.Layer):
         interpolation: "bilinear" or "nearest".
         size: optional fixed (height, width); if None, ``call`` takes ``[x, reference]``.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.conv import ResizeTo
+        >>> logits, image = np.zeros((1, 8, 8, 6), "float32"), np.zeros((1, 32, 32, 3), "float32")
+        >>> tuple(ResizeTo("bilinear")([logits, image]).shape)
+        (1, 32, 32, 6)
+        >>> tuple(ResizeTo(size=(16, 16))(logits).shape)
+        (1, 16, 16, 6)
     """
 
     def __init__(self, interpolation: str = "bilinear", size=None, **kwargs):

@@ -62,6 +62,13 @@ class CycleASPP(keras.layers.Layer):
         growth_filters: output channels of each atrous layer (DenseASPP: 64).
         share_weights: reuse part I's convolutions in part II (paper; see above).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.cycle_aspp import CycleASPP
+        >>> aspp = CycleASPP(rates=(3, 6, 12), reduction_filters=64, bottleneck_filters=32, growth_filters=16)
+        >>> tuple(aspp(np.zeros((1, 16, 16, 128), "float32")).shape)
+        (1, 16, 16, 48)
     """
 
     def __init__(

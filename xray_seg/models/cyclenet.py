@@ -39,7 +39,7 @@ from xray_seg.layers.conv import ConvBNAct, ResizeTo
 from xray_seg.layers.cycle_aspp import CycleASPP
 from xray_seg.layers.deform import ModulatedDeformConv2D
 from xray_seg.layers.norm import BatchNorm
-from xray_seg.models.backbones.resnet import resnet_features, scale_channels
+from xray_seg.models.backbones.resnet import resnet_channels, resnet_features
 
 DEFORM_KERNEL = 3
 
@@ -119,6 +119,16 @@ def build_cyclenet(
 
     Returns:
         ``keras.Model`` from raw pixels to logits ``[B, H, W, num_classes]``.
+
+    Example:
+        >>> from xray_seg.models.cyclenet import build_cyclenet
+        >>> model = build_cyclenet(num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
+        >>> sorted(model.output), tuple(model.output["logits"].shape)
+        (['aux', 'logits'], (None, 64, 64, 6))
+
+        The same through the registry, by name::
+
+            model = build_model("cyclenet", num_classes=6, width=0.125)
     """
     if options:
         raise ModelError(
@@ -132,7 +142,7 @@ def build_cyclenet(
         )
 
     def ch(channels: int) -> int:
-        return scale_channels(channels, width)
+        return resnet_channels(channels, width)
 
     inputs, _, feats = resnet_features(
         input_shape, depth=backbone_depth, output_stride=output_stride, width=width, weights=weights,

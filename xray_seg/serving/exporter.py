@@ -44,6 +44,7 @@ import numpy as np
 
 from xray_seg import __version__
 from xray_seg.core.errors import ConfigError, ModelError, XraySegError
+from xray_seg.core.fileio import read_lines
 from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout
 from xray_seg.models.outputs import logits_of
 
@@ -104,7 +105,7 @@ def _read_names(path: Path) -> list[str]:
         return read_class_names(path)
     if not path.is_file():
         raise ModelError("class names file not found", path=path, fix="give a class_names.txt (one class per line, background first)")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = read_lines(path)
     if not names:
         raise ModelError("the class names file is empty", path=path, fix="one class per line, background first")
     return names

@@ -43,6 +43,12 @@ def build_mobilenetv2(
         width: MobileNetV2's width multiplier alpha (1.0 = the paper).
         output_stride: 16 (paper) or 8.
         name: model name.
+
+    Example:
+        >>> from xray_seg.models.backbones.mobilenetv2 import build_mobilenetv2
+        >>> low, high = build_mobilenetv2((64, 64, 3), width=0.5).outputs
+        >>> tuple(low.shape), tuple(high.shape)
+        ((None, 16, 16, 16), (None, 4, 4, 160))
     """
     check_output_stride(output_stride)
     schedule = StrideSchedule(output_stride)
