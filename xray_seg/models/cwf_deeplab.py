@@ -45,14 +45,10 @@ def build_cwf_deeplabv3plus(
         dropout: dropout after the DWFF-ASPP projection.
 
     Example:
-        >>> from xray_seg.models.cwf_deeplab import build_cwf_deeplabv3plus
-        >>> model = build_cwf_deeplabv3plus(num_classes=6, input_shape=(64, 64, 3), width=0.25)
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("cwf_deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
         >>> tuple(model.output.shape)
         (None, 64, 64, 6)
-
-        The same through the registry, by name::
-
-            model = build_model("cwf_deeplabv3plus", num_classes=6, width=0.25)
     """
     del aux  # no auxiliary heads in the DeepLab family (module docstring of deeplab.py)
     backbone_fn = partial(

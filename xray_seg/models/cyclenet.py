@@ -121,14 +121,10 @@ def build_cyclenet(
         ``keras.Model`` from raw pixels to logits ``[B, H, W, num_classes]``.
 
     Example:
-        >>> from xray_seg.models.cyclenet import build_cyclenet
-        >>> model = build_cyclenet(num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("cyclenet", num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
         >>> sorted(model.output), tuple(model.output["logits"].shape)
         (['aux', 'logits'], (None, 64, 64, 6))
-
-        The same through the registry, by name::
-
-            model = build_model("cyclenet", num_classes=6, width=0.125)
     """
     if options:
         raise ModelError(

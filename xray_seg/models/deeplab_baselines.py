@@ -46,14 +46,10 @@ def build_deeplabv3plus(
         dropout: dropout after the ASPP projection.
 
     Example:
-        >>> from xray_seg.models.deeplab_baselines import build_deeplabv3plus
-        >>> model = build_deeplabv3plus(num_classes=6, input_shape=(64, 64, 3), width=0.25)
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
         >>> tuple(model.output.shape)
         (None, 64, 64, 6)
-
-        The same through the registry, by name::
-
-            model = build_model("deeplabv3plus", num_classes=6, width=0.25)
     """
     del aux
     backbone_fn = partial(build_aligned_xception, width=width, middle_blocks=middle_blocks, output_stride=output_stride)
@@ -85,14 +81,10 @@ def build_mobilenetv2_deeplabv3plus(
         dropout: dropout after the ASPP projection.
 
     Example:
-        >>> from xray_seg.models.deeplab_baselines import build_mobilenetv2_deeplabv3plus
-        >>> model = build_mobilenetv2_deeplabv3plus(num_classes=6, input_shape=(64, 64, 3), width=0.25)
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("mobilenetv2_deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
         >>> tuple(model.output.shape)
         (None, 64, 64, 6)
-
-        The same through the registry, by name::
-
-            model = build_model("mobilenetv2_deeplabv3plus", num_classes=6, width=0.25)
     """
     del aux
     backbone_fn = partial(build_mobilenetv2, width=width, output_stride=output_stride)

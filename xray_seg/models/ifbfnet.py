@@ -140,14 +140,10 @@ def build_ifbfnet(
         (a dict ``{"logits", "aux"}`` with ``aux=True``).
 
     Example:
-        >>> from xray_seg.models.ifbfnet import build_ifbfnet
-        >>> model = build_ifbfnet(num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("ifbfnet", num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
         >>> sorted(model.output), tuple(model.output["logits"].shape)
         (['aux', 'logits'], (None, 64, 64, 6))
-
-        The same through the registry, by name::
-
-            model = build_model("ifbfnet", num_classes=6, width=0.125)
     """
     if options:
         raise ModelError(

@@ -83,14 +83,10 @@ def build_unet(
         ModelError: ``aux=True``, an unknown ``upsampling`` or non-positive sizes.
 
     Example:
-        >>> from xray_seg.models.unet import build_unet
-        >>> model = build_unet(num_classes=6, input_shape=(64, 64, 3), width=0.0625)
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("unet", num_classes=6, input_shape=(64, 64, 3), width=0.0625)
         >>> tuple(model.output.shape)
         (None, 64, 64, 6)
-
-        The same through the registry, by name::
-
-            model = build_model("unet", num_classes=6, width=0.0625)
     """
     if aux:
         raise ModelError(
