@@ -42,6 +42,11 @@ CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.json"
 
 
+def _under(*parts: str) -> property:
+    """A read-only path attribute ``root / parts...`` (so each layout reads as a table of names)."""
+    return property(lambda self: self.root.joinpath(*parts))
+
+
 class _Rooted:
     """A layout over one folder: ``root`` is made a :class:`~pathlib.Path`."""
 
@@ -56,30 +61,12 @@ class VocLayout(_Rooted):
     """Paths of a VOC dataset rooted at ``root``."""
 
     root: Path
-
-    @property
-    def images_dir(self) -> Path:
-        return self.root / "JPEGImages"
-
-    @property
-    def masks_dir(self) -> Path:
-        return self.root / "SegmentationClass"
-
-    @property
-    def npy_dir(self) -> Path:
-        return self.root / "SegmentationClassNpy"
-
-    @property
-    def vis_dir(self) -> Path:
-        return self.root / "SegmentationClassVisualization"
-
-    @property
-    def class_names_file(self) -> Path:
-        return self.root / CLASS_NAMES_FILE
-
-    @property
-    def splits_dir(self) -> Path:
-        return self.root / "ImageSets" / "Segmentation"
+    images_dir = _under("JPEGImages")
+    masks_dir = _under("SegmentationClass")
+    npy_dir = _under("SegmentationClassNpy")
+    vis_dir = _under("SegmentationClassVisualization")
+    class_names_file = _under(CLASS_NAMES_FILE)
+    splits_dir = _under("ImageSets", "Segmentation")
 
     def split_file(self, split: str) -> Path:
         return self.splits_dir / f"{split}.txt"
@@ -105,54 +92,18 @@ class RunLayout(_Rooted):
     """Paths of a training run folder rooted at ``root`` (see the module docstring)."""
 
     root: Path
-
-    @property
-    def config_file(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def class_names_file(self) -> Path:
-        return self.root / CLASS_NAMES_FILE
-
-    @property
-    def best_model(self) -> Path:
-        return self.root / "best_model.keras"
-
-    @property
-    def history_csv(self) -> Path:
-        return self.root / HISTORY_FILE
-
-    @property
-    def training_curves(self) -> Path:
-        return self.root / "training_curves.png"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.root / CHECKPOINTS_DIR
-
-    @property
-    def state_file(self) -> Path:
-        return self.checkpoints_dir / STATE_FILE
-
-    @property
-    def last_weights(self) -> Path:
-        return self.checkpoints_dir / "last.weights.h5"
-
-    @property
-    def best_weights(self) -> Path:
-        return self.checkpoints_dir / "best.weights.h5"
-
-    @property
-    def interrupted_weights(self) -> Path:
-        return self.checkpoints_dir / "interrupted.weights.h5"
-
-    @property
-    def rng_state(self) -> Path:
-        return self.checkpoints_dir / "rng_state.npz"
+    config_file = _under(CONFIG_FILE)
+    class_names_file = _under(CLASS_NAMES_FILE)
+    best_model = _under("best_model.keras")
+    history_csv = _under(HISTORY_FILE)
+    training_curves = _under("training_curves.png")
+    logs_dir = _under("logs")
+    checkpoints_dir = _under(CHECKPOINTS_DIR)
+    state_file = _under(CHECKPOINTS_DIR, STATE_FILE)
+    last_weights = _under(CHECKPOINTS_DIR, "last.weights.h5")
+    best_weights = _under(CHECKPOINTS_DIR, "best.weights.h5")
+    interrupted_weights = _under(CHECKPOINTS_DIR, "interrupted.weights.h5")
+    rng_state = _under(CHECKPOINTS_DIR, "rng_state.npz")
 
     def eval_dir(self, split: str = "val") -> Path:
         """Where ``evaluate`` writes its :class:`EvalLayout` for ``split`` inside the run."""
@@ -164,18 +115,9 @@ class EvalLayout(_Rooted):
     """Paths of an ``evaluate --out`` folder (``RUN_DIR/eval-val`` in a run)."""
 
     root: Path
-
-    @property
-    def metrics_json(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def confusion_matrix_png(self) -> Path:
-        return self.root / "confusion_matrix.png"
+    metrics_json = _under("metrics.json")
+    report_md = _under("report.md")
+    confusion_matrix_png = _under("confusion_matrix.png")
 
 
 @dataclass(frozen=True)
@@ -183,23 +125,10 @@ class ExportLayout(_Rooted):
     """Paths of an export folder rooted at ``root`` (see the module docstring)."""
 
     root: Path
-
-    @property
-    def savedmodel_dir(self) -> Path:
-        return self.root / "savedmodel"
-
-    @property
-    def savedmodel_partial(self) -> Path:
-        """The hidden folder the SavedModel is written to before its rename into place."""
-        return self.root / ".savedmodel.partial"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
-    @property
-    def onnx_model(self) -> Path:
-        return self.root / "model.onnx"
+    savedmodel_dir = _under("savedmodel")
+    savedmodel_partial = _under(".savedmodel.partial")  # written here, then renamed into place
+    manifest = _under("manifest.json")
+    onnx_model = _under("model.onnx")
 
     def tflite_model(self, variant: str) -> Path:
         return self.root / f"model_{variant}.tflite"

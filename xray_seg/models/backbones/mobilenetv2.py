@@ -46,9 +46,9 @@ def build_mobilenetv2(
 
     Example:
         >>> from xray_seg.models.backbones.mobilenetv2 import build_mobilenetv2
-        >>> low, high = build_mobilenetv2((64, 64, 3), width=0.5).outputs
-        >>> tuple(low.shape), tuple(high.shape)
-        ((None, 16, 16, 16), (None, 4, 4, 160))
+        >>> backbone = build_mobilenetv2((64, 64, 3), width=0.5, output_stride=8)
+        >>> [tuple(feature.shape) for feature in backbone.outputs]
+        [(None, 16, 16, 16), (None, 8, 8, 160)]
     """
     check_output_stride(output_stride)
     schedule = StrideSchedule(output_stride)
