@@ -83,32 +83,29 @@ def test_logits_of():
         logits_of({"a": main, "b": aux})
 
 
-def _sources():
-    return [(path, path.read_text(encoding="utf-8")) for path in sorted(PACKAGE.rglob("*.py"))]
+def _nodes_outside(home: Path):
+    """Every AST node of the package's modules except ``home``, with its file."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path != home:
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                yield path, node
 
 
 def test_no_second_definition_of_the_shared_constants():
-    home = PACKAGE / "core" / "constants.py"
-    for path, text in _sources():
-        if path == home:
+    for path, node in _nodes_outside(PACKAGE / "core" / "constants.py"):
+        if not isinstance(node, ast.Assign):
             continue
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
-                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
-                value = node.value.value
-                is_label = type(value) is int and value == 255  # (a pixel value 255.0 is "white", another meaning)
-                assert not (is_label and any("IGNORE" in n or "CLASS" in n for n in names)), (path, names)
-                assert value not in (PNG_MAGIC, JPEG_MAGIC), (path, names)
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):
-                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
-                assert not any(n.endswith("SUFFIXES") for n in names), (path, names)
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if isinstance(node.value, ast.Constant):
+            value = node.value.value
+            is_label = type(value) is int and value == 255  # (a pixel value 255.0 is "white", another meaning)
+            assert not (is_label and any("IGNORE" in n or "CLASS" in n for n in names)), (path, names)
+            assert value not in (PNG_MAGIC, JPEG_MAGIC), (path, names)
+        if isinstance(node.value, ast.Tuple):
+            assert not any(n.endswith("SUFFIXES") for n in names), (path, names)
 
 
 def test_logits_are_unwrapped_in_one_place():
-    home = PACKAGE / "models" / "outputs.py"
-    for path, text in _sources():
-        if path == home:
-            continue
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
-                assert node.slice.value != MAIN_OUTPUT, f"{path}:{node.lineno}: use xray_seg.models.outputs.logits_of"
+    for path, node in _nodes_outside(PACKAGE / "models" / "outputs.py"):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            assert node.slice.value != MAIN_OUTPUT, f"{path}:{node.lineno}: use xray_seg.models.outputs.logits_of"
