@@ -60,8 +60,8 @@ def _polygon(rng, h, w, points) -> list[float]:
 
 def generate(folder: Path, num: int, h: int, w: int, points: int | None, seed: int = 0) -> Path:
     """Write ``folder/instances.json`` and ``folder/images/*.png``; return the JSON path."""
-    from pycocotools import mask as mask_utils
     from PIL import Image
+    from pycocotools import mask as mask_utils
 
     rng = np.random.default_rng(seed)
     images_dir = folder / "images"

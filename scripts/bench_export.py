@@ -52,9 +52,10 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from xray_seg.core.config import save_config
+    from xray_seg.core.layouts import RunLayout
+    from xray_seg.models.registry import build_model, import_custom_objects
     from xray_seg.serving.exporter import export_model
     from xray_seg.serving.tflite import make_interpreter, run_interpreter
-    from xray_seg.models.registry import build_model, import_custom_objects
     from xray_seg.training.config import TrainConfig
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_export_"))
@@ -65,11 +66,11 @@ def main(argv=None) -> int:
         run.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         model = build_model(args.model, args.classes, (args.size, args.size, 3), width=args.width)
-        model.save(run / "best_model.keras")
-        (run / "class_names.txt").write_text("\n".join(["_background_"] + [f"c{i}" for i in range(1, args.classes)]) + "\n")
+        model.save(RunLayout(run).best_model)
+        RunLayout(run).class_names_file.write_text("\n".join(["_background_"] + [f"c{i}" for i in range(1, args.classes)]) + "\n")
         cfg = TrainConfig()
         cfg.model.name, cfg.model.width, cfg.data.image_size = args.model, args.width, (args.size, args.size)
-        save_config(cfg, run / "config.yaml")
+        save_config(cfg, RunLayout(run).config_file)
         print(f"built {args.model} width {args.width} at {args.size}x{args.size}: "
               f"{model.count_params() / 1e6:.2f} M parameters ({time.perf_counter() - t0:.0f} s)")
 
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     print(f"exported in {time.perf_counter() - t0:.0f} s to {work / 'export'}")
 
     import_custom_objects()
-    model = keras.models.load_model(run / "best_model.keras", compile=False)
+    model = keras.models.load_model(RunLayout(run).best_model, compile=False)
     h0, w0 = result.metadata["input_size"]
     image = np.random.default_rng(0).integers(0, 256, (1, h0, w0, 3), dtype=np.uint8)
     pixels = tf.constant(image.astype(np.float32))
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
         interpreter = make_interpreter(Path(r.path).read_bytes())
         paths[f"tflite {r.variant}"] = (lambda it: lambda: run_interpreter(it, image))(interpreter)
 
-    for name, fn in paths.items():
+    for fn in paths.values():
         for _ in range(args.warmup):
             fn()
     times = {name: [] for name in paths}

@@ -34,7 +34,8 @@ def make_random_voc(root: Path, n: int, size: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from xray_seg.conversion.voc import VocLayout, save_label_png, write_class_names, write_split
+    from xray_seg.conversion.voc import save_label_png, write_class_names, write_split
+    from xray_seg.core.layouts import VocLayout
 
     layout = VocLayout(root)
     layout.images_dir.mkdir(parents=True)
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
         )
         iterator = iter(ds)
 
-        def one_pass():
+        def one_pass(iterator=iterator):
             for _ in range(steps):
                 yield next(iterator)
 

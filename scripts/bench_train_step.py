@@ -64,8 +64,8 @@ def time_setting(args, setting: str) -> list[float]:
     import numpy as np
     import yaml
 
-    from xray_seg.training.losses import OhemCrossEntropy, SegmentationCrossEntropy
     from xray_seg.models.registry import build_model
+    from xray_seg.training.losses import OhemCrossEntropy, SegmentationCrossEntropy
 
     setting, _, bn = setting.partition("/")
     if bn == "keras":

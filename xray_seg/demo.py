@@ -49,9 +49,10 @@ def _step(title: str):
 
 def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
     """A grid of converted images beside their palette masks, to check the conversion by eye."""
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
-    from xray_seg.evaluation.evaluator import read_image_rgb
+    from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
+    from xray_seg.core.layouts import VocLayout
     from xray_seg.core.viz import colorize, overlay, save_grid
+    from xray_seg.evaluation.evaluator import read_image_rgb
 
     layout = VocLayout(voc_dir)
     rows = []
@@ -116,14 +117,15 @@ def _train_and_time_pipeline(cfg: DemoConfig, voc_dir: Path, run_dir: Path, time
 
 def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
     """Steps 4-6: evaluate on val, export the SavedModel, predict val images with it."""
-    from xray_seg.conversion.voc import VocLayout, read_split
+    from xray_seg.conversion.voc import read_split
+    from xray_seg.core.layouts import ExportLayout, RunLayout, VocLayout
     from xray_seg.evaluation.evaluator import evaluate
     from xray_seg.inference.items import predict_images
     from xray_seg.serving.exporter import export_model
 
     voc_dir, run_dir = out / "voc", out / "run"
     t = _step("4/6 evaluate on val (paper 1 metrics)")
-    evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val")
+    evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=RunLayout(run_dir).eval_dir("val"))
     times["evaluate"] = time.perf_counter() - t
 
     t = _step("5/6 calibrate alarm thresholds, export SavedModel for inspection stations")
@@ -141,7 +143,7 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
     t = _step("6/6 predict val images with the exported SavedModel")
     layout = VocLayout(voc_dir)
     images = [str(layout.image_path(s)) for s in read_split(voc_dir, "val")[: cfg.predict_images]]
-    predict_images(export_dir / "savedmodel", images, out / "predictions")
+    predict_images(ExportLayout(export_dir).savedmodel_dir, images, out / "predictions")
     times["predict"] = time.perf_counter() - t
     return evaluation
 

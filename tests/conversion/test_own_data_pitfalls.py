@@ -87,8 +87,8 @@ def test_jpeg_output_is_lossy_and_png_is_not(sixteen_bit_scans, tmp_path):
 
 def test_colour_mask_is_refused_naming_the_file(tmp_path, capsys):
     """A mask re-saved as RGB colours is not a label map: data-stats and training refuse it."""
-    from xray_seg.pipeline.dataset import make_eval_dataset
     from xray_seg.core.errors import DatasetError
+    from xray_seg.pipeline.dataset import make_eval_dataset
 
     voc = tmp_path / "voc"
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):

@@ -151,7 +151,7 @@ def test_tile_origins_cover_every_position(size, window, stride):
     starts = tile_origins(padded, window, stride)
     covered = np.zeros(padded, bool)
     for s in starts:
-        assert 0 <= s and s + window <= padded
+        assert s >= 0 and s + window <= padded
         covered[s : s + window] = True
     assert covered.all()
     assert starts == sorted(set(starts))

@@ -7,7 +7,8 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from xray_seg.layers.aspp import ASPP, DWFFASPP, ImagePooling, aspp_rates  # noqa: E402
-from xray_seg.layers.blocks import CSPBlock, InvertedResidual, ResidualUnit, XceptionBlock, divisible_channels  # noqa: E402
+from xray_seg.layers.blocks import CSPBlock, InvertedResidual, ResidualUnit, XceptionBlock  # noqa: E402
+from xray_seg.layers.conv import divisible_channels  # noqa: E402
 from xray_seg.layers.fusion import DWFF, FastNormalizedFusion  # noqa: E402
 
 RNG = np.random.default_rng(0)

@@ -26,34 +26,22 @@ NUM_CLASSES = 6
 AUX_KEYS = {"logits", "aux", "aux2", "aux3", "aux4"}
 
 
-def _toy_batch(size=64, n=2, seed=0):
-    """Raw 0..255 images with a bright square whose pixels are class 1..K-1, rest 0."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(0, 60, (n, size, size, 3)).astype("float32")
-    labels = np.zeros((n, size, size), "int32")
-    for i in range(n):
-        y, x = rng.integers(4, size // 2, 2)
-        images[i, y : y + size // 3, x : x + size // 3] += 180
-        labels[i, y : y + size // 3, x : x + size // 3] = 1 + i % (NUM_CLASSES - 1)
-    return images, labels
-
-
 def _spatial_and_channels(model, name):
     shape = model.get_layer(name).output.shape
     return shape[1], shape[2], shape[3]
 
 
-def test_logits_at_input_resolution():
+def test_logits_at_input_resolution(toy_batch):
     model = build_bisenetv2(NUM_CLASSES, (64, 64, 3), width=TINY)
-    images, _ = _toy_batch()
+    images, _ = toy_batch()
     out = model(images)
     assert tuple(out.shape) == (2, 64, 64, NUM_CLASSES)
     assert not np.allclose(np.asarray(out).sum(-1), 1.0)  # logits, no softmax
 
 
-def test_aux_returns_booster_logits_at_input_resolution():
+def test_aux_returns_booster_logits_at_input_resolution(toy_batch):
     model = build_bisenetv2(NUM_CLASSES, (64, 64, 3), width=TINY, aux=True)
-    images, _ = _toy_batch()
+    images, _ = toy_batch()
     out = model(images)
     assert set(out) == AUX_KEYS
     for key, value in out.items():
@@ -69,7 +57,7 @@ def test_branch_resolutions_and_table1_channels():
     """Detail Branch at 1/8 (128 ch), Semantic Branch stem 1/4 (16), S3 1/8 (32), S4 1/16 (64), S5 1/32 (128)."""
     for width in (1.0, TINY):
         model = build_bisenetv2(NUM_CLASSES, (64, 64, 3), width=width)
-        c = lambda n: scale_channels(n, width)  # noqa: E731
+        c = lambda n, width=width: scale_channels(n, width)  # noqa: E731
         assert _spatial_and_channels(model, "detail_s1_2") == (32, 32, c(64))
         assert _spatial_and_channels(model, "detail_s2_3") == (16, 16, c(64))
         assert _spatial_and_channels(model, DETAIL_OUTPUT) == (8, 8, c(128))
@@ -137,9 +125,9 @@ def test_layer_get_config_round_trip(make_layer, shapes):
 
 
 @pytest.mark.parametrize("aux", [False, True])
-def test_keras_save_load_round_trip(tmp_path, aux):
+def test_keras_save_load_round_trip(tmp_path, aux, toy_batch):
     model = build_bisenetv2(NUM_CLASSES, (64, 64, 3), width=TINY, aux=aux)
-    images, _ = _toy_batch()
+    images, _ = toy_batch()
     path = tmp_path / "bisenetv2.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -153,11 +141,11 @@ def test_keras_save_load_round_trip(tmp_path, aux):
 
 
 @pytest.mark.parametrize("aux", [False, True])
-def test_training_steps_reduce_loss(aux):
+def test_training_steps_reduce_loss(aux, toy_batch):
     keras.utils.set_random_seed(0)
     model = build_bisenetv2(NUM_CLASSES, (64, 64, 3), width=TINY, aux=aux)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    images, labels = _toy_batch()
+    images, labels = toy_batch()
     if aux:
         model.compile(
             keras.optimizers.Adam(3e-3),

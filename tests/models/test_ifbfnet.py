@@ -12,11 +12,11 @@ keras = pytest.importorskip("keras")
 from xray_seg.core.config import load_config  # noqa: E402
 from xray_seg.core.errors import ModelError  # noqa: E402
 from xray_seg.layers.fusion import FeatureBalancedFusion  # noqa: E402
-from xray_seg.training.losses import OhemCrossEntropy, aux_loss_weights  # noqa: E402
 from xray_seg.models.ifbfnet import build_ifbfnet  # noqa: E402
 from xray_seg.models.registry import build_model  # noqa: E402
-from xray_seg.training.optim import build_optimizer  # noqa: E402
 from xray_seg.training.config import TrainConfig  # noqa: E402
+from xray_seg.training.losses import OhemCrossEntropy, aux_loss_weights  # noqa: E402
+from xray_seg.training.optim import build_optimizer  # noqa: E402
 
 TINY = dict(width=0.125, backbone_blocks=(1, 1, 1, 1))
 LR_REGEX = "aux|balanced_fusion"
@@ -116,7 +116,7 @@ def test_full_width_channel_counts_match_section_3():
     # Encoder: 2048 -> 256 before ASPP; ASPP = pooling + rates 6/12/18 (no 1x1 branch) -> 256.
     assert _in_shapes(model.get_layer("encoder_reduce"))[0][-1] == 2048
     assert model.get_layer("encoder_reduce").output.shape[-1] == 256
-    rates = sorted(l.dilation_rate for l in model.layers if l.name.startswith("aspp_rate"))
+    rates = sorted(layer.dilation_rate for layer in model.layers if layer.name.startswith("aspp_rate"))
     assert rates == [6, 12, 18]
     assert all(model.get_layer(f"aspp_rate{r}").kernel_size == 3 for r in rates)
     assert [s[-1] for s in _in_shapes(model.get_layer("aspp_concat"))] == [256] * 4

@@ -8,7 +8,6 @@ keras = pytest.importorskip("keras")
 from xray_seg.core.errors import ModelError  # noqa: E402
 from xray_seg.models.backbones.resnet import (  # noqa: E402
     build_resnet_backbone,
-    load_backbone_weights,
     save_backbone_weights,
 )
 

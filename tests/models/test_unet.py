@@ -13,22 +13,10 @@ TINY = 0.0625  # 4 -> 64 channels
 NUM_CLASSES = 6
 
 
-def _toy_batch(size=64, n=2, seed=0):
-    """Raw 0..255 images with a bright square whose pixels are class 1..K-1, rest 0."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(0, 60, (n, size, size, 3)).astype("float32")
-    labels = np.zeros((n, size, size), "int32")
-    for i in range(n):
-        y, x = rng.integers(4, size // 2, 2)
-        images[i, y : y + size // 3, x : x + size // 3] += 180
-        labels[i, y : y + size // 3, x : x + size // 3] = 1 + i % (NUM_CLASSES - 1)
-    return images, labels
-
-
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
-def test_logits_at_input_resolution(upsampling):
+def test_logits_at_input_resolution(upsampling, toy_batch):
     model = build_unet(NUM_CLASSES, (64, 64, 3), width=TINY, upsampling=upsampling)
-    images, _ = _toy_batch()
+    images, _ = toy_batch()
     out = model(images)
     assert tuple(out.shape) == (2, 64, 64, NUM_CLASSES)
     assert "softmax" not in [getattr(layer, "activation", None) for layer in model.layers]
@@ -71,20 +59,20 @@ def test_registry_builds_unet():
     assert model.name == "unet" and tuple(model.output.shape) == (None, 64, 64, NUM_CLASSES)
 
 
-def test_keras_save_load_round_trip(tmp_path):
+def test_keras_save_load_round_trip(tmp_path, toy_batch):
     model = build_unet(NUM_CLASSES, (64, 64, 3), width=TINY, upsampling="bilinear")
-    images, _ = _toy_batch()
+    images, _ = toy_batch()
     path = tmp_path / "unet.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
 
 
-def test_training_steps_reduce_loss():
+def test_training_steps_reduce_loss(toy_batch):
     keras.utils.set_random_seed(0)
     model = build_unet(NUM_CLASSES, (64, 64, 3), width=TINY)
     model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True)
-    images, labels = _toy_batch()
+    images, labels = toy_batch()
     history = model.fit(images, labels, batch_size=2, epochs=8, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.9 * losses[0], losses

@@ -147,7 +147,7 @@ def test_same_seed_same_output_and_photometric_leaves_mask():
     np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
     np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
     assert not np.array_equal(a[0].numpy(), c[0].numpy())
-    assert 0.0 <= a[0].numpy().min() and a[0].numpy().max() <= 255.0
+    assert a[0].numpy().min() >= 0.0 and a[0].numpy().max() <= 255.0
     photometric_only = AugmentConfig(scale_range=(1.0, 1.0), hflip=False, vflip=False, rotate=False, sharpen_prob=1.0)
     image_p, mask_p = augment_pair(image, label, tf.constant([3, 4]), photometric_only, 40)
     np.testing.assert_array_equal(mask_p.numpy(), label)

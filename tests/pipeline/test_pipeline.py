@@ -8,6 +8,10 @@ import tensorflow as tf
 from PIL import Image
 
 from xray_seg.cli import main
+from xray_seg.conversion.stats import compute_class_stats, median_frequency_weights
+from xray_seg.conversion.voc import load_label_png, save_label_png, write_class_names, write_split
+from xray_seg.core.errors import DatasetError
+from xray_seg.core.layouts import VocLayout
 from xray_seg.pipeline.augment import AugmentConfig
 from xray_seg.pipeline.dataset import (
     MASK_VOC,
@@ -17,9 +21,6 @@ from xray_seg.pipeline.dataset import (
     make_train_dataset,
     split_size,
 )
-from xray_seg.conversion.stats import compute_class_stats, median_frequency_weights
-from xray_seg.conversion.voc import VocLayout, load_label_png, save_label_png, write_class_names, write_split
-from xray_seg.core.errors import DatasetError
 
 NAMES = ["_background_", "gun", "knife"]
 
@@ -61,7 +62,7 @@ def test_train_batches_shapes_dtypes_and_values(tmp_path):
     for images, masks in _batches(ds, 4):
         assert images.shape == (2, 32, 40, 3) and images.dtype == np.float32
         assert masks.shape == (2, 32, 40) and masks.dtype == np.uint8
-        assert 0.0 <= images.min() and images.max() <= 255.0
+        assert images.min() >= 0.0 and images.max() <= 255.0
         assert set(np.unique(masks)) <= {0, 1, 2, 255}
     assert ds.element_spec[0].shape.as_list() == [2, 32, 40, 3]
 

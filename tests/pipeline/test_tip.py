@@ -188,6 +188,7 @@ def test_pipeline_tip_is_seeded_resumable_and_off_by_default(tmp_path):
     off = _stream(voc, AugmentConfig(tip_prob=0.0, tip_max_threats=3))
     for (a, m), (b, n) in zip(plain, off):
         np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(m, n)
     # clean bags (s2, s3 have no threat) get threats under TIP: more foreground than without
     fg_tip = sum(int(((m > 0) & (m < 255)).sum()) for _, m in first)
     fg_plain = sum(int(((m > 0) & (m < 255)).sum()) for _, m in plain)

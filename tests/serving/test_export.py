@@ -172,8 +172,8 @@ def station_run(exported, tmp_path_factory):
 
 def test_layout_and_metadata(exported):
     from xray_seg.core.config import config_digest, load_config
-    from xray_seg.training.config import TrainConfig
     from xray_seg.core.viz import voc_palette
+    from xray_seg.training.config import TrainConfig
 
     run, out, result = exported
     assert (out / "savedmodel" / "saved_model.pb").is_file()

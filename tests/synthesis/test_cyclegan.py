@@ -11,12 +11,12 @@ import pytest
 from xray_seg.cli import main
 from xray_seg.conversion.convert import ConvertConfig, convert
 from xray_seg.conversion.labelme import read_labelme
-from xray_seg.synthesis.scene import SynthConfig, synthesize
 from xray_seg.core.errors import DatasetError
 from xray_seg.synthesis.cyclegan.config import CycleGANConfig
 from xray_seg.synthesis.cyclegan.images import load_domain
 from xray_seg.synthesis.cyclegan.layers import ReflectionPad2D, instance_norm
 from xray_seg.synthesis.cyclegan.models import build_discriminator, build_generator, receptive_field
+from xray_seg.synthesis.scene import SynthConfig, synthesize
 
 TINY = dict(size=32, ngf=8, ndf=8, num_blocks=1, steps_per_epoch=3, pool_size=2, seed=1)
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xray_seg.synthesis.scene import CLASS_NAMES, SynthConfig, render_sample, synthesize
-from xray_seg.synthesis.canvas import mask_to_polygons
-from xray_seg.synthesis.xray_physics import MATERIALS, dual_energy, pseudo_colour, transmission
 from xray_seg.core.errors import ConfigError, OutputExistsError
+from xray_seg.synthesis.canvas import mask_to_polygons
+from xray_seg.synthesis.scene import CLASS_NAMES, SynthConfig, render_sample, synthesize
+from xray_seg.synthesis.xray_physics import MATERIALS, dual_energy, pseudo_colour, transmission
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(size=128, num=6, workers=1)

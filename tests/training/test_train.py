@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,8 +259,8 @@ def test_crop_training_builds_a_size_free_model_validated_at_image_size(tiny_voc
     """data.crop_size smaller than data.image_size: crops in training, full images in validation."""
     import keras
 
-    from xray_seg.pipeline.dataset import make_train_dataset
     from xray_seg.evaluation.evaluator import evaluate
+    from xray_seg.pipeline.dataset import make_train_dataset
     from xray_seg.training.trainer import train
 
     images, masks = next(iter(make_train_dataset(tiny_voc, image_size=(64, 64), crop_size=(32, 32), batch_size=4, augment=None)))

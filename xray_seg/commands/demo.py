@@ -10,8 +10,8 @@ The output folder (default runs/demo) belongs to the demo and is replaced on eve
 
 
 def add_arguments(parser):
-    from xray_seg.synthesis.scene import CLUTTER_LEVELS, SynthConfig
     from xray_seg.demo import DemoConfig
+    from xray_seg.synthesis.scene import CLUTTER_LEVELS, SynthConfig
 
     d, synth = DemoConfig(), SynthConfig()
     parser.add_argument("--out", default=d.out, help=f"demo folder, replaced on every run (default: {d.out})")

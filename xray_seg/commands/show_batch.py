@@ -55,10 +55,10 @@ def _augment_config(args):
 def run(args) -> int:
     import numpy as np
 
-    from xray_seg.pipeline.dataset import make_train_dataset, split_size
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.core.errors import ConfigError, OutputExistsError
     from xray_seg.core.viz import overlay, save_grid
+    from xray_seg.pipeline.dataset import make_train_dataset, split_size
 
     out = Path(args.out)
     if out.exists() and not args.force:

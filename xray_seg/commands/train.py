@@ -43,8 +43,8 @@ def add_arguments(parser):
 
 def build_config(args):
     from xray_seg.core.config import load_config
-    from xray_seg.training.trainer import resume_config
     from xray_seg.training.config import TrainConfig
+    from xray_seg.training.trainer import resume_config
 
     if args.resume:
         return resume_config(args.run_dir, args.epochs)

@@ -55,15 +55,15 @@ import json
 import math
 import os
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from xray_seg.core.errors import DatasetError, XraySegError
 from xray_seg.conversion.labelme import IGNORE_NAME, LabelmeRecord, Shape, decode_image
 from xray_seg.conversion.records import Item, Reader, Scan
+from xray_seg.core.errors import DatasetError, XraySegError
 
 CHUNK = 1 << 22
 _LONGEST_VALUE = 1 << 26  # no annotation string is longer (compressed RLE of a 64-Mpixel scan is far shorter)
@@ -83,7 +83,7 @@ class _Stream:
 
     def __init__(self, path: Path):
         self.path = path
-        self.file = open(path, "rb")
+        self.file = open(path, "rb")  # noqa: SIM115 - a streaming reader keeps it open across reads; close() shuts it
         self.buf = ""
         self.pos = 0
         self.base = 0
@@ -156,7 +156,7 @@ class _Stream:
         return json.loads(text.encode("latin-1").decode("utf-8"))
 
 
-def iter_top_level(path: Path) -> Iterator[tuple[str, object, int, int, "_Stream"]]:
+def iter_top_level(path: Path) -> Iterator[tuple[str, object, int, int, _Stream]]:
     """Yield ``(key, value, offset, length, stream)`` for each value of the top-level object.
 
     The elements of ``images`` and ``annotations`` are yielded one by one (key

@@ -69,22 +69,28 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import yaml
 
-from xray_seg.core.config import config_to_dict
-from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
-from xray_seg.core.processes import start_method
-from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
 from xray_seg.conversion.instances import shapes_to_instances
-from xray_seg.conversion.labelme import BACKGROUND_NAME, IGNORE_NAME, shapes_to_label
+from xray_seg.conversion.labelme import (
+    BACKGROUND_NAME,
+    IGNORE_NAME,
+    shapes_to_label,
+)
 from xray_seg.conversion.records import SOURCES, Item, Reader, Scan, make_reader
-from xray_seg.conversion.voc import IMAGE_SUFFIXES, VocLayout, save_label_png, write_class_names, write_split
-from xray_seg.core.viz import IGNORE_LABEL, overlay
+from xray_seg.conversion.voc import save_label_png, write_class_names, write_split
+from xray_seg.core.config import config_to_dict
+from xray_seg.core.constants import IGNORE_LABEL, VOC_IMAGE_SUFFIXES
+from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
+from xray_seg.core.fileio import atomic_path, prepare_output_dir, read_lines, write_text_atomic
+from xray_seg.core.layouts import VocLayout
+from xray_seg.core.processes import start_method
+from xray_seg.core.viz import overlay
 
 IMAGE_FORMATS = ("png", "jpeg", "copy")
 UNKNOWN_MODES = ("error", "skip", "background")
@@ -230,7 +236,7 @@ def read_labels(path: str | Path) -> tuple[list[str], dict[str, int]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("labels file not found", path=path, fix="pass --labels with __ignore__, _background_ and one class a line")
-    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    names = read_lines(path, encoding="utf-8-sig")
     if names and names[0] == IGNORE_NAME:
         names = names[1:]
     if not names or names[0] != BACKGROUND_NAME:
@@ -533,7 +539,7 @@ def _duplicates(items: list[Item], scans: list[Scan]) -> dict[str, str]:
 def _outputs_complete(layout: VocLayout, stem: str, config: ConvertConfig) -> bool:
     if not layout.mask_path(stem).is_file():
         return False
-    if not any((layout.images_dir / f"{stem}{s}").is_file() for s in IMAGE_SUFFIXES):
+    if not any((layout.images_dir / f"{stem}{s}").is_file() for s in VOC_IMAGE_SUFFIXES):
         return False
     if config.npy and not (layout.npy_dir / f"{stem}.npy").is_file():
         return False

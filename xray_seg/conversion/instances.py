@@ -26,7 +26,7 @@ Where we differ from labelme's instance example, and why
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -61,9 +61,9 @@ import io
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
-from typing import Mapping, Sequence
 
 import numpy as np
 

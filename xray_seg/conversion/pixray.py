@@ -31,9 +31,9 @@ import math
 import os
 from pathlib import Path, PureWindowsPath
 
-from xray_seg.core.errors import DatasetError, XraySegError
 from xray_seg.conversion.labelme import LabelmeRecord, Shape, decode_image, outside_warnings
 from xray_seg.conversion.records import Item, Reader, Scan
+from xray_seg.core.errors import DatasetError, XraySegError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 IMAGE_KEYS = ("imagePath", "image", "file_name", "filename", "image_name")

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xray_seg.core.errors import DatasetError, XraySegError
 from xray_seg.conversion.labelme import LabelmeRecord, image_reference, load_labelme_json, read_labelme, shape_labels
+from xray_seg.core.errors import DatasetError, XraySegError
 
 #: The in-memory record every reader produces (the Labelme record's fields serve all sources).
 Record = LabelmeRecord

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
+from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
+from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.viz import IGNORE_LABEL
+from xray_seg.core.layouts import VocLayout
 
 ABSENT_CLASS_WEIGHT = 0.0
 

@@ -1,92 +1,25 @@
-"""The VOC dataset layout that ``labelme2voc.py`` writes and every later stage reads.
+"""Reading and writing the VOC dataset that ``labelme2voc.py`` writes and every later stage reads.
 
-::
-
-    VOC_DIR/
-      JPEGImages/<stem>.jpg|.png          the images (PNG when converted losslessly)
-      SegmentationClass/<stem>.png        palette ("P") PNG, value = class index, 255 = ignore
-      SegmentationObject/<stem>.png       palette PNG of instance ids: 0 background, 1..N objects, 255 = ignore
-      SegmentationClassNpy/<stem>.npy     optional int32 labels, -1 = ignore (labelme's convention)
-      SegmentationClassVisualization/     optional overlays for people
-      class_names.txt                     one name a line: _background_, then the classes
-      ImageSets/Segmentation/{train,val,trainval}.txt
-
-Labels are 0 for background, 1..K-1 for the classes in ``class_names.txt`` order and
-255 for ignore, everywhere in the project.
+The folder's file names (``JPEGImages/``, ``SegmentationClass/``, ``class_names.txt``,
+``ImageSets/Segmentation/<split>.txt``, ...) are :class:`xray_seg.core.layouts.VocLayout`;
+its module docstring draws the tree. Labels are 0 for background, 1..K-1 for the classes
+in ``class_names.txt`` order and 255 (:data:`xray_seg.core.constants.IGNORE_LABEL`) for
+ignore, everywhere in the project.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.fileio import atomic_path, write_text_atomic
-from xray_seg.core.viz import IGNORE_LABEL, voc_palette
+from xray_seg.core.fileio import atomic_path, read_lines, write_text_atomic
+from xray_seg.core.layouts import VocLayout
+from xray_seg.core.viz import voc_palette
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "trainval")
-
-
-@dataclass(frozen=True)
-class VocLayout:
-    """Paths of a VOC dataset rooted at ``root``."""
-
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
-
-    @property
-    def images_dir(self) -> Path:
-        return self.root / "JPEGImages"
-
-    @property
-    def masks_dir(self) -> Path:
-        return self.root / "SegmentationClass"
-
-    @property
-    def objects_dir(self) -> Path:
-        return self.root / "SegmentationObject"
-
-    def object_path(self, stem: str) -> Path:
-        return self.objects_dir / f"{stem}.png"
-
-    @property
-    def npy_dir(self) -> Path:
-        return self.root / "SegmentationClassNpy"
-
-    @property
-    def vis_dir(self) -> Path:
-        return self.root / "SegmentationClassVisualization"
-
-    @property
-    def class_names_file(self) -> Path:
-        return self.root / "class_names.txt"
-
-    @property
-    def splits_dir(self) -> Path:
-        return self.root / "ImageSets" / "Segmentation"
-
-    def split_file(self, split: str) -> Path:
-        return self.splits_dir / f"{split}.txt"
-
-    def mask_path(self, stem: str) -> Path:
-        return self.masks_dir / f"{stem}.png"
-
-    def image_path(self, stem: str) -> Path:
-        """The image file of ``stem`` (any of .png/.jpg/.jpeg); DatasetError if none."""
-        for suffix in IMAGE_SUFFIXES:
-            candidate = self.images_dir / f"{stem}{suffix}"
-            if candidate.is_file():
-                return candidate
-        raise DatasetError(
-            f"no image for {stem!r} in JPEGImages/",
-            path=self.images_dir,
-            fix="re-run `xray-seg convert`, or remove the stem from the split list",
-        )
 
 
 def read_class_names(voc_dir: str | Path) -> list[str]:
@@ -94,7 +27,7 @@ def read_class_names(voc_dir: str | Path) -> list[str]:
     path = VocLayout(voc_dir).class_names_file
     if not path.is_file():
         raise DatasetError("class_names.txt is missing", path=path, fix="point at a folder written by `xray-seg convert`")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = read_lines(path)
     if not names:
         raise DatasetError("class_names.txt is empty", path=path, fix="list _background_ then one class per line")
     return names
@@ -109,7 +42,7 @@ def read_split(voc_dir: str | Path, split: str) -> list[str]:
             path=path,
             fix=f"use one of {', '.join(SPLITS)}, or re-run `xray-seg convert`",
         )
-    stems = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    stems = read_lines(path)
     if not stems:
         raise DatasetError(f"split {split!r} is empty", path=path, fix="re-run `xray-seg convert` with more images")
     return stems

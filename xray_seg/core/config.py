@@ -17,8 +17,9 @@ import dataclasses
 import hashlib
 import json
 import typing
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 

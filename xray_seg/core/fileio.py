@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from xray_seg.core.errors import OutputExistsError
 
@@ -53,6 +53,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, obj, *, indent: int = 2) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """The non-blank lines of a text file, stripped (class names, split lists, labels files)."""
+    return [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines() if line.strip()]
 
 
 def prepare_output_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:

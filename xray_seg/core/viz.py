@@ -6,12 +6,12 @@ and ``labelme2voc.py`` use, so masks written here look the same as theirs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-IGNORE_LABEL = 255
+from xray_seg.core.constants import IGNORE_LABEL  # noqa: F401  (re-exported: viz callers read it here)
 
 
 def voc_palette(n: int = 256) -> np.ndarray:

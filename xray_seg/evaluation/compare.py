@@ -38,8 +38,9 @@ import yaml
 from xray_seg.core.config import config_to_dict, load_config
 from xray_seg.core.errors import ConfigError, DatasetError
 from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
-from xray_seg.training.trainer import train
+from xray_seg.core.layouts import RunLayout
 from xray_seg.training.config import TrainConfig
+from xray_seg.training.trainer import train
 
 PAPER1_MODELS = ("cwf_deeplabv3plus", "deeplabv3plus", "mobilenetv2_deeplabv3plus", "unet", "bisenetv2")
 RESULT_FILE = "compare_result.json"
@@ -176,13 +177,14 @@ def run_stage(run_dir: Path, epochs: int) -> str:
     """
     if (run_dir / RESULT_FILE).is_file():
         return "done"
-    state = run_dir / "checkpoints" / "state.json"
-    if state.is_file() and (run_dir / "checkpoints" / "last.weights.h5").is_file():
+    layout = RunLayout(run_dir)
+    state = layout.state_file
+    if state.is_file() and layout.last_weights.is_file():
         try:
             done = int(json.loads(state.read_text())["epochs_done"])
         except (ValueError, KeyError, json.JSONDecodeError):
             return "train"
-        if done >= epochs and (run_dir / "best_model.keras").is_file():
+        if done >= epochs and layout.best_model.is_file():
             return "evaluate"
         return "resume" if done > 0 else "train"
     return "train"
@@ -193,8 +195,9 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
     import keras
     import numpy as np
 
+    from xray_seg.conversion.voc import read_split
+    from xray_seg.core.layouts import VocLayout
     from xray_seg.evaluation.bench import predict_resize, time_calls
-    from xray_seg.conversion.voc import VocLayout, read_split
     from xray_seg.evaluation.evaluator import evaluate, read_image_rgb
     from xray_seg.evaluation.flops import count_flops, count_params
     from xray_seg.inference.loader import load_for_inference

@@ -15,8 +15,8 @@ GFLOPs; Table 2: per-class IoU and PA), ``compare_bars.png`` and
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -175,7 +175,8 @@ def plot_bars(path: str | Path, table3: Mapping) -> Path:
 def choose_grid_stems(voc_dir: str | Path, count: int) -> list[str]:
     """Val images with the most distinct object classes first (paper 1 picks multi-object,
     hard cases for Fig. 7); ties keep the split order."""
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
+    from xray_seg.conversion.voc import load_label_png, read_split
+    from xray_seg.core.layouts import VocLayout
 
     layout = VocLayout(voc_dir)
     stems = read_split(voc_dir, "val")
@@ -192,17 +193,18 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
     model's prediction (its seed-0 run), in the VOC palette with a class legend."""
     import keras
 
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names
-    from xray_seg.evaluation.evaluator import read_image_rgb
-    from xray_seg.inference.tta import predict_class_map
-    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.conversion.voc import load_label_png, read_class_names
+    from xray_seg.core.layouts import VocLayout
     from xray_seg.core.viz import colorize
+    from xray_seg.evaluation.evaluator import read_image_rgb
+    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.tta import predict_class_map
 
     layout = VocLayout(voc_dir)
     stems = choose_grid_stems(voc_dir, count)
     images = [read_image_rgb(layout.image_path(s)) for s in stems]
     rows = [[image, colorize(load_label_png(layout.mask_path(s)))] for s, image in zip(stems, images)]
-    for model, run_dir in run_dirs.items():
+    for run_dir in run_dirs.values():
         loaded = load_for_inference(run_dir)
         for row, image in zip(rows, images):
             row.append(colorize(predict_class_map(loaded.logits_fn, image, input_size=loaded.input_size)))

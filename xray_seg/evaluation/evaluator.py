@@ -122,15 +122,21 @@ def evaluate(
     """Evaluate a run folder, ``.keras`` file or SavedModel on ``split`` of ``voc_dir``."""
     from tqdm import tqdm
 
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
+    from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
     from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
-    from xray_seg.inference.geometry import geometry_for
-    from xray_seg.inference.tta import predict_probabilities
-    from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
-    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.core.layouts import VocLayout
     from xray_seg.evaluation.alarms import load_rule
+    from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
+    from xray_seg.evaluation.report import (
+        format_paper_tables,
+        plot_confusion_matrix,
+        write_markdown_report,
+        write_metrics_json,
+    )
     from xray_seg.evaluation.screening_eval import ScreeningEvaluation, format_screening
-    from xray_seg.evaluation.report import format_paper_tables, plot_confusion_matrix, write_markdown_report, write_metrics_json
+    from xray_seg.inference.geometry import geometry_for
+    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.tta import predict_probabilities
 
     tta = tta or TTAOptions()
     names = read_class_names(voc_dir)

@@ -23,15 +23,16 @@ Absent classes (mmseg's ``nanmean`` convention):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
+from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.errors import DatasetError
 
-IGNORE_INDEX = 255
+IGNORE_INDEX = IGNORE_LABEL  # the project's one ignore label
 
 ABSENT_CLASS_POLICY = (
     "A class absent from both truth and prediction has undefined (NaN) IoU and PA and is excluded "

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.constants import SCAN_IMAGE_SUFFIXES
 from xray_seg.core.errors import DatasetError, XraySegError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -38,7 +37,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in SCAN_IMAGE_SUFFIXES)
         elif any(ch in item for ch in "*?["):
             paths += sorted(Path(q) for q in glob.glob(item, recursive=True))
         else:
@@ -134,14 +133,13 @@ def predict_images(
     from tqdm import tqdm
 
     from xray_seg.conversion.voc import save_label_png
-    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
-    from xray_seg.inference.geometry import geometry_for
-    from xray_seg.inference.tta import predict_probabilities
-    from xray_seg.inference.loader import load_for_inference
-
     from xray_seg.evaluation.alarms import decide, load_rule
+    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
+    from xray_seg.inference.geometry import geometry_for
+    from xray_seg.inference.loader import load_for_inference
     from xray_seg.inference.overlays import contact_sheet, screening_overlay
+    from xray_seg.inference.tta import predict_probabilities
 
     loaded = load_for_inference(model_path)
     rule = load_rule(model_path, loaded.class_names)
@@ -182,7 +180,7 @@ def predict_images(
         )
         report.written.append(out_dir / f"{path.stem}.json")
     contact_sheet(out_dir / "alarmed_contact_sheet.png", sheet)
-    for path, reason in report.failures:
+    for _path, reason in report.failures:
         print(f"skipped {reason}")
     state = "calibrated" if rule.calibrated else "uncalibrated default"
     print(f"{len(report.written)} bags, {len(report.alarmed)} alarmed ({state} thresholds)")

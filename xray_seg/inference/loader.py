@@ -22,13 +22,14 @@ and model name). The run-folder layout is in ``docs/architecture.md``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from xray_seg.core.errors import ModelError
+from xray_seg.models.outputs import logits_of
 
 BEST_MODEL = "best_model.keras"
 CLASS_NAMES_FILE = "class_names.txt"
@@ -190,7 +191,7 @@ def _from_keras(source: ModelSource, given: list[str] | None, names_fix: str, na
 
     def logits_fn(batch):
         out = predict(np.asarray(batch, dtype=np.float32))
-        return np.asarray(out["logits"] if isinstance(out, dict) else out, dtype=np.float32)
+        return np.asarray(logits_of(out), dtype=np.float32)
 
     return LoadedModel(name, class_names, size, logits_fn, source.model_path, model, palette,
                        size or source.trained_size(), source)

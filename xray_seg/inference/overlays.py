@@ -98,8 +98,8 @@ def screening_overlay(image: np.ndarray, class_map: np.ndarray, items: list[dict
     texts = [f"{it['class']} {it['confidence']:.2f}" for it in alarmed]
     sizes = []
     for text in texts:
-        l, t, r, b = draw.textbbox((0, 0), text)
-        sizes.append((r - l + 6, b - t + 6))
+        left, top, right, bottom = draw.textbbox((0, 0), text)
+        sizes.append((right - left + 6, bottom - top + 6))
     rects = place_labels([it["bbox"] for it in alarmed], sizes, scan.size)
     for it in alarmed:
         x, y, w, h = it["bbox"]

@@ -36,12 +36,13 @@ a scan reaches the network"); the SavedModel's serving graph
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from xray_seg.core.errors import ModelError
 from xray_seg.inference.geometry import PAD_VALUE, ScanGeometry, axis_origins
+from xray_seg.models.outputs import logits_of
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -94,16 +95,7 @@ def forward_logits(model: Callable, batch: np.ndarray) -> np.ndarray:
         out = model.predict_on_batch(batch)
     else:
         out = model(batch)
-    if isinstance(out, dict):
-        if "logits" in out:
-            out = out["logits"]
-        elif len(out) == 1:
-            out = next(iter(out.values()))
-        else:
-            raise ModelError(
-                f"the model returns several outputs {sorted(out)} and none is called 'logits'",
-                fix="name the main segmentation output 'logits'",
-            )
+    out = logits_of(out)
     from keras import ops
 
     out = np.asarray(ops.convert_to_numpy(out), dtype=np.float32)

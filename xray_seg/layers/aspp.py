@@ -40,6 +40,12 @@ class ImagePooling(keras.layers.Layer):
         filters: output channels.
         activation: activation after BN.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.aspp import ImagePooling
+        >>> tuple(ImagePooling(32)(np.zeros((2, 16, 16, 64), "float32")).shape)
+        (2, 16, 16, 32)
     """
 
     def __init__(self, filters: int, activation: str = "relu", **kwargs):
@@ -90,6 +96,13 @@ class ASPP(keras.layers.Layer):
             implementation; paper 1 is silent).
         fusion_epsilon: epsilon of DWFF's fast normalised fusion.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.aspp import ASPP
+        >>> aspp = ASPP(64, rates=(6, 12, 18), fusion="concat")
+        >>> tuple(aspp(np.zeros((1, 16, 16, 128), "float32")).shape)
+        (1, 16, 16, 64)
     """
 
     def __init__(
@@ -176,6 +189,12 @@ class DWFFASPP(ASPP):
     Args:
         filters, rates, separable, dropout, fusion_epsilon: as for :class:`ASPP`.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.aspp import DWFFASPP
+        >>> tuple(DWFFASPP(64)(np.zeros((1, 16, 16, 128), "float32")).shape)
+        (1, 16, 16, 64)
     """
 
     def __init__(self, filters: int = 256, rates=ASPP_RATES_OS16, separable: bool = True, dropout: float = 0.1,

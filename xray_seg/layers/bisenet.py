@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, half_channels
 from xray_seg.layers.norm import BatchNorm
 
 
@@ -49,13 +49,19 @@ class StemBlock(keras.layers.Layer):
     Args:
         filters: output channels C (16 in the paper's Table 1).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.bisenet import StemBlock
+        >>> tuple(StemBlock(16)(np.zeros((1, 64, 64, 3), "float32")).shape)
+        (1, 16, 16, 16)
     """
 
     def __init__(self, filters: int, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.conv = ConvBNAct(filters, 3, strides=2, name="conv")
-        self.left_reduce = ConvBNAct(max(1, filters // 2), 1, name="left_reduce")
+        self.left_reduce = ConvBNAct(half_channels(filters), 1, name="left_reduce")
         self.left_down = ConvBNAct(filters, 3, strides=2, name="left_down")
         self.right_pool = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="right_pool")
         self.concat = keras.layers.Concatenate(axis=-1, name="concat")
@@ -107,6 +113,13 @@ class GatherExpand(keras.layers.Layer):
         strides: 1 or 2.
         expansion: expansion ratio e of the depthwise conv (6 in the paper's Table 1).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.bisenet import GatherExpand
+        >>> x = np.zeros((1, 16, 16, 32), "float32")
+        >>> tuple(GatherExpand(32)(x).shape), tuple(GatherExpand(64, strides=2)(x).shape)
+        ((1, 16, 16, 32), (1, 8, 8, 64))
     """
 
     def __init__(self, filters: int, strides: int = 1, expansion: int = 6, **kwargs):
@@ -176,6 +189,12 @@ class ContextEmbedding(keras.layers.Layer):
 
     Args:
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.bisenet import ContextEmbedding
+        >>> tuple(ContextEmbedding()(np.zeros((1, 2, 2, 128), "float32")).shape)
+        (1, 2, 2, 128)
     """
 
     def build(self, input_shape):
@@ -218,6 +237,13 @@ class BilateralGuidedAggregation(keras.layers.Layer):
     Args:
         filters: output channels (the Detail Branch's 128 in the paper).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.bisenet import BilateralGuidedAggregation
+        >>> detail, semantic = np.zeros((1, 16, 16, 128), "float32"), np.zeros((1, 4, 4, 128), "float32")
+        >>> tuple(BilateralGuidedAggregation(128)([detail, semantic]).shape)
+        (1, 16, 16, 128)
     """
 
     def __init__(self, filters: int, **kwargs):
@@ -284,6 +310,12 @@ class SegHead(keras.layers.Layer):
         num_classes: number of output classes.
         dropout: dropout rate between the two convs (0 disables it).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.bisenet import SegHead
+        >>> tuple(SegHead(64, num_classes=6)(np.zeros((1, 16, 16, 128), "float32")).shape)
+        (1, 16, 16, 6)
     """
 
     def __init__(self, filters: int, num_classes: int, dropout: float = 0.1, **kwargs):

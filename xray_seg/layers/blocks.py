@@ -9,26 +9,8 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct, activation_layer
+from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct, activation_layer, half_channels
 from xray_seg.layers.norm import BatchNorm
-
-
-def divisible_channels(channels: int, width: float = 1.0, divisor: int = 8, min_value: int | None = None) -> int:
-    """``channels * width`` rounded to a multiple of ``divisor`` (MobileNet's ``make_divisible``).
-
-    The DeepLab family scales channels this way; :func:`xray_seg.layers.conv.scale_channels`
-    (plain rounding) is the other models' rule. The names differ so the two are not confused.
-
-    Never goes below ``min_value`` (default ``divisor``) and never more than 10% below
-    ``channels * width``. ``width=1.0`` leaves paper channel counts that are multiples of
-    ``divisor`` unchanged (all of ours are, e.g. 728 = 8 * 91).
-    """
-    min_value = divisor if min_value is None else min_value
-    value = channels * width
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 def _filters_triple(filters) -> tuple[int, int, int]:
@@ -69,6 +51,14 @@ class XceptionBlock(keras.layers.Layer):
         return_skip: also return the output of the second separable conv (the DeepLabv3+
             low-level feature is tapped there, before the stride).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import XceptionBlock
+        >>> block = XceptionBlock((32, 64, 64), strides=2, return_skip=True)
+        >>> out, skip = block(np.zeros((1, 32, 32, 16), "float32"))
+        >>> tuple(out.shape), tuple(skip.shape)
+        ((1, 16, 16, 64), (1, 32, 32, 64))
     """
 
     def __init__(
@@ -168,6 +158,12 @@ class ResidualUnit(keras.layers.Layer):
             memory-bound on CPU) instead of a regular one.
         activation: activation name.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import ResidualUnit
+        >>> tuple(ResidualUnit(32, dilation_rate=2)(np.zeros((1, 16, 16, 32), "float32")).shape)
+        (1, 16, 16, 32)
     """
 
     def __init__(self, filters: int, dilation_rate: int = 1, separable: bool = False, activation: str = "relu", **kwargs):
@@ -224,6 +220,12 @@ class CSPBlock(keras.layers.Layer):
         activation: activation name (ReLU, as in the rest of the Xception family; CSPDarknet
             uses Mish/LeakyReLU).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import CSPBlock
+        >>> tuple(CSPBlock(64, num_units=2)(np.zeros((1, 16, 16, 32), "float32")).shape)
+        (1, 16, 16, 64)
     """
 
     def __init__(
@@ -243,7 +245,7 @@ class CSPBlock(keras.layers.Layer):
         self.dilation_rate = dilation_rate
         self.separable = separable
         self.activation = activation
-        hidden = hidden_filters or max(1, filters // 2)
+        hidden = hidden_filters or half_channels(filters)
         self.path1_in = ConvBNAct(hidden, 1, activation=activation, name="path1_in")
         self.units = [
             ResidualUnit(hidden, dilation_rate=dilation_rate, separable=separable, activation=activation, name=f"unit{i + 1}")
@@ -300,6 +302,12 @@ class InvertedResidual(keras.layers.Layer):
         strides: depthwise stride.
         dilation_rate: depthwise atrous rate (DeepLab output stride 16/8).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.blocks import InvertedResidual
+        >>> tuple(InvertedResidual(24, expansion=6, strides=2)(np.zeros((1, 32, 32, 16), "float32")).shape)
+        (1, 16, 16, 24)
     """
 
     def __init__(self, filters: int, expansion: int = 6, strides: int = 1, dilation_rate: int = 1, **kwargs):

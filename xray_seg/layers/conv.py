@@ -34,6 +34,13 @@ class ConvBNAct(keras.layers.Layer):
         activation: activation name (e.g. "relu", "swish") or None.
         use_bn: apply batch norm (if False the conv gets a bias instead).
         **kwargs: standard layer arguments (name, dtype, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.conv import ConvBNAct
+        >>> layer = ConvBNAct(16, 3, strides=2, activation="relu")
+        >>> tuple(layer(np.zeros((1, 32, 32, 3), "float32")).shape)
+        (1, 16, 16, 16)
     """
 
     def __init__(
@@ -113,6 +120,13 @@ class SeparableConvBNAct(keras.layers.Layer):
         activation: activation after the pointwise BN, or None.
         depth_activation: also apply the activation after the depthwise BN.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.conv import SeparableConvBNAct
+        >>> layer = SeparableConvBNAct(32, 3, dilation_rate=2)
+        >>> tuple(layer(np.zeros((1, 32, 32, 8), "float32")).shape)
+        (1, 32, 32, 32)
     """
 
     def __init__(
@@ -186,6 +200,30 @@ def scale_channels(channels: int, width: float, minimum: int = 1) -> int:
     return max(minimum, int(round(channels * width)))
 
 
+def divisible_channels(channels: int, width: float = 1.0, divisor: int = 8, min_value: int | None = None) -> int:
+    """``channels * width`` rounded to a multiple of ``divisor`` (MobileNet's ``make_divisible``).
+
+    The DeepLab family scales channels this way; :func:`scale_channels`
+    (plain rounding) is the other models' rule. The names differ so the two are not confused.
+
+    Never goes below ``min_value`` (default ``divisor``) and never more than 10% below
+    ``channels * width``. ``width=1.0`` leaves paper channel counts that are multiples of
+    ``divisor`` unchanged (all of ours are, e.g. 728 = 8 * 91).
+    """
+    min_value = divisor if min_value is None else min_value
+    value = channels * width
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def half_channels(filters: int) -> int:
+    """Half of ``filters``, at least 1: a branch that splits or reduces a block's channels
+    (BiSeNet V2's stem left branch, Table 1; CSPNet's two paths)."""
+    return max(1, filters // 2)
+
+
 def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
     """Map raw 0..255 pixels to [-1, 1] inside the model (docs/architecture.md: no train/serve skew)."""
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
@@ -202,6 +240,15 @@ class ResizeTo(keras.layers.Layer):
         interpolation: "bilinear" or "nearest".
         size: optional fixed (height, width); if None, ``call`` takes ``[x, reference]``.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.conv import ResizeTo
+        >>> logits, image = np.zeros((1, 8, 8, 6), "float32"), np.zeros((1, 32, 32, 3), "float32")
+        >>> tuple(ResizeTo("bilinear")([logits, image]).shape)
+        (1, 32, 32, 6)
+        >>> tuple(ResizeTo(size=(16, 16))(logits).shape)
+        (1, 16, 16, 6)
     """
 
     def __init__(self, interpolation: str = "bilinear", size=None, **kwargs):

@@ -62,6 +62,13 @@ class CycleASPP(keras.layers.Layer):
         growth_filters: output channels of each atrous layer (DenseASPP: 64).
         share_weights: reuse part I's convolutions in part II (paper; see above).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.cycle_aspp import CycleASPP
+        >>> aspp = CycleASPP(rates=(3, 6, 12), reduction_filters=64, bottleneck_filters=32, growth_filters=16)
+        >>> tuple(aspp(np.zeros((1, 16, 16, 128), "float32")).shape)
+        (1, 16, 16, 48)
     """
 
     def __init__(
@@ -166,7 +173,7 @@ class CycleASPP(keras.layers.Layer):
     def build(self, input_shape):
         batch_hw = tuple(input_shape[:3])
         self.reduce.build(input_shape)
-        for (group, i, j), n in self._projection_index.items():
+        for (_group, i, _j), n in self._projection_index.items():
             channels = self.reduction_filters if i == 0 else self.growth_filters
             self.projections[n].build(batch_hw + (channels,))
         for conv in self.atrous_convs:

@@ -67,6 +67,14 @@ class ModulatedDeformConv2D(keras.layers.Layer):
         use_bias: add a bias.
         kernel_initializer, bias_initializer: initialisers.
         **kwargs: standard layer arguments (name, dtype, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.deform import ModulatedDeformConv2D
+        >>> x = np.random.default_rng(0).normal(size=(1, 8, 8, 4)).astype("float32")
+        >>> offset, mask = np.zeros((1, 8, 8, 18), "float32"), np.ones((1, 8, 8, 9), "float32")
+        >>> tuple(ModulatedDeformConv2D(16, 3)([x, offset, mask]).shape)
+        (1, 8, 8, 16)
     """
 
     def __init__(

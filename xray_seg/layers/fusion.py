@@ -40,6 +40,13 @@ class FastNormalizedFusion(keras.layers.Layer):
         epsilon: the small constant of eq. 1 (EfficientDet uses 1e-4).
         activation: activation after the fusion; the paper's sigma is swish.
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.fusion import FastNormalizedFusion
+        >>> a, b = np.ones((1, 8, 8, 16), "float32"), np.ones((1, 8, 8, 16), "float32")
+        >>> tuple(FastNormalizedFusion("sum")([a, b]).shape), tuple(FastNormalizedFusion("concat")([a, b]).shape)
+        ((1, 8, 8, 16), (1, 8, 8, 32))
     """
 
     def __init__(self, mode: str = "sum", epsilon: float = 1e-4, activation: str | None = "swish", **kwargs):
@@ -123,6 +130,13 @@ class DWFF(keras.layers.Layer):
         epsilon: epsilon of eq. 1 for all six fusions.
         activation: the sigma of eqs. 2-3 (swish).
         **kwargs: standard layer arguments.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.fusion import DWFF
+        >>> branches = [np.ones((1, 4, 4, 8), "float32") for _ in range(5)]
+        >>> tuple(DWFF()(branches).shape)
+        (1, 4, 4, 40)
     """
 
     def __init__(self, epsilon: float = 1e-4, activation: str | None = "swish", **kwargs):
@@ -205,6 +219,13 @@ class FeatureBalancedFusion(keras.layers.Layer):
     Call arguments:
         inputs: a list ``[feat_h, feat_l]`` of tensors ``[B, H, W, C_h]`` and
             ``[B, H, W, C_l]`` with the same batch and spatial size.
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.fusion import FeatureBalancedFusion
+        >>> high, low = np.ones((1, 8, 8, 16), "float32"), np.ones((1, 8, 8, 8), "float32")
+        >>> tuple(FeatureBalancedFusion()([high, low]).shape)
+        (1, 8, 8, 24)
     """
 
     def __init__(self, residual: bool = True, **kwargs):

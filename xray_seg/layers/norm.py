@@ -42,6 +42,12 @@ class BatchNorm(keras.layers.BatchNormalization):
     See the module docstring for when the fused kernel is used and why. Arguments are those
     of ``keras.layers.BatchNormalization``; the defaults here are xray-seg's
     (momentum 0.9, epsilon 1e-5).
+
+    Example:
+        >>> import numpy as np
+        >>> from xray_seg.layers.norm import BatchNorm
+        >>> tuple(BatchNorm()(np.ones((2, 8, 8, 4), "float32"), training=False).shape)
+        (2, 8, 8, 4)
     """
 
     def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON, **kwargs):

@@ -103,6 +103,12 @@ def build_bisenetv2(
 
     Raises:
         ModelError: a non-positive ``num_classes``, ``width`` or ``semantic_ratio``.
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("bisenetv2", num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
+        >>> sorted(model.output), tuple(model.output["logits"].shape)
+        (['aux', 'aux2', 'aux3', 'aux4', 'logits'], (None, 64, 64, 6))
     """
     if num_classes < 1 or width <= 0 or semantic_ratio <= 0:
         raise ModelError(

@@ -43,6 +43,12 @@ def build_cwf_deeplabv3plus(
         csp_separable: separable 3x3 convs inside the CSP residual units.
         separable: separable 3x3 convs in DWFF-ASPP and decoder.
         dropout: dropout after the DWFF-ASPP projection.
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("cwf_deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
+        >>> tuple(model.output.shape)
+        (None, 64, 64, 6)
     """
     del aux  # no auxiliary heads in the DeepLab family (module docstring of deeplab.py)
     backbone_fn = partial(

@@ -39,7 +39,7 @@ from xray_seg.layers.conv import ConvBNAct, ResizeTo
 from xray_seg.layers.cycle_aspp import CycleASPP
 from xray_seg.layers.deform import ModulatedDeformConv2D
 from xray_seg.layers.norm import BatchNorm
-from xray_seg.models.backbones.resnet import resnet_features, scale_channels
+from xray_seg.models.backbones.resnet import resnet_channels, resnet_features
 
 DEFORM_KERNEL = 3
 
@@ -119,6 +119,12 @@ def build_cyclenet(
 
     Returns:
         ``keras.Model`` from raw pixels to logits ``[B, H, W, num_classes]``.
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("cyclenet", num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
+        >>> sorted(model.output), tuple(model.output["logits"].shape)
+        (['aux', 'logits'], (None, 64, 64, 6))
     """
     if options:
         raise ModelError(
@@ -132,7 +138,7 @@ def build_cyclenet(
         )
 
     def ch(channels: int) -> int:
-        return scale_channels(channels, width)
+        return resnet_channels(channels, width)
 
     inputs, _, feats = resnet_features(
         input_shape, depth=backbone_depth, output_stride=output_stride, width=width, weights=weights,

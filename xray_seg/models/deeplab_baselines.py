@@ -44,6 +44,12 @@ def build_deeplabv3plus(
         middle_blocks: middle-flow repeats.
         separable: separable 3x3 convs in ASPP and decoder.
         dropout: dropout after the ASPP projection.
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
+        >>> tuple(model.output.shape)
+        (None, 64, 64, 6)
     """
     del aux
     backbone_fn = partial(build_aligned_xception, width=width, middle_blocks=middle_blocks, output_stride=output_stride)
@@ -73,6 +79,12 @@ def build_mobilenetv2_deeplabv3plus(
         output_stride: 16 (paper) or 8.
         separable: separable 3x3 convs in ASPP and decoder.
         dropout: dropout after the ASPP projection.
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("mobilenetv2_deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
+        >>> tuple(model.output.shape)
+        (None, 64, 64, 6)
     """
     del aux
     backbone_fn = partial(build_mobilenetv2, width=width, output_stride=output_stride)

@@ -28,8 +28,7 @@ from __future__ import annotations
 import keras
 
 from xray_seg.layers.aspp import ASPP, DWFFASPP, aspp_rates
-from xray_seg.layers.blocks import divisible_channels
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, pixel_normalization
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, divisible_channels, pixel_normalization
 from xray_seg.models.backbones.common import check_output_stride
 
 ASPP_FILTERS = 256
@@ -65,6 +64,15 @@ def build_deeplabv3plus_model(
 
     Returns:
         ``keras.Model`` mapping ``[B, H, W, 3]`` pixels to ``[B, H, W, num_classes]`` logits.
+
+    Example:
+        >>> from functools import partial
+        >>> from xray_seg.models.backbones.mobilenetv2 import build_mobilenetv2
+        >>> from xray_seg.models.deeplab_decoder import build_deeplabv3plus_model
+        >>> backbone_fn = partial(build_mobilenetv2, width=0.25, output_stride=16)
+        >>> model = build_deeplabv3plus_model(backbone_fn, 6, (64, 64, 3), fusion="concat", width=0.25, name="demo")
+        >>> tuple(model.output.shape)
+        (None, 64, 64, 6)
     """
     check_output_stride(output_stride)
     if num_classes < 1:

@@ -59,8 +59,8 @@ Choices where the paper is silent or loose (documented here once):
   branches from S1 itself (c1, 256 ch at stride 4), the only 256-channel *stage one*
   feature; the decoder's 256-channel features would supervise nearly the main path.
 - **Width scaling.** ``width`` multiplies every channel count (backbone, 256/64/128 of
-  the decoder, ``spatial_channels``, the aux 64), rounded, at least 8 (backbone's
-  ``scale_channels``). At width 1.0 the counts are the paper's.
+  the decoder, ``spatial_channels``, the aux 64), rounded, at least 8 (the ResNet family's
+  ``resnet_channels``). At width 1.0 the counts are the paper's.
 - **Normalisation.** ``"symmetric"`` maps 0..255 to [-1, 1] (default; the backbone
   trains from scratch by default); ``"imagenet"`` uses the ImageNet mean/std for a
   backbone loaded from ImageNet-pretrained weights (``weights=PATH``).
@@ -74,9 +74,9 @@ import keras
 
 from xray_seg.core.errors import ModelError
 from xray_seg.layers.aspp import ImagePooling, aspp_rates
-from xray_seg.layers.fusion import FeatureBalancedFusion
 from xray_seg.layers.conv import ConvBNAct, ResizeTo
-from xray_seg.models.backbones.resnet import resnet_features, scale_channels
+from xray_seg.layers.fusion import FeatureBalancedFusion
+from xray_seg.models.backbones.resnet import resnet_channels, resnet_features
 
 
 def ifbf_aspp(x, *, filters: int, rates, dropout: float, name: str = "aspp"):
@@ -138,6 +138,12 @@ def build_ifbfnet(
     Returns:
         ``keras.Model`` from raw pixels ``[B, H, W, 3]`` to logits ``[B, H, W, K]``
         (a dict ``{"logits", "aux"}`` with ``aux=True``).
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("ifbfnet", num_classes=6, input_shape=(64, 64, 3), width=0.125, aux=True)
+        >>> sorted(model.output), tuple(model.output["logits"].shape)
+        (['aux', 'logits'], (None, 64, 64, 6))
     """
     if options:
         raise ModelError(
@@ -150,7 +156,7 @@ def build_ifbfnet(
         raise ModelError(f"spatial_channels must be positive, got {spatial_channels!r}", fix="e.g. spatial_channels=128 (Table 3)")
 
     def ch(channels: int) -> int:
-        return scale_channels(channels, width)
+        return resnet_channels(channels, width)
 
     inputs, pixels, feats = resnet_features(
         input_shape, depth=backbone_depth, output_stride=output_stride, width=width, weights=weights,

@@ -71,7 +71,14 @@ def import_custom_objects() -> None:
 
 
 def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **options):
-    """Build the registered model ``name`` (see the module docstring for the contract)."""
+    """Build the registered model ``name`` (see the module docstring for the contract).
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("cwf_deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
+        >>> tuple(model.input.shape), tuple(model.output.shape)
+        ((None, 64, 64, 3), (None, 64, 64, 6))
+    """
     builder = get_builder(name)
     try:
         return builder(num_classes, tuple(input_shape), **options)

@@ -81,6 +81,12 @@ def build_unet(
 
     Raises:
         ModelError: ``aux=True``, an unknown ``upsampling`` or non-positive sizes.
+
+    Example:
+        >>> from xray_seg.models.registry import build_model
+        >>> model = build_model("unet", num_classes=6, input_shape=(64, 64, 3), width=0.0625)
+        >>> tuple(model.output.shape)
+        (None, 64, 64, 6)
     """
     if aux:
         raise ModelError(

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from xray_seg.core.viz import IGNORE_LABEL
+from xray_seg.core.constants import IGNORE_LABEL
 
 # Sub-seed slots, one per random decision; fixed so that switching one off leaves the rest alone.
 _SCALE, _CROP, _HFLIP, _VFLIP, _ROT_ON, _ROT_ANGLE, _SHARP_ON, _SHARP_AMOUNT, _CONTRAST, _BRIGHT, _GAMMA, _NOISE_STD, _NOISE = range(13)

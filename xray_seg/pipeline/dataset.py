@@ -50,16 +50,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from xray_seg.conversion.voc import read_class_names, read_split
+from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
+from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.core.layouts import VocLayout
+from xray_seg.core.viz import voc_palette
 from xray_seg.pipeline.augment import AugmentConfig, augment_pair
 from xray_seg.pipeline.tip import make_projector
-from xray_seg.conversion.voc import VocLayout, read_class_names, read_split
-from xray_seg.core.errors import ConfigError, DatasetError
-from xray_seg.core.viz import IGNORE_LABEL, voc_palette
 
 AUTOTUNE = tf.data.AUTOTUNE
 MASK_GREY, MASK_VOC = 0, 1
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 _ERROR_TAG = "xray_seg.DatasetError"
 _ERROR_RE = re.compile(re.escape(_ERROR_TAG) + r"\|(?P<path>[^|]*)\|(?P<problem>[^|\]\n]*)")
 _CHECKED: dict[tuple, tuple] = {}
@@ -85,7 +85,7 @@ class SplitFiles:
 
 def _png_info(path: Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes]:
     """Walk the chunks of a PNG, checking every CRC; return ((h, w), bit depth, colour type, PLTE)."""
-    if not data.startswith(_PNG_MAGIC):
+    if not data.startswith(PNG_MAGIC):
         raise DatasetError("not a PNG file (bad signature)", path=path, fix="re-export the file as PNG or re-run `xray-seg convert`")
     pos, size, depth, colour, palette = 8, None, 0, 0, b""
     while pos + 12 <= len(data):
@@ -114,9 +114,9 @@ def _png_info(path: Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes
 
 def _check_image(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
-    if data.startswith(_PNG_MAGIC):
+    if data.startswith(PNG_MAGIC):
         return _png_info(path, data)[0]
-    if data.startswith(_JPEG_MAGIC):
+    if data.startswith(JPEG_MAGIC):
         if b"\xff\xd9" not in data[-64:]:
             raise DatasetError("truncated JPEG (no end-of-image marker)", path=path, fix="replace the file or re-run `xray-seg convert`")
         from PIL import Image
@@ -421,7 +421,7 @@ def make_train_dataset(
     *,
     image_size=(512, 512),
     batch_size=4,
-    augment: AugmentConfig | None = AugmentConfig(),
+    augment: AugmentConfig | None = AugmentConfig(),  # noqa: B008  (read only; None = no augmentation)
     seed=0,
     start_epoch=0,
     shuffle=True,

@@ -44,13 +44,14 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from xray_seg import __version__
 from xray_seg.core.errors import ConfigError, ModelError, XraySegError
+from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 DEFAULT_FORMATS = ("savedmodel", "tflite")
@@ -128,12 +129,12 @@ def _config_digest(source) -> tuple[str, str] | tuple[None, None]:
 
 def _run_metrics(run_dir: Path) -> dict | None:
     """Metrics at export time: ``eval-val/metrics.json`` if present, else ``checkpoints/state.json``."""
-    metrics_file = run_dir / "eval-val" / "metrics.json"
+    metrics_file = EvalLayout(RunLayout(run_dir).eval_dir("val")).metrics_json
     if metrics_file.is_file():
         data = json.loads(metrics_file.read_text(encoding="utf-8"))
         keep = ("pa", "mpa", "miou", "iou", "class_pa", "class_names", "absent_class_policy")
         return {"source": str(metrics_file), "split": "val", **{k: data[k] for k in keep if k in data}}
-    state_file = run_dir / "checkpoints" / "state.json"
+    state_file = RunLayout(run_dir).state_file
     if state_file.is_file():
         state = json.loads(state_file.read_text(encoding="utf-8"))
         return {"source": str(state_file), "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch")}
@@ -264,7 +265,7 @@ def build_metadata(source: ExportSource) -> dict:
         "keras_version": keras.__version__,
         "xray_seg_version": __version__,
         "source": str(source.model_file),
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "signatures": SIGNATURE_DOCS,
         "geometry": source.geometry.as_dict(),
         "rgba_policy": "alpha composited over white; grey replicated to RGB",
@@ -285,11 +286,11 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
     """Write ``OUT/savedmodel`` (with ``export.json``) atomically; returns its path."""
     import keras
 
-    from xray_seg.serving.signatures import add_serving_endpoints
     from xray_seg.core.fileio import write_json_atomic
+    from xray_seg.serving.signatures import add_serving_endpoints
 
-    final = out_dir / "savedmodel"
-    partial = out_dir / ".savedmodel.partial"
+    final = ExportLayout(out_dir).savedmodel_dir
+    partial = ExportLayout(out_dir).savedmodel_partial
     shutil.rmtree(partial, ignore_errors=True)
     try:
         archive = keras.export.ExportArchive()
@@ -299,7 +300,7 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
             model_name=source.model_name, version=__version__, geometry=source.geometry, alarm=source_alarm(source),
         )
         archive.write_out(str(partial), verbose=False)
-        write_json_atomic(partial / "export.json", metadata)
+        write_json_atomic(ExportLayout.metadata_file(partial), metadata)
         os.replace(partial, final)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -346,7 +347,7 @@ def export_onnx(source: ExportSource, out_dir: Path) -> Path:
     # An explicit signature: Keras refuses a loaded model it has not called ("The model
     # provided has never called.") when it has to infer one.
     signature = [tf.TensorSpec([None, h0, w0, 3], tf.float32, name="images")]
-    path = out_dir / "model.onnx"
+    path = ExportLayout(out_dir).onnx_model
     with atomic_path(path) as tmp:
         source.model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
     return path
@@ -388,8 +389,8 @@ def export_model(
     """Export ``model_path`` (run folder, ``.keras`` or a loaded one, see :func:`load_source`) to ``out_dir``."""
     from tqdm import tqdm
 
-    from xray_seg.serving.tflite import export_tflite_variants
     from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
+    from xray_seg.serving.tflite import export_tflite_variants
 
     formats = check_export_target(out_dir, formats, force=force)
     out_dir = Path(out_dir)
@@ -424,7 +425,7 @@ def export_model(
     finally:
         bar.close()
         result.manifest = manifest
-        write_json_atomic(out_dir / "manifest.json", manifest)
+        write_json_atomic(ExportLayout(out_dir).manifest, manifest)
     return result
 
 

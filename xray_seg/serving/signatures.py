@@ -72,16 +72,16 @@ not check shapes, and with an unknown rank the in-graph rank check cannot be fol
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
+from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
 from xray_seg.inference.geometry import ScanGeometry
+from xray_seg.models.outputs import logits_of
 
 TILE_BATCH = 4  # tiles per forward pass: bounds the activations alive at once
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
-PAD_CLASS = 255  # class_map value of padding in serve_encoded (the ignore label)
+PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
 
 
 def resize_bilinear(images: tf.Tensor, size) -> tf.Tensor:
@@ -91,9 +91,7 @@ def resize_bilinear(images: tf.Tensor, size) -> tf.Tensor:
 
 def model_probabilities(model, pixels: tf.Tensor) -> tf.Tensor:
     """Softmax probabilities float32 ``[B, h0, w0, K]`` of a model fed float32 pixels (0..255)."""
-    logits = model(pixels, training=False)
-    if isinstance(logits, dict):
-        logits = logits["logits"]
+    logits = logits_of(model(pixels, training=False))
     return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 
 

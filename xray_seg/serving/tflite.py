@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from xray_seg.core.layouts import ExportLayout
+
 VARIANTS = ("float32", "float16", "int8_dynamic")
 
 
@@ -137,8 +139,8 @@ def export_tflite_variants(model, input_size, out_dir, *, variants=VARIANTS, war
     """
     from pathlib import Path
 
-    from xray_seg.serving.signatures import model_probabilities
     from xray_seg.core.fileio import write_bytes_atomic
+    from xray_seg.serving.signatures import model_probabilities
 
     out_dir = Path(out_dir)
     h0, w0 = int(input_size[0]), int(input_size[1])
@@ -153,7 +155,7 @@ def export_tflite_variants(model, input_size, out_dir, *, variants=VARIANTS, war
         result = TFLiteResult(variant, num_threads=threads)
         try:
             data = convert(model, input_size, variant, concrete)
-            path = out_dir / f"model_{variant}.tflite"
+            path = ExportLayout(out_dir).tflite_model(variant)
             write_bytes_atomic(path, data)
             result.path, result.size_bytes = str(path), len(data)
             result.max_abs_diff, result.argmax_agreement, result.latency_ms = check_variant(

@@ -59,12 +59,12 @@ import cv2
 import numpy as np
 
 from xray_seg.core.config import save_config
-from xray_seg.synthesis import clutter as synth_clutter
-from xray_seg.synthesis.canvas import Canvas, Placement, mask_to_polygons, parts_bounds
-from xray_seg.synthesis.threats import ASPECT, BUILDERS, CLASS_NAMES
-from xray_seg.synthesis.xray_physics import render_xray
 from xray_seg.core.errors import ConfigError, OutputExistsError
 from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from xray_seg.synthesis import clutter as synth_clutter
+from xray_seg.synthesis.canvas import Canvas, Placement, mask_to_polygons, parts_bounds
+from xray_seg.synthesis.threats import BUILDERS, CLASS_NAMES
+from xray_seg.synthesis.xray_physics import render_xray
 
 __all__ = ["CLASS_NAMES", "CLUTTER_LEVELS", "STYLES", "SynthConfig", "render_sample", "synthesize", "write_contact_sheet"]
 
@@ -117,7 +117,7 @@ class SynthConfig:
     width: int = 0
     aspect_mix: str = ""
 
-    def validate(self) -> "SynthConfig":
+    def validate(self) -> SynthConfig:
         """Raise :class:`ConfigError` for a setting out of range; return self."""
         problems = []
         if not isinstance(self.size, int) or self.size < 32:

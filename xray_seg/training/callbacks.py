@@ -17,16 +17,13 @@ import numpy as np
 
 from xray_seg.core.errors import XraySegError
 from xray_seg.core.fileio import atomic_path, write_json_atomic
+from xray_seg.core.layouts import RunLayout
 from xray_seg.core.model_metadata import run_model_metadata, write_model_metadata
+from xray_seg.models.outputs import logits_of
 
 
 class TrainingError(XraySegError):
     """Training cannot continue (e.g. the loss became NaN)."""
-
-
-def main_logits(outputs):
-    """The main logits of a model output (a tensor, or the "logits" entry of a dict)."""
-    return outputs["logits"] if isinstance(outputs, dict) else outputs
 
 
 class ValidationCallback(keras.callbacks.Callback):
@@ -61,7 +58,7 @@ class ValidationCallback(keras.callbacks.Callback):
 
             # A plain compiled forward pass: Keras' predict_on_batch under MirroredStrategy
             # feeds the whole batch to every replica, which would count pixels several times.
-            self._forward = tf.function(lambda x: main_logits(self.model(x, training=False)), reduce_retracing=True)
+            self._forward = tf.function(lambda x: logits_of(self.model(x, training=False)), reduce_retracing=True)
         for images, masks in self.dataset:
             if self.geometry is None or self.geometry.is_single_tile(*images.shape[1:3]):
                 pred = np.argmax(self._forward(images).numpy(), axis=-1)
@@ -150,7 +147,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     def __init__(self, run_dir, inference_model, *, best_miou=-1.0, best_epoch=0):
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.layout = RunLayout(run_dir)
         self.inference_model = inference_model
         self.best_miou = best_miou
         self.best_epoch = best_epoch
@@ -163,15 +160,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         miou = logs.get("val_miou")
         if miou is not None and math.isfinite(miou) and miou > self.best_miou:
             self.best_miou, self.best_epoch = float(miou), epoch + 1
-            with atomic_path(self.ckpt_dir / "best.weights.h5") as tmp:
+            with atomic_path(self.layout.best_weights) as tmp:
                 self.model.save_weights(tmp)
-            with atomic_path(self.run_dir / "best_model.keras") as tmp:
+            with atomic_path(self.layout.best_model) as tmp:
                 self.inference_model.save(tmp)
                 write_model_metadata(tmp, run_model_metadata(self.run_dir, self.inference_model))
-        with atomic_path(self.ckpt_dir / "last.weights.h5") as tmp:
+        with atomic_path(self.layout.last_weights) as tmp:
             self.model.save_weights(tmp)
-        save_rng_state(self.model, self.ckpt_dir / "rng_state.npz")
-        write_json_atomic(self.ckpt_dir / "state.json", self.state(epoch + 1))
+        save_rng_state(self.model, self.layout.rng_state)
+        write_json_atomic(self.layout.state_file, self.state(epoch + 1))
 
     def state(self, epochs_done):
         return {"epochs_done": epochs_done, "best_miou": self.best_miou, "best_epoch": self.best_epoch}
@@ -185,9 +182,8 @@ def _seed_states(model):
 def save_rng_state(model, path) -> None:
     """Save the models' random-layer (dropout) generator states, for an exact resume."""
     states = {f"s{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(_seed_states(model))}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **states)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **states)
 
 
 def load_rng_state(model, path) -> None:
@@ -200,7 +196,7 @@ def load_rng_state(model, path) -> None:
 
 
 def read_state(run_dir) -> dict:
-    path = Path(run_dir) / "checkpoints" / "state.json"
+    path = RunLayout(run_dir).state_file
     if not path.is_file():
         raise TrainingError(
             "no checkpoint to resume from", path=path, fix="start a new run without --resume"

@@ -48,15 +48,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
 from keras import ops
 
-from xray_seg.core.viz import IGNORE_LABEL
+from xray_seg.core.constants import IGNORE_LABEL
+from xray_seg.models.outputs import MAIN_OUTPUT
 
-IGNORE_INDEX = IGNORE_LABEL
-MAIN_OUTPUT = "logits"
+IGNORE_INDEX = IGNORE_LABEL  # the project's one ignore label
 
 
 def _compute_dtype(y_pred) -> str:
@@ -489,7 +489,7 @@ class CompositeLoss(keras.losses.Loss):
         if reduction not in ("sum_over_batch_size", "mean"):
             raise ValueError(f"CompositeLoss supports reduction='sum_over_batch_size' only, got {reduction!r}")
         super().__init__(name=name, reduction=reduction, **kwargs)
-        self.losses = [keras.losses.deserialize(l) if isinstance(l, dict) else l for l in losses]
+        self.losses = [keras.losses.deserialize(loss) if isinstance(loss, dict) else loss for loss in losses]
         weights = [1.0] * len(self.losses) if not weights else [float(w) for w in weights]
         if len(weights) != len(self.losses) or any(w < 0 or not math.isfinite(w) for w in weights):
             raise ValueError(f"need one finite weight >= 0 per loss ({len(self.losses)}), got {weights}")
@@ -504,7 +504,7 @@ class CompositeLoss(keras.losses.Loss):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"losses": [keras.losses.serialize(l) for l in self.losses], "weights": self.weights})
+        config.update({"losses": [keras.losses.serialize(loss) for loss in self.losses], "weights": self.weights})
         return config
 
 

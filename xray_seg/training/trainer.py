@@ -36,6 +36,7 @@ from pathlib import Path
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
+from xray_seg.core.layouts import RunLayout
 from xray_seg.training.config import TrainConfig
 
 
@@ -76,7 +77,7 @@ def load_class_weights(path: str, class_names: list[str]) -> list[float]:
 
 def resume_config(run_dir: str | Path, epochs: int | None = None) -> TrainConfig:
     """The saved config of a run, with an optionally extended epoch budget."""
-    path = Path(run_dir) / "config.yaml"
+    path = RunLayout(run_dir).config_file
     if not path.is_file():
         raise ConfigError("not a run folder (no config.yaml)", path=run_dir, fix="give the --run-dir of an earlier `xray-seg train`")
     cfg = load_config(TrainConfig, path)
@@ -358,8 +359,8 @@ def build_callbacks(run_dir: Path, validation, inference_model, plan: BatchPlan,
         EpochTimer(plan.steps * plan.global_batch),
         validation,
         checkpoint,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
+        keras.callbacks.CSVLogger(str(RunLayout(run_dir).history_csv), append=resume),
+        keras.callbacks.TensorBoard(log_dir=str(RunLayout(run_dir).logs_dir), write_graph=False),
     ]
     return nan_guard, callbacks
 
@@ -397,9 +398,9 @@ def fit_with_recovery(model, train_ds, callbacks, nan_guard, cfg: TrainConfig, p
             verbose=verbose,
         )
     except KeyboardInterrupt:
-        path = run_dir / "checkpoints" / "interrupted.weights.h5"
+        path = RunLayout(run_dir).interrupted_weights
         model.save_weights(path)
-        done = read_state(run_dir)["epochs_done"] if (run_dir / "checkpoints" / "state.json").exists() else 0
+        done = read_state(run_dir)["epochs_done"] if RunLayout(run_dir).state_file.exists() else 0
         print(
             f"\ninterrupted: weights saved to {path}; `xray-seg train --resume --run-dir {run_dir}` "
             f"continues exactly from the end of epoch {done}",
@@ -482,11 +483,11 @@ def train(
 
 
 def _write_curves(run_dir: Path) -> None:
-    history = run_dir / "history.csv"
+    history = RunLayout(run_dir).history_csv
     if history.is_file() and history.stat().st_size:
         from xray_seg.evaluation.report import plot_training_curves
 
         try:
-            plot_training_curves(run_dir / "training_curves.png", history)
+            plot_training_curves(RunLayout(run_dir).training_curves, history)
         except (ValueError, XraySegError):
             pass  # an empty or one-line history has nothing to plot yet

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.blocks import CSPBlock, XceptionBlock, divisible_channels
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.blocks import CSPBlock, XceptionBlock
+from xray_seg.layers.conv import ConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
 #: Channels of stem conv 1, stem conv 2, csp1 (low level), xception1/csp2, xception2/csp3/csp4 (high level).
@@ -67,6 +67,12 @@ def build_csp_xception(
 
     Returns:
         ``keras.Model(inputs, [low, high])`` with low at stride 4, high at ``output_stride``.
+
+    Example:
+        >>> from xray_seg.models.backbones.csp_xception import build_csp_xception
+        >>> low, high = build_csp_xception((64, 64, 3), width=0.25).outputs
+        >>> tuple(low.shape), tuple(high.shape)
+        ((None, 16, 16, 64), (None, 4, 4, 256))
     """
     check_output_stride(output_stride)
     units = tuple(int(u) for u in units)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.blocks import InvertedResidual, divisible_channels
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.blocks import InvertedResidual
+from xray_seg.layers.conv import ConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
 #: (expansion t, channels c, repeats n, stride s) of Sandler et al. 2018, Table 2.
@@ -43,6 +43,12 @@ def build_mobilenetv2(
         width: MobileNetV2's width multiplier alpha (1.0 = the paper).
         output_stride: 16 (paper) or 8.
         name: model name.
+
+    Example:
+        >>> from xray_seg.models.backbones.mobilenetv2 import build_mobilenetv2
+        >>> backbone = build_mobilenetv2((64, 64, 3), width=0.5, output_stride=8)
+        >>> [tuple(feature.shape) for feature in backbone.outputs]
+        [(None, 16, 16, 16), (None, 8, 8, 160)]
     """
     check_output_stride(output_stride)
     schedule = StrideSchedule(output_stride)

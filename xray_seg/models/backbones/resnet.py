@@ -42,8 +42,7 @@ from pathlib import Path
 import keras
 
 from xray_seg.core.errors import ModelError
-from xray_seg.layers.conv import ConvBNAct, pixel_normalization
-from xray_seg.layers.conv import scale_channels as _scale_channels
+from xray_seg.layers.conv import ConvBNAct, pixel_normalization, scale_channels
 
 RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STAGE_PLANES = (64, 128, 256, 512)
@@ -52,9 +51,10 @@ FEATURE_NAMES = ("c1", "c2", "c3", "c4")
 _WEIGHTS_FORMAT = "xray_seg.resnet_backbone_weights.v1"
 
 
-def scale_channels(channels: int, width: float, minimum: int = 8) -> int:
-    """The shared ``conv.scale_channels`` with a floor of 8 channels (BN on fewer is noisy)."""
-    return _scale_channels(channels, width, minimum)
+def resnet_channels(channels: int, width: float) -> int:
+    """The ResNet family's channel rule (this backbone, CycleNet, IFBFNet): the shared
+    :func:`~xray_seg.layers.conv.scale_channels` with a floor of 8 channels (BN on fewer is noisy)."""
+    return scale_channels(channels, width, minimum=8)
 
 
 def stage_strides_and_dilations(output_stride: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -88,11 +88,11 @@ def _bottleneck(x, planes: int, stride: int, dilation: int, prefix: str, zero_in
 
 def _stem(x, kind: str, width: float):
     if kind == "deep":
-        x = ConvBNAct(scale_channels(64, width), 3, strides=2, name="stem_conv1")(x)
-        x = ConvBNAct(scale_channels(64, width), 3, name="stem_conv2")(x)
-        x = ConvBNAct(scale_channels(128, width), 3, name="stem_conv3")(x)
+        x = ConvBNAct(resnet_channels(64, width), 3, strides=2, name="stem_conv1")(x)
+        x = ConvBNAct(resnet_channels(64, width), 3, name="stem_conv2")(x)
+        x = ConvBNAct(resnet_channels(128, width), 3, name="stem_conv3")(x)
     elif kind == "standard":
-        x = ConvBNAct(scale_channels(64, width), 7, strides=2, name="stem_conv1")(x)
+        x = ConvBNAct(resnet_channels(64, width), 7, strides=2, name="stem_conv1")(x)
     else:
         raise ModelError(f"unknown ResNet stem {kind!r}", fix='use stem="deep" or stem="standard"')
     return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
@@ -129,6 +129,12 @@ def build_resnet_backbone(
         low-level feature), ``c2`` (stride 8, 512*width), ``c3`` (stride 8 or 16,
         1024*width, where the auxiliary head attaches) and ``c4`` (stride
         ``output_stride``, 2048*width).
+
+    Example:
+        >>> from xray_seg.models.backbones.resnet import build_resnet_backbone
+        >>> backbone = build_resnet_backbone((64, 64, 3), depth=50, output_stride=8, width=0.125, blocks=(1, 1, 1, 1))
+        >>> {name: tuple(t.shape) for name, t in backbone.output.items()}
+        {'c1': (None, 16, 16, 32), 'c2': (None, 8, 8, 64), 'c3': (None, 8, 8, 128), 'c4': (None, 8, 8, 256)}
     """
     if blocks is None:
         if depth not in RESNET_BLOCKS:
@@ -147,7 +153,7 @@ def build_resnet_backbone(
         for index in range(count):
             x = _bottleneck(
                 x,
-                scale_channels(planes, width),
+                resnet_channels(planes, width),
                 stride if index == 0 else 1,
                 dilation,
                 prefix=f"stage{stage}_block{index + 1}",
@@ -167,11 +173,10 @@ def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
     from xray_seg.core.fileio import atomic_path
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = _WEIGHTS_FORMAT
-            for variable in model.weights:
-                f.create_dataset(variable.path, data=keras.ops.convert_to_numpy(variable))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = _WEIGHTS_FORMAT
+        for variable in model.weights:
+            f.create_dataset(variable.path, data=keras.ops.convert_to_numpy(variable))
 
 
 def load_backbone_weights(model: keras.Model, path: str | Path) -> None:

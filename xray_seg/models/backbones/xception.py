@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.blocks import XceptionBlock, divisible_channels
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.blocks import XceptionBlock
+from xray_seg.layers.conv import ConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
 
@@ -49,6 +49,12 @@ def build_aligned_xception(
         middle_blocks: repeats of the middle-flow block (16 in Xception-65, 8 in Xception-41).
         output_stride: 16 (paper) or 8.
         name: model name.
+
+    Example:
+        >>> from xray_seg.models.backbones.xception import build_aligned_xception
+        >>> low, high = build_aligned_xception((64, 64, 3), width=0.25, middle_blocks=2).outputs
+        >>> tuple(low.shape), tuple(high.shape)
+        ((None, 16, 16, 64), (None, 4, 4, 512))
     """
     check_output_stride(output_stride)
     c = lambda n: divisible_channels(n, width)  # noqa: E731

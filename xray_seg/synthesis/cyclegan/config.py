@@ -58,7 +58,7 @@ class CycleGANConfig:
     pool_size: int = 50
     seed: int = 0
 
-    def resolved(self) -> "CycleGANConfig":
+    def resolved(self) -> CycleGANConfig:
         """A copy with the automatic settings (0 / -1) filled in, after validation."""
         from dataclasses import replace
 
@@ -70,7 +70,7 @@ class CycleGANConfig:
             num_blocks=self.num_blocks or (9 if self.size >= 256 else 6),
         )
 
-    def validate(self) -> "CycleGANConfig":
+    def validate(self) -> CycleGANConfig:
         """Raise :class:`ConfigError` for a setting out of range; return self."""
         checks = [
             ("size", self.size >= 16 and self.size % 4 == 0, "use a multiple of 4 of at least 16, e.g. --size 128"),

@@ -20,9 +20,8 @@ import cv2
 import numpy as np
 
 from xray_seg.conversion.labelme import decode_image
+from xray_seg.core.constants import PHOTO_IMAGE_SUFFIXES
 from xray_seg.core.errors import DatasetError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -37,7 +36,7 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise DatasetError("image folder not found", path=folder, fix="give an existing folder of images")
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.name != CONTACT_SHEET
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_IMAGE_SUFFIXES and p.name != CONTACT_SHEET
     )
 
 
@@ -75,7 +74,7 @@ def load_domain(folder: str | Path, load_size: int, *, name: str, warn=None) -> 
     if not images:
         found = f"none of its {len(files)} image files could be decoded" if files else "it holds no image files"
         raise DatasetError(
-            f"domain {name} has no usable image: {found} ({', '.join(IMAGE_SUFFIXES)})",
+            f"domain {name} has no usable image: {found} ({', '.join(PHOTO_IMAGE_SUFFIXES)})",
             path=folder,
             fix=f"point --{name.lower()} at a folder of images",
         )

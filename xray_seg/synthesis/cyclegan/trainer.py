@@ -35,11 +35,10 @@ import numpy as np
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import OutputExistsError, XraySegError
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic, write_text_atomic
+from xray_seg.core.layouts import RunLayout
 from xray_seg.synthesis.cyclegan.config import CycleGANConfig
 from xray_seg.synthesis.cyclegan.images import ImagePool, UnpairedBatches, load_domain
 
-CONFIG_FILE = "config.yaml"
-HISTORY_FILE = "history.csv"
 GENERATOR_A2B = "generator_a2b.keras"
 GENERATOR_B2A = "generator_b2a.keras"
 NETWORKS = ("g_ab", "g_ba", "d_a", "d_b")
@@ -56,7 +55,7 @@ class CycleGANResult:
     epochs_done: int
     history: list = field(default_factory=list)
     seconds: float = 0.0
-    gan: "CycleGAN | None" = None
+    gan: CycleGAN | None = None
 
 
 class CycleGAN:
@@ -166,9 +165,8 @@ class CycleGAN:
                 model.save_weights(tmp)
         arrays = {f"g{i}": np.asarray(v.numpy()) for i, v in enumerate(self.opt_g.variables)}
         arrays.update({f"d{i}": np.asarray(v.numpy()) for i, v in enumerate(self.opt_d.variables)})
-        with atomic_path(ckpt_dir / "optimizers.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        with atomic_path(ckpt_dir / "optimizers.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
     def load(self, ckpt_dir: Path) -> None:
         """Restore what :meth:`save` wrote."""
@@ -189,9 +187,8 @@ def _rng_from_state(state: dict | None, seed: int) -> np.random.Generator:
 
 
 def _save_pools(path: Path, pool_a: ImagePool, pool_b: ImagePool) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, a=pool_a.state(), b=pool_b.state())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, a=pool_a.state(), b=pool_b.state())
 
 
 def _load_pools(path: Path, pool_a: ImagePool, pool_b: ImagePool) -> None:
@@ -202,7 +199,7 @@ def _load_pools(path: Path, pool_a: ImagePool, pool_b: ImagePool) -> None:
 
 def read_run_state(run_dir: str | Path) -> dict:
     """``checkpoints/state.json`` of a run; CycleGANError if there is none."""
-    path = Path(run_dir) / "checkpoints" / "state.json"
+    path = RunLayout(run_dir).state_file
     if not path.is_file():
         raise CycleGANError("no CycleGAN checkpoint here", path=path, fix="start a new run without --resume")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -210,7 +207,7 @@ def read_run_state(run_dir: str | Path) -> dict:
 
 def load_run_config(run_dir: str | Path) -> CycleGANConfig:
     """The resolved config a run saved."""
-    path = Path(run_dir) / CONFIG_FILE
+    path = RunLayout(run_dir).config_file
     if not path.is_file():
         raise CycleGANError(
             "not a CycleGAN run folder (no config.yaml)", path=run_dir, fix="give the --run-dir of `xray-seg cyclegan train`"
@@ -254,7 +251,7 @@ def _append_history(path: Path, row: dict) -> None:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    lines = [",".join(row.keys())] + [",".join(str(r[k]) for k in row.keys()) for r in rows]
+    lines = [",".join(row.keys())] + [",".join(str(r[k]) for k in row) for r in rows]
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -278,7 +275,7 @@ def prepare_run(config: CycleGANConfig, run_dir: str | Path, *, resume: bool, fo
     _refuse_existing(run_dir, force)
     prepare_output_dir(run_dir, force=force)
     config = config.resolved()
-    save_config(config, run_dir / CONFIG_FILE)
+    save_config(config, RunLayout(run_dir).config_file)
     return config, None
 
 
@@ -307,7 +304,7 @@ def _save_epoch(run_dir: Path, gan: CycleGAN, pools, rng, history: list, samples
     """After an epoch: history row, sample grid, both generators, then the checkpoint (state.json last)."""
     epoch = int(history[-1]["epoch"])
     ckpt_dir = run_dir / "checkpoints"
-    _append_history(run_dir / HISTORY_FILE, history[-1])
+    _append_history(RunLayout(run_dir).history_csv, history[-1])
     write_sample_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", gan, *samples, epoch)
     for name, model in ((GENERATOR_A2B, gan.g_ab), (GENERATOR_B2A, gan.g_ba)):
         with atomic_path(run_dir / name) as tmp:
@@ -358,7 +355,7 @@ def train_cyclegan(
 
     gan = CycleGAN(config)
     pool_a, pool_b = ImagePool(config.pool_size), ImagePool(config.pool_size)
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = RunLayout(run_dir).checkpoints_dir
     history: list = []
     start_epoch = 0
     if state is not None:

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.conversion.labelme import load_labelme_json, read_labelme
-from xray_seg.synthesis.scene import encode_png  # the PNG encoding synth writes its images with
 from xray_seg.core.errors import DatasetError, OutputExistsError
 from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic
 from xray_seg.synthesis.cyclegan.trainer import GENERATOR_A2B, GENERATOR_B2A, CycleGANError
+from xray_seg.synthesis.scene import encode_png  # the PNG encoding synth writes its images with
 
 MULTIPLE = 4
 
