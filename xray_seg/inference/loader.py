@@ -174,8 +174,7 @@ def _from_keras(source: ModelSource, given: list[str] | None, names_fix: str, na
     if given is not None and names_where and where == "the class names given":
         where = names_where
     model = load_keras_model(source.model_path)
-    output = model.output
-    k = (output["logits"] if isinstance(output, dict) else output).shape[-1]
+    k = logits_of(model.output).shape[-1]
     if k != len(class_names):
         raise ModelError(
             f"the model has {k} output classes but {where} lists {len(class_names)}",

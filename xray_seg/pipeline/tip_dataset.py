@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+from xray_seg.core.constants import VOC_IMAGE_SUFFIXES
 
 
 def _bags(source: Path, split: str):
@@ -21,7 +21,7 @@ def _bags(source: Path, split: str):
     layout = VocLayout(source)
     if layout.class_names_file.is_file():
         return [(stem, layout.image_path(stem), layout.mask_path(stem)) for stem in read_split(source, split)]
-    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if source.is_dir() else []
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in VOC_IMAGE_SUFFIXES) if source.is_dir() else []
     if not images:
         raise DatasetError("no VOC folder and no images here", path=source, fix="give a VOC folder or a folder of .png/.jpg bags")
     return [(p.stem, p, None) for p in images]
