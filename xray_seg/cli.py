@@ -11,6 +11,7 @@ A :class:`~xray_seg.core.errors.XraySegError` is printed as one line and exits w
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -23,6 +24,25 @@ def _command_modules():
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         if not info.name.startswith("_"):
             yield importlib.import_module(f"{commands.__name__}.{info.name}")
+
+
+_USER_OS_ERRORS = {
+    errno.EACCES: "check the permissions, or choose a folder you can write to",
+    errno.EPERM: "check the permissions, or choose a folder you can write to",
+    errno.EROFS: "the file system is read-only; choose an output on a writable disk",
+    errno.ENOSPC: "free disk space (or choose another disk), then run again",
+    errno.EDQUOT: "free space within your disk quota, then run again",
+    errno.ENAMETOOLONG: "use a shorter path",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an OS error a user can fix (permissions, full or read-only disk), else None."""
+    fix = _USER_OS_ERRORS.get(exc.errno)
+    if fix is None:
+        return None
+    where = exc.filename if exc.filename is not None else "output"
+    return f"{where}: {exc.strerror or exc}. Fix: {fix}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        error = os_error_message(exc)
+        if args.debug or error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

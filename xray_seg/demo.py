@@ -10,7 +10,10 @@ Steps, each timed and printed:
 6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.items`).
 
 Everything goes under one folder (default ``runs/demo``), which the demo owns and
-replaces on every run.
+replaces on every run. Every option is checked before the disk is touched. The folder is
+replaced only if the demo made it (its ``.xray-seg-output`` marker names the demo) or
+``force`` is given for another xray-seg output; a folder of the user's own files is never
+deleted (docs/architecture.md, "Data safety").
 """
 
 from __future__ import annotations
@@ -37,6 +40,60 @@ class DemoConfig:
     preset: str = "demo_cpu"
     overrides: list = field(default_factory=list)  # extra --set items for training
     predict_images: int = 4
+    force: bool = False  # replace an xray-seg output folder that another command made
+
+
+def demo_training_config(cfg: DemoConfig, voc_dir):
+    """The training config of the demo (preset, seed, overrides), validated."""
+    from xray_seg.core.config import load_config
+    from xray_seg.core.validation import validate_train_config
+    from xray_seg.training.config import TrainConfig
+
+    train_cfg = load_config(TrainConfig, cfg.preset, [f"data.voc_dir={voc_dir}", f"seed={cfg.seed}", *cfg.overrides])
+    validate_train_config(train_cfg)
+    return train_cfg
+
+
+def check_demo_config(cfg: DemoConfig) -> None:
+    """ConfigError for any bad option, before anything is written or deleted."""
+    from xray_seg.conversion.convert import split_stems
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.synthesis.scene import SynthConfig
+
+    SynthConfig(
+        size=cfg.image_size, num=cfg.num_images, seed=cfg.seed, threat_prob=cfg.threat_prob, clutter=cfg.clutter,
+        hide_prob=cfg.hide_prob, small_threat_prob=cfg.small_threat_prob,
+    ).validate()
+    if cfg.num_images < 2:
+        raise ConfigError(f"--num-images {cfg.num_images} leaves no train/val split", fix="use e.g. --num-images 600")
+    train_cfg = demo_training_config(cfg, Path(cfg.out) / "voc")
+    n_train = len(split_stems([str(i) for i in range(cfg.num_images)], 0.3, cfg.seed)[0])
+    if n_train < train_cfg.data.batch_size:
+        raise ConfigError(
+            f"--num-images {cfg.num_images} gives {n_train} training images, fewer than one batch ({train_cfg.data.batch_size})",
+            fix="raise --num-images or lower the batch size with --set data.batch_size=N",
+        )
+
+
+def _replace_demo_folder(out: Path, force: bool) -> None:
+    """Delete ``out`` if the demo made it (or ``force`` and xray-seg made it); refuse a foreign one."""
+    from xray_seg.core.errors import OutputExistsError
+    from xray_seg.core.fileio import OUTPUT_MARKER, has_marker, marker_owner
+
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if out.is_dir() and has_marker(out) and (marker_owner(out) == "demo" or force):
+        shutil.rmtree(out)
+        return
+    if out.is_dir() and has_marker(out):
+        raise OutputExistsError(
+            f"the folder is an output of `xray-seg {marker_owner(out)}`, not of the demo",
+            path=out, fix="choose another --out, or pass --force to replace it",
+        )
+    raise OutputExistsError(
+        f"the folder exists and the demo did not make it (no {OUTPUT_MARKER} marker); it is never deleted",
+        path=out, fix="choose another --out, or move or delete the folder yourself",
+    )
 
 
 def _step(title: str):
@@ -63,7 +120,6 @@ def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    from xray_seg.core.config import load_config
     from xray_seg.conversion.convert import ConvertConfig, convert
     from xray_seg.synthesis.scene import SynthConfig, synthesize
     from xray_seg.conversion.voc import VocLayout, read_split
@@ -71,11 +127,13 @@ def run_demo(cfg: DemoConfig) -> dict:
     from xray_seg.serving.exporter import export_model
     from xray_seg.inference.items import predict_images
     from xray_seg.training.trainer import pipeline_images_per_sec, train
-    from xray_seg.training.config import TrainConfig
 
+    from xray_seg.core.fileio import prepare_output_dir
+
+    check_demo_config(cfg)
     out = Path(cfg.out)
-    if out.exists():
-        shutil.rmtree(out)
+    _replace_demo_folder(out, cfg.force)
+    prepare_output_dir(out, owner="demo")
     labelme_dir, voc_dir, run_dir = out / "labelme", out / "voc", out / "run"
     times = {}
     start_all = time.perf_counter()
@@ -94,7 +152,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     times["convert"] = time.perf_counter() - t
 
     t = _step(f"3/6 train CWF-DeepLabv3+ (preset {cfg.preset})")
-    train_cfg = load_config(TrainConfig, cfg.preset, [f"data.voc_dir={voc_dir}", f"seed={cfg.seed}", *cfg.overrides])
+    train_cfg = demo_training_config(cfg, voc_dir)
     result = train(train_cfg, run_dir)
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()

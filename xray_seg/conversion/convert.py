@@ -66,8 +66,10 @@ import numpy as np
 import yaml
 
 from xray_seg.core.config import config_to_dict
+from xray_seg.conversion.resume import fingerprint, read_fingerprints, resumed_split, write_fingerprints
+from xray_seg.core.validation import bad_stem_reason
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
-from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
+from xray_seg.core.fileio import atomic_path, is_temp_name, prepare_output_dir, write_text_atomic
 from xray_seg.conversion.labelme import (
     BACKGROUND_NAME,
     IGNORE_NAME,
@@ -105,6 +107,8 @@ class ConvertConfig:
         force: delete an existing output folder and start again.
         resume: keep an existing output folder and convert only missing outputs.
         recursive: also read JSON files in sub-folders of the input folder.
+        resplit: with ``resume``, redo the whole train/val split (by default every earlier
+            assignment is kept and only new stems are split; :mod:`xray_seg.conversion.resume`).
     """
 
     labels: str = "labels.txt"
@@ -118,6 +122,7 @@ class ConvertConfig:
     force: bool = False
     resume: bool = False
     recursive: bool = False
+    resplit: bool = False
 
 
 @dataclass(frozen=True)
@@ -410,6 +415,8 @@ def _check_config(config: ConvertConfig) -> None:
         raise ConfigError(f"unknown={config.unknown!r} is not one of {', '.join(UNKNOWN_MODES)}")
     if not 0 <= config.val_ratio < 1:
         raise ConfigError(f"val_ratio={config.val_ratio} must be in [0, 1)", fix="e.g. --val-ratio 0.3 for 7:3")
+    if config.resplit and not config.resume:
+        raise ConfigError("--resplit only applies with --resume", fix="add --resume, or drop --resplit")
     if config.force and config.resume:
         raise ConfigError("--force and --resume contradict each other", fix="give one of them")
     if config.workers < 0:
@@ -417,17 +424,10 @@ def _check_config(config: ConvertConfig) -> None:
 
 
 def _check_paths(labelme_dir: Path, voc_dir: Path, labels: Path, config: ConvertConfig) -> None:
-    src, dst = labelme_dir.resolve(), voc_dir.resolve()
-    if src == dst or src.is_relative_to(dst):
-        raise ConfigError(
-            "the output folder contains the input folder", path=voc_dir, fix="choose an output folder outside the input"
-        )
-    if config.force and labels.resolve().is_relative_to(dst):
-        raise ConfigError(
-            "the labels file lies inside the output folder, which --force would delete",
-            path=labels,
-            fix="keep the labels file outside the output folder",
-        )
+    """The output may not be, contain or lie inside the input folder or the labels file."""
+    from xray_seg.core.fileio import refuse_overlap
+
+    refuse_overlap(voc_dir, [labelme_dir, labels])
 
 
 def _unknown_label_error(scans: list[_Scan], known: set[str], labels_file: Path) -> DatasetError | None:
@@ -452,6 +452,10 @@ def _unknown_label_error(scans: list[_Scan], known: set[str], labels_file: Path)
 def _duplicates(files: list[Path], scans: list[_Scan]) -> dict[str, str]:
     """Failure reason per JSON path for duplicate stems and shared images."""
     reasons: dict[str, str] = {}
+    for f in files:
+        bad = bad_stem_reason(f.stem)
+        if bad:
+            reasons[str(f)] = f"{bad}. Fix: rename the file (and its image)"
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for f in files:
         by_stem[f.stem.lower()].append(f)
@@ -492,13 +496,18 @@ def _outputs_complete(layout: VocLayout, stem: str, config: ConvertConfig) -> bo
 
 
 def sweep_temp_files(voc_dir: str | Path) -> int:
-    """Delete temporary files left by an interrupted write (``.<stem>.*.tmp*``); return the count."""
+    """Delete temporary files left by an interrupted write; return the count.
+
+    Only names of :func:`xray_seg.core.fileio.atomic_path`'s exact form
+    (``.<name>.<random>.tmp<suffixes>``) are removed, never a converted stem that starts
+    with a dot, such as ``.tmpscan.png``.
+    """
     count = 0
     root = Path(voc_dir)
     if not root.is_dir():
         return 0
     for path in root.rglob(".*"):
-        if path.is_file() and ".tmp" in path.name:
+        if is_temp_name(path.name) and path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
             count += 1
     return count
@@ -526,6 +535,14 @@ def _check_resume(voc_dir: Path, settings: dict) -> None:
     except yaml.YAMLError:
         before = {}
     changed = [k for k in _RESUME_KEYS if before.get(k) != settings.get(k)]
+    split_changed = [k for k in ("val_ratio", "seed") if k in before and before.get(k) != settings.get(k)]
+    if split_changed and not settings.get("resplit"):
+        raise ConfigError(
+            f"--resume with a different split ({', '.join(f'{k} {before[k]} -> {settings[k]}' for k in split_changed)}); "
+            "the earlier train/val assignment is kept on --resume",
+            path=path,
+            fix="resume with the same --val-ratio and --seed, or pass --resplit to redo the whole split",
+        )
     if changed:
         raise ConfigError(
             f"--resume with different settings ({', '.join(changed)}) than the earlier run",
@@ -614,7 +631,7 @@ def convert(
     if config.resume and voc_dir.exists() and any(voc_dir.iterdir()):
         _check_resume(voc_dir, settings)
     elif not config.force and voc_dir.exists() and any(voc_dir.iterdir()):
-        prepare_output_dir(voc_dir)  # raises OutputExistsError before any work
+        prepare_output_dir(voc_dir, resume_flag="--resume")  # raises OutputExistsError before any work
 
     pool = None
     interrupted = False
@@ -636,7 +653,8 @@ def convert(
                 raise error
         duplicate = _duplicates(files, scans)
 
-        prepare_output_dir(voc_dir, force=config.force, resume=config.resume)
+        prepare_output_dir(voc_dir, force=config.force, resume=config.resume, inputs=[labelme_dir, labels_file],
+                           owner="convert", resume_flag="--resume")
         owned = True
         sweep_temp_files(voc_dir)
         layout = VocLayout(voc_dir)
@@ -644,10 +662,13 @@ def convert(
         write_text_atomic(voc_dir / CONFIG_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
         jobs, done = [], []
+        images = {scan.json_path: scan.image for scan in scans}
+        prints = {str(f): fingerprint(f, images.get(str(f))) for f in files}
+        recorded = read_fingerprints(voc_dir) if config.resume else {}
         for f in files:
             if str(f) in duplicate:
                 report.failures.append(FileFailure(str(f), duplicate[str(f)]))
-            elif config.resume and _outputs_complete(layout, f.stem, config):
+            elif config.resume and recorded.get(f.stem) == prints[str(f)] and _outputs_complete(layout, f.stem, config):
                 done.append(f.stem)
             else:
                 jobs.append(
@@ -675,7 +696,12 @@ def convert(
     report.failures.sort(key=lambda f: f.path)
     report.warnings.sort(key=lambda w: w.path)
     if done:
-        train, val = split_stems(done, config.val_ratio, config.seed)
+        by_stem = {Path(p).stem: v for p, v in prints.items()}
+        write_fingerprints(voc_dir, {s: by_stem[s] for s in done if s in by_stem})
+        if config.resume and not config.resplit:
+            train, val = resumed_split(voc_dir, done, config.val_ratio, config.seed)
+        else:
+            train, val = split_stems(done, config.val_ratio, config.seed)
         write_split(voc_dir, "train", train)
         write_split(voc_dir, "val", val)
         write_split(voc_dir, "trainval", sorted(done))

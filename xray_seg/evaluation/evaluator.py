@@ -120,7 +120,7 @@ def evaluate(
             fix="evaluate on a dataset converted with the same labels.txt",
         )
     if out_dir is not None:
-        out_dir = prepare_output_dir(out_dir, force=force)
+        out_dir = prepare_output_dir(out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_path], owner="evaluate")
     layout = VocLayout(voc_dir)
     stems = read_split(voc_dir, split)[:limit]
     k = len(names)

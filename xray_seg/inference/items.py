@@ -17,6 +17,7 @@ failures (the CLI exits non-zero if any).
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,27 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     if not paths:
         raise DatasetError("no input images found", path=", ".join(inputs), fix="give image files, folders or globs")
     return paths
+
+
+def unique_outputs(paths: list[Path]) -> list[Path]:
+    """``paths`` without repeats of one file; DatasetError if two files would share output names.
+
+    Outputs are named after the input's stem, so ``a.png`` and ``a.jpg``, or ``a.png`` in
+    two input folders, would overwrite each other's results: they are refused up front,
+    listed, before anything is predicted or written.
+    """
+    from xray_seg.core.validation import collision_error, output_name_collisions
+
+    seen, unique = set(), []
+    for path in paths:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    collisions = output_name_collisions(unique)
+    if collisions:
+        raise collision_error(collisions, fix="rename the files, or predict them into separate --out folders")
+    return unique
 
 
 def find_items(class_map: np.ndarray, probs: np.ndarray, class_names: list[str], min_area: int = 50) -> list[dict]:
@@ -120,9 +142,12 @@ def predict_images(
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.inference.loader import load_for_inference
 
+    paths = unique_outputs(expand_inputs(inputs))
+    input_dirs = [Path(i) for i in inputs if Path(i).is_dir()]
+    prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path], dry_run=True)
     loaded = load_for_inference(model_path)
-    paths = expand_inputs(inputs)
-    out_dir = prepare_output_dir(out_dir, force=force)
+    out_dir = prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path],
+                                 owner="predict")
     tta = tta or TTAOptions()
     report = PredictReport()
     for path in tqdm(paths, desc="predict", unit="img", disable=not progress):

@@ -28,6 +28,8 @@ from pathlib import Path
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
+from xray_seg.core.validation import validate_train_config
+from xray_seg.pipeline.checks import check_training_data
 from xray_seg.training.config import TrainConfig
 
 
@@ -185,12 +187,16 @@ def train(
 
     run_dir = Path(run_dir)
     state = {"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}
+    validate_train_config(cfg)
+    if not cfg.data.voc_dir:
+        raise ConfigError("no dataset given", fix="pass the VOC folder: xray-seg train VOC_DIR ...")
     if resume:
         state = read_state(run_dir)  # cfg should come from resume_config(run_dir)
     else:
-        prepare_output_dir(run_dir, force=force)
-    if not cfg.data.voc_dir:
-        raise ConfigError("no dataset given", fix="pass the VOC folder: xray-seg train VOC_DIR ...")
+        inputs = [cfg.data.voc_dir, cfg.loss.class_weights if cfg.loss.class_weights not in ("", "auto") else None]
+        prepare_output_dir(run_dir, force=force, inputs=inputs, dry_run=True, resume_flag="--resume")
+        check_training_data(cfg)  # every file of both splits, before a run folder exists
+        prepare_output_dir(run_dir, force=force, inputs=inputs, owner="train", resume_flag="--resume")
     save_config(cfg, run_dir / "config.yaml")
 
     keras.utils.set_random_seed(cfg.seed)
