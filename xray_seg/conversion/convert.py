@@ -226,7 +226,12 @@ def read_labels(path: str | Path) -> tuple[list[str], dict[str, int]]:
         )
     seen = set()
     for name in names:
-        if name == IGNORE_NAME or name in seen:
+        if name == IGNORE_NAME:
+            raise ConfigError(
+                f"{IGNORE_NAME} may only be the first line (it is not a class)", path=path,
+                fix=f"move {IGNORE_NAME} to line 1, before {BACKGROUND_NAME}",
+            )
+        if name in seen:
             raise ConfigError(f"label {name!r} appears twice", path=path, fix="list every class once")
         seen.add(name)
     if len(names) > 255:

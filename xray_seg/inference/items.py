@@ -141,11 +141,13 @@ def predict_images(
     from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
     from xray_seg.inference.tta import predict_probabilities
     from xray_seg.inference.loader import load_for_inference
+    from xray_seg.core.validation import check_window
 
     paths = unique_outputs(expand_inputs(inputs))
     input_dirs = [Path(i) for i in inputs if Path(i).is_dir()]
     prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path], dry_run=True)
     loaded = load_for_inference(model_path)
+    check_window(tta.window if tta is not None else None, loaded.input_size or loaded.network_size, loaded.source)
     out_dir = prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path],
                                  owner="predict")
     tta = tta or TTAOptions()

@@ -27,6 +27,7 @@ class LoadedModel:
     logits_fn: Callable[[np.ndarray], np.ndarray]
     source: Path
     keras_model: object = None  # the Keras model, when there is one
+    network_size: tuple[int, int] | None = None  # the size the network runs at (a SavedModel resizes to it)
 
 
 def _read_names(path: Path) -> list[str]:
@@ -73,7 +74,7 @@ def _from_savedmodel(path: Path) -> LoadedModel:
         probs = serve(images=images)["probabilities"].numpy()
         return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
 
-    return LoadedModel(meta.get("model_name", path.name), list(names), None, logits_fn, path)
+    return LoadedModel(meta.get("model_name", path.name), list(names), None, logits_fn, path, network_size=size)
     # input_size None: the serving graph already adapts any image size itself.
 
 
