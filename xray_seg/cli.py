@@ -18,6 +18,7 @@ import sys
 
 from xray_seg import __version__, commands
 from xray_seg.core.errors import XraySegError
+from xray_seg.core.quiet import quiet_start
 
 
 def _command_modules():
@@ -45,6 +46,23 @@ def os_error_message(exc: OSError) -> str | None:
     return f"{where}: {exc.strerror or exc}. Fix: {fix}"
 
 
+MAX_PIXELS_HELP = (
+    "largest image (height x width) read, in pixels (default 64000000; also $XRAY_SEG_MAX_PIXELS); "
+    "larger images are refused from their header, before decoding"
+)
+
+
+def _set_max_pixels(value: int) -> None:
+    import os
+
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.core.validation import MAX_PIXELS_ENV
+
+    if value < 1:
+        raise ConfigError(f"--max-pixels {value} must be a positive number of pixels", fix="e.g. --max-pixels 100000000")
+    os.environ[MAX_PIXELS_ENV] = str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xray-seg",
@@ -52,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xray-seg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
         cmd = sub.add_parser(
@@ -61,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+        cmd.add_argument("--max-pixels", type=int, metavar="N", default=argparse.SUPPRESS, help=MAX_PIXELS_HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
@@ -73,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.max_pixels is not None:
+            _set_max_pixels(args.max_pixels)
+        quiet_start()
         return int(args._run(args) or 0)
     except XraySegError as exc:
         if args.debug:

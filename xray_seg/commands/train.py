@@ -120,6 +120,10 @@ def run(args):
     if args.resume and not args.run_dir:
         raise ConfigError("--resume needs --run-dir", fix="give the run folder to continue")
     cfg = build_config(args)
+    if args.resume:
+        from xray_seg.core.fileio import sweep_temp_files
+
+        sweep_temp_files(Path(args.run_dir) / "checkpoints")  # left by a kill during a checkpoint write
     run_dir = Path(args.run_dir or f"runs/{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     existed = run_dir.exists()
     try:

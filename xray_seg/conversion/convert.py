@@ -69,7 +69,7 @@ from xray_seg.core.config import config_to_dict
 from xray_seg.conversion.resume import fingerprint, read_fingerprints, resumed_split, write_fingerprints
 from xray_seg.core.validation import bad_stem_reason
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
-from xray_seg.core.fileio import atomic_path, is_temp_name, prepare_output_dir, write_text_atomic
+from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
 from xray_seg.conversion.labelme import (
     BACKGROUND_NAME,
     IGNORE_NAME,
@@ -507,15 +507,9 @@ def sweep_temp_files(voc_dir: str | Path) -> int:
     (``.<name>.<random>.tmp<suffixes>``) are removed, never a converted stem that starts
     with a dot, such as ``.tmpscan.png``.
     """
-    count = 0
-    root = Path(voc_dir)
-    if not root.is_dir():
-        return 0
-    for path in root.rglob(".*"):
-        if is_temp_name(path.name) and path.is_file() and not path.is_symlink():
-            path.unlink(missing_ok=True)
-            count += 1
-    return count
+    from xray_seg.core.fileio import sweep_temp_files as sweep
+
+    return sweep(voc_dir)
 
 
 def _resolved_settings(config: ConvertConfig, labelme_dir: Path, class_names: list[str], workers: int) -> dict:

@@ -206,3 +206,20 @@ def prepare_output_dir(
             fix="choose a folder you can write to, or fix its permissions",
         ) from None
     return path
+
+
+def sweep_temp_files(folder: str | Path) -> int:
+    """Delete this tool's orphaned temporary files (:func:`is_temp_name`) under ``folder``.
+
+    A kill during an atomic write (e.g. of ``checkpoints/last.weights.h5``) leaves its
+    temporary behind; only names of exactly that form are removed. Returns the count.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    count = 0
+    for path in root.rglob(".*"):
+        if is_temp_name(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            count += 1
+    return count

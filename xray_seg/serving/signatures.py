@@ -34,7 +34,8 @@ Everything a station needs runs inside the graph, so a station needs only Tensor
     ``num_classes`` int32 scalar, ``model_name`` and ``xray_seg_version`` string scalars.
 
 Wrong input fails inside the graph with a message saying what was expected (rank,
-channel count, empty image, bytes that are neither PNG nor JPEG). A wrong dtype is
+channel count, empty image, bytes that are neither PNG nor JPEG, an image over the pixel
+limit fixed at export: :mod:`xray_seg.serving.limits`). A wrong dtype is
 rejected by the signature itself, before the graph runs; TensorFlow then says e.g.
 ``cannot compute ... as input #0(zero-based) was expected to be a uint8 tensor but is a
 float tensor``. The input specs have no fixed rank on purpose: a loaded signature does
@@ -46,6 +47,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
+
+from xray_seg.serving.limits import (
+    assert_images_within_limit, decode_rgb_checked, empty_encoded_outputs, export_pixel_limit,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -98,7 +103,7 @@ def _outputs(probs: tf.Tensor, num_classes: int) -> dict:
 
 def segment_images(model, images: tf.Tensor, input_size: Sequence[int], num_classes: int) -> dict:
     """The ``serving_default`` computation (module docstring) on a checked uint8 batch."""
-    images = _check_images(images)
+    images = assert_images_within_limit(_check_images(images), export_pixel_limit())
     shape = tf.shape(images)
     # At the model size the bilinear resize is the identity (half-pixel centres, scale 1),
     # so skip both resizes there: same numbers, less work (scripts/bench_export.py).
@@ -145,10 +150,20 @@ def segment_encoded(model, encoded: tf.Tensor, input_size: Sequence[int], num_cl
                                   "(wrap a single file as [bytes])")]
     ):
         encoded = tf.identity(encoded)
+    # An empty batch gives empty outputs, as serving_default does for [0, H, W, 3].
+    return tf.cond(
+        tf.size(encoded) > 0,
+        lambda: _segment_encoded_batch(model, encoded, input_size, num_classes),
+        lambda: empty_encoded_outputs(num_classes),
+    )
+
+
+def _segment_encoded_batch(model, encoded: tf.Tensor, input_size: Sequence[int], num_classes: int) -> dict:
     h0, w0 = int(input_size[0]), int(input_size[1])
+    limit = export_pixel_limit()
 
     def prepare(data):
-        image = decode_rgb(data)
+        image = decode_rgb_checked(data, limit)
         return resize_bilinear(image[None], (h0, w0))[0], tf.shape(image)[:2]
 
     small, sizes = tf.map_fn(

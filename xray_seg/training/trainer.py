@@ -305,12 +305,11 @@ def train(
             verbose=verbose,
         )
     except KeyboardInterrupt:
-        path = run_dir / "checkpoints" / "interrupted.weights.h5"
-        model.save_weights(path)
+        # No mid-epoch weights are written: --resume restarts exactly from the last finished epoch.
         done = read_state(run_dir)["epochs_done"] if (run_dir / "checkpoints" / "state.json").exists() else 0
         print(
-            f"\ninterrupted: weights saved to {path}; `xray-seg train --resume --run-dir {run_dir}` "
-            f"continues exactly from the end of epoch {done}",
+            f"\ninterrupted: `xray-seg train --resume --run-dir {run_dir}` continues exactly from the end of "
+            f"epoch {done} (the unfinished epoch is redone)",
         )
         raise
     finally:
