@@ -69,7 +69,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.validation import check_pixels, read_regular_file
+from xray_seg.core.validation import bomb_error, check_pixels, read_regular_file
 
 IGNORE_NAME = "__ignore__"
 BACKGROUND_NAME = "_background_"
@@ -271,13 +271,10 @@ def decode_image(data: bytes, *, source: str | Path) -> tuple[np.ndarray, str, s
         raise DatasetError(
             "cannot decode the image (not a known image format, or corrupt)", path=source, fix="re-export the image as PNG or JPEG"
         ) from None
-    except Image.DecompressionBombError:
-        img = None
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit (aligned with ours)
+        raise bomb_error(exc, source) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"cannot decode the image ({exc})", path=source, fix="re-export the image as PNG or JPEG") from None
-    if img is None:
-        raise DatasetError("image declares too many pixels", path=source,
-                           fix="shrink or tile the image, or raise the limit with --max-pixels N")
     check_pixels(img.size[1], img.size[0], source)
     try:
         with img, warnings.catch_warnings():

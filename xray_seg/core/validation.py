@@ -59,6 +59,20 @@ def pixel_limit_error(height: int, width: int, source, limit: int | None = None)
     )
 
 
+def bomb_error(exc: Exception, source) -> DatasetError:
+    """Our pixel-limit message for Pillow's DecompressionBombError (its text holds the pixel count)."""
+    import re
+
+    match = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f" = {int(match[1]) / 1e6:.1f} M pixels" if match else ""
+    limit = max_pixels()
+    return DatasetError(
+        f"image declares too many pixels{size}, over the limit of {limit / 1e6:.1f} M pixels",
+        path=source,
+        fix=f"shrink or tile the image, or raise the limit with --max-pixels N (or {MAX_PIXELS_ENV}=N)",
+    )
+
+
 def check_pixels(height: int, width: int, source, limit: int | None = None) -> None:
     """DatasetError naming ``source`` if ``height x width`` exceeds the pixel limit."""
     limit = max_pixels() if limit is None else limit
