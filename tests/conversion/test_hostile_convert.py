@@ -196,7 +196,7 @@ def test_output_overlapping_the_input_is_refused(tmp_path, labels, cli, snapshot
 
 
 def test_png_bomb_is_refused_by_the_pixel_limit(tmp_path, labels, cli, snapshot, capsys, monkeypatch):
-    monkeypatch.delenv("XRAY_SEG_MAX_PIXELS", raising=False)
+    monkeypatch.setenv("XRAY_SEG_MAX_PIXELS", "64000000")  # restored (removed) after the test
     src = folder_of(tmp_path, 2)
     add_item(src, "bomb", image_bytes=png_declaring(3000, 3000), imageHeight=3000, imageWidth=3000)
     snap = snapshot(src)

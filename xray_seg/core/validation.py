@@ -64,10 +64,10 @@ def bomb_error(exc: Exception, source) -> DatasetError:
     import re
 
     match = re.search(r"\((\d+) pixels\)", str(exc))
-    size = f" = {int(match[1]) / 1e6:.1f} M pixels" if match else ""
+    size = f"{int(match[1]) / 1e6:.1f} M pixels" if match else "too many pixels"
     limit = max_pixels()
     return DatasetError(
-        f"image declares too many pixels{size}, over the limit of {limit / 1e6:.1f} M pixels",
+        f"image declares {size}, over the limit of {limit / 1e6:.1f} M pixels",
         path=source,
         fix=f"shrink or tile the image, or raise the limit with --max-pixels N (or {MAX_PIXELS_ENV}=N)",
     )

@@ -154,7 +154,7 @@ def predict_images(
     report = PredictReport()
     for path in tqdm(paths, desc="predict", unit="img", disable=not progress):
         try:
-            if not path.is_file():
+            if not path.exists():  # a FIFO or device is refused by name when read
                 raise DatasetError("file not found", path=path, fix="check the path")
             image = read_image_rgb(path)
         except XraySegError as exc:
