@@ -110,6 +110,7 @@ def translate_labelme_dir(
     files = list_labelme_files(labelme_dir)
     if not files:
         raise DatasetError("no Labelme .json files here", path=labelme_dir, fix="give the folder of .json files")
+    prepare_output_dir(out_dir, force=True, inputs=[labelme_dir, run_dir], dry_run=True)  # overlap, before loading
     generator = load_generator(run_dir, direction)
     try:
         out_dir = prepare_output_dir(out_dir, force=force, inputs=[labelme_dir, run_dir], owner="cyclegan")
