@@ -326,8 +326,13 @@ def _decode_mask(raw, where: str, json_path: Path) -> np.ndarray:
     if not isinstance(raw, str) or not raw:
         raise DatasetError(f"{where} is a mask shape without a 'mask' PNG", path=json_path, fix="redraw the mask")
     try:
-        with Image.open(io.BytesIO(base64.b64decode(raw, validate=False))) as img:
-            arr = np.asarray(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(base64.b64decode(raw, validate=False))) as img:
+                check_pixels(img.size[1], img.size[0], f"{json_path} ({where})")
+                arr = np.asarray(img)
+    except Image.DecompressionBombError as exc:
+        raise bomb_error(exc, f"{json_path} ({where})") from None
     except (binascii.Error, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"{where} has an undecodable mask PNG ({exc})", path=json_path, fix="redraw the mask") from None
     if arr.ndim == 3:

@@ -34,8 +34,10 @@ def export_pixel_limit() -> int:
 
 
 def _big_endian_u32(data: tf.Tensor, offset: int) -> tf.Tensor:
-    raw = tf.io.decode_raw(tf.strings.substr(data, offset, 4), tf.uint8)
-    raw = tf.cast(tf.pad(raw, [[0, 4 - tf.shape(raw)[0]]]), tf.int64)
+    # substr fails on a position past the end (with the raw bytes in its message), so read
+    # from the first 32 bytes padded with zeros: a short file then declares size 0.
+    head = tf.strings.join([tf.strings.substr(data, 0, 32), tf.constant(b"\0" * 32)])
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(head, offset, 4), tf.uint8), tf.int64)
     return raw[0] * 16777216 + raw[1] * 65536 + raw[2] * 256 + raw[3]
 
 
