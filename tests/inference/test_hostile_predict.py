@@ -151,3 +151,11 @@ def test_predictions_honour_the_umask(model_file, scans, tmp_path, cli):
         os.umask(old)
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").iterdir()}
     assert len(modes) == 10 and set(modes.values()) == {"0o644"}, modes
+
+
+def test_existing_output_message_does_not_suggest_a_missing_resume(model_file, scans, tmp_path, cli):
+    out = tmp_path / "out"
+    assert cli(["predict", model_file, scans, "--out", out])[0] == 0
+    rc, line = cli(["predict", model_file, scans, "--out", out])
+    assert rc == 2 and "--force" in line and "--resume" not in line
+    assert cli(["predict", model_file, scans, "--out", out, "--force"])[0] == 0  # our own folder: replaced

@@ -32,11 +32,11 @@ def run(args) -> int:
     from xray_seg.core.errors import OutputExistsError
     from xray_seg.core.fileio import write_json_atomic
 
-    from xray_seg.core.fileio import refuse_overlap
+    from xray_seg.core.fileio import refuse_dataset_file
 
     out = Path(args.weights_out) if args.weights_out else None
     if out is not None:
-        refuse_overlap(out, [args.voc_dir], "--weights-out file")  # never overwrite a dataset file
+        refuse_dataset_file(out, args.voc_dir, "--weights-out file")  # never overwrite a dataset file
     if out is not None and out.exists() and not args.force:
         raise OutputExistsError("output already exists", path=out, fix="choose another --weights-out or pass --force")
     stats = compute_class_stats(args.voc_dir, args.split)

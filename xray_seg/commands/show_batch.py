@@ -40,10 +40,10 @@ def run(args) -> int:
     from xray_seg.core.errors import ConfigError, OutputExistsError
     from xray_seg.core.viz import overlay, save_grid
 
-    from xray_seg.core.fileio import refuse_overlap
+    from xray_seg.core.fileio import refuse_dataset_file
 
     out = Path(args.out)
-    refuse_overlap(out, [args.voc_dir], "output file")  # --force must never overwrite a dataset file
+    refuse_dataset_file(out, args.voc_dir)  # --force must never overwrite a dataset file
     if out.exists() and not args.force:
         raise OutputExistsError("output already exists", path=out, fix="choose another --out or pass --force")
     if args.n < 1 or args.size < 8:

@@ -227,3 +227,28 @@ def sweep_temp_files(folder: str | Path) -> int:
             path.unlink(missing_ok=True)
             count += 1
     return count
+
+
+# Folders and files of a VOC dataset (conversion/voc.py, conversion/convert.py, conversion/resume.py).
+_VOC_FOLDERS = {"JPEGImages", "SegmentationClass", "SegmentationObject", "SegmentationClassNpy",
+                "SegmentationClassVisualization", "ImageSets"}
+_VOC_FILES = {"class_names.txt", "convert_config.yaml", "convert_report.txt", "convert_inputs.json", OUTPUT_MARKER}
+
+
+def refuse_dataset_file(out_file: str | Path, voc_dir: str | Path, what: str = "output file") -> None:
+    """Refuse an output file that is the dataset folder or one of its own files or folders.
+
+    A file of one's own (``class_weights.json``, ``batch.png``) may sit in the VOC folder;
+    the images, masks, split lists and ``class_names.txt`` may never be overwritten.
+    """
+    out, root = _resolved(out_file), _resolved(voc_dir)
+    if out == root or root.is_relative_to(out):
+        raise ConfigError(f"the {what} is or contains the dataset {voc_dir}", path=out_file, fix=f"choose another {what}")
+    if out.is_relative_to(root):
+        parts = out.relative_to(root).parts
+        if parts[0] in _VOC_FOLDERS or (len(parts) == 1 and parts[0] in _VOC_FILES):
+            raise ConfigError(
+                f"the {what} would overwrite a file of the dataset {voc_dir}",
+                path=out_file,
+                fix=f"choose a {what} outside the dataset's own folders and files",
+            )
