@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    except ValueError as exc:
+        if args.debug or "embedded null" not in str(exc):
+            raise
+        print("error: a path given contains a NUL byte (\\0). Fix: remove the NUL from the path", file=sys.stderr)
+        return 2
     except OSError as exc:
         error = os_error_message(exc)
         if args.debug or error is None:

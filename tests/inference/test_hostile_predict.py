@@ -159,3 +159,8 @@ def test_existing_output_message_does_not_suggest_a_missing_resume(model_file, s
     rc, line = cli(["predict", model_file, scans, "--out", out])
     assert rc == 2 and "--force" in line and "--resume" not in line
     assert cli(["predict", model_file, scans, "--out", out, "--force"])[0] == 0  # our own folder: replaced
+
+
+def test_nul_in_an_input_path_is_one_line(model_file, tmp_path, cli):
+    rc, line = cli(["predict", model_file, f"{tmp_path}/a\0b.png", "--out", tmp_path / "out"])
+    assert rc == 2 and "NUL" in line and "embedded null byte" not in line
