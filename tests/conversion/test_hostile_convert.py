@@ -216,12 +216,14 @@ def test_fifo_and_device_image_paths_are_refused_not_read(tmp_path, labels, caps
     (src / "zero.png").symlink_to("/dev/zero")
     add_item(src, "pipe")
     add_item(src, "zero")
+    os.mkfifo(src / "fifo.json")  # the annotation itself
     snap = snapshot(src)
     from xray_seg.cli import main
 
     rc = main([str(a) for a in convert_argv(src, tmp_path / "voc", labels)])  # would hang or read forever
     printed = capsys.readouterr().out
     assert rc == 1 and "is a FIFO; only regular files are read" in printed and "is a device" in printed
+    assert "of 4 file(s)" in printed  # a FIFO named .json is not a file: not listed, never opened
     assert stat.S_ISFIFO(os.stat(src / "pipe.png").st_mode)
     snap.assert_unchanged()
 

@@ -168,7 +168,7 @@ def load_labelme_json(json_path: str | Path) -> dict:
     """Parse a Labelme JSON file; DatasetError naming the file if it is not one."""
     json_path = Path(json_path)
     try:
-        data = json.loads(json_path.read_bytes().decode("utf-8-sig"))
+        data = json.loads(read_regular_file(json_path, "JSON file").decode("utf-8-sig"))
     except OSError as exc:
         raise DatasetError(f"cannot read the JSON file ({exc.strerror or exc})", path=json_path) from None
     except UnicodeDecodeError:
