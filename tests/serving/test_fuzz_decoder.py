@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 tf = pytest.importorskip("tensorflow")
 
-from xray_seg.serving.limits import decode_rgb_checked  # noqa: E402
+from xray_seg.serving.limits import decode_rgb_checked
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "fuzz_corpus" / "images").iterdir())
 SEEDS = [p.read_bytes() for p in CORPUS]

@@ -197,10 +197,9 @@ def validate_train_config(cfg) -> None:
     _size(cfg.data.crop_size, "data.crop_size", problems, allow_empty=True)
     if not problems and cfg.data.crop_size and any(c > s for c, s in zip(cfg.data.crop_size, cfg.data.image_size)):
         problems.append(f"data.crop_size={list(cfg.data.crop_size)} is larger than data.image_size={list(cfg.data.image_size)}")
-    if isinstance(cfg.data.image_size, (tuple, list)) and len(cfg.data.image_size) == 2 and not problems:
+    if not problems and cfg.data.image_size[0] * cfg.data.image_size[1] > max_pixels():
         h, w = cfg.data.image_size
-        if h * w > max_pixels():
-            problems.append(f"data.image_size={h}x{w} is over the pixel limit of {max_pixels() / 1e6:.1f} M pixels")
+        problems.append(f"data.image_size={h}x{w} is over the pixel limit of {max_pixels() / 1e6:.1f} M pixels")
     _number(cfg.model.width, "model.width", problems, low=0, low_open=True)
     _number(cfg.optim.lr, "optim.lr", problems, low=0, low_open=True)
     _number(cfg.optim.momentum, "optim.momentum", problems, low=0, high=1, high_open=True)
