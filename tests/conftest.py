@@ -34,3 +34,61 @@ def tiny_voc(tmp_path_factory) -> Path:
         progress=False,
     )
     return root / "voc"
+
+
+# ----------------------------------------------------------------------------- hostile-input helpers
+
+
+def tree_bytes(*roots) -> dict:
+    """``{path: bytes}`` of every file under ``roots`` (files or folders); symlinks as their target text."""
+    out = {}
+    for root in roots:
+        root = Path(root)
+        items = [root] if not root.is_dir() else sorted(root.rglob("*"))
+        for path in items:
+            if path.is_symlink():
+                out[str(path)] = ("symlink", os.readlink(path))
+            elif path.is_file():
+                out[str(path)] = path.read_bytes()
+    return out
+
+
+@pytest.fixture
+def snapshot():
+    """``snap = snapshot(dir, ...)`` then ``snap.assert_unchanged()``: every input file still there, same bytes."""
+
+    class Snapshot:
+        def __init__(self, *roots):
+            self.roots = roots
+            self.before = tree_bytes(*roots)
+            assert self.before, f"nothing to snapshot under {roots}"
+
+        def assert_unchanged(self):
+            after = tree_bytes(*self.roots)
+            missing = sorted(set(self.before) - set(after))
+            changed = sorted(k for k in self.before if k in after and after[k] != self.before[k])
+            assert not missing and not changed, f"inputs lost {missing[:5]} or changed {changed[:5]}"
+
+    return Snapshot
+
+
+@pytest.fixture
+def cli(capsys):
+    """``rc, line = cli([...])``: run ``xray_seg.cli.main`` in-process; ``line`` is its one ``error:`` line.
+
+    Asserts that no traceback was printed and that an exit code of 2 comes with exactly
+    one ``error:`` line on stderr.
+    """
+    from xray_seg.cli import main
+
+    def run(argv):
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        if rc == 2:
+            assert len(errors) == 1, err
+        return rc, (errors[0] if errors else "")
+
+    return run

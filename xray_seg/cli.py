@@ -11,18 +11,56 @@ A :class:`~xray_seg.core.errors.XraySegError` is printed as one line and exits w
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
 
 from xray_seg import __version__, commands
 from xray_seg.core.errors import XraySegError
+from xray_seg.core.quiet import quiet_start
 
 
 def _command_modules():
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         if not info.name.startswith("_"):
             yield importlib.import_module(f"{commands.__name__}.{info.name}")
+
+
+_USER_OS_ERRORS = {
+    errno.EACCES: "check the permissions, or choose a folder you can write to",
+    errno.EPERM: "check the permissions, or choose a folder you can write to",
+    errno.EROFS: "the file system is read-only; choose an output on a writable disk",
+    errno.ENOSPC: "free disk space (or choose another disk), then run again",
+    errno.EDQUOT: "free space within your disk quota, then run again",
+    errno.ENAMETOOLONG: "use a shorter path",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an OS error a user can fix (permissions, full or read-only disk), else None."""
+    fix = _USER_OS_ERRORS.get(exc.errno)
+    if fix is None:
+        return None
+    where = exc.filename if exc.filename is not None else "output"
+    return f"{where}: {exc.strerror or exc}. Fix: {fix}"
+
+
+MAX_PIXELS_HELP = (
+    "largest image (height x width) read, in pixels (default 64000000; also $XRAY_SEG_MAX_PIXELS); "
+    "larger images are refused from their header, before decoding"
+)
+
+
+def _set_max_pixels(value: int) -> None:
+    import os
+
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.core.validation import MAX_PIXELS_ENV
+
+    if value < 1:
+        raise ConfigError(f"--max-pixels {value} must be a positive number of pixels", fix="e.g. --max-pixels 100000000")
+    os.environ[MAX_PIXELS_ENV] = str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xray-seg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
         cmd = sub.add_parser(
@@ -41,23 +80,44 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+        cmd.add_argument("--max-pixels", type=int, metavar="N", default=argparse.SUPPRESS, help=MAX_PIXELS_HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped, never crash
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     try:
+        if args.max_pixels is not None:
+            _set_max_pixels(args.max_pixels)
+        quiet_start()
         return int(args._run(args) or 0)
     except XraySegError as exc:
         if args.debug:
             raise
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        if args.debug or "embedded null" not in str(exc):
+            raise
+        print("error: a path given contains a NUL byte (\\0). Fix: remove the NUL from the path", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        error = os_error_message(exc)
+        if args.debug or error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

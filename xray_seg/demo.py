@@ -13,7 +13,10 @@ Steps, each timed and printed:
 6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.items`).
 
 Everything goes under one folder (default ``runs/demo``), which the demo owns and
-replaces on every run.
+replaces on every run. Every option is checked before the disk is touched. The folder is
+replaced only if the demo made it (its ``.xray-seg-output`` marker names the demo) or
+``force`` is given for another xray-seg output; a folder of the user's own files is never
+deleted (docs/architecture.md, "Data safety").
 """
 
 from __future__ import annotations
@@ -40,6 +43,60 @@ class DemoConfig:
     preset: str = "demo_cpu"
     overrides: list = field(default_factory=list)  # extra --set items for training
     predict_images: int = 4
+    force: bool = False  # replace an xray-seg output folder that another command made
+
+
+def demo_training_config(cfg: DemoConfig, voc_dir):
+    """The training config of the demo (preset, seed, overrides), validated."""
+    from xray_seg.core.config import load_config
+    from xray_seg.core.validation import validate_train_config
+    from xray_seg.training.config import TrainConfig
+
+    train_cfg = load_config(TrainConfig, cfg.preset, [f"data.voc_dir={voc_dir}", f"seed={cfg.seed}", *cfg.overrides])
+    validate_train_config(train_cfg)
+    return train_cfg
+
+
+def check_demo_config(cfg: DemoConfig) -> None:
+    """ConfigError for any bad option, before anything is written or deleted."""
+    from xray_seg.conversion.convert import split_stems
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.synthesis.scene import SynthConfig
+
+    SynthConfig(
+        size=cfg.image_size, num=cfg.num_images, seed=cfg.seed, threat_prob=cfg.threat_prob, clutter=cfg.clutter,
+        hide_prob=cfg.hide_prob, small_threat_prob=cfg.small_threat_prob,
+    ).validate()
+    if cfg.num_images < 2:
+        raise ConfigError(f"--num-images {cfg.num_images} leaves no train/val split", fix="use e.g. --num-images 600")
+    train_cfg = demo_training_config(cfg, Path(cfg.out) / "voc")
+    n_train = len(split_stems([str(i) for i in range(cfg.num_images)], 0.3, cfg.seed)[0])
+    if n_train < train_cfg.data.batch_size:
+        raise ConfigError(
+            f"--num-images {cfg.num_images} gives {n_train} training images, fewer than one batch ({train_cfg.data.batch_size})",
+            fix="raise --num-images or lower the batch size with --set data.batch_size=N",
+        )
+
+
+def _replace_demo_folder(out: Path, force: bool) -> None:
+    """Delete ``out`` if the demo made it (or ``force`` and xray-seg made it); refuse a foreign one."""
+    from xray_seg.core.errors import OutputExistsError
+    from xray_seg.core.fileio import OUTPUT_MARKER, has_marker, marker_owner
+
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if out.is_dir() and has_marker(out) and (marker_owner(out) == "demo" or force):
+        shutil.rmtree(out)
+        return
+    if out.is_dir() and has_marker(out):
+        raise OutputExistsError(
+            f"the folder is an output of `xray-seg {marker_owner(out)}`, not of the demo",
+            path=out, fix="choose another --out, or pass --force to replace it",
+        )
+    raise OutputExistsError(
+        f"the folder exists and the demo did not make it (no {OUTPUT_MARKER} marker); it is never deleted",
+        path=out, fix="choose another --out, or move or delete the folder yourself",
+    )
 
 
 def _step(title: str):
@@ -97,12 +154,10 @@ def _synthesise_and_convert(cfg: DemoConfig, out: Path, times: dict) -> Path:
 
 def _train_and_time_pipeline(cfg: DemoConfig, voc_dir: Path, run_dir: Path, times: dict):
     """Step 3: train with the preset, then time the input pipeline alone; returns (result, images/s)."""
-    from xray_seg.core.config import load_config
-    from xray_seg.training.config import TrainConfig
     from xray_seg.training.trainer import pipeline_images_per_sec, train
 
     t = _step(f"3/6 train CWF-DeepLabv3+ (preset {cfg.preset})")
-    train_cfg = load_config(TrainConfig, cfg.preset, [f"data.voc_dir={voc_dir}", f"seed={cfg.seed}", *cfg.overrides])
+    train_cfg = demo_training_config(cfg, voc_dir)
     result = train(train_cfg, run_dir)
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -173,9 +228,12 @@ def _print_summary(out: Path, evaluation, result, pipeline_rate: float, times: d
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the six steps of the module docstring under ``cfg.out``; returns mIoU, times, throughputs."""
+    from xray_seg.core.fileio import prepare_output_dir
+
+    check_demo_config(cfg)  # every option, before anything on disk is touched
     out = Path(cfg.out)
-    if out.exists():
-        shutil.rmtree(out)
+    _replace_demo_folder(out, cfg.force)
+    prepare_output_dir(out, owner="demo")
     times = {}
     start_all = time.perf_counter()
     preview = _synthesise_and_convert(cfg, out, times)

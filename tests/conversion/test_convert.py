@@ -167,7 +167,7 @@ def test_image_formats(tmp_path, labels):
     copy = convert(src, tmp_path / "copy", cfg(labels, image_format="copy"))
     assert (tmp_path / "copy/JPEGImages/plain.png").read_bytes() == (src / "plain.png").read_bytes()
     assert [w.message for w in copy.warnings if "alpha.json" in w.path] == [
-        "image not copied (the image mode RGBA (e.g. alpha) decodes differently in the pipeline); wrote a lossless PNG instead"
+        "image not copied (the image mode RGBA (not 8-bit RGB or grey) decodes differently in the pipeline); wrote a lossless PNG instead"
     ]
     assert np.asarray(Image.open(tmp_path / "copy/JPEGImages/alpha.png")).shape == (H, W, 3)
 

@@ -10,7 +10,7 @@ import pytest
 
 from xray_seg.core.config import config_digest, load_config, parse_overrides, save_config
 from xray_seg.core.errors import ConfigError, OutputExistsError
-from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_text_atomic
+from xray_seg.core.fileio import OUTPUT_MARKER, atomic_path, prepare_output_dir, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,8 +75,13 @@ def test_prepare_output_dir_refuses_then_forces(tmp_path):
     with pytest.raises(OutputExistsError):
         prepare_output_dir(out)
     assert prepare_output_dir(out, resume=True) == out and (out / "keep.txt").exists()
-    prepare_output_dir(out, force=True)
-    assert list(out.iterdir()) == []
+    with pytest.raises(OutputExistsError, match="did not create"):  # a foreign folder: never deleted
+        prepare_output_dir(out, force=True)
+    assert (out / "keep.txt").read_text() == "x"
+    ours = prepare_output_dir(tmp_path / "ours")
+    (ours / "result.txt").write_text("y")
+    prepare_output_dir(ours, force=True)  # a folder xray-seg made (marker) may be replaced
+    assert [p.name for p in ours.iterdir()] == [OUTPUT_MARKER]
 
 
 def test_cli_version_and_user_error_exit_code(tmp_path):

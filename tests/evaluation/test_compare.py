@@ -185,10 +185,10 @@ def test_reserved_settings_and_pretrained_weights_refused(tiny_voc, tmp_path, ca
 
 def test_force_replaces_output_before_training(tiny_voc, tmp_path, monkeypatch):
     import xray_seg.evaluation.compare as compare_module
+    from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.evaluation.compare import CompareSettings, compare
 
-    out = tmp_path / "out"
-    out.mkdir()
+    out = prepare_output_dir(tmp_path / "out", owner="compare")  # --force replaces only folders xray-seg made
     (out / "old.txt").write_text("old")
     trained = []
 

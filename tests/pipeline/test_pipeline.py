@@ -206,7 +206,16 @@ def test_label_outside_classes_fails_naming_the_mask(tmp_path):
     bad = np.zeros((24, 32), np.uint8)
     bad[3, 3] = 7
     save_label_png(layout.mask_path("s1"), bad)
-    ds = make_eval_dataset(tmp_path, "train")
+    with pytest.raises(DatasetError, match=r"s1.png: mask has label value\(s\) 7 outside 0..2"):
+        make_eval_dataset(tmp_path, "train")  # up front, before any TF op
+
+
+def test_label_changed_after_the_check_fails_naming_the_mask(tmp_path):
+    layout = _voc(tmp_path, n=2)
+    ds = make_eval_dataset(tmp_path, "train")  # checked while the masks were good
+    bad = np.zeros((24, 32), np.uint8)
+    bad[3, 3] = 7
+    save_label_png(layout.mask_path("s1"), bad)
     with pytest.raises(tf.errors.InvalidArgumentError) as err:
         _batches(ds, 2)
     error = dataset_error_from(err.value)

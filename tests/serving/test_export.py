@@ -186,7 +186,8 @@ def test_layout_and_metadata(exported):
     assert meta["metrics"]["best_val_miou"] == pytest.approx(0.42)
     assert meta["tensorflow_version"] == tf.__version__
     assert meta["xray_seg_version"]
-    assert not any(p.name.startswith(".") for p in out.iterdir())  # no partial folders left
+    # no partial folders left; the only dotfile is the marker that lets --force replace the folder
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".xray-seg-output"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["savedmodel"]["max_abs_diff"] < 1e-4
 

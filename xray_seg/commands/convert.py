@@ -36,8 +36,9 @@ clipped to it, with a warning. Unknown labels stop the run before anything is wr
 
 Exit code: 0 all converted; 1 some files failed (see the summary and convert_report.txt);
 2 whole-run error (no .json files, unknown labels, output exists, bad option).
-An existing output is refused unless --force (start again) or --resume (convert only the
-files with a missing output). Inputs are never modified; outputs are written atomically.
+An existing output is refused unless --force (start again; only a folder xray-seg made)
+or --resume (convert only the files whose output is missing or whose JSON or image changed
+since; earlier train/val assignments are kept, new files are split, --resplit redoes it). Inputs are never modified; outputs are written atomically.
 """
 
 
@@ -81,6 +82,8 @@ def add_arguments(parser):
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--force", action="store_true", help="delete an existing output folder and start again")
     group.add_argument("--resume", action="store_true", help="keep the output folder; convert only missing outputs")
+    parser.add_argument("--resplit", action="store_true",
+                        help="with --resume: redo the whole train/val split (default: keep every earlier assignment)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -112,6 +115,7 @@ def run(args) -> int:
         force=args.force,
         resume=args.resume,
         recursive=args.recursive,
+        resplit=args.resplit,
     )
     report = convert(args.labelme_dir, args.voc_dir, config, progress=False if args.quiet else None)
     print(report.summary())

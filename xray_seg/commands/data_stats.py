@@ -30,9 +30,11 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from xray_seg.conversion.stats import compute_class_stats, format_table, median_frequency_weights, weights_document
     from xray_seg.core.errors import OutputExistsError
-    from xray_seg.core.fileio import write_json_atomic
+    from xray_seg.core.fileio import refuse_dataset_file, write_json_atomic
 
     out = Path(args.weights_out) if args.weights_out else None
+    if out is not None:
+        refuse_dataset_file(out, args.voc_dir, "--weights-out file")  # never overwrite a dataset file
     if out is not None and out.exists() and not args.force:
         raise OutputExistsError("output already exists", path=out, fix="choose another --weights-out or pass --force")
     stats = compute_class_stats(args.voc_dir, args.split)

@@ -6,7 +6,8 @@ NAME = "demo"
 HELP = "synthesise, convert, train, evaluate, export and predict on the embedded synthetic data"
 DESCRIPTION = """Run the whole path data takes on the embedded synthetic X-ray dataset:
 synth -> convert -> train (CWF-DeepLabv3+, preset demo_cpu) -> evaluate -> export -> predict.
-The output folder (default runs/demo) belongs to the demo and is replaced on every run."""
+The output folder (default runs/demo) belongs to the demo and is replaced on every run; a
+folder the demo did not make is refused (never deleted), and every option is checked first."""
 
 
 def add_arguments(parser):
@@ -27,6 +28,8 @@ def add_arguments(parser):
     parser.add_argument("--small-threat-prob", type=float, default=d.small_threat_prob,
                         help=f"probability that a threat is small (default: {d.small_threat_prob:g}; synth uses {synth.small_threat_prob:g})")
     parser.add_argument("--preset", default=d.preset, help=f"training preset (default: {d.preset})")
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out even if another xray-seg command made it (a folder xray-seg did not make is never deleted)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting, e.g. --set epochs=2")
 
@@ -37,6 +40,6 @@ def run(args):
     run_demo(DemoConfig(
         out=args.out, num_images=args.num_images, image_size=args.size, seed=args.seed,
         threat_prob=args.threat_prob, clutter=args.clutter, hide_prob=args.hide_prob,
-        small_threat_prob=args.small_threat_prob, preset=args.preset, overrides=args.overrides,
+        small_threat_prob=args.small_threat_prob, preset=args.preset, overrides=args.overrides, force=args.force,
     ))
     return 0

@@ -8,7 +8,9 @@ DESCRIPTION = """Segment X-ray images with a run folder, a .keras file or an exp
 
 For each image writes <stem>_mask.png, <stem>_overlay.png and <stem>.json (each item found:
 class, pixel area, mean confidence, bounding box). Unreadable inputs are reported and skipped;
-the exit code is 1 if any failed.
+the exit code is 1 if any failed. Outputs are named by the input's stem, so two inputs with
+one stem (a.png and a.jpg, or a.png in two folders; case ignored) are refused, listed, before
+anything is predicted. The output folder may not be, contain or lie inside an input folder.
 
   xray-seg predict runs/demo/export/savedmodel scans/*.png --out predictions/
 """

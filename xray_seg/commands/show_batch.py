@@ -57,10 +57,12 @@ def run(args) -> int:
 
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.core.errors import ConfigError, OutputExistsError
+    from xray_seg.core.fileio import refuse_dataset_file
     from xray_seg.core.viz import overlay, save_grid
     from xray_seg.pipeline.dataset import make_train_dataset, split_size
 
     out = Path(args.out)
+    refuse_dataset_file(out, args.voc_dir)  # --force must never overwrite a dataset file
     if out.exists() and not args.force:
         raise OutputExistsError("output already exists", path=out, fix="choose another --out or pass --force")
     if args.n < 1 or args.size < 8:

@@ -83,6 +83,7 @@ from xray_seg.conversion.labelme import (
     shapes_to_label,
 )
 from xray_seg.conversion.records import SOURCES, Item, Reader, Scan, make_reader
+from xray_seg.conversion.resume import fingerprint, read_fingerprints, resumed_split, write_fingerprints
 from xray_seg.conversion.voc import save_label_png, write_class_names, write_split
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.constants import IGNORE_LABEL, VOC_IMAGE_SUFFIXES
@@ -90,6 +91,7 @@ from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, X
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, read_lines, write_text_atomic
 from xray_seg.core.layouts import VocLayout
 from xray_seg.core.processes import start_method
+from xray_seg.core.validation import bad_stem_reason
 from xray_seg.core.viz import overlay
 
 IMAGE_FORMATS = ("png", "jpeg", "copy")
@@ -126,6 +128,8 @@ class ConvertConfig:
         classes: keep only these classes (in this order) instead of reading ``labels``.
         others: with ``classes``, draw every other label as ``background`` or ``ignore``.
         objects: also write ``SegmentationObject/<stem>.png`` (instance ids).
+        resplit: with ``resume``, redo the whole train/val split (by default every earlier
+            assignment is kept and only new stems are split; :mod:`xray_seg.conversion.resume`).
     """
 
     labels: str = "labels.txt"
@@ -144,6 +148,7 @@ class ConvertConfig:
     classes: list[str] | None = None
     others: str = "background"
     objects: bool = True
+    resplit: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,7 +252,12 @@ def read_labels(path: str | Path) -> tuple[list[str], dict[str, int]]:
         )
     seen = set()
     for name in names:
-        if name == IGNORE_NAME or name in seen:
+        if name == IGNORE_NAME:
+            raise ConfigError(
+                f"{IGNORE_NAME} may only be the first line (it is not a class)", path=path,
+                fix=f"move {IGNORE_NAME} to line 1, before {BACKGROUND_NAME}",
+            )
+        if name in seen:
             raise ConfigError(f"label {name!r} appears twice", path=path, fix="list every class once")
         seen.add(name)
     if len(names) > 255:
@@ -444,6 +454,8 @@ def _check_config(config: ConvertConfig) -> None:
         raise ConfigError(f"unknown={config.unknown!r} is not one of {', '.join(UNKNOWN_MODES)}")
     if not 0 <= config.val_ratio < 1:
         raise ConfigError(f"val_ratio={config.val_ratio} must be in [0, 1)", fix="e.g. --val-ratio 0.3 for 7:3")
+    if config.resplit and not config.resume:
+        raise ConfigError("--resplit only applies with --resume", fix="add --resume, or drop --resplit")
     if config.force and config.resume:
         raise ConfigError("--force and --resume contradict each other", fix="give one of them")
     if config.workers < 0:
@@ -455,21 +467,11 @@ def _check_config(config: ConvertConfig) -> None:
 
 
 def _check_paths(inputs: list[Path], voc_dir: Path, labels: Path | None, config: ConvertConfig) -> None:
-    dst = voc_dir.resolve()
-    for path in inputs:
-        src = path.resolve()
-        if src == dst or src.is_relative_to(dst):
-            raise ConfigError(
-                "the output folder contains the input" + ("" if path.is_dir() else f" {path}"),
-                path=voc_dir,
-                fix="choose an output folder outside the input",
-            )
-    if config.force and labels is not None and labels.resolve().is_relative_to(dst):
-        raise ConfigError(
-            "the labels file lies inside the output folder, which --force would delete",
-            path=labels,
-            fix="keep the labels file outside the output folder",
-        )
+    """The output may not be, contain or lie inside any input or the labels file, whatever
+    ``--force`` says (:func:`xray_seg.core.fileio.refuse_overlap`)."""
+    from xray_seg.core.fileio import refuse_overlap
+
+    refuse_overlap(voc_dir, [*inputs, *([labels] if labels is not None else [])])
 
 
 def _check_declared_classes(reader: Reader, config: ConvertConfig) -> None:
@@ -509,6 +511,10 @@ def _unknown_label_error(scans: list[Scan], known: set[str], labels_file: Path) 
 def _duplicates(items: list[Item], scans: list[Scan]) -> dict[str, str]:
     """Failure reason per item key for duplicate stems and shared images."""
     reasons: dict[str, str] = {}
+    for f in items:
+        bad = bad_stem_reason(f.stem)
+        if bad:
+            reasons[f.key] = f"{bad}. Fix: rename the file (and its image)"
     by_stem: dict[str, list[Item]] = defaultdict(list)
     for f in items:
         by_stem[f.stem.lower()].append(f)
@@ -551,16 +557,15 @@ def _outputs_complete(layout: VocLayout, stem: str, config: ConvertConfig) -> bo
 
 
 def sweep_temp_files(voc_dir: str | Path) -> int:
-    """Delete temporary files left by an interrupted write (``.<stem>.*.tmp*``); return the count."""
-    count = 0
-    root = Path(voc_dir)
-    if not root.is_dir():
-        return 0
-    for path in root.rglob(".*"):
-        if path.is_file() and ".tmp" in path.name:
-            path.unlink(missing_ok=True)
-            count += 1
-    return count
+    """Delete temporary files left by an interrupted write; return the count.
+
+    Only names of :func:`xray_seg.core.fileio.atomic_path`'s exact form
+    (``.<name>.<random>.tmp<suffixes>``) are removed, never a converted stem that starts
+    with a dot, such as ``.tmpscan.png``.
+    """
+    from xray_seg.core.fileio import sweep_temp_files as sweep
+
+    return sweep(voc_dir)
 
 
 def _resolved_settings(config: ConvertConfig, labelme_dir: Path, class_names: list[str], workers: int) -> dict:
@@ -589,6 +594,14 @@ def _check_resume(voc_dir: Path, settings: dict) -> None:
     except yaml.YAMLError:
         before = {}
     changed = [k for k in _RESUME_KEYS if before.get(k, _RESUME_DEFAULTS.get(k)) != settings.get(k)]
+    split_changed = [k for k in ("val_ratio", "seed") if k in before and before.get(k) != settings.get(k)]
+    if split_changed and not settings.get("resplit"):
+        raise ConfigError(
+            f"--resume with a different split ({', '.join(f'{k} {before[k]} -> {settings[k]}' for k in split_changed)}); "
+            "the earlier train/val assignment is kept on --resume",
+            path=path,
+            fix="resume with the same --val-ratio and --seed, or pass --resplit to redo the whole split",
+        )
     if changed:
         raise ConfigError(
             f"--resume with different settings ({', '.join(changed)}) than the earlier run",
@@ -665,7 +678,7 @@ def convert(
     if config.resume and voc_dir.exists() and any(voc_dir.iterdir()):
         _check_resume(voc_dir, settings)
     elif not config.force and voc_dir.exists() and any(voc_dir.iterdir()):
-        prepare_output_dir(voc_dir)  # raises OutputExistsError before any work
+        prepare_output_dir(voc_dir, resume_flag="--resume")  # raises OutputExistsError before any work
 
     pool = None
     interrupted = False
@@ -685,7 +698,9 @@ def convert(
                 raise error
         duplicate = _duplicates(files, scans)
 
-        prepare_output_dir(voc_dir, force=config.force, resume=config.resume)
+        prepare_output_dir(voc_dir, force=config.force, resume=config.resume,
+                           inputs=[*reader.input_paths, *([labels_file] if labels_file else [])],
+                           owner="convert", resume_flag="--resume")
         owned = True
         sweep_temp_files(voc_dir)
         layout = VocLayout(voc_dir)
@@ -694,10 +709,15 @@ def convert(
 
         jobs, done = [], []
         others = config.others if config.classes else None
+        # Inputs' size and mtime per stem (the JSON file and its image; for COCO the image),
+        # so that --resume reconverts what changed (xray_seg.conversion.resume).
+        images = {scan.key: scan.image for scan in scans}
+        prints = {f.stem: fingerprint(f.key, images.get(f.key)) for f in files}
+        recorded = read_fingerprints(voc_dir) if config.resume else {}
         for f in files:
             if f.key in duplicate:
                 report.failures.append(FileFailure(f.key, duplicate[f.key]))
-            elif config.resume and _outputs_complete(layout, f.stem, config):
+            elif config.resume and recorded.get(f.stem) == prints[f.stem] and _outputs_complete(layout, f.stem, config):
                 done.append(f.stem)
             else:
                 jobs.append(
@@ -726,7 +746,11 @@ def convert(
     report.failures.sort(key=lambda f: f.path)
     report.warnings.sort(key=lambda w: w.path)
     if done:
-        train, val = split_stems(done, config.val_ratio, config.seed)
+        write_fingerprints(voc_dir, {stem: prints[stem] for stem in done if stem in prints})
+        if config.resume and not config.resplit:
+            train, val = resumed_split(voc_dir, done, config.val_ratio, config.seed)
+        else:
+            train, val = split_stems(done, config.val_ratio, config.seed)
         write_split(voc_dir, "train", train)
         write_split(voc_dir, "val", val)
         write_split(voc_dir, "trainval", sorted(done))

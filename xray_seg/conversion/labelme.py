@@ -61,6 +61,7 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
@@ -68,6 +69,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 
 from xray_seg.core.errors import DatasetError
+from xray_seg.core.validation import bomb_error, check_pixels, read_regular_file
 
 IGNORE_NAME = "__ignore__"
 BACKGROUND_NAME = "_background_"
@@ -155,7 +157,7 @@ class LabelmeRecord:
         if self.exif_rotated:
             return "the image needs EXIF rotation, which the training pipeline does not apply"
         if self.image_mode not in _PLAIN_MODES:
-            return f"the image mode {self.image_mode} (e.g. alpha) decodes differently in the pipeline"
+            return f"the image mode {self.image_mode} (not 8-bit RGB or grey) decodes differently in the pipeline"
         return None
 
 
@@ -166,7 +168,7 @@ def load_labelme_json(json_path: str | Path) -> dict:
     """Parse a Labelme JSON file; DatasetError naming the file if it is not one."""
     json_path = Path(json_path)
     try:
-        data = json.loads(json_path.read_bytes().decode("utf-8-sig"))
+        data = json.loads(read_regular_file(json_path, "JSON file").decode("utf-8-sig"))
     except OSError as exc:
         raise DatasetError(f"cannot read the JSON file ({exc.strerror or exc})", path=json_path) from None
     except UnicodeDecodeError:
@@ -190,7 +192,10 @@ def load_labelme_json(json_path: str | Path) -> dict:
 
 def shape_labels(data: Mapping) -> list[str]:
     """The label of every shape of a parsed Labelme JSON, in order (non-strings skipped)."""
-    return [s["label"] for s in data.get("shapes", []) if isinstance(s, dict) and isinstance(s.get("label"), str)]
+    shapes = data.get("shapes", [])
+    if not isinstance(shapes, list):
+        return []
+    return [s["label"] for s in shapes if isinstance(s, dict) and isinstance(s.get("label"), str)]
 
 
 def image_reference(data: Mapping, json_path: str | Path, input_root: str | Path) -> Path | None:
@@ -255,10 +260,25 @@ def decode_image(data: bytes, *, source: str | Path) -> tuple[np.ndarray, str, s
 
     ``source`` names the file in the DatasetError raised for undecodable data.
     """
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with warnings.catch_warnings():
+            # Our own pixel limit is checked from the header before decoding (below).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise DatasetError(
+            "cannot decode the image (not a known image format, or corrupt)", path=source, fix="re-export the image as PNG or JPEG"
+        ) from None
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit (aligned with ours)
+        raise bomb_error(exc, source) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"cannot decode the image ({exc})", path=source, fix="re-export the image as PNG or JPEG") from None
+    check_pixels(img.size[1], img.size[0], source)
+    try:
+        with img, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
             fmt, mode = img.format or "unknown", img.mode
             try:
@@ -306,8 +326,13 @@ def _decode_mask(raw, where: str, json_path: Path) -> np.ndarray:
     if not isinstance(raw, str) or not raw:
         raise DatasetError(f"{where} is a mask shape without a 'mask' PNG", path=json_path, fix="redraw the mask")
     try:
-        with Image.open(io.BytesIO(base64.b64decode(raw, validate=False))) as img:
-            arr = np.asarray(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(base64.b64decode(raw, validate=False))) as img:
+                check_pixels(img.size[1], img.size[0], f"{json_path} ({where})")
+                arr = np.asarray(img)
+    except Image.DecompressionBombError as exc:
+        raise bomb_error(exc, f"{json_path} ({where})") from None
     except (binascii.Error, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"{where} has an undecodable mask PNG ({exc})", path=json_path, fix="redraw the mask") from None
     if arr.ndim == 3:
@@ -319,11 +344,24 @@ def parse_shapes(data: Mapping, json_path: str | Path) -> list[Shape]:
     """Validate and parse the ``shapes`` of a Labelme JSON (DatasetError on a bad one)."""
     json_path = Path(json_path)
     shapes = []
-    for i, raw in enumerate(data.get("shapes", [])):
+    raw_shapes = data.get("shapes", [])
+    if raw_shapes is None:
+        raw_shapes = []
+    if not isinstance(raw_shapes, list):
+        raise DatasetError(
+            f"'shapes' is a {type(raw_shapes).__name__}, not a list", path=json_path, fix="re-save the annotation from labelme"
+        )
+    for i, raw in enumerate(raw_shapes):
         if not isinstance(raw, dict) or not isinstance(raw.get("label"), str):
             raise DatasetError(f"shape #{i} has no label", path=json_path, fix="give every shape a label in labelme")
         label = raw["label"]
         shape_type = raw.get("shape_type") or "polygon"
+        if not isinstance(shape_type, str):
+            raise DatasetError(
+                f"shape #{i} ({label!r}) has a shape_type that is not a name: {shape_type!r}",
+                path=json_path,
+                fix=f"use one of {', '.join(SHAPE_POINTS)}",
+            )
         where = f"shape #{i} ({shape_type} {label!r})"
         if shape_type not in SHAPE_POINTS:
             raise DatasetError(
@@ -413,7 +451,16 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord
         source: str | Path = f"{json_path} (imageData)"
     else:
         try:
-            image_bytes = image_file.read_bytes()
+            image_bytes = read_regular_file(image_file, "image")
+        except DatasetError as exc:
+            if "not found" not in exc.problem:
+                raise DatasetError(f"imagePath {data.get('imagePath')!r}: {exc.problem}", path=json_path,
+                                   fix="point imagePath at a regular image file") from None
+            raise DatasetError(
+                f"image {data.get('imagePath')!r} not found (looked for {image_file})",
+                path=json_path,
+                fix="put the image beside the JSON file or correct imagePath",
+            ) from None
         except FileNotFoundError:
             raise DatasetError(
                 f"image {data.get('imagePath')!r} not found (looked for {image_file})",
@@ -426,6 +473,13 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord
     image, fmt, mode, rotated = decode_image(image_bytes, source=source)
     height, width = image.shape[:2]
     declared = (data.get("imageHeight"), data.get("imageWidth"))
+    for key, value in zip(("imageHeight", "imageWidth"), declared):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise DatasetError(
+                f"{key} is {value!r} ({type(value).__name__}), not an integer number of pixels",
+                path=json_path,
+                fix=f"write {key} as a number without quotes (the image is {width}x{height}, WxH)",
+            )
     if declared[0] is not None and declared[1] is not None and (declared[0], declared[1]) != (height, width):
         raise DatasetError(
             f"the image is {width}x{height} (WxH) but the JSON says imageWidth={declared[1]}, "

@@ -129,6 +129,8 @@ def _merge(cls, base, updates: dict, source: str):
             value = {**current, **value}  # free-form mappings (model options) merge key by key
         elif isinstance(value, list) and isinstance(current, tuple):
             value = tuple(value)
+        elif isinstance(current, tuple) and isinstance(value, int) and not isinstance(value, bool):
+            value = (value, value)  # one number for a size: a square (e.g. data.image_size=64)
         elif isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):
             value = _number(value, type(current), key, source)  # YAML reads "1e-3" as a string
         elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):

@@ -3,6 +3,16 @@
 Every output of xray-seg is written to a temporary file in the destination folder
 and then renamed into place (``os.replace`` is atomic on POSIX), so an interrupted
 run never leaves a partial file behind. Inputs are never opened for writing.
+
+Data safety (docs/architecture.md, "Data safety"):
+
+- Written files honour the umask (``0o666 & ~umask``, e.g. 0644 under umask 022), as
+  Keras, TensorFlow and labelme2voc write them; ``mkstemp`` alone would leave 0600.
+- Every output folder this tool creates holds a marker file, :data:`OUTPUT_MARKER`.
+  ``--force`` replaces only a folder with that marker; a non-empty folder without it
+  (the user's own files) is never deleted, whatever ``--force`` says.
+- :func:`refuse_overlap` refuses an output folder that is, contains or lies inside an
+  input, before anything is written or deleted.
 """
 
 from __future__ import annotations
@@ -10,12 +20,44 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from xray_seg.core.errors import OutputExistsError
+from xray_seg.core.errors import ConfigError, OutputExistsError, XraySegError
+
+OUTPUT_MARKER = ".xray-seg-output"
+"""Name of the marker file written into every output folder xray-seg creates."""
+
+# ``atomic_path`` names its temporaries ".<name>.<random>.tmp<suffixes>" (mkstemp's random
+# part is 8 characters of [a-z0-9_]); the sweeps remove only names of exactly this form.
+_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp(\.[A-Za-z0-9]+)*$")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permission bits for a new file: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a temporary file name made by :func:`atomic_path` (and only such names)."""
+    return bool(_TEMP_RE.match(name))
 
 
 @contextlib.contextmanager
@@ -31,6 +73,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, file_mode())  # mkstemp makes 0600; honour the umask instead
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -46,8 +89,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    File names that are not valid UTF-8 (decoded by Python with ``surrogateescape``) are
+    written back as their original bytes instead of failing the write.
+    """
+    write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"))
 
 
 def write_json_atomic(path: str | Path, obj, *, indent: int = 2) -> None:
@@ -60,13 +107,82 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     return [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines() if line.strip()]
 
 
-def prepare_output_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+def _resolved(path: str | Path) -> Path:
+    try:
+        return Path(os.path.realpath(os.fspath(path)))
+    except ValueError:  # an embedded NUL byte
+        raise ConfigError("the path contains a NUL byte", path=repr(str(path)), fix="remove the NUL from the path") from None
+
+
+def refuse_overlap(out_dir: str | Path, inputs, what: str = "output folder", *, may_lie_inside=()) -> None:
+    """Refuse an output folder that is, contains or lies inside any of ``inputs``.
+
+    Checked on resolved paths (symlinks followed) before anything is written or deleted,
+    whatever ``--force`` says, so that replacing the output can never delete an input.
+    ``may_lie_inside`` are inputs the output may sit inside (a run folder holding its
+    ``eval-val/``): the output still may not be or contain them.
+    """
+    out = _resolved(out_dir)
+    nested_ok = {_resolved(p) for p in may_lie_inside if p is not None}
+    for item in [*inputs, *may_lie_inside]:
+        if item is None or str(item) == "":
+            continue
+        src = _resolved(item)
+        if out == src:
+            problem = f"the {what} is the input {item}"
+        elif src.is_relative_to(out):
+            problem = f"the {what} contains the input {item}"
+        elif out.is_relative_to(src) and src not in nested_ok:
+            problem = f"the {what} lies inside the input {item}"
+        else:
+            continue
+        raise ConfigError(
+            f"{problem}; replacing or filling it would destroy or mix with the input",
+            path=out_dir,
+            fix=f"choose a {what} outside every input",
+        )
+
+
+def has_marker(path: str | Path) -> bool:
+    """True if ``path`` is a folder that xray-seg created (it holds :data:`OUTPUT_MARKER`)."""
+    return (Path(path) / OUTPUT_MARKER).is_file()
+
+
+def marker_owner(path: str | Path) -> str | None:
+    """The command named in a folder's marker (``"demo"``, ``"train"``...), else None."""
+    try:
+        text = (Path(path) / OUTPUT_MARKER).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    first = text.split("\n", 1)[0].strip()
+    return first.removeprefix("xray-seg ").split(" ", 1)[0] or None
+
+
+def write_marker(path: str | Path, owner: str = "output") -> None:
+    """Mark ``path`` as a folder xray-seg created, so that ``--force`` may replace it later."""
+    write_text_atomic(
+        Path(path) / OUTPUT_MARKER,
+        f"xray-seg {owner}\nThis folder was written by xray-seg; `--force` may delete and rewrite it.\n",
+    )
+
+
+def prepare_output_dir(
+    path: str | Path, *, force: bool = False, resume: bool = False, inputs=(), owner: str = "output",
+    may_lie_inside=(), dry_run: bool = False, resume_flag: str | None = None,
+) -> Path:
     """Create ``path`` for a new output, refusing to clobber an existing one.
 
     An existing non-empty folder is an error unless ``resume`` (keep it and add
-    to it) or ``force`` (delete it and start again) is given.
+    to it) or ``force`` (delete it and start again). ``force`` deletes only a folder
+    that xray-seg made (it holds :data:`OUTPUT_MARKER`); a foreign folder or a file is
+    refused. ``inputs`` (and ``may_lie_inside``) are checked with :func:`refuse_overlap`
+    first. The new folder gets the marker, naming ``owner``. ``dry_run`` only checks
+    (to refuse before slow work), touching nothing. ``resume_flag`` names the command's
+    resume option for the message (commands without one are not told to use it).
     """
     path = Path(path)
+    refuse_overlap(path, inputs, may_lie_inside=may_lie_inside)
+    resume_hint = f" (or {resume_flag} to add to it)" if resume_flag else ""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         if resume:
             return path
@@ -74,11 +190,70 @@ def prepare_output_dir(path: str | Path, *, force: bool = False, resume: bool = 
             raise OutputExistsError(
                 "output already exists",
                 path=path,
-                fix="choose another output, or pass --force to replace it (or --resume to add to it)",
+                fix=f"choose another output, or pass --force to replace it{resume_hint}",
             )
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir() or not has_marker(path):
+            kind = "folder" if path.is_dir() else "file, not a folder"
+            raise OutputExistsError(
+                f"output is an existing {kind} that xray-seg did not create (no {OUTPUT_MARKER} marker), "
+                "so --force will not delete it",
+                path=path,
+                fix="choose another output, or move or delete it yourself if it holds nothing you need",
+            )
+        if dry_run:
+            return path
+        shutil.rmtree(path)
+    if dry_run:
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        write_marker(path, owner)
+    except OSError as exc:
+        raise XraySegError(
+            f"cannot write to the output folder ({exc.strerror or exc})",
+            path=path,
+            fix="choose a folder you can write to, or fix its permissions",
+        ) from None
     return path
+
+
+def sweep_temp_files(folder: str | Path) -> int:
+    """Delete this tool's orphaned temporary files (:func:`is_temp_name`) under ``folder``.
+
+    A kill during an atomic write (e.g. of ``checkpoints/last.weights.h5``) leaves its
+    temporary behind; only names of exactly that form are removed. Returns the count.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    count = 0
+    for path in root.rglob(".*"):
+        if is_temp_name(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            count += 1
+    return count
+
+
+# Folders and files of a VOC dataset (conversion/voc.py, conversion/convert.py, conversion/resume.py).
+_VOC_FOLDERS = {"JPEGImages", "SegmentationClass", "SegmentationObject", "SegmentationClassNpy",
+                "SegmentationClassVisualization", "ImageSets"}
+_VOC_FILES = {"class_names.txt", "convert_config.yaml", "convert_report.txt", "convert_inputs.json", OUTPUT_MARKER}
+
+
+def refuse_dataset_file(out_file: str | Path, voc_dir: str | Path, what: str = "output file") -> None:
+    """Refuse an output file that is the dataset folder or one of its own files or folders.
+
+    A file of one's own (``class_weights.json``, ``batch.png``) may sit in the VOC folder;
+    the images, masks, split lists and ``class_names.txt`` may never be overwritten.
+    """
+    out, root = _resolved(out_file), _resolved(voc_dir)
+    if out == root or root.is_relative_to(out):
+        raise ConfigError(f"the {what} is or contains the dataset {voc_dir}", path=out_file, fix=f"choose another {what}")
+    if out.is_relative_to(root):
+        parts = out.relative_to(root).parts
+        if parts[0] in _VOC_FOLDERS or (len(parts) == 1 and parts[0] in _VOC_FILES):
+            raise ConfigError(
+                f"the {what} would overwrite a file of the dataset {voc_dir}",
+                path=out_file,
+                fix=f"choose a {what} outside the dataset's own folders and files",
+            )

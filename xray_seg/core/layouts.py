@@ -20,7 +20,7 @@ file name is spelled in one place only::
 
     RUN_DIR/
       config.yaml  class_names.txt  best_model.keras  history.csv  training_curves.png
-      checkpoints/{last,best,interrupted}.weights.h5  checkpoints/state.json  checkpoints/rng_state.npz
+      checkpoints/{last,best}.weights.h5  checkpoints/state.json  checkpoints/rng_state.npz
       logs/                               TensorBoard
       eval-<split>/{metrics.json,report.md,confusion_matrix.png,screening.json,roc.json,roc.png,report.html}
       alarm_thresholds.json               from `xray-seg calibrate`
@@ -108,7 +108,6 @@ class RunLayout(_Rooted):
     state_file = _under(CHECKPOINTS_DIR, STATE_FILE)
     last_weights = _under(CHECKPOINTS_DIR, "last.weights.h5")
     best_weights = _under(CHECKPOINTS_DIR, "best.weights.h5")
-    interrupted_weights = _under(CHECKPOINTS_DIR, "interrupted.weights.h5")
     rng_state = _under(CHECKPOINTS_DIR, "rng_state.npz")
 
     def eval_dir(self, split: str = "val") -> Path:

@@ -246,7 +246,7 @@ def compare(settings: CompareSettings, *, resume: bool = False, force: bool = Fa
     elif resume and out.is_dir() and any(out.iterdir()):
         raise ConfigError("not a comparison folder (no protocol.yaml)", path=out,
                           fix="give the --out of an earlier `xray-seg compare`, or a new folder")
-    prepare_output_dir(out, force=force, resume=resume)
+    prepare_output_dir(out, force=force, resume=resume, inputs=[settings.voc_dir], owner="compare", resume_flag="--resume")
     write_text_atomic(protocol_path, yaml.safe_dump(protocol, sort_keys=False))
 
     jobs = [(model, seed) for seed in range(settings.seeds) for model in models]

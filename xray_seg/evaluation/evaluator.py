@@ -54,15 +54,24 @@ def parse_tta(spec: str | None) -> tuple[tuple[float, ...], bool]:
             in_scales = True
             token = token.split("=", 1)[1]
             if token:
-                scales.append(float(token))
+                scales.append(_tta_scale(token))
         elif in_scales:
-            try:
-                scales.append(float(token))
-            except ValueError:
-                raise ConfigError(f"bad --tta item {token!r}", fix="write e.g. --tta flip,scales=0.75,1,1.25") from None
+            scales.append(_tta_scale(token))
         else:
             raise ConfigError(f"bad --tta item {token!r}", fix="write e.g. --tta flip,scales=0.75,1,1.25")
     return tuple(scales) or (1.0,), flip
+
+
+def _tta_scale(token: str) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value <= 8):  # also refuses nan and inf
+        raise ConfigError(
+            f"bad --tta scale {token!r}: scales are positive numbers up to 8", fix="write e.g. --tta flip,scales=0.75,1,1.25"
+        )
+    return value
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -74,6 +83,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         size = tuple(int(p) for p in parts)
     except ValueError:
         raise ConfigError(f"bad size {text!r}", fix="write e.g. 512 or 512x1024") from None
+    if len(size) > 2 or any(v < 1 for v in size):
+        raise ConfigError(f"bad size {text!r}: one or two positive integers", fix="write e.g. 512 or 512x1024")
     return (size[0], size[0]) if len(size) == 1 else size[:2]
 
 
@@ -90,8 +101,9 @@ class EvalResult:
 def read_image_rgb(path: Path) -> np.ndarray:
     """Decode an image file to RGB uint8 with the converter's policy (16-bit, RGBA, grey)."""
     from xray_seg.conversion.labelme import decode_image
+    from xray_seg.core.validation import read_regular_file
 
-    return decode_image(Path(path).read_bytes(), source=path)[0]
+    return decode_image(read_regular_file(path, "image"), source=path)[0]
 
 
 def _geometry_record(loaded, tta: TTAOptions):
@@ -149,7 +161,7 @@ def evaluate(
             fix="evaluate on a dataset converted with the same labels.txt",
         )
     if out_dir is not None:
-        out_dir = prepare_output_dir(out_dir, force=force)
+        out_dir = prepare_output_dir(out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_path], owner="evaluate")
     layout = VocLayout(voc_dir)
     stems = read_split(voc_dir, split)[:limit]
     screening = ScreeningEvaluation(Path(voc_dir), load_rule(model_path, names))

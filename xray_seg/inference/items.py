@@ -22,6 +22,7 @@ failures (the CLI exits non-zero if any).
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,27 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     if not paths:
         raise DatasetError("no input images found", path=", ".join(inputs), fix="give image files, folders or globs")
     return paths
+
+
+def unique_outputs(paths: list[Path]) -> list[Path]:
+    """``paths`` without repeats of one file; DatasetError if two files would share output names.
+
+    Outputs are named after the input's stem, so ``a.png`` and ``a.jpg``, or ``a.png`` in
+    two input folders, would overwrite each other's results: they are refused up front,
+    listed, before anything is predicted or written.
+    """
+    from xray_seg.core.validation import collision_error, output_name_collisions
+
+    seen, unique = set(), []
+    for path in paths:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    collisions = output_name_collisions(unique)
+    if collisions:
+        raise collision_error(collisions, fix="rename the files, or predict them into separate --out folders")
+    return unique
 
 
 def find_items(
@@ -134,6 +156,7 @@ def predict_images(
 
     from xray_seg.conversion.voc import save_label_png
     from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
+    from xray_seg.core.validation import check_window
     from xray_seg.evaluation.alarms import decide, load_rule
     from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.inference.geometry import geometry_for
@@ -141,17 +164,24 @@ def predict_images(
     from xray_seg.inference.overlays import contact_sheet, screening_overlay
     from xray_seg.inference.tta import predict_probabilities
 
+    paths = unique_outputs(expand_inputs(inputs))
+    input_dirs = [Path(i) for i in inputs if Path(i).is_dir()]
+    prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path], dry_run=True)
     loaded = load_for_inference(model_path)
     rule = load_rule(model_path, loaded.class_names)
     sheet = []
     geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
-    paths = expand_inputs(inputs)
-    out_dir = prepare_output_dir(out_dir, force=force)
+    # A SavedModel tiles at its training size inside the graph; a --window must match it, as
+    # a Keras model with a fixed input size requires.
+    fixed = loaded.input_size or (loaded.trained_size if loaded.keras_model is None else None)
+    check_window(tta.window if tta is not None else None, fixed, loaded.source)
+    out_dir = prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path],
+                                 owner="predict")
     tta = tta or TTAOptions()
     report = PredictReport()
     for path in tqdm(paths, desc="predict", unit="img", disable=not progress):
         try:
-            if not path.is_file():
+            if not path.exists():  # a FIFO or device is refused by name when read
                 raise DatasetError("file not found", path=path, fix="check the path")
             image = read_image_rgb(path)
         except XraySegError as exc:

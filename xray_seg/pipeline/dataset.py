@@ -24,11 +24,13 @@ Determinism and resume
 Errors
     Before any TF op runs, every file of the split is checked: existence, the format's magic
     bytes, every PNG chunk CRC and the IEND chunk (truncation and bit rot), the JPEG end
-    marker, image and mask sizes agreeing, and the mask being indexed. Each failure raises a
+    marker, image and mask sizes agreeing, the pixel limit (:mod:`xray_seg.core.validation`),
+    a full decode of every image and mask (corrupt compressed data), and every mask value
+    lying in ``0..K-1`` or 255. Each failure raises a
     :class:`~xray_seg.core.errors.DatasetError` naming the file. Results are remembered per
-    (path, size, mtime) for the process. A label outside ``0..K-1`` and 255 can only be seen
-    after decoding; it fails inside the graph with a message carrying the file name, which
-    :func:`dataset_error_from` turns back into a DatasetError.
+    (path, size, mtime) for the process. A file changed after the check still fails inside
+    the graph with a message carrying the file name, which :func:`dataset_error_from`
+    turns back into a DatasetError (``xray-seg train`` does).
 
 Sharding
     ``input_context`` is a ``tf.distribute.InputContext`` or ``(num_shards, index)``. The
@@ -54,6 +56,7 @@ from xray_seg.conversion.voc import read_class_names, read_split
 from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
 from xray_seg.core.errors import ConfigError, DatasetError
 from xray_seg.core.layouts import VocLayout
+from xray_seg.core.validation import check_pixels, read_regular_file
 from xray_seg.core.viz import voc_palette
 from xray_seg.pipeline.augment import AugmentConfig, augment_pair
 from xray_seg.pipeline.tip import make_projector
@@ -112,10 +115,31 @@ def _png_info(path: Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes
     raise DatasetError("truncated or corrupt PNG (no complete IEND chunk)", path=path, fix="replace the file or re-run `xray-seg convert`")
 
 
+def _decode_fully(path: Path, data: bytes, size: tuple[int, int], kind: str) -> np.ndarray:
+    """Decode ``data`` completely (corrupt compressed data fails here, naming the file)."""
+    import io
+
+    from PIL import Image
+
+    check_pixels(size[0], size[1], path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                return np.asarray(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(
+            f"corrupt {kind} data ({exc})", path=path, fix="replace the file or re-run `xray-seg convert`"
+        ) from None
+
+
 def _check_image(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
+    data = read_regular_file(path, "image")
     if data.startswith(PNG_MAGIC):
-        return _png_info(path, data)[0]
+        size = _png_info(path, data)[0]
+        _decode_fully(path, data, size, "PNG")
+        return size
     if data.startswith(JPEG_MAGIC):
         if b"\xff\xd9" not in data[-64:]:
             raise DatasetError("truncated JPEG (no end-of-image marker)", path=path, fix="replace the file or re-run `xray-seg convert`")
@@ -123,22 +147,33 @@ def _check_image(path: Path) -> tuple[int, int]:
 
         try:
             with Image.open(path) as img:
-                return img.size[1], img.size[0]
+                size = img.size[1], img.size[0]
         except (OSError, SyntaxError) as exc:
             raise DatasetError(f"corrupt JPEG ({exc})", path=path, fix="replace the file or re-run `xray-seg convert`") from None
+        _decode_fully(path, data, size, "JPEG")
+        return size
     raise DatasetError("not a PNG or JPEG image", path=path, fix="convert the image to PNG or JPEG (xray-seg convert does)")
 
 
-def _check_mask(path: Path) -> tuple[tuple[int, int], int]:
-    size, depth, colour, palette = _png_info(path, path.read_bytes())
+def _labels_present(path: Path, data: bytes, size: tuple[int, int]) -> tuple[int, ...]:
+    """The pixel values of a grey or palette mask (palette indices, as Pillow decodes them)."""
+    values = _decode_fully(path, data, size, "mask PNG")
+    if values.ndim != 2:
+        raise DatasetError("mask does not decode to one channel", path=path, fix="write masks as palette or 8-bit grey PNGs")
+    return tuple(int(v) for v in np.flatnonzero(np.bincount(values.ravel(), minlength=256)))
+
+
+def _check_mask(path: Path) -> tuple[tuple[int, int], int, tuple[int, ...]]:
+    data = read_regular_file(path, "mask")
+    size, depth, colour, palette = _png_info(path, data)
     if colour == 0 and depth == 8:
-        return size, MASK_GREY
+        return size, MASK_GREY, _labels_present(path, data, size)
     if colour == 3:
         entries = np.frombuffer(palette, dtype=np.uint8).reshape(-1, 3)
         if np.array_equal(entries, voc_palette(len(entries))):
-            return size, MASK_VOC
+            return size, MASK_VOC, _labels_present(path, data, size)
         if np.array_equal(entries, np.repeat(np.arange(len(entries), dtype=np.uint8)[:, None], 3, axis=1)):
-            return size, MASK_GREY
+            return size, MASK_GREY, _labels_present(path, data, size)
         raise DatasetError(
             "mask uses a palette other than the VOC colour map, so its colours cannot be read back as labels",
             path=path,
@@ -187,7 +222,15 @@ def scan_split(voc_dir: str | Path, split: str, *, num_shards: int = 1, shard_in
         image_path = layout.image_path(stem)
         mask_path = layout.mask_path(stem)
         image_hw = _cached_check(image_path, _check_image)
-        mask_hw, kind = _cached_check(mask_path, _check_mask)
+        mask_hw, kind, labels = _cached_check(mask_path, _check_mask)
+        bad = [v for v in labels if v >= num_classes and v != IGNORE_LABEL]
+        if bad:
+            raise DatasetError(
+                f"mask has label value(s) {', '.join(map(str, bad[:8]))} outside 0..{num_classes - 1} and {IGNORE_LABEL} "
+                f"(class_names.txt lists {num_classes} classes)",
+                path=mask_path,
+                fix="write masks whose pixel values are class indices (xray-seg convert does), or fix class_names.txt",
+            )
         if tuple(image_hw) != tuple(mask_hw):
             raise DatasetError(
                 f"mask is {mask_hw[0]}x{mask_hw[1]} but its image {image_path.name} is {image_hw[0]}x{image_hw[1]} (HxW)",

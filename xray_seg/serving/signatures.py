@@ -63,7 +63,8 @@ about 0.26 GB, a 4096x4096 scan about 1.4 GB, on top of the network's fixed
 each). ``scripts/bench_station_geometry.py`` measures latency and peak RSS.
 
 Wrong input fails inside the graph with a message saying what was expected (rank,
-channel count, empty image, bytes that are neither PNG nor JPEG). A wrong dtype is
+channel count, empty image, bytes that are neither PNG nor JPEG, an image over the pixel
+limit fixed at export: :mod:`xray_seg.serving.limits`). A wrong dtype is
 rejected by the signature itself, before the graph runs; TensorFlow then says e.g.
 ``cannot compute ... as input #0(zero-based) was expected to be a uint8 tensor but is a
 float tensor``. The input specs have no fixed rank on purpose: a loaded signature does
@@ -79,6 +80,12 @@ import tensorflow as tf
 from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
 from xray_seg.inference.geometry import ScanGeometry
 from xray_seg.models.outputs import logits_of
+from xray_seg.serving.limits import (
+    assert_images_within_limit,
+    decode_rgb_checked,
+    empty_encoded_outputs,
+    export_pixel_limit,
+)
 
 TILE_BATCH = 4  # tiles per forward pass: bounds the activations alive at once
 PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
@@ -232,7 +239,7 @@ def batch_probabilities(model, images: tf.Tensor, geometry: ScanGeometry, num_cl
 
 def segment_images(model, images: tf.Tensor, geometry: ScanGeometry, num_classes: int) -> dict:
     """The ``serving_default`` computation (module docstring) on a uint8 batch."""
-    images = _check_images(images)
+    images = assert_images_within_limit(_check_images(images), export_pixel_limit())
     shape = tf.shape(images)
     probs = batch_probabilities(model, images, geometry, num_classes)
     out = _outputs(probs, num_classes)
@@ -275,12 +282,23 @@ def segment_encoded(model, encoded: tf.Tensor, geometry: ScanGeometry, num_class
                                   "(wrap a single file as [bytes])")]
     ):
         encoded = tf.identity(encoded)
+    # An empty batch gives empty outputs, as serving_default does for [0, H, W, 3].
+    return tf.cond(
+        tf.size(encoded) > 0,
+        lambda: _segment_encoded_batch(model, encoded, geometry, num_classes),
+        lambda: empty_encoded_outputs(num_classes),
+    )
+
+
+def _segment_encoded_batch(model, encoded: tf.Tensor, geometry: ScanGeometry, num_classes: int) -> dict:
+    """:func:`segment_encoded` for a batch of at least one file."""
     n = tf.size(encoded)
+    limit = export_pixel_limit()
     images = tf.TensorArray(tf.uint8, size=n, infer_shape=False, element_shape=tf.TensorShape([None, None, 3]))
     sizes = tf.TensorArray(tf.int32, size=n, element_shape=tf.TensorShape([2]))
 
     def decode(i, images, sizes):
-        image = decode_rgb(encoded[i])
+        image = decode_rgb_checked(encoded[i], limit)
         return i + 1, images.write(i, image), sizes.write(i, tf.shape(image)[:2])
 
     _, images, sizes = tf.while_loop(lambda i, *_: i < n, decode, [0, images, sizes], parallel_iterations=1)

@@ -341,8 +341,10 @@ def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False,
 
     config.validate()
     try:
-        out_dir = prepare_output_dir(out_dir, force=force)
+        out_dir = prepare_output_dir(out_dir, force=force, owner="synth")
     except OutputExistsError as exc:
+        if "did not create" in exc.problem:
+            raise
         raise OutputExistsError(
             "output folder already exists and is not empty",
             path=exc.path,

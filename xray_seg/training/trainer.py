@@ -37,6 +37,8 @@ from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
 from xray_seg.core.layouts import RunLayout
+from xray_seg.core.validation import validate_train_config
+from xray_seg.pipeline.checks import check_training_data
 from xray_seg.training.config import TrainConfig
 
 
@@ -185,12 +187,18 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, *, resume: bool, force: boo
     from xray_seg.training.callbacks import read_state
 
     state = {"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}
+    validate_train_config(cfg)
+    if not cfg.data.voc_dir:
+        raise ConfigError("no dataset given", fix="pass the VOC folder: xray-seg train VOC_DIR ...")
     if resume:
         state = read_state(run_dir)
     else:
-        prepare_output_dir(run_dir, force=force)
-    if not cfg.data.voc_dir:
-        raise ConfigError("no dataset given", fix="pass the VOC folder: xray-seg train VOC_DIR ...")
+        # The run folder may not be, contain or lie inside an input, and every file of both
+        # splits is checked before the folder exists (docs/data_safety.md).
+        inputs = [cfg.data.voc_dir, cfg.loss.class_weights if cfg.loss.class_weights not in ("", "auto") else None]
+        prepare_output_dir(run_dir, force=force, inputs=inputs, dry_run=True, resume_flag="--resume")
+        check_training_data(cfg)
+        prepare_output_dir(run_dir, force=force, inputs=inputs, owner="train", resume_flag="--resume")
     save_config(cfg, run_dir / "config.yaml")
     return state
 
@@ -398,12 +406,11 @@ def fit_with_recovery(model, train_ds, callbacks, nan_guard, cfg: TrainConfig, p
             verbose=verbose,
         )
     except KeyboardInterrupt:
-        path = RunLayout(run_dir).interrupted_weights
-        model.save_weights(path)
+        # No mid-epoch weights are written: --resume restarts exactly from the last finished epoch.
         done = read_state(run_dir)["epochs_done"] if RunLayout(run_dir).state_file.exists() else 0
         print(
-            f"\ninterrupted: weights saved to {path}; `xray-seg train --resume --run-dir {run_dir}` "
-            f"continues exactly from the end of epoch {done}",
+            f"\ninterrupted: `xray-seg train --resume --run-dir {run_dir}` continues exactly from the end of "
+            f"epoch {done} (the unfinished epoch is redone)",
         )
         raise
     finally:

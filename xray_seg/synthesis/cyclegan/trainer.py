@@ -273,7 +273,7 @@ def prepare_run(config: CycleGANConfig, run_dir: str | Path, *, resume: bool, fo
             config.decay_epochs = min(config.decay_epochs, epochs)
         return config.resolved(), state
     _refuse_existing(run_dir, force)
-    prepare_output_dir(run_dir, force=force)
+    prepare_output_dir(run_dir, force=force, inputs=[config.a_dir or None, config.b_dir or None], owner="cyclegan")
     config = config.resolved()
     save_config(config, RunLayout(run_dir).config_file)
     return config, None

@@ -110,10 +110,13 @@ def translate_labelme_dir(
     files = list_labelme_files(labelme_dir)
     if not files:
         raise DatasetError("no Labelme .json files here", path=labelme_dir, fix="give the folder of .json files")
+    prepare_output_dir(out_dir, force=True, inputs=[labelme_dir, run_dir], dry_run=True)  # overlap, before loading
     generator = load_generator(run_dir, direction)
     try:
-        out_dir = prepare_output_dir(out_dir, force=force)
-    except OutputExistsError:
+        out_dir = prepare_output_dir(out_dir, force=force, inputs=[labelme_dir, run_dir], owner="cyclegan")
+    except OutputExistsError as exc:
+        if "did not create" in exc.problem:
+            raise
         raise OutputExistsError("output folder already exists", path=out_dir, fix="choose another --out, or pass --force") from None
     if (labelme_dir / "labels.txt").is_file():
         shutil.copyfile(labelme_dir / "labels.txt", out_dir / "labels.txt")

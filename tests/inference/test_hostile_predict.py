@@ -1,0 +1,166 @@
+"""Hostile input to `xray-seg predict` (issue 16): exit code, one line, inputs untouched.
+
+A one-layer Keras model (any input size) stands in for a trained one: what is tested is
+the command's handling of paths, options and files, not the network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CLASS_NAMES = ["_background_", "gun", "knife"]
+
+
+def _save_model(folder: Path, input_shape=(None, None, 3)) -> Path:
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs = keras.Input(input_shape)
+    model = keras.Model(inputs, keras.layers.Conv2D(len(CLASS_NAMES), 1, name="head")(inputs))
+    path = folder / "model.keras"
+    model.save(path)
+    (folder / "class_names.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    return _save_model(tmp_path_factory.mktemp("model") / "m")
+
+
+@pytest.fixture
+def scans(tmp_path) -> Path:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(folder / f"bag{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "contains"])
+def test_output_overlapping_an_input_folder_is_refused_even_with_force(model_file, scans, cli, snapshot, where):
+    snap = snapshot(scans)
+    out = {"same": scans, "inside": scans / "pred", "contains": scans.parent}[where]
+    rc, line = cli(["predict", model_file, scans, "--out", out, "--force"])
+    assert rc == 2 and "input" in line and "not found" not in line
+    snap.assert_unchanged()
+    assert not (scans / "pred").exists()
+
+
+def test_output_containing_the_model_is_refused(model_file, scans, cli, snapshot):
+    snap = snapshot(model_file.parent, scans)
+    rc, line = cli(["predict", model_file, scans, "--out", model_file.parent, "--force"])
+    assert rc == 2 and "contains the input" in line
+    snap.assert_unchanged()
+
+
+def test_force_never_deletes_a_foreign_folder(model_file, scans, tmp_path, cli, snapshot):
+    foreign = tmp_path / "results"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    snap = snapshot(scans, foreign)
+    rc, line = cli(["predict", model_file, scans, "--out", foreign, "--force"])
+    assert rc == 2 and "did not create" in line
+    snap.assert_unchanged()
+
+
+def test_same_stem_png_and_jpg_is_refused_before_predicting(model_file, scans, tmp_path, cli, snapshot):
+    Image.open(scans / "bag0.png").convert("RGB").save(scans / "bag0.jpg", quality=95)
+    snap = snapshot(scans)
+    out = tmp_path / "out"
+    rc, line = cli(["predict", model_file, scans, "--out", out])
+    assert rc == 2 and "bag0.jpg" in line and "bag0.png" in line and "same output names" in line
+    assert not out.exists()
+    snap.assert_unchanged()
+
+
+def test_same_stem_in_two_folders_is_refused(model_file, scans, tmp_path, cli, snapshot):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "BAG1.png").write_bytes((scans / "bag1.png").read_bytes())  # case ignored: one name on macOS
+    snap = snapshot(scans, other)
+    rc, line = cli(["predict", model_file, scans, other, "--out", tmp_path / "out"])
+    assert rc == 2 and "BAG1.png" in line and "bag1.png" in line
+    snap.assert_unchanged()
+
+
+def test_one_file_given_twice_is_predicted_once(model_file, scans, tmp_path, cli, capsys):
+    from xray_seg.cli import main
+
+    out = tmp_path / "out"
+    assert main(["predict", str(model_file), str(scans / "bag0.png"), str(scans), "--out", str(out)]) == 0
+    assert "predicted 3 image(s)" in capsys.readouterr().out
+    assert len(list(out.glob("*.json"))) == 3
+
+
+@pytest.mark.parametrize(
+    "option, expect",
+    [
+        (["--tta", "scales=0"], "bad --tta scale '0'"),
+        (["--tta", "scales=abc"], "bad --tta scale 'abc'"),
+        (["--tta", "flip,scales=1,-2"], "bad --tta scale '-2'"),
+        (["--window", "0"], "bad size '0'"),
+        (["--window", "16x16x3"], "bad size '16x16x3'"),
+        (["--window", "big"], "bad size 'big'"),
+    ],
+)
+def test_bad_prediction_options_are_one_line(model_file, scans, tmp_path, cli, snapshot, option, expect):
+    snap = snapshot(scans)
+    rc, line = cli(["predict", model_file, scans, "--out", tmp_path / "out", *option])
+    assert rc == 2 and expect in line
+    assert not (tmp_path / "out").exists()
+    snap.assert_unchanged()
+
+
+def test_fixed_size_keras_model_refuses_another_window(tmp_path, scans, cli, snapshot):
+    fixed = _save_model(tmp_path / "fixed", input_shape=(32, 32, 3))
+    snap = snapshot(scans)
+    rc, line = cli(["predict", fixed, scans, "--out", tmp_path / "out", "--window", "16"])
+    assert rc == 2 and "32x32" in line and "16x16" in line
+    snap.assert_unchanged()
+
+
+def test_fifo_device_and_bomb_inputs_are_skipped_not_read(model_file, scans, tmp_path, capsys, snapshot, monkeypatch):
+    from xray_seg.cli import main
+
+    monkeypatch.setenv("XRAY_SEG_MAX_PIXELS", "64000000")  # restored (removed) after the test
+    os.mkfifo(scans / "pipe.png")
+    (scans / "zero.png").symlink_to("/dev/zero")
+    Image.new("L", (3000, 2000)).save(scans / "huge.png")  # 6 M pixels, over a 1 M limit
+    snap = snapshot(scans)
+    rc = main(["--max-pixels", "1000000", "predict", str(model_file), str(scans), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in printed.out + printed.err
+    assert "pipe.png: image is a FIFO" in printed.out and "zero.png: image is a device" in printed.out
+    assert "huge.png: image declares 6.0 M pixels, over the limit of 1.0 M pixels" in printed.out
+    assert "predicted 3 image(s)" in printed.out
+    snap.assert_unchanged()
+
+
+def test_predictions_honour_the_umask(model_file, scans, tmp_path, cli):
+    old = os.umask(0o022)
+    try:
+        assert cli(["predict", model_file, scans, "--out", tmp_path / "out"])[0] == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").iterdir()}
+    assert len(modes) == 10 and set(modes.values()) == {"0o644"}, modes
+
+
+def test_existing_output_message_does_not_suggest_a_missing_resume(model_file, scans, tmp_path, cli):
+    out = tmp_path / "out"
+    assert cli(["predict", model_file, scans, "--out", out])[0] == 0
+    rc, line = cli(["predict", model_file, scans, "--out", out])
+    assert rc == 2 and "--force" in line and "--resume" not in line
+    assert cli(["predict", model_file, scans, "--out", out, "--force"])[0] == 0  # our own folder: replaced
+
+
+def test_nul_in_an_input_path_is_one_line(model_file, tmp_path, cli):
+    rc, line = cli(["predict", model_file, f"{tmp_path}/a\0b.png", "--out", tmp_path / "out"])
+    assert rc == 2 and "NUL" in line and "embedded null byte" not in line

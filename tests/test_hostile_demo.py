@@ -1,0 +1,67 @@
+"""Hostile input to `xray-seg demo` (issue 16): every option checked before the disk is touched;
+only a folder the demo made is replaced, a foreign one never."""
+
+from __future__ import annotations
+
+import pytest
+
+from xray_seg.core.fileio import OUTPUT_MARKER, write_marker
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    folder = tmp_path / "work"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "report.docx").write_bytes(b"\x50\x4b\x03\x04 months of work")
+    (folder / "sub" / "scan.png").write_bytes(b"\x89PNG fake")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "options, expect",
+    [
+        (["--num-images", "0"], "num"),
+        (["--num-images", "1"], "--num-images 1"),
+        (["--size", "8"], "size"),
+        (["--threat-prob", "1.5"], "threat_prob"),
+        (["--set", "data.batch_size=0"], "data.batch_size=0"),
+        (["--set", "optim.lr=-1"], "optim.lr=-1"),
+        (["--set", "no.such=1"], "unknown setting"),
+        (["--num-images", "4"], "fewer than one batch"),
+    ],
+)
+def test_bad_options_are_refused_before_the_folder_is_touched(user_folder, cli, snapshot, options, expect):
+    snap = snapshot(user_folder)
+    rc, line = cli(["demo", "--out", user_folder, *options])
+    assert rc == 2 and expect in line
+    snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_foreign_folder_is_never_deleted(user_folder, cli, snapshot, force):
+    snap = snapshot(user_folder)
+    rc, line = cli(["demo", "--out", user_folder, *(["--force"] if force else [])])
+    assert rc == 2 and "never deleted" in line and OUTPUT_MARKER in line
+    snap.assert_unchanged()
+
+
+def test_another_commands_output_needs_force(tmp_path, cli, snapshot):
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    write_marker(folder, "predict")
+    (folder / "bag.json").write_text("{}")
+    snap = snapshot(folder)
+    rc, line = cli(["demo", "--out", folder])
+    assert rc == 2 and "xray-seg predict" in line and "--force" in line
+    snap.assert_unchanged()
+
+
+def test_the_demos_own_folder_is_replaced(tmp_path):
+    from xray_seg.demo import _replace_demo_folder
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    write_marker(folder, "demo")
+    (folder / "old.txt").write_text("stale")
+    _replace_demo_folder(folder, force=False)
+    assert not folder.exists()

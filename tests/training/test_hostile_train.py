@@ -1,0 +1,165 @@
+"""Hostile input to `xray-seg train` (issue 16): exit code, one line, inputs untouched, no run folder.
+
+Bad settings and bad files stop the command before a run folder exists; a run folder that
+overlaps the dataset is refused whatever --force says; --resume refuses any change that
+would break exactness. Tiny runs: width 0.0625, 32 px, one step.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xray_seg.conversion.voc import VocLayout, read_split, save_label_png
+
+TINY = ["--preset", "demo_cpu", "--set", "epochs=1", "--quiet",
+        "--set", "model.width=0.0625", "--set", "data.image_size=32", "--set", "data.batch_size=4",
+        "--set", "steps_per_epoch=1", "--set", "val_every=1", "--set", "num_val_images=0",
+        "--set", "loss.type=ce", "--set", "data.cache=false"]
+
+
+@pytest.fixture
+def voc(tiny_voc, tmp_path) -> Path:
+    """A private copy of the tiny dataset, free to break."""
+    return Path(shutil.copytree(tiny_voc, tmp_path / "voc"))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_voc, tmp_path_factory):
+    """One finished tiny run (umask 022), for the resume and permission cases."""
+    from xray_seg.cli import main
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    old = os.umask(0o022)
+    try:
+        assert main(["train", str(tiny_voc), "--run-dir", str(run), *TINY]) == 0
+    finally:
+        os.umask(old)
+    return run
+
+
+# ----------------------------------------------------------------------------- data loss
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "contains"])
+def test_run_dir_overlapping_the_dataset_is_refused_even_with_force(voc, cli, snapshot, where):
+    snap = snapshot(voc)
+    run_dir = {"same": voc, "inside": voc / "run", "contains": voc.parent}[where]
+    rc, line = cli(["train", voc, "--run-dir", run_dir, "--force", *TINY])
+    assert rc == 2 and "input" in line and "class_names.txt is missing" not in line
+    snap.assert_unchanged()
+    assert not (voc / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, expect",
+    [
+        (["--data-set", "data.voc_dir=OTHER"], "data.voc_dir"),
+        (["--preset", "cwf_xray512"], "model.width"),
+        (["--lr", "0.5"], "optim.lr"),
+        (["--batch-size", "2"], "data.batch_size"),
+        (["--set", "seed=7"], "seed"),
+        (["--epochs", "0"], "epochs"),
+    ],
+)
+def test_resume_refuses_changes_that_break_exactness(trained, tiny_voc, tmp_path, cli, snapshot, flag, expect):
+    if flag[0] == "--data-set":
+        other = Path(shutil.copytree(tiny_voc, tmp_path / "other"))
+        flag = [str(other)]
+    snap = snapshot(trained)
+    rc, line = cli(["train", *flag, "--resume", "--run-dir", trained])
+    assert rc == 2 and expect in line and "--resume" in line
+    snap.assert_unchanged()
+
+
+def test_resume_may_grow_epochs_and_sweeps_orphaned_checkpoint_temporaries(trained, tiny_voc, tmp_path, cli):
+    run = Path(shutil.copytree(trained, tmp_path / "run"))
+    orphan = run / "checkpoints" / ".last.weights.h5.k3x9_a2b.tmp.weights.h5"
+    orphan.write_bytes(b"half a checkpoint")
+    rc, _ = cli(["train", tiny_voc, "--resume", "--run-dir", run, "--epochs", "2", "--quiet"])
+    assert rc == 0 and not orphan.exists()
+    assert not (run / "checkpoints" / "interrupted.weights.h5").exists()
+
+
+def test_run_files_honour_the_umask(trained):
+    for name in ["config.yaml", "class_names.txt", "best_model.keras", "checkpoints/last.weights.h5",
+                 "checkpoints/state.json", ".xray-seg-output"]:
+        assert oct((trained / name).stat().st_mode & 0o777) == "0o644", name
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    "flag, expect",
+    [
+        (["--batch-size", "0"], "data.batch_size=0"),
+        (["--set", "data.batch_size=-2"], "data.batch_size=-2"),
+        (["--set", "optim.lr=-1"], "optim.lr=-1"),
+        (["--set", "model.width=0"], "model.width=0"),
+        (["--set", "epochs=0"], "epochs=0"),
+        (["--set", "data.image_size=[0,64]"], "data.image_size"),
+        (["--set", "loss.type=dice"], "loss.type"),
+    ],
+)
+def test_bad_settings_are_one_line_and_leave_no_run_folder(voc, tmp_path, cli, snapshot, flag, expect):
+    snap = snapshot(voc)
+    run = tmp_path / "run"
+    rc, line = cli(["train", voc, "--run-dir", run, *TINY, *flag])
+    assert rc == 2 and expect in line and "no checkpoint" not in line
+    assert not run.exists()
+    snap.assert_unchanged()
+
+
+def test_one_number_is_a_square_image_size():
+    from xray_seg.core.config import load_config
+    from xray_seg.training.config import TrainConfig
+
+    assert load_config(TrainConfig, None, ["data.image_size=64"]).data.image_size == (64, 64)
+
+
+# ----------------------------------------------------------------------------- bad files
+
+
+def _corrupt_idat(path: Path) -> None:
+    """Flip bytes inside the compressed data and fix the chunk CRC (the CRC check passes)."""
+    data = bytearray(path.read_bytes())
+    pos = data.index(b"IDAT") - 4
+    length = int.from_bytes(data[pos : pos + 4], "big")
+    body = pos + 8
+    for i in range(body + 2, body + min(length, 40)):
+        data[i] ^= 0x5A
+    crc = zlib.crc32(bytes(data[pos + 4 : body + length])) & 0xFFFFFFFF
+    data[body + length : body + length + 4] = struct.pack(">I", crc)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+@pytest.mark.parametrize("case", ["label_out_of_range", "grey_mask", "corrupt_image_data"])
+def test_bad_files_are_named_up_front_and_leave_no_run_folder(voc, tmp_path, cli, snapshot, case, split):
+    layout = VocLayout(voc)
+    stem = read_split(voc, split)[0]
+    if case == "label_out_of_range":
+        bad = np.zeros((64, 64), np.uint8)
+        bad[5:9, 5:9] = 7  # 6 classes: 7 is neither a class nor 255
+        save_label_png(layout.mask_path(stem), bad)
+        target, expect = layout.mask_path(stem), "outside 0..5"
+    elif case == "grey_mask":
+        Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1)), mode="L").save(layout.mask_path(stem))
+        target, expect = layout.mask_path(stem), "outside 0..5"
+    else:
+        target, expect = layout.image_path(stem), "corrupt PNG data"
+        _corrupt_idat(target)
+    snap = snapshot(voc)
+    run = tmp_path / "run"
+    rc, line = cli(["train", voc, "--run-dir", run, *TINY])
+    assert rc == 2 and str(target) in line and expect in line
+    assert not run.exists()
+    snap.assert_unchanged()
