@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-JPEG_MAGIC = b"\xff\xd8\xff"
+from xray_seg.core.constants import JPEG_MAGIC, PNG_MAGIC
 
 
 def export_pixel_limit() -> int:

@@ -38,6 +38,7 @@ from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
 from xray_seg.core.layouts import RunLayout
 from xray_seg.core.validation import validate_train_config
+from xray_seg.models.outputs import logits_of
 from xray_seg.pipeline.checks import check_training_data
 from xray_seg.training.config import TrainConfig
 
@@ -311,7 +312,7 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
         cfg.model.name, num_classes, model_input_shape(cfg), width=cfg.model.width, aux=cfg.model.aux, **cfg.model.options
     )
     output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
-    inference_model = keras.Model(model.input, model.output["logits"]) if output_names else model
+    inference_model = keras.Model(model.input, logits_of(model.output)) if output_names else model
     if cfg.sync_bn:
         enable_sync_batchnorm(model)
     schedule = WarmupPoly(
