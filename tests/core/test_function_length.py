@@ -18,8 +18,6 @@ ALLOWED = {
     "models/ifbfnet.py:build_ifbfnet": "model graph, read top to bottom as IFBFNet Fig. 2",
     "models/cyclenet.py:build_cyclenet": "model graph, read top to bottom as CycleNet Fig. 1",
     "layers/deform.py:ModulatedDeformConv2D.call": "DCNv2 im2col, steps 1-4 of the module docstring top to bottom",
-    # Owned by other engineers in this round; TODO(integrator): split
-    "conversion/convert.py:convert": "TODO(integrator): split",
 }
 
 

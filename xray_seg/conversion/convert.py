@@ -332,6 +332,45 @@ def _write_npy(path: Path, label: np.ndarray) -> None:
         np.save(tmp, label.astype(np.int32))
 
 
+def _resolve_labels(job: _Job, shapes, warnings: list[str]):
+    """``(shapes, label -> index)`` after ``--classes``/``--others`` or ``--unknown`` dealt with
+    labels the labels file does not list (warnings appended); DatasetError for ``error``."""
+    unknown = sorted({s.label for s in shapes} - set(job.label_to_index))
+    mapping = job.label_to_index
+    if unknown and job.others is not None:  # --classes: matched ignoring case, the rest are "others"
+        folded = {name.casefold(): i for name, i in job.label_to_index.items() if i > 0}
+        other = 0 if job.others == "background" else -1
+        mapping = {**mapping, **{u: folded.get(u.strip().casefold(), other) for u in unknown}}
+    elif unknown:
+        listed = ", ".join(repr(u) for u in unknown)
+        if job.unknown == "skip":
+            shapes = [s for s in shapes if s.label in mapping]
+            warnings.append(f"skipped the shapes with unknown label(s) {listed}")
+        elif job.unknown == "background":
+            mapping = {**mapping, **{u: 0 for u in unknown}}
+            warnings.append(f"drew the shapes with unknown label(s) {listed} as background")
+        else:
+            raise DatasetError(f"unknown label(s) {listed}", path=job.item.key, fix="add them to the labels file")
+    return shapes, mapping
+
+
+def _write_image(layout: VocLayout, stem: str, record, image_format: str, warnings: list[str]) -> None:
+    """``JPEGImages/<stem>``: a lossless PNG, labelme2voc's JPEG, or the original bytes (``copy``)."""
+    if image_format == "copy":
+        why_not = record.copyable
+        if why_not is None:
+            suffix = ".png" if record.image_format == "PNG" else ".jpg"
+            with atomic_path(layout.images_dir / f"{stem}{suffix}") as tmp:
+                tmp.write_bytes(record.image_bytes)
+        else:
+            warnings.append(f"image not copied ({why_not}); wrote a lossless PNG instead")
+            _save_image(layout.images_dir / f"{stem}.png", record.image, "PNG")
+    elif image_format == "jpeg":
+        _save_image(layout.images_dir / f"{stem}.jpg", record.image, "JPEG")
+    else:
+        _save_image(layout.images_dir / f"{stem}.png", record.image, "PNG")
+
+
 def _convert_one(job: _Job) -> _Result:
     """Convert one item (a JSON file, a COCO image); never raises for a bad one (returns the reason)."""
     from PIL import Image
@@ -341,23 +380,7 @@ def _convert_one(job: _Job) -> _Result:
     try:
         record = job.reader.read(job.item)
         warnings += record.warnings
-        unknown = sorted({s.label for s in record.shapes} - set(job.label_to_index))
-        shapes = record.shapes
-        mapping = job.label_to_index
-        if unknown and job.others is not None:  # --classes: matched ignoring case, the rest are "others"
-            folded = {name.casefold(): i for name, i in job.label_to_index.items() if i > 0}
-            other = 0 if job.others == "background" else -1
-            mapping = {**mapping, **{u: folded.get(u.strip().casefold(), other) for u in unknown}}
-        elif unknown:
-            listed = ", ".join(repr(u) for u in unknown)
-            if job.unknown == "skip":
-                shapes = [s for s in shapes if s.label in mapping]
-                warnings.append(f"skipped the shapes with unknown label(s) {listed}")
-            elif job.unknown == "background":
-                mapping = {**mapping, **{u: 0 for u in unknown}}
-                warnings.append(f"drew the shapes with unknown label(s) {listed} as background")
-            else:
-                raise DatasetError(f"unknown label(s) {listed}", path=key, fix="add them to the labels file")
+        shapes, mapping = _resolve_labels(job, record.shapes, warnings)
         label = shapes_to_label(shapes, record.image.shape, mapping)
         instances = None
         if job.objects:
@@ -367,19 +390,7 @@ def _convert_one(job: _Job) -> _Result:
                 raise DatasetError(str(exc), path=key, fix="convert with --no-object, or split the image") from None
 
         layout = VocLayout(job.voc_dir)
-        if job.image_format == "copy":
-            why_not = record.copyable
-            if why_not is None:
-                suffix = ".png" if record.image_format == "PNG" else ".jpg"
-                with atomic_path(layout.images_dir / f"{stem}{suffix}") as tmp:
-                    tmp.write_bytes(record.image_bytes)
-            else:
-                warnings.append(f"image not copied ({why_not}); wrote a lossless PNG instead")
-                _save_image(layout.images_dir / f"{stem}.png", record.image, "PNG")
-        elif job.image_format == "jpeg":
-            _save_image(layout.images_dir / f"{stem}.jpg", record.image, "JPEG")
-        else:
-            _save_image(layout.images_dir / f"{stem}.png", record.image, "PNG")
+        _write_image(layout, stem, record, job.image_format, warnings)
         if job.npy:
             _write_npy(layout.npy_dir / f"{stem}.npy", label)
         if job.vis:
@@ -644,6 +655,84 @@ def _map(pool, fn, items: list, desc: str, progress: bool | None) -> Iterator:
             bar.close()
 
 
+def _check_run(labelme_dir: Path, voc_dir: Path, config: ConvertConfig, progress):
+    """Everything checked before any work, so a bad run fails before writing: the settings,
+    the labels, the input against the output, the items, and the output (refused unless
+    ``--force``, or ``--resume`` with the same settings). Returns ``(labels_file,
+    class_names, label_to_index, reader, items, workers, settings)``."""
+    _check_config(config)
+    labels_file = None if config.classes else Path(config.labels)
+    class_names, label_to_index = class_subset(config.classes) if config.classes else read_labels(labels_file)
+    reader = make_reader(config.source, labelme_dir, images=config.images, recursive=config.recursive)
+    _check_paths(reader.input_paths, voc_dir, labels_file, config)
+    files = reader.items(progress=sys.stderr.isatty() if progress is None else progress)
+    _check_declared_classes(reader, config)
+    workers = min(resolve_workers(config.workers), len(files))
+    settings = _resolved_settings(config, labelme_dir, class_names, workers)
+    if config.resume and voc_dir.exists() and any(voc_dir.iterdir()):
+        _check_resume(voc_dir, settings)
+    elif not config.force and voc_dir.exists() and any(voc_dir.iterdir()):
+        prepare_output_dir(voc_dir, resume_flag="--resume")  # raises OutputExistsError before any work
+    return labels_file, class_names, label_to_index, reader, files, workers, settings
+
+
+def _make_pool(workers: int):
+    """A process pool of ``workers`` (None for one: convert in this process)."""
+    if workers <= 1:
+        return None
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context(start_method()), initializer=_worker_init)
+
+
+def _record(result: _Result, report, done: list[str]) -> None:
+    """Add one item's result to the report (and its stem to ``done`` when converted)."""
+    report.warnings += [FileWarning(result.json_path, w) for w in result.warnings]
+    if result.ok:
+        report.converted += 1
+        done.append(result.stem)
+    else:
+        report.failures.append(FileFailure(result.json_path, result.reason))
+
+
+def _plan_jobs(files, scans, duplicate, reader, voc_dir: Path, label_to_index, config: ConvertConfig, report):
+    """``(jobs, done, prints)``: the items to convert, the stems ``--resume`` keeps (outputs
+    complete and inputs unchanged), and each stem's input fingerprint (size and mtime of the
+    JSON file and its image; for COCO the image; :mod:`xray_seg.conversion.resume`)."""
+    layout = VocLayout(voc_dir)
+    others = config.others if config.classes else None
+    images = {scan.key: scan.image for scan in scans}
+    prints = {f.stem: fingerprint(f.key, images.get(f.key)) for f in files}
+    recorded = read_fingerprints(voc_dir) if config.resume else {}
+    jobs, done = [], []
+    for f in files:
+        if f.key in duplicate:
+            report.failures.append(FileFailure(f.key, duplicate[f.key]))
+        elif config.resume and recorded.get(f.stem) == prints[f.stem] and _outputs_complete(layout, f.stem, config):
+            done.append(f.stem)
+        else:
+            jobs.append(
+                _Job(f, reader, voc_dir, label_to_index, config.unknown, config.image_format, config.npy, config.vis,
+                     others, config.objects)
+            )
+    return jobs, done, prints
+
+
+def _write_splits(voc_dir: Path, done: list[str], prints: dict, config: ConvertConfig, report) -> None:
+    """The fingerprints and the train/val/trainval lists of every converted stem; ``--resume``
+    keeps the earlier assignment and splits only new stems unless ``--resplit``."""
+    write_fingerprints(voc_dir, {stem: prints[stem] for stem in done if stem in prints})
+    if config.resume and not config.resplit:
+        train, val = resumed_split(voc_dir, done, config.val_ratio, config.seed)
+    else:
+        train, val = split_stems(done, config.val_ratio, config.seed)
+    write_split(voc_dir, "train", train)
+    write_split(voc_dir, "val", val)
+    write_split(voc_dir, "trainval", sorted(done))
+    report.train, report.val = len(train), len(val)
+
+
 def convert(
     labelme_dir: str | Path, voc_dir: str | Path, config: ConvertConfig, *, progress: bool | None = None
 ) -> ConvertReport:
@@ -665,37 +754,21 @@ def convert(
             nothing is converted then.
     """
     started = time.perf_counter()
-    _check_config(config)
     labelme_dir, voc_dir = Path(labelme_dir), Path(voc_dir)
-    labels_file = None if config.classes else Path(config.labels)
-    class_names, label_to_index = class_subset(config.classes) if config.classes else read_labels(labels_file)
-    reader = make_reader(config.source, labelme_dir, images=config.images, recursive=config.recursive)
-    _check_paths(reader.input_paths, voc_dir, labels_file, config)
-    files = reader.items(progress=sys.stderr.isatty() if progress is None else progress)
-    _check_declared_classes(reader, config)
-    workers = min(resolve_workers(config.workers), len(files))
-    settings = _resolved_settings(config, labelme_dir, class_names, workers)
-    if config.resume and voc_dir.exists() and any(voc_dir.iterdir()):
-        _check_resume(voc_dir, settings)
-    elif not config.force and voc_dir.exists() and any(voc_dir.iterdir()):
-        prepare_output_dir(voc_dir, resume_flag="--resume")  # raises OutputExistsError before any work
-
-    pool = None
+    labels_file, class_names, label_to_index, reader, files, workers, settings = _check_run(
+        labelme_dir, voc_dir, config, progress
+    )
     interrupted = False
     owned = False  # temporary files are swept only from a folder this run prepared
-    if workers > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(start_method()), initializer=_worker_init)
+    pool = _make_pool(workers)
     report = ConvertReport(voc_dir=str(voc_dir), total=len(files), workers=workers)
     report.warnings += [FileWarning(path, message) for path, message in reader.input_warnings()]
     try:
         scans = sorted(_map(pool if reader.parallel_scan else None, reader.scan, files, "scan", progress), key=lambda s: s.key)
-        if config.unknown == "error" and not config.classes:
-            error = _unknown_label_error(scans, set(label_to_index), labels_file)
-            if error is not None:
-                raise error
+        if config.unknown == "error" and not config.classes and (
+            error := _unknown_label_error(scans, set(label_to_index), labels_file)
+        ):
+            raise error
         duplicate = _duplicates(files, scans)
 
         prepare_output_dir(voc_dir, force=config.force, resume=config.resume,
@@ -703,35 +776,13 @@ def convert(
                            owner="convert", resume_flag="--resume")
         owned = True
         sweep_temp_files(voc_dir)
-        layout = VocLayout(voc_dir)
         write_class_names(voc_dir, class_names)
         write_text_atomic(voc_dir / CONFIG_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
-        jobs, done = [], []
-        others = config.others if config.classes else None
-        # Inputs' size and mtime per stem (the JSON file and its image; for COCO the image),
-        # so that --resume reconverts what changed (xray_seg.conversion.resume).
-        images = {scan.key: scan.image for scan in scans}
-        prints = {f.stem: fingerprint(f.key, images.get(f.key)) for f in files}
-        recorded = read_fingerprints(voc_dir) if config.resume else {}
-        for f in files:
-            if f.key in duplicate:
-                report.failures.append(FileFailure(f.key, duplicate[f.key]))
-            elif config.resume and recorded.get(f.stem) == prints[f.stem] and _outputs_complete(layout, f.stem, config):
-                done.append(f.stem)
-            else:
-                jobs.append(
-                    _Job(f, reader, voc_dir, label_to_index, config.unknown, config.image_format, config.npy, config.vis,
-                         others, config.objects)
-                )
+        jobs, done, prints = _plan_jobs(files, scans, duplicate, reader, voc_dir, label_to_index, config, report)
         report.skipped = len(done)
         for result in _map(pool, _convert_one, jobs, "convert", progress):
-            report.warnings += [FileWarning(result.json_path, w) for w in result.warnings]
-            if result.ok:
-                report.converted += 1
-                done.append(result.stem)
-            else:
-                report.failures.append(FileFailure(result.json_path, result.reason))
+            _record(result, report, done)
     except BaseException:
         interrupted = True
         raise
@@ -746,15 +797,7 @@ def convert(
     report.failures.sort(key=lambda f: f.path)
     report.warnings.sort(key=lambda w: w.path)
     if done:
-        write_fingerprints(voc_dir, {stem: prints[stem] for stem in done if stem in prints})
-        if config.resume and not config.resplit:
-            train, val = resumed_split(voc_dir, done, config.val_ratio, config.seed)
-        else:
-            train, val = split_stems(done, config.val_ratio, config.seed)
-        write_split(voc_dir, "train", train)
-        write_split(voc_dir, "val", val)
-        write_split(voc_dir, "trainval", sorted(done))
-        report.train, report.val = len(train), len(val)
+        _write_splits(voc_dir, done, prints, config, report)
     report.seconds = time.perf_counter() - started
     write_text_atomic(voc_dir / REPORT_FILE, report.summary(max_lines=None) + "\n")
     return report

@@ -443,35 +443,53 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord
     json_path = Path(json_path)
     data = load_labelme_json(json_path)
     image_file = image_reference(data, json_path, input_root)
+    image_bytes, source = _image_bytes(data, json_path, image_file)
+    image, fmt, mode, rotated = decode_image(image_bytes, source=source)
+    height, width = image.shape[:2]
+    _check_declared_size(data, json_path, height, width)
+    shapes = parse_shapes(data, json_path)
+    return LabelmeRecord(
+        json_path=json_path,
+        image=image,
+        shapes=shapes,
+        image_bytes=image_bytes,
+        image_format=fmt,
+        image_mode=mode,
+        image_file=image_file,
+        exif_rotated=rotated,
+        warnings=outside_warnings(shapes, height, width),
+    )
+
+
+def _image_bytes(data: dict, json_path: Path, image_file: Path | None) -> tuple[bytes, str | Path]:
+    """The image's bytes (the embedded ``imageData`` when ``image_file`` is None) and what to
+    name it in messages; DatasetError naming the JSON file when it cannot be read."""
     if image_file is None:
         try:
             image_bytes = base64.b64decode(data["imageData"], validate=False)
         except (binascii.Error, TypeError, ValueError) as exc:
             raise DatasetError(f"imageData is not valid base64 ({exc})", path=json_path, fix="re-save it from labelme") from None
-        source: str | Path = f"{json_path} (imageData)"
-    else:
-        try:
-            image_bytes = read_regular_file(image_file, "image")
-        except DatasetError as exc:
-            if "not found" not in exc.problem:
-                raise DatasetError(f"imagePath {data.get('imagePath')!r}: {exc.problem}", path=json_path,
-                                   fix="point imagePath at a regular image file") from None
-            raise DatasetError(
-                f"image {data.get('imagePath')!r} not found (looked for {image_file})",
-                path=json_path,
-                fix="put the image beside the JSON file or correct imagePath",
-            ) from None
-        except FileNotFoundError:
-            raise DatasetError(
-                f"image {data.get('imagePath')!r} not found (looked for {image_file})",
-                path=json_path,
-                fix="put the image beside the JSON file or correct imagePath",
-            ) from None
-        except OSError as exc:
-            raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=json_path) from None
-        source = image_file
-    image, fmt, mode, rotated = decode_image(image_bytes, source=source)
-    height, width = image.shape[:2]
+        return image_bytes, f"{json_path} (imageData)"
+    not_found = DatasetError(
+        f"image {data.get('imagePath')!r} not found (looked for {image_file})",
+        path=json_path,
+        fix="put the image beside the JSON file or correct imagePath",
+    )
+    try:
+        return read_regular_file(image_file, "image"), image_file
+    except DatasetError as exc:
+        if "not found" not in exc.problem:
+            raise DatasetError(f"imagePath {data.get('imagePath')!r}: {exc.problem}", path=json_path,
+                               fix="point imagePath at a regular image file") from None
+        raise not_found from None
+    except FileNotFoundError:
+        raise not_found from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=json_path) from None
+
+
+def _check_declared_size(data: dict, json_path: Path, height: int, width: int) -> None:
+    """``imageHeight``/``imageWidth``, when given, are integers equal to the image's size."""
     declared = (data.get("imageHeight"), data.get("imageWidth"))
     for key, value in zip(("imageHeight", "imageWidth"), declared):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -487,18 +505,6 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord
             path=json_path,
             fix="the JSON belongs to another image: point imagePath at the right one, or re-annotate",
         )
-    shapes = parse_shapes(data, json_path)
-    return LabelmeRecord(
-        json_path=json_path,
-        image=image,
-        shapes=shapes,
-        image_bytes=image_bytes,
-        image_format=fmt,
-        image_mode=mode,
-        image_file=image_file,
-        exif_rotated=rotated,
-        warnings=outside_warnings(shapes, height, width),
-    )
 
 
 # ------------------------------------------------------------------ rasterisation

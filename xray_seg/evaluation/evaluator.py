@@ -132,28 +132,17 @@ def evaluate(
     progress: bool = True,
 ) -> EvalResult:
     """Evaluate a run folder, ``.keras`` file or SavedModel on ``split`` of ``voc_dir``."""
-    from tqdm import tqdm
-
-    from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
-    from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
-    from xray_seg.core.layouts import VocLayout
+    from xray_seg.conversion.voc import read_class_names, read_split
+    from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.evaluation.alarms import load_rule
-    from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
-    from xray_seg.evaluation.report import (
-        format_paper_tables,
-        plot_confusion_matrix,
-        write_markdown_report,
-        write_metrics_json,
-    )
+    from xray_seg.evaluation.metrics import segmentation_scores
+    from xray_seg.evaluation.report import format_paper_tables
     from xray_seg.evaluation.screening_eval import ScreeningEvaluation, format_screening
-    from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.loader import load_for_inference
-    from xray_seg.inference.tta import predict_probabilities
 
     tta = tta or TTAOptions()
     names = read_class_names(voc_dir)
     loaded = load_for_inference(model_path, names)
-    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
     if list(loaded.class_names) != list(names):
         raise ConfigError(
             f"the model's classes {loaded.class_names} differ from the dataset's {names}",
@@ -162,20 +151,9 @@ def evaluate(
         )
     if out_dir is not None:
         out_dir = prepare_output_dir(out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_path], owner="evaluate")
-    layout = VocLayout(voc_dir)
     stems = read_split(voc_dir, split)[:limit]
     screening = ScreeningEvaluation(Path(voc_dir), load_rule(model_path, names))
-    k = len(names)
-    cm = np.zeros((k, k), dtype=np.int64)
-    predict_seconds = 0.0
-    for stem in tqdm(stems, desc=f"evaluate {split}", unit="img", disable=not progress):
-        image = read_image_rgb(layout.image_path(stem))
-        truth = load_label_png(layout.mask_path(stem))
-        start = time.perf_counter()
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
-        predict_seconds += time.perf_counter() - start
-        cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
-        screening.add(stem, image, truth, probs)
+    cm, predict_seconds = _accumulate(loaded, voc_dir, stems, tta, screening, desc=f"evaluate {split}", progress=progress)
     scores = segmentation_scores(cm, names)
     screening_summary = screening.summary()
     fps = len(stems) / predict_seconds if predict_seconds > 0 else float("nan")
@@ -194,14 +172,52 @@ def evaluate(
     print(format_paper_tables(scores, names, fps=fps))
     print(format_screening(screening_summary))
     if out_dir is not None:
-        write_metrics_json(out_dir / "metrics.json", scores, names, fps=fps, **extra)
-        write_markdown_report(out_dir / "report.md", scores, names, model_name=loaded.name, split=split, fps=fps, extra=extra)
-        plot_confusion_matrix(out_dir / "confusion_matrix.png", np.asarray(scores["confusion_matrix"]), names)
-        screening.write(out_dir, screening_summary, pixel_scores=scores, title=f"{loaded.name} on {split}")
-        md = (out_dir / "report.md").read_text(encoding="utf-8")
-        write_text_atomic(out_dir / "report.md", md + "\n## Screening (objects, bags, PD at PFA)\n\n```\n"
-                          + format_screening(screening_summary) + "\n```\n\nROC: `roc.png`, `roc.json`; "
-                          "everything: `screening.json`, `report.html`.\n")
-        print(f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png, screening.json, roc.json, roc.png, report.html")
+        _write_outputs(out_dir, scores, names, fps, extra, screening, screening_summary, f"{loaded.name} on {split}")
     extra["screening"] = screening_summary
     return EvalResult(scores, fps, len(stems), out_dir, extra, screening)
+
+
+def _accumulate(loaded, voc_dir, stems, tta: TTAOptions, screening, *, desc: str, progress: bool):
+    """One confusion matrix over every image of ``stems`` (paper 1, eqs. 4-7: never averaged
+    per batch), the screening record of each bag, and the seconds spent predicting."""
+    from tqdm import tqdm
+
+    from xray_seg.conversion.voc import load_label_png
+    from xray_seg.core.layouts import VocLayout
+    from xray_seg.evaluation.metrics import confusion_matrix
+    from xray_seg.inference.geometry import geometry_for
+    from xray_seg.inference.tta import predict_probabilities
+
+    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
+    layout = VocLayout(voc_dir)
+    k = len(loaded.class_names)
+    cm = np.zeros((k, k), dtype=np.int64)
+    predict_seconds = 0.0
+    for stem in tqdm(stems, desc=desc, unit="img", disable=not progress):
+        image = read_image_rgb(layout.image_path(stem))
+        truth = load_label_png(layout.mask_path(stem))
+        start = time.perf_counter()
+        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
+        predict_seconds += time.perf_counter() - start
+        cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
+        screening.add(stem, image, truth, probs)
+    return cm, predict_seconds
+
+
+def _write_outputs(out_dir: Path, scores, names, fps, extra, screening, screening_summary, title: str) -> None:
+    """``metrics.json``, ``report.md`` (with its screening section), the confusion-matrix PNG
+    and the screening files (``screening.json``, ``roc.json``, ``roc.png``, ``report.html``)."""
+    from xray_seg.core.fileio import write_text_atomic
+    from xray_seg.evaluation.report import plot_confusion_matrix, write_markdown_report, write_metrics_json
+    from xray_seg.evaluation.screening_eval import format_screening
+
+    write_metrics_json(out_dir / "metrics.json", scores, names, fps=fps, **extra)
+    write_markdown_report(out_dir / "report.md", scores, names, model_name=extra["model_name"], split=extra["split"],
+                          fps=fps, extra=extra)
+    plot_confusion_matrix(out_dir / "confusion_matrix.png", np.asarray(scores["confusion_matrix"]), names)
+    screening.write(out_dir, screening_summary, pixel_scores=scores, title=title)
+    md = (out_dir / "report.md").read_text(encoding="utf-8")
+    write_text_atomic(out_dir / "report.md", md + "\n## Screening (objects, bags, PD at PFA)\n\n```\n"
+                      + format_screening(screening_summary) + "\n```\n\nROC: `roc.png`, `roc.json`; "
+                      "everything: `screening.json`, `report.html`.\n")
+    print(f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png, screening.json, roc.json, roc.png, report.html")

@@ -151,17 +151,15 @@ def predict_images(
     progress: bool = True,
 ) -> PredictReport:
     """Predict every input image and write mask, overlay and items JSON (module docstring)."""
-    from PIL import Image
     from tqdm import tqdm
 
-    from xray_seg.conversion.voc import save_label_png
-    from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
+    from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.core.validation import check_window
     from xray_seg.evaluation.alarms import decide, load_rule
     from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.loader import load_for_inference
-    from xray_seg.inference.overlays import contact_sheet, screening_overlay
+    from xray_seg.inference.overlays import contact_sheet
     from xray_seg.inference.tta import predict_probabilities
 
     paths = unique_outputs(expand_inputs(inputs))
@@ -190,24 +188,11 @@ def predict_images(
         probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
         class_map = probs.argmax(axis=-1).astype(np.uint8)
         decision = decide(class_map, probs, rule, min_area=min_area)
-        items = decision["items"]
-        report.items_found += len(items)
-        save_label_png(out_dir / f"{path.stem}_mask.png", class_map)
-        picture = screening_overlay(image, class_map, items, loaded.class_names)
-        with atomic_path(out_dir / f"{path.stem}_overlay.png") as tmp:
-            Image.fromarray(picture).save(tmp, format="PNG")
+        report.items_found += len(decision["items"])
+        picture = _write_prediction(out_dir, path, image, class_map, decision, loaded, rule)
         if decision["alarm"]:
             report.alarmed.append(path.stem)
             sheet.append((path.stem, picture))
-        write_json_atomic(
-            out_dir / f"{path.stem}.json",
-            {"image": str(path), "height": int(image.shape[0]), "width": int(image.shape[1]),
-             "model": str(loaded.source), "alarm": decision["alarm"], "alarm_classes": decision["alarm_classes"],
-             "alarm_scores": {n: float(v) for n, v in zip(loaded.class_names[1:], decision["scores"][1:])},
-             "alarm_rule": {"calibrated": rule.calibrated, "thresholds": rule.thresholds, "min_area": rule.min_area,
-                            "closing": rule.closing},
-             "items": items},
-        )
         report.written.append(out_dir / f"{path.stem}.json")
     contact_sheet(out_dir / "alarmed_contact_sheet.png", sheet)
     for _path, reason in report.failures:
@@ -217,3 +202,27 @@ def predict_images(
     print(f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
           f"{len(report.failures)} failed; outputs in {out_dir}")
     return report
+
+
+def _write_prediction(out_dir: Path, path: Path, image, class_map, decision: dict, loaded, rule) -> np.ndarray:
+    """``<stem>_mask.png``, ``<stem>_overlay.png`` and ``<stem>.json`` of one scan; returns the overlay."""
+    from PIL import Image
+
+    from xray_seg.conversion.voc import save_label_png
+    from xray_seg.core.fileio import atomic_path, write_json_atomic
+    from xray_seg.inference.overlays import screening_overlay
+
+    save_label_png(out_dir / f"{path.stem}_mask.png", class_map)
+    picture = screening_overlay(image, class_map, decision["items"], loaded.class_names)
+    with atomic_path(out_dir / f"{path.stem}_overlay.png") as tmp:
+        Image.fromarray(picture).save(tmp, format="PNG")
+    write_json_atomic(
+        out_dir / f"{path.stem}.json",
+        {"image": str(path), "height": int(image.shape[0]), "width": int(image.shape[1]),
+         "model": str(loaded.source), "alarm": decision["alarm"], "alarm_classes": decision["alarm_classes"],
+         "alarm_scores": {n: float(v) for n, v in zip(loaded.class_names[1:], decision["scores"][1:])},
+         "alarm_rule": {"calibrated": rule.calibrated, "thresholds": rule.thresholds, "min_area": rule.min_area,
+                        "closing": rule.closing},
+         "items": decision["items"]},
+    )
+    return picture

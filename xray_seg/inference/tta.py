@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from xray_seg.core.errors import ModelError
+from xray_seg.core.errors import ConfigError, ModelError
 from xray_seg.inference.geometry import PAD_VALUE, ScanGeometry, axis_origins
 from xray_seg.models.outputs import logits_of
 
@@ -156,6 +156,35 @@ def _as_rgb_float(image) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def _tiling(model, input_size, geometry, window, stride, pad_value):
+    """``(window, stride, pad_value, base_scale)`` from the geometry rule, an explicit window
+    overriding its tiles; a model with a fixed input size takes only windows of that size."""
+    fixed = tuple(input_size) if input_size is not None else model_input_size(model)
+    if geometry is None and window is None and fixed is not None:
+        geometry = ScanGeometry(tile=fixed)
+    base_scale = 1.0 if geometry is None else geometry.scale
+    if pad_value is None:
+        pad_value = PAD_VALUE if geometry is None else geometry.pad_value
+    if window is None and geometry is not None:
+        window = geometry.tile
+        stride = geometry.step if stride is None else stride
+    if window is not None:
+        window = _pair(window, "window")
+        stride = _pair(stride, "stride") if stride is not None else tuple(max(1, round(2 * v / 3)) for v in window)
+        if stride[0] > window[0] or stride[1] > window[1]:
+            raise ConfigError(
+                f"a sliding-window stride of {stride[0]}x{stride[1]} is larger than the window "
+                f"{window[0]}x{window[1]} and would leave pixels unpredicted",
+                fix="use a stride no larger than the window (default: 2/3 of it)",
+            )
+        if fixed is not None and fixed != window:
+            raise ModelError(
+                f"the model takes {fixed[0]}x{fixed[1]} inputs but the sliding window is {window[0]}x{window[1]}",
+                fix=f"use window {fixed[0]}x{fixed[1]}, or leave the window out to tile with the model size",
+            )
+    return window, stride, pad_value, base_scale
+
+
 def predict_probabilities(
     model: Callable,
     image: np.ndarray,
@@ -193,25 +222,7 @@ def predict_probabilities(
     """
     image = _as_rgb_float(image)
     height, width = image.shape[:2]
-    fixed = tuple(input_size) if input_size is not None else model_input_size(model)
-    if geometry is None and window is None and fixed is not None:
-        geometry = ScanGeometry(tile=fixed)
-    base_scale = 1.0 if geometry is None else geometry.scale
-    if pad_value is None:
-        pad_value = PAD_VALUE if geometry is None else geometry.pad_value
-    if window is None and geometry is not None:
-        window = geometry.tile
-        stride = geometry.step if stride is None else stride
-    if window is not None:
-        window = _pair(window, "window")
-        stride = _pair(stride, "stride") if stride is not None else tuple(max(1, round(2 * v / 3)) for v in window)
-        if stride[0] > window[0] or stride[1] > window[1]:
-            raise ValueError(f"stride {stride} larger than window {window} would leave pixels unpredicted")
-        if fixed is not None and fixed != window:
-            raise ModelError(
-                f"the model takes {fixed[0]}x{fixed[1]} inputs but the sliding window is {window[0]}x{window[1]}",
-                fix=f"use window {fixed[0]}x{fixed[1]}, or leave the window out to tile with the model size",
-            )
+    window, stride, pad_value, base_scale = _tiling(model, input_size, geometry, window, stride, pad_value)
     if not scales or any(float(s) <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
     if batch_size < 1:

@@ -458,6 +458,19 @@ def _batched_epochs(originals, transform, batch_size, start_epoch, repeat, drop_
     )
 
 
+def _cache_fits(files: SplitFiles, voc_dir, split: str) -> bool:
+    """Whether the decoded split fits the memory cache; if not, a warning says the files are
+    read each epoch instead (the same stream, only slower)."""
+    fits, why = _fits_in_memory(files)
+    if not fits:
+        warnings.warn(
+            f"{voc_dir}: not caching the decoded {split!r} split in memory: it {why}; reading the files "
+            "each epoch instead (the same stream, only slower)",
+            stacklevel=3,
+        )
+    return fits
+
+
 def make_train_dataset(
     voc_dir,
     split="train",
@@ -519,16 +532,7 @@ def make_train_dataset(
     order_key = tf.random.experimental.stateless_fold_in(key, 0)
     augment_key = tf.random.experimental.stateless_fold_in(key, 1)
     load = _loader(files)
-    if cache:
-        fits, why = _fits_in_memory(files)
-        if not fits:
-            warnings.warn(
-                f"{voc_dir}: not caching the decoded {split!r} split in memory: it {why}; reading the files "
-                "each epoch instead (the same stream, only slower)",
-                stacklevel=2,
-            )
-            cache = False
-
+    cache = cache and _cache_fits(files, voc_dir, split)
     positions = _epoch_positions(n, keep, shuffle, order_key, augment_key)
     originals = _epoch_originals(files, load, positions, cache)
 
