@@ -477,12 +477,21 @@ def _check_config(config: ConvertConfig) -> None:
         raise ConfigError(f"others={config.others!r} is not one of {', '.join(OTHERS_MODES)}")
 
 
+def _overlap_rule(inputs: list[Path], labels: Path | None, config: ConvertConfig) -> dict:
+    """The inputs the output may not be, contain or lie inside, whatever ``--force`` says
+    (:func:`xray_seg.core.fileio.refuse_overlap`). A COCO images folder is read only by the
+    file names in the JSON, so the output may sit inside it (it may still not contain it)."""
+    nested_ok = [p for p in inputs if p.is_dir()] if config.source == "coco" else []
+    return {"inputs": [*inputs, *([labels] if labels is not None else [])], "may_lie_inside": nested_ok}
+
+
 def _check_paths(inputs: list[Path], voc_dir: Path, labels: Path | None, config: ConvertConfig) -> None:
-    """The output may not be, contain or lie inside any input or the labels file, whatever
-    ``--force`` says (:func:`xray_seg.core.fileio.refuse_overlap`)."""
+    """Refuse an output that overlaps an input (:func:`_overlap_rule`) before any work."""
     from xray_seg.core.fileio import refuse_overlap
 
-    refuse_overlap(voc_dir, [*inputs, *([labels] if labels is not None else [])])
+    rule = _overlap_rule(inputs, labels, config)
+    refuse_overlap(voc_dir, [p for p in rule["inputs"] if p not in rule["may_lie_inside"]],
+                   may_lie_inside=rule["may_lie_inside"])
 
 
 def _check_declared_classes(reader: Reader, config: ConvertConfig) -> None:
@@ -676,6 +685,18 @@ def _check_run(labelme_dir: Path, voc_dir: Path, config: ConvertConfig, progress
     return labels_file, class_names, label_to_index, reader, files, workers, settings
 
 
+def _open_output(voc_dir: Path, reader, labels_file, config: ConvertConfig, class_names, settings) -> None:
+    """Create (or, with ``--force``, replace our own) output folder, sweep our temporary
+    files, and write ``class_names.txt`` and the resolved settings."""
+    rule = _overlap_rule(reader.input_paths, labels_file, config)
+    prepare_output_dir(voc_dir, force=config.force, resume=config.resume, owner="convert", resume_flag="--resume",
+                       inputs=[p for p in rule["inputs"] if p not in rule["may_lie_inside"]],
+                       may_lie_inside=rule["may_lie_inside"])
+    sweep_temp_files(voc_dir)
+    write_class_names(voc_dir, class_names)
+    write_text_atomic(voc_dir / CONFIG_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+
+
 def _make_pool(workers: int):
     """A process pool of ``workers`` (None for one: convert in this process)."""
     if workers <= 1:
@@ -771,13 +792,8 @@ def convert(
             raise error
         duplicate = _duplicates(files, scans)
 
-        prepare_output_dir(voc_dir, force=config.force, resume=config.resume,
-                           inputs=[*reader.input_paths, *([labels_file] if labels_file else [])],
-                           owner="convert", resume_flag="--resume")
+        _open_output(voc_dir, reader, labels_file, config, class_names, settings)
         owned = True
-        sweep_temp_files(voc_dir)
-        write_class_names(voc_dir, class_names)
-        write_text_atomic(voc_dir / CONFIG_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
         jobs, done, prints = _plan_jobs(files, scans, duplicate, reader, voc_dir, label_to_index, config, report)
         report.skipped = len(done)
