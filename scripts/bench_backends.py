@@ -58,6 +58,7 @@ def child(args) -> dict:
 
         def call():
             forward(x).numpy()
+
     for _ in range(args.warmup):
         call()
     times = []
@@ -96,13 +97,28 @@ def main(argv=None) -> int:
         return 0
     print(f"{args.model} at {args.size}x{args.size}, width {args.width}, batch 1, on {cpu_name()}")
     medians: dict[str, list[float]] = {b: [] for b in args.backends.split(",")}
-    passthrough = ["--model", args.model, "--size", str(args.size), "--width", str(args.width),
-                   "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    passthrough = [
+        "--model",
+        args.model,
+        "--size",
+        str(args.size),
+        "--width",
+        str(args.width),
+        "--runs",
+        str(args.runs),
+        "--warmup",
+        str(args.warmup),
+    ]
     for round_index in range(args.rounds):
         for backend in medians:
             env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-            proc = subprocess.run([sys.executable, __file__, "--child", *passthrough], env=env, capture_output=True,
-                                  text=True, check=False)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", *passthrough],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1

@@ -81,7 +81,9 @@ def main(argv=None) -> int:
         converted = 0
         for r in range(args.repeats):  # alternate the settings so load drift hits both alike
             for workers in best:
-                seconds, cpu_s, converted = time_convert(data_dir, tmp / f"voc_{workers}_{r}", workers, args.image_format)
+                seconds, cpu_s, converted = time_convert(
+                    data_dir, tmp / f"voc_{workers}_{r}", workers, args.image_format
+                )
                 best[workers] = min(best[workers], seconds)
                 cpu[workers] = min(cpu[workers], cpu_s)
                 print(f"  run {r + 1}: workers={workers:2d} {seconds:.2f} s wall, {cpu_s:.2f} s CPU", flush=True)

@@ -43,8 +43,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PIDRAY_CATEGORIES = ["Baton", "Pliers", "Hammer", "Powerbank", "Scissors", "Wrench", "Gun", "Bullet", "Sprayer",
-                     "HandCuffs", "Knife", "Lighter"]
+PIDRAY_CATEGORIES = [
+    "Baton",
+    "Pliers",
+    "Hammer",
+    "Powerbank",
+    "Scissors",
+    "Wrench",
+    "Gun",
+    "Bullet",
+    "Sprayer",
+    "HandCuffs",
+    "Knife",
+    "Lighter",
+]
 PIDRAY_IMAGES = 47_677
 
 
@@ -77,7 +89,9 @@ def generate(folder: Path, num: int, h: int, w: int, points: int | None, seed: i
     ann_id = 0
     with open(path, "w", encoding="utf-8") as f:
         f.write('{"info": {"description": "bench_convert_coco"}, "categories": ')
-        f.write(json.dumps([{"id": i + 1, "name": n, "supercategory": "item"} for i, n in enumerate(PIDRAY_CATEGORIES)]))
+        f.write(
+            json.dumps([{"id": i + 1, "name": n, "supercategory": "item"} for i, n in enumerate(PIDRAY_CATEGORIES)])
+        )
         f.write(', "images": [')
         for i in range(num):
             name = f"{i:06d}.png"
@@ -98,8 +112,15 @@ def generate(folder: Path, num: int, h: int, w: int, points: int | None, seed: i
                     m[y0 : y0 + h // 3, x0 : x0 + w // 3] = 1
                     rle = mask_utils.encode(np.asfortranarray(m))
                     seg = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
-                ann = {"id": ann_id, "image_id": i + 1, "category_id": int(rng.integers(1, 13)), "segmentation": seg,
-                       "iscrowd": int(points is None and ann_id % 20 == 0), "area": 0.0, "bbox": [0.0, 0.0, 1.0, 1.0]}
+                ann = {
+                    "id": ann_id,
+                    "image_id": i + 1,
+                    "category_id": int(rng.integers(1, 13)),
+                    "segmentation": seg,
+                    "iscrowd": int(points is None and ann_id % 20 == 0),
+                    "area": 0.0,
+                    "bbox": [0.0, 0.0, 1.0, 1.0],
+                }
                 f.write(("," if ann_id > 1 else "") + json.dumps(ann))
         f.write("]}")
     return path
@@ -118,8 +139,24 @@ def _vm_hwm(pid: int) -> int:
 
 def run_convert(json_path: Path, out: Path, workers: int, extra=()) -> dict:
     """Run the CLI in a child process; watch its peak RSS and its first written mask."""
-    cmd = [sys.executable, "-m", "xray_seg.cli", "convert", "--from", "coco", str(json_path), str(out),
-           "--images", str(json_path.parent / "images"), "--classes", "Gun,Knife,Wrench,Pliers,Scissors", "--workers", str(workers), "--quiet", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xray_seg.cli",
+        "convert",
+        "--from",
+        "coco",
+        str(json_path),
+        str(out),
+        "--images",
+        str(json_path.parent / "images"),
+        "--classes",
+        "Gun,Knife,Wrench,Pliers,Scissors",
+        "--workers",
+        str(workers),
+        "--quiet",
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     masks = out / "SegmentationClass"
     t0 = time.perf_counter()
@@ -142,21 +179,29 @@ def run_convert(json_path: Path, out: Path, workers: int, extra=()) -> dict:
 
 def json_load_peak(json_path: Path) -> tuple[int, float]:
     """Peak RSS (bytes) and seconds of ``json.load`` of the file in a fresh interpreter."""
-    code = ("import json,resource,sys,time;t=time.perf_counter();d=json.load(open(sys.argv[1]));"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024, time.perf_counter()-t)")
-    out = subprocess.run([sys.executable, "-c", code, str(json_path)], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import json,resource,sys,time;t=time.perf_counter();d=json.load(open(sys.argv[1]));"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024, time.perf_counter()-t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(json_path)], capture_output=True, text=True, check=True
+    ).stdout
     peak, seconds = out.split()
     return int(peak), float(seconds)
 
 
 def index_peak(json_path: Path) -> tuple[int, int, float]:
     """Peak RSS (bytes) before and after building the COCO reader's index, and its seconds, in a fresh interpreter."""
-    code = ("import resource,sys,time;from pathlib import Path;from xray_seg.conversion.coco import CocoReader;"
-            "b=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024;t=time.perf_counter();"
-            "items=CocoReader(Path(sys.argv[1])).items();"
-            "print(b, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024, time.perf_counter()-t)")
+    code = (
+        "import resource,sys,time;from pathlib import Path;from xray_seg.conversion.coco import CocoReader;"
+        "b=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024;t=time.perf_counter();"
+        "items=CocoReader(Path(sys.argv[1])).items();"
+        "print(b, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024, time.perf_counter()-t)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code, str(json_path)], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(json_path)], capture_output=True, text=True, check=True, env=env
+    )
     before, after, seconds = out.stdout.split()
     return int(before), int(after), float(seconds)
 
@@ -167,12 +212,17 @@ def main(argv=None) -> int:
     parser.add_argument("--num", type=int, help=f"images (default: 64 for speed, {PIDRAY_IMAGES} for --scale)")
     parser.add_argument("--height", type=int, help="image height (default 256; 32 for --scale)")
     parser.add_argument("--width", type=int, help="image width (default 768; 96 for --scale)")
-    parser.add_argument("--points", type=int, default=110, help="--scale: points per polygon (default 110, ~6 KB of JSON an image)")
+    parser.add_argument(
+        "--points", type=int, default=110, help="--scale: points per polygon (default 110, ~6 KB of JSON an image)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="the parallel worker count (default 2)")
     parser.add_argument("--repeats", type=int, default=2, help="speed: runs per setting, the best counts (default 2)")
     parser.add_argument("--compare-json-load", action="store_true", help="--scale: also measure a plain json.load")
-    parser.add_argument("--index-only", action="store_true",
-                        help="--scale: only build the annotation index (no conversion): its peak RSS and time")
+    parser.add_argument(
+        "--index-only",
+        action="store_true",
+        help="--scale: only build the annotation index (no conversion): its peak RSS and time",
+    )
     parser.add_argument("--tmp", type=Path, help="folder for the generated data (default: a temporary folder)")
     args = parser.parse_args(argv)
     num = args.num or (PIDRAY_IMAGES if args.scale else 64)
@@ -184,22 +234,30 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         json_path = generate(tmp / "coco", num, h, w, args.points if args.scale else None)
         size = json_path.stat().st_size
-        print(f"generated {num} images of {w}x{h} and {size / mib:.1f} MiB of COCO JSON in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {num} images of {w}x{h} and {size / mib:.1f} MiB of COCO JSON in {time.perf_counter() - t0:.1f} s"
+        )
         print(f"cpu cores available: {len(os.sched_getaffinity(0))}")
         if args.scale and args.index_only:
             before, after, seconds = index_peak(json_path)
-            print(f"index of {num} images: {seconds:.1f} s ({size / mib / seconds:.0f} MiB/s of JSON); peak RSS "
-                  f"{after / mib:.0f} MiB, {(after - before) / mib:.1f} MiB over the interpreter with its imports "
-                  f"({(after - before) / num / 1024:.2f} KiB per image)")
+            print(
+                f"index of {num} images: {seconds:.1f} s ({size / mib / seconds:.0f} MiB/s of JSON); peak RSS "
+                f"{after / mib:.0f} MiB, {(after - before) / mib:.1f} MiB over the interpreter with its imports "
+                f"({(after - before) / num / 1024:.2f} KiB per image)"
+            )
         elif args.scale:
             r = run_convert(json_path, tmp / "voc", args.workers)
             kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
             print(r["summary"])
-            print(f"peak RSS of the converting process: {r['peak'] / mib:.0f} MiB "
-                  f"(the largest of it and its workers: {kids / mib:.0f} MiB)")
+            print(
+                f"peak RSS of the converting process: {r['peak'] / mib:.0f} MiB "
+                f"(the largest of it and its workers: {kids / mib:.0f} MiB)"
+            )
             print(f"time to the first written mask: {r['first']:.1f} s")
-            print(f"total: {r['converted']} images in {r['seconds']:.1f} s = {r['converted'] / r['seconds']:.1f} images/s "
-                  f"({args.workers} workers)")
+            print(
+                f"total: {r['converted']} images in {r['seconds']:.1f} s = {r['converted'] / r['seconds']:.1f} images/s "
+                f"({args.workers} workers)"
+            )
         if args.scale and args.compare_json_load:
             peak, seconds = json_load_peak(json_path)
             print(f"for comparison, json.load of the same file: peak RSS {peak / mib:.0f} MiB in {seconds:.1f} s")
@@ -212,11 +270,15 @@ def main(argv=None) -> int:
                     r = run_convert(json_path, out, workers)
                     converted = r["converted"]
                     best[workers] = min(best[workers], r["seconds"])
-                    print(f"  run {rep + 1}: workers={workers} {r['seconds']:.2f} s (first mask after {r['first']:.2f} s)")
+                    print(
+                        f"  run {rep + 1}: workers={workers} {r['seconds']:.2f} s (first mask after {r['first']:.2f} s)"
+                    )
                     shutil.rmtree(out)
             for workers, seconds in best.items():
-                print(f"workers={workers}: {converted} images in {seconds:.2f} s (best, process start included) "
-                      f"= {converted / seconds:.1f} images/s")
+                print(
+                    f"workers={workers}: {converted} images in {seconds:.2f} s (best, process start included) "
+                    f"= {converted / seconds:.1f} images/s"
+                )
             print(f"speed-up {args.workers} vs 1 worker: {best[1] / best[args.workers]:.2f}x")
         print(f"load average during the benchmark: {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores")
     return 0

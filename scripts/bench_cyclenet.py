@@ -94,7 +94,9 @@ def main(argv=None) -> int:
     try:
         from xray_seg.evaluation.flops import count_flops
     except ImportError:
-        print("  whole-model GFLOPs: xray_seg/evaluation/flops.py not available; only the analytic deformable-conv count above")
+        print(
+            "  whole-model GFLOPs: xray_seg/evaluation/flops.py not available; only the analytic deformable-conv count above"
+        )
     else:
         counted = count_flops(model, shape)
         print(
@@ -109,7 +111,9 @@ def main(argv=None) -> int:
     image = tf.constant(rng.uniform(0, 255, (1, *shape)).astype("float32"))
     forward = tf.function(lambda t: model(t, training=False), jit_compile=args.jit)
     model_s, model_runs = median_seconds(forward, (image,), args.runs, args.warmup)
-    print(f"  CPU latency, whole model: median {model_s * 1e3:.0f} ms over {args.runs} runs {[round(t, 2) for t in model_runs]} s")
+    print(
+        f"  CPU latency, whole model: median {model_s * 1e3:.0f} ms over {args.runs} runs {[round(t, 2) for t in model_runs]} s"
+    )
 
     inputs = (
         tf.constant(rng.normal(size=(1, *x_shape[1:])).astype("float32")),

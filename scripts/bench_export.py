@@ -67,12 +67,16 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         model = build_model(args.model, args.classes, (args.size, args.size, 3), width=args.width)
         model.save(RunLayout(run).best_model)
-        RunLayout(run).class_names_file.write_text("\n".join(["_background_"] + [f"c{i}" for i in range(1, args.classes)]) + "\n")
+        RunLayout(run).class_names_file.write_text(
+            "\n".join(["_background_"] + [f"c{i}" for i in range(1, args.classes)]) + "\n"
+        )
         cfg = TrainConfig()
         cfg.model.name, cfg.model.width, cfg.data.image_size = args.model, args.width, (args.size, args.size)
         save_config(cfg, RunLayout(run).config_file)
-        print(f"built {args.model} width {args.width} at {args.size}x{args.size}: "
-              f"{model.count_params() / 1e6:.2f} M parameters ({time.perf_counter() - t0:.0f} s)")
+        print(
+            f"built {args.model} width {args.width} at {args.size}x{args.size}: "
+            f"{model.count_params() / 1e6:.2f} M parameters ({time.perf_counter() - t0:.0f} s)"
+        )
 
     t0 = time.perf_counter()
     formats = ("savedmodel",) if args.no_tflite else ("savedmodel", "tflite")
@@ -111,9 +115,11 @@ def main(argv=None) -> int:
             times[name].append((time.perf_counter() - start) * 1000.0)
 
     gpu = tf.config.list_physical_devices("GPU")
-    print(f"\n{args.model} width {args.width}, input {h0}x{w0}, batch 1, median of {args.runs} after "
-          f"{args.warmup} warm-up; TF {tf.__version__}; {'GPU ' + gpu[0].name if gpu else 'CPU'} "
-          f"({os.cpu_count()} cores); TFLite on CPU")
+    print(
+        f"\n{args.model} width {args.width}, input {h0}x{w0}, batch 1, median of {args.runs} after "
+        f"{args.warmup} warm-up; TF {tf.__version__}; {'GPU ' + gpu[0].name if gpu else 'CPU'} "
+        f"({os.cpu_count()} cores); TFLite on CPU"
+    )
     sizes = {f"tflite {r.variant}": r.size_bytes for r in result.tflite if not r.error}
     sizes["savedmodel serving_default"] = result.manifest["savedmodel"]["size_bytes"]
     print(f"{'path':<28} {'median ms':>10} {'min ms':>9} {'size MB':>8}")
@@ -123,11 +129,15 @@ def main(argv=None) -> int:
     keras_ms = min(np.median(times["keras tf.function"]), np.median(times["keras predict_on_batch"]))
     saved_ms = float(np.median(times["savedmodel serving_default"]))
     ratio = saved_ms / keras_ms
-    print(f"\nSavedModel / fastest Keras path = {saved_ms:.1f} / {keras_ms:.1f} ms = {ratio:.3f}x "
-          f"(target <= 1.10x): {'PASS' if ratio <= 1.10 else 'FAIL'}")
+    print(
+        f"\nSavedModel / fastest Keras path = {saved_ms:.1f} / {keras_ms:.1f} ms = {ratio:.3f}x "
+        f"(target <= 1.10x): {'PASS' if ratio <= 1.10 else 'FAIL'}"
+    )
     for r in result.tflite:
         if not r.error:
-            print(f"tflite {r.variant:<13} max |p - keras| {r.max_abs_diff:.2e}, argmax agreement {r.argmax_agreement:.4f}")
+            print(
+                f"tflite {r.variant:<13} max |p - keras| {r.max_abs_diff:.2e}, argmax agreement {r.argmax_agreement:.4f}"
+            )
     return 0 if ratio <= 1.10 else 1
 
 

@@ -73,8 +73,13 @@ def device_name() -> str:
 def spread(seconds: list[float], images: int) -> dict:
     times = np.asarray(seconds)
     q25, med, q75 = np.percentile(times, [25, 50, 75])
-    return {"median_ms": 1e3 * med, "q25_ms": 1e3 * q25, "q75_ms": 1e3 * q75,
-            "fps": images / med, "fps_q25_q75": [images / q75, images / q25]}
+    return {
+        "median_ms": 1e3 * med,
+        "q25_ms": 1e3 * q25,
+        "q75_ms": 1e3 * q75,
+        "fps": images / med,
+        "fps_q25_q75": [images / q75, images / q25],
+    }
 
 
 def timed(fn, runs: int, warmup: int) -> list[float]:
@@ -138,8 +143,11 @@ def training_images_per_sec(args) -> dict:
         trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
         return loss, (trainable, frozen, opt_vars)
 
-    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
-             [v.value for v in optimizer.variables])
+    state = (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in optimizer.variables],
+    )
     holder = {"state": state}
 
     def one_step():
@@ -163,10 +171,20 @@ def main(argv=None) -> int:
         print("error: run with KERAS_BACKEND=jax", file=sys.stderr)
         return 2
     device = device_name()
-    print(f"device: {device}; jax {jax.__version__}, keras {keras.__version__}; "
-          f"{args.size}x{args.size}, width {args.width}, {args.num_classes} classes")
-    results = {"device": device, "jax": jax.__version__, "keras": keras.__version__, "size": args.size,
-               "width": args.width, "num_classes": args.num_classes, "inference": [], "training": None}
+    print(
+        f"device: {device}; jax {jax.__version__}, keras {keras.__version__}; "
+        f"{args.size}x{args.size}, width {args.width}, {args.num_classes} classes"
+    )
+    results = {
+        "device": device,
+        "jax": jax.__version__,
+        "keras": keras.__version__,
+        "size": args.size,
+        "width": args.width,
+        "num_classes": args.num_classes,
+        "inference": [],
+        "training": None,
+    }
     print(f"{'model':28s} {'dtype':9s} {'batch':>5s} {'median ms':>10s} {'FPS':>9s}  FPS q25-q75")
     for name in args.models.split(","):
         for dtype in args.dtypes.split(","):
@@ -174,13 +192,17 @@ def main(argv=None) -> int:
                 row = {"model": name, "dtype": dtype, "batch": batch, **inference_fps(name, args, dtype, batch)}
                 results["inference"].append(row)
                 low, high = row["fps_q25_q75"]
-                print(f"{name:28s} {dtype:9s} {batch:5d} {row['median_ms']:10.2f} {row['fps']:9.1f}  {low:.1f}-{high:.1f}",
-                      flush=True)
+                print(
+                    f"{name:28s} {dtype:9s} {batch:5d} {row['median_ms']:10.2f} {row['fps']:9.1f}  {low:.1f}-{high:.1f}",
+                    flush=True,
+                )
     if args.train_batch:
         results["training"] = {"model": "cwf_deeplabv3plus", "batch": args.train_batch, **training_images_per_sec(args)}
         t = results["training"]
-        print(f"training cwf_deeplabv3plus, batch {args.train_batch}: {t['images_per_sec']:.1f} images/s "
-              f"(median step {t['median_ms']:.1f} ms)")
+        print(
+            f"training cwf_deeplabv3plus, batch {args.train_batch}: {t['images_per_sec']:.1f} images/s "
+            f"(median step {t['median_ms']:.1f} ms)"
+        )
     results["tensorflow_imported"] = "tensorflow" in sys.modules
     keras.config.set_dtype_policy("float32")
     if args.out:

@@ -44,8 +44,12 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (the first also compiles)")
     parser.add_argument("--size", type=int, default=512, help="square input size (default 512)")
     parser.add_argument("--num-classes", type=int, default=6)
-    parser.add_argument("--jit", choices=["both", "on", "off", "all"], default="all",
-                        help="settings to time: XLA on/off ('both'), or also the frozen graph ('all', default)")
+    parser.add_argument(
+        "--jit",
+        choices=["both", "on", "off", "all"],
+        default="all",
+        help="settings to time: XLA on/off ('both'), or also the frozen graph ('all', default)",
+    )
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n matmul peak measurement")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = TensorFlow default)")
     return parser.parse_args(argv)
@@ -132,9 +136,12 @@ def main(argv=None) -> int:
     matmul = matmul_timer(args.matmul_size)
     matmul_flops = 2 * args.matmul_size**3
     peaks = [matmul_flops / matmul() / 1e9 for _ in range(5)]
-    print(f"matmul peak ({args.matmul_size}^3 float32): median {statistics.median(peaks):.1f} GFLOP/s "
-          f"(5 runs: {', '.join(f'{p:.0f}' for p in peaks)}); cores: {os.cpu_count()}; "
-          f"load avg: {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"matmul peak ({args.matmul_size}^3 float32): median {statistics.median(peaks):.1f} GFLOP/s "
+        f"(5 runs: {', '.join(f'{p:.0f}' for p in peaks)}); cores: {os.cpu_count()}; "
+        f"load avg: {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
 
     results = {}
     for name in tqdm(names, desc="models", unit="model"):
@@ -153,8 +160,10 @@ def main(argv=None) -> int:
     header = f"{'model':28s} {'params M':>9s} {'GMACs':>7s} {'GFLOPs':>7s}"
     for setting in settings:
         header += f" {setting + ' ms':>11s} {setting + ' GF/s':>11s} {setting + ' %pk':>10s}"
-    print(f"\n@ {args.size}x{args.size}, batch 1, medians of {args.runs} runs; "
-          "%pk = median over runs of (model GFLOP/s) / (matmul GFLOP/s timed just before)")
+    print(
+        f"\n@ {args.size}x{args.size}, batch 1, medians of {args.runs} runs; "
+        "%pk = median over runs of (model GFLOP/s) / (matmul GFLOP/s timed just before)"
+    )
     print(header)
     for name, (params, flops, timing) in results.items():
         line = f"{name:28s} {params / 1e6:9.2f} {flops.gmacs:7.2f} {flops.gflops:7.2f}"
@@ -166,6 +175,7 @@ def main(argv=None) -> int:
     print()
     status = 0
     if "cwf_deeplabv3plus" in names:
+
         def gflops_of(name):
             if name in results:
                 return results[name][1].gflops
@@ -182,8 +192,10 @@ def main(argv=None) -> int:
         for setting in settings:
             fraction = timing[setting][1]
             ok = fraction >= TARGET_FRACTION
-            print(f"{'PASS' if ok else 'FAIL'}: CWF-DeepLabv3+ [{setting}] reaches {100 * fraction:.1f}% of the "
-                  f"matmul peak (target >= {100 * TARGET_FRACTION:.0f}%)")
+            print(
+                f"{'PASS' if ok else 'FAIL'}: CWF-DeepLabv3+ [{setting}] reaches {100 * fraction:.1f}% of the "
+                f"matmul peak (target >= {100 * TARGET_FRACTION:.0f}%)"
+            )
         best = max(settings, key=lambda k: timing[k][1])
         status |= timing[best][1] < TARGET_FRACTION
     return int(status)

@@ -94,16 +94,25 @@ def main(argv=None) -> int:
     # decode only: read + decode image and mask, one epoch of the split per pass
     paths = tf.data.Dataset.from_tensor_slices((files.images, files.masks, files.mask_kinds))
     decode_ds = paths.map(
-        lambda i, m, k: (decode_image(tf.io.read_file(i)), decode_mask(tf.io.read_file(m), k)), num_parallel_calls=AUTOTUNE
+        lambda i, m, k: (decode_image(tf.io.read_file(i)), decode_mask(tf.io.read_file(m), k)),
+        num_parallel_calls=AUTOTUNE,
     ).prefetch(AUTOTUNE)
     rates = timed_passes(lambda: iter(decode_ds), len(files), args.passes)
-    print(f"decode only          : {statistics.median(rates):7.1f} images/s  (median of {args.passes}; passes {', '.join(f'{r:.1f}' for r in rates)})")
+    print(
+        f"decode only          : {statistics.median(rates):7.1f} images/s  (median of {args.passes}; passes {', '.join(f'{r:.1f}' for r in rates)})"
+    )
 
     steps = max(1, args.images // args.batch)
     variants = [("train, full augment", False)] + ([("train, full augment, cache", True)] if args.cache else [])
     for name, cache in variants:
         ds = make_train_dataset(
-            voc, args.split, image_size=(args.size, args.size), batch_size=args.batch, augment=AugmentConfig(), seed=0, cache=cache
+            voc,
+            args.split,
+            image_size=(args.size, args.size),
+            batch_size=args.batch,
+            augment=AugmentConfig(),
+            seed=0,
+            cache=cache,
         )
         iterator = iter(ds)
 

@@ -75,6 +75,7 @@ def child(engine: str, model_path: str, scan_path: str, out_path: str, warmup: i
 
         def segment():
             return predict_class_map(loaded.logits_fn, scan, input_size=loaded.input_size)
+
     loaded_rss = _rss_mb()
     for _ in range(warmup):
         class_map = segment()
@@ -84,7 +85,12 @@ def child(engine: str, model_path: str, scan_path: str, out_path: str, warmup: i
         class_map = segment()
         times.append(time.perf_counter() - start)
     np.save(out_path, class_map)
-    return {"median_s": float(np.median(times)), "times_s": times, "rss_after_load_mb": loaded_rss, "peak_rss_mb": _peak_mb()}
+    return {
+        "median_s": float(np.median(times)),
+        "times_s": times,
+        "rss_after_load_mb": loaded_rss,
+        "peak_rss_mb": _peak_mb(),
+    }
 
 
 def _prepare(args, tmp: Path) -> tuple[Path, Path, tuple[int, int]]:
@@ -141,17 +147,36 @@ def main(argv=None) -> int:
         np.save(tmp / "scan.npy", scan)
         results = {}
         for engine, model in (("savedmodel", savedmodel), ("keras", run)):
-            cmd = [sys.executable, __file__, "--warmup", str(args.warmup), "--runs", str(args.runs),
-                   "--child", engine, str(model), str(tmp / "scan.npy"), str(tmp / f"{engine}.npy")]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            cmd = [
+                sys.executable,
+                __file__,
+                "--warmup",
+                str(args.warmup),
+                "--runs",
+                str(args.runs),
+                "--child",
+                engine,
+                str(model),
+                str(tmp / "scan.npy"),
+                str(tmp / f"{engine}.npy"),
+            ]
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)}
+            )
             if proc.returncode:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1
             results[engine] = json.loads(proc.stdout.strip().splitlines()[-1])
         agree = float(np.mean(np.load(tmp / "savedmodel.npy") == np.load(tmp / "keras.npy")))
-    tiles = len(__import__("xray_seg.inference.geometry", fromlist=["ScanGeometry"]).ScanGeometry(tile=tile).tile_origins(height, width))
-    print(f"\nscan {height}x{width}, tiles {tile[0]}x{tile[1]} ({tiles} tiles, 1/3 overlap), "
-          f"model {'run ' + str(run) if args.run else f'{args.model} width {args.width} (random weights)'}")
+    tiles = len(
+        __import__("xray_seg.inference.geometry", fromlist=["ScanGeometry"])
+        .ScanGeometry(tile=tile)
+        .tile_origins(height, width)
+    )
+    print(
+        f"\nscan {height}x{width}, tiles {tile[0]}x{tile[1]} ({tiles} tiles, 1/3 overlap), "
+        f"model {'run ' + str(run) if args.run else f'{args.model} width {args.width} (random weights)'}"
+    )
     print(f"{'engine':<28} {'median s':>9} {'RSS after load MB':>18} {'peak RSS MB':>12}")
     names = {"savedmodel": "savedmodel serving_default", "keras": "keras sliding window (tta)"}
     for engine, r in results.items():

@@ -49,7 +49,12 @@ def synth_voc(root: Path, num: int, size: int) -> Path:
     from xray_seg.synthesis.scene import SynthConfig, synthesize
 
     synthesize(root / "labelme", SynthConfig(size=size, num=num, seed=0, workers=1), progress=False)
-    convert(root / "labelme", root / "voc", ConvertConfig(labels=str(root / "labelme" / "labels.txt"), workers=1, val_ratio=0.2), progress=False)
+    convert(
+        root / "labelme",
+        root / "voc",
+        ConvertConfig(labels=str(root / "labelme" / "labels.txt"), workers=1, val_ratio=0.2),
+        progress=False,
+    )
     return root / "voc"
 
 
@@ -57,7 +62,9 @@ def pipeline_rate(voc, augment, args) -> float:
     """Median images/s of the training pipeline over ``passes`` runs of ``batches`` batches."""
     from xray_seg.pipeline.dataset import make_train_dataset
 
-    ds = make_train_dataset(voc, image_size=(args.size, args.size), batch_size=args.batch, augment=augment, seed=0, cache=True)
+    ds = make_train_dataset(
+        voc, image_size=(args.size, args.size), batch_size=args.batch, augment=augment, seed=0, cache=True
+    )
     it = iter(ds)
     for _ in range(args.batches):  # warm-up: fills the cache, traces the graph
         next(it)
@@ -108,11 +115,15 @@ def main(argv=None) -> int:
         with_tip = pipeline_rate(voc, tip, args)
         train = train_rate(len(read_class_names(voc)), args)
     ratio = with_tip / train
-    print(f"{os.cpu_count()} CPUs; {args.size}x{args.size}, batch {args.batch}, demo augmentation; data: {args.voc or f'{args.num} synthetic bags'}")
+    print(
+        f"{os.cpu_count()} CPUs; {args.size}x{args.size}, batch {args.batch}, demo augmentation; data: {args.voc or f'{args.num} synthetic bags'}"
+    )
     print(f"pipeline without TIP: {plain:7.1f} images/s")
     print(f"pipeline with TIP   : {with_tip:7.1f} images/s (every sample, 1..{args.max_threats} threats)")
     print(f"training (demo model): {train:6.1f} images/s")
-    print(f"TIP pipeline / training = {ratio:.1f}x (need >= 3x): {'ok' if ratio >= 3 else 'TOO SLOW'}; {time.perf_counter() - started:.0f} s")
+    print(
+        f"TIP pipeline / training = {ratio:.1f}x (need >= 3x): {'ok' if ratio >= 3 else 'TOO SLOW'}; {time.perf_counter() - started:.0f} s"
+    )
     return 0 if ratio >= 3 else 1
 
 

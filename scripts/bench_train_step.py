@@ -35,7 +35,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SETTINGS = {"fp32": ("", False), "bf16": ("mixed_bfloat16", False), "xla": ("", True), "bf16+xla": ("mixed_bfloat16", True)}
+SETTINGS = {
+    "fp32": ("", False),
+    "bf16": ("mixed_bfloat16", False),
+    "xla": ("", True),
+    "bf16+xla": ("mixed_bfloat16", True),
+}
 
 
 def parse_args(argv=None):
@@ -47,10 +52,19 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--num-classes", type=int, default=6)
     parser.add_argument("--loss", choices=["ohem", "ce"], default="ohem")
-    parser.add_argument("--bn", choices=["fused", "keras", "both"], default="fused",
-                        help="batch norm: xray-seg's fused kernel, Keras's unfused ops, or both")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=YAML",
-                        help="model builder option, e.g. --option separable=false (repeatable)")
+    parser.add_argument(
+        "--bn",
+        choices=["fused", "keras", "both"],
+        default="fused",
+        help="batch norm: xray-seg's fused kernel, Keras's unfused ops, or both",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=YAML",
+        help="model builder option, e.g. --option separable=false (repeatable)",
+    )
     parser.add_argument("--steps", type=int, default=5, help="steps per timed block")
     parser.add_argument("--runs", type=int, default=5, help="timed blocks (median reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps (the first compiles)")
@@ -100,8 +114,10 @@ def main(argv=None) -> int:
     if args.child:
         print(json.dumps(time_setting(args, args.child)))
         return 0
-    print(f"{args.model} width {args.width} {' '.join(args.option)}, {args.size}x{args.size}, batch {args.batch}, loss {args.loss}; "
-          f"{args.runs} blocks of {args.steps} steps after {args.warmup} warm-up steps")
+    print(
+        f"{args.model} width {args.width} {' '.join(args.option)}, {args.size}x{args.size}, batch {args.batch}, loss {args.loss}; "
+        f"{args.runs} blocks of {args.steps} steps after {args.warmup} warm-up steps"
+    )
     base = None
     forwarded = list(argv if argv is not None else sys.argv[1:])
     bns = ["fused", "keras"] if args.bn == "both" else [args.bn]
@@ -115,8 +131,10 @@ def main(argv=None) -> int:
         rates = json.loads(child.stdout.strip().splitlines()[-1])
         median = statistics.median(rates)
         base = base or median
-        print(f"{setting:>15}: median {median:6.2f} images/s (min {min(rates):.2f}, max {max(rates):.2f}), "
-              f"{median / base:.2f}x the first setting")
+        print(
+            f"{setting:>15}: median {median:6.2f} images/s (min {min(rates):.2f}, max {max(rates):.2f}), "
+            f"{median / base:.2f}x the first setting"
+        )
     return 0
 
 

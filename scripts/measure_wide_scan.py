@@ -114,10 +114,16 @@ def measure(run: Path, voc: Path, *, savedmodel: str | None = None, bags: int = 
             totals["squashed (old serving)"] += threat_counts(truth, squashed)
     results = {}
     for route, (hits, threats, union) in totals.items():
-        results[route] = {"found": hits / max(threats, 1), "iou": hits / max(union, 1),
-                          "threat_pixels": int(threats), "bags": len(stems)}
+        results[route] = {
+            "found": hits / max(threats, 1),
+            "iou": hits / max(union, 1),
+            "threat_pixels": int(threats),
+            "bags": len(stems),
+        }
     square_found = results["square"]["found"]
-    results["serving_default_vs_square_found"] = results["savedmodel serving_default"]["found"] / square_found if square_found else None
+    results["serving_default_vs_square_found"] = (
+        results["savedmodel serving_default"]["found"] / square_found if square_found else None
+    )
     return results
 
 
@@ -125,20 +131,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run folder (best_model.keras, class_names.txt)")
     parser.add_argument("voc", help="VOC folder whose val split holds the bags")
-    parser.add_argument("--savedmodel", help="exported SavedModel folder (default: RUN/export/savedmodel, else exported here)")
+    parser.add_argument(
+        "--savedmodel", help="exported SavedModel folder (default: RUN/export/savedmodel, else exported here)"
+    )
     parser.add_argument("--bags", type=int, default=13)
     parser.add_argument("--factor", type=int, default=4, help="canvas width / bag width (default 4)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     results = measure(Path(args.run), Path(args.voc), savedmodel=args.savedmodel, bags=args.bags, factor=args.factor)
-    print(f"\n{args.factor}x-wide protocol, {results['square']['bags']} val bags, "
-          f"{results['square']['threat_pixels']} threat pixels")
+    print(
+        f"\n{args.factor}x-wide protocol, {results['square']['bags']} val bags, "
+        f"{results['square']['threat_pixels']} threat pixels"
+    )
     print(f"{'input':<32} {'threat pixels found':>20} {'IoU':>7}")
     for route in ROUTES:
         print(f"{route:<32} {results[route]['found']:>20.3f} {results[route]['iou']:>7.3f}")
     ratio = results["serving_default_vs_square_found"]
     if ratio is not None:
-        print(f"serving_default / square (found): {ratio:.3f}  (issue 17 target >= 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})")
+        print(
+            f"serving_default / square (found): {ratio:.3f}  (issue 17 target >= 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})"
+        )
     if args.json:
         from xray_seg.core.fileio import write_json_atomic
 

@@ -65,7 +65,9 @@ def test_committed_notebook_is_clean(path):
         assert cell.outputs == [], f"{path.name}: code cell {index} has outputs; clear them before committing"
         assert cell.execution_count is None, f"{path.name}: code cell {index} has an execution count"
     first = code_cells[0]
-    assert "parameters" in first.metadata.get("tags", []), f"{path.name}: the first code cell must be tagged 'parameters'"
+    assert "parameters" in first.metadata.get("tags", []), (
+        f"{path.name}: the first code cell must be tagged 'parameters'"
+    )
     assert SMALL_ENV in first.source, f"{path.name}: the parameters cell must read {SMALL_ENV}"
     artefacts = nb.metadata.get("xray_seg", {}).get("artefacts")
     assert artefacts and all(isinstance(a, str) and not Path(a).is_absolute() for a in artefacts), (

@@ -19,9 +19,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "python_api.md"
-TINY_TRAIN = ["--preset", "demo_cpu", "--epochs", "1", "--batch-size", "4", "--set", "model.width=0.0625",
-              "--set", "data.image_size=[64,64]", "--set", "steps_per_epoch=1", "--set", "val_every=1",
-              "--set", "num_val_images=1", "--quiet"]
+TINY_TRAIN = [
+    "--preset",
+    "demo_cpu",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--set",
+    "model.width=0.0625",
+    "--set",
+    "data.image_size=[64,64]",
+    "--set",
+    "steps_per_epoch=1",
+    "--set",
+    "val_every=1",
+    "--set",
+    "num_val_images=1",
+    "--quiet",
+]
 
 
 def python_blocks(markdown: str) -> list[str]:
@@ -29,12 +45,14 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def test_import_does_not_import_tensorflow():
-    code = ("import sys, xray_seg; xray_seg.Segmenter; xray_seg.Prediction; xray_seg.synthesize; xray_seg.train\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'\n"
-            "assert set(xray_seg.__all__) <= set(dir(xray_seg)), dir(xray_seg)\n"
-            "names = ['synthesize', 'convert', 'TrainConfig', 'train', 'build_model', 'list_models', 'Segmenter']\n"
-            "assert all(n in xray_seg.__all__ for n in names)\n"
-            "try:\n    xray_seg.no_such_name\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no error')\n")
+    code = (
+        "import sys, xray_seg; xray_seg.Segmenter; xray_seg.Prediction; xray_seg.synthesize; xray_seg.train\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow imported'\n"
+        "assert set(xray_seg.__all__) <= set(dir(xray_seg)), dir(xray_seg)\n"
+        "names = ['synthesize', 'convert', 'TrainConfig', 'train', 'build_model', 'list_models', 'Segmenter']\n"
+        "assert all(n in xray_seg.__all__ for n in names)\n"
+        "try:\n    xray_seg.no_such_name\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no error')\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -64,7 +82,7 @@ def test_docs_python_api_runs(docs_run):
     for item in pred.items:
         x, y, w, h = item["bbox"]
         # items are components after the alarm rule's closing (evaluation/alarms.py): inside their box
-        assert w * h >= item["area"] >= 50 and (pred.class_map[y:y + h, x:x + w] == item["class_index"]).any()
+        assert w * h >= item["area"] >= 50 and (pred.class_map[y : y + h, x : x + w] == item["class_index"]).any()
     metrics = json.loads((root / "runs/tiny/eval-val/metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(namespace["ev"].scores["miou"])
     assert (root / "runs/tiny-export/savedmodel/saved_model.pb").is_file()
@@ -76,10 +94,14 @@ def test_from_preset_overrides():
     from xray_seg.core.config import load_config
     from xray_seg.core.errors import ConfigError
 
-    cfg = TrainConfig.from_preset("demo_cpu", epochs=3, model={"width": 0.125}, **{"data.batch_size": 2, "model.aux": True})
+    cfg = TrainConfig.from_preset(
+        "demo_cpu", epochs=3, model={"width": 0.125}, **{"data.batch_size": 2, "model.aux": True}
+    )
     assert (cfg.epochs, cfg.model.width, cfg.model.aux, cfg.data.batch_size) == (3, 0.125, True, 2)
     assert cfg.model.name == "cwf_deeplabv3plus" and cfg.data.image_size == (256, 256)  # the rest of the preset
-    same = load_config(TrainConfig, "demo_cpu", ["epochs=3", "model.width=0.125", "data.batch_size=2", "model.aux=true"])
+    same = load_config(
+        TrainConfig, "demo_cpu", ["epochs=3", "model.width=0.125", "data.batch_size=2", "model.aux=true"]
+    )
     assert cfg == same
     assert TrainConfig.from_preset() == TrainConfig()
     with pytest.raises(ConfigError, match="unknown setting 'widht'"):
@@ -107,7 +129,9 @@ def test_tta_specs():
     assert tta_options("scales=0.75,1,1.25 flip") == TTAOptions(scales=(0.75, 1.0, 1.25), flip=True)
     assert tta_options("flip,scales=0.5,1") == TTAOptions(scales=(0.5, 1.0), flip=True)
     assert tta_options(None, window=48) == TTAOptions(window=(48, 48))
-    assert tta_options(TTAOptions(flip=True), window="32x64", stride=16) == TTAOptions(flip=True, window=(32, 64), stride=(16, 16))
+    assert tta_options(TTAOptions(flip=True), window="32x64", stride=16) == TTAOptions(
+        flip=True, window=(32, 64), stride=(16, 16)
+    )
     with pytest.raises(TypeError):
         tta_options(3)
 
@@ -147,8 +171,11 @@ def test_model_metadata_round_trip(tmp_path):
 def sources(docs_run):
     """The docs' run folder, its .keras file alone (no class_names.txt), and its SavedModel export."""
     _, root = docs_run
-    return {"run": root / "runs/tiny", "keras": root / "alone/model.keras",
-            "savedmodel": root / "runs/tiny-export/savedmodel"}
+    return {
+        "run": root / "runs/tiny",
+        "keras": root / "alone/model.keras",
+        "savedmodel": root / "runs/tiny-export/savedmodel",
+    }
 
 
 def test_cli_train_evaluate_export_go_through_the_api(docs_run, tmp_path):
@@ -174,7 +201,9 @@ def test_cli_train_evaluate_export_go_through_the_api(docs_run, tmp_path):
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(run / "best_model.keras", alone / "model.keras")
-    assert main(["export", str(alone / "model.keras"), "--out", str(tmp_path / "export"), "--format", "savedmodel"]) == 0
+    assert (
+        main(["export", str(alone / "model.keras"), "--out", str(tmp_path / "export"), "--format", "savedmodel"]) == 0
+    )
     export = json.loads((tmp_path / "export" / "savedmodel" / "export.json").read_text())
     assert export["class_names"] == names and export["input_size"] == [64, 64]
     assert export["model_name"] == "cwf_deeplabv3plus"  # from the metadata: no config.yaml beside the file

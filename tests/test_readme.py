@@ -347,7 +347,7 @@ def test_readme_inline_commands_use_real_subcommands_and_flags():
                 problems.append(f"{_page(path)}: unknown subcommand in `{PROGRAM} {' '.join(tokens)}`")
                 continue
             options = set(parser._option_string_actions)
-            for token in tokens[len(names):]:
+            for token in tokens[len(names) :]:
                 flag = token.split("=", 1)[0]
                 if flag.startswith("--") and flag not in options:
                     problems.append(f"{_page(path)}: `{PROGRAM} {' '.join(names)}` has no option {flag}")
@@ -389,7 +389,10 @@ def test_extractor_reads_shell_blocks_of_docs_but_not_synopses_or_python():
         "```\nxray-seg compare --data VOC [--seeds N]\n```\n"
         "```python\nprint('xray-seg train')\n```\n"
     )
-    assert page_commands(DOCS / "example.md", page) == [["models", "--names-only"], ["synth", "out", "--num", "2", "--seed", "1"]]
+    assert page_commands(DOCS / "example.md", page) == [
+        ["models", "--names-only"],
+        ["synth", "out", "--num", "2", "--seed", "1"],
+    ]
     assert len(page_commands(README, page)) == 3  # the README keeps reading every block
     assert python_blocks(page) == ["print('xray-seg train')"]
     parser, names = resolve_subcommand(["cyclegan", "translate", "--run-dir", "R"])

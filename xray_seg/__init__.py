@@ -40,8 +40,18 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__", "synthesize", "convert", "TrainConfig", "train", "build_model", "list_models",
-    "Segmenter", "Prediction", "TTAOptions", "SynthConfig", "ConvertConfig",
+    "__version__",
+    "synthesize",
+    "convert",
+    "TrainConfig",
+    "train",
+    "build_model",
+    "list_models",
+    "Segmenter",
+    "Prediction",
+    "TTAOptions",
+    "SynthConfig",
+    "ConvertConfig",
 ]
 
 

@@ -59,7 +59,9 @@ def _set_max_pixels(value: int) -> None:
     from xray_seg.core.validation import MAX_PIXELS_ENV
 
     if value < 1:
-        raise ConfigError(f"--max-pixels {value} must be a positive number of pixels", fix="e.g. --max-pixels 100000000")
+        raise ConfigError(
+            f"--max-pixels {value} must be a positive number of pixels", fix="e.g. --max-pixels 100000000"
+        )
     os.environ[MAX_PIXELS_ENV] = str(value)
 
 

@@ -64,8 +64,13 @@ def check_demo_config(cfg: DemoConfig) -> None:
     from xray_seg.synthesis.scene import SynthConfig
 
     SynthConfig(
-        size=cfg.image_size, num=cfg.num_images, seed=cfg.seed, threat_prob=cfg.threat_prob, clutter=cfg.clutter,
-        hide_prob=cfg.hide_prob, small_threat_prob=cfg.small_threat_prob,
+        size=cfg.image_size,
+        num=cfg.num_images,
+        seed=cfg.seed,
+        threat_prob=cfg.threat_prob,
+        clutter=cfg.clutter,
+        hide_prob=cfg.hide_prob,
+        small_threat_prob=cfg.small_threat_prob,
     ).validate()
     if cfg.num_images < 2:
         raise ConfigError(f"--num-images {cfg.num_images} leaves no train/val split", fix="use e.g. --num-images 600")
@@ -91,11 +96,13 @@ def _replace_demo_folder(out: Path, force: bool) -> None:
     if out.is_dir() and has_marker(out):
         raise OutputExistsError(
             f"the folder is an output of `xray-seg {marker_owner(out)}`, not of the demo",
-            path=out, fix="choose another --out, or pass --force to replace it",
+            path=out,
+            fix="choose another --out, or pass --force to replace it",
         )
     raise OutputExistsError(
         f"the folder exists and the demo did not make it (no {OUTPUT_MARKER} marker); it is never deleted",
-        path=out, fix="choose another --out, or move or delete the folder yourself",
+        path=out,
+        fix="choose another --out, or move or delete the folder yourself",
     )
 
 
@@ -118,8 +125,11 @@ def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
         mask = load_label_png(layout.mask_path(stem))
         rows.append([image, colorize(mask), overlay(image, mask)])
     return save_grid(
-        path, rows, col_titles=["image", "SegmentationClass", "overlay"],
-        class_names=read_class_names(voc_dir), title="converted VOC samples",
+        path,
+        rows,
+        col_titles=["image", "SegmentationClass", "overlay"],
+        class_names=read_class_names(voc_dir),
+        title="converted VOC samples",
     )
 
 
@@ -127,7 +137,10 @@ def _pd_at_pfa5(evaluation) -> tuple[float | None, str | None]:
     """PD at PFA 5 % of an evaluation (overall ROC), or None and why it cannot be estimated."""
     screening = evaluation.extra["screening"]
     if not screening["at_thresholds"]["clean_bags"]:
-        return None, "val has no threat-free bags (raise the share with --threat-prob below 1), so PFA cannot be estimated"
+        return (
+            None,
+            "val has no threat-free bags (raise the share with --threat-prob below 1), so PFA cannot be estimated",
+        )
     return screening["pd_at_pfa"]["overall"]["0.05"], None
 
 
@@ -138,10 +151,18 @@ def _synthesise_and_convert(cfg: DemoConfig, out: Path, times: dict) -> Path:
 
     labelme_dir, voc_dir = out / "labelme", out / "voc"
     t = _step(f"1/6 synthesise {cfg.num_images} X-ray bags ({cfg.image_size}x{cfg.image_size})")
-    synthesize(labelme_dir, SynthConfig(
-        size=cfg.image_size, num=cfg.num_images, seed=cfg.seed,
-        threat_prob=cfg.threat_prob, clutter=cfg.clutter, hide_prob=cfg.hide_prob, small_threat_prob=cfg.small_threat_prob,
-    ))
+    synthesize(
+        labelme_dir,
+        SynthConfig(
+            size=cfg.image_size,
+            num=cfg.num_images,
+            seed=cfg.seed,
+            threat_prob=cfg.threat_prob,
+            clutter=cfg.clutter,
+            hide_prob=cfg.hide_prob,
+            small_threat_prob=cfg.small_threat_prob,
+        ),
+    )
     times["synth"] = time.perf_counter() - t
 
     t = _step("2/6 convert Labelme -> VOC")
@@ -206,8 +227,10 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
 def _print_summary(out: Path, evaluation, result, pipeline_rate: float, times: dict, preview: Path) -> None:
     pd5, clean_note = _pd_at_pfa5(evaluation)
     print("\n=== demo finished ===")
-    print(f"val mIoU {evaluation.scores['miou']:.4f}  mPA {evaluation.scores['mpa']:.4f}  PA {evaluation.scores['pa']:.4f}  "
-          + (f"PD at PFA 5% {pd5:.4f}" if pd5 is not None else f"PD at PFA 5%: n/a ({clean_note})"))
+    print(
+        f"val mIoU {evaluation.scores['miou']:.4f}  mPA {evaluation.scores['mpa']:.4f}  PA {evaluation.scores['pa']:.4f}  "
+        + (f"PD at PFA 5% {pd5:.4f}" if pd5 is not None else f"PD at PFA 5%: n/a ({clean_note})")
+    )
     print(
         f"training throughput {result.train_images_per_sec:.1f} images/s, input pipeline {pipeline_rate:.0f} images/s; "
         f"best epoch {result.best_epoch}"

@@ -167,8 +167,16 @@ def task_batchnorm(folder: Path) -> dict:
         return keras.ops.sum(out * keras.ops.convert_to_tensor(upstream))
 
     gx, ggamma, gbeta = (keras.ops.convert_to_numpy(g) for g in grad_fn(loss)(x, weights["gamma"], weights["beta"]))
-    np.savez(folder / f"bn.{BACKEND}.npz", train_out=train_out, moving_mean=moving_mean, moving_var=moving_var,
-             infer_out=infer_out, grad_x=gx, grad_gamma=ggamma, grad_beta=gbeta)
+    np.savez(
+        folder / f"bn.{BACKEND}.npz",
+        train_out=train_out,
+        moving_mean=moving_mean,
+        moving_var=moving_var,
+        infer_out=infer_out,
+        grad_x=gx,
+        grad_gamma=ggamma,
+        grad_beta=gbeta,
+    )
     return {"backend": BACKEND}
 
 

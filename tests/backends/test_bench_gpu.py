@@ -34,17 +34,42 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 def test_bench_gpu_runs_under_jax_without_tensorflow(tmp_path):
     out = tmp_path / "bench.json"
-    args = ["--size", "32", "--width", "0.0625", "--models", "cwf_deeplabv3plus,bisenetv2", "--batch-sizes", "1,2",
-            "--runs", "2", "--warmup", "1", "--train-batch", "2", "--train-steps", "2", "--out", str(out)]
+    args = [
+        "--size",
+        "32",
+        "--width",
+        "0.0625",
+        "--models",
+        "cwf_deeplabv3plus,bisenetv2",
+        "--batch-sizes",
+        "1,2",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--train-batch",
+        "2",
+        "--train-steps",
+        "2",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", RUN_WITHOUT_TENSORFLOW, str(SCRIPT), *args], env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_WITHOUT_TENSORFLOW, str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "device: CPU" in proc.stdout
     results = json.loads(out.read_text())
     assert results["tensorflow_imported"] is False
     rows = {(r["model"], r["dtype"], r["batch"]) for r in results["inference"]}
-    assert rows == {(m, d, b) for m in ("cwf_deeplabv3plus", "bisenetv2") for d in ("float32", "bfloat16") for b in (1, 2)}
+    assert rows == {
+        (m, d, b) for m in ("cwf_deeplabv3plus", "bisenetv2") for d in ("float32", "bfloat16") for b in (1, 2)
+    }
     for row in results["inference"]:
         assert row["fps"] > 0 and row["q25_ms"] <= row["median_ms"] <= row["q75_ms"]
         assert row["fps"] == pytest.approx(row["batch"] / (row["median_ms"] / 1e3))

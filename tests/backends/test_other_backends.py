@@ -47,8 +47,9 @@ SIZE = 64
 
 def run_worker(backend: str, task: str, folder: Path) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, str(WORKER), task, str(folder)], env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), task, str(folder)], env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -158,9 +159,13 @@ def test_batchnorm_fallback_matches_the_tensorflow_fused_kernel(tmp_path, backen
     for step in range(2):
         layer(x * (step + 2.0), training=True)
     fused = {
-        "train_out": train_out.numpy(), "moving_mean": layer.moving_mean.numpy(),
-        "moving_var": layer.moving_variance.numpy(), "infer_out": layer(x, training=False).numpy(),
-        "grad_x": grad_x.numpy(), "grad_gamma": grad_gamma.numpy(), "grad_beta": grad_beta.numpy(),
+        "train_out": train_out.numpy(),
+        "moving_mean": layer.moving_mean.numpy(),
+        "moving_var": layer.moving_variance.numpy(),
+        "infer_out": layer(x, training=False).numpy(),
+        "grad_x": grad_x.numpy(),
+        "grad_gamma": grad_gamma.numpy(),
+        "grad_beta": grad_beta.numpy(),
     }
     run_worker(backend, "batchnorm", tmp_path)
     other = np.load(tmp_path / f"bn.{backend}.npz")

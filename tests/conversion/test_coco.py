@@ -21,7 +21,20 @@ from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError
 
 H, W = 40, 48
-PIDRAY = ["Baton", "Pliers", "Hammer", "Powerbank", "Scissors", "Wrench", "Gun", "Bullet", "Sprayer", "HandCuffs", "Knife", "Lighter"]
+PIDRAY = [
+    "Baton",
+    "Pliers",
+    "Hammer",
+    "Powerbank",
+    "Scissors",
+    "Wrench",
+    "Gun",
+    "Bullet",
+    "Sprayer",
+    "HandCuffs",
+    "Knife",
+    "Lighter",
+]
 
 
 def box(x0, y0, x1, y1):
@@ -50,8 +63,12 @@ class Coco:
     def __init__(self, root: Path, categories=("knife", "gun", "wrench", "pliers", "scissors")):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.data = {"info": {"description": "test"}, "images": [], "annotations": [],
-                     "categories": [{"id": i + 1, "name": n, "supercategory": "x"} for i, n in enumerate(categories)]}
+        self.data = {
+            "info": {"description": "test"},
+            "images": [],
+            "annotations": [],
+            "categories": [{"id": i + 1, "name": n, "supercategory": "x"} for i, n in enumerate(categories)],
+        }
 
     def cat(self, name):
         return next(c["id"] for c in self.data["categories"] if c["name"] == name)
@@ -65,10 +82,17 @@ class Coco:
         return image_id
 
     def ann(self, image_id, name, segmentation, iscrowd=0, category_id=None):
-        self.data["annotations"].append({
-            "id": len(self.data["annotations"]) + 1, "image_id": image_id,
-            "category_id": self.cat(name) if category_id is None else category_id,
-            "segmentation": segmentation, "iscrowd": iscrowd, "area": 0, "bbox": [0, 0, 0, 0]})
+        self.data["annotations"].append(
+            {
+                "id": len(self.data["annotations"]) + 1,
+                "image_id": image_id,
+                "category_id": self.cat(name) if category_id is None else category_id,
+                "segmentation": segmentation,
+                "iscrowd": iscrowd,
+                "area": 0,
+                "bbox": [0, 0, 0, 0],
+            }
+        )
 
     def write(self, indent=None) -> Path:
         path = self.root / "instances.json"
@@ -301,10 +325,21 @@ def _coco_ann_to_mask(segmentation, h, w) -> np.ndarray:
     from pycocotools.coco import COCO
 
     api = COCO()
-    api.dataset = {"images": [{"id": 1, "height": h, "width": w, "file_name": "x.png"}],
-                   "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": segmentation,
-                                    "iscrowd": 0, "area": 1.0, "bbox": [0, 0, 1, 1]}],
-                   "categories": [{"id": 1, "name": "knife"}]}
+    api.dataset = {
+        "images": [{"id": 1, "height": h, "width": w, "file_name": "x.png"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": segmentation,
+                "iscrowd": 0,
+                "area": 1.0,
+                "bbox": [0, 0, 1, 1],
+            }
+        ],
+        "categories": [{"id": 1, "name": "knife"}],
+    }
     api.createIndex()
     return api.annToMask(api.anns[1]).astype(bool)
 
@@ -341,8 +376,20 @@ def test_cli_from_coco(tmp_path, capsys):
     c = Coco(tmp_path / "in", categories=PIDRAY)
     c.ann(c.image("a.png"), "Gun", box(2, 2, 10, 10))
     c.ann(c.image("b.png", write=False), "Gun", box(2, 2, 10, 10))
-    code = main(["convert", "--from", "coco", str(c.write()), str(tmp_path / "voc"),
-                 "--classes", "Gun,Knife", "--workers", "1", "--quiet"])
+    code = main(
+        [
+            "convert",
+            "--from",
+            "coco",
+            str(c.write()),
+            str(tmp_path / "voc"),
+            "--classes",
+            "Gun,Knife",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "converted 1, failed 1" in out and "b.png" in out
     assert main(["convert", "--from", "coco", str(c.write()), str(tmp_path / "v2"), "--workers", "1"]) == 2

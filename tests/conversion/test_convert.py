@@ -33,8 +33,16 @@ def rect(label="knife", box=((2, 3), (12, 10))):
     return {"label": label, "points": [list(p) for p in box], "shape_type": "rectangle", "group_id": None, "flags": {}}
 
 
-def add_item(folder: Path, stem: str, shapes=None, *, image: np.ndarray | None = None, image_name=None,
-             declared=None, embed=False) -> Path:
+def add_item(
+    folder: Path,
+    stem: str,
+    shapes=None,
+    *,
+    image: np.ndarray | None = None,
+    image_name=None,
+    declared=None,
+    embed=False,
+) -> Path:
     """Write ``stem.json`` and (unless embedded) its image into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     image = np.random.default_rng(len(stem)).integers(0, 256, (H, W, 3), dtype=np.uint8) if image is None else image
@@ -44,9 +52,15 @@ def add_item(folder: Path, stem: str, shapes=None, *, image: np.ndarray | None =
         (folder / image_name).write_bytes(data_bytes)
     h, w = image.shape[:2]
     dh, dw = declared or (h, w)
-    data = {"version": "5.4.1", "flags": {}, "shapes": [rect()] if shapes is None else shapes,
-            "imagePath": image_name, "imageData": base64.b64encode(data_bytes).decode() if embed else None,
-            "imageHeight": dh, "imageWidth": dw}
+    data = {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": [rect()] if shapes is None else shapes,
+        "imagePath": image_name,
+        "imageData": base64.b64encode(data_bytes).decode() if embed else None,
+        "imageHeight": dh,
+        "imageWidth": dw,
+    }
     path = folder / f"{stem}.json"
     path.write_text(json.dumps(data))
     return path
@@ -120,8 +134,12 @@ def test_layout_split_and_config(tmp_path, labels):
     assert sorted(train + val) == trainval and not set(train) & set(val)
     assert (train, val) == split_stems(trainval, 0.3, 3)
     for stem in trainval:
-        for sub, suffix in [("JPEGImages", ".png"), ("SegmentationClass", ".png"),
-                            ("SegmentationClassNpy", ".npy"), ("SegmentationClassVisualization", ".jpg")]:
+        for sub, suffix in [
+            ("JPEGImages", ".png"),
+            ("SegmentationClass", ".png"),
+            ("SegmentationClassNpy", ".npy"),
+            ("SegmentationClassVisualization", ".jpg"),
+        ]:
             assert (out / sub / f"{stem}{suffix}").is_file()
     mask = load_label_png(out / "SegmentationClass" / "img0.png")
     assert mask[5, 5] == 1 and mask[10, 16] == 2 and mask[0, 0] == 0

@@ -25,7 +25,7 @@ FIELDS = ["shapes", "imagePath", "imageData", "imageHeight", "imageWidth"]
 SHAPE_FIELDS = ["label", "points", "shape_type", "mask", "group_id"]
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=True) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=12,
 )
@@ -71,8 +71,11 @@ def test_mutated_fields_give_dataset_errors_only(tmp_path, seed, field, value, s
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.sampled_from(range(len(CORPUS))), cuts=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=6),
-       truncate=st.integers(0, 4000))
+@given(
+    seed=st.sampled_from(range(len(CORPUS))),
+    cuts=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=6),
+    truncate=st.integers(0, 4000),
+)
 def test_flipped_and_truncated_bytes_give_dataset_errors_only(tmp_path, seed, cuts, truncate):
     data = bytearray(CORPUS[seed].read_bytes())
     for pos, byte in cuts:

@@ -41,8 +41,16 @@ def add_item(folder: Path, stem: str, *, shapes=None, image_name=None, image_byt
     image_name = image_name or f"{stem}.png"
     if image_bytes is None and not (folder / image_name).exists():
         (folder / image_name).write_bytes(png_bytes(image))
-    data = {"version": "5.4.1", "flags": {}, "shapes": [rect()] if shapes is None else shapes,
-            "imagePath": image_name, "imageData": None, "imageHeight": H, "imageWidth": W, **fields}
+    data = {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": [rect()] if shapes is None else shapes,
+        "imagePath": image_name,
+        "imageData": None,
+        "imageHeight": H,
+        "imageWidth": W,
+        **fields,
+    }
     if image_bytes is not None:
         data["imageData"] = base64.b64encode(image_bytes).decode()
     path = folder / f"{stem}.json"
@@ -70,12 +78,17 @@ def folder_of(tmp_path, n=4) -> Path:
 
 def png_declaring(height: int, width: int) -> bytes:
     """A tiny PNG whose IHDR declares ``height x width`` (valid CRCs; a decompression bomb)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     raw = zlib.compress(b"\0" * (width * 3 + 1) * 4)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", raw)
+        + chunk(b"IEND", b"")
+    )
 
 
 # ----------------------------------------------------------------------------- data loss
@@ -236,8 +249,10 @@ def test_fifo_and_device_image_paths_are_refused_not_read(tmp_path, labels, caps
     [
         ({"imageHeight": "24"}, "imageHeight is '24' (str), not an integer"),
         ({"shapes": {"label": "knife"}}, "no 'shapes' list"),
-        ({"shapes": [{"label": "knife", "shape_type": ["polygon"], "points": [[1, 1], [5, 1], [5, 5]]}]},
-         "shape_type that is not a name"),
+        (
+            {"shapes": [{"label": "knife", "shape_type": ["polygon"], "points": [[1, 1], [5, 1], [5, 5]]}]},
+            "shape_type that is not a name",
+        ),
     ],
 )
 def test_odd_json_values_give_a_clear_message(tmp_path, labels, capsys, snapshot, fields, expect):

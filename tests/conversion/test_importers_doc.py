@@ -65,6 +65,8 @@ def test_worked_example_runs_as_shown(tmp_path, block):
     for command, expected in steps:
         command = re.sub(r"^xray-seg ", f"{shlex.quote(sys.executable)} -m xray_seg.cli ", command)
         command = re.sub(r"^python ", f"{shlex.quote(sys.executable)} ", command)
-        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
         got = normalise(done.stdout + done.stderr, tmp_path)
         assert got == normalise("\n".join(expected), tmp_path), command

@@ -34,16 +34,24 @@ def png_bytes(arr: np.ndarray) -> bytes:
 @st.composite
 def scenes(draw, labels):
     h, w = draw(st.integers(8, 48)), draw(st.integers(8, 48))
-    point = st.tuples(st.floats(-4, w + 4, allow_nan=False, width=32), st.floats(-4, h + 4, allow_nan=False, width=32)).map(list)
+    point = st.tuples(
+        st.floats(-4, w + 4, allow_nan=False, width=32), st.floats(-4, h + 4, allow_nan=False, width=32)
+    ).map(list)
     shapes = []
     for _ in range(draw(st.integers(1, 7))):
         kind = draw(st.sampled_from(["polygon", "rectangle", "circle", "linestrip", "point", "mask"]))
-        shape = {"label": draw(st.sampled_from(labels)), "shape_type": kind, "group_id": draw(st.sampled_from([None, 1, 2]))}
+        shape = {
+            "label": draw(st.sampled_from(labels)),
+            "shape_type": kind,
+            "group_id": draw(st.sampled_from([None, 1, 2])),
+        }
         if kind == "mask":
             x1, y1 = draw(st.integers(0, w - 1)), draw(st.integers(0, h - 1))
             x2, y2 = draw(st.integers(x1, w - 1)), draw(st.integers(y1, h - 1))
             mask = np.random.default_rng(draw(st.integers(0, 99))).random((y2 - y1 + 1, x2 - x1 + 1)) < 0.5
-            shape.update(points=[[x1, y1], [x2, y2]], mask=base64.b64encode(png_bytes(mask.astype(np.uint8) * 255)).decode())
+            shape.update(
+                points=[[x1, y1], [x2, y2]], mask=base64.b64encode(png_bytes(mask.astype(np.uint8) * 255)).decode()
+            )
         else:
             n = {"polygon": draw(st.integers(3, 6)), "linestrip": draw(st.integers(2, 4)), "point": 1}.get(kind, 2)
             shape["points"] = draw(st.lists(point, min_size=n, max_size=n))
@@ -128,8 +136,18 @@ def test_labelme_example_objects(shared_dir, tmp_path):
 def _labelme_item(folder: Path, stem: str, shapes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{stem}.png").write_bytes(png_bytes(np.full((24, 32, 3), 200, np.uint8)))
-    (folder / f"{stem}.json").write_text(json.dumps(
-        {"version": "5.4.1", "shapes": shapes, "imagePath": f"{stem}.png", "imageData": None, "imageHeight": 24, "imageWidth": 32}))
+    (folder / f"{stem}.json").write_text(
+        json.dumps(
+            {
+                "version": "5.4.1",
+                "shapes": shapes,
+                "imagePath": f"{stem}.png",
+                "imageData": None,
+                "imageHeight": 24,
+                "imageWidth": 32,
+            }
+        )
+    )
 
 
 def _rect(label, x, y, group=None):
@@ -140,7 +158,11 @@ def test_group_id_joins_shapes_and_too_many_instances_fail_alone(tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("_background_\nknife\ngun\n")
     src = tmp_path / "in"
-    _labelme_item(src, "grouped", [_rect("knife", 1, 1, 7), _rect("knife", 10, 1, 7), _rect("gun", 20, 1, 7), _rect("knife", 1, 10)])
+    _labelme_item(
+        src,
+        "grouped",
+        [_rect("knife", 1, 1, 7), _rect("knife", 10, 1, 7), _rect("gun", 20, 1, 7), _rect("knife", 1, 10)],
+    )
     many = [_rect("knife", (i % 16) * 2, (i // 16) * 2) for i in range(MAX_INSTANCES + 1)]
     _labelme_item(src, "many", many)
     out = tmp_path / "voc"

@@ -34,8 +34,16 @@ def png_bytes(arr: np.ndarray, mode: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-def write_json(folder: Path, stem: str, shapes: list, *, size=(24, 32), image_path: str | None = None,
-               embed: bytes | None = None, declared=None) -> Path:
+def write_json(
+    folder: Path,
+    stem: str,
+    shapes: list,
+    *,
+    size=(24, 32),
+    image_path: str | None = None,
+    embed: bytes | None = None,
+    declared=None,
+) -> Path:
     """A Labelme JSON beside an RGB image ``stem.png`` of ``size`` (H, W) unless told otherwise."""
     h, w = size
     if embed is None and image_path is None:
@@ -43,10 +51,13 @@ def write_json(folder: Path, stem: str, shapes: list, *, size=(24, 32), image_pa
         (folder / image_path).write_bytes(png_bytes(np.full((h, w, 3), 200, np.uint8)))
     dh, dw = declared if declared is not None else (h, w)
     data = {
-        "version": "5.4.1", "flags": {}, "shapes": shapes,
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": shapes,
         "imagePath": image_path or f"{stem}.png",
         "imageData": base64.b64encode(embed).decode() if embed is not None else None,
-        "imageHeight": dh, "imageWidth": dw,
+        "imageHeight": dh,
+        "imageWidth": dw,
     }
     path = folder / f"{stem}.json"
     path.write_text(json.dumps(data))
@@ -101,8 +112,9 @@ def scenes(draw):
             y1 = draw(st.integers(0, h - 1))
             x2 = draw(st.integers(x1, w - 1))
             y2 = draw(st.integers(y1, h - 1))
-            bits = draw(st.lists(st.booleans(), min_size=(y2 - y1 + 1) * (x2 - x1 + 1),
-                                 max_size=(y2 - y1 + 1) * (x2 - x1 + 1)))
+            bits = draw(
+                st.lists(st.booleans(), min_size=(y2 - y1 + 1) * (x2 - x1 + 1), max_size=(y2 - y1 + 1) * (x2 - x1 + 1))
+            )
             mask = np.array(bits, bool).reshape(y2 - y1 + 1, x2 - x1 + 1)
             b64 = base64.b64encode(png_bytes(mask.astype(np.uint8) * 255)).decode()
             shapes.append({"label": label, "shape_type": "mask", "points": [[x1, y1], [x2, y2]], "mask": b64})
@@ -131,11 +143,16 @@ def test_shapes_to_label_equals_labelme(scene):
 
 
 def test_later_shape_overwrites_and_ignore_is_minus_one():
-    shapes = parse_shapes({"shapes": [
-        {"label": "knife", "shape_type": "rectangle", "points": [[0, 0], [9, 9]]},
-        {"label": "__ignore__", "shape_type": "rectangle", "points": [[5, 5], [9, 9]]},
-        {"label": "_background_", "shape_type": "rectangle", "points": [[0, 0], [1, 1]]},
-    ]}, "x.json")
+    shapes = parse_shapes(
+        {
+            "shapes": [
+                {"label": "knife", "shape_type": "rectangle", "points": [[0, 0], [9, 9]]},
+                {"label": "__ignore__", "shape_type": "rectangle", "points": [[5, 5], [9, 9]]},
+                {"label": "_background_", "shape_type": "rectangle", "points": [[0, 0], [1, 1]]},
+            ]
+        },
+        "x.json",
+    )
     label = shapes_to_label(shapes, (12, 12), LABELS)
     assert label[3, 3] == 1 and label[7, 7] == -1 and label[0, 0] == 0 and label[11, 11] == 0
 
@@ -245,7 +262,9 @@ def test_image_size_must_match_declared_size(tmp_path):
 
 def test_polygon_with_fewer_than_three_points_is_refused(tmp_path):
     path = write_json(tmp_path, "a", [poly(pts=((1, 1), (5, 5)))])
-    with pytest.raises(DatasetError, match=r"a.json: shape #0 \(polygon 'knife'\) has 2 point\(s\); a polygon needs at least 3"):
+    with pytest.raises(
+        DatasetError, match=r"a.json: shape #0 \(polygon 'knife'\) has 2 point\(s\); a polygon needs at least 3"
+    ):
         read_labelme(path, tmp_path)
 
 
@@ -266,8 +285,12 @@ def test_points_outside_the_image_warn_and_clip(tmp_path):
 def test_mask_shape_is_pasted_at_its_box(tmp_path):
     mask = np.zeros((3, 4), np.uint8)
     mask[1, 2] = 255
-    shape = {"label": "gun", "shape_type": "mask", "points": [[5, 6], [8, 8]],
-             "mask": base64.b64encode(png_bytes(mask)).decode()}
+    shape = {
+        "label": "gun",
+        "shape_type": "mask",
+        "points": [[5, 6], [8, 8]],
+        "mask": base64.b64encode(png_bytes(mask)).decode(),
+    }
     record = read_labelme(write_json(tmp_path, "a", [shape]), tmp_path)
     label = shapes_to_label(record.shapes, record.image.shape, LABELS)
     assert np.argwhere(label).tolist() == [[7, 7]] and label[7, 7] == 2 and record.warnings == []

@@ -23,10 +23,21 @@ H, W = 40, 48
 
 def _labelme_item(folder: Path, stem: str) -> None:
     doc = {
-        "version": "5.4.1", "flags": {}, "imagePath": f"{stem}.png", "imageData": None,
-        "imageHeight": H, "imageWidth": W,
-        "shapes": [{"label": "knife", "points": [[5, 5], [30, 5], [30, 30]], "shape_type": "polygon",
-                    "group_id": None, "flags": {}}],
+        "version": "5.4.1",
+        "flags": {},
+        "imagePath": f"{stem}.png",
+        "imageData": None,
+        "imageHeight": H,
+        "imageWidth": W,
+        "shapes": [
+            {
+                "label": "knife",
+                "points": [[5, 5], [30, 5], [30, 30]],
+                "shape_type": "polygon",
+                "group_id": None,
+                "flags": {},
+            }
+        ],
     }
     (folder / f"{stem}.json").write_text(json.dumps(doc))
 
@@ -65,7 +76,9 @@ def _pipeline_pixels(voc: Path, stem: str) -> np.ndarray:
 def test_sixteen_bit_scans_keep_their_high_byte(sixteen_bit_scans, tmp_path, image_format):
     folder, labels, expected = sixteen_bit_scans
     voc = tmp_path / f"voc-{image_format}"
-    report = convert(folder, voc, ConvertConfig(labels=str(labels), image_format=image_format, workers=1), progress=False)
+    report = convert(
+        folder, voc, ConvertConfig(labels=str(labels), image_format=image_format, workers=1), progress=False
+    )
     assert report.failed == 0, report.summary()
     for stem, want in expected.items():
         np.testing.assert_array_equal(_pipeline_pixels(voc, stem), want)

@@ -53,9 +53,11 @@ def cfg(labels=None, **kw) -> ConvertConfig:
 
 
 def test_flat_and_nested_polygons_draw_like_labelme(tmp_path, labels):
-    objects = [{"label": "knife", "polygon": square(2, 2, 20, 20)},
-               {"label": "gun", "polygon": square(10, 10, 30, 25, flat=True)},
-               {"label": "knife", "polygon": square(32, 2, 38, 8)}]
+    objects = [
+        {"label": "knife", "polygon": square(2, 2, 20, 20)},
+        {"label": "gun", "polygon": square(10, 10, 30, 25, flat=True)},
+        {"label": "knife", "polygon": square(32, 2, 38, 8)},
+    ]
     add(tmp_path / "in", "p1", objects)
     out = tmp_path / "voc"
     report = convert(tmp_path / "in", out, cfg(labels))
@@ -70,10 +72,13 @@ def test_flat_and_nested_polygons_draw_like_labelme(tmp_path, labels):
     assert read_class_names(out) == ["_background_", "knife", "gun"]
 
 
-@pytest.mark.parametrize("raw, points", [
-    ([1, 2, 3, 4, 5, 6], ((1, 2), (3, 4), (5, 6))),
-    ([[1, 2], [3, 4], [5.5, 6]], ((1, 2), (3, 4), (5.5, 6))),
-])
+@pytest.mark.parametrize(
+    "raw, points",
+    [
+        ([1, 2, 3, 4, 5, 6], ((1, 2), (3, 4), (5, 6))),
+        ([[1, 2], [3, 4], [5.5, 6]], ((1, 2), (3, 4), (5.5, 6))),
+    ],
+)
 def test_point_formats(raw, points):
     assert polygon_points(raw) == points
 
@@ -124,8 +129,11 @@ def test_bad_files_fail_one_by_one(tmp_path, labels):
 
 
 def test_unknown_labels_and_class_subset(tmp_path, labels):
-    add(tmp_path / "in", "a", [{"label": "Lighter", "polygon": square(0, 0, 39, 29)},
-                               {"label": "gun", "polygon": square(2, 2, 9, 9)}])
+    add(
+        tmp_path / "in",
+        "a",
+        [{"label": "Lighter", "polygon": square(0, 0, 39, 29)}, {"label": "gun", "polygon": square(2, 2, 9, 9)}],
+    )
     with pytest.raises(DatasetError, match="'Lighter'"):
         convert(tmp_path / "in", tmp_path / "voc", cfg(labels))
     report = convert(tmp_path / "in", tmp_path / "bg", cfg(labels, unknown="background"))
@@ -137,6 +145,18 @@ def test_unknown_labels_and_class_subset(tmp_path, labels):
 
 def test_cli_from_pixray(tmp_path, labels, capsys):
     add(tmp_path / "in", "a", [{"label": "gun", "polygon": square(2, 2, 9, 9)}])
-    code = main(["convert", "--from", "pixray", str(tmp_path / "in"), str(tmp_path / "voc"),
-                 "--labels", str(labels), "--workers", "1", "--quiet"])
+    code = main(
+        [
+            "convert",
+            "--from",
+            "pixray",
+            str(tmp_path / "in"),
+            str(tmp_path / "voc"),
+            "--labels",
+            str(labels),
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0 and "converted 1, failed 0" in capsys.readouterr().out

@@ -28,15 +28,33 @@ def test_constants_values():
 def test_run_layout_names(tmp_path):
     run = RunLayout(str(tmp_path))
     assert run.root == tmp_path
-    rel = {name: getattr(run, name).relative_to(tmp_path).as_posix() for name in (
-        "config_file", "class_names_file", "best_model", "history_csv", "training_curves", "logs_dir",
-        "checkpoints_dir", "state_file", "last_weights", "best_weights", "rng_state",
-    )}
+    rel = {
+        name: getattr(run, name).relative_to(tmp_path).as_posix()
+        for name in (
+            "config_file",
+            "class_names_file",
+            "best_model",
+            "history_csv",
+            "training_curves",
+            "logs_dir",
+            "checkpoints_dir",
+            "state_file",
+            "last_weights",
+            "best_weights",
+            "rng_state",
+        )
+    }
     assert rel == {
-        "config_file": "config.yaml", "class_names_file": "class_names.txt", "best_model": "best_model.keras",
-        "history_csv": "history.csv", "training_curves": "training_curves.png", "logs_dir": "logs",
-        "checkpoints_dir": "checkpoints", "state_file": "checkpoints/state.json",
-        "last_weights": "checkpoints/last.weights.h5", "best_weights": "checkpoints/best.weights.h5",
+        "config_file": "config.yaml",
+        "class_names_file": "class_names.txt",
+        "best_model": "best_model.keras",
+        "history_csv": "history.csv",
+        "training_curves": "training_curves.png",
+        "logs_dir": "logs",
+        "checkpoints_dir": "checkpoints",
+        "state_file": "checkpoints/state.json",
+        "last_weights": "checkpoints/last.weights.h5",
+        "best_weights": "checkpoints/best.weights.h5",
         "rng_state": "checkpoints/rng_state.npz",
     }
     evaluation = EvalLayout(run.eval_dir("val"))

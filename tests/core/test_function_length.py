@@ -42,9 +42,8 @@ def function_lengths(root: Path = PACKAGE) -> dict[str, int]:
 def test_no_function_longer_than_sixty_lines():
     lengths = function_lengths()
     too_long = {name: n for name, n in lengths.items() if n > MAX_LINES and name not in ALLOWED}
-    assert not too_long, (
-        f"functions longer than {MAX_LINES} lines (split them into named steps): "
-        + ", ".join(f"{name} ({n})" for name, n in sorted(too_long.items(), key=lambda kv: -kv[1]))
+    assert not too_long, f"functions longer than {MAX_LINES} lines (split them into named steps): " + ", ".join(
+        f"{name} ({n})" for name, n in sorted(too_long.items(), key=lambda kv: -kv[1])
     )
 
 
@@ -57,7 +56,8 @@ def test_allowlist_is_current():
 def test_the_measure(tmp_path):
     (tmp_path / "m.py").write_text(
         "def short():\n    '''Doc.'''\n    return 1\n\n\n"
-        "class A:\n    def method(self):\n" + "".join(f"        x{i} = {i}\n" for i in range(61))
+        "class A:\n    def method(self):\n"
+        + "".join(f"        x{i} = {i}\n" for i in range(61))
         + "\n        def inner():\n            pass\n"
     )
     lengths = function_lengths(tmp_path)

@@ -1,8 +1,9 @@
-"""House style (issue 15, part 6): ``ruff check`` passes over the package, tests and scripts.
+"""House style (issue 15, part 6): ``ruff check`` and ``ruff format`` pass over the package,
+tests and scripts.
 
 The rules and the line length are in ``pyproject.toml`` (``[tool.ruff]``). Run
-``ruff check --fix xray_seg tests scripts`` to apply the safe fixes (import order,
-modern syntax) before committing.
+``ruff format xray_seg tests scripts && ruff check --fix xray_seg tests scripts`` before
+committing.
 """
 
 import shutil
@@ -31,9 +32,24 @@ def test_ruff_check_passes():
         pytest.skip("ruff is not installed (pip install -r requirements.txt installs ruff==0.17.5)")
     proc = subprocess.run(
         [*ruff, "check", "--no-cache", "--output-format", "concise", *TARGETS],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert proc.returncode == 0, f"ruff check found problems (fix them or run `ruff check --fix`):\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"ruff check found problems (fix them or run `ruff check --fix`):\n{proc.stdout}{proc.stderr}"
+    )
+
+
+def test_ruff_format_leaves_the_code_as_it_is():
+    ruff = _ruff()
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -r requirements.txt installs ruff==0.17.5)")
+    proc = subprocess.run(
+        [*ruff, "format", "--check", "--no-cache", *TARGETS], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"run `ruff format xray_seg tests scripts`:\n{proc.stdout}{proc.stderr}"
 
 
 def test_ruff_is_configured_for_the_repository():

@@ -26,7 +26,7 @@ def _wire(gap=2):
     class_map = np.zeros((40, 200), np.uint8)
     x = 5
     for _ in range(12):
-        class_map[10:16, x:x + 10] = 3
+        class_map[10:16, x : x + 10] = 3
         x += 10 + gap
     probs = np.full((40, 200, 4), 0.0, np.float32)
     probs[..., 0] = 1.0
@@ -81,14 +81,19 @@ def test_roc_and_pd_at_pfa():
     assert report["roc"]["gun"]["auc"] == 1.0
     assert report["pd_at_pfa"]["overall"]["0.05"] == pytest.approx(2 / 3)  # the 0.9 and 0.7 bags beat the clean 0.6
     assert report["note"] is None
-    assert screening_report(SCORES[[0, 1]], TRUTH[[0, 1]], AlarmRule.default(NAMES))["pd_at_pfa"]["overall"]["0.05"] is None
+    assert (
+        screening_report(SCORES[[0, 1]], TRUTH[[0, 1]], AlarmRule.default(NAMES))["pd_at_pfa"]["overall"]["0.05"]
+        is None
+    )
 
 
 def _brute_force(scores, truth, target):
     clean = ~truth[:, 1:].any(axis=1)
     budget = int(np.floor(target * clean.sum() + 1e-9))
-    cands = [sorted({1e-4} | {round(v + 1e-4, 4) for v in scores[:, c]} | set(scores[:, c][scores[:, c] > 0]))
-             for c in range(1, scores.shape[1])]
+    cands = [
+        sorted({1e-4} | {round(v + 1e-4, 4) for v in scores[:, c]} | set(scores[:, c][scores[:, c] > 0]))
+        for c in range(1, scores.shape[1])
+    ]
     best = -1
     for ts in itertools.product(*cands):
         alarms = scores[:, 1:] >= np.array(ts)[None]
@@ -109,7 +114,10 @@ def test_calibration_equals_brute_force(seed, target):
     rule = calibrate_thresholds(scores, truth, names, target_pfa=target)
     got = bag_metrics(scores, truth, rule.thresholds, names)
     clean = ~truth[:, 1:].any(axis=1)
-    assert got["alarmed_bags"] - (~clean & (scores >= np.array(rule.thresholds))[:, 1:].any(1)).sum() <= target * clean.sum()
+    assert (
+        got["alarmed_bags"] - (~clean & (scores >= np.array(rule.thresholds))[:, 1:].any(1)).sum()
+        <= target * clean.sum()
+    )
     detections = int(((scores >= np.array(rule.thresholds)) & truth)[:, 1:].sum())
     assert detections == _brute_force(scores, truth, target)
     assert rule.calibrated and rule.calibration["pfa"] <= target + 1e-12 and rule.calibration["method"] == "exact"

@@ -28,9 +28,22 @@ def test_bench_command_on_a_keras_file(tmp_path):
         Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(tmp_path / f"scan{i}.png")
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "xray_seg", "bench", str(tmp_path / "m.keras"), str(tmp_path / "scan*.png"),
-         "--runs", "3", "--warmup", "1", "--out", str(out)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "xray_seg",
+            "bench",
+            str(tmp_path / "m.keras"),
+            str(tmp_path / "scan*.png"),
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "model only" in proc.stdout and "end to end" in proc.stdout

@@ -10,14 +10,36 @@ import yaml
 from xray_seg.cli import main
 
 MODELS = "cwf_deeplabv3plus,unet"
-TINY = ["model.width=0.125", "data.image_size=[64,64]", "data.batch_size=4", "epochs=2", "steps_per_epoch=1",
-        "data.cache=false"]
+TINY = [
+    "model.width=0.125",
+    "data.image_size=[64,64]",
+    "data.batch_size=4",
+    "epochs=2",
+    "steps_per_epoch=1",
+    "data.cache=false",
+]
 
 
 def compare_args(voc, out, *extra):
     sets = [item for s in TINY for item in ("--set", s)]
-    return ["compare", "--data", str(voc), "--out", str(out), "--models", MODELS, "--preset", "compare_cpu",
-            "--fps-runs", "2", "--grid-images", "2", "--quiet", *sets, *extra]
+    return [
+        "compare",
+        "--data",
+        str(voc),
+        "--out",
+        str(out),
+        "--models",
+        MODELS,
+        "--preset",
+        "compare_cpu",
+        "--fps-runs",
+        "2",
+        "--grid-images",
+        "2",
+        "--quiet",
+        *sets,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +51,31 @@ def compared(tiny_voc, tmp_path_factory):
 
 
 def record(miou, mpa, iou, class_pa, fps=10.0):
-    return {"miou": miou, "mpa": mpa, "pa": 0.9, "fps": fps, "params_m": 1.5, "gflops": 0.25,
-            "iou": iou, "class_pa": class_pa, "class_names": ["_background_", "gun"]}
+    return {
+        "miou": miou,
+        "mpa": mpa,
+        "pa": 0.9,
+        "fps": fps,
+        "params_m": 1.5,
+        "gflops": 0.25,
+        "iou": iou,
+        "class_pa": class_pa,
+        "class_names": ["_background_", "gun"],
+    }
 
 
 def test_aggregate_hand_made_numbers():
     from xray_seg.evaluation.compare_report import aggregate, format_mean_std, table2_rows, table3_rows
 
-    stats = aggregate({
-        "unet": [record(0.5, 0.6, [0.9, 0.1], [0.95, 0.2], fps=8.0),
-                 record(0.7, 0.8, [0.9, float("nan")], [0.97, None], fps=12.0)],
-        "bisenetv2": [record(0.4, 0.5, [0.8, 0.0], [0.9, 0.1])],
-    })
+    stats = aggregate(
+        {
+            "unet": [
+                record(0.5, 0.6, [0.9, 0.1], [0.95, 0.2], fps=8.0),
+                record(0.7, 0.8, [0.9, float("nan")], [0.97, None], fps=12.0),
+            ],
+            "bisenetv2": [record(0.4, 0.5, [0.8, 0.0], [0.9, 0.1])],
+        }
+    )
     miou = stats["table3"]["unet"]["miou"]
     assert miou["mean"] == pytest.approx(0.6) and miou["n"] == 2
     assert miou["std"] == pytest.approx(math.sqrt(0.02))  # sample std of 0.5, 0.7
@@ -64,8 +99,10 @@ def test_outputs_tables_and_protocol(compared, tiny_voc):
         assert (compared / name).is_file() and (compared / name).stat().st_size > 0, name
     doc = json.loads((compared / "compare.json").read_text())
     assert list(doc["table3"]) == MODELS.split(",")
-    runs = {m: [json.loads((compared / "runs" / m / f"seed{s}" / "compare_result.json").read_text()) for s in (0, 1)]
-            for m in MODELS.split(",")}
+    runs = {
+        m: [json.loads((compared / "runs" / m / f"seed{s}" / "compare_result.json").read_text()) for s in (0, 1)]
+        for m in MODELS.split(",")
+    }
     md = (compared / "compare.md").read_text()
     for model, per_seed in runs.items():
         mious = [r["miou"] for r in per_seed]
@@ -80,8 +117,11 @@ def test_outputs_tables_and_protocol(compared, tiny_voc):
     protocol = yaml.safe_load((compared / "protocol.yaml").read_text())
     assert protocol["seeds"] == [0, 1] and protocol["dataset"]["val_images"] == 4
     assert protocol["train_config"]["model"]["width"] == 0.125 and protocol["train_config"]["epochs"] == 2
-    configs = {(m, s): yaml.safe_load((compared / "runs" / m / f"seed{s}" / "config.yaml").read_text())
-               for m in MODELS.split(",") for s in (0, 1)}
+    configs = {
+        (m, s): yaml.safe_load((compared / "runs" / m / f"seed{s}" / "config.yaml").read_text())
+        for m in MODELS.split(",")
+        for s in (0, 1)
+    }
     for (model, seed), cfg in configs.items():  # one protocol: only the model and the seed differ
         assert cfg["model"].pop("name") == model and cfg.pop("seed") == seed
         assert cfg == configs[("cwf_deeplabv3plus", 0)]
@@ -90,8 +130,9 @@ def test_outputs_tables_and_protocol(compared, tiny_voc):
 def test_resume_skips_finished_runs_and_continues_interrupted_ones(compared, tiny_voc, monkeypatch):
     import xray_seg.evaluation.compare as compare_module
 
-    results = {(m, s): compared / "runs" / m / f"seed{s}" / "compare_result.json"
-               for m in MODELS.split(",") for s in (0, 1)}
+    results = {
+        (m, s): compared / "runs" / m / f"seed{s}" / "compare_result.json" for m in MODELS.split(",") for s in (0, 1)
+    }
     before = {k: p.stat().st_mtime_ns for k, p in results.items()}
 
     def no_training(*args, **kwargs):
@@ -169,7 +210,8 @@ def test_refuses_existing_output_and_changed_protocol(tiny_voc, tmp_path, capsys
     settings = CompareSettings(str(tiny_voc), str(tmp_path / "cmp"), models=("unet",), overrides=tuple(TINY))
     (tmp_path / "cmp").mkdir()
     (tmp_path / "cmp" / "protocol.yaml").write_text(
-        yaml.safe_dump(protocol_document(settings, base_config(settings), check_dataset(tiny_voc))))
+        yaml.safe_dump(protocol_document(settings, base_config(settings), check_dataset(tiny_voc)))
+    )
     assert main(compare_args(tiny_voc, tmp_path / "cmp", "--resume", "--set", "epochs=3")) == 2
     assert "differs" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "cmp").iterdir()) == ["protocol.yaml"]

@@ -182,7 +182,11 @@ def test_streaming_metric_sums_over_mirrored_replicas(tmp_path):
     script.write_text(DISTRIBUTED)
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
-        [sys.executable, str(script)], cwd=repo, capture_output=True, text=True, timeout=300,
+        [sys.executable, str(script)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**__import__("os").environ, "PYTHONPATH": str(repo), "CUDA_VISIBLE_DEVICES": ""},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -48,8 +48,11 @@ def test_one_matched_one_missed_one_false():
 
 def test_false_positive_ranked_first_halves_precision():
     ev = ObjectEvaluator(NAMES)
-    ev.add([_box(10, 10, 10, 10), _box(50, 50, 10, 10)],
-           [_box(10, 10, 10, 10, conf=0.5), _box(80, 10, 10, 10, conf=0.8)], (100, 100))
+    ev.add(
+        [_box(10, 10, 10, 10), _box(50, 50, 10, 10)],
+        [_box(10, 10, 10, 10, conf=0.5), _box(80, 10, 10, 10, conf=0.8)],
+        (100, 100),
+    )
     assert ev.results()["per_class"]["gun"]["ap50"] == pytest.approx(0.5 * 51 / 101)
 
 
@@ -105,8 +108,16 @@ def _random_scene(rng, h, w):
             dets.append(_box(x, y, g.bbox[2], g.bbox[3], g.class_index, float(rng.random())))
     for _ in range(rng.integers(0, 3)):
         bw, bh = (int(v) for v in rng.integers(2, 20, size=2))
-        dets.append(_box(int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh)), bw, bh,
-                         int(rng.integers(1, 3)), float(rng.random())))
+        dets.append(
+            _box(
+                int(rng.integers(0, w - bw)),
+                int(rng.integers(0, h - bh)),
+                bw,
+                bh,
+                int(rng.integers(1, 3)),
+                float(rng.random()),
+            )
+        )
     return gts, dets
 
 
@@ -123,7 +134,7 @@ def test_matches_pycocotools():
     def rle(o):
         full = np.zeros((h, w), np.uint8, order="F")
         x, y, bw, bh = o.bbox
-        full[y:y + bh, x:x + bw] = o.mask
+        full[y : y + bh, x : x + bw] = o.mask
         r = mask_util.encode(np.asfortranarray(full))
         r["counts"] = r["counts"].decode()
         return r
@@ -133,16 +144,35 @@ def test_matches_pycocotools():
         ev.add(gts, dets, (h, w))
         images.append({"id": i, "height": h, "width": w})
         for g in gts:
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": g.class_index, "segmentation": rle(g),
-                         "area": g.area, "bbox": list(g.bbox), "iscrowd": 0})
-        results += [{"image_id": i, "category_id": d.class_index, "segmentation": rle(d), "score": d.confidence}
-                    for d in dets]
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": g.class_index,
+                    "segmentation": rle(g),
+                    "area": g.area,
+                    "bbox": list(g.bbox),
+                    "iscrowd": 0,
+                }
+            )
+        results += [
+            {"image_id": i, "category_id": d.class_index, "segmentation": rle(d), "score": d.confidence} for d in dets
+        ]
     coco = COCO()
-    coco.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "gun"}, {"id": 2, "name": "knife"}]}
+    coco.dataset = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "gun"}, {"id": 2, "name": "knife"}],
+    }
     coco.createIndex()
     cocoeval = COCOeval(coco, coco.loadRes(results), "segm")
     area = h * w
-    cocoeval.params.areaRng = [[0, 1e10], [0, SIZE_EDGES[0] * area], list(np.array(SIZE_EDGES) * area), [SIZE_EDGES[1] * area, 1e10]]
+    cocoeval.params.areaRng = [
+        [0, 1e10],
+        [0, SIZE_EDGES[0] * area],
+        list(np.array(SIZE_EDGES) * area),
+        [SIZE_EDGES[1] * area, 1e10],
+    ]
     cocoeval.evaluate()
     cocoeval.accumulate()
     precision = cocoeval.eval["precision"]  # [T, R, K, A, M]

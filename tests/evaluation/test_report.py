@@ -47,7 +47,13 @@ def test_paper_tables(scores):
 
 def test_markdown_report(tmp_path, scores):
     path = write_markdown_report(
-        tmp_path / "report.md", scores, NAMES, model_name="cwf_deeplabv3plus", split="val", fps=None, extra={"images": 3}
+        tmp_path / "report.md",
+        scores,
+        NAMES,
+        model_name="cwf_deeplabv3plus",
+        split="val",
+        fps=None,
+        extra={"images": 3},
     )
     text = path.read_text()
     assert text.startswith("# Evaluation of cwf_deeplabv3plus on `val`")

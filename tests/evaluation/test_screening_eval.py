@@ -58,7 +58,15 @@ def test_evaluate_writes_screening_outputs(tiny_voc, tmp_path):
     run = make_run(tmp_path / "run", names)
     result = evaluate(run, tiny_voc, split="train", out_dir=tmp_path / "eval", progress=False)
     out = tmp_path / "eval"
-    for name in ("metrics.json", "report.md", "confusion_matrix.png", "screening.json", "roc.json", "roc.png", "report.html"):
+    for name in (
+        "metrics.json",
+        "report.md",
+        "confusion_matrix.png",
+        "screening.json",
+        "roc.json",
+        "roc.png",
+        "report.html",
+    ):
         assert (out / name).is_file(), name
     assert "screening" not in json.loads((out / "metrics.json").read_text())  # the existing output is unchanged
     summary = json.loads((out / "screening.json").read_text())
@@ -78,10 +86,20 @@ def test_evaluate_writes_screening_outputs(tiny_voc, tmp_path):
 def test_compare_tables_gain_screening_columns():
     from xray_seg.evaluation.compare_report import aggregate, table3_rows
 
-    base = {"miou": 0.5, "mpa": 0.6, "pa": 0.9, "fps": 10.0, "params_m": 1.0, "gflops": 0.2,
-            "iou": [0.9, 0.1], "class_pa": [0.9, 0.3], "class_names": ["_background_", "gun"]}
-    stats = aggregate({"unet": [dict(base, pd_at_pfa5=0.8, map50=0.4), dict(base, pd_at_pfa5=None, map50=0.6)],
-                       "old": [base]})  # a record from before the columns existed
+    base = {
+        "miou": 0.5,
+        "mpa": 0.6,
+        "pa": 0.9,
+        "fps": 10.0,
+        "params_m": 1.0,
+        "gflops": 0.2,
+        "iou": [0.9, 0.1],
+        "class_pa": [0.9, 0.3],
+        "class_names": ["_background_", "gun"],
+    }
+    stats = aggregate(
+        {"unet": [dict(base, pd_at_pfa5=0.8, map50=0.4), dict(base, pd_at_pfa5=None, map50=0.6)], "old": [base]}
+    )  # a record from before the columns existed
     assert stats["table3"]["unet"]["pd_at_pfa5"]["mean"] == pytest.approx(0.8)  # undefined seed left out
     assert stats["table3"]["unet"]["map50"]["mean"] == pytest.approx(0.5)
     rows = table3_rows(stats["table3"])

@@ -62,9 +62,14 @@ def test_serving_graph_equals_numpy_rule(scale, shape):
     from xray_seg.serving.signatures import scan_probabilities
 
     keras.utils.set_random_seed(2)
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 127.5, -1),
-                              keras.layers.Conv2D(8, 5, padding="same", activation="relu"),
-                              keras.layers.Conv2D(4, 3, padding="same")])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 127.5, -1),
+            keras.layers.Conv2D(8, 5, padding="same", activation="relu"),
+            keras.layers.Conv2D(4, 3, padding="same"),
+        ]
+    )
     geometry = ScanGeometry(tile=(32, 32), scale=scale)
     image = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
     want = predict_probabilities(model, image, geometry=geometry)

@@ -30,7 +30,9 @@ SCANS = {  # name: (height, width) of a synthetic belt scan (SynthConfig size=he
 def _scan(height, width, seed):
     from xray_seg.synthesis.scene import SynthConfig, render_sample
 
-    return render_sample(SynthConfig(size=height, width=0 if width == height else width, seed=seed, clutter="low"), 0)[0]
+    return render_sample(SynthConfig(size=height, width=0 if width == height else width, seed=seed, clutter="low"), 0)[
+        0
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +47,23 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("geometry")
     synthesize(root / "labelme", SynthConfig(size=64, width=128, num=12, seed=4, workers=1), progress=False)
-    convert(root / "labelme", root / "voc", ConvertConfig(labels=str(root / "labelme" / "labels.txt"), workers=1, val_ratio=0.34),
-            progress=False)
-    overrides = [f"data.voc_dir={root / 'voc'}", "model.width=0.0625", "data.image_size=[64,64]", "data.batch_size=4",
-                 "optim.lr=2e-3", "num_val_images=0", "epochs=2", "steps_per_epoch=3", "data.cache=false"]
+    convert(
+        root / "labelme",
+        root / "voc",
+        ConvertConfig(labels=str(root / "labelme" / "labels.txt"), workers=1, val_ratio=0.34),
+        progress=False,
+    )
+    overrides = [
+        f"data.voc_dir={root / 'voc'}",
+        "model.width=0.0625",
+        "data.image_size=[64,64]",
+        "data.batch_size=4",
+        "optim.lr=2e-3",
+        "num_val_images=0",
+        "epochs=2",
+        "steps_per_epoch=3",
+        "data.cache=false",
+    ]
     result = train(load_config(TrainConfig, "demo_cpu", overrides), root / "run", verbose=0)
     export_model(root / "run", root / "export", formats=("savedmodel",), progress=False)
     return root, result
@@ -141,8 +156,12 @@ def test_evaluate_and_validation_use_the_same_rule(routes):
         assert evaluate(model, voc, split="val", progress=False).scores["pa"] >= 0.999, model
     loaded = load_for_inference(root / "run")
     geometry = ScanGeometry(tile=TILE)
-    callback = ValidationCallback(make_eval_dataset(voc, "val", batch_size=4, geometry=geometry), loaded.class_names,
-                                  num_images=0, geometry=geometry)
+    callback = ValidationCallback(
+        make_eval_dataset(voc, "val", batch_size=4, geometry=geometry),
+        loaded.class_names,
+        num_images=0,
+        geometry=geometry,
+    )
     callback.set_model(loaded.keras_model)
     scores, _ = callback.evaluate()
     assert scores["pa"] >= 0.999
@@ -182,8 +201,10 @@ def test_bag_on_a_wide_canvas_keeps_its_square_result(trained):
         canvas = np.full((64, 256, 3), 255, np.uint8)
         canvas[:, offset : offset + 64] = bag
         wide = saved.signatures["serving_default"](images=tf.constant(canvas[None]))["class_map"].numpy()[0]
-        old = resize_bilinear(softmax(forward_logits(loaded.logits_fn, resize_bilinear(canvas.astype(np.float32), TILE)[None]))[0],
-                              (64, 256)).argmax(-1)
+        old = resize_bilinear(
+            softmax(forward_logits(loaded.logits_fn, resize_bilinear(canvas.astype(np.float32), TILE)[None]))[0],
+            (64, 256),
+        ).argmax(-1)
         native.append(_agreement(wide[:, offset : offset + 64], square))
         squashed.append(_agreement(old[:, offset : offset + 64], square))
     assert min(native) >= 0.75 and np.mean(native) >= 0.85, native
@@ -198,9 +219,23 @@ def test_measure_wide_scan_script_runs(trained, tmp_path):
     root, _ = trained
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
-        [sys.executable, str(repo / "scripts" / "measure_wide_scan.py"), str(root / "run"), str(root / "voc"),
-         "--savedmodel", str(root / "export" / "savedmodel"), "--bags", "2", "--json", str(tmp_path / "wide.json")],
-        capture_output=True, text=True, timeout=600, check=False, env={**__import__("os").environ, "PYTHONPATH": str(repo)},
+        [
+            sys.executable,
+            str(repo / "scripts" / "measure_wide_scan.py"),
+            str(root / "run"),
+            str(root / "voc"),
+            "--savedmodel",
+            str(root / "export" / "savedmodel"),
+            "--bags",
+            "2",
+            "--json",
+            str(tmp_path / "wide.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**__import__("os").environ, "PYTHONPATH": str(repo)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "savedmodel serving_default" in proc.stdout

@@ -22,7 +22,11 @@ K = 4
 def conv_model(kernel=1, input_shape=(None, None, 3), seed=0):
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
-        [keras.Input(input_shape), keras.layers.Rescaling(1 / 127.5, -1), keras.layers.Conv2D(K, kernel, padding="same")]
+        [
+            keras.Input(input_shape),
+            keras.layers.Rescaling(1 / 127.5, -1),
+            keras.layers.Conv2D(K, kernel, padding="same"),
+        ]
     )
 
 

@@ -31,7 +31,7 @@ def test_labels_stay_inside_and_never_overlap(boxes, lw, lh):
     for r in placed:
         assert 0 <= r[0] < r[2] <= width and 0 <= r[1] < r[3] <= height
     for i, a in enumerate(placed):
-        for b in placed[i + 1:]:
+        for b in placed[i + 1 :]:
             assert not _intersect(a, b)
 
 
@@ -44,7 +44,14 @@ def _scene():
     items = [  # three items side by side near the top: their labels would collide if drawn naively
         {"class": "gun", "class_index": 1, "area": 1200, "confidence": 0.93, "bbox": [10, 10, 40, 30], "alarm": True},
         {"class": "knife", "class_index": 2, "area": 540, "confidence": 0.71, "bbox": [12, 12, 30, 18], "alarm": True},
-        {"class": "knife", "class_index": 2, "area": 875, "confidence": 0.40, "bbox": [100, 70, 35, 25], "alarm": False},
+        {
+            "class": "knife",
+            "class_index": 2,
+            "area": 875,
+            "confidence": 0.40,
+            "bbox": [100, 70, 35, 25],
+            "alarm": False,
+        },
     ]
     return image, class_map, items
 

@@ -24,7 +24,9 @@ def _pair(filters, strides=1, dilation=1, groups=1, use_bias=True, channels=3, s
     if use_bias:
         conv.bias.assign(rng.normal(size=conv.bias.shape).astype("float32"))
         reference = keras.ops.convert_to_numpy(conv(x))
-    deform = ModulatedDeformConv2D(filters, K, strides=strides, dilation_rate=dilation, groups=groups, use_bias=use_bias)
+    deform = ModulatedDeformConv2D(
+        filters, K, strides=strides, dilation_rate=dilation, groups=groups, use_bias=use_bias
+    )
     out_h, out_w = reference.shape[1:3]
     deform.build([x.shape, (2, out_h, out_w, 2 * TAPS), (2, out_h, out_w, TAPS)])
     deform.set_weights(conv.get_weights())
@@ -148,7 +150,12 @@ def test_gradients_match_finite_differences():
         tape.watch(list(inputs.values()))
         loss = loss_of(inputs)
     grads = tape.gradient(loss, list(inputs.values()) + [layer.kernel])
-    analytic = dict(zip(["x", "offset", "mask", "kernel"], [g.numpy() if hasattr(g, "numpy") else tf.convert_to_tensor(g).numpy() for g in grads]))
+    analytic = dict(
+        zip(
+            ["x", "offset", "mask", "kernel"],
+            [g.numpy() if hasattr(g, "numpy") else tf.convert_to_tensor(g).numpy() for g in grads],
+        )
+    )
 
     eps = 1e-6
     for name in ["x", "offset", "mask", "kernel"]:
@@ -187,7 +194,9 @@ def test_mixed_precision_keeps_positions_in_float32():
 
 
 def test_config_round_trip_and_symbolic_shape():
-    layer = ModulatedDeformConv2D(7, 3, strides=2, dilation_rate=1, groups=1, deformable_groups=1, use_bias=False, name="d")
+    layer = ModulatedDeformConv2D(
+        7, 3, strides=2, dilation_rate=1, groups=1, deformable_groups=1, use_bias=False, name="d"
+    )
     clone = ModulatedDeformConv2D.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     x = keras.Input((9, 10, 4))

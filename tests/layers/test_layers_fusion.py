@@ -71,7 +71,9 @@ def test_dwff_follows_the_text_pairs():
     p = _maps(5)
     layer = DWFF(epsilon=1e-4)
     layer(p)
-    raws = [RNG.uniform(-0.5, 2.0, size=2).astype("float32") for _ in range(5)] + [RNG.uniform(0.1, 2.0, 5).astype("float32")]
+    raws = [RNG.uniform(-0.5, 2.0, size=2).astype("float32") for _ in range(5)] + [
+        RNG.uniform(0.1, 2.0, 5).astype("float32")
+    ]
     for fusion, raw in zip(layer.fusions, raws):
         fusion.fusion_weights.assign(raw)
 

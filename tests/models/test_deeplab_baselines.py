@@ -113,7 +113,11 @@ def test_aligned_xception_flows_and_shapes():
     names = [layer.name for layer in backbone.layers if isinstance(layer, XceptionBlock)]
     assert sum(n.startswith("middle_block") for n in names) == 16
     assert [n for n in names if not n.startswith("middle")] == [
-        "entry_block1", "entry_block2", "entry_block3", "exit_block1", "exit_block2"
+        "entry_block1",
+        "entry_block2",
+        "entry_block3",
+        "exit_block1",
+        "exit_block2",
     ]
     exit1 = backbone.get_layer("exit_block1")
     assert exit1.filters == (728, 1024, 1024) and exit1.strides == 1  # stride -> rate at OS16

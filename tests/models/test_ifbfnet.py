@@ -70,7 +70,10 @@ def test_zero_weight_conv_gives_one_and_a_half_times_the_concatenation():
     no_residual.build([high.shape, low.shape])
     _zero_conv(no_residual)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(no_residual([high, low])), 0.5 * np.concatenate([high, low], -1), rtol=1e-6, atol=1e-6
+        keras.ops.convert_to_numpy(no_residual([high, low])),
+        0.5 * np.concatenate([high, low], -1),
+        rtol=1e-6,
+        atol=1e-6,
     )
 
 
@@ -229,7 +232,12 @@ def test_presets_follow_section_4_1():
     for preset in ("ifbfnet_xray512", "ifbfnet_cityscapes"):
         cfg = load_config(TrainConfig, preset)
         assert cfg.model.name == "ifbfnet" and cfg.model.aux is True
-        assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == ("sgd", 0.01, 0.9, 5e-4)
+        assert (cfg.optim.optimizer, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (
+            "sgd",
+            0.01,
+            0.9,
+            5e-4,
+        )
         assert (cfg.optim.schedule, cfg.optim.power) == ("poly", 0.9) and cfg.optim.warmup_epochs > 0
         assert cfg.optim.lr_multipliers == {LR_REGEX: 10.0}
         assert (cfg.loss.type, cfg.loss.ohem_thresh, cfg.loss.aux_weight) == ("ohem", 0.7, 0.4)

@@ -31,7 +31,9 @@ MODULES = sorted(
 
 @pytest.mark.parametrize(("name", "builder"), BUILDERS, ids=[name for name, _ in BUILDERS])
 def test_registered_builder_has_example(name, builder):
-    assert "Example:" in (builder.__doc__ or ""), f"{name}: add an `Example:` block to {builder.__qualname__}'s docstring"
+    assert "Example:" in (builder.__doc__ or ""), (
+        f"{name}: add an `Example:` block to {builder.__qualname__}'s docstring"
+    )
 
 
 def test_build_model_has_example():

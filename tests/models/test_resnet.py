@@ -37,8 +37,14 @@ def test_dilated_stages_follow_the_paper():
     assert os8.get_layer("stage2_block1_conv2").strides == 2
     assert os8.get_layer("stage2_block1_conv1").strides == 1
     os16 = build_resnet_backbone((64, 64, 3), output_stride=16, width=0.125, blocks=blocks)
-    assert (os16.get_layer("stage3_block1_conv2").strides, os16.get_layer("stage3_block1_conv2").dilation_rate) == (2, 1)
-    assert (os16.get_layer("stage4_block2_conv2").strides, os16.get_layer("stage4_block2_conv2").dilation_rate) == (1, 2)
+    assert (os16.get_layer("stage3_block1_conv2").strides, os16.get_layer("stage3_block1_conv2").dilation_rate) == (
+        2,
+        1,
+    )
+    assert (os16.get_layer("stage4_block2_conv2").strides, os16.get_layer("stage4_block2_conv2").dilation_rate) == (
+        1,
+        2,
+    )
 
 
 @pytest.mark.parametrize("depth, expected", [(50, 23_508_032), (101, 42_500_160)])

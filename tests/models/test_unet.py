@@ -71,7 +71,9 @@ def test_keras_save_load_round_trip(tmp_path, toy_batch):
 def test_training_steps_reduce_loss(toy_batch):
     keras.utils.set_random_seed(0)
     model = build_unet(NUM_CLASSES, (64, 64, 3), width=TINY)
-    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True)
+    model.compile(
+        keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True
+    )
     images, labels = toy_batch()
     history = model.fit(images, labels, batch_size=2, epochs=8, verbose=0)
     losses = history.history["loss"]

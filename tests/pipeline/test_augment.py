@@ -16,7 +16,10 @@ def _scene(height, width, boxes):
     """A label map of rectangles and an image whose colour encodes the label at each pixel."""
     label = np.zeros((height, width), np.uint8)
     for k, (y, x, h, w) in enumerate(boxes):
-        label[int(y * height) : int(y * height) + max(6, int(h * height)), int(x * width) : int(x * width) + max(6, int(w * width))] = k % 3 + 1
+        label[
+            int(y * height) : int(y * height) + max(6, int(h * height)),
+            int(x * width) : int(x * width) + max(6, int(w * width)),
+        ] = k % 3 + 1
     return COLOURS[label].astype(np.uint8), label
 
 
@@ -50,7 +53,12 @@ def test_image_colour_and_mask_label_agree(height, width, crop, boxes, scale, hf
     image, label = _scene(height, width, boxes)
     low = scale[0]
     config = AugmentConfig(
-        scale_range=(low, min(2.0, low + scale[1])), hflip=hflip, vflip=vflip, rotate=rotate, rotate_prob=1.0, **GEOMETRY_ONLY
+        scale_range=(low, min(2.0, low + scale[1])),
+        hflip=hflip,
+        vflip=vflip,
+        rotate=rotate,
+        rotate_prob=1.0,
+        **GEOMETRY_ONLY,
     )
     out_image, out_mask = augment_pair(image, label, tf.constant([seed, 7], tf.int64), config, crop)
     out_image, out_mask = out_image.numpy(), out_mask.numpy()
@@ -89,7 +97,9 @@ def test_mask_samples_the_same_input_pixel_as_the_image(height, width, crop, low
     """Exact alignment: bilinear of a linear ramp returns the input coordinate each output pixel
     sampled; the mask (nearest) there must hold that coordinate's block, to the pixel."""
     image, label = _coordinate_scene(height, width)
-    config = AugmentConfig(scale_range=(low, 2.0), hflip=hflip, vflip=vflip, rotate=rotate, rotate_prob=1.0, **GEOMETRY_ONLY)
+    config = AugmentConfig(
+        scale_range=(low, 2.0), hflip=hflip, vflip=vflip, rotate=rotate, rotate_prob=1.0, **GEOMETRY_ONLY
+    )
     out_image, out_mask = augment_pair(image, label, tf.constant([seed, 3], tf.int64), config, crop)
     out_image, out_mask = out_image.numpy(), out_mask.numpy().astype(np.int32)
     inside = np.abs(out_image[..., 2] - 100.0) < 1e-3  # all bilinear taps inside the image

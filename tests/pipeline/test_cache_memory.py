@@ -16,8 +16,12 @@ GIB = 1 << 30
 def fake_split(n: int, hw=(456, 1886)) -> SplitFiles:
     """A split of ``n`` images of PIDray's strip size, without any file behind it."""
     return SplitFiles(
-        stems=[f"s{i}" for i in range(n)], images=[""] * n, masks=[""] * n,
-        sizes=[hw] * n, mask_kinds=[0] * n, num_classes=6,
+        stems=[f"s{i}" for i in range(n)],
+        images=[""] * n,
+        masks=[""] * n,
+        sizes=[hw] * n,
+        mask_kinds=[0] * n,
+        num_classes=6,
     )
 
 

@@ -90,7 +90,10 @@ def test_start_epoch_reproduces_later_epochs(tmp_path, cache):
 def test_cache_gives_the_same_stream(tmp_path):
     _voc(tmp_path, jpeg_every=2)
     kwargs = dict(image_size=(24, 24), batch_size=3, seed=1)
-    assert _same(_batches(make_train_dataset(tmp_path, **kwargs), 4), _batches(make_train_dataset(tmp_path, cache=True, **kwargs), 4))
+    assert _same(
+        _batches(make_train_dataset(tmp_path, **kwargs), 4),
+        _batches(make_train_dataset(tmp_path, cache=True, **kwargs), 4),
+    )
 
 
 def test_one_epoch_without_shuffle_or_augment_is_the_data(tmp_path):
@@ -103,7 +106,9 @@ def test_one_epoch_without_shuffle_or_augment_is_the_data(tmp_path):
     masks = np.concatenate([b[1] for b in batches])
     for i in range(4):
         np.testing.assert_array_equal(masks[i], load_label_png(layout.mask_path(f"s{i}")))
-        np.testing.assert_allclose(batches[i // 3][0][i % 3], np.asarray(Image.open(layout.images_dir / f"s{i}.png")), atol=1e-3)
+        np.testing.assert_allclose(
+            batches[i // 3][0][i % 3], np.asarray(Image.open(layout.images_dir / f"s{i}.png")), atol=1e-3
+        )
 
 
 def test_shards_split_the_files(tmp_path):
@@ -111,7 +116,13 @@ def test_shards_split_the_files(tmp_path):
     seen = []
     for index in range(2):
         ds = make_train_dataset(
-            tmp_path, image_size=(24, 32), batch_size=1, augment=None, shuffle=False, repeat=False, input_context=(2, index)
+            tmp_path,
+            image_size=(24, 32),
+            batch_size=1,
+            augment=None,
+            shuffle=False,
+            repeat=False,
+            input_context=(2, index),
         )
         seen.append([b[0][0] for b in _batches(ds, 10)])
     assert len(seen[0]) == len(seen[1]) == 3
@@ -182,12 +193,24 @@ def _corrupt(layout, what):
 
 
 @pytest.mark.parametrize(
-    "what", ["missing image", "missing mask", "truncated image", "bit flip in mask", "text as image", "RGB mask", "size mismatch"]
+    "what",
+    [
+        "missing image",
+        "missing mask",
+        "truncated image",
+        "bit flip in mask",
+        "text as image",
+        "RGB mask",
+        "size mismatch",
+    ],
 )
 def test_bad_file_gives_dataset_error_naming_it(tmp_path, what):
     layout = _voc(tmp_path, n=3)
     path = _corrupt(layout, what)
-    for build in (lambda: make_train_dataset(tmp_path, image_size=(24, 24), batch_size=1), lambda: make_eval_dataset(tmp_path, "train")):
+    for build in (
+        lambda: make_train_dataset(tmp_path, image_size=(24, 24), batch_size=1),
+        lambda: make_eval_dataset(tmp_path, "train"),
+    ):
         with pytest.raises(DatasetError) as err:
             build()
         assert str(path) in err.value.message
@@ -244,7 +267,9 @@ def test_class_stats_and_median_frequency_weights(tmp_path):
     freq = np.array([79 / 99, 70 / 199, 0.0, 50 / 100])
     np.testing.assert_allclose(stats.frequency, freq)
     median = np.median(freq[[0, 1, 3]])
-    np.testing.assert_allclose(median_frequency_weights(stats), [median / freq[0], median / freq[1], 0.0, median / freq[3]])
+    np.testing.assert_allclose(
+        median_frequency_weights(stats), [median / freq[0], median / freq[1], 0.0, median / freq[3]]
+    )
 
     out = tmp_path / "w.json"
     assert main(["data-stats", str(tmp_path), "--weights-out", str(out)]) == 0
@@ -279,7 +304,7 @@ def test_show_batch_writes_png_and_refuses_overwrite(tmp_path, capsys):
 def test_default_augment_config_runs_in_the_pipeline(tmp_path):
     _voc(tmp_path, n=4)
     cfg = AugmentConfig(noise_std=0.0, brightness=0.0)
-    (images, masks), = _batches(make_train_dataset(tmp_path, image_size=(32, 32), batch_size=4, augment=cfg), 1)
+    ((images, masks),) = _batches(make_train_dataset(tmp_path, image_size=(32, 32), batch_size=4, augment=cfg), 1)
     assert images.shape == (4, 32, 32, 3) and set(np.unique(masks)) <= {0, 1, 2, 255}
 
 
@@ -293,4 +318,6 @@ def test_crop_size_cuts_crops_at_the_image_scale(tmp_path):
     assert images.shape == (3, 16, 20, 3)
     for i in range(3):
         np.testing.assert_array_equal(masks[i], load_label_png(layout.mask_path(f"s{i}"))[:16, :20])
-        np.testing.assert_allclose(images[i], np.asarray(Image.open(layout.images_dir / f"s{i}.png"))[:16, :20], atol=1e-3)
+        np.testing.assert_allclose(
+            images[i], np.asarray(Image.open(layout.images_dir / f"s{i}.png"))[:16, :20], atol=1e-3
+        )

@@ -104,7 +104,9 @@ def test_identity_pose_is_pixel_exact_beer_lambert(tmp_path):
         cls = int(labels.max())
         expected_rgb = THREAT_RGB if cls == 1 else np.array([50, 60, 70])
         # Beer-Lambert on a grey bag: I_out = grey * T, T = I_threat / 255
-        np.testing.assert_allclose(out[changed], np.broadcast_to(grey * expected_rgb / 255.0, out[changed].shape), rtol=1e-6)
+        np.testing.assert_allclose(
+            out[changed], np.broadcast_to(grey * expected_rgb / 255.0, out[changed].shape), rtol=1e-6
+        )
         rows, cols = np.nonzero(labels)
         if cls == 1 and rows.max() - rows.min() == 9 and cols.max() - cols.min() == 10:
             ref = np.zeros((10, 11), bool)  # the L, unrotated and whole
@@ -132,7 +134,10 @@ def test_transmissions_multiply_over_bag_content(tmp_path):
     ramp = np.tile(np.linspace(20, 230, 48, dtype=np.float32)[None, :, None], (48, 1, 3))
     mask = np.zeros((48, 48), np.uint8)
     mask[:, :6] = 3  # a bag item of another class: overwritten where a threat lands on it
-    out, labels = (x.numpy() for x in project_threats(tf.constant(ramp), tf.constant(mask), tf.constant([3, 3], tf.int64), library, config))
+    out, labels = (
+        x.numpy()
+        for x in project_threats(tf.constant(ramp), tf.constant(mask), tf.constant([3, 3], tf.int64), library, config)
+    )
     placed = labels != mask
     assert placed.any()
     ratio = out[placed] / ramp[placed]
@@ -148,7 +153,12 @@ def test_ignore_pixels_are_never_projected_onto(tmp_path):
     mask[:, 20:] = 255
     hit = 0
     for k in range(6):
-        out, labels = (x.numpy() for x in project_threats(tf.constant(image), tf.constant(mask), tf.constant([5, k], tf.int64), library, config))
+        out, labels = (
+            x.numpy()
+            for x in project_threats(
+                tf.constant(image), tf.constant(mask), tf.constant([5, k], tf.int64), library, config
+            )
+        )
         assert np.all(labels[:, 20:] == 255) and np.all(out[:, 20:] == 150.0)
         hit += int((labels[:, :20] != 0).sum())
     assert hit > 0
@@ -157,10 +167,14 @@ def test_ignore_pixels_are_never_projected_onto(tmp_path):
 def test_air_is_not_bag_and_prob_zero_is_identity(tmp_path):
     library = _library(tmp_path)
     air = tf.fill([32, 32, 3], 255.0)
-    out, labels = project_threats(air, tf.zeros([32, 32], tf.uint8), tf.constant([0, 0], tf.int64), library, TipConfig())
+    out, labels = project_threats(
+        air, tf.zeros([32, 32], tf.uint8), tf.constant([0, 0], tf.int64), library, TipConfig()
+    )
     assert np.all(labels.numpy() == 0) and np.all(out.numpy() == 255.0)  # no bag pixel: nothing projected
     grey = tf.fill([32, 32, 3], 90.0)
-    out, labels = project_threats(grey, tf.zeros([32, 32], tf.uint8), tf.constant([0, 0], tf.int64), library, TipConfig(prob=0.0))
+    out, labels = project_threats(
+        grey, tf.zeros([32, 32], tf.uint8), tf.constant([0, 0], tf.int64), library, TipConfig(prob=0.0)
+    )
     assert np.all(labels.numpy() == 0) and np.all(out.numpy() == 90.0)
 
 

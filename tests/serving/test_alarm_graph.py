@@ -33,8 +33,13 @@ def host(probs, rule):
 
 
 def graph(probs_batch, sizes, rule):
-    out = alarm_outputs(tf.constant(probs_batch), tf.constant(sizes, tf.int32), thresholds=rule.thresholds,
-                        min_area=rule.min_area, closing=rule.closing)
+    out = alarm_outputs(
+        tf.constant(probs_batch),
+        tf.constant(sizes, tf.int32),
+        thresholds=rule.thresholds,
+        min_area=rule.min_area,
+        closing=rule.closing,
+    )
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -73,7 +78,7 @@ def test_padded_batch_equals_each_image_alone():
 def test_broken_wire_alarms_in_graph_only_with_closing():
     class_map = np.zeros((40, 200), np.uint8)
     for i in range(12):  # a wire broken into 12 fragments of 60 px, 2 px apart
-        class_map[10:16, 5 + 12 * i:15 + 12 * i] = 3
+        class_map[10:16, 5 + 12 * i : 15 + 12 * i] = 3
     probs = np.zeros((40, 200, 4), np.float32)
     probs[..., 0] = 1.0
     probs[class_map == 3] = (0.1, 0.0, 0.0, 0.9)

@@ -163,7 +163,11 @@ def station_run(exported, tmp_path_factory):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
     proc = subprocess.run(
         [sys.executable, "-c", STATION, str(out / "savedmodel"), str(work / "inputs.npz"), str(work / "out.npz")],
-        capture_output=True, text=True, env=env, cwd=work, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -247,9 +251,13 @@ def test_fresh_process_serve_encoded_mixed_sizes(exported, station_run):
         probs, class_map = reference_outputs(model, image[None])
         np.testing.assert_allclose(results["encoded/probabilities"][i, :h, :w], probs[0], atol=1e-4)
         np.testing.assert_array_equal(results["encoded/class_map"][i, :h, :w], class_map[0])
-        assert (results["encoded/class_map"][i, h:] == 255).all() and (results["encoded/class_map"][i, :, w:] == 255).all()
+        assert (results["encoded/class_map"][i, h:] == 255).all() and (
+            results["encoded/class_map"][i, :, w:] == 255
+        ).all()
         assert (results["encoded/probabilities"][i, h:] == 0).all()
-        np.testing.assert_array_equal(results["encoded/class_pixel_counts"][i], np.bincount(class_map.ravel(), minlength=3))
+        np.testing.assert_array_equal(
+            results["encoded/class_pixel_counts"][i], np.bincount(class_map.ravel(), minlength=3)
+        )
 
 
 def test_fresh_process_model_info_and_errors(station_run):
@@ -308,7 +316,18 @@ def test_bare_keras_file_with_class_names_option(exported, tmp_path):
     assert not (tmp_path / "x").exists()
     names = tmp_path / "names.txt"
     names.write_text("\n".join(CLASS_NAMES) + "\n")
-    rc = main(["export", str(keras_file), "--class-names", str(names), "--out", str(tmp_path / "exp"), "--format", "savedmodel"])
+    rc = main(
+        [
+            "export",
+            str(keras_file),
+            "--class-names",
+            str(names),
+            "--out",
+            str(tmp_path / "exp"),
+            "--format",
+            "savedmodel",
+        ]
+    )
     assert rc == 0
     meta = json.loads((tmp_path / "exp" / "savedmodel" / "export.json").read_text())
     assert meta["class_names"] == CLASS_NAMES and meta["config_digest"] is None and meta["metrics"] is None

@@ -52,9 +52,11 @@ def test_corpus_decodes():
 
 
 @settings(max_examples=150, deadline=None)
-@given(seed=st.sampled_from(range(len(SEEDS))),
-       edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255), st.booleans()), max_size=8),
-       truncate=st.integers(1, 2000))
+@given(
+    seed=st.sampled_from(range(len(SEEDS))),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255), st.booleans()), max_size=8),
+    truncate=st.integers(1, 2000),
+)
 def test_mutated_files_decode_or_fail_cleanly(seed, edits, truncate):
     data = bytearray(SEEDS[seed])
     for pos, byte, insert in edits:
@@ -76,7 +78,10 @@ def test_declared_sizes_over_the_limit_are_refused_before_decoding(height, width
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.binary(max_size=300) | st.binary(max_size=300).map(lambda b: b"\x89PNG\r\n\x1a\n" + b)
-       | st.binary(max_size=300).map(lambda b: b"\xff\xd8\xff" + b))
+@given(
+    data=st.binary(max_size=300)
+    | st.binary(max_size=300).map(lambda b: b"\x89PNG\r\n\x1a\n" + b)
+    | st.binary(max_size=300).map(lambda b: b"\xff\xd8\xff" + b)
+)
 def test_arbitrary_bytes_fail_cleanly(data):
     _decode(data)

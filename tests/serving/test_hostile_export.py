@@ -37,8 +37,12 @@ def png_declaring(height: int, width: int) -> bytes:
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +95,9 @@ def test_saved_model_window_check_agrees_with_keras(exported, tmp_path, cli):
     run, out = exported
     Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(tmp_path / "scan.png")
     for model in (run, out / "savedmodel"):
-        rc, line = cli(["predict", model, tmp_path / "scan.png", "--out", tmp_path / f"p{len(str(model))}", "--window", "16"])
+        rc, line = cli(
+            ["predict", model, tmp_path / "scan.png", "--out", tmp_path / f"p{len(str(model))}", "--window", "16"]
+        )
         assert rc == 2 and "32x32" in line and "16x16" in line, (model, line)
 
 

@@ -71,8 +71,10 @@ def test_signature_alarm_equals_predict(station, tiny_voc, tmp_path, capsys):
 
 def test_calibrate_an_export_rebuilds_its_graph(station, tiny_voc):
     names, _, export = station
-    assert main(["calibrate", str(export), str(tiny_voc), "--split", "train", "--target-pfa", "0.0",
-                 "--min-area", "60"]) == 0
+    assert (
+        main(["calibrate", str(export), str(tiny_voc), "--split", "train", "--target-pfa", "0.0", "--min-area", "60"])
+        == 0
+    )
     meta = json.loads((export / "savedmodel" / "export.json").read_text())
     assert meta["alarm"]["min_area"][1:] == [60] * (len(names) - 1)
     assert json.loads((export / "manifest.json").read_text())["export"]["alarm"] == meta["alarm"]

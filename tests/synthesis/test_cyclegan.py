@@ -37,7 +37,9 @@ def _smooth_images(n, size, seed):
 def domains(tmp_path_factory):
     """Photo-style Labelme folder (domain A, 50 px: not a multiple of 4) and X-ray images (domain B)."""
     root = tmp_path_factory.mktemp("gan")
-    synthesize(root / "photo", SynthConfig(size=50, num=3, seed=4, threat_prob=1.0, workers=1, style="photo"), progress=False)
+    synthesize(
+        root / "photo", SynthConfig(size=50, num=3, seed=4, threat_prob=1.0, workers=1, style="photo"), progress=False
+    )
     synthesize(root / "xray", SynthConfig(size=40, num=3, seed=5, workers=1), progress=False)
     return root
 
@@ -97,7 +99,9 @@ def test_patchgan_shapes_and_70_pixel_receptive_field():
 
 
 def test_instance_norm_gives_zero_mean_unit_std_per_sample_and_channel():
-    x = _images(3, 16, 20) * np.array([0.1, 1.0, 3.0], np.float32) + np.array([[[[5.0]]], [[[-40.0]]], [[[200.0]]]], np.float32)
+    x = _images(3, 16, 20) * np.array([0.1, 1.0, 3.0], np.float32) + np.array(
+        [[[[5.0]]], [[[-40.0]]], [[[200.0]]]], np.float32
+    )
     y = np.asarray(instance_norm()(x))
     np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-3)
     np.testing.assert_allclose(y.std(axis=(1, 2)), 1.0, atol=1e-2)
@@ -129,8 +133,17 @@ def test_learning_rate_is_constant_then_decays_linearly():
 def test_run_folder_holds_config_samples_generators_and_checkpoint(tiny_run):
     run_dir, result, config = tiny_run
     assert result.epochs_done == 1
-    for name in ("config.yaml", "history.csv", "samples/epoch_001.png", "generator_a2b.keras", "generator_b2a.keras",
-                 "checkpoints/state.json", "checkpoints/optimizers.npz", "checkpoints/pools.npz", "checkpoints/g_ab.weights.h5"):
+    for name in (
+        "config.yaml",
+        "history.csv",
+        "samples/epoch_001.png",
+        "generator_a2b.keras",
+        "generator_b2a.keras",
+        "checkpoints/state.json",
+        "checkpoints/optimizers.npz",
+        "checkpoints/pools.npz",
+        "checkpoints/g_ab.weights.h5",
+    ):
         assert (run_dir / name).is_file(), name
     saved = (run_dir / "config.yaml").read_text()
     assert "lambda_cycle: 10.0" in saved and "num_blocks: 1" in saved
@@ -161,7 +174,9 @@ def test_resume_restores_the_checkpoint_and_continues(tiny_run):
 
 def test_existing_run_folder_is_refused_without_resume_or_force(tiny_run, domains, capsys):
     run_dir, _, _ = tiny_run
-    code = main(["cyclegan", "train", "--a", str(domains / "photo"), "--b", str(domains / "xray"), "--run-dir", str(run_dir)])
+    code = main(
+        ["cyclegan", "train", "--a", str(domains / "photo"), "--b", str(domains / "xray"), "--run-dir", str(run_dir)]
+    )
     assert code == 2
     assert "run folder already exists" in capsys.readouterr().err
 
@@ -185,7 +200,9 @@ def test_empty_domain_folder_is_a_clear_error(domains, tmp_path, capsys):
     with pytest.raises(DatasetError, match="no usable image"):
         load_domain(tmp_path / "empty", 36, name="A")
     run_dir = tmp_path / "run"
-    code = main(["cyclegan", "train", "--a", str(tmp_path / "empty"), "--b", str(domains / "xray"), "--run-dir", str(run_dir)])
+    code = main(
+        ["cyclegan", "train", "--a", str(tmp_path / "empty"), "--b", str(domains / "xray"), "--run-dir", str(run_dir)]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "empty" in err and "domain A has no usable image" in err
@@ -196,8 +213,22 @@ def test_empty_domain_folder_is_a_clear_error(domains, tmp_path, capsys):
 def test_translation_keeps_shapes_and_size_and_converts(tiny_run, domains, tmp_path):
     run_dir, _, _ = tiny_run
     out = tmp_path / "photo2xray"
-    assert main(["cyclegan", "translate", "--run-dir", str(run_dir), "--labelme-dir", str(domains / "photo"),
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "cyclegan",
+                "translate",
+                "--run-dir",
+                str(run_dir),
+                "--labelme-dir",
+                str(domains / "photo"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     sources = sorted((domains / "photo").glob("*.json"))
     assert sorted(p.name for p in out.glob("*.json")) == [p.name for p in sources]
     for source in sources:
@@ -220,8 +251,11 @@ def test_translation_embeds_image_data_when_the_input_did(tiny_run, tmp_path):
     from xray_seg.synthesis.cyclegan.translate import translate_labelme_dir
 
     run_dir, _, _ = tiny_run
-    synthesize(tmp_path / "in", SynthConfig(size=36, num=2, seed=6, workers=1, style="photo", embed_image_data=True),
-               progress=False)
+    synthesize(
+        tmp_path / "in",
+        SynthConfig(size=36, num=2, seed=6, workers=1, style="photo", embed_image_data=True),
+        progress=False,
+    )
     (tmp_path / "in" / "bad.json").write_text("{ not json")
     report = translate_labelme_dir(run_dir, tmp_path / "in", tmp_path / "out", progress=False)
     assert len(report.translated) == 2 and report.exit_code == 1
@@ -233,8 +267,28 @@ def test_translation_embeds_image_data_when_the_input_did(tiny_run, tmp_path):
 
 # ----------------------------------------------------------------------------- synth --style photo
 def test_synth_photo_is_valid_labelme_with_the_xray_geometry_and_converts(tmp_path):
-    assert main(["synth", str(tmp_path / "photo"), "--style", "photo", "--size", "64", "--num", "4", "--seed", "2",
-                 "--threat-prob", "1", "--workers", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(tmp_path / "photo"),
+                "--style",
+                "photo",
+                "--size",
+                "64",
+                "--num",
+                "4",
+                "--seed",
+                "2",
+                "--threat-prob",
+                "1",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     synthesize(tmp_path / "xray", SynthConfig(size=64, num=4, seed=2, threat_prob=1.0, workers=1), progress=False)
     for i in range(4):
         photo = json.loads((tmp_path / "photo" / f"photo_{i:05d}.json").read_text())
@@ -244,6 +298,10 @@ def test_synth_photo_is_valid_labelme_with_the_xray_geometry_and_converts(tmp_pa
         image = read_labelme(tmp_path / "photo" / f"photo_{i:05d}.json", tmp_path / "photo").image
         # a photo: opaque, coloured surface, not the near-white air of a scan
         assert image.shape == (64, 64, 3) and np.median(image) < 250
-    report = convert(tmp_path / "photo", tmp_path / "voc", ConvertConfig(labels=str(tmp_path / "photo" / "labels.txt"),
-                     workers=1), progress=False)
+    report = convert(
+        tmp_path / "photo",
+        tmp_path / "voc",
+        ConvertConfig(labels=str(tmp_path / "photo" / "labels.txt"), workers=1),
+        progress=False,
+    )
     assert report.failed == 0

@@ -37,10 +37,14 @@ def test_overlapping_slabs_multiply_transmissions():
     b = {"organic": np.full((4, 4), 40.0, np.float32)}
     both = {**a, **b}
     for energy in ("low", "high"):
-        np.testing.assert_allclose(transmission(both, energy), transmission(a, energy) * transmission(b, energy), rtol=1e-5)
+        np.testing.assert_allclose(
+            transmission(both, energy), transmission(a, energy) * transmission(b, energy), rtol=1e-5
+        )
     # two slabs of the same material: thicknesses add
     np.testing.assert_allclose(
-        transmission({"glass": 3.0}, "low") * transmission({"glass": 4.0}, "low"), transmission({"glass": 7.0}, "low"), rtol=1e-5
+        transmission({"glass": 3.0}, "low") * transmission({"glass": 4.0}, "low"),
+        transmission({"glass": 7.0}, "low"),
+        rtol=1e-5,
     )
     assert float(transmission({"steel": 0.0}, "high")) == pytest.approx(1.0)
 
@@ -68,9 +72,7 @@ def test_steel_is_blue_and_darker_organic_is_orange_air_is_white():
 
 # ----------------------------------------------------------------------------- geometry
 @settings(max_examples=30, deadline=None)
-@given(
-    st.integers(8, 40), st.integers(8, 40), st.integers(0, 30), st.integers(0, 30), st.booleans()
-)
+@given(st.integers(8, 40), st.integers(8, 40), st.integers(0, 30), st.integers(0, 30), st.booleans())
 def test_mask_to_polygons_round_trips_rings(outer, inner_frac, cx_off, cy_off, hole):
     mask = np.zeros((100, 100), np.uint8)
     centre = (50 + cx_off // 3, 50 + cy_off // 3)
@@ -126,6 +128,7 @@ def test_threat_prob_zero_gives_empty_bags():
 
 def test_small_threat_prob_sets_threat_size():
     """small_threat_prob=1: every threat spans at most 15 % of the side; 0: the big ones appear."""
+
     def longest_extent(cfg):
         spans = []
         for index in range(6):
@@ -226,8 +229,25 @@ def test_cli(tmp_path):
 
     def cli(*extra):
         return subprocess.run(
-            [sys.executable, "-m", "xray_seg", "synth", str(out), "--num", "4", "--size", "96", "--workers", "1", "--quiet", *extra],
-            cwd=REPO, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "xray_seg",
+                "synth",
+                str(out),
+                "--num",
+                "4",
+                "--size",
+                "96",
+                "--workers",
+                "1",
+                "--quiet",
+                *extra,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
 
     first = cli()

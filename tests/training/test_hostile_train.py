@@ -19,10 +19,29 @@ from PIL import Image
 
 from xray_seg.conversion.voc import VocLayout, read_split, save_label_png
 
-TINY = ["--preset", "demo_cpu", "--set", "epochs=1", "--quiet",
-        "--set", "model.width=0.0625", "--set", "data.image_size=32", "--set", "data.batch_size=4",
-        "--set", "steps_per_epoch=1", "--set", "val_every=1", "--set", "num_val_images=0",
-        "--set", "loss.type=ce", "--set", "data.cache=false"]
+TINY = [
+    "--preset",
+    "demo_cpu",
+    "--set",
+    "epochs=1",
+    "--quiet",
+    "--set",
+    "model.width=0.0625",
+    "--set",
+    "data.image_size=32",
+    "--set",
+    "data.batch_size=4",
+    "--set",
+    "steps_per_epoch=1",
+    "--set",
+    "val_every=1",
+    "--set",
+    "num_val_images=0",
+    "--set",
+    "loss.type=ce",
+    "--set",
+    "data.cache=false",
+]
 
 
 @pytest.fixture
@@ -89,8 +108,14 @@ def test_resume_may_grow_epochs_and_sweeps_orphaned_checkpoint_temporaries(train
 
 
 def test_run_files_honour_the_umask(trained):
-    for name in ["config.yaml", "class_names.txt", "best_model.keras", "checkpoints/last.weights.h5",
-                 "checkpoints/state.json", ".xray-seg-output"]:
+    for name in [
+        "config.yaml",
+        "class_names.txt",
+        "best_model.keras",
+        "checkpoints/last.weights.h5",
+        "checkpoints/state.json",
+        ".xray-seg-output",
+    ]:
         assert oct((trained / name).stat().st_mode & 0o777) == "0o644", name
 
 

@@ -112,7 +112,9 @@ def test_ohem_raises_threshold_to_min_kept(batch):
     assert p[keep].max() <= np.sort(p[labels != 255])[6] + 1e-7
     # IFBFNet eq. 7: the 3/4 of valid pixels with the largest loss
     keep = np.asarray(
-        OhemCrossEntropy(thresh=0.0, min_kept=0, min_kept_fraction=0.75).keep_mask(ops.convert_to_tensor(labels), logits)
+        OhemCrossEntropy(thresh=0.0, min_kept=0, min_kept_fraction=0.75).keep_mask(
+            ops.convert_to_tensor(labels), logits
+        )
     )
     assert keep.sum() == int(np.ceil(0.75 * n_valid))
 
@@ -133,7 +135,10 @@ def test_ohem_gradient_only_on_kept_pixels(batch):
 
 @pytest.mark.parametrize(
     "loss",
-    [SegmentationCrossEntropy(class_weights=[1.0, 2.0]), OhemCrossEntropy(thresh=0.6, min_kept=12, min_kept_fraction=0.5)],
+    [
+        SegmentationCrossEntropy(class_weights=[1.0, 2.0]),
+        OhemCrossEntropy(thresh=0.6, min_kept=12, min_kept_fraction=0.5),
+    ],
 )
 def test_loss_serialisation_round_trip(loss):
     config = keras.losses.serialize(loss)

@@ -154,8 +154,12 @@ def test_gradient_matches_finite_differences(loss):
 
 
 def test_serialisation_round_trip():
-    for loss in (DiceLoss(smooth=0.5, class_weights=[1, 2, 3]), FocalLoss(gamma=1.5), LovaszSoftmaxLoss(per_image=True),
-                 make_loss("ohem+dice", weights=[1, 2], thresh=0.6, min_kept=2)):
+    for loss in (
+        DiceLoss(smooth=0.5, class_weights=[1, 2, 3]),
+        FocalLoss(gamma=1.5),
+        LovaszSoftmaxLoss(per_image=True),
+        make_loss("ohem+dice", weights=[1, 2], thresh=0.6, min_kept=2),
+    ):
         again = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(again) is type(loss)
         assert value(again) == pytest.approx(value(loss), abs=1e-7)
@@ -172,7 +176,9 @@ def test_make_loss_errors():
 
 
 def test_config_and_overrides_choose_the_loss():
-    cfg = load_config(TrainConfig, "demo_cpu", ["loss.type=ohem+dice", "loss.weights=[1.0,0.5]", "loss.dice_smooth=2.0"])
+    cfg = load_config(
+        TrainConfig, "demo_cpu", ["loss.type=ohem+dice", "loss.weights=[1.0,0.5]", "loss.dice_smooth=2.0"]
+    )
     loss = loss_from_config(cfg.loss)
     assert isinstance(loss, CompositeLoss) and loss.weights == [1.0, 0.5]
     assert loss.losses[0].min_kept == cfg.loss.ohem_min_kept and loss.losses[1].smooth == 2.0
@@ -189,11 +195,23 @@ def test_trainer_trains_with_a_sum_loss_and_tip(tiny_voc, tmp_path):
 
     from xray_seg.training.trainer import train
 
-    cfg = load_config(TrainConfig, "demo_cpu", [
-        f"data.voc_dir={tiny_voc}", "model.width=0.0625", "data.image_size=[64,64]", "data.batch_size=4",
-        "num_val_images=1", "epochs=1", "steps_per_epoch=1", "loss.type=ce+dice", "loss.weights=[1.0,0.5]",
-        "data.augment.tip_prob=1.0", "data.augment.tip_max_threats=2",
-    ])
+    cfg = load_config(
+        TrainConfig,
+        "demo_cpu",
+        [
+            f"data.voc_dir={tiny_voc}",
+            "model.width=0.0625",
+            "data.image_size=[64,64]",
+            "data.batch_size=4",
+            "num_val_images=1",
+            "epochs=1",
+            "steps_per_epoch=1",
+            "loss.type=ce+dice",
+            "loss.weights=[1.0,0.5]",
+            "data.augment.tip_prob=1.0",
+            "data.augment.tip_max_threats=2",
+        ],
+    )
     result = train(cfg, tmp_path / "run", verbose=0)
     assert result.epochs_done == 1 and np.isfinite(result.best_miou)
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -226,7 +244,11 @@ def test_same_values_and_gradients_on_jax():
     got = {line.split()[0]: (float(line.split()[1]), line.split()[2]) for line in out.splitlines() if line.strip()}
     dice = 1 - (0.8 + 2 / 2.8 + 0.8125) / 3
     ce = -(np.log(0.7) + np.log(0.5) + np.log(0.8)) / 3
-    want = {"dice": dice, "focal": (0.09 * -np.log(0.7) + 0.25 * -np.log(0.5) + 0.04 * -np.log(0.8)) / 3,
-            "lovasz": 0.35, "ce+dice": ce + dice}
+    want = {
+        "dice": dice,
+        "focal": (0.09 * -np.log(0.7) + 0.25 * -np.log(0.5) + 0.04 * -np.log(0.8)) / 3,
+        "lovasz": 0.35,
+        "ce+dice": ce + dice,
+    }
     for kind, value in want.items():
         assert got[kind][0] == pytest.approx(value, abs=1e-6) and got[kind][1] == "True", kind

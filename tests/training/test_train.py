@@ -42,8 +42,15 @@ def test_train_evaluate_predict_end_to_end(tiny_voc, tmp_path):
     run = tmp_path / "run"
     result = train(tiny_config(tiny_voc, "epochs=2", "steps_per_epoch=2"), run, verbose=0)
     assert result.epochs_done == 2 and 0.0 <= result.best_miou <= 1.0
-    for name in ["config.yaml", "class_names.txt", "best_model.keras", "history.csv", "training_curves.png",
-                 "checkpoints/last.weights.h5", "checkpoints/state.json"]:
+    for name in [
+        "config.yaml",
+        "class_names.txt",
+        "best_model.keras",
+        "history.csv",
+        "training_curves.png",
+        "checkpoints/last.weights.h5",
+        "checkpoints/state.json",
+    ]:
         assert (run / name).is_file(), name
     header = (run / "history.csv").read_text().splitlines()[0]
     assert "val_miou" in header and "val_iou_gun" in header and "lr" in header
@@ -113,8 +120,9 @@ def test_lr_multipliers_scale_updates():
 
     def updates(multipliers, optimizer):
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="body"),
-                                  keras.layers.Dense(1, name="aux_head")])
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(3, name="body"), keras.layers.Dense(1, name="aux_head")]
+        )
         before = [v.numpy().copy() for v in model.trainable_variables]
         model.compile(build_optimizer(optimizer, 0.01, momentum=0.0, lr_multipliers=multipliers), "mse")
         model.fit(np.ones((4, 4)), np.ones((4, 1)), epochs=1, batch_size=4, verbose=0)
@@ -156,8 +164,9 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 
 def _run_script(script, *args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_mirrored_four_cpu_replicas_match_single_device(tiny_voc, tmp_path):
@@ -206,8 +215,15 @@ def test_multi_worker_two_local_processes_agree(tiny_voc, tmp_path):
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen([sys.executable, "-c", MULTIWORKER_SCRIPT, str(tiny_voc), str(tmp_path / f"w{index}")],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", MULTIWORKER_SCRIPT, str(tiny_voc), str(tmp_path / f"w{index}")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = []
     try:
         for proc in procs:
@@ -224,8 +240,18 @@ def test_multi_worker_two_local_processes_agree(tiny_voc, tmp_path):
         np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)
 
 
-@pytest.mark.parametrize("preset", ["cwf_xray512", "sgd_poly", "demo_cpu", "cyclenet_xray512",
-                                    "cyclenet_cityscapes", "ifbfnet_xray512", "ifbfnet_cityscapes"])
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "cwf_xray512",
+        "sgd_poly",
+        "demo_cpu",
+        "cyclenet_xray512",
+        "cyclenet_cityscapes",
+        "ifbfnet_xray512",
+        "ifbfnet_cityscapes",
+    ],
+)
 def test_bundled_presets_resolve(preset):
     cfg = load_config(TrainConfig, preset)
     assert cfg.epochs > 0 and cfg.data.batch_size > 0
@@ -244,10 +270,22 @@ def test_alternative_models_train_through_the_trainer(tiny_voc, tmp_path, model)
     from xray_seg.training.trainer import train
 
     preset = f"{model}_xray512"
-    cfg = load_config(TrainConfig, preset, [
-        f"data.voc_dir={tiny_voc}", "model.width=0.125", "data.image_size=[64,64]", "data.batch_size=4",
-        "model.options.backbone_blocks=[1,1,1,1]", "epochs=1", "steps_per_epoch=1", "num_val_images=0",
-        "sync_bn=false", "loss.ohem_min_kept=1000"])
+    cfg = load_config(
+        TrainConfig,
+        preset,
+        [
+            f"data.voc_dir={tiny_voc}",
+            "model.width=0.125",
+            "data.image_size=[64,64]",
+            "data.batch_size=4",
+            "model.options.backbone_blocks=[1,1,1,1]",
+            "epochs=1",
+            "steps_per_epoch=1",
+            "num_val_images=0",
+            "sync_bn=false",
+            "loss.ohem_min_kept=1000",
+        ],
+    )
     result = train(cfg, tmp_path / "run", verbose=0)
     assert result.epochs_done == 1
     assert "aux" in (tmp_path / "run" / "config.yaml").read_text()
@@ -263,7 +301,9 @@ def test_crop_training_builds_a_size_free_model_validated_at_image_size(tiny_voc
     from xray_seg.pipeline.dataset import make_train_dataset
     from xray_seg.training.trainer import train
 
-    images, masks = next(iter(make_train_dataset(tiny_voc, image_size=(64, 64), crop_size=(32, 32), batch_size=4, augment=None)))
+    images, masks = next(
+        iter(make_train_dataset(tiny_voc, image_size=(64, 64), crop_size=(32, 32), batch_size=4, augment=None))
+    )
     assert images.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32)
     run = tmp_path / "run"
     result = train(tiny_config(tiny_voc, "epochs=1", "steps_per_epoch=2", "data.crop_size=[32,32]"), run, verbose=0)

@@ -22,10 +22,18 @@ def add_arguments(parser):
     parser.add_argument("model", help="run folder, .keras file, export folder or SavedModel folder")
     parser.add_argument("voc_dir", help="VOC dataset folder")
     parser.add_argument("--split", default="val", help="split to calibrate on (default: val)")
-    parser.add_argument("--target-pfa", type=float, default=0.05, help="largest fraction of threat-free bags that "
-                        "may alarm (default: 0.05)")
-    parser.add_argument("--min-area", type=int, help="smallest item that can alarm, in pixels (default: 100 or the stored rule)")
-    parser.add_argument("--closing", type=int, help="closing radius merging item fragments (default: 2 or the stored rule)")
+    parser.add_argument(
+        "--target-pfa",
+        type=float,
+        default=0.05,
+        help="largest fraction of threat-free bags that may alarm (default: 0.05)",
+    )
+    parser.add_argument(
+        "--min-area", type=int, help="smallest item that can alarm, in pixels (default: 100 or the stored rule)"
+    )
+    parser.add_argument(
+        "--closing", type=int, help="closing radius merging item fragments (default: 2 or the stored rule)"
+    )
     parser.add_argument("--limit", type=int, help="use only the first N images of the split")
 
 
@@ -35,7 +43,14 @@ def run(args):
 
     if not 0.0 <= args.target_pfa < 1.0:
         raise ConfigError(f"--target-pfa {args.target_pfa} is not a fraction", fix="give e.g. --target-pfa 0.05")
-    result = calibrate_model(args.model, args.voc_dir, split=args.split, target_pfa=args.target_pfa,
-                             min_area=args.min_area, closing=args.closing, limit=args.limit)
+    result = calibrate_model(
+        args.model,
+        args.voc_dir,
+        split=args.split,
+        target_pfa=args.target_pfa,
+        min_area=args.min_area,
+        closing=args.closing,
+        limit=args.limit,
+    )
     print("\n".join(summary_lines(result)))
     return 0

@@ -22,14 +22,26 @@ runs and continues an interrupted one from its checkpoint; --force starts over.
 def add_arguments(parser):
     parser.add_argument("--data", required=True, metavar="VOC_DIR", help="VOC dataset folder (from `xray-seg convert`)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--models", default="",
-                        help="comma-separated registry names (see `xray-seg models`); default: paper 1's five, "
-                             "cwf_deeplabv3plus,deeplabv3plus,mobilenetv2_deeplabv3plus,unet,bisenetv2")
-    parser.add_argument("--preset", default="compare_cpu",
-                        help="preset shared by every model (default compare_cpu; paper 1: cwf_xray512)")
+    parser.add_argument(
+        "--models",
+        default="",
+        help="comma-separated registry names (see `xray-seg models`); default: paper 1's five, "
+        "cwf_deeplabv3plus,deeplabv3plus,mobilenetv2_deeplabv3plus,unet,bisenetv2",
+    )
+    parser.add_argument(
+        "--preset",
+        default="compare_cpu",
+        help="preset shared by every model (default compare_cpu; paper 1: cwf_xray512)",
+    )
     parser.add_argument("--seeds", type=int, default=1, help="seeds per model: 0..N-1 (default 1)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting for every model (repeatable), e.g. epochs=20")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting for every model (repeatable), e.g. epochs=20",
+    )
     parser.add_argument("--fps-runs", type=int, default=20, help="timed batch-1 forward passes per run (default 20)")
     parser.add_argument("--grid-images", type=int, default=4, help="val images in the prediction grid (default 4)")
     parser.add_argument("--devices", help="GPU indices for MirroredStrategy, e.g. 0,1,2,3 (default: all visible)")

@@ -44,12 +44,16 @@ since; earlier train/val assignments are kept, new files are split, --resplit re
 
 def add_arguments(parser):
     parser.add_argument(
-        "labelme_dir", metavar="input",
+        "labelme_dir",
+        metavar="input",
         help="folder with the Labelme (or PIXray) .json files and their images; for --from coco the COCO .json file",
     )
     parser.add_argument("voc_dir", help="output VOC folder")
     parser.add_argument(
-        "--from", dest="source", choices=["labelme", "coco", "pixray"], default="labelme",
+        "--from",
+        dest="source",
+        choices=["labelme", "coco", "pixray"],
+        default="labelme",
         help="annotation format of the input (default labelme)",
     )
     parser.add_argument("--labels", help="labels file: __ignore__, _background_, then one class a line")
@@ -57,7 +61,9 @@ def add_arguments(parser):
         "--classes", help="comma-separated classes to keep, e.g. gun,knife,wrench,pliers,scissors (instead of --labels)"
     )
     parser.add_argument(
-        "--others", choices=["background", "ignore"], default="background",
+        "--others",
+        choices=["background", "ignore"],
+        default="background",
         help="with --classes: draw every other class as background (default) or ignore (255)",
     )
     parser.add_argument(
@@ -65,14 +71,20 @@ def add_arguments(parser):
     )
     parser.add_argument("--no-object", dest="objects", action="store_false", help="do not write SegmentationObject/")
     parser.add_argument(
-        "--image-format", choices=["png", "jpeg", "copy"], default="png",
+        "--image-format",
+        choices=["png", "jpeg", "copy"],
+        default="png",
         help="JPEGImages format: png (default, lossless), jpeg (labelme2voc-identical, lossy), "
         "copy (original bytes where possible)",
     )
-    parser.add_argument("--val-ratio", type=float, default=0.3, help="fraction of images in val (default 0.3, i.e. 7:3)")
+    parser.add_argument(
+        "--val-ratio", type=float, default=0.3, help="fraction of images in val (default 0.3, i.e. 7:3)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
     parser.add_argument(
-        "--unknown", choices=["error", "skip", "background"], default="error",
+        "--unknown",
+        choices=["error", "skip", "background"],
+        default="error",
         help="a label not in --labels: error (default; list all, convert nothing), skip the shape, or draw as background",
     )
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default 0 = all CPU cores)")
@@ -82,8 +94,11 @@ def add_arguments(parser):
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--force", action="store_true", help="delete an existing output folder and start again")
     group.add_argument("--resume", action="store_true", help="keep the output folder; convert only missing outputs")
-    parser.add_argument("--resplit", action="store_true",
-                        help="with --resume: redo the whole train/val split (default: keep every earlier assignment)")
+    parser.add_argument(
+        "--resplit",
+        action="store_true",
+        help="with --resume: redo the whole train/val split (default: keep every earlier assignment)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -97,7 +112,9 @@ def run(args) -> int:
             fix="e.g. --labels labels.txt, or --classes gun,knife,wrench,pliers,scissors",
         )
     if args.images and args.source == "labelme":
-        raise ConfigError("--images is for --from coco or pixray", fix="Labelme JSON files name their image in imagePath")
+        raise ConfigError(
+            "--images is for --from coco or pixray", fix="Labelme JSON files name their image in imagePath"
+        )
     config = ConvertConfig(
         labels=args.labels or "labels.txt",
         source=args.source,

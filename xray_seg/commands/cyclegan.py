@@ -28,7 +28,8 @@ def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="cyclegan_command", metavar="{train,translate}")
     sub.required = True
     train = sub.add_parser(
-        "train", help="train a CycleGAN on two unpaired image folders",
+        "train",
+        help="train a CycleGAN on two unpaired image folders",
         description="Train a CycleGAN (Zhu et al. 2017) between photos (A) and X-ray scans (B). Defaults are the "
         "paper's (ngf/ndf 64, 9 residual blocks at 256 px and 6 below, 200 epochs with linear decay over the "
         "last 100, lr 2e-4, lambda 10, identity 0.5, pool 50). For a CPU try --size 128 --ngf 8 --ndf 16 --blocks 4.",
@@ -38,17 +39,23 @@ def add_arguments(parser) -> None:
     train.add_argument("--b", dest="b_dir", help="folder of domain-B images (X-ray scans)")
     train.add_argument("--run-dir", required=True, help="run folder (refused if it exists, unless --resume or --force)")
     train.add_argument("--epochs", type=int, help=f"total epochs (default {d.epochs}; half constant, half decaying)")
-    train.add_argument("--decay-epochs", type=int, help="epochs of linear learning-rate decay (default: half of --epochs)")
+    train.add_argument(
+        "--decay-epochs", type=int, help="epochs of linear learning-rate decay (default: half of --epochs)"
+    )
     train.add_argument("--size", type=int, help=f"square crop side in pixels, a multiple of 4 (default {d.size})")
     train.add_argument("--load-size", type=int, help="shorter side before cropping (default size*286/256)")
     train.add_argument("--steps-per-epoch", type=int, help="steps per epoch (default: the larger folder's size)")
     train.add_argument("--batch-size", type=int, help=f"images per step (default {d.batch_size})")
     train.add_argument("--ngf", type=int, help=f"generator width (default {d.ngf})")
     train.add_argument("--ndf", type=int, help=f"discriminator width (default {d.ndf})")
-    train.add_argument("--blocks", dest="num_blocks", type=int, help="generator residual blocks (default 9 at >= 256 px, else 6)")
+    train.add_argument(
+        "--blocks", dest="num_blocks", type=int, help="generator residual blocks (default 9 at >= 256 px, else 6)"
+    )
     train.add_argument("--lr", type=float, help=f"Adam learning rate (default {d.lr})")
     train.add_argument("--lambda-cycle", type=float, help=f"cycle-consistency weight (default {d.lambda_cycle})")
-    train.add_argument("--lambda-identity", type=float, help=f"identity weight relative to lambda-cycle (default {d.lambda_identity})")
+    train.add_argument(
+        "--lambda-identity", type=float, help=f"identity weight relative to lambda-cycle (default {d.lambda_identity})"
+    )
     train.add_argument("--pool-size", type=int, help=f"image pool size (default {d.pool_size})")
     train.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     train.add_argument("--stop-after-epochs", type=int, help="end this session after N epochs; continue with --resume")
@@ -58,13 +65,16 @@ def add_arguments(parser) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     translate = sub.add_parser(
-        "translate", help="translate a Labelme folder into X-ray style, keeping its shapes",
+        "translate",
+        help="translate a Labelme folder into X-ray style, keeping its shapes",
         description="Apply a trained G_AB to every image of a Labelme folder at its own size and write a new "
         "Labelme folder: same shapes and image size, imagePath pointing at the translated PNG.",
     )
     translate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     translate.add_argument("--run-dir", required=True, help="a run folder of `xray-seg cyclegan train`")
-    translate.add_argument("--labelme-dir", required=True, help="Labelme folder to translate (e.g. from synth --style photo)")
+    translate.add_argument(
+        "--labelme-dir", required=True, help="Labelme folder to translate (e.g. from synth --style photo)"
+    )
     translate.add_argument("--out", required=True, help="output Labelme folder (refused if it exists, unless --force)")
     translate.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="a2b: photo -> X-ray (default)")
     translate.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -72,8 +82,22 @@ def add_arguments(parser) -> None:
 
 
 _TRAIN_KEYS = (
-    "a_dir", "b_dir", "epochs", "decay_epochs", "size", "load_size", "steps_per_epoch", "batch_size", "ngf", "ndf",
-    "num_blocks", "lr", "lambda_cycle", "lambda_identity", "pool_size", "seed",
+    "a_dir",
+    "b_dir",
+    "epochs",
+    "decay_epochs",
+    "size",
+    "load_size",
+    "steps_per_epoch",
+    "batch_size",
+    "ngf",
+    "ndf",
+    "num_blocks",
+    "lr",
+    "lambda_cycle",
+    "lambda_identity",
+    "pool_size",
+    "seed",
 )
 
 
@@ -112,8 +136,10 @@ def _train(args) -> int:
     print(f"{result.epochs_done} epochs done in {args.run_dir} ({result.seconds:.0f} s this session)")
     if result.history:
         last = result.history[-1]
-        print(f"last epoch: cycle {last['cycle']:.4f}, generator {last['g_adv']:.4f}, "
-              f"discriminators {last['d_a'] + last['d_b']:.4f}; samples in {args.run_dir}/samples/")
+        print(
+            f"last epoch: cycle {last['cycle']:.4f}, generator {last['g_adv']:.4f}, "
+            f"discriminators {last['d_a'] + last['d_b']:.4f}; samples in {args.run_dir}/samples/"
+        )
     return 0
 
 

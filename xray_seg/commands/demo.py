@@ -16,30 +16,69 @@ def add_arguments(parser):
 
     d, synth = DemoConfig(), SynthConfig()
     parser.add_argument("--out", default=d.out, help=f"demo folder, replaced on every run (default: {d.out})")
-    parser.add_argument("--num-images", type=int, default=d.num_images, help=f"synthetic images (default: {d.num_images})")
-    parser.add_argument("--size", type=int, default=d.image_size, help=f"synthetic image size (default: {d.image_size})")
+    parser.add_argument(
+        "--num-images", type=int, default=d.num_images, help=f"synthetic images (default: {d.num_images})"
+    )
+    parser.add_argument(
+        "--size", type=int, default=d.image_size, help=f"synthetic image size (default: {d.image_size})"
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--threat-prob", type=float, default=d.threat_prob,
-                        help=f"probability that a bag holds a threat (default: {d.threat_prob:g}; synth uses {synth.threat_prob:g})")
-    parser.add_argument("--clutter", choices=CLUTTER_LEVELS, default=d.clutter,
-                        help=f"bag clutter of the synthetic data (default: {d.clutter}; `xray-seg synth` uses {synth.clutter})")
-    parser.add_argument("--hide-prob", type=float, default=d.hide_prob,
-                        help=f"probability that a threat is hidden under clutter (default: {d.hide_prob:g}; synth uses {synth.hide_prob:.2f})")
-    parser.add_argument("--small-threat-prob", type=float, default=d.small_threat_prob,
-                        help=f"probability that a threat is small (default: {d.small_threat_prob:g}; synth uses {synth.small_threat_prob:g})")
+    parser.add_argument(
+        "--threat-prob",
+        type=float,
+        default=d.threat_prob,
+        help=f"probability that a bag holds a threat (default: {d.threat_prob:g}; synth uses {synth.threat_prob:g})",
+    )
+    parser.add_argument(
+        "--clutter",
+        choices=CLUTTER_LEVELS,
+        default=d.clutter,
+        help=f"bag clutter of the synthetic data (default: {d.clutter}; `xray-seg synth` uses {synth.clutter})",
+    )
+    parser.add_argument(
+        "--hide-prob",
+        type=float,
+        default=d.hide_prob,
+        help=f"probability that a threat is hidden under clutter (default: {d.hide_prob:g}; synth uses {synth.hide_prob:.2f})",
+    )
+    parser.add_argument(
+        "--small-threat-prob",
+        type=float,
+        default=d.small_threat_prob,
+        help=f"probability that a threat is small (default: {d.small_threat_prob:g}; synth uses {synth.small_threat_prob:g})",
+    )
     parser.add_argument("--preset", default=d.preset, help=f"training preset (default: {d.preset})")
-    parser.add_argument("--force", action="store_true",
-                        help="replace --out even if another xray-seg command made it (a folder xray-seg did not make is never deleted)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a training setting, e.g. --set epochs=2")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even if another xray-seg command made it (a folder xray-seg did not make is never deleted)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training setting, e.g. --set epochs=2",
+    )
 
 
 def run(args):
     from xray_seg.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(
-        out=args.out, num_images=args.num_images, image_size=args.size, seed=args.seed,
-        threat_prob=args.threat_prob, clutter=args.clutter, hide_prob=args.hide_prob,
-        small_threat_prob=args.small_threat_prob, preset=args.preset, overrides=args.overrides, force=args.force,
-    ))
+    run_demo(
+        DemoConfig(
+            out=args.out,
+            num_images=args.num_images,
+            image_size=args.size,
+            seed=args.seed,
+            threat_prob=args.threat_prob,
+            clutter=args.clutter,
+            hide_prob=args.hide_prob,
+            small_threat_prob=args.small_threat_prob,
+            preset=args.preset,
+            overrides=args.overrides,
+            force=args.force,
+        )
+    )
     return 0

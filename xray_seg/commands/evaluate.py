@@ -22,7 +22,10 @@ def add_arguments(parser):
     parser.add_argument("voc_dir", help="VOC dataset folder")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--tta", default="", help="test-time augmentation, e.g. flip,scales=0.75,1,1.25")
-    parser.add_argument("--window", help="override the tile size, e.g. 512x512 (default: the training size; scans are always tiled, never squashed)")
+    parser.add_argument(
+        "--window",
+        help="override the tile size, e.g. 512x512 (default: the training size; scans are always tiled, never squashed)",
+    )
     parser.add_argument("--stride", help="sliding-window step (default: 2/3 of the window)")
     parser.add_argument("--out", help="output folder for metrics.json, report.md and confusion_matrix.png")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")

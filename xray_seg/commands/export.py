@@ -20,13 +20,18 @@ the model's input size and return probabilities. ONNX needs tf2onnx and onnx ins
 
 def add_arguments(parser):
     parser.add_argument("model", help="run folder (with best_model.keras) or a .keras file")
-    parser.add_argument("--out", required=True, help="output folder (refused if it exists and is not empty, unless --force)")
     parser.add_argument(
-        "--format", default="savedmodel,tflite",
+        "--out", required=True, help="output folder (refused if it exists and is not empty, unless --force)"
+    )
+    parser.add_argument(
+        "--format",
+        default="savedmodel,tflite",
         help="comma-separated subset of savedmodel,tflite,onnx, or 'all' (default: savedmodel,tflite)",
     )
     parser.add_argument("--class-names", help="class_names.txt for a bare .keras file (default: the one beside it)")
-    parser.add_argument("--input-size", help="HxW the model runs at, only for models built for any size (default: training size)")
+    parser.add_argument(
+        "--input-size", help="HxW the model runs at, only for models built for any size (default: training size)"
+    )
     parser.add_argument("--tflite-runs", type=int, default=10, help="timed runs per TFLite variant (default: 10)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
 
@@ -40,8 +45,9 @@ def run(args):
     input_size = parse_size(args.input_size)
     check_export_target(args.out, formats, force=args.force)  # before the (slow) model load
     segmenter = Segmenter.load_for_export(args.model, class_names=args.class_names)
-    result = segmenter.export(args.out, formats=formats, force=args.force, input_size=input_size,
-                              tflite_runs=args.tflite_runs)
+    result = segmenter.export(
+        args.out, formats=formats, force=args.force, input_size=input_size, tflite_runs=args.tflite_runs
+    )
     for line in summary_lines(result):
         print(line)
     failed = [r.variant for r in result.tflite if r.error]

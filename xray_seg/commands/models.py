@@ -62,7 +62,11 @@ def run(args) -> int:
         del model
         keras.backend.clear_session()
 
-    print(f"{'model':28s} {'params (M)':>10s} {'GMACs':>8s} {'GFLOPs':>8s}  description  [paper]   @ {args.size}x{args.size}")
+    print(
+        f"{'model':28s} {'params (M)':>10s} {'GMACs':>8s} {'GFLOPs':>8s}  description  [paper]   @ {args.size}x{args.size}"
+    )
     for spec, params, flops in rows:
-        print(f"{spec.name:28s} {params / 1e6:10.2f} {flops.gmacs:8.3f} {flops.gflops:8.3f}  {spec.description}  [{spec.paper}]")
+        print(
+            f"{spec.name:28s} {params / 1e6:10.2f} {flops.gmacs:8.3f} {flops.gflops:8.3f}  {spec.description}  [{spec.paper}]"
+        )
     return 0

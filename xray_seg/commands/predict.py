@@ -22,7 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--min-area", type=int, default=50, help="smallest item to report, in pixels (default: 50)")
     parser.add_argument("--tta", default="", help="test-time augmentation, e.g. flip,scales=0.75,1,1.25")
-    parser.add_argument("--window", help="override the tile size (default: the training size; scans are always tiled, never squashed)")
+    parser.add_argument(
+        "--window", help="override the tile size (default: the training size; scans are always tiled, never squashed)"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
 
 
@@ -31,6 +33,7 @@ def run(args):
     from xray_seg.inference.segmenter import tta_options
 
     tta = tta_options(args.tta, window=args.window)  # a bad --tta or --window fails before the model loads
-    report = Segmenter.load(args.model).predict_files(args.inputs, args.out, min_area=args.min_area, tta=tta,
-                                                      force=args.force)
+    report = Segmenter.load(args.model).predict_files(
+        args.inputs, args.out, min_area=args.min_area, tta=tta, force=args.force
+    )
     return 1 if report.failures else 0

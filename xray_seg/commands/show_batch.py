@@ -32,9 +32,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=256, help="training size in pixels, square (default 256)")
     parser.add_argument("--epoch", type=int, default=0, help="draw from this epoch of the stream (default 0)")
     parser.add_argument("--no-augment", action="store_true", help="only fit and pad, no augmentation")
-    parser.add_argument("--tip", action="store_true", help="threat image projection into every sample (pipeline/tip.py)")
+    parser.add_argument(
+        "--tip", action="store_true", help="threat image projection into every sample (pipeline/tip.py)"
+    )
     parser.add_argument("--tip-library", default="", help="VOC folder to cut threats from with --tip (default VOC_DIR)")
-    parser.add_argument("--tip-max-threats", type=int, default=2, help="threats per sample with --tip, 1..N (default 2)")
+    parser.add_argument(
+        "--tip-max-threats", type=int, default=2, help="threats per sample with --tip, 1..N (default 2)"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
 
 
@@ -47,8 +51,17 @@ def _augment_config(args):
     tip = {"tip_prob": 1.0, "tip_max_threats": args.tip_max_threats, "tip_library": args.tip_library}
     if not args.no_augment:
         return AugmentConfig(**tip)
-    off = {"scale_range": (1.0, 1.0), "hflip": False, "vflip": False, "rotate": False, "sharpen_prob": 0.0,
-           "brightness": 0.0, "contrast": 0.0, "gamma": (1.0, 1.0), "noise_std": 0.0}
+    off = {
+        "scale_range": (1.0, 1.0),
+        "hflip": False,
+        "vflip": False,
+        "rotate": False,
+        "sharpen_prob": 0.0,
+        "brightness": 0.0,
+        "contrast": 0.0,
+        "gamma": (1.0, 1.0),
+        "noise_std": 0.0,
+    }
     return AugmentConfig(**off, **tip)  # TIP only: fit and pad like --no-augment
 
 

@@ -34,30 +34,44 @@ def add_arguments(parser) -> None:
     d = SynthConfig()
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (refused if it exists, unless --force)")
     parser.add_argument(
-        "--size", type=parse_scan_size, default=(d.size, d.size),
+        "--size",
+        type=parse_scan_size,
+        default=(d.size, d.size),
         help=f"image side in pixels, or WIDTHxHEIGHT for a belt-shaped scan, e.g. 768x256 (default {d.size})",
     )
     parser.add_argument(
-        "--aspect-mix", choices=["pidray"], default=None,
+        "--aspect-mix",
+        choices=["pidray"],
+        default=None,
         help="draw each scan's width/height ratio from a PIDray-like mix (1:1 to 4:1)",
     )
     parser.add_argument("--num", type=int, default=d.num, help=f"number of images (default {d.num})")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--workers", type=int, default=d.workers, help="processes to use (default 0: all cores)")
-    parser.add_argument("--clutter", choices=CLUTTER_LEVELS, default=d.clutter, help=f"bag clutter (default {d.clutter})")
     parser.add_argument(
-        "--threat-prob", type=float, default=d.threat_prob,
+        "--clutter", choices=CLUTTER_LEVELS, default=d.clutter, help=f"bag clutter (default {d.clutter})"
+    )
+    parser.add_argument(
+        "--threat-prob",
+        type=float,
+        default=d.threat_prob,
         help=f"probability that a bag holds at least one threat (default {d.threat_prob})",
     )
     parser.add_argument(
-        "--hide-prob", type=float, default=d.hide_prob,
+        "--hide-prob",
+        type=float,
+        default=d.hide_prob,
         help=f"probability that a threat is hidden under a laptop, clothes, ... (default {d.hide_prob:.2f})",
     )
     parser.add_argument(
-        "--small-threat-prob", type=float, default=d.small_threat_prob,
+        "--small-threat-prob",
+        type=float,
+        default=d.small_threat_prob,
         help=f"probability that a threat is small, 8-15%% of the side (default {d.small_threat_prob})",
     )
-    parser.add_argument("--style", choices=STYLES, default=d.style, help=f"xray scans or photo-style images (default {d.style})")
+    parser.add_argument(
+        "--style", choices=STYLES, default=d.style, help=f"xray scans or photo-style images (default {d.style})"
+    )
     parser.add_argument("--embed-image-data", action="store_true", help="store the base64 PNG in each JSON's imageData")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -111,7 +125,11 @@ def run(args) -> int:
         f"wrote {len(paths)} images of {_shape_text(config)} to {out} in {elapsed:.1f} s "
         f"({len(paths) / elapsed:.1f} images/s, {config.resolved_workers()} workers)"
     )
-    print("polygons per class: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f"; {empty} bags without threats")
+    print(
+        "polygons per class: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        + f"; {empty} bags without threats"
+    )
     print(f"contact sheet: {out / CONTACT_SHEET}")
     return 0
 

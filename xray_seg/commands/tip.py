@@ -19,16 +19,25 @@ example:
   xray-seg tip data/demo/voc --bags data/clean_bags --out data/tip_voc --copies 2 --seed 0
 """
 
+
 def add_arguments(parser) -> None:
     parser.add_argument("library", metavar="LIBRARY_VOC", help="VOC folder with labelled threats")
     parser.add_argument("--out", required=True, help="new VOC folder to write")
-    parser.add_argument("--bags", default="", help="VOC folder or folder of clean images to project into (default LIBRARY_VOC)")
+    parser.add_argument(
+        "--bags", default="", help="VOC folder or folder of clean images to project into (default LIBRARY_VOC)"
+    )
     parser.add_argument("--split", default="train", help="split of a VOC --bags folder (default train)")
-    parser.add_argument("--library-split", default="train", help="split of LIBRARY_VOC to cut threats from (default train)")
+    parser.add_argument(
+        "--library-split", default="train", help="split of LIBRARY_VOC to cut threats from (default train)"
+    )
     parser.add_argument("--copies", type=int, default=1, help="composites per bag (default 1)")
     parser.add_argument("--max-threats", type=int, default=2, help="threats per composite, 1..N uniform (default 2)")
-    parser.add_argument("--scale", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"), help="threat scale range")
-    parser.add_argument("--air", choices=("white", "estimate"), default="white", help="air intensity of the library scans")
+    parser.add_argument(
+        "--scale", type=float, nargs=2, default=(0.8, 1.25), metavar=("LOW", "HIGH"), help="threat scale range"
+    )
+    parser.add_argument(
+        "--air", choices=("white", "estimate"), default="white", help="air intensity of the library scans"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out (never an input)")
 
@@ -37,8 +46,16 @@ def run(args) -> int:
     from xray_seg.pipeline.tip_dataset import write_tip_dataset
 
     written, threats = write_tip_dataset(
-        args.library, args.out, bags=args.bags, split=args.split, library_split=args.library_split,
-        copies=args.copies, max_threats=args.max_threats, scale=args.scale, air=args.air, seed=args.seed,
+        args.library,
+        args.out,
+        bags=args.bags,
+        split=args.split,
+        library_split=args.library_split,
+        copies=args.copies,
+        max_threats=args.max_threats,
+        scale=args.scale,
+        air=args.air,
+        seed=args.seed,
         force=args.force,
     )
     print(f"wrote {written} composites ({threats} threats in the library) to {args.out}")

@@ -31,8 +31,14 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, help="number of epochs")
     parser.add_argument("--batch-size", type=int, help="batch size per replica")
     parser.add_argument("--lr", type=float, help="base learning rate")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config setting (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config setting (repeatable)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
     parser.add_argument("--force", action="store_true", help="replace an existing run folder")
     parser.add_argument("--devices", help="GPU indices for MirroredStrategy, e.g. 0,1,2,3")
@@ -40,8 +46,11 @@ def add_arguments(parser):
     parser.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], help="mixed precision policy")
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     parser.add_argument("--sync-bn", action="store_true", help="synchronised batch norm across replicas")
-    parser.add_argument("--stop-after-epochs", type=int,
-                        help="end this session after N epochs (schedule unchanged); continue later with --resume")
+    parser.add_argument(
+        "--stop-after-epochs",
+        type=int,
+        help="end this session after N epochs (schedule unchanged); continue later with --resume",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -158,8 +167,14 @@ def _train(args, cfg, run_dir, train):
 
     try:
         return train(
-            cfg, run_dir, resume=args.resume, force=args.force, devices=args.devices, cpu_replicas=args.cpu_replicas,
-            verbose=0 if args.quiet else 1, stop_after_epochs=args.stop_after_epochs,
+            cfg,
+            run_dir,
+            resume=args.resume,
+            force=args.force,
+            devices=args.devices,
+            cpu_replicas=args.cpu_replicas,
+            verbose=0 if args.quiet else 1,
+            stop_after_epochs=args.stop_after_epochs,
         )
     except tf.errors.InvalidArgumentError as exc:
         error = dataset_error_from(exc)

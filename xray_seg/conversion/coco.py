@@ -340,9 +340,15 @@ class CocoReader(Reader):
 
     def _check_input(self) -> None:
         if not self.json_path.is_file():
-            raise DatasetError("COCO JSON file not found", path=self.json_path, fix="pass the instances .json file of the dataset")
+            raise DatasetError(
+                "COCO JSON file not found", path=self.json_path, fix="pass the instances .json file of the dataset"
+            )
         if not self.images_dir.is_dir():
-            raise DatasetError("images folder not found", path=self.images_dir, fix="pass --images DIR (the folder the file_name entries are relative to)")
+            raise DatasetError(
+                "images folder not found",
+                path=self.images_dir,
+                fix="pass --images DIR (the folder the file_name entries are relative to)",
+            )
 
     def items(self, progress: bool = False) -> list[Item]:
         self._check_input()
@@ -361,7 +367,9 @@ class CocoReader(Reader):
                     continue
                 category = obj.get("category_id")
                 ann["image"].append(image_id)
-                ann["category"].append(category if isinstance(category, int) and not isinstance(category, bool) else -(2**62))
+                ann["category"].append(
+                    category if isinstance(category, int) and not isinstance(category, bool) else -(2**62)
+                )
                 ann["crowd"].append(1 if obj.get("iscrowd") else 0)
                 ann["offset"].append(off)
                 ann["length"].append(length)
@@ -382,7 +390,9 @@ class CocoReader(Reader):
             if isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str):
                 self.categories[c["id"]] = c["name"]
         if bad_annotations:
-            self._warnings.append((str(self.json_path), f"{bad_annotations} annotation(s) without an integer image_id; ignored"))
+            self._warnings.append(
+                (str(self.json_path), f"{bad_annotations} annotation(s) without an integer image_id; ignored")
+            )
         return self._group(images, ann)
 
     def _group(self, images: list, ann: dict) -> list[Item]:
@@ -393,17 +403,23 @@ class CocoReader(Reader):
         for i, entry in enumerate(images):
             where = f"images #{i}"
             if not isinstance(entry, dict):
-                items.append(Item(_image_key(self.json_path, where), f"<{where}>", CocoImage(error=f"{where} is not an object")))
+                items.append(
+                    Item(_image_key(self.json_path, where), f"<{where}>", CocoImage(error=f"{where} is not an object"))
+                )
                 continue
             image_id, name = entry.get("id"), entry.get("file_name")
             width, height = entry.get("width"), entry.get("height")
             if not isinstance(name, str) or not name.strip():
-                items.append(Item(_image_key(self.json_path, where), f"<{where}>", CocoImage(error=f"{where} has no file_name")))
+                items.append(
+                    Item(_image_key(self.json_path, where), f"<{where}>", CocoImage(error=f"{where} has no file_name"))
+                )
                 continue
             key = _image_key(self.json_path, name)
             stem = Path(name.replace("\\", "/")).stem
             if not isinstance(image_id, int) or image_id in seen:
-                why = "no integer id" if not isinstance(image_id, int) else f"the image id {image_id} of an earlier entry"
+                why = (
+                    "no integer id" if not isinstance(image_id, int) else f"the image id {image_id} of an earlier entry"
+                )
                 items.append(Item(key, stem, CocoImage(file_name=name, error=f"{where} has {why}")))
                 continue
             seen.add(image_id)
@@ -411,7 +427,13 @@ class CocoReader(Reader):
             idx = order[lo:hi]
             spans = tuple((int(ann["offset"][j]), int(ann["length"][j])) for j in idx)
             labels = tuple(
-                sorted({self.categories[c] for j in idx if not ann["crowd"][j] and (c := ann["category"][j]) in self.categories})
+                sorted(
+                    {
+                        self.categories[c]
+                        for j in idx
+                        if not ann["crowd"][j] and (c := ann["category"][j]) in self.categories
+                    }
+                )
             )
             error = None
             if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
@@ -420,7 +442,9 @@ class CocoReader(Reader):
         known = set(seen)
         orphans = sum(1 for v in np.unique(image_of) if int(v) not in known) if image_of.size else 0
         if orphans:
-            self._warnings.append((str(self.json_path), f"annotations refer to {orphans} image id(s) not in 'images'; ignored"))
+            self._warnings.append(
+                (str(self.json_path), f"annotations refer to {orphans} image id(s) not in 'images'; ignored")
+            )
         return sorted(items, key=lambda it: it.key)
 
     def _image_file(self, item: Item) -> Path:
@@ -462,7 +486,9 @@ class CocoReader(Reader):
             image_bytes = image_file.read_bytes()
         except FileNotFoundError:
             raise DatasetError(
-                f"image not found (looked for {image_file})", path=item.key, fix="pass --images DIR holding the file_name paths"
+                f"image not found (looked for {image_file})",
+                path=item.key,
+                fix="pass --images DIR holding the file_name paths",
             ) from None
         except OSError as exc:
             raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=item.key) from None
@@ -476,8 +502,15 @@ class CocoReader(Reader):
             )
         shapes, warnings = self._shapes(item, self._annotations(ref.spans), height, width)
         return LabelmeRecord(
-            json_path=Path(item.key), image=image, shapes=shapes, image_bytes=image_bytes, image_format=fmt,
-            image_mode=mode, image_file=image_file, exif_rotated=rotated, warnings=warnings,
+            json_path=Path(item.key),
+            image=image,
+            shapes=shapes,
+            image_bytes=image_bytes,
+            image_format=fmt,
+            image_mode=mode,
+            image_file=image_file,
+            exif_rotated=rotated,
+            warnings=warnings,
         )
 
     def _shapes(self, item: Item, annotations: list, height: int, width: int) -> tuple[list[Shape], list[str]]:

@@ -240,7 +240,9 @@ def read_labels(path: str | Path) -> tuple[list[str], dict[str, int]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("labels file not found", path=path, fix="pass --labels with __ignore__, _background_ and one class a line")
+        raise ConfigError(
+            "labels file not found", path=path, fix="pass --labels with __ignore__, _background_ and one class a line"
+        )
     names = read_lines(path, encoding="utf-8-sig")
     if names and names[0] == IGNORE_NAME:
         names = names[1:]
@@ -254,14 +256,17 @@ def read_labels(path: str | Path) -> tuple[list[str], dict[str, int]]:
     for name in names:
         if name == IGNORE_NAME:
             raise ConfigError(
-                f"{IGNORE_NAME} may only be the first line (it is not a class)", path=path,
+                f"{IGNORE_NAME} may only be the first line (it is not a class)",
+                path=path,
                 fix=f"move {IGNORE_NAME} to line 1, before {BACKGROUND_NAME}",
             )
         if name in seen:
             raise ConfigError(f"label {name!r} appears twice", path=path, fix="list every class once")
         seen.add(name)
     if len(names) > 255:
-        raise ConfigError(f"{len(names)} classes; a VOC PNG holds at most 255 (0..254)", path=path, fix="use fewer classes")
+        raise ConfigError(
+            f"{len(names)} classes; a VOC PNG holds at most 255 (0..254)", path=path, fix="use fewer classes"
+        )
     label_to_index = {IGNORE_NAME: -1, **{name: i for i, name in enumerate(names)}}
     return names, label_to_index
 
@@ -272,7 +277,10 @@ def class_subset(classes: Iterable[str]) -> tuple[list[str], dict[str, int]]:
     for raw in classes:
         name = raw.strip()
         if not name or name in (IGNORE_NAME, BACKGROUND_NAME) or name.casefold() in {n.casefold() for n in names}:
-            raise ConfigError(f"--classes: {raw!r} is empty, reserved or given twice", fix="list each class once, e.g. --classes gun,knife")
+            raise ConfigError(
+                f"--classes: {raw!r} is empty, reserved or given twice",
+                fix="list each class once, e.g. --classes gun,knife",
+            )
         names.append(name)
     if len(names) < 2 or len(names) > 255:
         raise ConfigError(f"--classes gives {len(names) - 1} classes; between 1 and 254 are possible")
@@ -433,7 +441,9 @@ def list_labelme_files(labelme_dir: str | Path, recursive: bool = False) -> list
     """The ``*.json`` files of the input folder, sorted (DatasetError if none)."""
     root = Path(labelme_dir)
     if not root.is_dir():
-        raise DatasetError("input folder not found", path=root, fix="point at the folder holding the Labelme .json files")
+        raise DatasetError(
+            "input folder not found", path=root, fix="point at the folder holding the Labelme .json files"
+        )
     pattern = "**/*.json" if recursive else "*.json"
     files = sorted(p for p in root.glob(pattern) if p.is_file())
     if not files:
@@ -490,8 +500,9 @@ def _check_paths(inputs: list[Path], voc_dir: Path, labels: Path | None, config:
     from xray_seg.core.fileio import refuse_overlap
 
     rule = _overlap_rule(inputs, labels, config)
-    refuse_overlap(voc_dir, [p for p in rule["inputs"] if p not in rule["may_lie_inside"]],
-                   may_lie_inside=rule["may_lie_inside"])
+    refuse_overlap(
+        voc_dir, [p for p in rule["inputs"] if p not in rule["may_lie_inside"]], may_lie_inside=rule["may_lie_inside"]
+    )
 
 
 def _check_declared_classes(reader: Reader, config: ConvertConfig) -> None:
@@ -685,13 +696,33 @@ def _check_run(labelme_dir: Path, voc_dir: Path, config: ConvertConfig, progress
     return labels_file, class_names, label_to_index, reader, files, workers, settings
 
 
+def _scan_all(pool, reader, files, config: ConvertConfig, label_to_index, labels_file, progress):
+    """Scan every item (labels, image) before anything is written: ``(scans, duplicate)``,
+    where ``duplicate`` gives the failure reason of items that would collide. Unknown labels
+    stop the whole run here with ``--unknown error`` (the default)."""
+    scans = sorted(
+        _map(pool if reader.parallel_scan else None, reader.scan, files, "scan", progress), key=lambda s: s.key
+    )
+    if config.unknown == "error" and not config.classes:
+        error = _unknown_label_error(scans, set(label_to_index), labels_file)
+        if error is not None:
+            raise error
+    return scans, _duplicates(files, scans)
+
+
 def _open_output(voc_dir: Path, reader, labels_file, config: ConvertConfig, class_names, settings) -> None:
     """Create (or, with ``--force``, replace our own) output folder, sweep our temporary
     files, and write ``class_names.txt`` and the resolved settings."""
     rule = _overlap_rule(reader.input_paths, labels_file, config)
-    prepare_output_dir(voc_dir, force=config.force, resume=config.resume, owner="convert", resume_flag="--resume",
-                       inputs=[p for p in rule["inputs"] if p not in rule["may_lie_inside"]],
-                       may_lie_inside=rule["may_lie_inside"])
+    prepare_output_dir(
+        voc_dir,
+        force=config.force,
+        resume=config.resume,
+        owner="convert",
+        resume_flag="--resume",
+        inputs=[p for p in rule["inputs"] if p not in rule["may_lie_inside"]],
+        may_lie_inside=rule["may_lie_inside"],
+    )
     sweep_temp_files(voc_dir)
     write_class_names(voc_dir, class_names)
     write_text_atomic(voc_dir / CONFIG_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
@@ -734,8 +765,18 @@ def _plan_jobs(files, scans, duplicate, reader, voc_dir: Path, label_to_index, c
             done.append(f.stem)
         else:
             jobs.append(
-                _Job(f, reader, voc_dir, label_to_index, config.unknown, config.image_format, config.npy, config.vis,
-                     others, config.objects)
+                _Job(
+                    f,
+                    reader,
+                    voc_dir,
+                    label_to_index,
+                    config.unknown,
+                    config.image_format,
+                    config.npy,
+                    config.vis,
+                    others,
+                    config.objects,
+                )
             )
     return jobs, done, prints
 
@@ -785,13 +826,7 @@ def convert(
     report = ConvertReport(voc_dir=str(voc_dir), total=len(files), workers=workers)
     report.warnings += [FileWarning(path, message) for path, message in reader.input_warnings()]
     try:
-        scans = sorted(_map(pool if reader.parallel_scan else None, reader.scan, files, "scan", progress), key=lambda s: s.key)
-        if config.unknown == "error" and not config.classes and (
-            error := _unknown_label_error(scans, set(label_to_index), labels_file)
-        ):
-            raise error
-        duplicate = _duplicates(files, scans)
-
+        scans, duplicate = _scan_all(pool, reader, files, config, label_to_index, labels_file, progress)
         _open_output(voc_dir, reader, labels_file, config, class_names, settings)
         owned = True
 

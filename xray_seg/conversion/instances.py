@@ -69,7 +69,9 @@ def shapes_to_instances(
             key = (shape.label, ("shape", index) if shape.group_id is None else ("group", shape.group_id))
             if key not in ids:
                 if len(ids) == MAX_INSTANCES:
-                    raise ValueError(f"more than {MAX_INSTANCES} instances; a VOC palette PNG numbers at most {MAX_INSTANCES}")
+                    raise ValueError(
+                        f"more than {MAX_INSTANCES} instances; a VOC palette PNG numbers at most {MAX_INSTANCES}"
+                    )
                 ids[key] = len(ids) + 1
             ink = ids[key]
         _draw_shape(canvas, draw, shape, ink)

@@ -208,9 +208,7 @@ def image_reference(data: Mapping, json_path: str | Path, input_root: str | Path
         return None
     raw = data.get("imagePath")
     if not isinstance(raw, str) or not raw.strip():
-        raise DatasetError(
-            "no imageData and no imagePath", path=json_path, fix="re-save the annotation from labelme"
-        )
+        raise DatasetError("no imageData and no imagePath", path=json_path, fix="re-save the annotation from labelme")
     rel = PureWindowsPath(raw).as_posix() if "\\" in raw else raw
     # os.path.join drops the folder for an absolute imagePath, which is then checked as is.
     candidate = Path(os.path.normpath(os.path.join(os.path.abspath(json_path.parent), rel)))
@@ -269,12 +267,16 @@ def decode_image(data: bytes, *, source: str | Path) -> tuple[np.ndarray, str, s
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise DatasetError(
-            "cannot decode the image (not a known image format, or corrupt)", path=source, fix="re-export the image as PNG or JPEG"
+            "cannot decode the image (not a known image format, or corrupt)",
+            path=source,
+            fix="re-export the image as PNG or JPEG",
         ) from None
     except Image.DecompressionBombError as exc:  # over twice Pillow's limit (aligned with ours)
         raise bomb_error(exc, source) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"cannot decode the image ({exc})", path=source, fix="re-export the image as PNG or JPEG") from None
+        raise DatasetError(
+            f"cannot decode the image ({exc})", path=source, fix="re-export the image as PNG or JPEG"
+        ) from None
     check_pixels(img.size[1], img.size[0], source)
     try:
         with img, warnings.catch_warnings():
@@ -334,7 +336,9 @@ def _decode_mask(raw, where: str, json_path: Path) -> np.ndarray:
     except Image.DecompressionBombError as exc:
         raise bomb_error(exc, f"{json_path} ({where})") from None
     except (binascii.Error, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{where} has an undecodable mask PNG ({exc})", path=json_path, fix="redraw the mask") from None
+        raise DatasetError(
+            f"{where} has an undecodable mask PNG ({exc})", path=json_path, fix="redraw the mask"
+        ) from None
     if arr.ndim == 3:
         arr = arr.any(axis=-1)
     return arr.astype(bool)
@@ -349,7 +353,9 @@ def parse_shapes(data: Mapping, json_path: str | Path) -> list[Shape]:
         raw_shapes = []
     if not isinstance(raw_shapes, list):
         raise DatasetError(
-            f"'shapes' is a {type(raw_shapes).__name__}, not a list", path=json_path, fix="re-save the annotation from labelme"
+            f"'shapes' is a {type(raw_shapes).__name__}, not a list",
+            path=json_path,
+            fix="re-save the annotation from labelme",
         )
     for i, raw in enumerate(raw_shapes):
         if not isinstance(raw, dict) or not isinstance(raw.get("label"), str):
@@ -387,7 +393,13 @@ def parse_shapes(data: Mapping, json_path: str | Path) -> list[Shape]:
         mask = _decode_mask(raw.get("mask"), where, json_path) if shape_type == "mask" else None
         group_id = raw.get("group_id")
         shapes.append(
-            Shape(label, shape_type, points, mask, group_id if isinstance(group_id, int) and not isinstance(group_id, bool) else None)
+            Shape(
+                label,
+                shape_type,
+                points,
+                mask,
+                group_id if isinstance(group_id, int) and not isinstance(group_id, bool) else None,
+            )
         )
     return shapes
 
@@ -468,7 +480,9 @@ def _image_bytes(data: dict, json_path: Path, image_file: Path | None) -> tuple[
         try:
             image_bytes = base64.b64decode(data["imageData"], validate=False)
         except (binascii.Error, TypeError, ValueError) as exc:
-            raise DatasetError(f"imageData is not valid base64 ({exc})", path=json_path, fix="re-save it from labelme") from None
+            raise DatasetError(
+                f"imageData is not valid base64 ({exc})", path=json_path, fix="re-save it from labelme"
+            ) from None
         return image_bytes, f"{json_path} (imageData)"
     not_found = DatasetError(
         f"image {data.get('imagePath')!r} not found (looked for {image_file})",
@@ -479,8 +493,11 @@ def _image_bytes(data: dict, json_path: Path, image_file: Path | None) -> tuple[
         return read_regular_file(image_file, "image"), image_file
     except DatasetError as exc:
         if "not found" not in exc.problem:
-            raise DatasetError(f"imagePath {data.get('imagePath')!r}: {exc.problem}", path=json_path,
-                               fix="point imagePath at a regular image file") from None
+            raise DatasetError(
+                f"imagePath {data.get('imagePath')!r}: {exc.problem}",
+                path=json_path,
+                fix="point imagePath at a regular image file",
+            ) from None
         raise not_found from None
     except FileNotFoundError:
         raise not_found from None
@@ -568,8 +585,10 @@ def shapes_to_label(
     for shape in shapes:
         if isinstance(shape, Mapping):
             shape = Shape(
-                shape["label"], shape.get("shape_type") or "polygon",
-                tuple(tuple(map(float, p)) for p in shape["points"]), shape.get("mask"),
+                shape["label"],
+                shape.get("shape_type") or "polygon",
+                tuple(tuple(map(float, p)) for p in shape["points"]),
+                shape.get("mask"),
             )
         value = int(label_to_index[shape.label])
         if not -1 <= value <= 254:

@@ -49,11 +49,15 @@ def load_pixray_json(path: Path) -> dict:
         raise DatasetError("corrupt JSON: the file is not UTF-8 text", path=path) from None
     except json.JSONDecodeError as exc:
         raise DatasetError(
-            f"corrupt JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=path, fix="remove it from the folder"
+            f"corrupt JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            path=path,
+            fix="remove it from the folder",
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
         raise DatasetError(
-            "not a PIXray annotation (no 'objects' list)", path=path, fix="keep only PIXray .json files in the input folder"
+            "not a PIXray annotation (no 'objects' list)",
+            path=path,
+            fix="keep only PIXray .json files in the input folder",
         )
     return data
 
@@ -97,7 +101,9 @@ class PixrayReader(Reader):
         from xray_seg.conversion.convert import list_labelme_files
 
         if self.images_dir is not None and not self.images_dir.is_dir():
-            raise DatasetError("images folder not found", path=self.images_dir, fix="pass --images DIR holding the images")
+            raise DatasetError(
+                "images folder not found", path=self.images_dir, fix="pass --images DIR holding the images"
+            )
         return [Item(str(f), f.stem, f) for f in list_labelme_files(self.root, self.recursive)]
 
     def _image_file(self, data: dict, json_path: Path) -> Path:
@@ -138,7 +144,11 @@ class PixrayReader(Reader):
         try:
             image_bytes = image_file.read_bytes()
         except FileNotFoundError:
-            raise DatasetError(f"image not found (looked for {image_file})", path=json_path, fix="put the image beside the JSON file or pass --images") from None
+            raise DatasetError(
+                f"image not found (looked for {image_file})",
+                path=json_path,
+                fix="put the image beside the JSON file or pass --images",
+            ) from None
         except OSError as exc:
             raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=json_path) from None
         image, fmt, mode, rotated = decode_image(image_bytes, source=image_file)
@@ -160,11 +170,22 @@ class PixrayReader(Reader):
             except ValueError as exc:
                 raise DatasetError(f"{where} {exc}", path=json_path, fix="correct or remove the object") from None
             if len(points) < 3:
-                raise DatasetError(f"{where} has {len(points)} point(s); a polygon needs at least 3", path=json_path, fix="correct or remove the object")
+                raise DatasetError(
+                    f"{where} has {len(points)} point(s); a polygon needs at least 3",
+                    path=json_path,
+                    fix="correct or remove the object",
+                )
             shapes.append(Shape(obj["label"], "polygon", points, None, i))
         return LabelmeRecord(
-            json_path=json_path, image=image, shapes=shapes, image_bytes=image_bytes, image_format=fmt, image_mode=mode,
-            image_file=image_file, exif_rotated=rotated, warnings=outside_warnings(shapes, height, width),
+            json_path=json_path,
+            image=image,
+            shapes=shapes,
+            image_bytes=image_bytes,
+            image_format=fmt,
+            image_mode=mode,
+            image_file=image_file,
+            exif_rotated=rotated,
+            warnings=outside_warnings(shapes, height, width),
         )
 
 

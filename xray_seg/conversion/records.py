@@ -133,7 +133,9 @@ class LabelmeReader(Reader):
         return read_labelme(item.ref, self.root)
 
 
-def make_reader(source: str, input_path: str | Path, *, images: str | Path | None = None, recursive: bool = False) -> Reader:
+def make_reader(
+    source: str, input_path: str | Path, *, images: str | Path | None = None, recursive: bool = False
+) -> Reader:
     """The reader of ``source`` for ``input_path`` (a folder, or COCO's JSON file)."""
     if source == "labelme":
         return LabelmeReader(Path(input_path), recursive)

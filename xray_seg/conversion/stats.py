@@ -57,7 +57,9 @@ class ClassStats:
     @property
     def frequency(self) -> np.ndarray:
         """``freq_c`` of median-frequency balancing (0 for absent classes)."""
-        return np.divide(self.pixels, self.pixels_of_images, out=np.zeros(len(self.pixels)), where=self.pixels_of_images > 0)
+        return np.divide(
+            self.pixels, self.pixels_of_images, out=np.zeros(len(self.pixels)), where=self.pixels_of_images > 0
+        )
 
 
 def compute_class_stats(voc_dir: str | Path, split: str = "train", *, progress: bool = True) -> ClassStats:
@@ -121,7 +123,14 @@ def format_table(stats: ClassStats, weights: np.ndarray | None = None) -> str:
     header = ["id", "class", "pixels", "share %", "images", "freq"] + (["weight"] if weights is not None else [])
     rows = []
     for c, name in enumerate(stats.class_names):
-        row = [str(c), name, f"{int(stats.pixels[c]):,}", f"{100 * stats.share[c]:.3f}", str(int(stats.images[c])), f"{stats.frequency[c]:.5f}"]
+        row = [
+            str(c),
+            name,
+            f"{int(stats.pixels[c]):,}",
+            f"{100 * stats.share[c]:.3f}",
+            str(int(stats.images[c])),
+            f"{stats.frequency[c]:.5f}",
+        ]
         if weights is not None:
             row.append(f"{weights[c]:.4f}")
         rows.append(row)
@@ -133,5 +142,7 @@ def format_table(stats: ClassStats, weights: np.ndarray | None = None) -> str:
 
     out = [line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
     out.append("")
-    out.append(f"images: {stats.num_images}   labelled pixels: {stats.labelled_pixels:,}   ignore (255) pixels: {stats.ignore_pixels:,}")
+    out.append(
+        f"images: {stats.num_images}   labelled pixels: {stats.labelled_pixels:,}   ignore (255) pixels: {stats.ignore_pixels:,}"
+    )
     return "\n".join(out)

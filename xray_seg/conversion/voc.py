@@ -26,7 +26,9 @@ def read_class_names(voc_dir: str | Path) -> list[str]:
     """Class names in label order (index 0 is ``_background_``)."""
     path = VocLayout(voc_dir).class_names_file
     if not path.is_file():
-        raise DatasetError("class_names.txt is missing", path=path, fix="point at a folder written by `xray-seg convert`")
+        raise DatasetError(
+            "class_names.txt is missing", path=path, fix="point at a folder written by `xray-seg convert`"
+        )
     names = read_lines(path)
     if not names:
         raise DatasetError("class_names.txt is empty", path=path, fix="list _background_ then one class per line")

@@ -108,7 +108,9 @@ def _number(text: str, kind: type, key: str, source: str):
     try:
         return kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
     except ValueError:
-        raise ConfigError(f"setting {key!r} needs a number, got {text!r}", path=source, fix=f"write e.g. {key}=1") from None
+        raise ConfigError(
+            f"setting {key!r} needs a number, got {text!r}", path=source, fix=f"write e.g. {key}=1"
+        ) from None
 
 
 def _merge(cls, base, updates: dict, source: str):

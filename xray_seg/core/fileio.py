@@ -111,7 +111,9 @@ def _resolved(path: str | Path) -> Path:
     try:
         return Path(os.path.realpath(os.fspath(path)))
     except ValueError:  # an embedded NUL byte
-        raise ConfigError("the path contains a NUL byte", path=repr(str(path)), fix="remove the NUL from the path") from None
+        raise ConfigError(
+            "the path contains a NUL byte", path=repr(str(path)), fix="remove the NUL from the path"
+        ) from None
 
 
 def refuse_overlap(out_dir: str | Path, inputs, what: str = "output folder", *, may_lie_inside=()) -> None:
@@ -167,8 +169,15 @@ def write_marker(path: str | Path, owner: str = "output") -> None:
 
 
 def prepare_output_dir(
-    path: str | Path, *, force: bool = False, resume: bool = False, inputs=(), owner: str = "output",
-    may_lie_inside=(), dry_run: bool = False, resume_flag: str | None = None,
+    path: str | Path,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    inputs=(),
+    owner: str = "output",
+    may_lie_inside=(),
+    dry_run: bool = False,
+    resume_flag: str | None = None,
 ) -> Path:
     """Create ``path`` for a new output, refusing to clobber an existing one.
 
@@ -235,8 +244,14 @@ def sweep_temp_files(folder: str | Path) -> int:
 
 
 # Folders and files of a VOC dataset (conversion/voc.py, conversion/convert.py, conversion/resume.py).
-_VOC_FOLDERS = {"JPEGImages", "SegmentationClass", "SegmentationObject", "SegmentationClassNpy",
-                "SegmentationClassVisualization", "ImageSets"}
+_VOC_FOLDERS = {
+    "JPEGImages",
+    "SegmentationClass",
+    "SegmentationObject",
+    "SegmentationClassNpy",
+    "SegmentationClassVisualization",
+    "ImageSets",
+}
 _VOC_FILES = {"class_names.txt", "convert_config.yaml", "convert_report.txt", "convert_inputs.json", OUTPUT_MARKER}
 
 
@@ -248,7 +263,9 @@ def refuse_dataset_file(out_file: str | Path, voc_dir: str | Path, what: str = "
     """
     out, root = _resolved(out_file), _resolved(voc_dir)
     if out == root or root.is_relative_to(out):
-        raise ConfigError(f"the {what} is or contains the dataset {voc_dir}", path=out_file, fix=f"choose another {what}")
+        raise ConfigError(
+            f"the {what} is or contains the dataset {voc_dir}", path=out_file, fix=f"choose another {what}"
+        )
     if out.is_relative_to(root):
         parts = out.relative_to(root).parts
         if parts[0] in _VOC_FOLDERS or (len(parts) == 1 and parts[0] in _VOC_FILES):

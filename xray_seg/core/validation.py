@@ -91,12 +91,21 @@ def read_regular_file(path: str | Path, what: str = "file") -> bytes:
     except FileNotFoundError:
         raise DatasetError(f"{what} not found", path=path, fix="check the path") from None
     except ValueError:
-        raise DatasetError(f"the {what} path contains a NUL byte", path=repr(str(path)), fix="rename the file") from None
+        raise DatasetError(
+            f"the {what} path contains a NUL byte", path=repr(str(path)), fix="rename the file"
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(
-                info.st_mode) else "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(info.st_mode)
+                else "a device"
+                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "a folder"
+                if stat.S_ISDIR(info.st_mode)
+                else "not a regular file"
+            )
             raise DatasetError(
                 f"{what} is {kind}; only regular files are read", path=path, fix="point at a regular image file"
             )
@@ -182,7 +191,9 @@ def _size(value, key: str, problems: list[str], *, allow_empty: bool = False) ->
         or len(value) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     ):
-        problems.append(f"{key}={value!r} must be a size [height, width] (or one number for a square) of positive integers")
+        problems.append(
+            f"{key}={value!r} must be a size [height, width] (or one number for a square) of positive integers"
+        )
 
 
 def validate_train_config(cfg) -> None:
@@ -196,7 +207,9 @@ def validate_train_config(cfg) -> None:
     _size(cfg.data.image_size, "data.image_size", problems)
     _size(cfg.data.crop_size, "data.crop_size", problems, allow_empty=True)
     if not problems and cfg.data.crop_size and any(c > s for c, s in zip(cfg.data.crop_size, cfg.data.image_size)):
-        problems.append(f"data.crop_size={list(cfg.data.crop_size)} is larger than data.image_size={list(cfg.data.image_size)}")
+        problems.append(
+            f"data.crop_size={list(cfg.data.crop_size)} is larger than data.image_size={list(cfg.data.image_size)}"
+        )
     if not problems and cfg.data.image_size[0] * cfg.data.image_size[1] > max_pixels():
         h, w = cfg.data.image_size
         problems.append(f"data.image_size={h}x{w} is over the pixel limit of {max_pixels() / 1e6:.1f} M pixels")

@@ -67,7 +67,9 @@ def save_grid(
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(cell_inches * n_cols, cell_inches * n_rows + (0.6 if class_names else 0)),
+        n_rows,
+        n_cols,
+        figsize=(cell_inches * n_cols, cell_inches * n_rows + (0.6 if class_names else 0)),
         squeeze=False,
     )
     for r, row in enumerate(rows):

@@ -73,14 +73,20 @@ class AlarmRule:
     @classmethod
     def default(cls, class_names, threshold=DEFAULT_THRESHOLD, min_area=DEFAULT_MIN_AREA, closing=DEFAULT_CLOSING):
         k = len(class_names)
-        return cls(list(class_names), [1.0] + [float(threshold)] * (k - 1), [0] + [int(min_area)] * (k - 1), int(closing))
+        return cls(
+            list(class_names), [1.0] + [float(threshold)] * (k - 1), [0] + [int(min_area)] * (k - 1), int(closing)
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> AlarmRule:
-        keep = {k: data[k] for k in ("class_names", "thresholds", "min_area", "closing", "calibrated", "calibration") if k in data}
+        keep = {
+            k: data[k]
+            for k in ("class_names", "thresholds", "min_area", "closing", "calibrated", "calibration")
+            if k in data
+        }
         return cls(**keep)
 
     def item_min_area(self) -> int:
@@ -103,7 +109,9 @@ def load_rule(model_path, class_names) -> AlarmRule:
     return AlarmRule.default(class_names)
 
 
-def decide(class_map: np.ndarray, probs: np.ndarray, rule: AlarmRule, *, with_masks: bool = False, min_area=None) -> dict:
+def decide(
+    class_map: np.ndarray, probs: np.ndarray, rule: AlarmRule, *, with_masks: bool = False, min_area=None
+) -> dict:
     """The bag decision of one image: ``alarm``, ``alarm_classes``, ``scores`` [K] and ``items`` (each with ``alarm``).
 
     Items are listed from ``min_area`` (default: the smallest alarm area) up; every item
@@ -140,8 +148,14 @@ def roc_curve(pos_scores, neg_scores) -> dict:
     auc = None
     if pos.size and neg.size:
         auc = float(np.sum(np.diff(pfa) * (np.asarray(pd[1:]) + np.asarray(pd[:-1])) / 2))
-    return {"thresholds": [None if math.isinf(t) else t for t in thresholds], "pd": pd, "pfa": pfa, "auc": auc,
-            "positives": int(pos.size), "negatives": int(neg.size)}
+    return {
+        "thresholds": [None if math.isinf(t) else t for t in thresholds],
+        "pd": pd,
+        "pfa": pfa,
+        "auc": auc,
+        "positives": int(pos.size),
+        "negatives": int(neg.size),
+    }
 
 
 def pd_at_pfa(curve: dict, target: float):
@@ -170,12 +184,20 @@ def bag_metrics(scores: np.ndarray, truth: np.ndarray, thresholds, class_names) 
     per_class = {}
     for c in range(1, len(class_names)):
         per_class[class_names[c]] = {
-            "threshold": float(t[c]), "bags_with": int(truth[:, c].sum()),
-            "pd": frac(alarms[:, c], truth[:, c]), "pfa": frac(alarms[:, c], clean),
+            "threshold": float(t[c]),
+            "bags_with": int(truth[:, c].sum()),
+            "pd": frac(alarms[:, c], truth[:, c]),
+            "pfa": frac(alarms[:, c], clean),
         }
-    return {"bags": len(scores), "threat_bags": int(threat.sum()), "clean_bags": int(clean.sum()),
-            "alarmed_bags": int(any_alarm.sum()), "pd": frac(any_alarm, threat), "pfa": frac(any_alarm, clean),
-            "per_class": per_class}
+    return {
+        "bags": len(scores),
+        "threat_bags": int(threat.sum()),
+        "clean_bags": int(clean.sum()),
+        "alarmed_bags": int(any_alarm.sum()),
+        "pd": frac(any_alarm, threat),
+        "pfa": frac(any_alarm, clean),
+        "per_class": per_class,
+    }
 
 
 def screening_report(scores: np.ndarray, truth: np.ndarray, rule: AlarmRule) -> dict:
@@ -189,8 +211,13 @@ def screening_report(scores: np.ndarray, truth: np.ndarray, rule: AlarmRule) -> 
     curves["overall"] = roc_curve(masked[~clean].max(axis=1, initial=0), masked[clean].max(axis=1, initial=0))
     at = {name: {f"{p:g}": pd_at_pfa(curve, p) for p in TARGET_PFAS} for name, curve in curves.items()}
     note = None if clean.any() else "no threat-free bag in this split: PFA cannot be estimated"
-    return {"roc": curves, "pd_at_pfa": at, "at_thresholds": bag_metrics(scores, truth, rule.thresholds, names),
-            "rule": rule.to_dict(), "note": note}
+    return {
+        "roc": curves,
+        "pd_at_pfa": at,
+        "at_thresholds": bag_metrics(scores, truth, rule.thresholds, names),
+        "rule": rule.to_dict(),
+        "note": note,
+    }
 
 
 # --------------------------------------------------------------------------- calibration
@@ -213,8 +240,15 @@ def _thresholds_excluding(scores_clean, allowed: np.ndarray) -> np.ndarray:
     return t
 
 
-def calibrate_thresholds(scores: np.ndarray, truth: np.ndarray, class_names, *, target_pfa: float = 0.05,
-                         base: AlarmRule | None = None, split: str = "val") -> AlarmRule:
+def calibrate_thresholds(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    class_names,
+    *,
+    target_pfa: float = 0.05,
+    base: AlarmRule | None = None,
+    split: str = "val",
+) -> AlarmRule:
     """Per-class thresholds for ``PFA <= target_pfa`` with the most detections (module docstring).
 
     ``scores`` [N, K] are bag scores computed with ``base``'s ``min_area`` and ``closing``
@@ -261,15 +295,36 @@ def calibrate_thresholds(scores: np.ndarray, truth: np.ndarray, class_names, *, 
             allowed = max(steps, key=lambda s: s[0])[1]
             consider(allowed)
         method = "greedy"
+    return _calibrated_rule(
+        class_names,
+        base,
+        best_t,
+        scores,
+        truth,
+        split=split,
+        target_pfa=target_pfa,
+        method=method,
+        any_clean=bool(clean.any()),
+    )
+
+
+def _calibrated_rule(class_names, base, thresholds, scores, truth, *, split, target_pfa, method, any_clean):
+    """``base``'s rule (areas, closing) with the chosen ``thresholds`` and a record of what
+    they gave on the calibration split (PD, PFA, per-class PD, the search method)."""
     base = base or AlarmRule.default(class_names)
     rule = AlarmRule(list(class_names), list(base.thresholds), list(base.min_area), base.closing)
-    rule.thresholds = [float(v) for v in best_t]
+    rule.thresholds = [float(v) for v in thresholds]
     rule.calibrated = True
     got = bag_metrics(scores, truth, rule.thresholds, class_names)
     rule.calibration = {
-        "split": split, "target_pfa": float(target_pfa), "method": method, "bags": got["bags"],
-        "clean_bags": got["clean_bags"], "pd": got["pd"], "pfa": got["pfa"],
+        "split": split,
+        "target_pfa": float(target_pfa),
+        "method": method,
+        "bags": got["bags"],
+        "clean_bags": got["clean_bags"],
+        "pd": got["pd"],
+        "pfa": got["pfa"],
         "pd_per_class": {n: v["pd"] for n, v in got["per_class"].items()},
-        "note": None if clean.any() else "no threat-free bag: PFA not estimated, thresholds only exceed 0",
+        "note": None if any_clean else "no threat-free bag: PFA not estimated, thresholds only exceed 0",
     }
     return rule

@@ -30,8 +30,10 @@ class Timing:
         return 1.0 / self.median_s
 
     def line(self, label: str) -> str:
-        return (f"{label:<22s} {self.fps:8.2f} FPS   median {1000 * self.median_s:8.1f} ms   "
-                f"p10-p90 {1000 * self.p10_s:.1f}-{1000 * self.p90_s:.1f} ms")
+        return (
+            f"{label:<22s} {self.fps:8.2f} FPS   median {1000 * self.median_s:8.1f} ms   "
+            f"p10-p90 {1000 * self.p10_s:.1f}-{1000 * self.p90_s:.1f} ms"
+        )
 
 
 def time_calls(fn, runs: int, warmup: int) -> Timing:
@@ -70,8 +72,10 @@ def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: in
         find_items(class_map, probs, loaded.class_names)
 
     full = time_calls(end_to_end, runs, warmup)
-    print(f"model {loaded.name} ({loaded.source}), input {size[0]}x{size[1]}, batch 1, "
-          f"{runs} timed runs after {warmup} warm-up")
+    print(
+        f"model {loaded.name} ({loaded.source}), input {size[0]}x{size[1]}, batch 1, "
+        f"{runs} timed runs after {warmup} warm-up"
+    )
     print(model_only.line("model only"))
     print(full.line("end to end"))
     return {
@@ -79,10 +83,18 @@ def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: in
         "input_size": list(size),
         "runs": runs,
         "warmup": warmup,
-        "model_only": {"fps": model_only.fps, "median_ms": 1000 * model_only.median_s,
-                       "p10_ms": 1000 * model_only.p10_s, "p90_ms": 1000 * model_only.p90_s},
-        "end_to_end": {"fps": full.fps, "median_ms": 1000 * full.median_s,
-                       "p10_ms": 1000 * full.p10_s, "p90_ms": 1000 * full.p90_s},
+        "model_only": {
+            "fps": model_only.fps,
+            "median_ms": 1000 * model_only.median_s,
+            "p10_ms": 1000 * model_only.p10_s,
+            "p90_ms": 1000 * model_only.p90_s,
+        },
+        "end_to_end": {
+            "fps": full.fps,
+            "median_ms": 1000 * full.median_s,
+            "p10_ms": 1000 * full.p10_s,
+            "p90_ms": 1000 * full.p90_s,
+        },
     }
 
 

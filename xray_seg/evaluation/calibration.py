@@ -80,7 +80,8 @@ def rebuild_savedmodel(savedmodel: Path, rule: AlarmRule) -> list[Path]:
     if not source_file.is_file():
         raise ModelError(
             "the .keras file this SavedModel was exported from is gone, so its graph cannot be rebuilt",
-            path=savedmodel / "export.json", fix="calibrate the run folder instead, then `xray-seg export` it again",
+            path=savedmodel / "export.json",
+            fix="calibrate the run folder instead, then `xray-seg export` it again",
         )
     is_run = source_file.name == "best_model.keras" and (source_file.parent / "class_names.txt").is_file()
     source = load_source(source_file.parent if is_run else source_file)
@@ -108,8 +109,9 @@ def rebuild_savedmodel(savedmodel: Path, rule: AlarmRule) -> list[Path]:
     return written
 
 
-def calibrate_model(model_path, voc_dir, *, split="val", target_pfa=0.05, min_area=None, closing=None,
-                    limit=None, progress=True) -> CalibrationResult:
+def calibrate_model(
+    model_path, voc_dir, *, split="val", target_pfa=0.05, min_area=None, closing=None, limit=None, progress=True
+) -> CalibrationResult:
     """Calibrate ``model_path`` on ``split`` of ``voc_dir`` and store the rule with it (module docstring)."""
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.core.fileio import write_json_atomic
@@ -139,11 +141,17 @@ def summary_lines(result: CalibrationResult) -> list[str]:
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    lines = [(f"calibrated on {cal['bags']} {cal['split']} bags ({cal['clean_bags']} threat-free), target PFA "
-              f"{pct(cal['target_pfa'])}: PD {pct(cal['pd'])}, PFA {pct(cal['pfa'])} ({cal['method']} search)")]
+    lines = [
+        (
+            f"calibrated on {cal['bags']} {cal['split']} bags ({cal['clean_bags']} threat-free), target PFA "
+            f"{pct(cal['target_pfa'])}: PD {pct(cal['pd'])}, PFA {pct(cal['pfa'])} ({cal['method']} search)"
+        )
+    ]
     for i, name in enumerate(rule.class_names[1:], start=1):
-        lines.append(f"  {name:<14} threshold {rule.thresholds[i]:.4f}  min_area {rule.min_area[i]}  "
-                     f"PD {pct(cal['pd_per_class'][name])}")
+        lines.append(
+            f"  {name:<14} threshold {rule.thresholds[i]:.4f}  min_area {rule.min_area[i]}  "
+            f"PD {pct(cal['pd_per_class'][name])}"
+        )
     if cal.get("note"):
         lines.append(cal["note"])
     lines += [f"wrote {p}" for p in result.written]

@@ -97,14 +97,20 @@ def check_dataset(voc_dir: str | Path) -> dict:
     voc = Path(voc_dir)
     if not voc.is_dir():
         raise DatasetError(
-            "VOC dataset folder not found", path=voc,
+            "VOC dataset folder not found",
+            path=voc,
             fix="give the folder written by `xray-seg convert LABELME_DIR VOC_DIR --labels labels.txt`",
         )
     names = read_class_names(voc)
     splits = {split: read_split(voc, split) for split in ("train", "val")}
     digest = hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()[:16]
-    return {"voc_dir": str(voc.resolve()), "class_names": names, "train_images": len(splits["train"]),
-            "val_images": len(splits["val"]), "splits_sha256": digest}
+    return {
+        "voc_dir": str(voc.resolve()),
+        "class_names": names,
+        "train_images": len(splits["train"]),
+        "val_images": len(splits["val"]),
+        "splits_sha256": digest,
+    }
 
 
 def base_config(settings: CompareSettings) -> TrainConfig:
@@ -116,8 +122,10 @@ def base_config(settings: CompareSettings) -> TrainConfig:
         section, _, leaf = key.rpartition(".")
         node = updates.get(section, {}) if section else updates
         if isinstance(node, dict) and leaf in node:
-            raise ConfigError(f"--set {key} is decided by compare",
-                              fix="choose the data with --data, models with --models and seeds with --seeds")
+            raise ConfigError(
+                f"--set {key} is decided by compare",
+                fix="choose the data with --data, models with --models and seeds with --seeds",
+            )
     cfg = load_config(TrainConfig, settings.preset, updates)
     if cfg.model.options.get("weights"):
         raise ConfigError(
@@ -141,7 +149,7 @@ def protocol_document(settings: CompareSettings, base: TrainConfig, dataset: dic
     shared.pop("seed")
     return {
         "protocol": "paper 1 sec. 4.3: every model trained with the same config from scratch; "
-                    "seed k is the same for every model; evaluated on val (eqs. 4-7)",
+        "seed k is the same for every model; evaluated on val (eqs. 4-7)",
         "preset": str(settings.preset),
         "overrides": list(settings.overrides),
         "models": list(settings.models),
@@ -149,7 +157,7 @@ def protocol_document(settings: CompareSettings, base: TrainConfig, dataset: dic
         "dataset": dataset,
         "train_config": shared,
         "model_selection": f"the checkpoint with the best val mIoU among validated epochs (val_every={base.val_every}; "
-                           "the last epoch is always validated)",
+        "the last epoch is always validated)",
         "fps": f"model-only forward pass at batch 1, median of {settings.fps_runs} after 3 warm-up (xray_seg.evaluation.bench)",
     }
 
@@ -160,7 +168,8 @@ def check_protocol_unchanged(saved: dict, current: dict, path: Path) -> None:
         if saved.get(key) != current.get(key):
             raise ConfigError(
                 f"the {key.replace('_', ' ')} differs from the one this comparison started with",
-                path=path, fix="resume with the same --preset, --set and data, or start a new --out (or --force)",
+                path=path,
+                fix="resume with the same --preset, --set and data, or start a new --out (or --force)",
             )
 
 
@@ -213,10 +222,17 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
     timing = time_calls(lambda i: loaded.logits_fn(batch), fps_runs, warmup=3)
     keras.backend.clear_session()
     return {
-        "miou": scores["miou"], "mpa": scores["mpa"], "pa": scores["pa"],
-        "iou": scores["iou"], "class_pa": scores["class_pa"], "class_names": scores["class_names"],
-        "fps": timing.fps, "params_m": (trainable + frozen) / 1e6, "gflops": flops.gflops,
-        "pd_at_pfa5": screening["pd_at_pfa"]["overall"]["0.05"], "map50": screening["objects"]["map50"],
+        "miou": scores["miou"],
+        "mpa": scores["mpa"],
+        "pa": scores["pa"],
+        "iou": scores["iou"],
+        "class_pa": scores["class_pa"],
+        "class_names": scores["class_names"],
+        "fps": timing.fps,
+        "params_m": (trainable + frozen) / 1e6,
+        "gflops": flops.gflops,
+        "pd_at_pfa5": screening["pd_at_pfa"]["overall"]["0.05"],
+        "map50": screening["objects"]["map50"],
     }
 
 
@@ -242,34 +258,62 @@ def compare(settings: CompareSettings, *, resume: bool = False, force: bool = Fa
     out = Path(settings.out_dir)
     protocol_path = out / PROTOCOL_FILE
     if resume and protocol_path.is_file():
-        check_protocol_unchanged(yaml.safe_load(protocol_path.read_text(encoding="utf-8")) or {}, protocol, protocol_path)
+        check_protocol_unchanged(
+            yaml.safe_load(protocol_path.read_text(encoding="utf-8")) or {}, protocol, protocol_path
+        )
     elif resume and out.is_dir() and any(out.iterdir()):
-        raise ConfigError("not a comparison folder (no protocol.yaml)", path=out,
-                          fix="give the --out of an earlier `xray-seg compare`, or a new folder")
-    prepare_output_dir(out, force=force, resume=resume, inputs=[settings.voc_dir], owner="compare", resume_flag="--resume")
+        raise ConfigError(
+            "not a comparison folder (no protocol.yaml)",
+            path=out,
+            fix="give the --out of an earlier `xray-seg compare`, or a new folder",
+        )
+    prepare_output_dir(
+        out, force=force, resume=resume, inputs=[settings.voc_dir], owner="compare", resume_flag="--resume"
+    )
     write_text_atomic(protocol_path, yaml.safe_dump(protocol, sort_keys=False))
 
     jobs = [(model, seed) for seed in range(settings.seeds) for model in models]
     results: dict[str, list[dict]] = {m: [] for m in models}
     start = time.perf_counter()
     for index, (model, seed) in enumerate(jobs, 1):
-        run_dir = run_dir_of(out, model, seed)
-        stage = run_stage(run_dir, base.epochs)
-        print(f"[{index}/{len(jobs)}] {model} seed {seed}: "
-              + {"done": "finished earlier, skipped", "evaluate": "trained earlier, evaluating",
-                 "resume": "resuming the interrupted training", "train": "training"}[stage], flush=True)
-        try:
-            if stage in ("train", "resume"):
-                _train_or_resume(stage, run_config(base, model, seed), run_dir, settings.devices, verbose)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted during {model} seed {seed}: run the same command with --resume to continue "
-                  "(finished runs are kept; this one continues from its last epoch)", flush=True)
-            raise
-        if stage != "done":
-            record = {"model": model, "seed": seed, **measure_run(run_dir, base.data.voc_dir, base.data.image_size,
-                                                                 settings.fps_runs)}
-            write_json_atomic(run_dir / RESULT_FILE, record)
-        results[model].append(json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8")))
-    print(f"all {len(jobs)} runs finished ({time.perf_counter() - start:.0f} s this session); writing tables and figures")
+        print(f"[{index}/{len(jobs)}] {model} seed {seed}: ", end="")
+        results[model].append(_run_one(out, base, settings, model, seed, verbose))
+    print(
+        f"all {len(jobs)} runs finished ({time.perf_counter() - start:.0f} s this session); writing tables and figures"
+    )
     grid_runs = {m: run_dir_of(out, m, 0) for m in models}
     return write_comparison(out, protocol, results, grid_runs, grid_images=settings.grid_images)
+
+
+_STAGE_NOTES = {
+    "done": "finished earlier, skipped",
+    "evaluate": "trained earlier, evaluating",
+    "resume": "resuming the interrupted training",
+    "train": "training",
+}
+
+
+def _run_one(out: Path, base, settings: CompareSettings, model: str, seed: int, verbose: int) -> dict:
+    """Train (or resume) and measure one (model, seed) unless an earlier session finished it;
+    returns its ``result.json`` record."""
+    run_dir = run_dir_of(out, model, seed)
+    stage = run_stage(run_dir, base.epochs)
+    print(_STAGE_NOTES[stage], flush=True)
+    try:
+        if stage in ("train", "resume"):
+            _train_or_resume(stage, run_config(base, model, seed), run_dir, settings.devices, verbose)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted during {model} seed {seed}: run the same command with --resume to continue "
+            "(finished runs are kept; this one continues from its last epoch)",
+            flush=True,
+        )
+        raise
+    if stage != "done":
+        record = {
+            "model": model,
+            "seed": seed,
+            **measure_run(run_dir, base.data.voc_dir, base.data.image_size, settings.fps_runs),
+        }
+        write_json_atomic(run_dir / RESULT_FILE, record)
+    return json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))

@@ -134,8 +134,9 @@ def markdown_report(protocol: Mapping, stats: Mapping) -> str:
     lines += _md_table(["Network"] + [header for _, header, *_ in TABLE3_COLUMNS], table3_rows(stats["table3"]))
     for which, title in (("iou", "IoU (%)"), ("pa", "PA (%)")):
         lines += ["", f"## Table 2: per-class {title} on val", ""]
-        lines += _md_table(["Category"] + [model_title(m) for m in models],
-                           table2_rows(stats["table2"], stats["class_names"], which))
+        lines += _md_table(
+            ["Category"] + [model_title(m) for m in models], table2_rows(stats["table2"], stats["class_names"], which)
+        )
     lines += [
         "",
         "n/a: undefined in every seed (IoU: the class is absent from truth and prediction; PA: absent from the "
@@ -213,14 +214,24 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
     from xray_seg.core.viz import save_grid
 
     return save_grid(
-        path, rows, col_titles=["input", "ground truth"] + [grid_title(m) for m in run_dirs],
-        row_titles=stems, class_names=read_class_names(voc_dir), title="val predictions (seed 0)",
+        path,
+        rows,
+        col_titles=["input", "ground truth"] + [grid_title(m) for m in run_dirs],
+        row_titles=stems,
+        class_names=read_class_names(voc_dir),
+        title="val predictions (seed 0)",
         cell_inches=2.0,
     )
 
 
-def write_comparison(out_dir: str | Path, protocol: Mapping, results: Mapping[str, Sequence[Mapping]],
-                     grid_runs: Mapping[str, Path], *, grid_images: int = 4) -> dict:
+def write_comparison(
+    out_dir: str | Path,
+    protocol: Mapping,
+    results: Mapping[str, Sequence[Mapping]],
+    grid_runs: Mapping[str, Path],
+    *,
+    grid_images: int = 4,
+) -> dict:
     """Write compare.json, compare.md, compare_bars.png and compare_predictions.png; print Table 3."""
     out = Path(out_dir)
     stats = aggregate(results)
@@ -233,5 +244,8 @@ def write_comparison(out_dir: str | Path, protocol: Mapping, results: Mapping[st
     from xray_seg.evaluation.report import _text_table
 
     print("\n".join(_text_table(["Network"] + [h for _, h, *_ in TABLE3_COLUMNS], table3_rows(stats["table3"]))))
-    print(f"wrote {out}/compare.md, compare.json, compare_bars.png" + (", compare_predictions.png" if grid_images > 0 else ""))
+    print(
+        f"wrote {out}/compare.md, compare.json, compare_bars.png"
+        + (", compare_predictions.png" if grid_images > 0 else "")
+    )
     return document

@@ -69,7 +69,8 @@ def _tta_scale(token: str) -> float:
         value = float("nan")
     if not (value > 0 and value <= 8):  # also refuses nan and inf
         raise ConfigError(
-            f"bad --tta scale {token!r}: scales are positive numbers up to 8", fix="write e.g. --tta flip,scales=0.75,1,1.25"
+            f"bad --tta scale {token!r}: scales are positive numbers up to 8",
+            fix="write e.g. --tta flip,scales=0.75,1,1.25",
         )
     return value
 
@@ -150,10 +151,14 @@ def evaluate(
             fix="evaluate on a dataset converted with the same labels.txt",
         )
     if out_dir is not None:
-        out_dir = prepare_output_dir(out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_path], owner="evaluate")
+        out_dir = prepare_output_dir(
+            out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_path], owner="evaluate"
+        )
     stems = read_split(voc_dir, split)[:limit]
     screening = ScreeningEvaluation(Path(voc_dir), load_rule(model_path, names))
-    cm, predict_seconds = _accumulate(loaded, voc_dir, stems, tta, screening, desc=f"evaluate {split}", progress=progress)
+    cm, predict_seconds = _accumulate(
+        loaded, voc_dir, stems, tta, screening, desc=f"evaluate {split}", progress=progress
+    )
     scores = segmentation_scores(cm, names)
     screening_summary = screening.summary()
     fps = len(stems) / predict_seconds if predict_seconds > 0 else float("nan")
@@ -197,7 +202,9 @@ def _accumulate(loaded, voc_dir, stems, tta: TTAOptions, screening, *, desc: str
         image = read_image_rgb(layout.image_path(stem))
         truth = load_label_png(layout.mask_path(stem))
         start = time.perf_counter()
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
+        probs = predict_probabilities(
+            loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs()
+        )
         predict_seconds += time.perf_counter() - start
         cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
         screening.add(stem, image, truth, probs)
@@ -212,12 +219,20 @@ def _write_outputs(out_dir: Path, scores, names, fps, extra, screening, screenin
     from xray_seg.evaluation.screening_eval import format_screening
 
     write_metrics_json(out_dir / "metrics.json", scores, names, fps=fps, **extra)
-    write_markdown_report(out_dir / "report.md", scores, names, model_name=extra["model_name"], split=extra["split"],
-                          fps=fps, extra=extra)
+    write_markdown_report(
+        out_dir / "report.md", scores, names, model_name=extra["model_name"], split=extra["split"], fps=fps, extra=extra
+    )
     plot_confusion_matrix(out_dir / "confusion_matrix.png", np.asarray(scores["confusion_matrix"]), names)
     screening.write(out_dir, screening_summary, pixel_scores=scores, title=title)
     md = (out_dir / "report.md").read_text(encoding="utf-8")
-    write_text_atomic(out_dir / "report.md", md + "\n## Screening (objects, bags, PD at PFA)\n\n```\n"
-                      + format_screening(screening_summary) + "\n```\n\nROC: `roc.png`, `roc.json`; "
-                      "everything: `screening.json`, `report.html`.\n")
-    print(f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png, screening.json, roc.json, roc.png, report.html")
+    write_text_atomic(
+        out_dir / "report.md",
+        md
+        + "\n## Screening (objects, bags, PD at PFA)\n\n```\n"
+        + format_screening(screening_summary)
+        + "\n```\n\nROC: `roc.png`, `roc.json`; "
+        "everything: `screening.json`, `report.html`.\n",
+    )
+    print(
+        f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png, screening.json, roc.json, roc.png, report.html"
+    )

@@ -54,50 +54,100 @@ def _cases(cases, class_names) -> str:
     for _, stem, caption, image, truth, pred in cases:
         imgs = "".join(
             f"<img alt='{alt}' title='{alt}' src='{png_data_uri(a)}'>"
-            for alt, a in (("image", image), ("ground truth", overlay(image, truth)), ("prediction", overlay(image, pred)))
+            for alt, a in (
+                ("image", image),
+                ("ground truth", overlay(image, truth)),
+                ("prediction", overlay(image, pred)),
+            )
         )
-        out.append(f"<div class='case'>{imgs}<br><b>{html.escape(stem)}</b>: {html.escape(caption)}"
-                   f"<br><span class='note'>image | ground truth | prediction</span></div>")
+        out.append(
+            f"<div class='case'>{imgs}<br><b>{html.escape(stem)}</b>: {html.escape(caption)}"
+            f"<br><span class='note'>image | ground truth | prediction</span></div>"
+        )
     return "".join(out)
 
 
 def build_html(*, title, pixel_scores, screening, roc_png, misses, false_alarms, class_names) -> str:
-    objs, bags, at = screening["objects"], screening["at_thresholds"], screening["pd_at_pfa"]
-    parts = [(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")]
-    parts.append("<h2>Pixels (paper 1, eqs. 4-7)</h2>")
-    parts.append(_table(["", "mIoU", "mPA", "PA"], [["all", _pct(pixel_scores.get("miou")), _pct(pixel_scores.get("mpa")),
-                                                      _pct(pixel_scores.get("pa"))]]))
-    iou, pa = pixel_scores.get("iou", []), pixel_scores.get("class_pa", [])
-    parts.append(_table(["class", "IoU", "PA"], [[n, _pct(iou[i] if i < len(iou) else None), _pct(pa[i] if i < len(pa) else None)]
-                                                 for i, n in enumerate(class_names)]))
-    parts.append("<h2>Objects (mask AP, COCO matching)</h2>")
-    parts.append(_table(["class", "GT", "det", "recall@0.5", "precision@0.5", "AP50", "AP", "AP small", "AP medium", "AP large"],
-                        [[n, r["num_gt"], r["num_det"], _pct(r["recall50"]), _pct(r["precision50"]), _pct(r["ap50"]),
-                          _pct(r["ap"]), _pct(r["ap_small"]), _pct(r["ap_medium"]), _pct(r["ap_large"])]
-                         for n, r in objs["per_class"].items()]))
-    fp_clean = objs["fp_per_clean_image"]
-    parts.append(f"<p>mAP50 {_pct(objs['map50'])}, mAP {_pct(objs['map'])}; false objects per image "
-                 f"{objs['fp_per_image'] or 0:.2f}, per clean bag {'n/a' if fp_clean is None else f'{fp_clean:.2f}'}. "
-                 f"Ground truth from: {html.escape(str(objs['gt_source']))}.</p>")
-    state = "calibrated" if screening["rule"]["calibrated"] else "uncalibrated defaults"
-    parts.append(f"<h2>Bags ({state})</h2>")
-    parts.append(_table(["class", "threshold", "bags with", "PD", "PFA (this class)"],
-                        [[n, f"{r['threshold']:.4f}", r["bags_with"], _pct(r["pd"]), _pct(r["pfa"])]
-                         for n, r in bags["per_class"].items()]
-                        + [["any threat / any alarm", "", bags["threat_bags"], _pct(bags["pd"]), _pct(bags["pfa"])]]))
-    parts.append(f"<p>{bags['bags']} bags, {bags['clean_bags']} threat-free, {bags['alarmed_bags']} alarmed.</p>")
-    parts.append("<h2>PD at target PFA</h2>")
-    parts.append(_table(["curve", "AUC", "PD @ PFA 1%", "PD @ PFA 5%", "PD @ PFA 10%"],
-                        [[n, _pct(screening["roc"][n]["auc"]), _pct(v["0.01"]), _pct(v["0.05"]), _pct(v["0.1"])]
-                         for n, v in at.items()]))
-    if screening.get("note"):
-        parts.append(f"<p class='note'>{html.escape(screening['note'])}</p>")
+    """The whole page: pixel metrics, object metrics, bag decisions, PD at PFA, ROC, cases."""
+    parts = [
+        (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        )
+    ]
+    parts += _pixel_section(pixel_scores, class_names)
+    parts += _object_section(screening["objects"])
+    parts += _bag_section(screening)
     parts.append(f"<h2>ROC</h2><img alt='ROC' src='{png_data_uri(roc_png)}'>")
     parts.append("<h2>Worst misses</h2>" + _cases(misses, class_names))
     parts.append("<h2>Worst false alarms</h2>" + _cases(false_alarms, class_names))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _pixel_section(pixel_scores, class_names) -> list[str]:
+    """Paper 1's pixel metrics (eqs. 4-7): mIoU, mPA, PA, then IoU and PA per class."""
+    iou, pa = pixel_scores.get("iou", []), pixel_scores.get("class_pa", [])
+    return [
+        "<h2>Pixels (paper 1, eqs. 4-7)</h2>",
+        _table(
+            ["", "mIoU", "mPA", "PA"],
+            [["all", _pct(pixel_scores.get("miou")), _pct(pixel_scores.get("mpa")), _pct(pixel_scores.get("pa"))]],
+        ),
+        _table(
+            ["class", "IoU", "PA"],
+            [
+                [n, _pct(iou[i] if i < len(iou) else None), _pct(pa[i] if i < len(pa) else None)]
+                for i, n in enumerate(class_names)
+            ],
+        ),
+    ]
+
+
+def _object_section(objs) -> list[str]:
+    """Object-level metrics per class (COCO matching) and false objects per image."""
+    keys = ("recall50", "precision50", "ap50", "ap", "ap_small", "ap_medium", "ap_large")
+    rows = [[n, r["num_gt"], r["num_det"], *(_pct(r[k]) for k in keys)] for n, r in objs["per_class"].items()]
+    fp_clean = objs["fp_per_clean_image"]
+    return [
+        "<h2>Objects (mask AP, COCO matching)</h2>",
+        _table(
+            ["class", "GT", "det", "recall@0.5", "precision@0.5", "AP50", "AP", "AP small", "AP medium", "AP large"],
+            rows,
+        ),
+        f"<p>mAP50 {_pct(objs['map50'])}, mAP {_pct(objs['map'])}; false objects per image "
+        f"{objs['fp_per_image'] or 0:.2f}, per clean bag {'n/a' if fp_clean is None else f'{fp_clean:.2f}'}. "
+        f"Ground truth from: {html.escape(str(objs['gt_source']))}.</p>",
+    ]
+
+
+def _bag_section(screening) -> list[str]:
+    """Bag decisions at the stored thresholds, and PD at target PFAs with each curve's AUC."""
+    bags, at = screening["at_thresholds"], screening["pd_at_pfa"]
+    state = "calibrated" if screening["rule"]["calibrated"] else "uncalibrated defaults"
+    parts = [
+        f"<h2>Bags ({state})</h2>",
+        _table(
+            ["class", "threshold", "bags with", "PD", "PFA (this class)"],
+            [
+                [n, f"{r['threshold']:.4f}", r["bags_with"], _pct(r["pd"]), _pct(r["pfa"])]
+                for n, r in bags["per_class"].items()
+            ]
+            + [["any threat / any alarm", "", bags["threat_bags"], _pct(bags["pd"]), _pct(bags["pfa"])]],
+        ),
+        f"<p>{bags['bags']} bags, {bags['clean_bags']} threat-free, {bags['alarmed_bags']} alarmed.</p>",
+        "<h2>PD at target PFA</h2>",
+        _table(
+            ["curve", "AUC", "PD @ PFA 1%", "PD @ PFA 5%", "PD @ PFA 10%"],
+            [
+                [n, _pct(screening["roc"][n]["auc"]), _pct(v["0.01"]), _pct(v["0.05"]), _pct(v["0.1"])]
+                for n, v in at.items()
+            ],
+        ),
+    ]
+    if screening.get("note"):
+        parts.append(f"<p class='note'>{html.escape(screening['note'])}</p>")
+    return parts
 
 
 def write_html_report(path: str | Path, **kwargs) -> Path:

@@ -41,7 +41,12 @@ from xray_seg.core.viz import IGNORE_LABEL
 
 REFERENCE_AREA = 640 * 480
 SIZE_EDGES = (32 * 32 / REFERENCE_AREA, 96 * 96 / REFERENCE_AREA)  # fractions of the image area
-SIZE_RANGES = {"all": (0.0, np.inf), "small": (0.0, SIZE_EDGES[0]), "medium": SIZE_EDGES, "large": (SIZE_EDGES[1], np.inf)}
+SIZE_RANGES = {
+    "all": (0.0, np.inf),
+    "small": (0.0, SIZE_EDGES[0]),
+    "medium": SIZE_EDGES,
+    "large": (SIZE_EDGES[1], np.inf),
+}
 IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
@@ -103,16 +108,19 @@ def load_gt_objects(voc_dir: str | Path, stem: str, class_mask: np.ndarray) -> t
 
 def items_to_objects(items: list[dict]) -> list[Obj]:
     """``find_items(..., with_masks=True)`` items as predicted :class:`Obj`."""
-    return [Obj(it["class_index"], it["mask"], tuple(it["bbox"]), int(it["area"]), float(it["confidence"])) for it in items]
+    return [
+        Obj(it["class_index"], it["mask"], tuple(it["bbox"]), int(it["area"]), float(it["confidence"])) for it in items
+    ]
 
 
 def mask_iou(a: Obj, b: Obj, ignore: np.ndarray | None = None) -> float:
     """IoU of two cropped masks; pixels where ``ignore`` (full image, bool) is set count for neither."""
+
     def full(o):
         x, y, w, h = o.bbox
         m = o.mask
         if ignore is not None:
-            m = m & ~ignore[y:y + h, x:x + w]
+            m = m & ~ignore[y : y + h, x : x + w]
         return m, x, y
 
     ma, xa, ya = full(a)
@@ -123,7 +131,7 @@ def mask_iou(a: Obj, b: Obj, ignore: np.ndarray | None = None) -> float:
     y1 = min(ya + ma.shape[0], yb + mb.shape[0])
     inter = 0
     if x1 > x0 and y1 > y0:
-        inter = int((ma[y0 - ya:y1 - ya, x0 - xa:x1 - xa] & mb[y0 - yb:y1 - yb, x0 - xb:x1 - xb]).sum())
+        inter = int((ma[y0 - ya : y1 - ya, x0 - xa : x1 - xa] & mb[y0 - yb : y1 - yb, x0 - xb : x1 - xb]).sum())
     union = area_a + area_b - inter
     return inter / union if union else 0.0
 
@@ -204,7 +212,9 @@ class ObjectEvaluator:
     fp50_clean: int = 0
     gt_sources: dict = field(default_factory=dict)
 
-    def add(self, gts: list[Obj], dets: list[Obj], image_shape, ignore: np.ndarray | None = None, source: str = "") -> dict:
+    def add(
+        self, gts: list[Obj], dets: list[Obj], image_shape, ignore: np.ndarray | None = None, source: str = ""
+    ) -> dict:
         """Match one image; returns ``{"matched_gt": [...], "missed_gt": [...], "false_dets": [...]}`` at IoU 0.5."""
         image_area = int(image_shape[0]) * int(image_shape[1])
         self.images += 1
@@ -249,8 +259,14 @@ class ObjectEvaluator:
             num_gt = sum(r.num_gt for r in self.records.get((c, "all", 0), []))
             num_det = int((~ignored).sum())
             tp = int((matched & ~ignored).sum())
-            row.update(num_gt=num_gt, num_det=num_det, tp50=tp, ap50=ap50,
-                       recall50=rec50, precision50=(tp / num_det) if num_det else None)
+            row.update(
+                num_gt=num_gt,
+                num_det=num_det,
+                tp50=tp,
+                ap50=ap50,
+                recall50=rec50,
+                precision50=(tp / num_det) if num_det else None,
+            )
             aps = [self._ap(c, "all", t)[0][0] for t in range(len(IOU_THRESHOLDS))]
             row["ap"] = None if aps[0] is None else float(np.mean(aps))
             for size in ("small", "medium", "large"):
@@ -266,9 +282,13 @@ class ObjectEvaluator:
 
         return {
             "per_class": per_class,
-            "map50": mean("ap50"), "map": mean("ap"),
-            "map_small": mean("ap_small"), "map_medium": mean("ap_medium"), "map_large": mean("ap_large"),
-            "images": self.images, "clean_images": self.clean_images,
+            "map50": mean("ap50"),
+            "map": mean("ap"),
+            "map_small": mean("ap_small"),
+            "map_medium": mean("ap_medium"),
+            "map_large": mean("ap_large"),
+            "images": self.images,
+            "clean_images": self.clean_images,
             "fp_per_image": self.fp50 / self.images if self.images else None,
             "fp_per_clean_image": self.fp50_clean / self.clean_images if self.clean_images else None,
             "gt_source": self.gt_sources,

@@ -60,9 +60,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 
 
 def _per_class_rows(scores, names):
-    return [
-        [display_name(n), _pct(iou), _pct(pa)] for n, iou, pa in zip(names, scores["iou"], scores["class_pa"])
-    ]
+    return [[display_name(n), _pct(iou), _pct(pa)] for n, iou, pa in zip(names, scores["iou"], scores["class_pa"])]
 
 
 def format_paper_tables(scores: Mapping, class_names: Sequence[str] | None = None, fps: float | None = None) -> str:
@@ -118,7 +116,9 @@ def write_markdown_report(
     if "confusion_matrix" in scores and len(names) <= 16:
         lines += ["", "## Confusion matrix (rows: truth, columns: prediction, pixels)", ""]
         header = ["truth \\ pred"] + [display_name(n) for n in names]
-        lines += _md_table(header, [[display_name(n)] + [str(v) for v in row] for n, row in zip(names, scores["confusion_matrix"])])
+        lines += _md_table(
+            header, [[display_name(n)] + [str(v) for v in row] for n, row in zip(names, scores["confusion_matrix"])]
+        )
     if extra:
         lines += ["", "## Details", ""]
         lines += _md_table(["key", "value"], [[str(k), str(v)] for k, v in extra.items()])
@@ -151,7 +151,9 @@ def write_metrics_json(path: str | Path, scores: Mapping, class_names: Sequence[
     doc["class_names"] = names
     doc["per_class"] = {
         n: {"iou": iou, "pa": pa, "gt_pixels": g, "pred_pixels": p}
-        for n, iou, pa, g, p in zip(names, scores["iou"], scores["class_pa"], scores["gt_pixels"], scores["pred_pixels"])
+        for n, iou, pa, g, p in zip(
+            names, scores["iou"], scores["class_pa"], scores["gt_pixels"], scores["pred_pixels"]
+        )
     }
     doc.update(extra)
     write_json_atomic(path, _jsonable(doc))
@@ -177,9 +179,7 @@ def _save_figure(fig, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_confusion_matrix(
-    path: str | Path, cm, class_names: Sequence[str], normalize: str | None = "true"
-) -> Path:
+def plot_confusion_matrix(path: str | Path, cm, class_names: Sequence[str], normalize: str | None = "true") -> Path:
     """Confusion-matrix PNG with the value in every cell.
 
     Args:
@@ -263,7 +263,7 @@ def _curve_label(key: str) -> str:
     if key in _SUMMARY_METRICS:
         return _SUMMARY_METRICS[key]
     if key.startswith("val_iou_"):
-        return f"IoU {display_name(key[len('val_iou_'):])}"
+        return f"IoU {display_name(key[len('val_iou_') :])}"
     if "loss" in key and not key.startswith("val_"):
         return f"train {key.replace('_', ' ')}"
     return key.replace("_", " ")

@@ -36,7 +36,9 @@ def _thumb(image: np.ndarray) -> np.ndarray:
     scale = THUMB_SIZE / max(h, w)
     if scale >= 1:
         return image
-    return np.asarray(Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.NEAREST))
+    return np.asarray(
+        Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.NEAREST)
+    )
 
 
 @dataclass
@@ -102,12 +104,20 @@ class ScreeningEvaluation:
 
         out_dir = Path(out_dir)
         write_json_atomic(out_dir / "screening.json", summary)
-        write_json_atomic(out_dir / "roc.json", {"roc": summary["roc"], "pd_at_pfa": summary["pd_at_pfa"],
-                                                 "note": summary["note"]})
+        write_json_atomic(
+            out_dir / "roc.json", {"roc": summary["roc"], "pd_at_pfa": summary["pd_at_pfa"], "note": summary["note"]}
+        )
         plot_roc(out_dir / "roc.png", summary["roc"], title=title)
-        write_html_report(out_dir / "report.html", title=title, pixel_scores=pixel_scores, screening=summary,
-                          roc_png=out_dir / "roc.png", misses=self.misses, false_alarms=self.false_alarms,
-                          class_names=self.rule.class_names)
+        write_html_report(
+            out_dir / "report.html",
+            title=title,
+            pixel_scores=pixel_scores,
+            screening=summary,
+            roc_png=out_dir / "roc.png",
+            misses=self.misses,
+            false_alarms=self.false_alarms,
+            class_names=self.rule.class_names,
+        )
         return [out_dir / n for n in ("screening.json", "roc.json", "roc.png", "report.html")]
 
 
@@ -122,8 +132,15 @@ def plot_roc(path: Path, curves: dict, *, title: str = "") -> Path:
             continue
         auc = f"{curve['auc']:.3f}" if curve["auc"] is not None else "n/a"
         overall = name == "overall"
-        ax.plot(curve["pfa"], curve["pd"], drawstyle="default", lw=2.6 if overall else 1.2,
-                color="black" if overall else None, label=f"{name} (AUC {auc})", marker="." if not overall else None)
+        ax.plot(
+            curve["pfa"],
+            curve["pd"],
+            drawstyle="default",
+            lw=2.6 if overall else 1.2,
+            color="black" if overall else None,
+            label=f"{name} (AUC {auc})",
+            marker="." if not overall else None,
+        )
     for p in (0.01, 0.05, 0.10):
         ax.axvline(p, color="grey", lw=0.6, ls=":")
     ax.set_xlim(-0.01, 1.01)
@@ -148,19 +165,28 @@ def format_screening(summary: dict) -> str:
 
     objs = summary["objects"]
     for name, row in objs["per_class"].items():
-        lines.append(f"{name:<14}{row['num_gt']:>5}{row['num_det']:>6}{f(row['recall50']):>8}{f(row['precision50']):>8}"
-                     f"{f(row['ap50']):>8}{f(row['ap']):>8}")
+        lines.append(
+            f"{name:<14}{row['num_gt']:>5}{row['num_det']:>6}{f(row['recall50']):>8}{f(row['precision50']):>8}"
+            f"{f(row['ap50']):>8}{f(row['ap']):>8}"
+        )
     fp = objs["fp_per_clean_image"]
-    lines.append(f"mAP50 {f(objs['map50'])}  mAP {f(objs['map'])}  FP objects/image {objs['fp_per_image'] or 0:.2f}"
-                 f"  on clean bags {fp if fp is None else round(fp, 2)}  (GT from {objs['gt_source']})")
+    lines.append(
+        f"mAP50 {f(objs['map50'])}  mAP {f(objs['map'])}  FP objects/image {objs['fp_per_image'] or 0:.2f}"
+        f"  on clean bags {fp if fp is None else round(fp, 2)}  (GT from {objs['gt_source']})"
+    )
     bags = summary["at_thresholds"]
     rule = summary["rule"]
     state = "calibrated" if rule["calibrated"] else "uncalibrated default"
-    lines.append(f"Bags ({state} thresholds): {bags['bags']} bags, {bags['threat_bags']} with threats, "
-                 f"{bags['clean_bags']} clean, {bags['alarmed_bags']} alarmed; PD {f(bags['pd'])}  PFA {f(bags['pfa'])}")
+    lines.append(
+        f"Bags ({state} thresholds): {bags['bags']} bags, {bags['threat_bags']} with threats, "
+        f"{bags['clean_bags']} clean, {bags['alarmed_bags']} alarmed; PD {f(bags['pd'])}  PFA {f(bags['pfa'])}"
+    )
     at = summary["pd_at_pfa"]["overall"]
-    lines.append("PD at PFA 1% / 5% / 10%: " + " / ".join(f(at[k]) for k in ("0.01", "0.05", "0.1"))
-                 + f"   ROC AUC {f(summary['roc']['overall']['auc'])}")
+    lines.append(
+        "PD at PFA 1% / 5% / 10%: "
+        + " / ".join(f(at[k]) for k in ("0.01", "0.05", "0.1"))
+        + f"   ROC AUC {f(summary['roc']['overall']['auc'])}"
+    )
     if summary["note"]:
         lines.append(summary["note"])
     return "\n".join(lines)

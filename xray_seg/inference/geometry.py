@@ -103,7 +103,11 @@ class ScanGeometry:
     def tile_origins(self, height: int, width: int) -> list[tuple[int, int]]:
         """Row-major ``(y, x)`` origins of the tiles of an already scaled ``height x width`` scan."""
         ph, pw = self.padded_size(height, width)
-        return [(y, x) for y in axis_origins(ph, self.tile[0], self.step[0]) for x in axis_origins(pw, self.tile[1], self.step[1])]
+        return [
+            (y, x)
+            for y in axis_origins(ph, self.tile[0], self.step[0])
+            for x in axis_origins(pw, self.tile[1], self.step[1])
+        ]
 
     def num_tiles(self, height: int, width: int) -> int:
         """Forward passes (tiles) one scan of ``height x width`` (before scaling) needs."""
@@ -117,7 +121,7 @@ class ScanGeometry:
         """The rule as written into ``export.json`` (``geometry``)."""
         return {
             "rule": "scale, pad bottom/right to the tile, overlapping tiles, average softmax with a count map, "
-                    "crop, resize back; never squash (docs/architecture.md)",
+            "crop, resize back; never squash (docs/architecture.md)",
             "scale": self.scale,
             "tile": list(self.tile),
             "overlap": self.overlap,
@@ -130,8 +134,12 @@ class ScanGeometry:
     @classmethod
     def from_dict(cls, data: dict) -> ScanGeometry:
         """Inverse of :meth:`as_dict` (extra keys ignored)."""
-        return cls(tile=tuple(data["tile"]), scale=data.get("scale", 1.0),
-                   overlap=data.get("overlap", DEFAULT_OVERLAP), pad_value=data.get("pad_value", PAD_VALUE))
+        return cls(
+            tile=tuple(data["tile"]),
+            scale=data.get("scale", 1.0),
+            overlap=data.get("overlap", DEFAULT_OVERLAP),
+            pad_value=data.get("pad_value", PAD_VALUE),
+        )
 
 
 def geometry_for(loaded) -> ScanGeometry | None:

@@ -70,8 +70,13 @@ def unique_outputs(paths: list[Path]) -> list[Path]:
 
 
 def find_items(
-    class_map: np.ndarray, probs: np.ndarray, class_names: list[str], min_area: int = 50,
-    *, closing: int = 0, with_masks: bool = False,
+    class_map: np.ndarray,
+    probs: np.ndarray,
+    class_names: list[str],
+    min_area: int = 50,
+    *,
+    closing: int = 0,
+    with_masks: bool = False,
 ) -> list[dict]:
     """Connected components of every non-background class with >= ``min_area`` pixels.
 
@@ -96,15 +101,22 @@ def find_items(
                 continue
             confidence = float(probs[..., index][labels == comp].mean())
             items.append(
-                {"class": class_names[index], "class_index": index, "area": area,
-                 "confidence": round(confidence, 4), "bbox": [x, y, w, h]}
+                {
+                    "class": class_names[index],
+                    "class_index": index,
+                    "area": area,
+                    "confidence": round(confidence, 4),
+                    "bbox": [x, y, w, h],
+                }
             )
             if with_masks:
-                items[-1]["mask"] = labels[y:y + h, x:x + w] == comp
+                items[-1]["mask"] = labels[y : y + h, x : x + w] == comp
     return sorted(items, key=lambda it: -it["area"])
 
 
-def overlay_with_legend(image: np.ndarray, class_map: np.ndarray, class_names: list[str], items: list[dict]) -> np.ndarray:
+def overlay_with_legend(
+    image: np.ndarray, class_map: np.ndarray, class_names: list[str], items: list[dict]
+) -> np.ndarray:
     """The coloured mask over the image, item boxes, and a legend strip of the classes found."""
     from PIL import Image, ImageDraw
 
@@ -173,8 +185,9 @@ def predict_images(
     # a Keras model with a fixed input size requires.
     fixed = loaded.input_size or (loaded.trained_size if loaded.keras_model is None else None)
     check_window(tta.window if tta is not None else None, fixed, loaded.source)
-    out_dir = prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path],
-                                 owner="predict")
+    out_dir = prepare_output_dir(
+        out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path], owner="predict"
+    )
     tta = tta or TTAOptions()
     report = PredictReport()
     for path in tqdm(paths, desc="predict", unit="img", disable=not progress):
@@ -185,7 +198,9 @@ def predict_images(
         except XraySegError as exc:
             report.failures.append((str(path), exc.message))
             continue
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs())
+        probs = predict_probabilities(
+            loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs()
+        )
         class_map = probs.argmax(axis=-1).astype(np.uint8)
         decision = decide(class_map, probs, rule, min_area=min_area)
         report.items_found += len(decision["items"])
@@ -199,8 +214,10 @@ def predict_images(
         print(f"skipped {reason}")
     state = "calibrated" if rule.calibrated else "uncalibrated default"
     print(f"{len(report.written)} bags, {len(report.alarmed)} alarmed ({state} thresholds)")
-    print(f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
-          f"{len(report.failures)} failed; outputs in {out_dir}")
+    print(
+        f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
+        f"{len(report.failures)} failed; outputs in {out_dir}"
+    )
     return report
 
 
@@ -218,11 +235,21 @@ def _write_prediction(out_dir: Path, path: Path, image, class_map, decision: dic
         Image.fromarray(picture).save(tmp, format="PNG")
     write_json_atomic(
         out_dir / f"{path.stem}.json",
-        {"image": str(path), "height": int(image.shape[0]), "width": int(image.shape[1]),
-         "model": str(loaded.source), "alarm": decision["alarm"], "alarm_classes": decision["alarm_classes"],
-         "alarm_scores": {n: float(v) for n, v in zip(loaded.class_names[1:], decision["scores"][1:])},
-         "alarm_rule": {"calibrated": rule.calibrated, "thresholds": rule.thresholds, "min_area": rule.min_area,
-                        "closing": rule.closing},
-         "items": decision["items"]},
+        {
+            "image": str(path),
+            "height": int(image.shape[0]),
+            "width": int(image.shape[1]),
+            "model": str(loaded.source),
+            "alarm": decision["alarm"],
+            "alarm_classes": decision["alarm_classes"],
+            "alarm_scores": {n: float(v) for n, v in zip(loaded.class_names[1:], decision["scores"][1:])},
+            "alarm_rule": {
+                "calibrated": rule.calibrated,
+                "thresholds": rule.thresholds,
+                "min_area": rule.min_area,
+                "closing": rule.closing,
+            },
+            "items": decision["items"],
+        },
     )
     return picture

@@ -84,7 +84,9 @@ def read_names_file(path: str | Path) -> list[str]:
     if path.is_dir():
         return read_class_names(path)
     if not path.is_file():
-        raise ModelError("class names file not found", path=path, fix="give a class_names.txt (one class per line, background first)")
+        raise ModelError(
+            "class names file not found", path=path, fix="give a class_names.txt (one class per line, background first)"
+        )
     names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not names:
         raise ModelError("the class names file is empty", path=path, fix="one class per line, background first")
@@ -123,13 +125,16 @@ def resolve_source(path: str | Path, *, exportable: bool = False) -> ModelSource
         if path.is_dir():
             if not (path / BEST_MODEL).is_file():
                 raise ModelError(
-                    "no best_model.keras in this folder", path=path,
+                    "no best_model.keras in this folder",
+                    path=path,
                     fix="give a run folder written by `xray-seg train` (or the .keras file itself)",
                 )
             return _keras_source(path, "run", path / BEST_MODEL, path)
         if path.is_file() and path.suffix == ".keras":
             return _keras_source(path, "keras", path, None)
-        raise ModelError("not a run folder or .keras file", path=path, fix="give RUN_DIR (with best_model.keras) or a .keras file")
+        raise ModelError(
+            "not a run folder or .keras file", path=path, fix="give RUN_DIR (with best_model.keras) or a .keras file"
+        )
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return _savedmodel_source(path, path)
     if path.is_dir() and (path / "savedmodel" / "saved_model.pb").is_file():
@@ -139,7 +144,9 @@ def resolve_source(path: str | Path, *, exportable: bool = False) -> ModelSource
     if path.is_file() and path.suffix == ".keras":
         return _keras_source(path, "keras", path, None)
     raise ModelError(
-        "not a model", path=path, fix="give a run folder (with best_model.keras), a .keras file or an exported SavedModel folder"
+        "not a model",
+        path=path,
+        fix="give a run folder (with best_model.keras), a .keras file or an exported SavedModel folder",
     )
 
 
@@ -153,7 +160,9 @@ def load_keras_model(model_file: Path):
     try:
         return keras.models.load_model(model_file, compile=False)
     except Exception as exc:  # keras raises many types for a bad file
-        raise ModelError(f"cannot load the model ({exc})", path=model_file, fix="give a .keras file written by xray-seg") from None
+        raise ModelError(
+            f"cannot load the model ({exc})", path=model_file, fix="give a .keras file written by xray-seg"
+        ) from None
 
 
 def _keras_class_names(source: ModelSource, given: list[str] | None, fix: str) -> tuple[list[str], str]:
@@ -178,7 +187,8 @@ def _from_keras(source: ModelSource, given: list[str] | None, names_fix: str, na
     if k != len(class_names):
         raise ModelError(
             f"the model has {k} output classes but {where} lists {len(class_names)}",
-            path=source.model_path, fix="pass the class_names.txt the model was trained with",
+            path=source.model_path,
+            fix="pass the class_names.txt the model was trained with",
         )
     if len(class_names) > 255:
         raise ModelError(f"{len(class_names)} classes do not fit a uint8 class map (max 255)", path=source.model_path)
@@ -192,8 +202,9 @@ def _from_keras(source: ModelSource, given: list[str] | None, names_fix: str, na
         out = predict(np.asarray(batch, dtype=np.float32))
         return np.asarray(logits_of(out), dtype=np.float32)
 
-    return LoadedModel(name, class_names, size, logits_fn, source.model_path, model, palette,
-                       size or source.trained_size(), source)
+    return LoadedModel(
+        name, class_names, size, logits_fn, source.model_path, model, palette, size or source.trained_size(), source
+    )
 
 
 def _from_savedmodel(source: ModelSource) -> LoadedModel:
@@ -211,7 +222,11 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
         size = size or [int(v) for v in info["input_size"].numpy()]
         name = name or info["model_name"].numpy().decode()
     if not names:
-        raise ModelError("the SavedModel names no classes", path=source.model_path, fix="give a SavedModel written by `xray-seg export`")
+        raise ModelError(
+            "the SavedModel names no classes",
+            path=source.model_path,
+            fix="give a SavedModel written by `xray-seg export`",
+        )
     palette = meta.get("palette") or voc_palette(len(names)).tolist()
 
     def logits_fn(batch):
@@ -220,8 +235,17 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
         return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
 
     # input_size None: the serving graph already adapts any image size itself.
-    return LoadedModel(name or source.model_path.name, list(names), None, logits_fn, source.model_path, None, palette,
-                       tuple(int(v) for v in size) if size else None, source)
+    return LoadedModel(
+        name or source.model_path.name,
+        list(names),
+        None,
+        logits_fn,
+        source.model_path,
+        None,
+        palette,
+        tuple(int(v) for v in size) if size else None,
+        source,
+    )
 
 
 def load_for_inference(

@@ -74,8 +74,9 @@ def header_text(items, class_names=None) -> str:
     return "ALARM: " + ", ".join(f"{c} ({best[c]:.2f})" for c in order)
 
 
-def screening_overlay(image: np.ndarray, class_map: np.ndarray, items: list[dict], class_names: list[str],
-                      *, return_layout: bool = False):
+def screening_overlay(
+    image: np.ndarray, class_map: np.ndarray, items: list[dict], class_names: list[str], *, return_layout: bool = False
+):
     """The overlay (module docstring) as an RGB array; with ``return_layout`` also the label rectangles
     (in the returned image's coordinates) and the scan's offset ``(0, HEADER_H)``."""
     from PIL import Image, ImageDraw
@@ -91,7 +92,7 @@ def screening_overlay(image: np.ndarray, class_map: np.ndarray, items: list[dict
             continue
         x, y, w, h = it["bbox"]
         colour = palette[it["class_index"]].astype(np.float32)
-        patch = base[y:y + h, x:x + w].mean(axis=(0, 1)) if w and h else colour
+        patch = base[y : y + h, x : x + w].mean(axis=(0, 1)) if w and h else colour
         faint = tuple(int(v) for v in 0.5 * colour + 0.5 * patch)
         draw.rectangle([x, y, x + w - 1, y + h - 1], outline=faint, width=1)
     alarmed = sorted((it for it in items if it.get("alarm")), key=lambda it: -it["confidence"])
@@ -136,7 +137,9 @@ def screening_overlay(image: np.ndarray, class_map: np.ndarray, items: list[dict
     return array
 
 
-def contact_sheet(path: str | Path, overlays: list[tuple[str, np.ndarray]], *, thumb: int = 256, columns: int = 4) -> Path | None:
+def contact_sheet(
+    path: str | Path, overlays: list[tuple[str, np.ndarray]], *, thumb: int = 256, columns: int = 4
+) -> Path | None:
     """Tile ``(caption, overlay)`` pairs into one PNG (None and nothing written when there are none)."""
     from PIL import Image, ImageDraw
 

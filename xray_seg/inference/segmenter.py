@@ -60,7 +60,9 @@ def tta_options(tta=None, window=None, stride=None):
         scales, flip = parse_tta(",".join(tta.split()))
         options = TTAOptions(scales=scales, flip=flip)
     else:
-        raise TypeError(f"tta must be None, a TTAOptions or a string such as 'flip,scales=0.75,1', not {type(tta).__name__}")
+        raise TypeError(
+            f"tta must be None, a TTAOptions or a string such as 'flip,scales=0.75,1', not {type(tta).__name__}"
+        )
 
     def size(value):
         if isinstance(value, str):
@@ -180,8 +182,9 @@ class Segmenter:
         decision = decide(class_map, probs, load_rule(loaded, loaded.class_names), min_area=min_area)
         return Prediction(class_map, probs, decision["items"], decision["alarm"], decision["alarm_classes"])
 
-    def predict_files(self, inputs, out_dir, *, min_area: int = 50, tta=None, window=None, force: bool = False,
-                      progress: bool = True):
+    def predict_files(
+        self, inputs, out_dir, *, min_area: int = 50, tta=None, window=None, force: bool = False, progress: bool = True
+    ):
         """``xray-seg predict``: masks, overlays and item JSON for files, folders or globs.
 
         Returns the :class:`~xray_seg.inference.items.PredictReport` (``failures`` lists the
@@ -190,8 +193,15 @@ class Segmenter:
         from xray_seg.inference.items import predict_images
 
         inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
-        return predict_images(self._loaded, inputs, out_dir, min_area=min_area, tta=tta_options(tta, window),
-                              force=force, progress=progress)
+        return predict_images(
+            self._loaded,
+            inputs,
+            out_dir,
+            min_area=min_area,
+            tta=tta_options(tta, window),
+            force=force,
+            progress=progress,
+        )
 
     def evaluate(self, voc_dir, split: str = "val", *, tta=None, window=None, stride=None, **kw):
         """Paper 1's PA, mPA, IoU and mIoU on ``split`` of ``voc_dir``; returns the ``EvalResult``.

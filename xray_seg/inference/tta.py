@@ -80,9 +80,7 @@ def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return np.asarray(array, dtype=np.float32)
     from keras import ops
 
-    out = ops.image.resize(
-        np.asarray(array, dtype=np.float32)[None], size, interpolation="bilinear", antialias=False
-    )
+    out = ops.image.resize(np.asarray(array, dtype=np.float32)[None], size, interpolation="bilinear", antialias=False)
     return np.asarray(ops.convert_to_numpy(out)[0], dtype=np.float32)
 
 
@@ -237,8 +235,12 @@ def predict_probabilities(
         for mirrored in (False, True) if flip else (False,):
             inp = scaled[:, ::-1] if mirrored else scaled
             probs = _predict_at_size(
-                model, np.ascontiguousarray(inp), window=window, stride=stride,
-                batch_size=batch_size, pad_value=pad_value,
+                model,
+                np.ascontiguousarray(inp),
+                window=window,
+                stride=stride,
+                batch_size=batch_size,
+                pad_value=pad_value,
             )
             if mirrored:
                 probs = probs[:, ::-1]
@@ -264,5 +266,8 @@ def batch_class_maps(model: Callable, images: np.ndarray, geometry: ScanGeometry
     if geometry is None or geometry.is_single_tile(*images.shape[1:3]):
         return forward_logits(model, images).argmax(axis=-1)
     return np.stack(
-        [predict_probabilities(model, image, geometry=geometry, input_size=geometry.tile, **kwargs).argmax(axis=-1) for image in images]
+        [
+            predict_probabilities(model, image, geometry=geometry, input_size=geometry.tile, **kwargs).argmax(axis=-1)
+            for image in images
+        ]
     )

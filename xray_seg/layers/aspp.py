@@ -197,11 +197,19 @@ class DWFFASPP(ASPP):
         (1, 16, 16, 64)
     """
 
-    def __init__(self, filters: int = 256, rates=ASPP_RATES_OS16, separable: bool = True, dropout: float = 0.1,
-                 fusion_epsilon: float = 1e-4, **kwargs):
+    def __init__(
+        self,
+        filters: int = 256,
+        rates=ASPP_RATES_OS16,
+        separable: bool = True,
+        dropout: float = 0.1,
+        fusion_epsilon: float = 1e-4,
+        **kwargs,
+    ):
         kwargs.pop("fusion", None)
-        super().__init__(filters, rates, fusion="dwff", separable=separable, dropout=dropout,
-                         fusion_epsilon=fusion_epsilon, **kwargs)
+        super().__init__(
+            filters, rates, fusion="dwff", separable=separable, dropout=dropout, fusion_epsilon=fusion_epsilon, **kwargs
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -166,7 +166,9 @@ class ResidualUnit(keras.layers.Layer):
         (1, 16, 16, 32)
     """
 
-    def __init__(self, filters: int, dilation_rate: int = 1, separable: bool = False, activation: str = "relu", **kwargs):
+    def __init__(
+        self, filters: int, dilation_rate: int = 1, separable: bool = False, activation: str = "relu", **kwargs
+    ):
         super().__init__(**kwargs)
         self.filters = filters
         self.dilation_rate = dilation_rate
@@ -248,7 +250,9 @@ class CSPBlock(keras.layers.Layer):
         hidden = hidden_filters or half_channels(filters)
         self.path1_in = ConvBNAct(hidden, 1, activation=activation, name="path1_in")
         self.units = [
-            ResidualUnit(hidden, dilation_rate=dilation_rate, separable=separable, activation=activation, name=f"unit{i + 1}")
+            ResidualUnit(
+                hidden, dilation_rate=dilation_rate, separable=separable, activation=activation, name=f"unit{i + 1}"
+            )
             for i in range(num_units)
         ]
         self.path1_out = ConvBNAct(hidden, 1, activation=activation, name="path1_out")

@@ -43,7 +43,13 @@ from xray_seg.layers.norm import BatchNorm
 
 def _conv(filters: int, kernel: int, name: str, dilation: int = 1) -> keras.layers.Conv2D:
     return keras.layers.Conv2D(
-        filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, kernel_initializer="he_normal", name=name
+        filters,
+        kernel,
+        padding="same",
+        dilation_rate=dilation,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
     )
 
 

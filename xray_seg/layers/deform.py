@@ -122,7 +122,9 @@ class ModulatedDeformConv2D(keras.layers.Layer):
             initializer=self.kernel_initializer,
         )
         self.bias = (
-            self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer) if self.use_bias else None
+            self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
+            if self.use_bias
+            else None
         )
 
     def _geometry(self, height: int, width: int):
@@ -231,7 +233,9 @@ class ModulatedDeformConv2D(keras.layers.Layer):
         return config
 
 
-def deform_conv_flops(out_h: int, out_w: int, in_channels: int, filters: int, kernel_size: int = 3, groups: int = 1) -> int:
+def deform_conv_flops(
+    out_h: int, out_w: int, in_channels: int, filters: int, kernel_size: int = 3, groups: int = 1
+) -> int:
     """Analytic FLOPs of one ModulatedDeformConv2D call (batch 1; multiply-add = 2 FLOPs).
 
     Counts the im2col matmul (``2 * Ho*Wo * k*k*C/groups * filters``) and the modulated
@@ -242,4 +246,3 @@ def deform_conv_flops(out_h: int, out_w: int, in_channels: int, filters: int, ke
     matmul = 2 * out_h * out_w * taps * (in_channels // groups) * filters
     sampling = 8 * out_h * out_w * taps * in_channels + 40 * out_h * out_w * taps
     return int(matmul + sampling)
-

@@ -59,7 +59,11 @@ class FastNormalizedFusion(keras.layers.Layer):
         self._act = keras.activations.get(activation) if activation else None
 
     def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or not input_shape or not isinstance(input_shape[0], (list, tuple)):
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or not input_shape
+            or not isinstance(input_shape[0], (list, tuple))
+        ):
             raise ValueError("FastNormalizedFusion takes a list of feature maps")
         self.fusion_weights = self.add_weight(
             name="fusion_weights",
@@ -234,8 +238,10 @@ class FeatureBalancedFusion(keras.layers.Layer):
         self.weight_conv = None
 
     def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not isinstance(
-            input_shape[0], (list, tuple)
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or len(input_shape) != 2
+            or not isinstance(input_shape[0], (list, tuple))
         ):
             raise ValueError(f"FeatureBalancedFusion takes [feat_h, feat_l], got input shape {input_shape}")
         high, low = input_shape

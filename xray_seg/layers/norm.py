@@ -83,7 +83,9 @@ class BatchNorm(keras.layers.BatchNormalization):
 
         from xray_seg.core.tf_kernels import fused_batch_norm
 
-        outputs, mean, variance = fused_batch_norm(inputs, self.gamma, self.beta, None, None, self.epsilon, training=True)
+        outputs, mean, variance = fused_batch_norm(
+            inputs, self.gamma, self.beta, None, None, self.epsilon, training=True
+        )
         count = ops.cast(ops.size(inputs) // ops.shape(inputs)[-1], "float32")
         biased_variance = variance * ops.maximum(count - 1.0, 0.0) / ops.maximum(count, 1.0)
         mean, biased_variance = ops.stop_gradient(mean), ops.stop_gradient(biased_variance)

@@ -50,9 +50,7 @@ def _detail_branch(x, width: float):
     """Detail Branch (section 4.1): wide, shallow; the first conv of each stage has stride 2."""
     for stage, channels in enumerate(DETAIL_STAGES, start=1):
         for i, filters in enumerate(channels, start=1):
-            x = ConvBNAct(
-                scale_channels(filters, width), 3, strides=2 if i == 1 else 1, name=f"detail_s{stage}_{i}"
-            )(x)
+            x = ConvBNAct(scale_channels(filters, width), 3, strides=2 if i == 1 else 1, name=f"detail_s{stage}_{i}")(x)
     return x
 
 
@@ -127,6 +125,8 @@ def build_bisenetv2(
         return keras.Model(image, logits, name="bisenetv2")
     outputs = {"logits": logits}
     for key, tap in BOOSTER_INPUTS.items():
-        aux_logits = SegHead(scale_channels(aux_head_channels, width), num_classes, dropout, name=f"{key}_head")(taps[tap])
+        aux_logits = SegHead(scale_channels(aux_head_channels, width), num_classes, dropout, name=f"{key}_head")(
+            taps[tap]
+        )
         outputs[key] = ResizeTo("bilinear", dtype="float32", name=key)([aux_logits, image])
     return keras.Model(image, outputs, name="bisenetv2")

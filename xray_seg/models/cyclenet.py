@@ -67,7 +67,9 @@ def adc_module(x_high, x_low, *, channels: int, decoder_channels: int, name: str
         taps, 3, padding="same", kernel_initializer="zeros", bias_initializer="zeros", name=f"{name}_mask_logits"
     )(hidden)
     mask = keras.layers.Activation("sigmoid", name=f"{name}_mask")(mask)
-    aligned = ModulatedDeformConv2D(channels, DEFORM_KERNEL, use_bias=False, name=f"{name}_deform")([high, offset, mask])
+    aligned = ModulatedDeformConv2D(channels, DEFORM_KERNEL, use_bias=False, name=f"{name}_deform")(
+        [high, offset, mask]
+    )
     aligned = BatchNorm(name=f"{name}_deform_bn")(aligned)
     aligned = keras.layers.Activation("relu", name=f"{name}_deform_relu")(aligned)
     y = keras.layers.Concatenate(name=f"{name}_concat")([x_low, aligned])
@@ -141,8 +143,14 @@ def build_cyclenet(
         return resnet_channels(channels, width)
 
     inputs, _, feats = resnet_features(
-        input_shape, depth=backbone_depth, output_stride=output_stride, width=width, weights=weights,
-        blocks=backbone_blocks, stem=stem, normalization=normalization,
+        input_shape,
+        depth=backbone_depth,
+        output_stride=output_stride,
+        width=width,
+        weights=weights,
+        blocks=backbone_blocks,
+        stem=stem,
+        normalization=normalization,
     )
     context = CycleASPP(
         rates=tuple(rates),

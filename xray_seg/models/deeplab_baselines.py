@@ -54,8 +54,15 @@ def build_deeplabv3plus(
     del aux
     backbone_fn = partial(build_aligned_xception, width=width, middle_blocks=middle_blocks, output_stride=output_stride)
     return build_deeplabv3plus_model(
-        backbone_fn, num_classes, input_shape, fusion="concat", width=width, output_stride=output_stride,
-        separable=separable, dropout=dropout, name="deeplabv3plus",
+        backbone_fn,
+        num_classes,
+        input_shape,
+        fusion="concat",
+        width=width,
+        output_stride=output_stride,
+        separable=separable,
+        dropout=dropout,
+        name="deeplabv3plus",
     )
 
 
@@ -89,6 +96,13 @@ def build_mobilenetv2_deeplabv3plus(
     del aux
     backbone_fn = partial(build_mobilenetv2, width=width, output_stride=output_stride)
     return build_deeplabv3plus_model(
-        backbone_fn, num_classes, input_shape, fusion="concat", width=width, output_stride=output_stride,
-        separable=separable, dropout=dropout, name="mobilenetv2_deeplabv3plus",
+        backbone_fn,
+        num_classes,
+        input_shape,
+        fusion="concat",
+        width=width,
+        output_stride=output_stride,
+        separable=separable,
+        dropout=dropout,
+        name="mobilenetv2_deeplabv3plus",
     )

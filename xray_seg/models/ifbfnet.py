@@ -151,16 +151,26 @@ def build_ifbfnet(
             fix="see build_ifbfnet's arguments in xray_seg/models/ifbfnet.py",
         )
     if output_stride not in (8, 16):
-        raise ModelError(f"IFBFNet output_stride must be 16 or 8, got {output_stride!r}", fix="use output_stride=16 (paper)")
+        raise ModelError(
+            f"IFBFNet output_stride must be 16 or 8, got {output_stride!r}", fix="use output_stride=16 (paper)"
+        )
     if int(spatial_channels) < 1:
-        raise ModelError(f"spatial_channels must be positive, got {spatial_channels!r}", fix="e.g. spatial_channels=128 (Table 3)")
+        raise ModelError(
+            f"spatial_channels must be positive, got {spatial_channels!r}", fix="e.g. spatial_channels=128 (Table 3)"
+        )
 
     def ch(channels: int) -> int:
         return resnet_channels(channels, width)
 
     inputs, pixels, feats = resnet_features(
-        input_shape, depth=backbone_depth, output_stride=output_stride, width=width, weights=weights,
-        blocks=backbone_blocks, stem=stem, normalization=normalization,
+        input_shape,
+        depth=backbone_depth,
+        output_stride=output_stride,
+        width=width,
+        weights=weights,
+        blocks=backbone_blocks,
+        stem=stem,
+        normalization=normalization,
     )
     s1 = feats["c1"]
 

@@ -84,16 +84,53 @@ def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **option
         return builder(num_classes, tuple(input_shape), **options)
     except TypeError as exc:
         if "unexpected keyword" in str(exc):
-            raise ModelError(f"bad option for model {name!r}: {exc}", fix="check `xray-seg models` for its options") from None
+            raise ModelError(
+                f"bad option for model {name!r}: {exc}", fix="check `xray-seg models` for its options"
+            ) from None
         raise
 
 
 # --- the models ------------------------------------------------------------------------
 # One line per model. Keep the paper reference short.
-register_model("unet", "xray_seg.models.unet:build_unet", "U-Net: 4 down/4 up, 64->1024 channels, BN, 'same' padding, 2x2 up-conv", paper="Ronneberger et al. 2015")
-register_model("bisenetv2", "xray_seg.models.bisenetv2:build_bisenetv2", "BiSeNet V2: detail + semantic branches, BGA, 4 booster heads (aux)", paper="Yu et al. 2021 (IJCV)")
-register_model("cwf_deeplabv3plus", "xray_seg.models.cwf_deeplab:build_cwf_deeplabv3plus", "CSP-Xception + DWFF-ASPP DeepLabv3+ (default)", "paper 1, sec. 3")
-register_model("deeplabv3plus", "xray_seg.models.deeplab_baselines:build_deeplabv3plus", "DeepLabv3+ with aligned Xception-65", "paper 1, Table 3; Chen et al. 2018")
-register_model("mobilenetv2_deeplabv3plus", "xray_seg.models.deeplab_baselines:build_mobilenetv2_deeplabv3plus", "DeepLabv3+ with MobileNetV2", "paper 1, Table 3, ref. [16]")
-register_model("cyclenet", "xray_seg.models.cyclenet:build_cyclenet", "CycleNet: dilated ResNet-101 (OS8) + CycleASPP (feedback) + ADC (DCNv2) decoder, aux head", paper="CycleNet (Qu et al.)")
-register_model("ifbfnet", "xray_seg.models.ifbfnet:build_ifbfnet", "IFBFNet: dilated ResNet-101 (OS16) + ASPP, decoder with 2 feature balanced fusion modules + spatial stream, aux head", paper="IFBFNet (Inter-level Feature Balanced Fusion Network), sec. 3")
+register_model(
+    "unet",
+    "xray_seg.models.unet:build_unet",
+    "U-Net: 4 down/4 up, 64->1024 channels, BN, 'same' padding, 2x2 up-conv",
+    paper="Ronneberger et al. 2015",
+)
+register_model(
+    "bisenetv2",
+    "xray_seg.models.bisenetv2:build_bisenetv2",
+    "BiSeNet V2: detail + semantic branches, BGA, 4 booster heads (aux)",
+    paper="Yu et al. 2021 (IJCV)",
+)
+register_model(
+    "cwf_deeplabv3plus",
+    "xray_seg.models.cwf_deeplab:build_cwf_deeplabv3plus",
+    "CSP-Xception + DWFF-ASPP DeepLabv3+ (default)",
+    "paper 1, sec. 3",
+)
+register_model(
+    "deeplabv3plus",
+    "xray_seg.models.deeplab_baselines:build_deeplabv3plus",
+    "DeepLabv3+ with aligned Xception-65",
+    "paper 1, Table 3; Chen et al. 2018",
+)
+register_model(
+    "mobilenetv2_deeplabv3plus",
+    "xray_seg.models.deeplab_baselines:build_mobilenetv2_deeplabv3plus",
+    "DeepLabv3+ with MobileNetV2",
+    "paper 1, Table 3, ref. [16]",
+)
+register_model(
+    "cyclenet",
+    "xray_seg.models.cyclenet:build_cyclenet",
+    "CycleNet: dilated ResNet-101 (OS8) + CycleASPP (feedback) + ADC (DCNv2) decoder, aux head",
+    paper="CycleNet (Qu et al.)",
+)
+register_model(
+    "ifbfnet",
+    "xray_seg.models.ifbfnet:build_ifbfnet",
+    "IFBFNet: dilated ResNet-101 (OS16) + ASPP, decoder with 2 feature balanced fusion modules + spatial stream, aux head",
+    paper="IFBFNet (Inter-level Feature Balanced Fusion Network), sec. 3",
+)

@@ -57,7 +57,21 @@ import tensorflow as tf
 from xray_seg.core.constants import IGNORE_LABEL
 
 # Sub-seed slots, one per random decision; fixed so that switching one off leaves the rest alone.
-_SCALE, _CROP, _HFLIP, _VFLIP, _ROT_ON, _ROT_ANGLE, _SHARP_ON, _SHARP_AMOUNT, _CONTRAST, _BRIGHT, _GAMMA, _NOISE_STD, _NOISE = range(13)
+(
+    _SCALE,
+    _CROP,
+    _HFLIP,
+    _VFLIP,
+    _ROT_ON,
+    _ROT_ANGLE,
+    _SHARP_ON,
+    _SHARP_AMOUNT,
+    _CONTRAST,
+    _BRIGHT,
+    _GAMMA,
+    _NOISE_STD,
+    _NOISE,
+) = range(13)
 _NUM_SLOTS = 13
 
 
@@ -171,7 +185,9 @@ def _foreground_point(mask, seed):
     found = tf.size(classes) > 0
     pick_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     n_classes = tf.maximum(tf.size(classes), 1)
-    chosen = tf.gather(tf.concat([classes, [-1]], 0), tf.random.stateless_uniform([], pick_seed, 0, n_classes, tf.int32))
+    chosen = tf.gather(
+        tf.concat([classes, [-1]], 0), tf.random.stateless_uniform([], pick_seed, 0, n_classes, tf.int32)
+    )
     pixels = tf.where(tf.equal(labels, chosen))
     n_pixels = tf.maximum(tf.shape(pixels)[0], 1)
     index = tf.random.stateless_uniform([], pixel_seed, 0, n_pixels, tf.int32)
@@ -221,7 +237,11 @@ def geometry_matrix(in_hw, crop_hw, seed, config: AugmentConfig | None, mask=Non
         scale = fit * _uniform(seeds[_SCALE], float(config.scale_range[0]), float(config.scale_range[1]))
     scaled_h, scaled_w = in_h * scale, in_w * scale
 
-    offset = _crop_offset(seed, seeds, config, mask, scale, (scaled_h, scaled_w), (crop_h, crop_w)) if active else tf.zeros([2])
+    offset = (
+        _crop_offset(seed, seeds, config, mask, scale, (scaled_h, scaled_w), (crop_h, crop_w))
+        if active
+        else tf.zeros([2])
+    )
     off_y, off_x = offset[0], offset[1]
 
     # output -> flipped -> rotated about the window centre -> + offset -> input coordinates

@@ -89,7 +89,9 @@ class SplitFiles:
 def _png_info(path: Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes]:
     """Walk the chunks of a PNG, checking every CRC; return ((h, w), bit depth, colour type, PLTE)."""
     if not data.startswith(PNG_MAGIC):
-        raise DatasetError("not a PNG file (bad signature)", path=path, fix="re-export the file as PNG or re-run `xray-seg convert`")
+        raise DatasetError(
+            "not a PNG file (bad signature)", path=path, fix="re-export the file as PNG or re-run `xray-seg convert`"
+        )
     pos, size, depth, colour, palette = 8, None, 0, 0, b""
     while pos + 12 <= len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
@@ -100,7 +102,9 @@ def _png_info(path: Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes
         body = data[pos + 8 : pos + 8 + length]
         if zlib.crc32(data[pos + 4 : pos + 8 + length]) != int.from_bytes(data[end - 4 : end], "big"):
             raise DatasetError(
-                f"corrupt PNG (CRC mismatch in {kind.decode('latin-1')} chunk)", path=path, fix="replace the file or re-run `xray-seg convert`"
+                f"corrupt PNG (CRC mismatch in {kind.decode('latin-1')} chunk)",
+                path=path,
+                fix="replace the file or re-run `xray-seg convert`",
             )
         if kind == b"IHDR":
             size = (int.from_bytes(body[4:8], "big"), int.from_bytes(body[0:4], "big"))
@@ -112,7 +116,11 @@ def _png_info(path: Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes
                 break
             return size, depth, colour, palette
         pos = end
-    raise DatasetError("truncated or corrupt PNG (no complete IEND chunk)", path=path, fix="replace the file or re-run `xray-seg convert`")
+    raise DatasetError(
+        "truncated or corrupt PNG (no complete IEND chunk)",
+        path=path,
+        fix="replace the file or re-run `xray-seg convert`",
+    )
 
 
 def _decode_fully(path: Path, data: bytes, size: tuple[int, int], kind: str) -> np.ndarray:
@@ -142,24 +150,34 @@ def _check_image(path: Path) -> tuple[int, int]:
         return size
     if data.startswith(JPEG_MAGIC):
         if b"\xff\xd9" not in data[-64:]:
-            raise DatasetError("truncated JPEG (no end-of-image marker)", path=path, fix="replace the file or re-run `xray-seg convert`")
+            raise DatasetError(
+                "truncated JPEG (no end-of-image marker)",
+                path=path,
+                fix="replace the file or re-run `xray-seg convert`",
+            )
         from PIL import Image
 
         try:
             with Image.open(path) as img:
                 size = img.size[1], img.size[0]
         except (OSError, SyntaxError) as exc:
-            raise DatasetError(f"corrupt JPEG ({exc})", path=path, fix="replace the file or re-run `xray-seg convert`") from None
+            raise DatasetError(
+                f"corrupt JPEG ({exc})", path=path, fix="replace the file or re-run `xray-seg convert`"
+            ) from None
         _decode_fully(path, data, size, "JPEG")
         return size
-    raise DatasetError("not a PNG or JPEG image", path=path, fix="convert the image to PNG or JPEG (xray-seg convert does)")
+    raise DatasetError(
+        "not a PNG or JPEG image", path=path, fix="convert the image to PNG or JPEG (xray-seg convert does)"
+    )
 
 
 def _labels_present(path: Path, data: bytes, size: tuple[int, int]) -> tuple[int, ...]:
     """The pixel values of a grey or palette mask (palette indices, as Pillow decodes them)."""
     values = _decode_fully(path, data, size, "mask PNG")
     if values.ndim != 2:
-        raise DatasetError("mask does not decode to one channel", path=path, fix="write masks as palette or 8-bit grey PNGs")
+        raise DatasetError(
+            "mask does not decode to one channel", path=path, fix="write masks as palette or 8-bit grey PNGs"
+        )
     return tuple(int(v) for v in np.flatnonzero(np.bincount(values.ravel(), minlength=256)))
 
 
@@ -190,7 +208,11 @@ def _cached_check(path: Path, check):
     try:
         stat = path.stat()
     except FileNotFoundError:
-        raise DatasetError("file listed in the split is missing", path=path, fix="re-run `xray-seg convert`, or remove the stem from the split list") from None
+        raise DatasetError(
+            "file listed in the split is missing",
+            path=path,
+            fix="re-run `xray-seg convert`, or remove the stem from the split list",
+        ) from None
     key = (str(path), stat.st_size, stat.st_mtime_ns, check.__name__)
     if key not in _CHECKED:
         _CHECKED[key] = check(path)
@@ -204,7 +226,10 @@ def _shard_of(input_context) -> tuple[int, int]:
         return input_context.num_input_pipelines, input_context.input_pipeline_id
     num_shards, index = (int(v) for v in input_context)
     if not 0 <= index < num_shards:
-        raise ConfigError(f"shard index {index} is not in 0..{num_shards - 1}", fix="pass (num_shards, index) with 0 <= index < num_shards")
+        raise ConfigError(
+            f"shard index {index} is not in 0..{num_shards - 1}",
+            fix="pass (num_shards, index) with 0 <= index < num_shards",
+        )
     return num_shards, index
 
 
@@ -215,7 +240,9 @@ def scan_split(voc_dir: str | Path, split: str, *, num_shards: int = 1, shard_in
     stems = read_split(voc_dir, split)[shard_index::num_shards]
     if not stems:
         raise ConfigError(
-            f"shard {shard_index} of {num_shards} of split {split!r} is empty", path=layout.split_file(split), fix="use fewer shards or add images"
+            f"shard {shard_index} of {num_shards} of split {split!r} is empty",
+            path=layout.split_file(split),
+            fix="use fewer shards or add images",
         )
     images, masks, sizes, kinds = [], [], [], []
     for stem in stems:
@@ -317,7 +344,9 @@ def _loader(files: SplitFiles):
         problem = f"mask has labels outside 0..{num_classes - 1} and {IGNORE_LABEL} (class_names.txt lists {num_classes} classes)"
         check = tf.debugging.Assert(valid, [tf.strings.join([_ERROR_TAG, mask_path, problem], separator="|")])
         same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.shape(mask)))
-        check_size = tf.debugging.Assert(same, [tf.strings.join([_ERROR_TAG, mask_path, "mask and image sizes differ"], separator="|")])
+        check_size = tf.debugging.Assert(
+            same, [tf.strings.join([_ERROR_TAG, mask_path, "mask and image sizes differ"], separator="|")]
+        )
         with tf.control_dependencies([check, check_size]):
             return tf.identity(image), tf.identity(mask)
 
@@ -400,7 +429,10 @@ def _fits_in_memory(files: SplitFiles) -> tuple[bool, str]:
     gib = 1 << 30
     if available is None:
         fits = need < _CACHE_BLIND_LIMIT
-        return fits, f"needs {need / gib:.1f} GiB and the free memory is unknown (limit {_CACHE_BLIND_LIMIT / gib:.0f} GiB)"
+        return (
+            fits,
+            f"needs {need / gib:.1f} GiB and the free memory is unknown (limit {_CACHE_BLIND_LIMIT / gib:.0f} GiB)",
+        )
     return need < 0.5 * available, (
         f"needs {need / gib:.1f} GiB at its peak ({len(files)} images), more than half of the "
         f"{available / gib:.1f} GiB available"
@@ -413,7 +445,9 @@ def _epoch_positions(n, keep, shuffle, order_key, augment_key):
     def positions(epoch):
         order = tf.range(n, dtype=tf.int64)
         if shuffle:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.random.experimental.stateless_fold_in(order_key, epoch))
+            order = tf.random.experimental.stateless_shuffle(
+                order, seed=tf.random.experimental.stateless_fold_in(order_key, epoch)
+            )
         epoch_key = tf.random.experimental.stateless_fold_in(augment_key, epoch)
         ds = tf.data.Dataset.from_tensor_slices((order[:keep], tf.range(keep, dtype=tf.int64)))
         return ds.map(lambda index, pos: (index, tf.random.experimental.stateless_fold_in(epoch_key, pos)))
@@ -454,7 +488,9 @@ def _batched_epochs(originals, transform, batch_size, start_epoch, repeat, drop_
         return ds.batch(batch_size, drop_remainder=drop_remainder)
     # keep partial batches without letting a batch straddle two epochs
     return epochs.flat_map(
-        lambda epoch: originals(epoch).map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic).batch(batch_size)
+        lambda epoch: (
+            originals(epoch).map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic).batch(batch_size)
+        )
     )
 
 

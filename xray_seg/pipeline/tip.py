@@ -122,11 +122,17 @@ def crop_instance(image, region, cls, air, source="") -> ThreatInstance:
     rows, cols = np.nonzero(region)
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     return ThreatInstance(
-        np.ascontiguousarray(image[top:bottom, left:right]), region[top:bottom, left:right].copy(), int(cls), air, source
+        np.ascontiguousarray(image[top:bottom, left:right]),
+        region[top:bottom, left:right].copy(),
+        int(cls),
+        air,
+        source,
     )
 
 
-def build_library(voc_dir, split: str = "train", *, air: str = "white", min_pixels: int = 16, progress: bool = True) -> list[ThreatInstance]:
+def build_library(
+    voc_dir, split: str = "train", *, air: str = "white", min_pixels: int = 16, progress: bool = True
+) -> list[ThreatInstance]:
     """The threat instances of ``split`` of a VOC folder (module docstring); ConfigError if none."""
     from PIL import Image
     from tqdm import tqdm
@@ -192,7 +198,9 @@ class PackedLibrary:
 
         shape = self.shapes[index]
         start, size = self.offsets[index], tf.cast(shape[0] * shape[1], tf.int64)
-        pixels = tf.reshape(tf.slice(self.pixels, tf.stack([start, 0]), tf.stack([size, 3])), tf.concat([shape, [3]], 0))
+        pixels = tf.reshape(
+            tf.slice(self.pixels, tf.stack([start, 0]), tf.stack([size, 3])), tf.concat([shape, [3]], 0)
+        )
         mask = tf.cast(tf.reshape(tf.slice(self.masks, [start], [size]), tf.concat([shape, [1]], 0)), tf.float32)
         t = tf.clip_by_value(tf.cast(pixels, tf.float32) / self.air[index], 0.0, 1.0)
         return tf.where(mask > 0, t, 1.0), mask, self.labels[index]
@@ -227,8 +235,12 @@ def _warp(x, transform, hw, fill: float, interpolation: str):
     import tensorflow as tf
 
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=x[None], transforms=transform, output_shape=hw, fill_value=tf.constant(fill, tf.float32),
-        interpolation=interpolation, fill_mode="CONSTANT",
+        images=x[None],
+        transforms=transform,
+        output_shape=hw,
+        fill_value=tf.constant(fill, tf.float32),
+        interpolation=interpolation,
+        fill_mode="CONSTANT",
     )[0]
 
 

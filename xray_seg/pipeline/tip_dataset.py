@@ -23,7 +23,9 @@ def _bags(source: Path, split: str):
         return [(stem, layout.image_path(stem), layout.mask_path(stem)) for stem in read_split(source, split)]
     images = sorted(p for p in source.iterdir() if p.suffix.lower() in VOC_IMAGE_SUFFIXES) if source.is_dir() else []
     if not images:
-        raise DatasetError("no VOC folder and no images here", path=source, fix="give a VOC folder or a folder of .png/.jpg bags")
+        raise DatasetError(
+            "no VOC folder and no images here", path=source, fix="give a VOC folder or a folder of .png/.jpg bags"
+        )
     return [(p.stem, p, None) for p in images]
 
 
@@ -34,14 +36,31 @@ def _check_paths(out: Path, inputs: list[Path], force: bool) -> None:
     for source in inputs:
         source = source.resolve()
         if resolved == source or source in resolved.parents or resolved in source.parents:
-            raise ConfigError("--out overlaps an input folder", path=out, fix="write the composites to a new folder outside the inputs")
+            raise ConfigError(
+                "--out overlaps an input folder",
+                path=out,
+                fix="write the composites to a new folder outside the inputs",
+            )
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise OutputExistsError("output already exists", path=out, fix="choose another --out, or pass --force to replace it")
+        raise OutputExistsError(
+            "output already exists", path=out, fix="choose another --out, or pass --force to replace it"
+        )
 
 
 def write_tip_dataset(
-    library_dir, out, *, bags=None, split="train", library_split="train", copies=1, max_threats=2,
-    scale=(0.8, 1.25), air="white", seed=0, force=False, progress=True,
+    library_dir,
+    out,
+    *,
+    bags=None,
+    split="train",
+    library_split="train",
+    copies=1,
+    max_threats=2,
+    scale=(0.8, 1.25),
+    air="white",
+    seed=0,
+    force=False,
+    progress=True,
 ) -> tuple[int, int]:
     """Project threats of ``library_dir`` into each bag and write a VOC folder at ``out``.
 
@@ -61,13 +80,18 @@ def write_tip_dataset(
     library_dir, out = Path(library_dir), Path(out)
     bags_dir = Path(bags) if bags else library_dir
     if copies < 1 or max_threats < 1 or not 0 < scale[0] <= scale[1]:
-        raise ConfigError("need --copies >= 1, --max-threats >= 1 and 0 < --scale LOW <= HIGH", fix="e.g. --copies 2 --max-threats 2 --scale 0.8 1.25")
+        raise ConfigError(
+            "need --copies >= 1, --max-threats >= 1 and 0 < --scale LOW <= HIGH",
+            fix="e.g. --copies 2 --max-threats 2 --scale 0.8 1.25",
+        )
     _check_paths(out, [library_dir, bags_dir], force)
     class_names = read_class_names(library_dir)
     bag_list = _bags(bags_dir, split)
     packed = PackedLibrary(build_library(library_dir, library_split, air=air))
     config = TipConfig(prob=1.0, max_threats=max_threats, scale_range=tuple(scale))
-    project = tf.function(lambda image, mask, seed: project_threats(image, mask, seed, packed, config), reduce_retracing=True)
+    project = tf.function(
+        lambda image, mask, seed: project_threats(image, mask, seed, packed, config), reduce_retracing=True
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -96,7 +120,9 @@ def _write_composites(staging: Path, bag_list, project, *, copies: int, seed: in
     from xray_seg.core.fileio import atomic_path
 
     layout, stems = VocLayout(staging), []
-    for number, (stem, image_path, mask_path) in enumerate(tqdm(bag_list, desc="tip", unit="bag", disable=not progress)):
+    for number, (stem, image_path, mask_path) in enumerate(
+        tqdm(bag_list, desc="tip", unit="bag", disable=not progress)
+    ):
         with Image.open(image_path) as img:
             image = np.asarray(img.convert("RGB"))
         mask = load_label_png(mask_path) if mask_path is not None else np.zeros(image.shape[:2], np.uint8)

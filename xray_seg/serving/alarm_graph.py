@@ -52,8 +52,9 @@ def component_labels(mask: tf.Tensor) -> tf.Tensor:
         new = _pool_max(labels, 3) * mask
         return new, tf.reduce_any(tf.not_equal(new, labels))
 
-    labels, _ = tf.while_loop(lambda _l, changed: changed, body, (labels, tf.constant(True)),
-                              maximum_iterations=shape[1] * shape[2])
+    labels, _ = tf.while_loop(
+        lambda _l, changed: changed, body, (labels, tf.constant(True)), maximum_iterations=shape[1] * shape[2]
+    )
     return labels
 
 
@@ -76,8 +77,7 @@ def alarm_outputs(probs: tf.Tensor, image_sizes: tf.Tensor, *, thresholds, min_a
     # background never alarms: its (huge) components are not labelled
     labels = tf.concat([tf.zeros_like(mask[..., :1]), component_labels(mask[..., 1:])], axis=-1)
     hw1 = h * w + 1
-    seg = ((tf.range(b)[:, None, None, None] * k + tf.range(k)[None, None, None, :]) * hw1
-           + tf.cast(labels, tf.int32))
+    seg = (tf.range(b)[:, None, None, None] * k + tf.range(k)[None, None, None, :]) * hw1 + tf.cast(labels, tf.int32)
     count = b * k * hw1
     flat = tf.reshape(seg, [-1])
     area = tf.math.unsorted_segment_sum(tf.reshape(mask, [-1]), flat, count)

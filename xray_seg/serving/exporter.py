@@ -101,7 +101,9 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
         return FORMATS
     bad = [t for t in items if t not in FORMATS]
     if bad or not items:
-        raise ConfigError(f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(FORMATS)}")
+        raise ConfigError(
+            f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(FORMATS)}"
+        )
     return tuple(dict.fromkeys(items))
 
 
@@ -137,7 +139,11 @@ def _run_metrics(run_dir: Path) -> dict | None:
     state_file = RunLayout(run_dir).state_file
     if state_file.is_file():
         state = json.loads(state_file.read_text(encoding="utf-8"))
-        return {"source": str(state_file), "best_val_miou": state.get("best_miou"), "best_epoch": state.get("best_epoch")}
+        return {
+            "source": str(state_file),
+            "best_val_miou": state.get("best_miou"),
+            "best_epoch": state.get("best_epoch"),
+        }
     return None
 
 
@@ -158,7 +164,8 @@ def load_export_model(path: str | Path, *, class_names_file: str | Path | None =
     if given is not None and list(given) != list(loaded.class_names):
         raise ModelError(
             f"the model carries the class names {loaded.class_names}, but {class_names_file} lists {given}",
-            path=source.model_path, fix="leave --class-names out (the model knows its classes) or give the file it was trained with",
+            path=source.model_path,
+            fix="leave --class-names out (the model knows its classes) or give the file it was trained with",
         )
     return loaded
 
@@ -175,7 +182,8 @@ def load_source(path, *, class_names_file: str | Path | None = None, input_size=
         loaded = path
         if loaded.keras_model is None or loaded.origin is None:
             raise ModelError(
-                "an exported SavedModel cannot be exported again", path=loaded.source,
+                "an exported SavedModel cannot be exported again",
+                path=loaded.source,
                 fix="export the run folder or the .keras file it came from",
             )
     else:
@@ -186,20 +194,31 @@ def load_source(path, *, class_names_file: str | Path | None = None, input_size=
         size = (int(input_size[0]), int(input_size[1]))
         if fixed and fixed != size:
             raise ModelError(
-                f"the model takes {fixed[0]}x{fixed[1]} inputs, not {size[0]}x{size[1]}", path=model_file,
+                f"the model takes {fixed[0]}x{fixed[1]} inputs, not {size[0]}x{size[1]}",
+                path=model_file,
                 fix="leave --input-size out for a model with a fixed input size",
             )
     else:
         size = fixed or source.trained_size()
         if size is None:
             raise ModelError(
-                "the model accepts any input size and no training image size is known", path=model_file,
+                "the model accepts any input size and no training image size is known",
+                path=model_file,
                 fix="pass --input-size HxW (the size the model was trained at)",
             )
     digest, method = _config_digest(source)
     metrics = _run_metrics(source.run_dir) if source.run_dir is not None else None
-    return ExportSource(loaded.keras_model, model_file, list(loaded.class_names), loaded.name, size,
-                        source.run_dir, digest, method, metrics)
+    return ExportSource(
+        loaded.keras_model,
+        model_file,
+        list(loaded.class_names),
+        loaded.name,
+        size,
+        source.run_dir,
+        digest,
+        method,
+        metrics,
+    )
 
 
 ALARM_DOCS = {  # outputs of serving.alarm_graph.alarm_outputs
@@ -232,11 +251,19 @@ SIGNATURE_DOCS = {
     "model_info": {
         "inputs": {},
         "outputs": {
-            "class_names": "string [K]", "input_size": "int32 [2]", "num_classes": "int32 []",
-            "model_name": "string []", "xray_seg_version": "string []",
-            "scale": "float32 []", "tile_size": "int32 [2]", "tile_overlap": "float32 []",
-            "tile_step": "int32 [2]", "pad_value": "float32 []",
-            "alarm_thresholds": "float32 [K]", "alarm_min_area": "int32 [K]", "alarm_closing": "int32 []",
+            "class_names": "string [K]",
+            "input_size": "int32 [2]",
+            "num_classes": "int32 []",
+            "model_name": "string []",
+            "xray_seg_version": "string []",
+            "scale": "float32 []",
+            "tile_size": "int32 [2]",
+            "tile_overlap": "float32 []",
+            "tile_step": "int32 [2]",
+            "pad_value": "float32 []",
+            "alarm_thresholds": "float32 [K]",
+            "alarm_min_area": "int32 [K]",
+            "alarm_closing": "int32 []",
             "alarm_calibrated": "bool []",
         },
     },
@@ -296,8 +323,14 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
         archive = keras.export.ExportArchive()
         archive.track(source.model)
         add_serving_endpoints(
-            archive, source.model, input_size=source.input_size, class_names=source.class_names,
-            model_name=source.model_name, version=__version__, geometry=source.geometry, alarm=source_alarm(source),
+            archive,
+            source.model,
+            input_size=source.input_size,
+            class_names=source.class_names,
+            model_name=source.model_name,
+            version=__version__,
+            geometry=source.geometry,
+            alarm=source_alarm(source),
         )
         archive.write_out(str(partial), verbose=False)
         write_json_atomic(ExportLayout.metadata_file(partial), metadata)
@@ -411,12 +444,18 @@ def export_model(
             result.savedmodel = write_savedmodel(source, out_dir, metadata)
             bar.update()
             bar.set_postfix_str("verify savedmodel")
-            manifest["savedmodel"] = {"path": str(result.savedmodel), "size_bytes": _tree_size(result.savedmodel),
-                                      **verify_savedmodel(result.savedmodel, source)}
+            manifest["savedmodel"] = {
+                "path": str(result.savedmodel),
+                "size_bytes": _tree_size(result.savedmodel),
+                **verify_savedmodel(result.savedmodel, source),
+            }
             bar.update()
         if "tflite" in formats:
             result.tflite = export_tflite_variants(
-                source.model, source.input_size, out_dir, runs=tflite_runs,
+                source.model,
+                source.input_size,
+                out_dir,
+                runs=tflite_runs,
                 progress=lambda text: bar.set_postfix_str(text),
             )
             manifest["tflite"] = [r.as_dict() for r in result.tflite]

@@ -67,8 +67,13 @@ def assert_encoded_within_limit(encoded: tf.Tensor, max_pixels: int) -> tf.Tenso
     pixels = size[0] * size[1]
     check = tf.debugging.Assert(
         pixels <= max_pixels,
-        [(f"image declares more pixels than the export's limit of {max_pixels} (set --max-pixels at export); "
-          "declared height, width:"), size],
+        [
+            (
+                f"image declares more pixels than the export's limit of {max_pixels} (set --max-pixels at export); "
+                "declared height, width:"
+            ),
+            size,
+        ],
         summarize=2,
     )
     with tf.control_dependencies([check]):
@@ -80,8 +85,13 @@ def assert_images_within_limit(images: tf.Tensor, max_pixels: int) -> tf.Tensor:
     shape = tf.cast(tf.shape(images), tf.int64)
     check = tf.debugging.Assert(
         shape[1] * shape[2] <= max_pixels,
-        [(f"images are larger than the export's limit of {max_pixels} pixels each (set --max-pixels at export); "
-          "got shape"), shape],
+        [
+            (
+                f"images are larger than the export's limit of {max_pixels} pixels each (set --max-pixels at export); "
+                "got shape"
+            ),
+            shape,
+        ],
         summarize=4,
     )
     with tf.control_dependencies([check]):

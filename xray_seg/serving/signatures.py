@@ -119,7 +119,9 @@ def _check_images(images: tf.Tensor) -> tf.Tensor:
     with tf.control_dependencies(checks):
         nonempty = tf.logical_and(padded[1] > 0, padded[2] > 0)
         checks.append(
-            tf.debugging.Assert(nonempty, ["images must have height >= 1 and width >= 1; got shape", shape], summarize=8)
+            tf.debugging.Assert(
+                nonempty, ["images must have height >= 1 and width >= 1; got shape", shape], summarize=8
+            )
         )
     with tf.control_dependencies(checks):
         return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
@@ -150,13 +152,16 @@ def _coverage(starts: tf.Tensor, window: int, size: tf.Tensor) -> tf.Tensor:
 
 def _scaled_size(height: tf.Tensor, width: tf.Tensor, scale: float):
     """``max(1, round(side * scale))`` per side, rounding half to even as Python's ``round``."""
+
     def one(side):
         return tf.maximum(tf.cast(tf.round(tf.cast(side, tf.float64) * scale), tf.int32), 1)
 
     return one(height), one(width)
 
 
-def scan_probabilities(model, image: tf.Tensor, geometry: ScanGeometry, num_classes: int, tile_batch: int = TILE_BATCH) -> tf.Tensor:
+def scan_probabilities(
+    model, image: tf.Tensor, geometry: ScanGeometry, num_classes: int, tile_batch: int = TILE_BATCH
+) -> tf.Tensor:
     """Softmax probabilities float32 ``[H, W, K]`` of one scan ``[H, W, 3]`` under the geometry rule.
 
     Tiles are visited row by row. A *carry* buffer ``[th, W', K]`` holds the running sums of
@@ -216,7 +221,9 @@ def scan_probabilities(model, image: tf.Tensor, geometry: ScanGeometry, num_clas
     return tf.ensure_shape(probs, [None, None, k])
 
 
-def batch_probabilities(model, images: tf.Tensor, geometry: ScanGeometry, num_classes: int, tile_batch: int = TILE_BATCH) -> tf.Tensor:
+def batch_probabilities(
+    model, images: tf.Tensor, geometry: ScanGeometry, num_classes: int, tile_batch: int = TILE_BATCH
+) -> tf.Tensor:
     """float32 ``[B, H, W, K]`` for a checked uint8 batch: one plain forward pass when the
     images are exactly one tile (the numbers of the Keras model), else scan by scan."""
     shape = tf.shape(images)
@@ -231,7 +238,9 @@ def batch_probabilities(model, images: tf.Tensor, geometry: ScanGeometry, num_cl
     def tiled():
         return tf.map_fn(
             lambda image: scan_probabilities(model, image, geometry, num_classes, tile_batch),
-            images, fn_output_signature=tf.TensorSpec([None, None, num_classes], tf.float32), parallel_iterations=1,
+            images,
+            fn_output_signature=tf.TensorSpec([None, None, num_classes], tf.float32),
+            parallel_iterations=1,
         )
 
     return tf.ensure_shape(tf.cond(one_tile, whole, tiled), [None, None, None, num_classes])
@@ -270,7 +279,9 @@ def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
         image = tf.cond(is_png, from_png, from_jpeg)
     image = tf.ensure_shape(image, [None, None, 3])
     size = tf.shape(image)[:2]
-    with tf.control_dependencies([tf.debugging.assert_positive(size, message="a decoded image has zero height or width")]):
+    with tf.control_dependencies(
+        [tf.debugging.assert_positive(size, message="a decoded image has zero height or width")]
+    ):
         return tf.identity(image)
 
 
@@ -278,8 +289,14 @@ def segment_encoded(model, encoded: tf.Tensor, geometry: ScanGeometry, num_class
     """The ``serve_encoded`` computation (module docstring): decode each file once, segment
     it at its own size under the geometry rule, pad the results to the batch's largest size."""
     with tf.control_dependencies(
-        [tf.debugging.assert_rank(encoded, 1, message="encoded must be a 1-D string tensor [batch] of PNG/JPEG file bytes "
-                                  "(wrap a single file as [bytes])")]
+        [
+            tf.debugging.assert_rank(
+                encoded,
+                1,
+                message="encoded must be a 1-D string tensor [batch] of PNG/JPEG file bytes "
+                "(wrap a single file as [bytes])",
+            )
+        ]
     ):
         encoded = tf.identity(encoded)
     # An empty batch gives empty outputs, as serving_default does for [0, H, W, 3].
@@ -322,7 +339,12 @@ def _segment_encoded_batch(model, encoded: tf.Tensor, geometry: ScanGeometry, nu
         tf.TensorArray(tf.int32, size=n, element_shape=tf.TensorShape([num_classes])),
     ]
     _, maps, probs, counts = tf.while_loop(lambda i, *_: i < n, segment, [0, *arrays], parallel_iterations=1)
-    return {"class_map": maps.stack(), "probabilities": probs.stack(), "class_pixel_counts": counts.stack(), "image_sizes": sizes}
+    return {
+        "class_map": maps.stack(),
+        "probabilities": probs.stack(),
+        "class_pixel_counts": counts.stack(),
+        "image_sizes": sizes,
+    }
 
 
 IMAGES_SPEC = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
@@ -330,8 +352,15 @@ ENCODED_SPEC = tf.TensorSpec(shape=None, dtype=tf.string, name="encoded")
 
 
 def add_serving_endpoints(
-    archive, model, *, input_size, class_names: Sequence[str], model_name: str, version: str,
-    geometry: ScanGeometry | None = None, alarm: dict | None = None,
+    archive,
+    model,
+    *,
+    input_size,
+    class_names: Sequence[str],
+    model_name: str,
+    version: str,
+    geometry: ScanGeometry | None = None,
+    alarm: dict | None = None,
 ) -> None:
     """Register ``serving_default``, ``serve_encoded`` and ``model_info`` on a Keras ``ExportArchive``.
 
@@ -347,8 +376,13 @@ def add_serving_endpoints(
     rule = alarm or AlarmRule.default(list(class_names)).to_dict()
 
     def with_alarm(out):  # the one place the decision joins the outputs
-        decision = alarm_outputs(out["probabilities"], out["image_sizes"], thresholds=rule["thresholds"],
-                                 min_area=rule["min_area"], closing=rule["closing"])
+        decision = alarm_outputs(
+            out["probabilities"],
+            out["image_sizes"],
+            thresholds=rule["thresholds"],
+            min_area=rule["min_area"],
+            closing=rule["closing"],
+        )
         return {**out, **decision}
 
     def serving_default(images):

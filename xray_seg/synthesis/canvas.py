@@ -44,12 +44,19 @@ def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 32, a0: float =
 def rounded_rect(x0: float, y0: float, x1: float, y1: float, r: float, n: int = 6) -> np.ndarray:
     """Rectangle with rounded corners of radius ``r``."""
     r = min(r, (x1 - x0) / 2, (y1 - y0) / 2)
-    corners = [(x1 - r, y1 - r, 0.0), (x0 + r, y1 - r, 0.5 * math.pi), (x0 + r, y0 + r, math.pi), (x1 - r, y0 + r, 1.5 * math.pi)]
+    corners = [
+        (x1 - r, y1 - r, 0.0),
+        (x0 + r, y1 - r, 0.5 * math.pi),
+        (x0 + r, y0 + r, math.pi),
+        (x1 - r, y0 + r, 1.5 * math.pi),
+    ]
     pts = [ellipse(cx, cy, r, r, n, a, a + 0.5 * math.pi) for cx, cy, a in corners]
     return np.concatenate(pts, axis=0)
 
 
-def slotted_disc(cx: float, cy: float, radius: float, half_width: float, bottom: float, angle: float = 0.0, n: int = 28):
+def slotted_disc(
+    cx: float, cy: float, radius: float, half_width: float, bottom: float, angle: float = 0.0, n: int = 28
+):
     """A disc with a straight slot cut from its rim (a wrench jaw).
 
     The slot has half-width ``half_width``, opens towards ``angle`` and ends ``bottom``

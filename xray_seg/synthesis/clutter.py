@@ -79,10 +79,15 @@ def bag(canvas: Canvas, rng: np.random.Generator):
         for ty in (-0.3 * h, 0.3 * h):
             tube = rect(-w / 2 * 0.95, ty - tube_w / 2, w / 2 * 0.95, ty + tube_w / 2)
             tube = tube * np.array([1.0, 1.0])
-            canvas.draw(Part([tube], "aluminium", 3.0, profile=("shell", tube_w / 2, 0.2)), Placement(1.0, angle + (0 if side > 0 else math.pi), cx, cy))
+            canvas.draw(
+                Part([tube], "aluminium", 3.0, profile=("shell", tube_w / 2, 0.2)),
+                Placement(1.0, angle + (0 if side > 0 else math.pi), cx, cy),
+            )
         for wx in (-w / 2 * 0.85, w / 2 * 0.85):
             wy = side * h / 2 * 0.92
-            canvas.draw(Part([ellipse(wx, wy, 0.045 * s, 0.045 * s, 24)], "plastic", 30.0, profile=("round", 0.045 * s)), pl)
+            canvas.draw(
+                Part([ellipse(wx, wy, 0.045 * s, 0.045 * s, 24)], "plastic", 30.0, profile=("round", 0.045 * s)), pl
+            )
             canvas.draw(Part([ellipse(wx, wy, 0.01 * s, 0.01 * s, 10)], "steel", 8.0), pl)
     lo = pl.apply(np.array([[-w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2], [w / 2, -h / 2]]))
     x0, y0 = lo.min(0)
@@ -142,7 +147,18 @@ def clothes(canvas, rng, box, at=None):
 def shoe(canvas, rng, box, at=None):
     s = canvas.size
     pl = _place(rng, box, s * rng.uniform(0.2, 0.3), at)
-    sole = np.array([[-0.5, 0.0], [-0.45, -0.12], [-0.1, -0.16], [0.3, -0.14], [0.5, -0.05], [0.45, 0.1], [0.0, 0.14], [-0.45, 0.12]])
+    sole = np.array(
+        [
+            [-0.5, 0.0],
+            [-0.45, -0.12],
+            [-0.1, -0.16],
+            [0.3, -0.14],
+            [0.5, -0.05],
+            [0.45, 0.1],
+            [0.0, 0.14],
+            [-0.45, 0.12],
+        ]
+    )
     canvas.draw(Part([sole], "organic", rng.uniform(25, 45), profile=("round", 0.1)), pl)
     canvas.draw(Part([sole * 0.9], "plastic", 10.0, width=0.03, closed=True), pl)
     if rng.random() < 0.5:
@@ -192,7 +208,9 @@ def toiletries(canvas, rng, box, at=None):
     for _ in range(int(rng.integers(2, 5))):
         p = rng.uniform([-0.35, -0.15], [0.35, 0.15])
         rr = rng.uniform(0.05, 0.1)
-        canvas.draw(Part([ellipse(p[0], p[1], rr * 1.6, rr, 16)], "organic", rng.uniform(15, 30), profile=("round", rr)), pl)
+        canvas.draw(
+            Part([ellipse(p[0], p[1], rr * 1.6, rr, 16)], "organic", rng.uniform(15, 30), profile=("round", rr)), pl
+        )
     if rng.random() < 0.6:  # razor with a steel blade strip
         canvas.draw(Part([rect(-0.4, 0.1, 0.1, 0.14)], "plastic", 12.0), pl)
         canvas.draw(Part([rect(0.1, 0.06, 0.14, 0.2)], "steel", 1.0), pl)
@@ -207,7 +225,9 @@ def laptop(canvas, rng, box, at=None, small=False):
     pl = _place(rng, box, s * (rng.uniform(0.22, 0.32) if small else rng.uniform(0.4, 0.6)), at)
     a = rng.uniform(0.6, 0.72)
     case = rounded_rect(-0.5, -a / 2, 0.5, a / 2, 0.03)
-    canvas.draw(Part([case], "aluminium" if rng.random() < 0.6 else "plastic", rng.uniform(2.0, 3.5) if not small else 2.0), pl)
+    canvas.draw(
+        Part([case], "aluminium" if rng.random() < 0.6 else "plastic", rng.uniform(2.0, 3.5) if not small else 2.0), pl
+    )
     canvas.draw(Part([case], "aluminium", 2.0, width=0.012, closed=True), pl)
     n_cells = int(rng.integers(3, 7))
     cell_w = 0.8 / n_cells
@@ -215,18 +235,48 @@ def laptop(canvas, rng, box, at=None, small=False):
     for i in range(n_cells):
         x = -0.4 + i * cell_w
         canvas.draw(Part([rounded_rect(x + 0.005, y0, x + cell_w - 0.005, a / 2 - 0.04, 0.01)], "aluminium", 9.0), pl)
-        canvas.draw(Part([rounded_rect(x + 0.005, y0, x + cell_w - 0.005, a / 2 - 0.04, 0.01)], "steel", 0.4, width=0.006, closed=True), pl)
+        canvas.draw(
+            Part(
+                [rounded_rect(x + 0.005, y0, x + cell_w - 0.005, a / 2 - 0.04, 0.01)],
+                "steel",
+                0.4,
+                width=0.006,
+                closed=True,
+            ),
+            pl,
+        )
     board = rect(-0.42, -a / 2 + 0.05, rng.uniform(0.0, 0.42), y0 - 0.04)
     canvas.draw(Part([board], "glass", 2.0), pl)
     for _ in range(int(rng.integers(6, 16))):  # chips, copper planes, connectors
         p = rng.uniform([-0.4, -a / 2 + 0.06], [0.0, y0 - 0.08])
         wh = rng.uniform(0.02, 0.08, 2)
-        canvas.draw(Part([rect(p[0], p[1], p[0] + wh[0], p[1] + wh[1])], rng.choice(["copper", "steel", "plastic"], p=[0.3, 0.2, 0.5]), rng.uniform(0.2, 1.5)), pl)
+        canvas.draw(
+            Part(
+                [rect(p[0], p[1], p[0] + wh[0], p[1] + wh[1])],
+                rng.choice(["copper", "steel", "plastic"], p=[0.3, 0.2, 0.5]),
+                rng.uniform(0.2, 1.5),
+            ),
+            pl,
+        )
     if not small:
-        canvas.draw(Part([ellipse(0.25, -a / 2 + 0.15, 0.08, 0.08, 20), ellipse(0.25, -a / 2 + 0.15, 0.03, 0.03, 10)], "aluminium", 3.0), pl)
+        canvas.draw(
+            Part(
+                [ellipse(0.25, -a / 2 + 0.15, 0.08, 0.08, 20), ellipse(0.25, -a / 2 + 0.15, 0.03, 0.03, 10)],
+                "aluminium",
+                3.0,
+            ),
+            pl,
+        )
         for hx in (-0.3, 0.3):  # hinges
             canvas.draw(Part([rect(hx - 0.06, -a / 2, hx + 0.06, -a / 2 + 0.03)], "steel", 3.0), pl)
-    for sx, sy in [(-0.47, -a / 2 + 0.03), (0.47, -a / 2 + 0.03), (-0.47, a / 2 - 0.03), (0.47, a / 2 - 0.03), (0.0, a / 2 - 0.03), (0.0, -a / 2 + 0.03)]:
+    for sx, sy in [
+        (-0.47, -a / 2 + 0.03),
+        (0.47, -a / 2 + 0.03),
+        (-0.47, a / 2 - 0.03),
+        (0.47, a / 2 - 0.03),
+        (0.0, a / 2 - 0.03),
+        (0.0, -a / 2 + 0.03),
+    ]:
         canvas.draw(Part([ellipse(sx, sy, 0.008, 0.008, 8)], "steel", 4.0), pl)
 
 
@@ -246,8 +296,12 @@ def power_bank(canvas, rng, box, at=None):
     n = int(rng.integers(2, 4))
     for i in range(n):
         y = -0.18 + i * 0.36 / n
-        canvas.draw(Part([rect(-0.42, y + 0.01, 0.35, y + 0.36 / n - 0.01)], "steel", 0.6, profile=("shell", 0.18 / n, 0.1)), pl)
-        canvas.draw(Part([rect(-0.42, y + 0.01, 0.35, y + 0.36 / n - 0.01)], "aluminium", 10.0, profile=("round", 0.18 / n)), pl)
+        canvas.draw(
+            Part([rect(-0.42, y + 0.01, 0.35, y + 0.36 / n - 0.01)], "steel", 0.6, profile=("shell", 0.18 / n, 0.1)), pl
+        )
+        canvas.draw(
+            Part([rect(-0.42, y + 0.01, 0.35, y + 0.36 / n - 0.01)], "aluminium", 10.0, profile=("round", 0.18 / n)), pl
+        )
     canvas.draw(Part([rect(0.38, -0.15, 0.47, 0.15)], "copper", 0.6), pl)
 
 
@@ -319,7 +373,21 @@ def keys(canvas, rng, box, at=None):
         c = pl0.apply(np.array([[0.5 * math.cos(ang), 0.5 * math.sin(ang)]]))[0]
         pl = Placement(pl0.scale * rng.uniform(1.6, 2.4), pl0.angle + ang, *c)
         head = ellipse(0.25, 0.0, 0.22, 0.2, 16)
-        shaft = np.array([[0.45, -0.06], [1.3, -0.06], [1.35, 0.0], [1.3, 0.06], [1.2, 0.12], [1.1, 0.06], [1.0, 0.12], [0.9, 0.06], [0.8, 0.12], [0.7, 0.06], [0.45, 0.06]])
+        shaft = np.array(
+            [
+                [0.45, -0.06],
+                [1.3, -0.06],
+                [1.35, 0.0],
+                [1.3, 0.06],
+                [1.2, 0.12],
+                [1.1, 0.06],
+                [1.0, 0.12],
+                [0.9, 0.06],
+                [0.8, 0.12],
+                [0.7, 0.06],
+                [0.45, 0.06],
+            ]
+        )
         canvas.draw(Part([head, ellipse(0.12, 0.0, 0.05, 0.05, 8)], "steel", 2.0), pl)
         canvas.draw(Part([shaft], "steel", 2.0), pl)
 
@@ -330,7 +398,9 @@ def coins(canvas, rng, box, at=None):
     for _ in range(int(rng.integers(1, 7))):
         p = c + rng.normal(0, 0.025 * s, 2)
         r = s * rng.uniform(0.016, 0.026)
-        canvas.draw(Part([ellipse(p[0], p[1], r, r, 20)], rng.choice(["steel", "copper"]), rng.uniform(1.5, 2.2)), IDENTITY)
+        canvas.draw(
+            Part([ellipse(p[0], p[1], r, r, 20)], rng.choice(["steel", "copper"]), rng.uniform(1.5, 2.2)), IDENTITY
+        )
 
 
 def hanger(canvas, rng, box, at=None):
@@ -338,7 +408,9 @@ def hanger(canvas, rng, box, at=None):
     s = canvas.size
     pl = _place(rng, box, s * rng.uniform(0.3, 0.45), at)
     wire = np.array([[0.0, -0.12], [-0.5, 0.2], [0.5, 0.2], [0.0, -0.12]])
-    hook = np.concatenate([np.array([[0.0, -0.12], [0.0, -0.22]]), ellipse(0.05, -0.24, 0.05, 0.05, 10, math.pi, 2 * math.pi)])
+    hook = np.concatenate(
+        [np.array([[0.0, -0.12], [0.0, -0.22]]), ellipse(0.05, -0.24, 0.05, 0.05, 10, math.pi, 2 * math.pi)]
+    )
     mat = "steel" if rng.random() < 0.6 else "plastic"
     t, w = (3.0, 0.008) if mat == "steel" else (12.0, 0.02)
     canvas.draw(Part([wire], mat, t, width=w), pl)
@@ -349,7 +421,15 @@ def pen(canvas, rng, box, at=None):
     s = canvas.size
     pl = _place(rng, box, s * rng.uniform(0.1, 0.16), at)
     metal = rng.random() < 0.35
-    canvas.draw(Part([rounded_rect(-0.5, -0.045, 0.5, 0.045, 0.04)], "aluminium" if metal else "plastic", 4.0 if metal else 9.0, profile=("round", 0.045)), pl)
+    canvas.draw(
+        Part(
+            [rounded_rect(-0.5, -0.045, 0.5, 0.045, 0.04)],
+            "aluminium" if metal else "plastic",
+            4.0 if metal else 9.0,
+            profile=("round", 0.045),
+        ),
+        pl,
+    )
     canvas.draw(Part([np.array([[-0.4, 0.0], [0.45, 0.0]])], "plastic", 3.0, width=0.02), pl)
     canvas.draw(Part([np.array([[0.2, 0.0], [0.4, 0.0]])], "steel", 1.0, width=0.03), pl)  # spring
     canvas.draw(Part([np.array([[0.5, -0.02], [0.56, 0.0], [0.5, 0.02]])], "steel", 2.0), pl)
@@ -396,7 +476,9 @@ def belt(canvas, rng, box, at=None):
     canvas.draw(Part([path], "organic", rng.uniform(4, 8), width=0.03 * s), IDENTITY)
     d = path[1] - path[0]
     pl = Placement(0.05 * s, math.atan2(d[1], d[0]), *path[0])
-    canvas.draw(Part([rounded_rect(-0.5, -0.6, 0.5, 0.6, 0.1), rounded_rect(-0.3, -0.4, 0.3, 0.4, 0.05)], "steel", 3.0), pl)
+    canvas.draw(
+        Part([rounded_rect(-0.5, -0.6, 0.5, 0.6, 0.1), rounded_rect(-0.3, -0.4, 0.3, 0.4, 0.05)], "steel", 3.0), pl
+    )
     canvas.draw(Part([np.array([[-0.3, 0.0], [0.5, 0.0]])], "steel", 2.5, width=0.08), pl)
 
 

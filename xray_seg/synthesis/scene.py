@@ -66,7 +66,15 @@ from xray_seg.synthesis.canvas import Canvas, Placement, mask_to_polygons, parts
 from xray_seg.synthesis.threats import BUILDERS, CLASS_NAMES
 from xray_seg.synthesis.xray_physics import render_xray
 
-__all__ = ["CLASS_NAMES", "CLUTTER_LEVELS", "STYLES", "SynthConfig", "render_sample", "synthesize", "write_contact_sheet"]
+__all__ = [
+    "CLASS_NAMES",
+    "CLUTTER_LEVELS",
+    "STYLES",
+    "SynthConfig",
+    "render_sample",
+    "synthesize",
+    "write_contact_sheet",
+]
 
 LABELME_VERSION = "5.4.1"
 CLUTTER_LEVELS = tuple(synth_clutter.CLUTTER_COUNTS)
@@ -138,7 +146,9 @@ class SynthConfig:
         if self.aspect_mix not in ASPECT_MIXES:
             problems.append(("aspect_mix", "must be pidray or empty", "use e.g. --aspect-mix pidray"))
         if self.style == "photo" and (self.width not in (0, self.size) or self.aspect_mix):
-            problems.append(("style", "photo supports square images only", "leave out --size WxH / --aspect-mix for --style photo"))
+            problems.append(
+                ("style", "photo supports square images only", "leave out --size WxH / --aspect-mix for --style photo")
+            )
         if problems:
             key, what, fix = problems[0]
             raise ConfigError(f"synth setting {key}={getattr(self, key)!r} {what}", fix=fix)

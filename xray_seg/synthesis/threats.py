@@ -44,11 +44,25 @@ def _pistol(rng: np.random.Generator) -> list[Part]:
     rake = rng.uniform(0.03, 0.12)
     grip_bottom = rng.uniform(0.30, 0.40)
     grip = np.array(
-        [[-0.49, slide_bottom - 0.01], [-0.21, slide_bottom - 0.01], [-0.24 - rake, grip_bottom], [-0.47 - rake, grip_bottom - 0.02]]
+        [
+            [-0.49, slide_bottom - 0.01],
+            [-0.21, slide_bottom - 0.01],
+            [-0.24 - rake, grip_bottom],
+            [-0.47 - rake, grip_bottom - 0.02],
+        ]
     )
-    mag = np.array([[-0.42, frame_bottom], [-0.27, frame_bottom], [-0.30 - rake, grip_bottom - 0.02], [-0.43 - rake, grip_bottom - 0.03]])
+    mag = np.array(
+        [
+            [-0.42, frame_bottom],
+            [-0.27, frame_bottom],
+            [-0.30 - rake, grip_bottom - 0.02],
+            [-0.43 - rake, grip_bottom - 0.03],
+        ]
+    )
     y = frame_bottom
-    guard = np.array([[-0.22, y], [-0.215, y + 0.10], [-0.13, y + 0.145], [0.0, y + 0.13], [0.05, y + 0.06], [0.06, y - 0.01]])
+    guard = np.array(
+        [[-0.22, y], [-0.215, y + 0.10], [-0.13, y + 0.145], [0.0, y + 0.13], [0.05, y + 0.06], [0.06, y - 0.01]]
+    )
     parts = [
         Part([rounded_rect(-0.5, slide_top, 0.5, slide_bottom, 0.015)], "steel", rng.uniform(6.0, 9.0)),
         Part([rect(0.05, slide_top + 0.02, 0.3, slide_top + 0.06)], "steel", -2.0),  # ejection port
@@ -66,7 +80,9 @@ def _pistol(rng: np.random.Generator) -> list[Part]:
 def _revolver(rng: np.random.Generator) -> list[Part]:
     barrel_end = rng.uniform(0.35, 0.5)
     shift = (0.5 - barrel_end) / 2  # keep the whole item centred
-    grip = np.array([[-0.36, -0.04], [-0.20, -0.02], [-0.23, 0.18], [-0.31, 0.30], [-0.43, 0.29], [-0.42, 0.10], [-0.40, -0.02]])
+    grip = np.array(
+        [[-0.36, -0.04], [-0.20, -0.02], [-0.23, 0.18], [-0.31, 0.30], [-0.43, 0.29], [-0.42, 0.10], [-0.40, -0.02]]
+    )
     guard = np.array([[-0.2, 0.0], [-0.19, 0.11], [-0.1, 0.15], [0.0, 0.12], [0.04, 0.02]])
     cyl = Part([rounded_rect(-0.17, -0.24, 0.06, -0.01, 0.03)], "steel", rng.uniform(9.0, 12.0))
     chambers = [Part([rect(-0.15, yy, 0.04, yy + 0.025)], "steel", -3.0) for yy in (-0.2, -0.14, -0.08)]
@@ -141,7 +157,13 @@ def _spanner(rng: np.random.Generator) -> list[Part]:
         hole = ellipse(-0.41, 0.0, ring_r * 0.58, ring_r * 0.58, 12)
         parts.append(Part([ellipse(-0.41, 0.0, ring_r, ring_r, 32), hole], "steel", 6.0))
     else:
-        parts.append(Part([slotted_disc(-0.41, 0.0, head_r * 0.85, head_r * 0.47, -head_r * 0.25, math.radians(195))], "steel", 6.0))
+        parts.append(
+            Part(
+                [slotted_disc(-0.41, 0.0, head_r * 0.85, head_r * 0.47, -head_r * 0.25, math.radians(195))],
+                "steel",
+                6.0,
+            )
+        )
     return parts
 
 
@@ -174,9 +196,22 @@ def pliers(rng: np.random.Generator) -> list[Part]:
     handle_len = 1.0 - jaw_len - 0.05
     parts = []
     for side in (-1.0, 1.0):
-        jaw = np.array([[-0.06, 0.0], [-0.06, side * jaw_h], [jaw_len * 0.35, side * jaw_h * 0.85], [jaw_len, side * 0.012], [jaw_len, 0.0]])
+        jaw = np.array(
+            [
+                [-0.06, 0.0],
+                [-0.06, side * jaw_h],
+                [jaw_len * 0.35, side * jaw_h * 0.85],
+                [jaw_len, side * 0.012],
+                [jaw_len, 0.0],
+            ]
+        )
         handle = np.array(
-            [[0.0, side * 0.02], [-handle_len * 0.35, side * (0.045 + spread * 0.3)], [-handle_len * 0.75, side * (0.06 + spread * 0.8)], [-handle_len, side * (0.06 + spread)]]
+            [
+                [0.0, side * 0.02],
+                [-handle_len * 0.35, side * (0.045 + spread * 0.3)],
+                [-handle_len * 0.75, side * (0.06 + spread * 0.8)],
+                [-handle_len, side * (0.06 + spread)],
+            ]
         )
         turn = side * open_angle / 2
         jaw, handle = rotate(jaw, -turn), rotate(handle, turn)
@@ -201,7 +236,15 @@ def scissors(rng: np.random.Generator) -> list[Part]:
     parts = []
     for side in (-1.0, 1.0):
         w = rng.uniform(0.035, 0.05)
-        blade = np.array([[-0.06, -side * 0.005], [0.0, side * w], [blade_len * 0.4, side * w * 0.85], [blade_len, side * 0.004], [blade_len * 0.5, -side * 0.004]])
+        blade = np.array(
+            [
+                [-0.06, -side * 0.005],
+                [0.0, side * w],
+                [blade_len * 0.4, side * w * 0.85],
+                [blade_len, side * 0.004],
+                [blade_len * 0.5, -side * 0.004],
+            ]
+        )
         rx, ry = rng.uniform(0.10, 0.13), rng.uniform(0.065, 0.085)
         cy = -side * (ry + 0.01)
         outer = ellipse(ring_x, cy, rx, ry, 28)

@@ -100,7 +100,10 @@ _CHANNEL_WEIGHTS = np.array(
 )
 _LUT_BINS = 512
 _WEIGHT_LUT = np.stack(
-    [np.interp(np.linspace(_RATIO_ANCHORS[0], _RATIO_ANCHORS[-1], _LUT_BINS), _RATIO_ANCHORS, _CHANNEL_WEIGHTS[:, c]) for c in range(3)],
+    [
+        np.interp(np.linspace(_RATIO_ANCHORS[0], _RATIO_ANCHORS[-1], _LUT_BINS), _RATIO_ANCHORS, _CHANNEL_WEIGHTS[:, c])
+        for c in range(3)
+    ],
     axis=1,
 ).astype(np.float32)
 DISPLAY_GAIN = 3.4

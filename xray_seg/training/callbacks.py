@@ -198,7 +198,5 @@ def load_rng_state(model, path) -> None:
 def read_state(run_dir) -> dict:
     path = RunLayout(run_dir).state_file
     if not path.is_file():
-        raise TrainingError(
-            "no checkpoint to resume from", path=path, fix="start a new run without --resume"
-        )
+        raise TrainingError("no checkpoint to resume from", path=path, fix="start a new run without --resume")
     return json.loads(path.read_text())

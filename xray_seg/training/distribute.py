@@ -31,7 +31,9 @@ def make_strategy(devices: str | None = None, cpu_replicas: int = 1):
         try:
             json.loads(os.environ["TF_CONFIG"])
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"TF_CONFIG is not valid JSON ({exc})", fix="see docs/training.md, section 'Several machines'") from None
+            raise ConfigError(
+                f"TF_CONFIG is not valid JSON ({exc})", fix="see docs/training.md, section 'Several machines'"
+            ) from None
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cpu_replicas > 1:
         cpus = tf.config.list_physical_devices("CPU")
@@ -55,7 +57,9 @@ def make_strategy(devices: str | None = None, cpu_replicas: int = 1):
             return tf.distribute.MirroredStrategy(wanted)
         return tf.distribute.MirroredStrategy()
     if devices:
-        raise ConfigError(f"--devices {devices} given but no GPU is visible", fix="drop --devices, or check CUDA_VISIBLE_DEVICES")
+        raise ConfigError(
+            f"--devices {devices} given but no GPU is visible", fix="drop --devices, or check CUDA_VISIBLE_DEVICES"
+        )
     return tf.distribute.get_strategy()
 
 

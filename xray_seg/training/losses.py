@@ -247,9 +247,7 @@ class OhemCrossEntropy(keras.losses.Loss):
             )
             k = ops.minimum(k, n_valid)
             p_sorted = ops.sort(p_flat)
-            kth = ops.where(
-                ops.greater(k, 0), ops.take(p_sorted, ops.maximum(k - 1, 0)), ops.convert_to_tensor(-1.0)
-            )
+            kth = ops.where(ops.greater(k, 0), ops.take(p_sorted, ops.maximum(k - 1, 0)), ops.convert_to_tensor(-1.0))
         hard = ops.logical_or(ops.less(p_true, self.thresh), ops.less_equal(p_true, kth))
         return ops.logical_and(valid, hard)
 
@@ -336,8 +334,15 @@ class DiceLoss(_SetLoss):
         **kwargs: passed to ``keras.losses.Loss``.
     """
 
-    def __init__(self, smooth: float = 1.0, ignore_index: int = IGNORE_INDEX, class_weights=None,
-                 reduction="sum_over_batch_size", name: str = "dice_loss", **kwargs):
+    def __init__(
+        self,
+        smooth: float = 1.0,
+        ignore_index: int = IGNORE_INDEX,
+        class_weights=None,
+        reduction="sum_over_batch_size",
+        name: str = "dice_loss",
+        **kwargs,
+    ):
         super().__init__(ignore_index, class_weights, reduction, name, **kwargs)
         if float(smooth) < 0:
             raise ValueError(f"smooth must be >= 0, got {smooth}")
@@ -378,8 +383,15 @@ class FocalLoss(keras.losses.Loss):
         **kwargs: passed to ``keras.losses.Loss``.
     """
 
-    def __init__(self, gamma: float = 2.0, ignore_index: int = IGNORE_INDEX, class_weights=None,
-                 reduction="sum_over_batch_size", name: str = "focal_loss", **kwargs):
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        ignore_index: int = IGNORE_INDEX,
+        class_weights=None,
+        reduction="sum_over_batch_size",
+        name: str = "focal_loss",
+        **kwargs,
+    ):
         super().__init__(name=name, reduction=reduction, **kwargs)
         if float(gamma) < 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
@@ -433,8 +445,16 @@ class LovaszSoftmaxLoss(_SetLoss):
         **kwargs: passed to ``keras.losses.Loss``.
     """
 
-    def __init__(self, classes: str = "present", per_image: bool = False, ignore_index: int = IGNORE_INDEX,
-                 class_weights=None, reduction="sum_over_batch_size", name: str = "lovasz_softmax_loss", **kwargs):
+    def __init__(
+        self,
+        classes: str = "present",
+        per_image: bool = False,
+        ignore_index: int = IGNORE_INDEX,
+        class_weights=None,
+        reduction="sum_over_batch_size",
+        name: str = "lovasz_softmax_loss",
+        **kwargs,
+    ):
         super().__init__(ignore_index, class_weights, reduction, name, **kwargs)
         if classes not in ("present", "all"):
             raise ValueError(f"classes must be 'present' or 'all', got {classes!r}")
@@ -464,8 +484,14 @@ class LovaszSoftmaxLoss(_SetLoss):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"classes": self.classes, "per_image": self.per_image, "ignore_index": self.ignore_index,
-                       "class_weights": self.class_weights})
+        config.update(
+            {
+                "classes": self.classes,
+                "per_image": self.per_image,
+                "ignore_index": self.ignore_index,
+                "class_weights": self.class_weights,
+            }
+        )
         return config
 
 
@@ -518,10 +544,19 @@ LOSSES = {
 
 
 def _options_of(cls) -> set[str]:
-    return set(inspect.signature(cls.__init__).parameters) - {"self", "ignore_index", "class_weights", "reduction", "name", "kwargs"}
+    return set(inspect.signature(cls.__init__).parameters) - {
+        "self",
+        "ignore_index",
+        "class_weights",
+        "reduction",
+        "name",
+        "kwargs",
+    }
 
 
-def make_loss(kind: str = "ce", *, weights=None, ignore_index: int = IGNORE_INDEX, class_weights=None, **options) -> keras.losses.Loss:
+def make_loss(
+    kind: str = "ce", *, weights=None, ignore_index: int = IGNORE_INDEX, class_weights=None, **options
+) -> keras.losses.Loss:
     """Build a loss by name: one of :data:`LOSSES` (``ce``, ``ohem``, ``dice``, ``focal``,
     ``lovasz``) or a weighted sum of them joined by ``+`` (``"ce+dice"``, with ``weights``
     one per term, default all 1). ``options`` go to every term that takes them
@@ -538,16 +573,29 @@ def make_loss(kind: str = "ce", *, weights=None, ignore_index: int = IGNORE_INDE
     accepted = set().union(*(_options_of(LOSSES[n]) for n in names))
     stray = sorted(set(options) - accepted)
     if stray:
-        raise ConfigError(f"loss {kind!r} takes no option {', '.join(stray)}", fix=f"options of {kind}: {', '.join(sorted(accepted)) or 'none'}")
+        raise ConfigError(
+            f"loss {kind!r} takes no option {', '.join(stray)}",
+            fix=f"options of {kind}: {', '.join(sorted(accepted)) or 'none'}",
+        )
     if weights and len(weights) != len(names):
-        raise ConfigError(f"loss {kind!r} has {len(names)} terms but {len(weights)} weights", fix="give one weight per term, e.g. loss.weights=[1.0,1.0]")
+        raise ConfigError(
+            f"loss {kind!r} has {len(names)} terms but {len(weights)} weights",
+            fix="give one weight per term, e.g. loss.weights=[1.0,1.0]",
+        )
     terms = [
-        LOSSES[n](ignore_index=ignore_index, class_weights=class_weights, **common, **{k: v for k, v in options.items() if k in _options_of(LOSSES[n])})
+        LOSSES[n](
+            ignore_index=ignore_index,
+            class_weights=class_weights,
+            **common,
+            **{k: v for k, v in options.items() if k in _options_of(LOSSES[n])},
+        )
         for n in names
     ]
     if len(terms) == 1 and not weights:
         return terms[0]
-    return CompositeLoss(terms, weights=list(weights) if weights else None, name=str(kind).replace("+", "_plus_"), **common)
+    return CompositeLoss(
+        terms, weights=list(weights) if weights else None, name=str(kind).replace("+", "_plus_"), **common
+    )
 
 
 def loss_from_config(loss_cfg, class_weights=None) -> keras.losses.Loss:

@@ -63,17 +63,23 @@ def load_class_weights(path: str, class_names: list[str]) -> list[float]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read class weights ({exc})", path=file, fix="re-run `xray-seg data-stats --weights-out`") from None
+        raise ConfigError(
+            f"cannot read class weights ({exc})", path=file, fix="re-run `xray-seg data-stats --weights-out`"
+        ) from None
     if isinstance(data, dict):
         data = data.get("class_weights", data.get("weights", data))
     if isinstance(data, dict):
         missing = [n for n in class_names if n not in data]
         if missing:
-            raise ConfigError(f"class weights miss {missing}", path=file, fix="re-run `xray-seg data-stats --weights-out`")
+            raise ConfigError(
+                f"class weights miss {missing}", path=file, fix="re-run `xray-seg data-stats --weights-out`"
+            )
         data = [data[n] for n in class_names]
     if len(data) != len(class_names):
         raise ConfigError(
-            f"{len(data)} class weights for {len(class_names)} classes", path=file, fix="re-run `xray-seg data-stats --weights-out`"
+            f"{len(data)} class weights for {len(class_names)} classes",
+            path=file,
+            fix="re-run `xray-seg data-stats --weights-out`",
         )
     return [float(w) for w in data]
 
@@ -82,7 +88,9 @@ def resume_config(run_dir: str | Path, epochs: int | None = None) -> TrainConfig
     """The saved config of a run, with an optionally extended epoch budget."""
     path = RunLayout(run_dir).config_file
     if not path.is_file():
-        raise ConfigError("not a run folder (no config.yaml)", path=run_dir, fix="give the --run-dir of an earlier `xray-seg train`")
+        raise ConfigError(
+            "not a run folder (no config.yaml)", path=run_dir, fix="give the --run-dir of an earlier `xray-seg train`"
+        )
     cfg = load_config(TrainConfig, path)
     if epochs:
         cfg.epochs = epochs
@@ -108,14 +116,15 @@ def build_losses(cfg: TrainConfig, output_names, class_weights):
     return {name: one_loss() for name in output_names}, aux_loss_weights(output_names, cfg.loss.aux_weight)
 
 
-
-
 def training_crop(cfg: TrainConfig) -> tuple[int, int]:
     """The (height, width) the model trains on: ``data.crop_size``, or ``data.image_size``."""
     height, width = cfg.data.image_size
     crop = tuple(int(v) for v in cfg.data.crop_size) or (int(height), int(width))
     if len(crop) != 2 or min(crop) < 1:
-        raise ConfigError(f"data.crop_size must be (height, width) or empty, got {cfg.data.crop_size}", fix="use e.g. --set data.crop_size=[128,128]")
+        raise ConfigError(
+            f"data.crop_size must be (height, width) or empty, got {cfg.data.crop_size}",
+            fix="use e.g. --set data.crop_size=[128,128]",
+        )
     return crop
 
 
@@ -257,7 +266,10 @@ def resolve_class_weights(cfg: TrainConfig, class_names: list[str], verbose: int
         stats = compute_class_stats(cfg.data.voc_dir, cfg.data.train_split, progress=bool(verbose))
         class_weights = [float(w) for w in median_frequency_weights(stats)]
         if verbose:
-            print("median-frequency class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, class_weights)))
+            print(
+                "median-frequency class weights: "
+                + ", ".join(f"{n} {w:.2f}" for n, w in zip(class_names, class_weights))
+            )
         return class_weights
     if cfg.loss.class_weights:
         return load_class_weights(cfg.loss.class_weights, class_names)
@@ -309,7 +321,12 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
     from xray_seg.training.optim import WarmupPoly, build_optimizer
 
     model = build_model(
-        cfg.model.name, num_classes, model_input_shape(cfg), width=cfg.model.width, aux=cfg.model.aux, **cfg.model.options
+        cfg.model.name,
+        num_classes,
+        model_input_shape(cfg),
+        width=cfg.model.width,
+        aux=cfg.model.aux,
+        **cfg.model.options,
     )
     output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
     inference_model = keras.Model(model.input, logits_of(model.output)) if output_names else model
@@ -349,7 +366,11 @@ def build_metrics(cfg: TrainConfig, val_ds, class_names: list[str], run_dir: Pat
     from xray_seg.training.callbacks import ValidationCallback
 
     return ValidationCallback(
-        val_ds, class_names, every=cfg.val_every, log_dir=run_dir / "logs", num_images=cfg.num_val_images,
+        val_ds,
+        class_names,
+        every=cfg.val_every,
+        log_dir=run_dir / "logs",
+        num_images=cfg.num_val_images,
         geometry=training_geometry(cfg),
     )
 
@@ -383,11 +404,24 @@ def print_plan(cfg: TrainConfig, plan: BatchPlan, state: dict, run_dir: Path) ->
         f"{plan.steps} steps/epoch, epochs {state['epochs_done'] + 1}..{cfg.epochs}, run folder {run_dir}"
     )
     if crop != (height, width):
-        print(f"training on {crop[0]}x{crop[1]} crops of images fitted to {height}x{width}; validating at {height}x{width}")
+        print(
+            f"training on {crop[0]}x{crop[1]} crops of images fitted to {height}x{width}; validating at {height}x{width}"
+        )
 
 
-def fit_with_recovery(model, train_ds, callbacks, nan_guard, cfg: TrainConfig, plan: BatchPlan, state: dict, run_dir: Path,
-                      *, stop_after_epochs: int | None, verbose: int):
+def fit_with_recovery(
+    model,
+    train_ds,
+    callbacks,
+    nan_guard,
+    cfg: TrainConfig,
+    plan: BatchPlan,
+    state: dict,
+    run_dir: Path,
+    *,
+    stop_after_epochs: int | None,
+    verbose: int,
+):
     """``model.fit`` from the epoch ``state`` says, then ``(history, seconds)``.
 
     Ctrl-C saves ``checkpoints/interrupted.weights.h5`` and says how to resume; the curves
@@ -485,7 +519,16 @@ def train(
     if verbose:
         print_plan(cfg, plan, state, run_dir)
     history, seconds = fit_with_recovery(
-        model, train_ds, callbacks, nan_guard, cfg, plan, state, run_dir, stop_after_epochs=stop_after_epochs, verbose=verbose
+        model,
+        train_ds,
+        callbacks,
+        nan_guard,
+        cfg,
+        plan,
+        state,
+        run_dir,
+        stop_after_epochs=stop_after_epochs,
+        verbose=verbose,
     )
     return train_result(run_dir, history, seconds)
 

@@ -24,7 +24,15 @@ from xray_seg.layers.conv import ConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import StrideSchedule, check_output_stride
 
 #: (expansion t, channels c, repeats n, stride s) of Sandler et al. 2018, Table 2.
-MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENETV2_STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 #: Index of the stage whose output is the low-level (stride-4) feature.
 LOW_LEVEL_STAGE = 1
 
@@ -53,13 +61,19 @@ def build_mobilenetv2(
     check_output_stride(output_stride)
     schedule = StrideSchedule(output_stride)
     inputs = keras.Input(input_shape, name="input")
-    x = ConvBNAct(divisible_channels(32, width), 3, strides=schedule.step(2)[0], activation="relu6", name="stem")(inputs)
+    x = ConvBNAct(divisible_channels(32, width), 3, strides=schedule.step(2)[0], activation="relu6", name="stem")(
+        inputs
+    )
     low = None
     for stage, (t, c, n, s) in enumerate(MOBILENETV2_STAGES):
         for i in range(n):
             stride, rate = schedule.step(s if i == 0 else 1)
             x = InvertedResidual(
-                divisible_channels(c, width), expansion=t, strides=stride, dilation_rate=rate, name=f"stage{stage + 1}_unit{i + 1}"
+                divisible_channels(c, width),
+                expansion=t,
+                strides=stride,
+                dilation_rate=rate,
+                name=f"stage{stage + 1}_unit{i + 1}",
             )(x)
         if stage == LOW_LEVEL_STAGE:
             low = x

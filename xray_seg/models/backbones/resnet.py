@@ -145,7 +145,11 @@ def build_resnet_backbone(
         raise ModelError(f"blocks must be four positive counts, got {blocks!r}", fix="e.g. blocks=(1, 1, 1, 1)")
     strides, dilations = stage_strides_and_dilations(output_stride)
 
-    shape = tuple(input_tensor_or_shape.shape[1:]) if hasattr(input_tensor_or_shape, "shape") else tuple(input_tensor_or_shape)
+    shape = (
+        tuple(input_tensor_or_shape.shape[1:])
+        if hasattr(input_tensor_or_shape, "shape")
+        else tuple(input_tensor_or_shape)
+    )
     inputs = keras.Input(shape, name="pixels")
     x = _stem(inputs, stem, width)
     features = {}
@@ -196,7 +200,9 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
             by_name = f.attrs.get("format") == _WEIGHTS_FORMAT
             stored = {}
             if by_name:
-                f.visititems(lambda key, obj: stored.__setitem__(key, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+                f.visititems(
+                    lambda key, obj: stored.__setitem__(key, obj[()]) if isinstance(obj, h5py.Dataset) else None
+                )
     except OSError as exc:
         raise ModelError(f"not a readable HDF5 weights file ({exc})", path=path, fix=fix) from None
     if not by_name:

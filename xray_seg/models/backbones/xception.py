@@ -73,7 +73,7 @@ def build_aligned_xception(
         x = XceptionBlock(c(728), dilation_rate=schedule.rate, name=f"middle_block{i + 1}")(x)
     stride, rate = schedule.step(2)
     x = XceptionBlock((c(728), c(1024), c(1024)), strides=stride, dilation_rate=rate, name="exit_block1")(x)
-    high = XceptionBlock(
-        (c(1536), c(1536), c(2048)), dilation_rate=schedule.rate, residual="none", name="exit_block2"
-    )(x)
+    high = XceptionBlock((c(1536), c(1536), c(2048)), dilation_rate=schedule.rate, residual="none", name="exit_block2")(
+        x
+    )
     return keras.Model(inputs, [low, high], name=name)

@@ -36,7 +36,9 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise DatasetError("image folder not found", path=folder, fix="give an existing folder of images")
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_IMAGE_SUFFIXES and p.name != CONTACT_SHEET
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in PHOTO_IMAGE_SUFFIXES and p.name != CONTACT_SHEET
     )
 
 
@@ -112,9 +114,9 @@ class UnpairedBatches:
     def epoch(self, rng: np.random.Generator):
         """Yield ``steps`` pairs of float32 ``[batch, size, size, 3]`` arrays (0..255)."""
         count = self.steps * self.batch_size
-        order_a = np.concatenate(
-            [rng.permutation(len(self.images_a)) for _ in range(-(-count // len(self.images_a)))]
-        )[:count]
+        order_a = np.concatenate([rng.permutation(len(self.images_a)) for _ in range(-(-count // len(self.images_a)))])[
+            :count
+        ]
         for step in range(self.steps):
             picks = order_a[step * self.batch_size : (step + 1) * self.batch_size]
             a = [random_crop_flip(self.images_a[i], self.size, rng) for i in picks]

@@ -33,7 +33,9 @@ def build_generator(ngf: int = 64, num_blocks: int = 9, name: str = "generator")
     x = keras.layers.Conv2D(ngf, 7, kernel_initializer=_init(), name="stem_conv")(x)
     x = keras.layers.ReLU(name="stem_relu")(instance_norm("stem_norm")(x))
     for i, mult in enumerate((2, 4), start=1):
-        x = keras.layers.Conv2D(ngf * mult, 3, strides=2, padding="same", kernel_initializer=_init(), name=f"down{i}_conv")(x)
+        x = keras.layers.Conv2D(
+            ngf * mult, 3, strides=2, padding="same", kernel_initializer=_init(), name=f"down{i}_conv"
+        )(x)
         x = keras.layers.ReLU(name=f"down{i}_relu")(instance_norm(f"down{i}_norm")(x))
     for i in range(num_blocks):
         x = ResidualBlock(ngf * 4, name=f"res{i + 1}")(x)

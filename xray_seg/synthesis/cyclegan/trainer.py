@@ -210,7 +210,9 @@ def load_run_config(run_dir: str | Path) -> CycleGANConfig:
     path = RunLayout(run_dir).config_file
     if not path.is_file():
         raise CycleGANError(
-            "not a CycleGAN run folder (no config.yaml)", path=run_dir, fix="give the --run-dir of `xray-seg cyclegan train`"
+            "not a CycleGAN run folder (no config.yaml)",
+            path=run_dir,
+            fix="give the --run-dir of `xray-seg cyclegan train`",
         )
     return load_config(CycleGANConfig, path)
 
@@ -258,7 +260,9 @@ def _append_history(path: Path, row: dict) -> None:
 def _refuse_existing(run_dir: Path, force: bool) -> None:
     if not force and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise OutputExistsError(
-            "run folder already exists", path=run_dir, fix="pass --resume to continue it, --force to replace it, or another --run-dir"
+            "run folder already exists",
+            path=run_dir,
+            fix="pass --resume to continue it, --force to replace it, or another --run-dir",
         )
 
 
@@ -294,8 +298,11 @@ def _train_epoch(gan: CycleGAN, batches: UnpairedBatches, pools, rng, steps: int
         for key in LOSS_NAMES:
             sums[key] += float(losses[key])
         bar.update()
-        bar.set_postfix(cycle=f"{float(losses['cycle']):.3f}", g=f"{float(losses['g_adv']):.3f}",
-                        d=f"{float(losses['d_a'] + losses['d_b']):.3f}")
+        bar.set_postfix(
+            cycle=f"{float(losses['cycle']):.3f}",
+            g=f"{float(losses['g_adv']):.3f}",
+            d=f"{float(losses['d_a'] + losses['d_b']):.3f}",
+        )
     bar.close()
     return {key: sums[key] / steps for key in LOSS_NAMES}
 

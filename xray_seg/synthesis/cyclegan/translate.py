@@ -117,7 +117,9 @@ def translate_labelme_dir(
     except OutputExistsError as exc:
         if "did not create" in exc.problem:
             raise
-        raise OutputExistsError("output folder already exists", path=out_dir, fix="choose another --out, or pass --force") from None
+        raise OutputExistsError(
+            "output folder already exists", path=out_dir, fix="choose another --out, or pass --force"
+        ) from None
     if (labelme_dir / "labels.txt").is_file():
         shutil.copyfile(labelme_dir / "labels.txt", out_dir / "labels.txt")
 
@@ -134,7 +136,9 @@ def translate_labelme_dir(
         png = encode_png(translated)
         image_name = f"{json_path.stem}.png"
         write_bytes_atomic(out_dir / image_name, png)
-        write_json_atomic(out_dir / json_path.name, translated_record(data, image_name, png, record.height, record.width))
+        write_json_atomic(
+            out_dir / json_path.name, translated_record(data, image_name, png, record.height, record.width)
+        )
         report.translated.append(out_dir / json_path.name)
     report.seconds = time.perf_counter() - start
     return report
