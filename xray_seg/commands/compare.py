@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from xray_seg.commands._arguments import add_overrides
+
 NAME = "compare"
 HELP = "compare models under one protocol: paper 1 Tables 2-3 (mean ± std over seeds) and Fig. 7"
 DESCRIPTION = """Train every model with the same config (splits, epochs, input size, augmentation,
@@ -34,14 +36,7 @@ def add_arguments(parser):
         help="preset shared by every model (default compare_cpu; paper 1: cwf_xray512)",
     )
     parser.add_argument("--seeds", type=int, default=1, help="seeds per model: 0..N-1 (default 1)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting for every model (repeatable), e.g. epochs=20",
-    )
+    add_overrides(parser, "override a setting for every model (repeatable), e.g. epochs=20")
     parser.add_argument("--fps-runs", type=int, default=20, help="timed batch-1 forward passes per run (default 20)")
     parser.add_argument("--grid-images", type=int, default=4, help="val images in the prediction grid (default 4)")
     parser.add_argument("--devices", help="GPU indices for MirroredStrategy, e.g. 0,1,2,3 (default: all visible)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from xray_seg.commands._arguments import add_bag_difficulty, add_overrides
+
 NAME = "demo"
 HELP = "synthesise, convert, train, evaluate, export and predict on the embedded synthetic data"
 DESCRIPTION = """Run the whole path data takes on the embedded synthetic X-ray dataset:
@@ -12,7 +14,7 @@ folder the demo did not make is refused (never deleted), and every option is che
 
 def add_arguments(parser):
     from xray_seg.demo import DemoConfig
-    from xray_seg.synthesis.scene import CLUTTER_LEVELS, SynthConfig
+    from xray_seg.synthesis.scene import SynthConfig
 
     d, synth = DemoConfig(), SynthConfig()
     parser.add_argument("--out", default=d.out, help=f"demo folder, replaced on every run (default: {d.out})")
@@ -23,44 +25,14 @@ def add_arguments(parser):
         "--size", type=int, default=d.image_size, help=f"synthetic image size (default: {d.image_size})"
     )
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument(
-        "--threat-prob",
-        type=float,
-        default=d.threat_prob,
-        help=f"probability that a bag holds a threat (default: {d.threat_prob:g}; synth uses {synth.threat_prob:g})",
-    )
-    parser.add_argument(
-        "--clutter",
-        choices=CLUTTER_LEVELS,
-        default=d.clutter,
-        help=f"bag clutter of the synthetic data (default: {d.clutter}; `xray-seg synth` uses {synth.clutter})",
-    )
-    parser.add_argument(
-        "--hide-prob",
-        type=float,
-        default=d.hide_prob,
-        help=f"probability that a threat is hidden under clutter (default: {d.hide_prob:g}; synth uses {synth.hide_prob:.2f})",
-    )
-    parser.add_argument(
-        "--small-threat-prob",
-        type=float,
-        default=d.small_threat_prob,
-        help=f"probability that a threat is small (default: {d.small_threat_prob:g}; synth uses {synth.small_threat_prob:g})",
-    )
+    add_bag_difficulty(parser, d, synth)
     parser.add_argument("--preset", default=d.preset, help=f"training preset (default: {d.preset})")
     parser.add_argument(
         "--force",
         action="store_true",
         help="replace --out even if another xray-seg command made it (a folder xray-seg did not make is never deleted)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training setting, e.g. --set epochs=2",
-    )
+    add_overrides(parser, "override a training setting, e.g. --set epochs=2")
 
 
 def run(args):

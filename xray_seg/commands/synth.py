@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from xray_seg.commands._arguments import add_bag_difficulty
+
 NAME = "synth"
 HELP = "write a synthetic X-ray baggage dataset (PNG + Labelme JSON) to a folder"
 DESCRIPTION = """\
@@ -29,7 +31,7 @@ coloured objects on a plain or textured surface: the "photo" domain that
 
 
 def add_arguments(parser) -> None:
-    from xray_seg.synthesis.scene import CLUTTER_LEVELS, STYLES, SynthConfig
+    from xray_seg.synthesis.scene import STYLES, SynthConfig
 
     d = SynthConfig()
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to create (refused if it exists, unless --force)")
@@ -48,27 +50,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--num", type=int, default=d.num, help=f"number of images (default {d.num})")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--workers", type=int, default=d.workers, help="processes to use (default 0: all cores)")
-    parser.add_argument(
-        "--clutter", choices=CLUTTER_LEVELS, default=d.clutter, help=f"bag clutter (default {d.clutter})"
-    )
-    parser.add_argument(
-        "--threat-prob",
-        type=float,
-        default=d.threat_prob,
-        help=f"probability that a bag holds at least one threat (default {d.threat_prob})",
-    )
-    parser.add_argument(
-        "--hide-prob",
-        type=float,
-        default=d.hide_prob,
-        help=f"probability that a threat is hidden under a laptop, clothes, ... (default {d.hide_prob:.2f})",
-    )
-    parser.add_argument(
-        "--small-threat-prob",
-        type=float,
-        default=d.small_threat_prob,
-        help=f"probability that a threat is small, 8-15%% of the side (default {d.small_threat_prob})",
-    )
+    add_bag_difficulty(parser, d)
     parser.add_argument(
         "--style", choices=STYLES, default=d.style, help=f"xray scans or photo-style images (default {d.style})"
     )

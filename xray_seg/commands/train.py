@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from xray_seg.commands._arguments import add_overrides
+
 NAME = "train"
 DEFAULT_PRESET = "cwf_xray512"
 HELP = "train a segmentation model on a VOC dataset (Mirrored/MultiWorker strategies)"
@@ -31,14 +33,7 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, help="number of epochs")
     parser.add_argument("--batch-size", type=int, help="batch size per replica")
     parser.add_argument("--lr", type=float, help="base learning rate")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config setting (repeatable)",
-    )
+    add_overrides(parser, "override any config setting (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
     parser.add_argument("--force", action="store_true", help="replace an existing run folder")
     parser.add_argument("--devices", help="GPU indices for MirroredStrategy, e.g. 0,1,2,3")

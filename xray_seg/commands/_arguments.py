@@ -1,0 +1,49 @@
+"""Argument groups several subcommands share, defined once (the ``_`` keeps it out of the CLI's
+command list, see :mod:`xray_seg.cli`)."""
+
+from __future__ import annotations
+
+
+def add_overrides(parser, help_text: str = "override a config setting (repeatable), e.g. --set epochs=2") -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``, applied over the preset."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def add_bag_difficulty(parser, defaults, synth_defaults=None) -> None:
+    """The four options that set how hard synthetic bags are (``SynthConfig`` fields):
+    ``--threat-prob``, ``--clutter``, ``--hide-prob``, ``--small-threat-prob``. ``defaults``
+    holds their defaults; ``synth_defaults``, when given, is named in each help text (the
+    demo's defaults differ from ``xray-seg synth``'s)."""
+    from xray_seg.synthesis.scene import CLUTTER_LEVELS
+
+    def note(name):
+        return f"; `xray-seg synth` uses {getattr(synth_defaults, name):g}" if synth_defaults else ""
+
+    parser.add_argument(
+        "--threat-prob",
+        type=float,
+        default=defaults.threat_prob,
+        help=f"probability that a bag holds at least one threat (default {defaults.threat_prob:g}{note('threat_prob')})",
+    )
+    parser.add_argument(
+        "--clutter",
+        choices=CLUTTER_LEVELS,
+        default=defaults.clutter,
+        help=f"bag clutter (default {defaults.clutter}"
+        + (f"; `xray-seg synth` uses {synth_defaults.clutter}" if synth_defaults else "")
+        + ")",
+    )
+    parser.add_argument(
+        "--hide-prob",
+        type=float,
+        default=defaults.hide_prob,
+        help=f"probability that a threat is hidden under a laptop, clothes, ... (default {defaults.hide_prob:.2f}"
+        f"{note('hide_prob')})",
+    )
+    parser.add_argument(
+        "--small-threat-prob",
+        type=float,
+        default=defaults.small_threat_prob,
+        help=f"probability that a threat is small, 8-15%% of the side (default {defaults.small_threat_prob:g}"
+        f"{note('small_threat_prob')})",
+    )
