@@ -17,8 +17,23 @@ def start_method() -> str:
     import threading
 
     methods = mp.get_all_start_methods()
-    # tqdm's monitor thread only sleeps and wakes to check bars; it holds no lock a child needs.
-    busy = [t for t in threading.enumerate() if type(t).__name__ != "TMonitor"]
-    if "fork" in methods and len(busy) == 1:
+    if "fork" in methods and _os_threads() - _idle_monitors(threading) == 1:
         return "fork"
     return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _os_threads() -> int:
+    """Threads of this process as the kernel sees them: native ones too (TensorFlow's, a test
+    runner's), which :func:`threading.active_count` does not list."""
+    import os
+    import threading
+
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def _idle_monitors(threading) -> int:
+    """tqdm's monitor threads: they only sleep and wake to check bars, holding no lock a child needs."""
+    return sum(1 for t in threading.enumerate() if type(t).__name__ == "TMonitor")
