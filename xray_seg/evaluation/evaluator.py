@@ -139,7 +139,7 @@ def evaluate(
     from xray_seg.evaluation.metrics import segmentation_scores
     from xray_seg.evaluation.report import format_paper_tables
     from xray_seg.evaluation.screening_eval import ScreeningEvaluation, format_screening
-    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.loader import load_for_inference, model_folder
 
     tta = tta or TTAOptions()
     names = read_class_names(voc_dir)
@@ -152,7 +152,7 @@ def evaluate(
         )
     if out_dir is not None:
         out_dir = prepare_output_dir(
-            out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_path], owner="evaluate"
+            out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_folder(model_path)], owner="evaluate"
         )
     stems = read_split(voc_dir, split)[:limit]
     screening = ScreeningEvaluation(Path(voc_dir), load_rule(model_path, names))

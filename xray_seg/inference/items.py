@@ -170,13 +170,15 @@ def predict_images(
     from xray_seg.evaluation.alarms import decide, load_rule
     from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
     from xray_seg.inference.geometry import geometry_for
-    from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.loader import load_for_inference, model_folder
     from xray_seg.inference.overlays import contact_sheet
     from xray_seg.inference.tta import predict_probabilities
 
     paths = unique_outputs(expand_inputs(inputs))
     input_dirs = [Path(i) for i in inputs if Path(i).is_dir()]
-    prepare_output_dir(out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path], dry_run=True)
+    prepare_output_dir(
+        out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_folder(model_path)], dry_run=True
+    )
     loaded = load_for_inference(model_path)
     rule = load_rule(model_path, loaded.class_names)
     sheet = []
@@ -186,7 +188,7 @@ def predict_images(
     fixed = loaded.input_size or (loaded.trained_size if loaded.keras_model is None else None)
     check_window(tta.window if tta is not None else None, fixed, loaded.source)
     out_dir = prepare_output_dir(
-        out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_path], owner="predict"
+        out_dir, force=force, inputs=[*input_dirs, *paths], may_lie_inside=[model_folder(model_path)], owner="predict"
     )
     tta = tta or TTAOptions()
     report = PredictReport()

@@ -264,3 +264,14 @@ def load_for_inference(
     if source.kind == "savedmodel":
         return _from_savedmodel(source)
     return _from_keras(source, class_names, names_fix, names_where)
+
+
+def model_folder(model) -> Path:
+    """What a model is on disk, for the overlap checks of the outputs written beside it: a
+    path as given, or an already loaded model's run folder (else its ``.keras`` file or
+    SavedModel folder)."""
+    origin = getattr(model, "origin", None)
+    if origin is not None and origin.run_dir is not None and origin.kind == "run":
+        return Path(origin.run_dir)
+    source = getattr(model, "source", None)
+    return Path(model) if source is None else Path(source)

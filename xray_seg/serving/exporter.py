@@ -423,13 +423,14 @@ def export_model(
     from tqdm import tqdm
 
     from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
+    from xray_seg.inference.loader import model_folder
     from xray_seg.serving.tflite import export_tflite_variants
 
     formats = check_export_target(out_dir, formats, force=force)
     out_dir = Path(out_dir)
     if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         prepare_output_dir(out_dir)  # raises OutputExistsError before the (slow) model load
-    overlap = {"inputs": [class_names_file], "may_lie_inside": [model_path]}
+    overlap = {"inputs": [class_names_file], "may_lie_inside": [model_folder(model_path)]}
     prepare_output_dir(out_dir, force=force, dry_run=True, **overlap)  # before the (slow) model load
     source = load_source(model_path, class_names_file=class_names_file, input_size=input_size)
     out_dir = prepare_output_dir(out_dir, force=force, owner="export", **overlap)
