@@ -150,8 +150,9 @@ def test_predictions_honour_the_umask(model_file, scans, tmp_path, cli):
     finally:
         os.umask(old)
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").iterdir()}
-    # 3 scans x (mask, overlay, json), the alarmed-bags contact sheet and the output marker
-    assert len(modes) == 11 and set(modes.values()) == {"0o644"}, modes
+    # 3 scans x (mask, overlay, json) and the output marker, plus the alarmed-bags contact
+    # sheet when this untrained model happens to alarm on a bag
+    assert len(set(modes) - {"alarmed_contact_sheet.png"}) == 10 and set(modes.values()) == {"0o644"}, modes
 
 
 def test_existing_output_message_does_not_suggest_a_missing_resume(model_file, scans, tmp_path, cli):
