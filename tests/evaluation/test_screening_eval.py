@@ -71,7 +71,8 @@ def test_evaluate_writes_screening_outputs(tiny_voc, tmp_path):
     assert "screening" not in json.loads((out / "metrics.json").read_text())  # the existing output is unchanged
     summary = json.loads((out / "screening.json").read_text())
     assert summary["objects"]["images"] == result.num_images == 8
-    assert summary["objects"]["gt_source"] == {"connected components": 8}
+    # the converter writes SegmentationObject/ (instance ids), so ground-truth objects come from it
+    assert summary["objects"]["gt_source"] == {"SegmentationObject": 8}
     assert set(summary["roc"]) == set(names[1:]) | {"overall"}
     assert set(summary["pd_at_pfa"]["overall"]) == {"0.01", "0.05", "0.1"}
     assert not summary["rule"]["calibrated"]

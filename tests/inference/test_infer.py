@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xray_seg.core.errors import ModelError
+from xray_seg.core.errors import ConfigError, ModelError
 from xray_seg.inference.tta import (
     forward_logits,
     predict_class_map,
@@ -116,7 +116,7 @@ def test_fixed_size_model_tiles_and_never_squashes(image):
     assert np.abs(predict_probabilities(fixed, image) - squashed).max() > 1e-2
     with pytest.raises(ModelError, match="16x16"):
         predict_probabilities(fixed, image, window=(24, 24))
-    with pytest.raises(ValueError, match="stride"):
+    with pytest.raises(ConfigError, match="stride"):
         predict_probabilities(dynamic, image, window=8, stride=9)
 
 

@@ -214,7 +214,7 @@ def validate_train_config(cfg) -> None:
         h, w = cfg.data.image_size
         problems.append(f"data.image_size={h}x{w} is over the pixel limit of {max_pixels() / 1e6:.1f} M pixels")
     _number(cfg.model.width, "model.width", problems, low=0, low_open=True)
-    _number(cfg.optim.lr, "optim.lr", problems, low=0, low_open=True)
+    _number(cfg.optim.lr, "optim.lr", problems, low=0)  # 0 freezes the weights (a dry run); negative ascends the loss
     _number(cfg.optim.momentum, "optim.momentum", problems, low=0, high=1, high_open=True)
     _number(cfg.optim.weight_decay, "optim.weight_decay", problems, low=0)
     _number(cfg.optim.power, "optim.power", problems, low=0)
@@ -225,8 +225,11 @@ def validate_train_config(cfg) -> None:
         problems.append(f"optim.optimizer={cfg.optim.optimizer!r} must be adam, adamw or sgd")
     if cfg.optim.schedule not in ("constant", "poly"):
         problems.append(f"optim.schedule={cfg.optim.schedule!r} must be constant or poly")
-    if cfg.loss.type not in ("ce", "ohem"):
-        problems.append(f"loss.type={cfg.loss.type!r} must be ce or ohem")
+    from xray_seg.training.losses import LOSSES
+
+    terms = [part.strip() for part in str(cfg.loss.type).split("+")]
+    if not terms or any(term not in LOSSES for term in terms):
+        problems.append(f"loss.type={cfg.loss.type!r} must be one of {', '.join(LOSSES)} or a sum such as ce+dice")
     _number(cfg.loss.ohem_thresh, "loss.ohem_thresh", problems, low=0, high=1, low_open=True)
     _positive_int(cfg.loss.ohem_min_kept, "loss.ohem_min_kept", problems, minimum=0)
     _number(cfg.loss.aux_weight, "loss.aux_weight", problems, low=0)
