@@ -131,7 +131,7 @@ def test_run_files_honour_the_umask(trained):
         (["--set", "model.width=0"], "model.width=0"),
         (["--set", "epochs=0"], "epochs=0"),
         (["--set", "data.image_size=[0,64]"], "data.image_size"),
-        (["--set", "loss.type=dice"], "loss.type"),
+        (["--set", "loss.type=tversky"], "loss.type"),
     ],
 )
 def test_bad_settings_are_one_line_and_leave_no_run_folder(voc, tmp_path, cli, snapshot, flag, expect):
