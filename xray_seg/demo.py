@@ -46,6 +46,21 @@ class DemoConfig:
     force: bool = False  # replace an xray-seg output folder that another command made
 
 
+def demo_synth_config(cfg: DemoConfig):
+    """The synthetic data the demo makes: its size, count, seed and bag difficulty."""
+    from xray_seg.synthesis.scene import SynthConfig
+
+    return SynthConfig(
+        size=cfg.image_size,
+        num=cfg.num_images,
+        seed=cfg.seed,
+        threat_prob=cfg.threat_prob,
+        clutter=cfg.clutter,
+        hide_prob=cfg.hide_prob,
+        small_threat_prob=cfg.small_threat_prob,
+    )
+
+
 def demo_training_config(cfg: DemoConfig, voc_dir):
     """The training config of the demo (preset, seed, overrides), validated."""
     from xray_seg.core.config import load_config
@@ -61,17 +76,8 @@ def check_demo_config(cfg: DemoConfig) -> None:
     """ConfigError for any bad option, before anything is written or deleted."""
     from xray_seg.conversion.convert import split_stems
     from xray_seg.core.errors import ConfigError
-    from xray_seg.synthesis.scene import SynthConfig
 
-    SynthConfig(
-        size=cfg.image_size,
-        num=cfg.num_images,
-        seed=cfg.seed,
-        threat_prob=cfg.threat_prob,
-        clutter=cfg.clutter,
-        hide_prob=cfg.hide_prob,
-        small_threat_prob=cfg.small_threat_prob,
-    ).validate()
+    demo_synth_config(cfg).validate()
     if cfg.num_images < 2:
         raise ConfigError(f"--num-images {cfg.num_images} leaves no train/val split", fix="use e.g. --num-images 600")
     train_cfg = demo_training_config(cfg, Path(cfg.out) / "voc")
@@ -147,22 +153,11 @@ def _pd_at_pfa5(evaluation) -> tuple[float | None, str | None]:
 def _synthesise_and_convert(cfg: DemoConfig, out: Path, times: dict) -> Path:
     """Steps 1-2: synthesise the Labelme bags, convert them to VOC; returns the preview PNG."""
     from xray_seg.conversion.convert import ConvertConfig, convert
-    from xray_seg.synthesis.scene import SynthConfig, synthesize
+    from xray_seg.synthesis.scene import synthesize
 
     labelme_dir, voc_dir = out / "labelme", out / "voc"
     t = _step(f"1/6 synthesise {cfg.num_images} X-ray bags ({cfg.image_size}x{cfg.image_size})")
-    synthesize(
-        labelme_dir,
-        SynthConfig(
-            size=cfg.image_size,
-            num=cfg.num_images,
-            seed=cfg.seed,
-            threat_prob=cfg.threat_prob,
-            clutter=cfg.clutter,
-            hide_prob=cfg.hide_prob,
-            small_threat_prob=cfg.small_threat_prob,
-        ),
-    )
+    synthesize(labelme_dir, demo_synth_config(cfg))
     times["synth"] = time.perf_counter() - t
 
     t = _step("2/6 convert Labelme -> VOC")
