@@ -168,13 +168,12 @@ def main(argv=None) -> int:
                 return 1
             results[engine] = json.loads(proc.stdout.strip().splitlines()[-1])
         agree = float(np.mean(np.load(tmp / "savedmodel.npy") == np.load(tmp / "keras.npy")))
-    tiles = len(
-        __import__("xray_seg.inference.geometry", fromlist=["ScanGeometry"])
-        .ScanGeometry(tile=tile)
-        .tile_origins(height, width)
-    )
+    from xray_seg.inference.geometry import ScanGeometry
+
+    geometry = ScanGeometry(tile=tile)
+    tiles = len(geometry.tile_origins(height, width))
     print(
-        f"\nscan {height}x{width}, tiles {tile[0]}x{tile[1]} ({tiles} tiles, 1/3 overlap), "
+        f"\nscan {height}x{width}, tiles {tile[0]}x{tile[1]} ({tiles} tiles, {geometry.overlap:.2f} overlap), "
         f"model {'run ' + str(run) if args.run else f'{args.model} width {args.width} (random weights)'}"
     )
     print(f"{'engine':<28} {'median s':>9} {'RSS after load MB':>18} {'peak RSS MB':>12}")

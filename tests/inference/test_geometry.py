@@ -40,20 +40,61 @@ def test_graph_tile_starts_equal_numpy(size, window, step):
 def test_defaults_and_record():
     g = ScanGeometry(tile=256)
     assert g.tile == (256, 256) and g.scale == 1.0 and g.pad_value == 255.0
-    assert g.step == (171, 171)  # 1/3 overlap, as the sliding window always had
+    assert g.step == (128, 128)  # overlap 1/2
+    assert g.blend_sigma == 0.125
     assert g.is_single_tile(256, 256) and not g.is_single_tile(256, 1024)
     assert not ScanGeometry(tile=256, scale=0.5).is_single_tile(256, 256)
-    assert g.num_tiles(1024, 3000) == 6 * 18
+    assert g.num_tiles(1024, 3000) == 7 * 23  # 0, 128, ..., 768; 0, 128, ..., 2688 and 2744
     assert ScanGeometry.from_dict(g.as_dict()) == g
+    old_export = {k: v for k, v in g.as_dict().items() if k not in ("blend_sigma", "blend")}
+    assert ScanGeometry.from_dict(old_export).blend_sigma == 0.0  # exports before the blend averaged plainly
+    with pytest.raises(ValueError):
+        ScanGeometry(tile=64, blend_sigma=-0.1)
     with pytest.raises(ValueError):
         ScanGeometry(tile=64, overlap=1.0)
     with pytest.raises(ValueError):
         ScanGeometry(tile=64, scale=0)
 
 
+def test_blend_weights_are_the_documented_gaussian():
+    g = ScanGeometry(tile=(8, 16))
+    weights = g.tile_weights()
+    assert weights.shape == (8, 16) and weights.dtype == np.float32
+
+    def gaussian(side):  # the docstring's g(i), sigma = side / 8
+        centre = np.arange(side) + 0.5 - side / 2
+        return np.exp(-(centre**2) / (2 * (side / 8) ** 2))
+
+    np.testing.assert_allclose(weights, np.outer(gaussian(8), gaussian(16)), rtol=1e-6)
+    np.testing.assert_allclose(weights, weights[::-1, ::-1], rtol=1e-6)  # symmetric about the centre
+    assert weights[4, 8] > weights[0, 0] > 0  # the centre counts most, a corner least but not zero
+    np.testing.assert_array_equal(ScanGeometry(tile=8, blend_sigma=0).tile_weights(), np.ones((8, 8), np.float32))
+
+
+def test_blend_weights_a_tile_centre_over_a_neighbours_border():
+    """Two overlapping tiles that disagree: where one tile's centre meets the other's border,
+    the centre's vote wins (the count map would give 50/50 everywhere in the overlap)."""
+    from xray_seg.inference.tta import predict_probabilities
+
+    def model(batch):  # class 0 for a tile starting at x = 0, class 1 for the other
+        out = np.zeros((*batch.shape[:3], 2), np.float32)
+        first = batch[:, 0, 0, 0] == 0
+        out[first, ..., 0] = 5.0
+        out[~first, ..., 1] = 5.0
+        return out
+
+    image = np.full((16, 24, 3), 9, np.float32)
+    image[:, 0] = 0  # marks the first tile (x = 0)
+    probs = predict_probabilities(model, image, geometry=ScanGeometry(tile=16))  # tiles at x = 0 and 8
+    assert probs[8, 9, 0] > 0.5 > probs[8, 14, 0]  # near tile 0's centre tile 0 wins; past it, tile 1
+    flat = predict_probabilities(model, image, geometry=ScanGeometry(tile=16, blend_sigma=0))
+    np.testing.assert_allclose(flat[:, 8:16, 0], 0.5, atol=1e-6)  # the count map: a tie in the overlap
+
+
+@pytest.mark.parametrize("blend_sigma", [0.125, 0.0])
 @pytest.mark.parametrize("scale", [1.0, 0.5, 1.5])
 @pytest.mark.parametrize("shape", [(40, 150), (130, 50), (20, 20), (32, 32)])
-def test_serving_graph_equals_numpy_rule(scale, shape):
+def test_serving_graph_equals_numpy_rule(scale, shape, blend_sigma):
     """scan_probabilities (TF ops) == predict_probabilities (numpy), scaling, padding and tiling."""
     tf = pytest.importorskip("tensorflow")
     import keras
@@ -70,7 +111,7 @@ def test_serving_graph_equals_numpy_rule(scale, shape):
             keras.layers.Conv2D(4, 3, padding="same"),
         ]
     )
-    geometry = ScanGeometry(tile=(32, 32), scale=scale)
+    geometry = ScanGeometry(tile=(32, 32), scale=scale, blend_sigma=blend_sigma)
     image = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
     want = predict_probabilities(model, image, geometry=geometry)
     got = tf.function(lambda x: scan_probabilities(model, x, geometry, 4, tile_batch=3))(tf.constant(image)).numpy()

@@ -14,19 +14,30 @@ signatures bring a scan ``[H, W, 3]`` to the network the same way, never squashi
    tile; the tile is the training input size, a multiple of the network's output
    stride, so the padded scan is too.
 3. **Tiles.** Tiles of ``tile`` (the training input size ``(h0, w0)``) start every
-   ``step = round(tile * (1 - overlap))`` pixels (default overlap 1/3, mmsegmentation's
-   ``slide`` mode); the last row/column of tiles is shifted back to end flush with the
+   ``step = round(tile * (1 - overlap))`` pixels (default overlap 1/2, as nnU-Net); the last row/column of tiles is shifted back to end flush with the
    border, so no tile hangs over the edge. A scan of exactly the tile size is one tile:
    the plain forward pass, the same numbers as before tiling existed.
-4. **Blend.** Softmax probabilities of overlapping tiles are averaged with a count map
-   (summed in tile order, row-major), the padding is cropped off, and the probabilities
-   are resized back to ``H x W`` when ``scale != 1``. The class map is their argmax.
+4. **Blend.** Softmax probabilities of overlapping tiles are averaged with a Gaussian
+   weight per tile pixel (nnU-Net's blend): ``w(y, x) = g(y) g(x)``,
+   ``g(i) = exp(-(i + 0.5 - t/2)^2 / (2 (blend_sigma * t)^2))``, ``blend_sigma`` = 1/8 of
+   the tile side, so a tile's border, where the network saw least of an object, counts
+   least. Weighted sums and the weight map are summed in tile order (row-major), the
+   padding is cropped off, and the probabilities are resized back to ``H x W`` when
+   ``scale != 1``. The class map is their argmax. ``blend_sigma = 0`` is the plain count-map
+   average (mmsegmentation's ``slide``), which exports made before the Gaussian blend use.
 
 :func:`xray_seg.inference.tta.predict_probabilities` implements the rule in numpy for
 Keras models; :mod:`xray_seg.serving.signatures` implements it in TensorFlow ops inside
 the SavedModel. TFLite and ONNX models are fixed-size tile models: the caller tiles on
 the host with this rule (:func:`ScanGeometry.tile_origins` gives the tile origins).
 The export writes the rule into ``export.json`` (``geometry``) and ``model_info``.
+
+Why overlap 1/2 and the Gaussian blend: on the demo model, 13 val bags on 4x-wide canvases
+(``scripts/measure_wide_scan.py``), the plain average at overlap 1/3 found 0.941 of the
+square-bag threat pixels with the bag centred, and 0.970 averaged over six bag positions:
+tiles cut the bag, and their borders voted as much as their centres. Averaged over eight
+positions, the Gaussian blend found 0.977 at overlap 1/3 and 0.992 at overlap 1/2.
+Overlap 1/2 costs about 1.4x the tiles of overlap 1/3 on a long scan.
 """
 
 from __future__ import annotations
@@ -35,7 +46,8 @@ import numbers
 from dataclasses import dataclass
 
 PAD_VALUE = 255.0
-DEFAULT_OVERLAP = 1.0 / 3.0
+DEFAULT_OVERLAP = 0.5
+DEFAULT_BLEND_SIGMA = 0.125
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -60,6 +72,17 @@ def axis_origins(size: int, window: int, step: int) -> list[int]:
     return starts
 
 
+def axis_weights(window: int, blend_sigma: float):
+    """float32 ``[window]``: the 1-D Gaussian blend weight ``g`` of rule 4 (module docstring);
+    all ones when ``blend_sigma`` is 0."""
+    import numpy as np
+
+    if blend_sigma <= 0:
+        return np.ones(window, np.float32)
+    centre = np.arange(window, dtype=np.float64) + 0.5 - window / 2.0
+    return np.exp(-(centre**2) / (2.0 * (blend_sigma * window) ** 2)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class ScanGeometry:
     """How a scan reaches the network (module docstring).
@@ -69,17 +92,23 @@ class ScanGeometry:
         scale: scanner pixel -> training pixel factor (1.0 = native resolution).
         overlap: fraction of a tile shared by neighbouring tiles, in ``[0, 1)``.
         pad_value: pixel value of the padding (255 = air).
+        blend_sigma: the Gaussian blend's sigma as a fraction of the tile side (rule 4);
+            0 averages tiles with a plain count map.
     """
 
     tile: tuple[int, int]
     scale: float = 1.0
     overlap: float = DEFAULT_OVERLAP
     pad_value: float = PAD_VALUE
+    blend_sigma: float = DEFAULT_BLEND_SIGMA
 
     def __post_init__(self):
         object.__setattr__(self, "tile", _pair(self.tile, "tile"))
         object.__setattr__(self, "scale", float(self.scale))
         object.__setattr__(self, "overlap", float(self.overlap))
+        object.__setattr__(self, "blend_sigma", float(self.blend_sigma))
+        if self.blend_sigma < 0:
+            raise ValueError(f"blend_sigma must be >= 0, got {self.blend_sigma}")
         if not self.scale > 0:
             raise ValueError(f"scale must be > 0, got {self.scale}")
         if not 0.0 <= self.overlap < 1.0:
@@ -89,6 +118,13 @@ class ScanGeometry:
     def step(self) -> tuple[int, int]:
         """Tile step ``(h, w)``: ``round(tile * (1 - overlap))``, at least 1."""
         return tuple(max(1, round(t * (1.0 - self.overlap))) for t in self.tile)
+
+    def tile_weights(self):
+        """float32 ``[th, tw]``: the blend weight of each tile pixel (rule 4), ``g(y) g(x)``."""
+        return (
+            axis_weights(self.tile[0], self.blend_sigma)[:, None]
+            * axis_weights(self.tile[1], self.blend_sigma)[None, :]
+        )
 
     def scaled_size(self, height: int, width: int) -> tuple[int, int]:
         """Size of the scan after step 1 (scale)."""
@@ -120,25 +156,29 @@ class ScanGeometry:
     def as_dict(self) -> dict:
         """The rule as written into ``export.json`` (``geometry``)."""
         return {
-            "rule": "scale, pad bottom/right to the tile, overlapping tiles, average softmax with a count map, "
-            "crop, resize back; never squash (docs/architecture.md)",
+            "rule": "scale, pad bottom/right to the tile, overlapping tiles, average softmax weighted by "
+            "a Gaussian per tile pixel, crop, resize back; never squash (docs/architecture.md)",
             "scale": self.scale,
             "tile": list(self.tile),
             "overlap": self.overlap,
             "step": list(self.step),
             "pad_value": self.pad_value,
+            "blend_sigma": self.blend_sigma,
+            "blend": "w(y, x) = g(y) g(x), g(i) = exp(-(i + 0.5 - t/2)^2 / (2 (blend_sigma t)^2)); 0 = count map",
             "pad": "bottom/right, up to the tile size (a multiple of the output stride)",
             "resize": "bilinear, half-pixel centres, no antialias; only when scale != 1",
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> ScanGeometry:
-        """Inverse of :meth:`as_dict` (extra keys ignored)."""
+        """Inverse of :meth:`as_dict` (extra keys ignored). A rule written before the Gaussian
+        blend has no ``blend_sigma``: it averaged with a count map (``blend_sigma`` 0)."""
         return cls(
             tile=tuple(data["tile"]),
             scale=data.get("scale", 1.0),
             overlap=data.get("overlap", DEFAULT_OVERLAP),
             pad_value=data.get("pad_value", PAD_VALUE),
+            blend_sigma=data.get("blend_sigma", 0.0),
         )
 
 

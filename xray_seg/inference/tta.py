@@ -18,16 +18,16 @@ a scan reaches the network"); the SavedModel's serving graph
 2. Each variant is predicted at its size:
 
    - with a tile size - the geometry's ``tile``, an explicit ``window=(h, w)``, or by
-     default the model's fixed input size - by sliding-window inference (mmseg's
-     ``slide`` mode). Tiles start every ``stride`` pixels (default: 2/3 of the tile,
-     i.e. 1/3 overlap); the last row/column of tiles is shifted back to end at the
-     border, so no tile hangs over the edge. Only an image smaller than the tile is
-     padded (bottom/right) with ``pad_value``, default 255 = white: in an X-ray scan
-     everything outside the bag is air, which transmits fully and looks white, so the
-     pad looks like the real surroundings (zeros would look like a dense metal slab).
-     Softmax probabilities of overlapping tiles are averaged with a count map and the
-     pad is cropped away. An image of exactly the tile size is one plain forward pass.
-     The aspect ratio is never squashed.
+     default the model's fixed input size - by sliding-window inference. Tiles start
+     every ``stride`` pixels (default: the geometry's step, half the tile); the last
+     row/column of tiles is shifted back to end at the border, so no tile hangs over the
+     edge. Only an image smaller than the tile is padded (bottom/right) with
+     ``pad_value``, default 255 = white: in an X-ray scan everything outside the bag is
+     air, which transmits fully and looks white, so the pad looks like the real
+     surroundings (zeros would look like a dense metal slab). Softmax probabilities of
+     overlapping tiles are averaged with the geometry's Gaussian weight per tile pixel
+     (:meth:`ScanGeometry.tile_weights`) and the pad is cropped away. An image of exactly
+     the tile size is one plain forward pass. The aspect ratio is never squashed.
    - a model without a fixed input size and no tile given: the whole image at once.
 
 3. Probabilities are flipped back, resized back to ``H x W`` (bilinear) and averaged
@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from xray_seg.core.errors import ConfigError, ModelError
-from xray_seg.inference.geometry import PAD_VALUE, ScanGeometry, axis_origins
+from xray_seg.inference.geometry import DEFAULT_BLEND_SIGMA, DEFAULT_OVERLAP, PAD_VALUE, ScanGeometry, axis_origins
 from xray_seg.models.outputs import logits_of
 
 
@@ -114,14 +114,17 @@ def tile_origins(size: int, window: int, stride: int) -> list[int]:
     return axis_origins(size, window, stride)
 
 
-def _sliding_window(model, image, window, stride, batch_size, pad_value) -> np.ndarray:
+def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_sigma) -> np.ndarray:
     h, w = image.shape[:2]
     wh, ww = window
+    weights = ScanGeometry(tile=window, blend_sigma=blend_sigma).tile_weights()[..., None]
     ph, pw = max(wh - h, 0), max(ww - w, 0)
     if ph or pw:
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="constant", constant_values=pad_value)
     H, W = image.shape[:2]
     origins = [(y, x) for y in tile_origins(H, wh, stride[0]) for x in tile_origins(W, ww, stride[1])]
+    if len(origins) == 1:
+        weights = np.ones_like(weights)  # one tile: its probabilities as they are
     total = None
     count = np.zeros((H, W, 1), dtype=np.float32)
     for i in range(0, len(origins), batch_size):
@@ -131,15 +134,15 @@ def _sliding_window(model, image, window, stride, batch_size, pad_value) -> np.n
         if total is None:
             total = np.zeros((H, W, probs.shape[-1]), dtype=np.float32)
         for (y, x), p in zip(chunk, probs):
-            total[y : y + wh, x : x + ww] += p
-            count[y : y + wh, x : x + ww] += 1.0
+            total[y : y + wh, x : x + ww] += p * weights
+            count[y : y + wh, x : x + ww] += weights
     return (total / count)[:h, :w]
 
 
-def _predict_at_size(model, image, *, window, stride, batch_size, pad_value) -> np.ndarray:
+def _predict_at_size(model, image, *, window, stride, batch_size, pad_value, blend_sigma) -> np.ndarray:
     """Probabilities ``[h, w, K]`` for one (already scaled/flipped) image."""
     if window is not None:
-        return _sliding_window(model, image, window, stride, batch_size, pad_value)
+        return _sliding_window(model, image, window, stride, batch_size, pad_value, blend_sigma)
     return softmax(forward_logits(model, image[None]))[0]
 
 
@@ -155,12 +158,14 @@ def _as_rgb_float(image) -> np.ndarray:
 
 
 def _tiling(model, input_size, geometry, window, stride, pad_value):
-    """``(window, stride, pad_value, base_scale)`` from the geometry rule, an explicit window
-    overriding its tiles; a model with a fixed input size takes only windows of that size."""
+    """``(window, stride, pad_value, base_scale, blend_sigma)`` from the geometry rule, an
+    explicit window overriding its tiles; a model with a fixed input size takes only windows
+    of that size."""
     fixed = tuple(input_size) if input_size is not None else model_input_size(model)
     if geometry is None and window is None and fixed is not None:
         geometry = ScanGeometry(tile=fixed)
     base_scale = 1.0 if geometry is None else geometry.scale
+    blend_sigma = DEFAULT_BLEND_SIGMA if geometry is None else geometry.blend_sigma
     if pad_value is None:
         pad_value = PAD_VALUE if geometry is None else geometry.pad_value
     if window is None and geometry is not None:
@@ -168,19 +173,20 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
         stride = geometry.step if stride is None else stride
     if window is not None:
         window = _pair(window, "window")
-        stride = _pair(stride, "stride") if stride is not None else tuple(max(1, round(2 * v / 3)) for v in window)
+        default_stride = tuple(max(1, round(v * (1.0 - DEFAULT_OVERLAP))) for v in window)
+        stride = _pair(stride, "stride") if stride is not None else default_stride
         if stride[0] > window[0] or stride[1] > window[1]:
             raise ConfigError(
                 f"a sliding-window stride of {stride[0]}x{stride[1]} is larger than the window "
                 f"{window[0]}x{window[1]} and would leave pixels unpredicted",
-                fix="use a stride no larger than the window (default: 2/3 of it)",
+                fix="use a stride no larger than the window (default: half of it)",
             )
         if fixed is not None and fixed != window:
             raise ModelError(
                 f"the model takes {fixed[0]}x{fixed[1]} inputs but the sliding window is {window[0]}x{window[1]}",
                 fix=f"use window {fixed[0]}x{fixed[1]}, or leave the window out to tile with the model size",
             )
-    return window, stride, pad_value, base_scale
+    return window, stride, pad_value, base_scale, blend_sigma
 
 
 def predict_probabilities(
@@ -208,7 +214,7 @@ def predict_probabilities(
             0.5..1.75); ``(1.0,)`` means no multi-scale.
         flip: also average the horizontally flipped image.
         window: sliding-window tile ``(h, w)`` (or an int); None for whole-image inference.
-        stride: tile step ``(h, w)``; default ``2/3`` of the window.
+        stride: tile step ``(h, w)``; default half the window (the geometry's overlap).
         batch_size: tiles per forward pass.
         input_size: the model's fixed input ``(h, w)``; read from a Keras model's input
             shape when None. A window must equal it. With no ``window`` and no
@@ -220,7 +226,7 @@ def predict_probabilities(
     """
     image = _as_rgb_float(image)
     height, width = image.shape[:2]
-    window, stride, pad_value, base_scale = _tiling(model, input_size, geometry, window, stride, pad_value)
+    window, stride, pad_value, base_scale, blend_sigma = _tiling(model, input_size, geometry, window, stride, pad_value)
     if not scales or any(float(s) <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
     if batch_size < 1:
@@ -241,6 +247,7 @@ def predict_probabilities(
                 stride=stride,
                 batch_size=batch_size,
                 pad_value=pad_value,
+                blend_sigma=blend_sigma,
             )
             if mirrored:
                 probs = probs[:, ::-1]

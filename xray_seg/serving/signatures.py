@@ -8,8 +8,8 @@ docs/architecture.md, "Geometry: how a scan reaches the network"), in TensorFlow
 same steps and summation order as :mod:`xray_seg.inference.tta`, so class maps agree with
 ``evaluate`` and ``predict``: scale by ``scale`` (default 1: native resolution), pad a
 side shorter than the tile ``(h0, w0)`` (the training size) with 255 (air), run
-overlapping tiles (default overlap 1/3) ``TILE_BATCH`` at a time, average their softmax
-probabilities with a count map, crop the pad, resize back when ``scale != 1``. A scan of
+overlapping tiles (default overlap 1/2) ``TILE_BATCH`` at a time, average their softmax
+probabilities weighted by the rule's Gaussian per tile pixel, crop the pad, resize back when ``scale != 1``. A scan of
 exactly the tile size is one plain forward pass. Nothing is ever squashed.
 
 ``serving_default(images)``
@@ -39,7 +39,8 @@ exactly the tile size is one plain forward pass. Nothing is ever squashed.
     No inputs. ``class_names`` string ``[K]``, ``input_size`` int32 ``[2]`` (h0, w0),
     ``num_classes`` int32 scalar, ``model_name`` and ``xray_seg_version`` string scalars;
     the geometry rule: ``scale`` float32, ``tile_size`` int32 ``[2]``, ``tile_overlap``
-    float32, ``tile_step`` int32 ``[2]``, ``pad_value`` float32; and the stored alarm rule:
+    float32, ``tile_step`` int32 ``[2]``, ``pad_value`` float32, ``tile_blend_sigma`` float32;
+    and the stored alarm rule:
     ``alarm_thresholds`` float32 ``[K]``, ``alarm_min_area`` int32 ``[K]``,
     ``alarm_closing`` int32, ``alarm_calibrated`` bool.
 
@@ -78,7 +79,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
-from xray_seg.inference.geometry import ScanGeometry
+from xray_seg.inference.geometry import ScanGeometry, axis_weights
 from xray_seg.models.outputs import logits_of
 from xray_seg.serving.limits import (
     assert_images_within_limit,
@@ -143,11 +144,15 @@ def tile_starts(size: tf.Tensor, window: int, step: int) -> tf.Tensor:
     return tf.cond(starts[-1] < span, lambda: tf.concat([starts, [span]], 0), lambda: starts)
 
 
-def _coverage(starts: tf.Tensor, window: int, size: tf.Tensor) -> tf.Tensor:
-    """float32 ``[size]``: how many tiles along one axis cover each position (the count map's factor)."""
+def _coverage(starts: tf.Tensor, weights: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """float32 ``[size]``: the summed 1-D blend weights of the tiles along one axis at each
+    position (one factor of the separable weight map; with unit weights, the tile count)."""
+    window = tf.shape(weights)[0]
     pos = tf.range(size, dtype=tf.int32)[None, :]
-    inside = tf.logical_and(pos >= starts[:, None], pos < starts[:, None] + window)
-    return tf.reduce_sum(tf.cast(inside, tf.float32), axis=0)
+    offset = pos - starts[:, None]  # [n, size]: position inside each tile
+    inside = tf.logical_and(offset >= 0, offset < window)
+    picked = tf.gather(weights, tf.clip_by_value(offset, 0, window - 1))
+    return tf.reduce_sum(tf.where(inside, picked, 0.0), axis=0)
 
 
 def _scaled_size(height: tf.Tensor, width: tf.Tensor, scale: float):
@@ -187,6 +192,10 @@ def scan_probabilities(
     ys, xs = tile_starts(ph, th, sy), tile_starts(pw, tw, sx)
     num_rows, num_cols = tf.size(ys), tf.size(xs)
     columns = xs[:, None] + tf.range(tw, dtype=tf.int32)[None, :]  # [nx, tw] image column of each tile column
+    one_tile = tf.equal(num_rows * num_cols, 1)  # rule 4: one tile keeps its probabilities as they are
+    weight_y = tf.where(one_tile, tf.ones([th]), tf.constant(axis_weights(th, geometry.blend_sigma)))
+    weight_x = tf.where(one_tile, tf.ones([tw]), tf.constant(axis_weights(tw, geometry.blend_sigma)))
+    tile_weights = (weight_x[:, None] * weight_y[None, :])[None, :, :, None]  # [1, tw, th, 1], columns first
 
     def add_row(y, carry):
         """Add the tiles of the row at ``y`` to ``carry`` (``[pw, th, K]``, columns first)."""
@@ -196,7 +205,7 @@ def scan_probabilities(
             cols = columns[j : j + tile_batch]  # [m, tw]
             tiles = tf.transpose(tf.gather(band, cols, axis=1), [1, 0, 2, 3])  # [m, th, tw, 3]
             probs = model_probabilities(model, tf.ensure_shape(tiles, [None, th, tw, 3]))
-            updates = tf.transpose(probs, [0, 2, 1, 3])  # [m, tw, th, K]
+            updates = tf.transpose(probs, [0, 2, 1, 3]) * tile_weights  # [m, tw, th, K], weighted
             return j + tile_batch, tf.tensor_scatter_nd_add(carry, cols[..., None], updates)
 
         return tf.while_loop(lambda j, _: j < num_cols, body, [0, carry], parallel_iterations=1)[1]
@@ -214,8 +223,8 @@ def scan_probabilities(
     blocks = tf.TensorArray(tf.float32, size=num_rows, infer_shape=False, element_shape=tf.TensorShape([None, None, k]))
     _, _, blocks = tf.while_loop(lambda r, *_: r < num_rows, row_body, [0, carry, blocks], parallel_iterations=1)
     total = blocks.concat()  # [ph, pw, K]
-    count = _coverage(ys, th, ph)[:, None] * _coverage(xs, tw, pw)[None, :]
-    probs = (total / count[..., None])[:sh, :sw]  # rule 4: average, crop the pad
+    count = _coverage(ys, weight_y, ph)[:, None] * _coverage(xs, weight_x, pw)[None, :]
+    probs = (total / count[..., None])[:sh, :sw]  # rule 4: weighted average, crop the pad
     if geometry.scale != 1.0:
         probs = resize_bilinear(probs[None], tf.stack([height, width]))[0]
     return tf.ensure_shape(probs, [None, None, k])
@@ -415,4 +424,5 @@ def geometry_info(geometry: ScanGeometry) -> dict:
         "tile_overlap": tf.constant(geometry.overlap, dtype=tf.float32),
         "tile_step": tf.constant(list(geometry.step), dtype=tf.int32),
         "pad_value": tf.constant(geometry.pad_value, dtype=tf.float32),
+        "tile_blend_sigma": tf.constant(geometry.blend_sigma, dtype=tf.float32),
     }

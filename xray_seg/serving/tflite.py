@@ -8,7 +8,7 @@ with the one geometry rule** (:mod:`xray_seg.inference.geometry`, docs/architect
 "Geometry: how a scan reaches the network"), as the SavedModel does inside its graph: scale
 by ``geometry.scale`` (1.0: none), pad a side shorter than the tile with 255 (air) at the
 bottom/right, run the tiles at ``ScanGeometry(tile=(h0, w0)).tile_origins(H, W)``, average
-their probabilities with a count map, crop the pad, argmax. Resizing a whole scan to
+their probabilities weighted by ``ScanGeometry.tile_weights()``, crop the pad, argmax. Resizing a whole scan to
 ``(h0, w0)`` instead squashes it and loses threats on long scans. The ONNX export is the
 same one-tile network (float32 pixels in, logits out) and needs the same host-side tiling.
 
