@@ -229,6 +229,8 @@ def test_measure_wide_scan_script_runs(trained, tmp_path):
             str(root / "export" / "savedmodel"),
             "--bags",
             "2",
+            "--positions",
+            "2",
             "--json",
             str(tmp_path / "wide.json"),
         ],
@@ -242,5 +244,6 @@ def test_measure_wide_scan_script_runs(trained, tmp_path):
     assert "savedmodel serving_default" in proc.stdout
     figures = json.loads((tmp_path / "wide.json").read_text())
     assert figures["square"]["bags"] == 2 and figures["square"]["threat_pixels"] > 0
+    assert figures["square"]["positions"] == 2 and "at 2 positions each" in proc.stdout
     for route in ("square", "savedmodel serving_default", "predict --window", "squashed (old serving)"):
         assert 0.0 <= figures[route]["found"] <= 1.0 and 0.0 <= figures[route]["iou"] <= 1.0
