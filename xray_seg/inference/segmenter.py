@@ -225,7 +225,7 @@ class Segmenter:
         """Export for inspection stations (:func:`xray_seg.serving.exporter.export_model`).
 
         Keywords: ``formats`` (``"savedmodel,tflite"`` by default; ``"all"``), ``force``,
-        ``input_size``, ``tflite_runs``, ``progress``. Only a model loaded from a run folder or
+        ``input_size``, ``tflite_runs``, ``progress``, ``calibration`` (int8 formats). Only a model loaded from a run folder or
         ``.keras`` file can be exported. Returns the ``ExportResult``.
         """
         from xray_seg.serving.exporter import export_model
