@@ -519,6 +519,7 @@ def _int8_step(source, out_dir, formats, result, manifest, bar, calibration, run
 
     settings = calibration if isinstance(calibration, GateSettings) else GateSettings(Path(calibration), runs=runs)
     scratch = out_dir / ".model_float.onnx"
+    write_json_atomic(ExportLayout(out_dir).manifest, manifest)  # the engines read the export's metadata
 
     def float_onnx():
         return result.onnx if result.onnx is not None else export_onnx(source, out_dir, scratch)
