@@ -122,8 +122,13 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def missing_onnx_packages(names=ONNX_PACKAGES) -> list[str]:
+def missing_onnx_packages() -> list[str]:
     """The Python packages ONNX export needs (Keras 3 ``model.export(format="onnx")``) that are missing."""
+    return missing_packages(ONNX_PACKAGES)
+
+
+def missing_packages(names) -> list[str]:
+    """Those of the Python packages ``names`` that are not installed."""
     import importlib.util
 
     return [name for name in names if importlib.util.find_spec(name) is None]
@@ -402,8 +407,9 @@ def export_onnx(source: ExportSource, out_dir: Path, path: Path | None = None) -
 
 
 def onnx_unavailable_error(missing: list[str], fmt: str = "onnx") -> XraySegError:
+    what = "ONNX export needs" if fmt == "onnx" else f"the {fmt} format needs"
     return XraySegError(
-        f"the {fmt} format needs the Python package(s) {', '.join(missing)}, which are not installed "
+        f"{what} the Python package(s) {', '.join(missing)}, which are not installed "
         "(Keras 3 model.export(format='onnx') converts through tf2onnx; onnx_int8 quantises with onnxruntime)",
         fix=f"install {' and '.join(missing)} in this environment, or leave {fmt} out of --format "
         f"(e.g. --format savedmodel,tflite)",
@@ -422,8 +428,8 @@ def check_export_target(
     if "onnx" in formats and missing_onnx_packages():
         raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
     for fmt, packages in INT8_PACKAGES.items():
-        if fmt in formats and missing_onnx_packages(packages):
-            raise onnx_unavailable_error(missing_onnx_packages(packages), fmt)
+        if fmt in formats and missing_packages(packages):
+            raise onnx_unavailable_error(missing_packages(packages), fmt)
     check_calibration(calibration, formats)
     out_dir = Path(out_dir)
     if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
