@@ -9,8 +9,11 @@ DESCRIPTION = """Export a run folder (or a .keras file) for inspection stations.
 OUT/savedmodel/ is a SavedModel that plain TensorFlow loads (tf.saved_model.load) with the
 signatures serving_default (uint8 images [B,H,W,3], any size), serve_encoded (PNG/JPEG bytes [B])
 and model_info; export.json beside saved_model.pb holds class names, palette, input size,
-config digest and metrics. OUT/model_{float32,float16,int8_dynamic}.tflite take one uint8 image at
-the model's input size and return probabilities. ONNX needs tf2onnx and onnx installed.
+config digest and metrics. OUT/savedmodel_optimized/ has the same signatures around the frozen
+network with batch norm folded into the convolutions (faster on CPU). OUT/model_{float32,float16,
+int8_dynamic}.tflite take one uint8 image at the model's input size and return probabilities.
+ONNX needs tf2onnx and onnx installed; openvino (OUT/openvino/model.xml, converted from the ONNX
+model, so it implies onnx) needs openvino. `xray-seg predict --engine` runs any of them.
 
   xray-seg export runs/demo/run --out runs/demo/export
   xray-seg export model.keras --class-names class_names.txt --out export --format savedmodel
@@ -25,8 +28,9 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--format",
-        default="savedmodel,tflite",
-        help="comma-separated subset of savedmodel,tflite,onnx, or 'all' (default: savedmodel,tflite)",
+        default="savedmodel,savedmodel_optimized,tflite",
+        help="comma-separated subset of savedmodel,savedmodel_optimized,tflite,onnx,openvino, or 'all' "
+        "(default: savedmodel,savedmodel_optimized,tflite)",
     )
     parser.add_argument("--class-names", help="class_names.txt for a bare .keras file (default: the one beside it)")
     parser.add_argument(

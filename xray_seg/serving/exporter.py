@@ -9,12 +9,16 @@ entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layou
                                      serving_default, serve_encoded, model_info
                                      (:mod:`xray_seg.serving.signatures`)
     OUT/savedmodel/export.json       metadata beside saved_model.pb (below)
+    OUT/savedmodel_optimized/        the same signatures around the frozen network with batch
+                                     norm folded into the convolutions (:mod:`xray_seg.serving.optimize`)
     OUT/model_float32.tflite         fixed-size TFLite variants (:mod:`xray_seg.serving.tflite`)
     OUT/model_float16.tflite
     OUT/model_int8_dynamic.tflite
     OUT/model.onnx                   only with --format onnx, where tf2onnx + onnx are installed
                                      (TFLite and ONNX are one-tile networks: the caller tiles
                                      with export.json "geometry", docs/architecture.md)
+    OUT/openvino/model.{xml,bin}     only with --format openvino (implies onnx): the ONNX model
+                                     converted to OpenVINO IR (float32 weights)
     OUT/manifest.json                export.json + every artefact: size, parity, latency or error
 
 ``export.json`` holds what a station needs without xray-seg: ``class_names``,
@@ -53,9 +57,10 @@ from xray_seg import __version__
 from xray_seg.core.errors import ConfigError, ModelError, XraySegError
 from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-DEFAULT_FORMATS = ("savedmodel", "tflite")
+FORMATS = ("savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
+DEFAULT_FORMATS = ("savedmodel", "savedmodel_optimized", "tflite")
 ONNX_PACKAGES = ("tf2onnx", "onnx")
+OPENVINO_PACKAGES = ("openvino",)
 
 
 @dataclass
@@ -89,11 +94,16 @@ class ExportResult:
     metadata: dict
     tflite: list = field(default_factory=list)  # TFLiteResult
     onnx: Path | None = None
+    optimized: Path | None = None  # OUT/savedmodel_optimized
+    openvino: Path | None = None  # OUT/openvino/model.xml
     manifest: dict = field(default_factory=dict)
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
-    """``"savedmodel,tflite"`` -> ``("savedmodel", "tflite")``; ``"all"`` = every format."""
+    """``"savedmodel,tflite"`` -> ``("savedmodel", "tflite")``; ``"all"`` = every format.
+
+    ``openvino`` converts the ONNX model, so it brings ``onnx`` with it (placed before it).
+    """
     if not text:
         return DEFAULT_FORMATS
     items = [t.strip().lower() for t in text.split(",") if t.strip()]
@@ -104,6 +114,8 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
         raise ConfigError(
             f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(FORMATS)}"
         )
+    if "openvino" in items and "onnx" not in items:
+        items.insert(items.index("openvino"), "onnx")
     return tuple(dict.fromkeys(items))
 
 
@@ -112,6 +124,16 @@ def missing_onnx_packages() -> list[str]:
     import importlib.util
 
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def missing_packages(formats) -> list[str]:
+    """The Python packages ``formats`` need (ONNX: tf2onnx, onnx; OpenVINO: openvino) that are missing."""
+    import importlib.util
+
+    missing = missing_onnx_packages() if "onnx" in formats else []
+    if "openvino" in formats:
+        missing += [name for name in OPENVINO_PACKAGES if importlib.util.find_spec(name) is None]
+    return missing
 
 
 def _config_digest(source) -> tuple[str, str] | tuple[None, None]:
@@ -387,12 +409,37 @@ def export_onnx(source: ExportSource, out_dir: Path) -> Path:
 
 
 def onnx_unavailable_error(missing: list[str]) -> XraySegError:
+    what = "OpenVINO export" if missing == ["openvino"] else "ONNX export"
     return XraySegError(
-        f"ONNX export needs the Python package(s) {', '.join(missing)}, which are not installed "
-        "(Keras 3 model.export(format='onnx') converts through tf2onnx)",
-        fix=f"install {' and '.join(missing)} in this environment, or leave onnx out of --format "
+        f"{what} needs the Python package(s) {', '.join(missing)}, which are not installed "
+        "(Keras 3 model.export(format='onnx') converts through tf2onnx; OpenVINO IR is converted from the ONNX file)",
+        fix=f"install {' and '.join(missing)} in this environment, or leave onnx/openvino out of --format "
         f"(e.g. --format savedmodel,tflite)",
     )
+
+
+def export_openvino(onnx_path: Path, out_dir: Path) -> Path:
+    """``OUT/openvino/model.xml`` + ``.bin``: the ONNX model converted to OpenVINO IR (float32 weights).
+
+    Written into a hidden folder and renamed into place. The IR takes the ONNX model's
+    input (float32 ``[B, h0, w0, 3]`` raw pixels) and returns its logits; the station tiles
+    with export.json ``geometry`` (:mod:`xray_seg.serving.engines`).
+    """
+    import openvino as ov
+
+    final = ExportLayout(out_dir).openvino_dir
+    partial = final.parent / f".{final.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir()
+        model = ov.convert_model(str(onnx_path))
+        ov.save_model(model, str(partial / "model.xml"), compress_to_fp16=False)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final / "model.xml"
 
 
 def check_export_target(out_dir: str | Path, formats=DEFAULT_FORMATS, *, force: bool = False) -> tuple[str, ...]:
@@ -400,8 +447,8 @@ def check_export_target(out_dir: str | Path, formats=DEFAULT_FORMATS, *, force: 
     from xray_seg.core.fileio import prepare_output_dir
 
     formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
-    if "onnx" in formats and missing_onnx_packages():
-        raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
+    if missing_packages(formats):
+        raise onnx_unavailable_error(missing_packages(formats))  # before any work or any output
     out_dir = Path(out_dir)
     if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         prepare_output_dir(out_dir)  # raises OutputExistsError
@@ -437,20 +484,10 @@ def export_model(
     metadata = build_metadata(source)
     result = ExportResult(out_dir, None, metadata)
     manifest = {"export": metadata, "formats": list(formats)}
-    steps = [f for f in formats] + (["verify"] if "savedmodel" in formats else [])
+    steps = [f for f in formats] + [f"verify {f}" for f in formats if f.startswith("savedmodel")]
     bar = tqdm(total=len(steps), desc="export", unit="step", disable=not progress)
     try:
-        if "savedmodel" in formats:
-            bar.set_postfix_str("savedmodel")
-            result.savedmodel = write_savedmodel(source, out_dir, metadata)
-            bar.update()
-            bar.set_postfix_str("verify savedmodel")
-            manifest["savedmodel"] = {
-                "path": str(result.savedmodel),
-                "size_bytes": _tree_size(result.savedmodel),
-                **verify_savedmodel(result.savedmodel, source),
-            }
-            bar.update()
+        _write_savedmodels(source, out_dir, formats, result, manifest, bar)
         if "tflite" in formats:
             result.tflite = export_tflite_variants(
                 source.model,
@@ -466,11 +503,56 @@ def export_model(
             result.onnx = export_onnx(source, out_dir)
             manifest["onnx"] = {"path": str(result.onnx), "size_bytes": result.onnx.stat().st_size}
             bar.update()
+        if "openvino" in formats:
+            bar.set_postfix_str("openvino")
+            result.openvino = export_openvino(result.onnx, out_dir)
+            manifest["openvino"] = {"path": str(result.openvino), "size_bytes": _tree_size(result.openvino.parent)}
+            bar.update()
     finally:
         bar.close()
         result.manifest = manifest
         write_json_atomic(ExportLayout(out_dir).manifest, manifest)
     return result
+
+
+def _write_savedmodels(source: ExportSource, out_dir: Path, formats, result: ExportResult, manifest: dict, bar):
+    """Today's SavedModel and the optimised one (:mod:`xray_seg.serving.optimize`), each verified
+    against the Keras model; the optimised one's signatures are compared with today's."""
+    from xray_seg.serving.optimize import signature_specs, write_optimized_savedmodel
+
+    if "savedmodel" in formats:
+        bar.set_postfix_str("savedmodel")
+        result.savedmodel = write_savedmodel(source, out_dir, result.metadata)
+        bar.update()
+        bar.set_postfix_str("verify savedmodel")
+        manifest["savedmodel"] = {
+            "path": str(result.savedmodel),
+            "size_bytes": _tree_size(result.savedmodel),
+            **verify_savedmodel(result.savedmodel, source),
+        }
+        bar.update()
+    if "savedmodel_optimized" in formats:
+        bar.set_postfix_str("savedmodel_optimized")
+        result.optimized, info = write_optimized_savedmodel(source, out_dir, result.metadata)
+        bar.update()
+        bar.set_postfix_str("verify savedmodel_optimized")
+        entry = {"path": str(result.optimized), "size_bytes": _tree_size(result.optimized), **info}
+        entry.update(verify_savedmodel(result.optimized, source))
+        if result.savedmodel is not None:
+            import tensorflow as tf
+
+            same = signature_specs(tf.saved_model.load(str(result.savedmodel))) == signature_specs(
+                tf.saved_model.load(str(result.optimized))
+            )
+            if not same:
+                raise ModelError(
+                    "the optimised SavedModel's signatures differ from the SavedModel's",
+                    path=result.optimized,
+                    fix="export without savedmodel_optimized and report this",
+                )
+            entry["signatures_match_savedmodel"] = True
+        manifest["savedmodel_optimized"] = entry
+        bar.update()
 
 
 def _tree_size(path: Path) -> int:
@@ -480,12 +562,14 @@ def _tree_size(path: Path) -> int:
 def summary_lines(result: ExportResult) -> list[str]:
     """Human-readable lines about what was written (the CLI prints them)."""
     lines = []
-    sm = result.manifest.get("savedmodel")
-    if sm:
-        lines.append(
-            f"SavedModel  {sm['path']}  {sm['size_bytes'] / 1e6:.1f} MB  "
-            f"max |p - keras| {sm['max_abs_diff']:.2e} at {sm['test_size'][0]}x{sm['test_size'][1]}"
-        )
+    for key, label in (("savedmodel", "SavedModel"), ("savedmodel_optimized", "SavedModel (optimised)")):
+        sm = result.manifest.get(key)
+        if sm:
+            folded = f"  {sm['batch_norms_folded']} batch norms folded" if "batch_norms_folded" in sm else ""
+            lines.append(
+                f"{label}  {sm['path']}  {sm['size_bytes'] / 1e6:.1f} MB  "
+                f"max |p - keras| {sm['max_abs_diff']:.2e} at {sm['test_size'][0]}x{sm['test_size'][1]}{folded}"
+            )
     for r in result.tflite:
         if r.error:
             lines.append(f"TFLite {r.variant:<13} FAILED: {r.error.splitlines()[0][:300]}")
@@ -496,5 +580,7 @@ def summary_lines(result: ExportResult) -> list[str]:
             )
     if result.onnx:
         lines.append(f"ONNX {result.onnx}")
+    if result.openvino:
+        lines.append(f"OpenVINO IR {result.openvino}")
     lines.append(f"manifest: {result.out_dir / 'manifest.json'}")
     return lines
