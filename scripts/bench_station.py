@@ -28,7 +28,7 @@ In ONE run, on this CPU (named in the output with its vector extensions):
 
 Engines: keras, savedmodel, savedmodel_optimized, tflite_f32, tflite_f16,
 tflite_int8_dynamic, tflite_int8 (full integer), onnx (ONNX Runtime, all graph
-optimisations), onnx_int8 (static QDQ), openvino, openvino_int8 (OpenVINO reading
+optimisations), onnx_int8 (static QDQ), openvino (IR converted from the ONNX model), openvino_int8 (OpenVINO reading
 ``model_int8.onnx``). One that cannot run here (package or export format missing) gets its
 reason in the table.
 
@@ -65,7 +65,7 @@ ENGINE_SPECS = {
     "tflite_int8": ("tflite", "int8", "tflite_int8"),
     "onnx": ("onnx", None, "onnx"),
     "onnx_int8": ("onnx", "int8", "onnx_int8"),
-    "openvino": ("openvino", None, "onnx"),
+    "openvino": ("openvino", None, "openvino"),
     "openvino_int8": ("openvino", "int8", "onnx_int8"),
 }
 INT8 = ("tflite_int8", "tflite_int8_dynamic", "onnx_int8", "openvino_int8")

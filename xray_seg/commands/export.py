@@ -9,8 +9,11 @@ DESCRIPTION = """Export a run folder (or a .keras file) for inspection stations.
 OUT/savedmodel/ is a SavedModel that plain TensorFlow loads (tf.saved_model.load) with the
 signatures serving_default (uint8 images [B,H,W,3], any size), serve_encoded (PNG/JPEG bytes [B])
 and model_info; export.json beside saved_model.pb holds class names, palette, input size,
-config digest and metrics. OUT/model_{float32,float16,int8_dynamic}.tflite take one uint8 image at
-the model's input size and return probabilities. ONNX needs tf2onnx and onnx installed.
+config digest and metrics. OUT/savedmodel_optimized/ has the same signatures around the frozen
+network with batch norm folded into the convolutions (faster on CPU). OUT/model_{float32,float16,
+int8_dynamic}.tflite take one uint8 image at the model's input size and return probabilities.
+ONNX needs tf2onnx and onnx installed; openvino (OUT/openvino/model.xml, converted from the ONNX
+model, so it implies onnx) needs openvino. `xray-seg predict --engine` runs any of them.
 The full-integer int8 formats tflite_int8 and onnx_int8 are calibrated on tiles of the
 train split of --calibration VOC and kept only if their val mIoU is at most 1 point below
 the Keras model's; export.json "int8" records each one's latency, accuracy and "accepted".
@@ -29,9 +32,10 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--format",
-        default="savedmodel,tflite",
-        help="comma-separated subset of savedmodel,tflite,onnx,tflite_int8,onnx_int8; 'all' = the float "
-        "formats (default: savedmodel,tflite); the int8 formats need --calibration",
+        default="savedmodel,savedmodel_optimized,tflite",
+        help="comma-separated subset of savedmodel,savedmodel_optimized,tflite,onnx,openvino,tflite_int8,"
+        "onnx_int8; 'all' = the float formats (default: savedmodel,savedmodel_optimized,tflite); the int8 "
+        "formats need --calibration",
     )
     parser.add_argument(
         "--calibration",

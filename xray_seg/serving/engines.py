@@ -127,6 +127,10 @@ class TileEngine:
     def _probabilities(self, tiles: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def __call__(self, tiles: np.ndarray) -> np.ndarray:
+        """Log-probabilities ``[B, h, w, K]``: a logits function for code that takes the softmax itself."""
+        return np.log(np.maximum(self.probabilities(tiles), 1e-12))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tile={self.tile}, path={str(self.path)!r})"
 
@@ -192,12 +196,15 @@ def read_export(path) -> ExportInfo:
     )
 
 
-def missing_file_error(engine: str, file: Path, detail: str = "") -> EngineError:
+def missing_file_error(engine: str, file: Path, root: Path, detail: str = "") -> EngineError:
+    """The one-line error for an engine whose file the export ``root`` lacks: the file and the export that writes it."""
     fmt = ENGINE_FORMATS.get(engine, engine)
     return EngineError(
-        f"the {engine} engine needs {file.name}, which this export does not have{detail}",
+        f"the {engine} engine needs {file.relative_to(root) if file.is_relative_to(root) else file.name}, "
+        f"which this export does not have{detail}",
         path=file,
-        fix=f"export it with `xray-seg export RUN --out {file.parent} --format {fmt}` (or add {fmt} to --format)",
+        fix=f"export the run again with `xray-seg export RUN --out {root} --format savedmodel,{fmt} --force` "
+        f"(or into a new --out folder)",
     )
 
 
@@ -393,12 +400,12 @@ def _engine_file(info: ExportInfo, given: Path, engine: str, variant: str | None
 def _check_present(engine: str, file: Path, root: Path, variant: str | None) -> None:
     if engine.startswith("savedmodel"):
         if not (file / "saved_model.pb").is_file():
-            raise missing_file_error(engine, file / "saved_model.pb", f" (no {file.name}/ in {root})")
+            raise missing_file_error(engine, file / "saved_model.pb", root)
     elif not file.is_file():
         if engine == "openvino":
             ir = _variant_file(root / OPENVINO_DIR, "model", ".xml", variant)
-            raise missing_file_error(engine, file, f" (nor {OPENVINO_DIR}/{ir.name})")
-        raise missing_file_error(engine, file)
+            raise missing_file_error(engine, file, root, f" (nor {OPENVINO_DIR}/{ir.name})")
+        raise missing_file_error(engine, file, root)
 
 
 def load_engine(export_dir_or_file, engine: str, *, variant: str | None = None) -> TileEngine:
@@ -467,3 +474,37 @@ def scan_probabilities(engine: TileEngine, image: np.ndarray, geometry=None, *, 
 def scan_class_map(engine: TileEngine, image: np.ndarray, geometry=None, **kwargs) -> np.ndarray:
     """uint8 class map ``[H, W]``: the argmax of :func:`scan_probabilities` (same arguments)."""
     return scan_probabilities(engine, image, geometry, **kwargs).argmax(axis=-1).astype(np.uint8)
+
+
+def load_engine_model(export_dir_or_file, engine: str, *, variant: str | None = None):
+    """``engine`` as a :class:`~xray_seg.inference.loader.LoadedModel` that ``predict``, ``bench`` and
+    :class:`~xray_seg.inference.segmenter.Segmenter` use like any other: class names, palette,
+    geometry and alarm rule from the export's metadata, the engine as its ``logits_fn``.
+
+    ``keras`` loads the run folder or ``.keras`` file as the default loader does.
+    """
+    from xray_seg.inference.loader import LoadedModel, load_for_inference
+
+    if engine == "keras":
+        return load_for_inference(_keras_path(Path(export_dir_or_file)))
+    tile_engine = load_engine(export_dir_or_file, engine, variant=variant)
+    info = read_export(export_dir_or_file)
+    names = info.class_names
+    if not names:
+        raise ModelError("the export's metadata names no classes", path=info.root, fix="export the run again")
+    from xray_seg.core.viz import voc_palette
+
+    palette = info.metadata.get("palette") or voc_palette(len(names)).tolist()
+    return LoadedModel(
+        info.metadata.get("model_name") or tile_engine.name,
+        list(names),
+        tile_engine.tile,
+        tile_engine,
+        tile_engine.path,
+        None,
+        palette,
+        tile_engine.tile,
+        None,
+        info.geometry,
+        info.metadata.get("alarm"),
+    )

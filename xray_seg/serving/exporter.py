@@ -9,12 +9,16 @@ entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layou
                                      serving_default, serve_encoded, model_info
                                      (:mod:`xray_seg.serving.signatures`)
     OUT/savedmodel/export.json       metadata beside saved_model.pb (below)
+    OUT/savedmodel_optimized/        the same signatures around the frozen network with batch
+                                     norm folded into the convolutions (:mod:`xray_seg.serving.optimize`)
     OUT/model_float32.tflite         fixed-size TFLite variants (:mod:`xray_seg.serving.tflite`)
     OUT/model_float16.tflite
     OUT/model_int8_dynamic.tflite
     OUT/model.onnx                   only with --format onnx, where tf2onnx + onnx are installed
                                      (TFLite and ONNX are one-tile networks: the caller tiles
                                      with export.json "geometry", docs/architecture.md)
+    OUT/openvino/model.{xml,bin}     only with --format openvino (implies onnx): the ONNX model
+                                     converted to OpenVINO IR (float32 weights)
     OUT/model_int8.tflite            full-integer int8, only with --format tflite_int8 /
     OUT/model_int8.onnx              onnx_int8 and --calibration VOC, and only if the gate
                                      accepts them (:mod:`xray_seg.serving.quantize`)
@@ -58,9 +62,10 @@ from xray_seg import __version__
 from xray_seg.core.errors import ConfigError, ModelError, XraySegError
 from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout
 
-FORMATS = ("savedmodel", "tflite", "onnx")  # "all"; the int8 formats are named explicitly
-DEFAULT_FORMATS = ("savedmodel", "tflite")
+FORMATS = ("savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
+DEFAULT_FORMATS = ("savedmodel", "savedmodel_optimized", "tflite")
 ONNX_PACKAGES = ("tf2onnx", "onnx")
+OPENVINO_PACKAGES = ("openvino",)
 INT8_PACKAGES = {"tflite_int8": (), "onnx_int8": ("tf2onnx", "onnx", "onnxruntime")}
 
 
@@ -95,6 +100,8 @@ class ExportResult:
     metadata: dict
     tflite: list = field(default_factory=list)  # TFLiteResult
     onnx: Path | None = None
+    optimized: Path | None = None  # OUT/savedmodel_optimized
+    openvino: Path | None = None  # OUT/openvino/model.xml
     int8: list = field(default_factory=list)  # quantize.Int8Variant
     manifest: dict = field(default_factory=dict)
 
@@ -102,6 +109,7 @@ class ExportResult:
 def parse_formats(text: str | None) -> tuple[str, ...]:
     """``"savedmodel,tflite"`` -> ``("savedmodel", "tflite")``; ``"all"`` = every float format.
 
+    ``openvino`` converts the ONNX model, so it brings ``onnx`` with it (placed before it).
     The int8 formats (:data:`xray_seg.serving.quantize.INT8_FORMATS`) are named explicitly,
     alone or beside ``all``, because they need ``--calibration``.
     """
@@ -119,19 +127,26 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
         raise ConfigError(
             f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(known)}"
         )
+    if "openvino" in items and "onnx" not in items:
+        items.insert(items.index("openvino"), "onnx")
     return tuple(dict.fromkeys(items))
 
 
 def missing_onnx_packages() -> list[str]:
     """The Python packages ONNX export needs (Keras 3 ``model.export(format="onnx")``) that are missing."""
-    return missing_packages(ONNX_PACKAGES)
-
-
-def missing_packages(names) -> list[str]:
-    """Those of the Python packages ``names`` that are not installed."""
     import importlib.util
 
-    return [name for name in names if importlib.util.find_spec(name) is None]
+    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def missing_packages(formats) -> list[str]:
+    """The Python packages ``formats`` need (ONNX: tf2onnx, onnx; OpenVINO: openvino) that are missing."""
+    import importlib.util
+
+    missing = missing_onnx_packages() if "onnx" in formats else []
+    if "openvino" in formats:
+        missing += [name for name in OPENVINO_PACKAGES if importlib.util.find_spec(name) is None]
+    return missing
 
 
 def _config_digest(source) -> tuple[str, str] | tuple[None, None]:
@@ -406,13 +421,45 @@ def export_onnx(source: ExportSource, out_dir: Path, path: Path | None = None) -
     return path
 
 
-def onnx_unavailable_error(missing: list[str], fmt: str = "onnx") -> XraySegError:
-    what = "ONNX export needs" if fmt == "onnx" else f"the {fmt} format needs"
+def onnx_unavailable_error(missing: list[str]) -> XraySegError:
+    what = "OpenVINO export" if missing == ["openvino"] else "ONNX export"
     return XraySegError(
-        f"{what} the Python package(s) {', '.join(missing)}, which are not installed "
-        "(Keras 3 model.export(format='onnx') converts through tf2onnx; onnx_int8 quantises with onnxruntime)",
-        fix=f"install {' and '.join(missing)} in this environment, or leave {fmt} out of --format "
+        f"{what} needs the Python package(s) {', '.join(missing)}, which are not installed "
+        "(Keras 3 model.export(format='onnx') converts through tf2onnx; OpenVINO IR is converted from the ONNX file)",
+        fix=f"install {' and '.join(missing)} in this environment, or leave onnx/openvino out of --format "
         f"(e.g. --format savedmodel,tflite)",
+    )
+
+
+def export_openvino(onnx_path: Path, out_dir: Path) -> Path:
+    """``OUT/openvino/model.xml`` + ``.bin``: the ONNX model converted to OpenVINO IR (float32 weights).
+
+    Written into a hidden folder and renamed into place. The IR takes the ONNX model's
+    input (float32 ``[B, h0, w0, 3]`` raw pixels) and returns its logits; the station tiles
+    with export.json ``geometry`` (:mod:`xray_seg.serving.engines`).
+    """
+    import openvino as ov
+
+    final = ExportLayout(out_dir).openvino_dir
+    partial = final.parent / f".{final.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir()
+        model = ov.convert_model(str(onnx_path))
+        ov.save_model(model, str(partial / "model.xml"), compress_to_fp16=False)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final / "model.xml"
+
+
+def int8_unavailable_error(fmt: str, missing: list[str]) -> XraySegError:
+    return XraySegError(
+        f"the {fmt} format needs the Python package(s) {', '.join(missing)}, which are not installed "
+        "(it quantises the ONNX model with onnxruntime)",
+        fix=f"install {' and '.join(missing)} in this environment, or leave {fmt} out of --format",
     )
 
 
@@ -421,15 +468,18 @@ def check_export_target(
 ) -> tuple[str, ...]:
     """The checks made before the (slow) model load: the formats, their packages, the
     calibration folder of int8 formats, an existing ``out_dir``."""
+    import importlib.util
+
     from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.serving.quantize import check_calibration
 
     formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
-    if "onnx" in formats and missing_onnx_packages():
-        raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
+    if missing_packages(formats):
+        raise onnx_unavailable_error(missing_packages(formats))  # before any work or any output
     for fmt, packages in INT8_PACKAGES.items():
-        if fmt in formats and missing_packages(packages):
-            raise onnx_unavailable_error(missing_packages(packages), fmt)
+        missing = [name for name in packages if importlib.util.find_spec(name) is None]
+        if fmt in formats and missing:
+            raise int8_unavailable_error(fmt, missing)
     check_calibration(calibration, formats)
     out_dir = Path(out_dir)
     if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -469,10 +519,11 @@ def export_model(
     metadata = build_metadata(source)
     result = ExportResult(out_dir, None, metadata)
     manifest = {"export": metadata, "formats": list(formats)}
-    steps = [f for f in formats] + (["verify"] if "savedmodel" in formats else [])
+    steps = [f for f in formats] + [f"verify {f}" for f in formats if f.startswith("savedmodel")]
     bar = tqdm(total=len(steps), desc="export", unit="step", disable=not progress)
     try:
-        _float_steps(source, out_dir, formats, result, manifest, bar, tflite_runs)
+        _write_savedmodels(source, out_dir, formats, result, manifest, bar)
+        _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs)
         if any(f in INT8_PACKAGES for f in formats):
             _int8_step(source, out_dir, formats, result, manifest, bar, calibration, tflite_runs)
     finally:
@@ -482,21 +533,10 @@ def export_model(
     return result
 
 
-def _float_steps(source, out_dir, formats, result, manifest, bar, tflite_runs) -> None:
-    """The SavedModel (and its check), the float TFLite variants and ONNX, as ``formats`` asks."""
+def _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs) -> None:
+    """The float one-tile networks: the TFLite variants, ONNX and OpenVINO IR, as ``formats`` asks."""
     from xray_seg.serving.tflite import export_tflite_variants
 
-    if "savedmodel" in formats:
-        bar.set_postfix_str("savedmodel")
-        result.savedmodel = write_savedmodel(source, out_dir, result.metadata)
-        bar.update()
-        bar.set_postfix_str("verify savedmodel")
-        manifest["savedmodel"] = {
-            "path": str(result.savedmodel),
-            "size_bytes": _tree_size(result.savedmodel),
-            **verify_savedmodel(result.savedmodel, source),
-        }
-        bar.update()
     if "tflite" in formats:
         result.tflite = export_tflite_variants(
             source.model,
@@ -511,6 +551,11 @@ def _float_steps(source, out_dir, formats, result, manifest, bar, tflite_runs) -
         bar.set_postfix_str("onnx")
         result.onnx = export_onnx(source, out_dir)
         manifest["onnx"] = {"path": str(result.onnx), "size_bytes": result.onnx.stat().st_size}
+        bar.update()
+    if "openvino" in formats:
+        bar.set_postfix_str("openvino")
+        result.openvino = export_openvino(result.onnx, out_dir)
+        manifest["openvino"] = {"path": str(result.openvino), "size_bytes": _tree_size(result.openvino.parent)}
         bar.update()
 
 
@@ -538,9 +583,50 @@ def _int8_step(source, out_dir, formats, result, manifest, bar, calibration, run
         scratch.unlink(missing_ok=True)
     result.metadata["int8"] = entry
     manifest["int8"] = entry
-    if result.savedmodel is not None:
-        write_json_atomic(ExportLayout.metadata_file(result.savedmodel), result.metadata)
+    for folder in (result.savedmodel, result.optimized):
+        if folder is not None:
+            write_json_atomic(ExportLayout.metadata_file(folder), result.metadata)
     bar.update(sum(f in INT8_PACKAGES for f in formats))
+
+
+def _write_savedmodels(source: ExportSource, out_dir: Path, formats, result: ExportResult, manifest: dict, bar):
+    """Today's SavedModel and the optimised one (:mod:`xray_seg.serving.optimize`), each verified
+    against the Keras model; the optimised one's signatures are compared with today's."""
+    from xray_seg.serving.optimize import signature_specs, write_optimized_savedmodel
+
+    if "savedmodel" in formats:
+        bar.set_postfix_str("savedmodel")
+        result.savedmodel = write_savedmodel(source, out_dir, result.metadata)
+        bar.update()
+        bar.set_postfix_str("verify savedmodel")
+        manifest["savedmodel"] = {
+            "path": str(result.savedmodel),
+            "size_bytes": _tree_size(result.savedmodel),
+            **verify_savedmodel(result.savedmodel, source),
+        }
+        bar.update()
+    if "savedmodel_optimized" in formats:
+        bar.set_postfix_str("savedmodel_optimized")
+        result.optimized, info = write_optimized_savedmodel(source, out_dir, result.metadata)
+        bar.update()
+        bar.set_postfix_str("verify savedmodel_optimized")
+        entry = {"path": str(result.optimized), "size_bytes": _tree_size(result.optimized), **info}
+        entry.update(verify_savedmodel(result.optimized, source))
+        if result.savedmodel is not None:
+            import tensorflow as tf
+
+            same = signature_specs(tf.saved_model.load(str(result.savedmodel))) == signature_specs(
+                tf.saved_model.load(str(result.optimized))
+            )
+            if not same:
+                raise ModelError(
+                    "the optimised SavedModel's signatures differ from the SavedModel's",
+                    path=result.optimized,
+                    fix="export without savedmodel_optimized and report this",
+                )
+            entry["signatures_match_savedmodel"] = True
+        manifest["savedmodel_optimized"] = entry
+        bar.update()
 
 
 def _tree_size(path: Path) -> int:
@@ -550,12 +636,14 @@ def _tree_size(path: Path) -> int:
 def summary_lines(result: ExportResult) -> list[str]:
     """Human-readable lines about what was written (the CLI prints them)."""
     lines = []
-    sm = result.manifest.get("savedmodel")
-    if sm:
-        lines.append(
-            f"SavedModel  {sm['path']}  {sm['size_bytes'] / 1e6:.1f} MB  "
-            f"max |p - keras| {sm['max_abs_diff']:.2e} at {sm['test_size'][0]}x{sm['test_size'][1]}"
-        )
+    for key, label in (("savedmodel", "SavedModel"), ("savedmodel_optimized", "SavedModel (optimised)")):
+        sm = result.manifest.get(key)
+        if sm:
+            folded = f"  {sm['batch_norms_folded']} batch norms folded" if "batch_norms_folded" in sm else ""
+            lines.append(
+                f"{label}  {sm['path']}  {sm['size_bytes'] / 1e6:.1f} MB  "
+                f"max |p - keras| {sm['max_abs_diff']:.2e} at {sm['test_size'][0]}x{sm['test_size'][1]}{folded}"
+            )
     for r in result.tflite:
         if r.error:
             lines.append(f"TFLite {r.variant:<13} FAILED: {r.error.splitlines()[0][:300]}")
@@ -566,6 +654,8 @@ def summary_lines(result: ExportResult) -> list[str]:
             )
     if result.onnx:
         lines.append(f"ONNX {result.onnx}")
+    if result.openvino:
+        lines.append(f"OpenVINO IR {result.openvino}")
     gate = result.metadata.get("int8", {}).get("gate", {})
     for variant in result.int8:
         lines.append("int8 " + variant.summary_line(gate.get("max_miou_drop_points", 1.0)))
