@@ -80,10 +80,21 @@ def parse_args(argv):
     p.add_argument("--sizes", default="512,1024x3000", help="scan sizes HxW (N = NxN), comma-separated")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--engines", default="all", help=f"comma-separated subset of {','.join(ENGINE_SPECS)}")
+    p.add_argument(
+        "--scan-engines",
+        default="all",
+        help="the engines that also run the sizes after the first (default all; the 1024x3000 scan is 27 tiles)",
+    )
     p.add_argument("--run", help="trained run folder for accuracy (e.g. runs/demo/run)")
     p.add_argument("--voc", help="its VOC folder: val split for accuracy, train split for int8 calibration")
     p.add_argument("--export", help="an export of --run with every engine's file (default: exported here)")
-    p.add_argument("--calibration-tiles", type=int, default=64)
+    p.add_argument("--calibration-tiles", type=int, default=64, help="int8 calibration tiles of the trained model")
+    p.add_argument(
+        "--latency-calibration-tiles",
+        type=int,
+        default=16,
+        help="calibration tiles of the random-weight latency model (its ranges do not change int8 latency)",
+    )
     p.add_argument("--peak-sizes", default="512,1024,2048,4096", help="n of the n x n matmuls of the peak")
     p.add_argument("--out", default="bench_station.json", help="JSON results (default bench_station.json)")
     p.add_argument("--keep", help="keep the exports in this folder (default: a temporary one)")
@@ -94,6 +105,8 @@ def parse_args(argv):
     if bad:
         p.error(f"unknown engine(s) {bad}; use a subset of {','.join(ENGINE_SPECS)}")
     args.size_list = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    scan = args.labels if args.scan_engines == "all" else [e.strip() for e in args.scan_engines.split(",")]
+    args.scan_labels = [e for e in args.labels if e in scan]
     return args
 
 
@@ -245,9 +258,10 @@ def export_latency(args, run: Path, work: Path, formats) -> Path:
     export_model(run, out, formats=float_formats or ["tflite"], force=True, tflite_runs=1, progress=False)
     geometry = ScanGeometry(tile=(args.tile, args.tile))
     if args.voc:
-        tiles = calibration_tiles(args.voc, geometry, num=args.calibration_tiles)
+        tiles = calibration_tiles(args.voc, geometry, num=args.latency_calibration_tiles)
     else:
-        tiles = np.random.default_rng(0).integers(0, 256, (args.calibration_tiles, args.tile, args.tile, 3), np.uint8)
+        shape = (args.latency_calibration_tiles, args.tile, args.tile, 3)
+        tiles = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
     if "tflite_int8" in formats:
         source = load_source(run)
         int8_file(out, "tflite_int8").write_bytes(tflite_full_int8(source.model, source.input_size, tiles))
@@ -290,17 +304,24 @@ def start_workers(labels, latency_export: Path, latency_run: Path, missing: dict
     return workers
 
 
-def run_rounds(workers: dict, sizes, rounds: int) -> dict:
-    """``{label: {size: [ms, ...]}}``: one warm-up each, then ``rounds`` interleaved rounds."""
+def run_rounds(workers: dict, sizes, rounds: int, scan_labels) -> dict:
+    """``{label: {size: [ms, ...]}}``: one warm-up each, then ``rounds`` interleaved rounds.
+
+    Sizes after the first run only on ``scan_labels``."""
     labels = list(workers)
+
+    def runs_at(label, i):
+        return i == 0 or label in scan_labels
+
     for label in labels:
-        for size in sizes:
-            workers[label].ask("time", size=list(size))
-    times = {label: {size_name(s): [] for s in sizes} for label in labels}
+        for i, size in enumerate(sizes):
+            if runs_at(label, i):
+                workers[label].ask("time", size=list(size))
+    times = {label: {size_name(s): [] for i, s in enumerate(sizes) if runs_at(label, i)} for label in labels}
     for r in range(rounds):
         order = labels[r % len(labels) :] + labels[: r % len(labels)]  # rotate: no engine always first
-        for size in sizes:
-            for label in order:
+        for i, size in enumerate(sizes):
+            for label in (lb for lb in order if runs_at(lb, i)):
                 answer = workers[label].ask("time", size=list(size))
                 times[label][size_name(size)].append(answer["ms"])
         print(f"round {r + 1}/{rounds} done", flush=True)
@@ -386,8 +407,8 @@ def markdown_table(labels, rows, accuracy, missing, sizes) -> str:
             continue
         row, cells = rows[label], [label]
         for n in names:
-            s = row["sizes"][n]
-            cells.append(f"{s['median_ms']:.1f} ({s['min_ms']:.1f}-{s['max_ms']:.1f})")
+            s = row["sizes"].get(n)
+            cells.append(f"{s['median_ms']:.1f} ({s['min_ms']:.1f}-{s['max_ms']:.1f})" if s else "not run")
         cells.append(f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] else "n/a")
         first = row["sizes"][names[0]]
         cells += [fmt_pct(first["share_of_matmul_peak"]), fmt_pct(first["share_of_theoretical_peak"])]
@@ -473,7 +494,7 @@ def measure(args, labels, work: Path) -> dict:
     first_peak = measure_matmul_peak(peak_sizes)
     workers = start_workers(labels, export, run, missing)
     try:
-        times = run_rounds(workers, args.size_list, args.rounds)
+        times = run_rounds(workers, args.size_list, args.rounds, args.scan_labels)
         answers = {label: w.ask("rss") for label, w in workers.items()}
         rss = {label: (a["vmhwm_kb"] or a["maxrss_kb"]) / 1024.0 for label, a in answers.items()}
     finally:
@@ -506,7 +527,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     results = measure(args, labels, work)
     results["command"] = "python scripts/bench_station.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    results["settings"] = {k: v for k, v in vars(args).items() if k not in ("worker", "size_list")}
+    results["settings"] = {k: v for k, v in vars(args).items() if k not in ("worker", "size_list", "scan_labels")}
     results["wall_s"] = time.perf_counter() - start
     print()
     for line in header_lines(

@@ -44,7 +44,9 @@ def test_bench_station_measures_every_engine_in_one_run(tmp_path, tiny_voc):
     engines = ["keras", "tflite_f32", "tflite_int8"] + (["onnx", "onnx_int8"] if HAVE_ORT else [])
     out = tmp_path / "bench.json"
     args = ["--width", "0.0625", "--tile", "64", "--sizes", "64,96x160", "--rounds", "2"]
-    args += ["--engines", ",".join(engines), "--run", str(_run(tmp_path, tiny_voc)), "--voc", str(tiny_voc)]
+    scan = [e for e in engines if e != "tflite_f32"]  # the belt-scan size for all but one
+    args += ["--engines", ",".join(engines), "--scan-engines", ",".join(scan)]
+    args += ["--run", str(_run(tmp_path, tiny_voc)), "--voc", str(tiny_voc)]
     args += ["--peak-sizes", "32,64", "--calibration-tiles", "4", "--out", str(out), "--keep", str(tmp_path / "w")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -62,7 +64,8 @@ def test_bench_station_measures_every_engine_in_one_run(tmp_path, tiny_voc):
         row = results["engines"][label]
         assert f"| {label} | " in proc.stdout
         assert row["peak_rss_mb"] > 0
-        for name in ("64x64", "96x160"):
+        assert set(row["sizes"]) == ({"64x64", "96x160"} if label in scan else {"64x64"})
+        for name in row["sizes"]:
             s = row["sizes"][name]
             assert len(s["runs_ms"]) == 2 and s["min_ms"] <= s["median_ms"] <= s["max_ms"]
             assert s["share_of_matmul_peak"] == pytest.approx(
@@ -71,6 +74,8 @@ def test_bench_station_measures_every_engine_in_one_run(tmp_path, tiny_voc):
         acc = results["accuracy"][label]
         assert 0 <= acc["miou"] <= 1 and acc["keras_miou"] == results["accuracy"]["keras"]["miou"]
         assert acc["miou_delta_points"] == pytest.approx(100 * (acc["miou"] - acc["keras_miou"]))
+    f32_row = next(line for line in proc.stdout.splitlines() if line.startswith("| tflite_f32 | "))
+    assert f32_row.split(" | ")[2] == "not run"  # its 96x160 column
     assert results["accuracy"]["keras"]["miou_delta_points"] == 0
     assert results["accuracy"]["tflite_f32"]["miou"] == pytest.approx(results["accuracy"]["keras"]["miou"], abs=0.01)
     if HAVE_ORT:  # each worker's own peak, not the parent's: ONNX Runtime alone imports no TensorFlow
