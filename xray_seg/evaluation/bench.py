@@ -8,6 +8,10 @@ Two figures, each the median over ``runs`` timed calls after ``warmup`` untimed 
 - **end-to-end FPS**: read the file, decode it, predict (with the same TTA and window
   options as ``predict``), take the argmax and list the items found - what a station
   experiences per scan.
+
+A station engine (``--engine``, :mod:`xray_seg.serving.engines`) is timed the same way: model
+only is its ``probabilities`` on one tile (the first image cropped or padded with air to the
+tile, no resize), end to end tiles each scan by the export's geometry.
 """
 
 from __future__ import annotations
