@@ -47,3 +47,20 @@ def add_bag_difficulty(parser, defaults, synth_defaults=None) -> None:
         help=f"probability that a threat is small, 8-15%% of the side (default {defaults.small_threat_prob:g}"
         f"{note('small_threat_prob')})",
     )
+
+
+def add_engine(parser) -> None:
+    """``--engine`` and ``--variant``: run an export folder's model in a station engine
+    (:mod:`xray_seg.serving.engines`; docs/station.md, "Engines")."""
+    from xray_seg.serving.engines import ENGINES
+
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="run the export folder's model in this engine (default: the SavedModel or Keras model given, as is)",
+    )
+    parser.add_argument(
+        "--variant",
+        help="which file of the engine: tflite float32 (default), float16, int8_dynamic or a file name; "
+        "onnx/openvino model_<variant>.onnx (default model.onnx)",
+    )

@@ -13,10 +13,17 @@ one stem (a.png and a.jpg, or a.png in two folders; case ignored) are refused, l
 anything is predicted. The output folder may not be, contain or lie inside an input folder.
 
   xray-seg predict runs/demo/export/savedmodel scans/*.png --out predictions/
+  xray-seg predict runs/demo/export scans/*.png --out predictions/ --engine onnx
+
+--engine runs the export folder's model in that engine (savedmodel, savedmodel_optimized,
+tflite with --variant float32|float16|int8_dynamic, onnx, openvino; keras: the run it came from)
+with the same tiling, alarm thresholds (export.json) and outputs.
 """
 
 
 def add_arguments(parser):
+    from xray_seg.commands._arguments import add_engine
+
     parser.add_argument("model", help="run folder, .keras file or SavedModel folder")
     parser.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     parser.add_argument("--out", required=True, help="output folder")
@@ -26,6 +33,7 @@ def add_arguments(parser):
         "--window", help="override the tile size (default: the training size; scans are always tiled, never squashed)"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_engine(parser)
 
 
 def run(args):
@@ -33,7 +41,7 @@ def run(args):
     from xray_seg.inference.segmenter import tta_options
 
     tta = tta_options(args.tta, window=args.window)  # a bad --tta or --window fails before the model loads
-    report = Segmenter.load(args.model).predict_files(
+    report = Segmenter.load(args.model, engine=args.engine, variant=args.variant).predict_files(
         args.inputs, args.out, min_area=args.min_area, tta=tta, force=args.force
     )
     return 1 if report.failures else 0

@@ -26,7 +26,8 @@ file name is spelled in one place only::
       alarm_thresholds.json               from `xray-seg calibrate`
 
     EXPORT_DIR/
-      savedmodel/ (with export.json)  model_<variant>.tflite  model.onnx  manifest.json
+      savedmodel/ (with export.json)  savedmodel_optimized/  model_<variant>.tflite  model.onnx
+      openvino/model.xml  manifest.json
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ class ExportLayout(_Rooted):
     root: Path
     savedmodel_dir = _under("savedmodel")
     savedmodel_partial = _under(".savedmodel.partial")  # written here, then renamed into place
+    optimized_dir = _under("savedmodel_optimized")  # frozen, batch norm folded (serving/optimize.py)
+    optimized_partial = _under(".savedmodel_optimized.partial")
+    openvino_dir = _under("openvino")  # OpenVINO IR model.xml + model.bin
     manifest = _under("manifest.json")
     onnx_model = _under("model.onnx")
 

@@ -96,7 +96,10 @@ class AlarmRule:
 def load_rule(model_path, class_names) -> AlarmRule:
     """The rule stored with a model: ``export.json`` ``"alarm"`` of a SavedModel, ``RUN/alarm_thresholds.json``
     of a run folder; the documented defaults when it was never calibrated. ``model_path`` is a
-    path or an already loaded model (its ``source``)."""
+    path or an already loaded model (its ``source``; a station engine's carries its export's rule)."""
+    carried = getattr(model_path, "alarm", None)
+    if carried and list(carried.get("class_names", class_names)) == list(class_names):
+        return AlarmRule.from_dict(carried)
     path = Path(getattr(model_path, "source", model_path))
     path = path.parent if path.is_file() else path  # a .keras file: its folder
     candidates = [path / "export.json", path / "savedmodel" / "export.json", path / ALARM_FILE]

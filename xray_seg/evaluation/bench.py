@@ -8,6 +8,10 @@ Two figures, each the median over ``runs`` timed calls after ``warmup`` untimed 
 - **end-to-end FPS**: read the file, decode it, predict (with the same TTA and window
   options as ``predict``), take the argmax and list the items found - what a station
   experiences per scan.
+
+A station engine (``--engine``, :mod:`xray_seg.serving.engines`) is timed the same way: model
+only is its ``probabilities`` on one tile (the first image cropped or padded with air to the
+tile, no resize), end to end tiles each scan by the export's geometry.
 """
 
 from __future__ import annotations
@@ -60,26 +64,31 @@ def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: in
     tta = tta or TTAOptions()
     first = read_image_rgb(image_paths[0])
     size = loaded.input_size or first.shape[:2]
-    batch = np.ascontiguousarray(
-        np.broadcast_to(np.asarray(predict_resize(first, size), np.float32)[None], (1, *size, 3))
-    )
-    model_only = time_calls(lambda i: loaded.logits_fn(batch), runs, warmup)
+    engine = getattr(loaded.logits_fn, "probabilities", None)  # a station engine (serving/engines.py)
+    image = crop_or_pad(first, size) if engine else predict_resize(first, size)
+    batch = np.ascontiguousarray(np.broadcast_to(np.asarray(image, np.float32)[None], (1, *size, 3)))
+    forward = engine or loaded.logits_fn
+    model_only = time_calls(lambda i: forward(batch), runs, warmup)
 
     def end_to_end(i):
         image = read_image_rgb(image_paths[i % len(image_paths)])
-        probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
+        probs = predict_probabilities(
+            loaded.logits_fn, image, input_size=loaded.input_size, geometry=loaded.geometry, **tta.as_kwargs()
+        )
         class_map = probs.argmax(axis=-1).astype(np.uint8)
         find_items(class_map, probs, loaded.class_names)
 
     full = time_calls(end_to_end, runs, warmup)
     print(
-        f"model {loaded.name} ({loaded.source}), input {size[0]}x{size[1]}, batch 1, "
+        f"model {loaded.name} ({getattr(loaded.logits_fn, 'name', 'keras')} engine, {loaded.source}), "
+        f"input {size[0]}x{size[1]}, batch 1, "
         f"{runs} timed runs after {warmup} warm-up"
     )
     print(model_only.line("model only"))
     print(full.line("end to end"))
     return {
         "model": str(loaded.source),
+        "engine": getattr(loaded.logits_fn, "name", None) or ("savedmodel" if loaded.keras_model is None else "keras"),
         "input_size": list(size),
         "runs": runs,
         "warmup": warmup,
@@ -96,6 +105,16 @@ def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: in
             "p90_ms": 1000 * full.p90_s,
         },
     }
+
+
+def crop_or_pad(image: np.ndarray, size) -> np.ndarray:
+    """The top-left ``size`` = (h, w) of the image, padded with 255 (air) where it is smaller:
+    one tile for an engine's model-only figure, without resizing (no Keras needed)."""
+    h, w = int(size[0]), int(size[1])
+    out = np.full((h, w, 3), 255.0, np.float32)
+    crop = np.asarray(image, np.float32)[:h, :w]
+    out[: crop.shape[0], : crop.shape[1]] = crop
+    return out
 
 
 def predict_resize(image: np.ndarray, size) -> np.ndarray:

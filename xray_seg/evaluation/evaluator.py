@@ -185,29 +185,41 @@ def evaluate(
 def _accumulate(loaded, voc_dir, stems, tta: TTAOptions, screening, *, desc: str, progress: bool):
     """One confusion matrix over every image of ``stems`` (paper 1, eqs. 4-7: never averaged
     per batch), the screening record of each bag, and the seconds spent predicting."""
+    from xray_seg.inference.geometry import geometry_for
+    from xray_seg.inference.tta import predict_probabilities
+
+    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
+
+    def predict(image):
+        return predict_probabilities(
+            loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs()
+        )
+
+    return accumulate_split(predict, voc_dir, stems, len(loaded.class_names), screening, desc=desc, progress=progress)
+
+
+def accumulate_split(predict, voc_dir, stems, k: int, screening, *, desc: str = "evaluate", progress: bool = False):
+    """``(confusion matrix, seconds predicting)`` of ``predict(image) -> probabilities [H, W, K]``
+    over ``stems`` of ``voc_dir``, each bag also added to ``screening`` (a
+    :class:`~xray_seg.evaluation.screening_eval.ScreeningEvaluation`, or None)."""
     from tqdm import tqdm
 
     from xray_seg.conversion.voc import load_label_png
     from xray_seg.core.layouts import VocLayout
     from xray_seg.evaluation.metrics import confusion_matrix
-    from xray_seg.inference.geometry import geometry_for
-    from xray_seg.inference.tta import predict_probabilities
 
-    geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
     layout = VocLayout(voc_dir)
-    k = len(loaded.class_names)
     cm = np.zeros((k, k), dtype=np.int64)
     predict_seconds = 0.0
     for stem in tqdm(stems, desc=desc, unit="img", disable=not progress):
         image = read_image_rgb(layout.image_path(stem))
         truth = load_label_png(layout.mask_path(stem))
         start = time.perf_counter()
-        probs = predict_probabilities(
-            loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs()
-        )
+        probs = predict(image)
         predict_seconds += time.perf_counter() - start
         cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
-        screening.add(stem, image, truth, probs)
+        if screening is not None:
+            screening.add(stem, image, truth, probs)
     return cm, predict_seconds
 
 

@@ -18,6 +18,16 @@ Conventions:
 - **other GFLOPs** = the element-wise ops TensorFlow also counts (adds, muls of BN,
   fusion weights, bias adds, means). Reported separately; not included in GFLOPs.
   Inference folds BN into the convolutions, and activations/resizes are not counted.
+- **Atrous convolutions** are counted at the pixels they produce. TensorFlow runs a
+  dilated convolution as ``SpaceToBatchND -> convolution -> BatchToSpaceND``; the space-to-
+  batch input is padded up to a multiple of the rate, so the inner convolution computes
+  more outputs than the layer returns (1296 instead of 1024 for a 3x3 conv at rate 6, 12
+  or 18 on a 32x32 map: +27 %), and TensorFlow's statistic, the profiler's ``float_ops``,
+  counts them all. :func:`count_flops` scales such a convolution to the elements the
+  ``BatchToSpaceND`` after it keeps: the same convention as an undilated convolution
+  (2 x output pixels x kernel x in x out). The profiler and this counter agree on every
+  other op (``tests/evaluation/test_flops.py``; docs/benchmarks.md, "The FLOP counter and
+  the matmul peak").
 """
 
 from __future__ import annotations
@@ -94,4 +104,33 @@ def _collect(graph, by_op, tf_ops) -> None:
         except ValueError:  # shape not fully defined
             stats = None
         if stats is not None and stats.value:
-            by_op[op.type] += int(stats.value)
+            value = int(stats.value)
+            if op.type in CONV_OPS:
+                kept, computed = _kept_fraction(op)
+                value = value * kept // computed
+            by_op[op.type] += value
+
+
+def _elements(tensor) -> int:
+    count = 1
+    for dim in tensor.shape.as_list():
+        count *= int(dim)
+    return count
+
+
+def _kept_fraction(op) -> tuple[int, int]:
+    """``(kept, computed)`` output elements of a convolution: less than 1 for the inner
+    convolution of an atrous ``SpaceToBatchND -> conv -> BatchToSpaceND`` (module docstring)."""
+    computed = _elements(op.outputs[0])
+    if op.inputs[0].op.type != "SpaceToBatchND":
+        return 1, 1
+    tensor = op.outputs[0]
+    for _ in range(2):  # the conv's output, or one BiasAdd/Identity after it
+        consumers = tensor.consumers()
+        batch_to_space = [c for c in consumers if c.type == "BatchToSpaceND"]
+        if batch_to_space:
+            return _elements(batch_to_space[0].outputs[0]), computed
+        if len(consumers) != 1 or consumers[0].type not in ("BiasAdd", "Identity"):
+            break
+        tensor = consumers[0].outputs[0]
+    return 1, 1

@@ -188,8 +188,11 @@ def geometry_for(loaded) -> ScanGeometry | None:
     Tiles of its fixed input size; for a Keras model that takes any size (trained on
     ``data.crop_size`` crops), tiles of the training size ``data.image_size`` from the
     ``config.yaml`` beside it - what its validation and its SavedModel use; None for a
-    SavedModel (the rule runs inside its graph) or when no training size is known.
+    SavedModel (the rule runs inside its graph) or when no training size is known. A station
+    engine (:mod:`xray_seg.serving.engines`) carries the rule its export wrote.
     """
+    if getattr(loaded, "geometry", None) is not None:
+        return loaded.geometry
     if loaded.input_size:
         return ScanGeometry(tile=tuple(loaded.input_size))
     if loaded.keras_model is None:

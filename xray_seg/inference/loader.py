@@ -74,6 +74,8 @@ class LoadedModel:
     palette: list | None = None  # [K, 3] VOC colours of the classes
     trained_size: tuple[int, int] | None = None  # the (H, W) it was trained at, when known
     origin: ModelSource | None = None
+    geometry: object = None  # a ScanGeometry read from an export (station engines), else None
+    alarm: dict | None = None  # the export's alarm rule (station engines), else None
 
 
 def read_names_file(path: str | Path) -> list[str]:

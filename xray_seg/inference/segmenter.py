@@ -100,12 +100,18 @@ class Segmenter:
         self._loaded = loaded
 
     @classmethod
-    def load(cls, path, *, class_names=None) -> Segmenter:
+    def load(cls, path, *, class_names=None, engine: str | None = None, variant: str | None = None) -> Segmenter:
         """Load a run folder, a ``.keras`` file or a SavedModel folder.
 
         ``class_names`` (a list, a ``class_names.txt`` or a VOC folder) is used only for a
-        ``.keras`` model that carries no names of its own.
+        ``.keras`` model that carries no names of its own. ``engine`` (one of
+        :data:`xray_seg.serving.engines.ENGINES`) runs an export folder's model in that
+        runtime instead (``variant``: which TFLite/ONNX file; docs/station.md, "Engines").
         """
+        if engine is not None:
+            from xray_seg.serving.engines import load_engine_model
+
+            return cls(load_engine_model(path, engine, variant=variant))
         if isinstance(class_names, (str, Path)):
             class_names = read_names_file(class_names)
         return cls(load_for_inference(path, class_names))
@@ -225,7 +231,7 @@ class Segmenter:
         """Export for inspection stations (:func:`xray_seg.serving.exporter.export_model`).
 
         Keywords: ``formats`` (``"savedmodel,tflite"`` by default; ``"all"``), ``force``,
-        ``input_size``, ``tflite_runs``, ``progress``. Only a model loaded from a run folder or
+        ``input_size``, ``tflite_runs``, ``progress``, ``calibration`` (int8 formats). Only a model loaded from a run folder or
         ``.keras`` file can be exported. Returns the ``ExportResult``.
         """
         from xray_seg.serving.exporter import export_model

@@ -2,7 +2,8 @@
 
 ``model`` is a Keras model or any callable mapping float32 ``[B, h, w, 3]`` pixels in
 0..255 to logits ``[B, h, w, K]`` (a dict output uses its ``"logits"`` entry, so models
-with auxiliary heads and SavedModel signatures work too). Everything here is numpy plus
+with auxiliary heads and SavedModel signatures work too), or a station engine
+(:class:`xray_seg.serving.engines.TileEngine`) whose ``probabilities(tiles)`` is used as is. Everything here is numpy plus
 ``keras.ops`` resizing, so it runs on any Keras backend.
 
 How one image ``[H, W, 3]`` is predicted (:func:`predict_probabilities`) follows the one
@@ -105,6 +106,27 @@ def forward_logits(model: Callable, batch: np.ndarray) -> np.ndarray:
     return out
 
 
+def tile_probabilities(model: Callable, batch: np.ndarray) -> np.ndarray:
+    """Softmax probabilities ``[B, h, w, K]`` of a batch of tiles ``[B, h, w, 3]`` (0..255).
+
+    ``model`` is a station engine (:class:`xray_seg.serving.engines.TileEngine`: anything
+    with a ``probabilities(tiles)`` method, used as is, so no Keras is imported), or a
+    logits model or callable (:func:`forward_logits`, then :func:`softmax`).
+    """
+    engine = getattr(model, "probabilities", None)
+    if not callable(engine):
+        return softmax(forward_logits(model, batch))
+    batch = np.asarray(batch, dtype=np.float32)
+    out = np.asarray(engine(batch), dtype=np.float32)
+    if out.ndim != 4 or out.shape[:3] != batch.shape[:3]:
+        raise ModelError(
+            f"the engine {getattr(model, 'name', model)!r} mapped tiles {batch.shape} to {out.shape}; "
+            "expected probabilities [B, h, w, K] at tile size",
+            fix="use an engine whose tile size is the export's geometry tile",
+        )
+    return out
+
+
 def tile_origins(size: int, window: int, stride: int) -> list[int]:
     """Start offsets of tiles along one axis: every ``stride``, the last one flush with the end.
 
@@ -130,7 +152,7 @@ def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_s
     for i in range(0, len(origins), batch_size):
         chunk = origins[i : i + batch_size]
         tiles = np.stack([image[y : y + wh, x : x + ww] for y, x in chunk])
-        probs = softmax(forward_logits(model, tiles))
+        probs = tile_probabilities(model, tiles)
         if total is None:
             total = np.zeros((H, W, probs.shape[-1]), dtype=np.float32)
         for (y, x), p in zip(chunk, probs):
@@ -143,7 +165,7 @@ def _predict_at_size(model, image, *, window, stride, batch_size, pad_value, ble
     """Probabilities ``[h, w, K]`` for one (already scaled/flipped) image."""
     if window is not None:
         return _sliding_window(model, image, window, stride, batch_size, pad_value, blend_sigma)
-    return softmax(forward_logits(model, image[None]))[0]
+    return tile_probabilities(model, image[None])[0]
 
 
 def _as_rgb_float(image) -> np.ndarray:

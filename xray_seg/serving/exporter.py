@@ -9,12 +9,19 @@ entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layou
                                      serving_default, serve_encoded, model_info
                                      (:mod:`xray_seg.serving.signatures`)
     OUT/savedmodel/export.json       metadata beside saved_model.pb (below)
+    OUT/savedmodel_optimized/        the same signatures around the frozen network with batch
+                                     norm folded into the convolutions (:mod:`xray_seg.serving.optimize`)
     OUT/model_float32.tflite         fixed-size TFLite variants (:mod:`xray_seg.serving.tflite`)
     OUT/model_float16.tflite
     OUT/model_int8_dynamic.tflite
     OUT/model.onnx                   only with --format onnx, where tf2onnx + onnx are installed
                                      (TFLite and ONNX are one-tile networks: the caller tiles
                                      with export.json "geometry", docs/architecture.md)
+    OUT/openvino/model.{xml,bin}     only with --format openvino (implies onnx): the ONNX model
+                                     converted to OpenVINO IR (float32 weights)
+    OUT/model_int8.tflite            full-integer int8, only with --format tflite_int8 /
+    OUT/model_int8.onnx              onnx_int8 and --calibration VOC, and only if the gate
+                                     accepts them (:mod:`xray_seg.serving.quantize`)
     OUT/manifest.json                export.json + every artefact: size, parity, latency or error
 
 ``export.json`` holds what a station needs without xray-seg: ``class_names``,
@@ -26,8 +33,10 @@ rule the serving graph applies: scale, tile, overlap, step, pad;
 :meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
 config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export
 time (``RUN/eval-val/metrics.json`` if present, else the best val mIoU of
-``RUN/checkpoints/state.json``), the TensorFlow, Keras and xray-seg versions and a
-description of the signatures. :func:`xray_seg.inference.loader.load_for_inference` loads
+``RUN/checkpoints/state.json``), the TensorFlow, Keras and xray-seg versions, a
+description of the signatures and, with int8 formats, ``int8``: the calibration, the
+accuracy gate and each int8 variant's latency, accuracy and ``accepted``
+(:mod:`xray_seg.serving.quantize`). :func:`xray_seg.inference.loader.load_for_inference` loads
 ``OUT/savedmodel`` (or ``OUT``).
 
 The SavedModel is written to a hidden folder in ``OUT`` and renamed into place when
@@ -53,9 +62,11 @@ from xray_seg import __version__
 from xray_seg.core.errors import ConfigError, ModelError, XraySegError
 from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-DEFAULT_FORMATS = ("savedmodel", "tflite")
+FORMATS = ("savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
+DEFAULT_FORMATS = ("savedmodel", "savedmodel_optimized", "tflite")
 ONNX_PACKAGES = ("tf2onnx", "onnx")
+OPENVINO_PACKAGES = ("openvino",)
+INT8_PACKAGES = {"tflite_int8": (), "onnx_int8": ("tf2onnx", "onnx", "onnxruntime")}
 
 
 @dataclass
@@ -89,21 +100,35 @@ class ExportResult:
     metadata: dict
     tflite: list = field(default_factory=list)  # TFLiteResult
     onnx: Path | None = None
+    optimized: Path | None = None  # OUT/savedmodel_optimized
+    openvino: Path | None = None  # OUT/openvino/model.xml
+    int8: list = field(default_factory=list)  # quantize.Int8Variant
     manifest: dict = field(default_factory=dict)
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
-    """``"savedmodel,tflite"`` -> ``("savedmodel", "tflite")``; ``"all"`` = every format."""
+    """``"savedmodel,tflite"`` -> ``("savedmodel", "tflite")``; ``"all"`` = every float format.
+
+    ``openvino`` converts the ONNX model, so it brings ``onnx`` with it (placed before it).
+    The int8 formats (:data:`xray_seg.serving.quantize.INT8_FORMATS`) are named explicitly,
+    alone or beside ``all``, because they need ``--calibration``.
+    """
+    from xray_seg.serving.quantize import INT8_FORMATS
+
     if not text:
         return DEFAULT_FORMATS
     items = [t.strip().lower() for t in text.split(",") if t.strip()]
-    if items == ["all"]:
-        return FORMATS
-    bad = [t for t in items if t not in FORMATS]
+    if "all" in items:
+        at = items.index("all")
+        items[at : at + 1] = list(FORMATS)
+    known = FORMATS + INT8_FORMATS
+    bad = [t for t in items if t not in known]
     if bad or not items:
         raise ConfigError(
-            f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(FORMATS)}"
+            f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(known)}"
         )
+    if "openvino" in items and "onnx" not in items:
+        items.insert(items.index("openvino"), "onnx")
     return tuple(dict.fromkeys(items))
 
 
@@ -112,6 +137,16 @@ def missing_onnx_packages() -> list[str]:
     import importlib.util
 
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def missing_packages(formats) -> list[str]:
+    """The Python packages ``formats`` need (ONNX: tf2onnx, onnx; OpenVINO: openvino) that are missing."""
+    import importlib.util
+
+    missing = missing_onnx_packages() if "onnx" in formats else []
+    if "openvino" in formats:
+        missing += [name for name in OPENVINO_PACKAGES if importlib.util.find_spec(name) is None]
+    return missing
 
 
 def _config_digest(source) -> tuple[str, str] | tuple[None, None]:
@@ -362,8 +397,8 @@ def verify_savedmodel(path: Path, source: ExportSource, seed: int = 0) -> dict:
     return {"test_size": list(size), "max_abs_diff": diff, "class_map_agreement": agree}
 
 
-def export_onnx(source: ExportSource, out_dir: Path) -> Path:
-    """``OUT/model.onnx`` via Keras 3 ``model.export(format="onnx")`` (needs tf2onnx + onnx).
+def export_onnx(source: ExportSource, out_dir: Path, path: Path | None = None) -> Path:
+    """``OUT/model.onnx`` (or ``path``) via Keras 3 ``model.export(format="onnx")`` (needs tf2onnx + onnx).
 
     The ONNX model is the Keras model as is: float32 ``[B, h0, w0, 3]`` raw pixels ->
     logits ``[B, h0, w0, K]`` (no resize, no softmax) for tiles of the training size; the
@@ -380,28 +415,72 @@ def export_onnx(source: ExportSource, out_dir: Path) -> Path:
     # An explicit signature: Keras refuses a loaded model it has not called ("The model
     # provided has never called.") when it has to infer one.
     signature = [tf.TensorSpec([None, h0, w0, 3], tf.float32, name="images")]
-    path = ExportLayout(out_dir).onnx_model
+    path = Path(path) if path is not None else ExportLayout(out_dir).onnx_model
     with atomic_path(path) as tmp:
         source.model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
     return path
 
 
 def onnx_unavailable_error(missing: list[str]) -> XraySegError:
+    what = "OpenVINO export" if missing == ["openvino"] else "ONNX export"
     return XraySegError(
-        f"ONNX export needs the Python package(s) {', '.join(missing)}, which are not installed "
-        "(Keras 3 model.export(format='onnx') converts through tf2onnx)",
-        fix=f"install {' and '.join(missing)} in this environment, or leave onnx out of --format "
+        f"{what} needs the Python package(s) {', '.join(missing)}, which are not installed "
+        "(Keras 3 model.export(format='onnx') converts through tf2onnx; OpenVINO IR is converted from the ONNX file)",
+        fix=f"install {' and '.join(missing)} in this environment, or leave onnx/openvino out of --format "
         f"(e.g. --format savedmodel,tflite)",
     )
 
 
-def check_export_target(out_dir: str | Path, formats=DEFAULT_FORMATS, *, force: bool = False) -> tuple[str, ...]:
-    """The checks made before the (slow) model load: the formats, ONNX's packages, an existing ``out_dir``."""
+def export_openvino(onnx_path: Path, out_dir: Path) -> Path:
+    """``OUT/openvino/model.xml`` + ``.bin``: the ONNX model converted to OpenVINO IR (float32 weights).
+
+    Written into a hidden folder and renamed into place. The IR takes the ONNX model's
+    input (float32 ``[B, h0, w0, 3]`` raw pixels) and returns its logits; the station tiles
+    with export.json ``geometry`` (:mod:`xray_seg.serving.engines`).
+    """
+    import openvino as ov
+
+    final = ExportLayout(out_dir).openvino_dir
+    partial = final.parent / f".{final.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir()
+        model = ov.convert_model(str(onnx_path))
+        ov.save_model(model, str(partial / "model.xml"), compress_to_fp16=False)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final / "model.xml"
+
+
+def int8_unavailable_error(fmt: str, missing: list[str]) -> XraySegError:
+    return XraySegError(
+        f"the {fmt} format needs the Python package(s) {', '.join(missing)}, which are not installed "
+        "(it quantises the ONNX model with onnxruntime)",
+        fix=f"install {' and '.join(missing)} in this environment, or leave {fmt} out of --format",
+    )
+
+
+def check_export_target(
+    out_dir: str | Path, formats=DEFAULT_FORMATS, *, force: bool = False, calibration=None
+) -> tuple[str, ...]:
+    """The checks made before the (slow) model load: the formats, their packages, the
+    calibration folder of int8 formats, an existing ``out_dir``."""
+    import importlib.util
+
     from xray_seg.core.fileio import prepare_output_dir
+    from xray_seg.serving.quantize import check_calibration
 
     formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
-    if "onnx" in formats and missing_onnx_packages():
-        raise onnx_unavailable_error(missing_onnx_packages())  # before any work or any output
+    if missing_packages(formats):
+        raise onnx_unavailable_error(missing_packages(formats))  # before any work or any output
+    for fmt, packages in INT8_PACKAGES.items():
+        missing = [name for name in packages if importlib.util.find_spec(name) is None]
+        if fmt in formats and missing:
+            raise int8_unavailable_error(fmt, missing)
+    check_calibration(calibration, formats)
     out_dir = Path(out_dir)
     if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         prepare_output_dir(out_dir)  # raises OutputExistsError
@@ -418,59 +497,136 @@ def export_model(
     input_size=None,
     tflite_runs: int = 10,
     progress: bool = True,
+    calibration=None,
 ) -> ExportResult:
-    """Export ``model_path`` (run folder, ``.keras`` or a loaded one, see :func:`load_source`) to ``out_dir``."""
+    """Export ``model_path`` (run folder, ``.keras`` or a loaded one, see :func:`load_source`) to ``out_dir``.
+
+    ``calibration``: a VOC folder, or a :class:`xray_seg.serving.quantize.GateSettings`, for
+    the int8 formats (calibration tiles from its train split, the gate on its val split).
+    """
     from tqdm import tqdm
 
     from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
     from xray_seg.inference.loader import model_folder
-    from xray_seg.serving.tflite import export_tflite_variants
 
-    formats = check_export_target(out_dir, formats, force=force)
+    voc = getattr(calibration, "voc_dir", calibration)
+    formats = check_export_target(out_dir, formats, force=force, calibration=voc)
     out_dir = Path(out_dir)
-    if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        prepare_output_dir(out_dir)  # raises OutputExistsError before the (slow) model load
-    overlap = {"inputs": [class_names_file], "may_lie_inside": [model_folder(model_path)]}
+    overlap = {"inputs": [class_names_file, voc], "may_lie_inside": [model_folder(model_path)]}
     prepare_output_dir(out_dir, force=force, dry_run=True, **overlap)  # before the (slow) model load
     source = load_source(model_path, class_names_file=class_names_file, input_size=input_size)
     out_dir = prepare_output_dir(out_dir, force=force, owner="export", **overlap)
     metadata = build_metadata(source)
     result = ExportResult(out_dir, None, metadata)
     manifest = {"export": metadata, "formats": list(formats)}
-    steps = [f for f in formats] + (["verify"] if "savedmodel" in formats else [])
+    steps = [f for f in formats] + [f"verify {f}" for f in formats if f.startswith("savedmodel")]
     bar = tqdm(total=len(steps), desc="export", unit="step", disable=not progress)
     try:
-        if "savedmodel" in formats:
-            bar.set_postfix_str("savedmodel")
-            result.savedmodel = write_savedmodel(source, out_dir, metadata)
-            bar.update()
-            bar.set_postfix_str("verify savedmodel")
-            manifest["savedmodel"] = {
-                "path": str(result.savedmodel),
-                "size_bytes": _tree_size(result.savedmodel),
-                **verify_savedmodel(result.savedmodel, source),
-            }
-            bar.update()
-        if "tflite" in formats:
-            result.tflite = export_tflite_variants(
-                source.model,
-                source.input_size,
-                out_dir,
-                runs=tflite_runs,
-                progress=lambda text: bar.set_postfix_str(text),
-            )
-            manifest["tflite"] = [r.as_dict() for r in result.tflite]
-            bar.update()
-        if "onnx" in formats:
-            bar.set_postfix_str("onnx")
-            result.onnx = export_onnx(source, out_dir)
-            manifest["onnx"] = {"path": str(result.onnx), "size_bytes": result.onnx.stat().st_size}
-            bar.update()
+        _write_savedmodels(source, out_dir, formats, result, manifest, bar)
+        _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs)
+        if any(f in INT8_PACKAGES for f in formats):
+            _int8_step(source, out_dir, formats, result, manifest, bar, calibration, tflite_runs)
     finally:
         bar.close()
         result.manifest = manifest
         write_json_atomic(ExportLayout(out_dir).manifest, manifest)
     return result
+
+
+def _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs) -> None:
+    """The float one-tile networks: the TFLite variants, ONNX and OpenVINO IR, as ``formats`` asks."""
+    from xray_seg.serving.tflite import export_tflite_variants
+
+    if "tflite" in formats:
+        result.tflite = export_tflite_variants(
+            source.model,
+            source.input_size,
+            out_dir,
+            runs=tflite_runs,
+            progress=lambda text: bar.set_postfix_str(text),
+        )
+        manifest["tflite"] = [r.as_dict() for r in result.tflite]
+        bar.update()
+    if "onnx" in formats:
+        bar.set_postfix_str("onnx")
+        result.onnx = export_onnx(source, out_dir)
+        manifest["onnx"] = {"path": str(result.onnx), "size_bytes": result.onnx.stat().st_size}
+        bar.update()
+    if "openvino" in formats:
+        bar.set_postfix_str("openvino")
+        result.openvino = export_openvino(result.onnx, out_dir)
+        manifest["openvino"] = {"path": str(result.openvino), "size_bytes": _tree_size(result.openvino.parent)}
+        bar.update()
+
+
+def _int8_step(source, out_dir, formats, result, manifest, bar, calibration, runs) -> None:
+    """The int8 variants and their gate (:mod:`xray_seg.serving.quantize`), recorded in ``export.json``.
+
+    ``onnx_int8`` quantises ``OUT/model.onnx``; without the ``onnx`` format that file is
+    written to a hidden temporary name and removed afterwards.
+    """
+    from xray_seg.core.fileio import write_json_atomic
+    from xray_seg.serving.quantize import GateSettings, export_int8
+
+    settings = calibration if isinstance(calibration, GateSettings) else GateSettings(Path(calibration), runs=runs)
+    scratch = out_dir / ".model_float.onnx"
+    write_json_atomic(ExportLayout(out_dir).manifest, manifest)  # the engines read the export's metadata
+
+    def float_onnx():
+        return result.onnx if result.onnx is not None else export_onnx(source, out_dir, scratch)
+
+    try:
+        entry, result.int8 = export_int8(
+            source, out_dir, formats, settings, float_onnx=float_onnx, progress=bar.set_postfix_str
+        )
+    finally:
+        scratch.unlink(missing_ok=True)
+    result.metadata["int8"] = entry
+    manifest["int8"] = entry
+    for folder in (result.savedmodel, result.optimized):
+        if folder is not None:
+            write_json_atomic(ExportLayout.metadata_file(folder), result.metadata)
+    bar.update(sum(f in INT8_PACKAGES for f in formats))
+
+
+def _write_savedmodels(source: ExportSource, out_dir: Path, formats, result: ExportResult, manifest: dict, bar):
+    """Today's SavedModel and the optimised one (:mod:`xray_seg.serving.optimize`), each verified
+    against the Keras model; the optimised one's signatures are compared with today's."""
+    from xray_seg.serving.optimize import signature_specs, write_optimized_savedmodel
+
+    if "savedmodel" in formats:
+        bar.set_postfix_str("savedmodel")
+        result.savedmodel = write_savedmodel(source, out_dir, result.metadata)
+        bar.update()
+        bar.set_postfix_str("verify savedmodel")
+        manifest["savedmodel"] = {
+            "path": str(result.savedmodel),
+            "size_bytes": _tree_size(result.savedmodel),
+            **verify_savedmodel(result.savedmodel, source),
+        }
+        bar.update()
+    if "savedmodel_optimized" in formats:
+        bar.set_postfix_str("savedmodel_optimized")
+        result.optimized, info = write_optimized_savedmodel(source, out_dir, result.metadata)
+        bar.update()
+        bar.set_postfix_str("verify savedmodel_optimized")
+        entry = {"path": str(result.optimized), "size_bytes": _tree_size(result.optimized), **info}
+        entry.update(verify_savedmodel(result.optimized, source))
+        if result.savedmodel is not None:
+            import tensorflow as tf
+
+            same = signature_specs(tf.saved_model.load(str(result.savedmodel))) == signature_specs(
+                tf.saved_model.load(str(result.optimized))
+            )
+            if not same:
+                raise ModelError(
+                    "the optimised SavedModel's signatures differ from the SavedModel's",
+                    path=result.optimized,
+                    fix="export without savedmodel_optimized and report this",
+                )
+            entry["signatures_match_savedmodel"] = True
+        manifest["savedmodel_optimized"] = entry
+        bar.update()
 
 
 def _tree_size(path: Path) -> int:
@@ -480,12 +636,14 @@ def _tree_size(path: Path) -> int:
 def summary_lines(result: ExportResult) -> list[str]:
     """Human-readable lines about what was written (the CLI prints them)."""
     lines = []
-    sm = result.manifest.get("savedmodel")
-    if sm:
-        lines.append(
-            f"SavedModel  {sm['path']}  {sm['size_bytes'] / 1e6:.1f} MB  "
-            f"max |p - keras| {sm['max_abs_diff']:.2e} at {sm['test_size'][0]}x{sm['test_size'][1]}"
-        )
+    for key, label in (("savedmodel", "SavedModel"), ("savedmodel_optimized", "SavedModel (optimised)")):
+        sm = result.manifest.get(key)
+        if sm:
+            folded = f"  {sm['batch_norms_folded']} batch norms folded" if "batch_norms_folded" in sm else ""
+            lines.append(
+                f"{label}  {sm['path']}  {sm['size_bytes'] / 1e6:.1f} MB  "
+                f"max |p - keras| {sm['max_abs_diff']:.2e} at {sm['test_size'][0]}x{sm['test_size'][1]}{folded}"
+            )
     for r in result.tflite:
         if r.error:
             lines.append(f"TFLite {r.variant:<13} FAILED: {r.error.splitlines()[0][:300]}")
@@ -496,5 +654,10 @@ def summary_lines(result: ExportResult) -> list[str]:
             )
     if result.onnx:
         lines.append(f"ONNX {result.onnx}")
+    if result.openvino:
+        lines.append(f"OpenVINO IR {result.openvino}")
+    gate = result.metadata.get("int8", {}).get("gate", {})
+    for variant in result.int8:
+        lines.append("int8 " + variant.summary_line(gate.get("max_miou_drop_points", 1.0)))
     lines.append(f"manifest: {result.out_dir / 'manifest.json'}")
     return lines
