@@ -269,7 +269,10 @@ def test_cli(tmp_path):
         (dict(threat_prob=0.0), {"hidden": False, "small": False, "clean": True}),
         (dict(threat_prob=1.0, hide_prob=1.0, small_threat_prob=0.0), {"hidden": True, "small": False, "clean": False}),
         (dict(threat_prob=1.0, hide_prob=0.0, small_threat_prob=1.0), {"hidden": False, "small": True, "clean": False}),
-        (dict(threat_prob=1.0, hide_prob=0.0, small_threat_prob=0.0), {"hidden": False, "small": False, "clean": False}),
+        (
+            dict(threat_prob=1.0, hide_prob=0.0, small_threat_prob=0.0),
+            {"hidden": False, "small": False, "clean": False},
+        ),
     ],
 )
 def test_flags_record_how_hard_each_bag_is(settings, expected):
@@ -291,4 +294,3 @@ def test_flags_follow_the_drawn_threats_at_default_difficulty():
             sizes = [np.ptp(np.asarray(s["points"]), axis=0).max() / 96 for s in shapes]
             assert min(sizes) <= 0.16
     assert all(counts.values()), counts  # every kind occurs in 24 bags at the defaults
-

@@ -257,9 +257,7 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
         drawn += [t] if polygons else []
         for poly in polygons:
             shapes.append(_shape(name, poly))
-    flags = difficulty_flags(
-        clean=not shapes, hidden=hidden in drawn, small=any(small[t] for t in drawn)
-    )
+    flags = difficulty_flags(clean=not shapes, hidden=hidden in drawn, small=any(small[t] for t in drawn))
 
     _fabric_texture(canvas, rng)
     maps = canvas.maps
