@@ -106,7 +106,8 @@ def subset_row(per_image_cm: dict, screening, members: set[str], names) -> dict:
 
 
 def subset_table(voc_dir: str | Path, per_image_cm: dict, screening, names) -> dict:
-    """``{"all": row, subset: row, ...}`` for the evaluated images; ``{}`` without subsets."""
+    """``{"all": row, subset: row, ...}`` for the evaluated images; ``{}`` when no subset has an
+    evaluated image (the demo's bags, for one, are none of hidden, small or clean)."""
     from xray_seg.conversion.voc import read_subsets
 
     subsets = read_subsets(voc_dir)
@@ -118,7 +119,7 @@ def subset_table(voc_dir: str | Path, per_image_cm: dict, screening, names) -> d
         members = evaluated & set(stems)
         if members:
             table[name] = subset_row(per_image_cm, screening, members, names)
-    return table
+    return table if len(table) > 1 else {}
 
 
 def _pct(value) -> str:
