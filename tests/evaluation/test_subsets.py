@@ -142,3 +142,15 @@ def test_cli_writes_beside_the_split_folder(run_dir, flagged_voc, cli):
     assert rc == 0
     metrics = json.loads((run_dir / "eval-val-small" / "metrics.json").read_text())
     assert metrics["subset"] == "small" and metrics["images"] == 2
+
+
+def test_no_table_when_no_subset_has_an_evaluated_image(full, flagged_voc):
+    from xray_seg.conversion.voc import read_class_names
+    from xray_seg.evaluation.subsets import subset_table
+
+    names = read_class_names(flagged_voc)
+    val, subsets, _ = val_groups(flagged_voc)
+    plain = [s for s in val if not any(s in stems for stems in subsets.values())]
+    assert plain  # threat bags in plain view, neither hidden nor small
+    per_image = {s: np.zeros((len(names), len(names)), np.int64) for s in plain}
+    assert subset_table(flagged_voc, per_image, full.screening, names) == {}
