@@ -24,6 +24,7 @@ file name is spelled in one place only::
       checkpoints/{last,best}.weights.h5  checkpoints/state.json  checkpoints/rng_state.npz
       logs/                               TensorBoard
       eval-<split>/{metrics.json,report.md,confusion_matrix.png,screening.json,roc.json,roc.png,report.html}
+      eval-<split>-<subset>/              the same for `evaluate --subset`
       alarm_thresholds.json               from `xray-seg calibrate`
 
     EXPORT_DIR/
