@@ -94,6 +94,31 @@ def test_aggregate_hand_made_numbers():
     assert table2_rows(stats["table2"], stats["class_names"], "iou")[1] == ["Gun", "10.00", "0.00"]
 
 
+def test_claim_difference_seed_by_seed():
+    from xray_seg.evaluation.compare_report import paired_difference, seed_section
+
+    def runs(*pairs):
+        return [{**record(m, 0.5, [0.9, 0.1], [0.9, 0.1]), "seed": s} for s, m in pairs]
+
+    results = {
+        "cwf_deeplabv3plus": runs((1, 0.62), (0, 0.60)),  # listed out of seed order on purpose
+        "deeplabv3plus": runs((0, 0.57), (1, 0.61)),
+        "unet": runs((0, 0.40)),
+    }
+    diff = paired_difference(results)
+    assert diff["seeds"] == [0, 1] and diff["per_seed"] == pytest.approx([0.03, 0.01])
+    assert diff["mean"] == pytest.approx(0.02) and diff["std"] == pytest.approx(math.sqrt(0.0002))
+    assert diff["seed_std"]["deeplabv3plus"] == pytest.approx(np.std([0.57, 0.61], ddof=1))
+    assert diff["sign"] == "ahead in every seed"
+    md = seed_section(results)
+    assert "| CWF-DeepLabv3+ | 60.00 | 62.00 | 61.00 | 1.41 |" in md
+    assert "| UNet | 40.00 | - | 40.00 | - |" in md
+    assert "CWF-DeepLabv3+ minus DeepLabv3+: +2.00 pp mIoU on average over seeds 0, 1 (per seed +3.00, +1.00)" in md
+    results["deeplabv3plus"] = runs((0, 0.57), (1, 0.63))
+    assert paired_difference(results)["sign"] == "ahead in some seeds and behind in others"
+    assert paired_difference({"cwf_deeplabv3plus": results["cwf_deeplabv3plus"]}) is None
+
+
 def test_outputs_tables_and_protocol(compared, tiny_voc):
     for name in ["compare.md", "compare.json", "compare_bars.png", "compare_predictions.png", "protocol.yaml"]:
         assert (compared / name).is_file() and (compared / name).stat().st_size > 0, name
@@ -113,6 +138,8 @@ def test_outputs_tables_and_protocol(compared, tiny_voc):
         gun = doc["class_names"].index("gun")
         assert doc["table2"][model]["gun"]["iou"]["values"] == [r["iou"][gun] for r in per_seed]
     assert "Table 3" in md and "Table 2: per-class IoU" in md and "Table 2: per-class PA" in md
+    assert "## mIoU (%) per seed on val" in md and doc["claim_difference"] is None  # no DeepLabv3+ here
+    assert doc["per_seed_miou"]["unet"]["1"] == runs["unet"][1]["miou"]
 
     protocol = yaml.safe_load((compared / "protocol.yaml").read_text())
     assert protocol["seeds"] == [0, 1] and protocol["dataset"]["val_images"] == 4

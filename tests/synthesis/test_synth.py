@@ -155,7 +155,8 @@ def test_labelme_schema(dataset):
     labels = set()
     for path in paths:
         record = json.loads(path.read_text())
-        assert record["version"] == "5.4.1" and record["flags"] == {}
+        assert record["version"] == "5.4.1" and set(record["flags"]) == {"hidden", "small", "clean"}
+        assert record["flags"]["clean"] == (not record["shapes"])
         assert record["imageData"] is None
         image_file = path.parent / record["imagePath"]
         assert record["imagePath"] == image_file.name and image_file.is_file()
@@ -259,3 +260,37 @@ def test_cli(tmp_path):
     assert "already exists" in second.stderr and "--force" in second.stderr and "Traceback" not in second.stderr
     third = cli("--force", "--seed", "1")
     assert third.returncode == 0, third.stderr
+
+
+# ----------------------------------------------------------------------------- difficulty flags
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (dict(threat_prob=0.0), {"hidden": False, "small": False, "clean": True}),
+        (dict(threat_prob=1.0, hide_prob=1.0, small_threat_prob=0.0), {"hidden": True, "small": False, "clean": False}),
+        (dict(threat_prob=1.0, hide_prob=0.0, small_threat_prob=1.0), {"hidden": False, "small": True, "clean": False}),
+        (
+            dict(threat_prob=1.0, hide_prob=0.0, small_threat_prob=0.0),
+            {"hidden": False, "small": False, "clean": False},
+        ),
+    ],
+)
+def test_flags_record_how_hard_each_bag_is(settings, expected):
+    for index in range(3):
+        _, shapes, info = render_sample(SynthConfig(size=96, seed=2, **settings), index, debug=True)
+        assert info["flags"] == expected
+        assert bool(shapes) != expected["clean"]
+
+
+def test_flags_follow_the_drawn_threats_at_default_difficulty():
+    """At the defaults every kind of bag occurs, and a small bag has a polygon of at most
+    16 % of the side (small threats span 8-15 %)."""
+    counts = {"hidden": 0, "small": 0, "clean": 0}
+    for index in range(24):
+        _, shapes, info = render_sample(SynthConfig(size=96, seed=7), index, debug=True)
+        for key, value in info["flags"].items():
+            counts[key] += value
+        if info["flags"]["small"]:
+            sizes = [np.ptp(np.asarray(s["points"]), axis=0).max() / 96 for s in shapes]
+            assert min(sizes) <= 0.16
+    assert all(counts.values()), counts  # every kind occurs in 24 bags at the defaults

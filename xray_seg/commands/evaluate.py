@@ -14,6 +14,12 @@ confusion_matrix.png to --out (default: RUN/eval-<split> for a run folder).
 
   xray-seg evaluate runs/demo/run runs/demo/voc --split val --tta flip,scales=0.75,1,1.25
   xray-seg evaluate runs/demo/run long_scans_voc --window 512    # sliding window for long scans
+  xray-seg evaluate runs/demo/run runs/demo/voc --split val --subset hidden
+
+--subset NAME scores a subset of the split (an image flag of the annotations, listed in the
+VOC folder's subsets.json): pixel metrics on the split's images in the subset, PD on its threat
+bags, PFA on every threat-free bag of the split. Without --subset, a dataset with subsets gets
+a table of all / each subset in the report (docs/evaluation.md, Subsets).
 """
 
 
@@ -21,6 +27,11 @@ def add_arguments(parser):
     parser.add_argument("model", help="run folder, .keras file or SavedModel folder")
     parser.add_argument("voc_dir", help="VOC dataset folder")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument(
+        "--subset",
+        help="score only this subset of the split (an image flag from subsets.json, e.g. hidden, small); "
+        "PFA still uses the split's threat-free bags",
+    )
     parser.add_argument("--tta", default="", help="test-time augmentation, e.g. flip,scales=0.75,1,1.25")
     parser.add_argument(
         "--window",
@@ -35,6 +46,7 @@ def add_arguments(parser):
 def run(args):
     from xray_seg import Segmenter
     from xray_seg.conversion.voc import read_class_names
+    from xray_seg.evaluation.subsets import folder_name
     from xray_seg.inference.segmenter import tta_options
 
     tta = tta_options(args.tta, window=args.window, stride=args.stride)
@@ -42,8 +54,11 @@ def run(args):
     model = Path(args.model)
     if out is None:  # inside a run folder; beside a .keras file or SavedModel folder
         is_run = model.is_dir() and (model / "best_model.keras").is_file()
-        out = model / f"eval-{args.split}" if is_run else model.parent / f"{model.stem}-eval-{args.split}"
+        name = f"eval-{args.split}" + (f"-{folder_name(args.subset)}" if args.subset else "")
+        out = model / name if is_run else model.parent / f"{model.stem}-{name}"
     # The dataset's class names stand in for a bare .keras file's that carries none.
     segmenter = Segmenter.load(args.model, class_names=read_class_names(args.voc_dir))
-    segmenter.evaluate(args.voc_dir, split=args.split, tta=tta, out_dir=out, force=args.force, limit=args.limit)
+    segmenter.evaluate(
+        args.voc_dir, split=args.split, subset=args.subset, tta=tta, out_dir=out, force=args.force, limit=args.limit
+    )
     return 0

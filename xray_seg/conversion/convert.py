@@ -37,8 +37,20 @@ How a run goes
        image, the palette PNG and optionally the ``.npy`` and the visualisation, each
        atomically (temporary file, then rename). A bad file fails alone with a message
        naming it; the others go on.
-    6. Write the seeded split of the converted stems and the report. The exit code is
-       0, or 1 if any file failed.
+    6. Write the seeded split of the converted stems, the subsets and the report. The
+       exit code is 0, or 1 if any file failed.
+
+Subsets
+    Labelme's image-level ``flags`` (``{"hidden": true, "small": false, ...}``: what an
+    annotator ticks in Labelme's Flags panel; ``xray-seg synth`` writes ``hidden``,
+    ``small`` and ``clean``) become ``subsets.json`` in the output: for every flag name any
+    converted file declares, the sorted stems whose flag is true (an empty list when it is
+    false everywhere). Any flag name works, not only synth's; one JSON file rather than a
+    list per flag in ``ImageSets/Segmentation/``, because flag names are free text (a
+    flag may be called ``train`` or hold a slash) and one file is one atomic write. It is
+    rebuilt from the scan of every input on each run, ``--resume`` included, so an edited
+    flag shows up there; inputs without flags (COCO, PIXray, older Labelme) write none.
+    ``xray-seg evaluate --subset NAME`` scores the intersection of a split and a subset.
 
 Image formats (``image_format``)
     * ``png`` (default): lossless PNG of the decoded 8-bit RGB image, the exact pixels
@@ -193,6 +205,7 @@ class ConvertReport:
     val: int = 0
     seconds: float = 0.0
     workers: int = 1
+    subsets: dict = field(default_factory=dict)  # flag name -> converted stems with it set
 
     @property
     def failed(self) -> int:
@@ -220,6 +233,8 @@ class ConvertReport:
             + f" of {self.total} file(s) into {self.voc_dir}"
             + f" (train {self.train}, val {self.val}; {self.seconds:.1f} s, {self.workers} worker(s))"
         ]
+        if self.subsets:
+            lines.append("subsets (image flags): " + ", ".join(f"{k} {v}" for k, v in self.subsets.items()))
         if self.failures:
             lines.append(f"failed ({self.failed}):")
             lines += capped([f"  {f.path}: {f.reason}" for f in self.failures])
@@ -749,13 +764,16 @@ def _record(result: _Result, report, done: list[str]) -> None:
 
 
 def _plan_jobs(files, scans, duplicate, reader, voc_dir: Path, label_to_index, config: ConvertConfig, report):
-    """``(jobs, done, prints)``: the items to convert, the stems ``--resume`` keeps (outputs
-    complete and inputs unchanged), and each stem's input fingerprint (size and mtime of the
-    JSON file and its image; for COCO the image; :mod:`xray_seg.conversion.resume`)."""
+    """``(jobs, done, prints, flags)``: the items to convert, the stems ``--resume`` keeps
+    (outputs complete and inputs unchanged), each stem's input fingerprint (size and mtime
+    of the JSON file and its image; for COCO the image; :mod:`xray_seg.conversion.resume`)
+    and each stem's image flags (the subsets)."""
     layout = VocLayout(voc_dir)
     others = config.others if config.classes else None
     images = {scan.key: scan.image for scan in scans}
     prints = {f.stem: fingerprint(f.key, images.get(f.key)) for f in files}
+    by_key = {scan.key: dict(scan.flags) for scan in scans}
+    flags = {f.stem: by_key.get(f.key, {}) for f in files}
     recorded = read_fingerprints(voc_dir) if config.resume else {}
     jobs, done = [], []
     for f in files:
@@ -778,7 +796,20 @@ def _plan_jobs(files, scans, duplicate, reader, voc_dir: Path, label_to_index, c
                     config.objects,
                 )
             )
-    return jobs, done, prints
+    return jobs, done, prints, flags
+
+
+def _write_subsets(voc_dir: Path, done: list[str], flags: dict, report) -> None:
+    """``subsets.json`` from the converted stems' image flags (module docstring, "Subsets");
+    nothing when no stem has a flag and no earlier run wrote the file."""
+    from xray_seg.conversion.voc import write_subsets
+
+    names = sorted({name for stem in done for name in flags.get(stem, {})})
+    if not names and not VocLayout(voc_dir).subsets_file.exists():
+        return
+    subsets = {name: [stem for stem in done if flags.get(stem, {}).get(name) is True] for name in names}
+    write_subsets(voc_dir, subsets)
+    report.subsets = {name: len(stems) for name, stems in subsets.items()}
 
 
 def _write_splits(voc_dir: Path, done: list[str], prints: dict, config: ConvertConfig, report) -> None:
@@ -830,7 +861,7 @@ def convert(
         _open_output(voc_dir, reader, labels_file, config, class_names, settings)
         owned = True
 
-        jobs, done, prints = _plan_jobs(files, scans, duplicate, reader, voc_dir, label_to_index, config, report)
+        jobs, done, prints, flags = _plan_jobs(files, scans, duplicate, reader, voc_dir, label_to_index, config, report)
         report.skipped = len(done)
         for result in _map(pool, _convert_one, jobs, "convert", progress):
             _record(result, report, done)
@@ -849,6 +880,7 @@ def convert(
     report.warnings.sort(key=lambda w: w.path)
     if done:
         _write_splits(voc_dir, done, prints, config, report)
+        _write_subsets(voc_dir, done, flags, report)
     report.seconds = time.perf_counter() - started
     write_text_atomic(voc_dir / REPORT_FILE, report.summary(max_lines=None) + "\n")
     return report

@@ -190,6 +190,19 @@ def load_labelme_json(json_path: str | Path) -> dict:
     return data
 
 
+def image_flags(data: Mapping) -> tuple[tuple[str, bool], ...]:
+    """The image-level ``flags`` of a parsed Labelme JSON as sorted ``(name, value)`` pairs.
+
+    Labelme writes ``"flags": {name: bool}`` (the Flags panel, ``labelme --flags a,b``);
+    only string names with boolean values count, and a missing or malformed field is no
+    flags (the flags never change a mask, so they never fail a file).
+    """
+    flags = data.get("flags")
+    if not isinstance(flags, Mapping):
+        return ()
+    return tuple(sorted((k, v) for k, v in flags.items() if isinstance(k, str) and isinstance(v, bool)))
+
+
 def shape_labels(data: Mapping) -> list[str]:
     """The label of every shape of a parsed Labelme JSON, in order (non-strings skipped)."""
     shapes = data.get("shapes", [])

@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xray_seg.conversion.labelme import LabelmeRecord, image_reference, load_labelme_json, read_labelme, shape_labels
+from xray_seg.conversion.labelme import (
+    LabelmeRecord,
+    image_flags,
+    image_reference,
+    load_labelme_json,
+    read_labelme,
+    shape_labels,
+)
 from xray_seg.core.errors import DatasetError, XraySegError
 
 #: The in-memory record every reader produces (the Labelme record's fields serve all sources).
@@ -57,12 +64,14 @@ class Item:
 
 @dataclass(frozen=True)
 class Scan:
-    """Labels and image file of one item, or why it could not be scanned."""
+    """Labels, image file and image-level flags (``(name, bool)`` pairs: Labelme's ``flags``,
+    which become the VOC folder's subsets) of one item, or why it could not be scanned."""
 
     key: str
     labels: tuple[str, ...] = ()
     image: str | None = None
     error: str | None = None
+    flags: tuple[tuple[str, bool], ...] = ()
 
 
 class Reader:
@@ -125,7 +134,7 @@ class LabelmeReader(Reader):
         try:
             data = load_labelme_json(item.ref)
             ref = image_reference(data, item.ref, self.root)
-            return Scan(item.key, tuple(shape_labels(data)), None if ref is None else str(ref))
+            return Scan(item.key, tuple(shape_labels(data)), None if ref is None else str(ref), flags=image_flags(data))
         except XraySegError as exc:
             return Scan(item.key, error=exc.message)
 

@@ -58,6 +58,35 @@ def write_split(voc_dir: str | Path, split: str, stems: list[str]) -> None:
     write_text_atomic(VocLayout(voc_dir).split_file(split), "".join(f"{s}\n" for s in stems))
 
 
+SUBSETS_SOURCE = "the image-level flags of the annotations (Labelme's flags)"
+
+
+def write_subsets(voc_dir: str | Path, subsets: dict[str, list[str]]) -> None:
+    """``subsets.json``: for each image flag, the sorted stems whose annotation sets it true."""
+    from xray_seg.core.fileio import write_json_atomic
+
+    document = {"source": SUBSETS_SOURCE, "subsets": {name: sorted(stems) for name, stems in sorted(subsets.items())}}
+    write_json_atomic(VocLayout(voc_dir).subsets_file, document)
+
+
+def read_subsets(voc_dir: str | Path) -> dict[str, list[str]]:
+    """``{subset: [stems]}`` from ``subsets.json``; ``{}`` when the folder has none."""
+    import json
+
+    path = VocLayout(voc_dir).subsets_file
+    if not path.is_file():
+        return {}
+    try:
+        subsets = json.loads(path.read_text(encoding="utf-8"))["subsets"]
+        if not isinstance(subsets, dict) or not all(isinstance(v, list) for v in subsets.values()):
+            raise ValueError("subsets is not a mapping of lists")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(
+            f"subsets.json is not readable ({exc})", path=path, fix="re-run `xray-seg convert --resume` to rewrite it"
+        ) from None
+    return {str(name): [str(s) for s in stems] for name, stems in subsets.items()}
+
+
 def save_label_png(path: str | Path, label: np.ndarray) -> None:
     """Write a label map as a VOC palette PNG, atomically.
 

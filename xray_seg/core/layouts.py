@@ -17,12 +17,14 @@ file name is spelled in one place only::
       SegmentationClassVisualization/     optional overlays for people
       class_names.txt                     one name a line: _background_, then the classes
       ImageSets/Segmentation/{train,val,trainval}.txt
+      subsets.json                        optional: {"subsets": {flag: [stems]}} from the annotations' image flags
 
     RUN_DIR/
       config.yaml  class_names.txt  best_model.keras  history.csv  training_curves.png
       checkpoints/{last,best}.weights.h5  checkpoints/state.json  checkpoints/rng_state.npz
       logs/                               TensorBoard
       eval-<split>/{metrics.json,report.md,confusion_matrix.png,screening.json,roc.json,roc.png,report.html}
+      eval-<split>-<subset>/              the same for `evaluate --subset`
       alarm_thresholds.json               from `xray-seg calibrate`
 
     EXPORT_DIR/
@@ -71,6 +73,7 @@ class VocLayout(_Rooted):
     vis_dir = _under("SegmentationClassVisualization")
     class_names_file = _under(CLASS_NAMES_FILE)
     splits_dir = _under("ImageSets", "Segmentation")
+    subsets_file = _under("subsets.json")
 
     def split_file(self, split: str) -> Path:
         return self.splits_dir / f"{split}.txt"

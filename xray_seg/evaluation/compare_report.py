@@ -8,8 +8,9 @@ prediction, see :mod:`xray_seg.evaluation.metrics`) is left out of that class's 
 says how many seeds it rests on.
 
 Outputs: ``compare.json`` and ``compare.md`` (Table 3: mIoU, mPA, PA, FPS, parameters,
-GFLOPs; Table 2: per-class IoU and PA), ``compare_bars.png`` and
-``compare_predictions.png``.
+GFLOPs; Table 2: per-class IoU and PA; mIoU per seed and, when both ran, CWF-DeepLabv3+
+minus DeepLabv3+ seed by seed against each model's spread between seeds: paper 1's claim),
+``compare_bars.png`` and ``compare_predictions.png``.
 """
 
 from __future__ import annotations
@@ -152,6 +153,77 @@ def markdown_report(protocol: Mapping, stats: Mapping) -> str:
     return "\n".join(lines) + "\n"
 
 
+CLAIM_PAIR = ("cwf_deeplabv3plus", "deeplabv3plus")  # paper 1's claim: CWF-DeepLabv3+ beats DeepLabv3+
+
+
+def per_seed_miou(results: Mapping[str, Sequence[Mapping]]) -> dict:
+    """``{model: {seed: mIoU}}`` from the run records (seed as recorded, not list position)."""
+    return {model: {int(r["seed"]): r["miou"] for r in runs if "seed" in r} for model, runs in results.items()}
+
+
+def paired_difference(results: Mapping[str, Sequence[Mapping]], pair: Sequence[str] = CLAIM_PAIR) -> dict | None:
+    """mIoU of ``pair[0]`` minus ``pair[1]`` seed by seed (same seed: same initialisation seed and
+    data stream), its mean and sample std, and each model's own seed-to-seed std; None unless
+    both models ran a common seed."""
+    first, second = pair
+    by_seed = per_seed_miou(results)
+    if first not in by_seed or second not in by_seed:
+        return None
+    seeds = sorted(set(by_seed[first]) & set(by_seed[second]))
+    diffs = [by_seed[first][s] - by_seed[second][s] for s in seeds]
+    if not diffs or any(d is None or not math.isfinite(d) for d in diffs):
+        return None
+    stat = mean_std(diffs)
+    spread = {m: mean_std([by_seed[m][s] for s in seeds])["std"] for m in pair}
+    sign = (
+        "ahead in every seed"
+        if all(d > 0 for d in diffs)
+        else "behind in every seed"
+        if all(d < 0 for d in diffs)
+        else "ahead in some seeds and behind in others"
+    )
+    return {
+        "models": list(pair),
+        "seeds": seeds,
+        "per_seed": diffs,
+        "mean": stat["mean"],
+        "std": stat["std"],
+        "seed_std": spread,
+        "sign": sign,
+    }
+
+
+def seed_section(results: Mapping[str, Sequence[Mapping]]) -> str:
+    """``compare.md``'s per-seed mIoU table and, with both models of paper 1's claim, their
+    seed-by-seed difference against each model's spread between seeds."""
+    by_seed = per_seed_miou(results)
+    seeds = sorted({s for runs in by_seed.values() for s in runs})
+    header = ["Network"] + [f"seed {s}" for s in seeds] + ["mean", "std"]
+    rows = []
+    for model, values in by_seed.items():
+        stat = mean_std([values.get(s) for s in seeds])
+        cells = [f"{100 * values[s]:.2f}" if values.get(s) is not None else "-" for s in seeds]
+        std = "-" if stat["std"] is None else f"{100 * stat['std']:.2f}"
+        mean = "n/a" if stat["mean"] is None else f"{100 * stat['mean']:.2f}"
+        rows.append([model_title(model), *cells, mean, std])
+    lines = ["", "## mIoU (%) per seed on val", ""] + _md_table(header, rows)
+    diff = paired_difference(results)
+    if diff is not None:
+        first, second = (model_title(m) for m in diff["models"])
+        per = ", ".join(f"{100 * d:+.2f}" for d in diff["per_seed"])
+        spread = ", ".join(
+            f"{model_title(m)} {'n/a' if v is None else f'{100 * v:.2f}'}" for m, v in diff["seed_std"].items()
+        )
+        lines += [
+            "",
+            f"{first} minus {second}: {100 * diff['mean']:+.2f} pp mIoU on average over seeds "
+            f"{', '.join(map(str, diff['seeds']))} (per seed {per}); {first} is {diff['sign']}. "
+            f"Seed-to-seed std of mIoU: {spread} pp. With this few seeds, a difference smaller than that "
+            "spread is not evidence either way.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def plot_bars(path: str | Path, table3: Mapping) -> Path:
     """Grouped bars of mIoU and mPA (%) per model with std error bars."""
     plt = _pyplot()
@@ -236,8 +308,10 @@ def write_comparison(
     out = Path(out_dir)
     stats = aggregate(results)
     document = {**stats, "protocol": dict(protocol), "runs": [r for runs in results.values() for r in runs]}
+    document["per_seed_miou"] = per_seed_miou(results)
+    document["claim_difference"] = paired_difference(results)
     write_json_atomic(out / "compare.json", _jsonable(document))
-    write_text_atomic(out / "compare.md", markdown_report(protocol, stats))
+    write_text_atomic(out / "compare.md", markdown_report(protocol, stats) + seed_section(results))
     plot_bars(out / "compare_bars.png", stats["table3"])
     if grid_images > 0:
         plot_prediction_grid(out / "compare_predictions.png", protocol["dataset"]["voc_dir"], grid_runs, grid_images)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 PFA_TARGET = "0.05"  # the key of screening_report's pd_at_pfa for PFA 5 %
 
 
@@ -51,7 +53,8 @@ def engine_accuracy(engine, voc_dir, *, split: str = "val", geometry=None, rule=
         return predict_probabilities(engine, image, geometry=geometry, input_size=geometry.tile)
 
     label = getattr(engine, "name", "keras")
-    cm, seconds = accumulate_split(predict, voc_dir, stems, len(names), screening, desc=label, progress=progress)
+    per_image, seconds = accumulate_split(predict, voc_dir, stems, len(names), screening, desc=label, progress=progress)
+    cm = sum(per_image.values(), np.zeros((len(names), len(names)), np.int64))
     scores = segmentation_scores(cm, names)
     summary = screening.summary()
     bags = summary["at_thresholds"]

@@ -13,6 +13,11 @@ ROC) add ``screening.json``, ``roc.json``, ``roc.png`` and ``report.html``
 (:mod:`xray_seg.evaluation.screening_eval`), at the model's stored alarm thresholds. FPS here is images per second of the
 whole prediction (model plus TTA and resizing), decode excluded; ``xray-seg bench``
 measures model-only and end-to-end FPS at batch 1.
+
+Subsets (:mod:`xray_seg.evaluation.subsets`): with ``subset`` the pixel metrics cover the
+split's images in that subset, PD its threat bags and PFA all threat-free bags of the split;
+without it, a VOC folder with ``subsets.json`` adds a table of ``all`` and each subset
+(mIoU, per-class IoU, PD at PFA 5 %) to the terminal, ``report.md`` and ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -126,19 +131,24 @@ def evaluate(
     voc_dir: str | Path,
     *,
     split: str = "val",
+    subset: str | None = None,
     tta: TTAOptions | None = None,
     out_dir: str | Path | None = None,
     force: bool = False,
     limit: int | None = None,
     progress: bool = True,
 ) -> EvalResult:
-    """Evaluate a run folder, ``.keras`` file or SavedModel on ``split`` of ``voc_dir``."""
+    """Evaluate a run folder, ``.keras`` file or SavedModel on ``split`` of ``voc_dir``.
+
+    ``subset`` names a subset of ``subsets.json`` (module docstring); ``limit`` takes the
+    first images of the split before the subset is selected.
+    """
     from xray_seg.conversion.voc import read_class_names, read_split
     from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.evaluation.alarms import load_rule
-    from xray_seg.evaluation.metrics import segmentation_scores
     from xray_seg.evaluation.report import format_paper_tables
     from xray_seg.evaluation.screening_eval import ScreeningEvaluation, format_screening
+    from xray_seg.evaluation.subsets import RULE, format_subset_table, select_subset
     from xray_seg.inference.loader import load_for_inference, model_folder
 
     tta = tta or TTAOptions()
@@ -154,20 +164,22 @@ def evaluate(
         out_dir = prepare_output_dir(
             out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_folder(model_path)], owner="evaluate"
         )
-    stems = read_split(voc_dir, split)[:limit]
+    stems, members = read_split(voc_dir, split)[:limit], None
+    if subset is not None:
+        stems, members = select_subset(voc_dir, split, stems, subset)
     screening = ScreeningEvaluation(Path(voc_dir), load_rule(model_path, names))
-    cm, predict_seconds = _accumulate(
+    per_image, predict_seconds = _accumulate(
         loaded, voc_dir, stems, tta, screening, desc=f"evaluate {split}", progress=progress
     )
-    scores = segmentation_scores(cm, names)
-    screening_summary = screening.summary()
+    scores, screening_summary, table = _score(voc_dir, names, per_image, screening, members)
     fps = len(stems) / predict_seconds if predict_seconds > 0 else float("nan")
     extra = {
         "model": str(loaded.source),
         "model_name": loaded.name,
         "dataset": str(voc_dir),
         "split": split,
-        "images": len(stems),
+        **({"subset": subset, "subset_rule": RULE} if subset is not None else {}),
+        "images": len(stems) if members is None else len(members),
         "tta_scales": list(tta.scales),
         "tta_flip": tta.flip,
         "window": list(tta.window) if tta.window else None,
@@ -176,15 +188,34 @@ def evaluate(
     }
     print(format_paper_tables(scores, names, fps=fps))
     print(format_screening(screening_summary))
+    if table:
+        print("\nSubsets (image flags of the annotations)\n" + format_subset_table(table, names))
+    title = f"{loaded.name} on {split}" + (f", subset {subset}" if subset is not None else "")
     if out_dir is not None:
-        _write_outputs(out_dir, scores, names, fps, extra, screening, screening_summary, f"{loaded.name} on {split}")
+        _write_outputs(out_dir, scores, names, fps, extra, screening, screening_summary, title, table)
     extra["screening"] = screening_summary
-    return EvalResult(scores, fps, len(stems), out_dir, extra, screening)
+    extra["subsets"] = table
+    return EvalResult(scores, fps, extra["images"], out_dir, extra, screening)
+
+
+def _score(voc_dir, names, per_image: dict, screening, members: set | None):
+    """``(pixel scores, screening summary, subset table)``: over every image, or with
+    ``members`` by the subset rule (:mod:`xray_seg.evaluation.subsets`)."""
+    from xray_seg.evaluation.metrics import segmentation_scores
+    from xray_seg.evaluation.subsets import bag_selection, subset_table
+
+    k = len(names)
+    if members is None:
+        cm = sum(per_image.values(), np.zeros((k, k), np.int64))
+        return segmentation_scores(cm, names), screening.summary(), subset_table(voc_dir, per_image, screening, names)
+    cm = sum((per_image[s] for s in members), np.zeros((k, k), np.int64))
+    return segmentation_scores(cm, names), screening.summary(keep=bag_selection(screening, members)), {}
 
 
 def _accumulate(loaded, voc_dir, stems, tta: TTAOptions, screening, *, desc: str, progress: bool):
-    """One confusion matrix over every image of ``stems`` (paper 1, eqs. 4-7: never averaged
-    per batch), the screening record of each bag, and the seconds spent predicting."""
+    """The confusion matrix of every image of ``stems`` (summed over the split or a subset,
+    paper 1 eqs. 4-7: never averaged per batch), the screening record of each bag, and the
+    seconds spent predicting."""
     from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.tta import predict_probabilities
 
@@ -199,9 +230,10 @@ def _accumulate(loaded, voc_dir, stems, tta: TTAOptions, screening, *, desc: str
 
 
 def accumulate_split(predict, voc_dir, stems, k: int, screening, *, desc: str = "evaluate", progress: bool = False):
-    """``(confusion matrix, seconds predicting)`` of ``predict(image) -> probabilities [H, W, K]``
-    over ``stems`` of ``voc_dir``, each bag also added to ``screening`` (a
-    :class:`~xray_seg.evaluation.screening_eval.ScreeningEvaluation`, or None)."""
+    """``({stem: confusion matrix}, seconds predicting)`` of ``predict(image) -> probabilities
+    [H, W, K]`` over ``stems`` of ``voc_dir``, each bag also added to ``screening`` (a
+    :class:`~xray_seg.evaluation.screening_eval.ScreeningEvaluation`, or None). Sum the
+    matrices for the split's (or a subset's) one confusion matrix."""
     from tqdm import tqdm
 
     from xray_seg.conversion.voc import load_label_png
@@ -209,7 +241,7 @@ def accumulate_split(predict, voc_dir, stems, k: int, screening, *, desc: str = 
     from xray_seg.evaluation.metrics import confusion_matrix
 
     layout = VocLayout(voc_dir)
-    cm = np.zeros((k, k), dtype=np.int64)
+    per_image = {}
     predict_seconds = 0.0
     for stem in tqdm(stems, desc=desc, unit="img", disable=not progress):
         image = read_image_rgb(layout.image_path(stem))
@@ -217,20 +249,24 @@ def accumulate_split(predict, voc_dir, stems, k: int, screening, *, desc: str = 
         start = time.perf_counter()
         probs = predict(image)
         predict_seconds += time.perf_counter() - start
-        cm += confusion_matrix(truth, probs.argmax(axis=-1), k)
+        per_image[stem] = confusion_matrix(truth, probs.argmax(axis=-1), k)
         if screening is not None:
             screening.add(stem, image, truth, probs)
-    return cm, predict_seconds
+    return per_image, predict_seconds
 
 
-def _write_outputs(out_dir: Path, scores, names, fps, extra, screening, screening_summary, title: str) -> None:
-    """``metrics.json``, ``report.md`` (with its screening section), the confusion-matrix PNG
-    and the screening files (``screening.json``, ``roc.json``, ``roc.png``, ``report.html``)."""
+def _write_outputs(out_dir: Path, scores, names, fps, extra, screening, screening_summary, title: str, table) -> None:
+    """``metrics.json``, ``report.md`` (with its screening and subset sections), the
+    confusion-matrix PNG and the screening files (``screening.json``, ``roc.json``,
+    ``roc.png``, ``report.html``)."""
     from xray_seg.core.fileio import write_text_atomic
     from xray_seg.evaluation.report import plot_confusion_matrix, write_markdown_report, write_metrics_json
     from xray_seg.evaluation.screening_eval import format_screening
+    from xray_seg.evaluation.subsets import format_subset_table
 
-    write_metrics_json(out_dir / "metrics.json", scores, names, fps=fps, **extra)
+    write_metrics_json(
+        out_dir / "metrics.json", scores, names, fps=fps, **extra, **({"subsets": table} if table else {})
+    )
     write_markdown_report(
         out_dir / "report.md", scores, names, model_name=extra["model_name"], split=extra["split"], fps=fps, extra=extra
     )
@@ -243,7 +279,8 @@ def _write_outputs(out_dir: Path, scores, names, fps, extra, screening, screenin
         + "\n## Screening (objects, bags, PD at PFA)\n\n```\n"
         + format_screening(screening_summary)
         + "\n```\n\nROC: `roc.png`, `roc.json`; "
-        "everything: `screening.json`, `report.html`.\n",
+        "everything: `screening.json`, `report.html`.\n"
+        + (f"\n## Subsets (image flags)\n\n{format_subset_table(table, names, markdown=True)}\n" if table else ""),
     )
     print(
         f"wrote {out_dir}/metrics.json, report.md, confusion_matrix.png, screening.json, roc.json, roc.png, report.html"

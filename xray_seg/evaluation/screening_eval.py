@@ -86,12 +86,13 @@ class ScreeningEvaluation:
         bucket.sort(key=lambda b: -b[0])
         del bucket[THUMBS:]
 
-    def summary(self) -> dict:
-        """Everything ``screening.json`` holds."""
-        names = self.rule.class_names
-        k = len(names)
-        scores = np.asarray(self.scores, float).reshape(-1, k)
-        truth = np.asarray(self.truth, bool).reshape(-1, k)
+    def summary(self, keep: np.ndarray | None = None) -> dict:
+        """Everything ``screening.json`` holds; ``keep`` (bool per bag) limits the bag figures
+        (PD, PFA, ROC) to some bags (a subset's rule, :mod:`xray_seg.evaluation.subsets`);
+        the objects' AP covers every bag added."""
+        scores, truth = self.bag_arrays()
+        if keep is not None:
+            scores, truth = scores[keep], truth[keep]
         return {"objects": self.objects.results(), **screening_report(scores, truth, self.rule)}
 
     def bag_arrays(self) -> tuple[np.ndarray, np.ndarray]:

@@ -212,8 +212,9 @@ class Segmenter:
     def evaluate(self, voc_dir, split: str = "val", *, tta=None, window=None, stride=None, **kw):
         """Paper 1's PA, mPA, IoU and mIoU on ``split`` of ``voc_dir``; returns the ``EvalResult``.
 
-        Other keywords (``out_dir``, ``force``, ``limit``, ``progress``) go to
-        :func:`xray_seg.evaluation.evaluator.evaluate`.
+        Other keywords (``subset``, ``out_dir``, ``force``, ``limit``, ``progress``) go to
+        :func:`xray_seg.evaluation.evaluator.evaluate`; ``subset="hidden"`` scores a subset
+        of the split (:mod:`xray_seg.evaluation.subsets`).
         """
         from xray_seg.evaluation.evaluator import evaluate
 

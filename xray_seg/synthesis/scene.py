@@ -8,7 +8,12 @@
 * ``xray_{i:05d}.json``: Labelme's format (``version`` "5.4.1", ``flags``, ``shapes`` of
   ``shape_type`` "polygon", ``imagePath`` the PNG's file name, ``imageData`` null or the
   base64 PNG, ``imageHeight``, ``imageWidth``), one polygon per threat labelled with a
-  name from :data:`CLASS_NAMES` (paper 1's five classes).
+  name from :data:`CLASS_NAMES` (paper 1's five classes). The image-level ``flags`` say
+  how hard the bag is, ``{"hidden": bool, "small": bool, "clean": bool}``
+  (:func:`difficulty_flags`), as an annotator would tick them in Labelme; ``xray-seg
+  convert`` makes them subsets (``subsets.json``) that ``evaluate --subset`` scores.
+  There is no sidecar file: the converter reads every ``*.json`` of the folder as an
+  annotation, so the flags live in the annotations themselves.
 
 and beside them ``labels.txt`` (labelme2voc's format: ``__ignore__``, ``_background_``,
 then the classes), ``synth_config.yaml`` (the resolved :class:`SynthConfig`) and
@@ -71,6 +76,7 @@ __all__ = [
     "CLUTTER_LEVELS",
     "STYLES",
     "SynthConfig",
+    "difficulty_flags",
     "render_sample",
     "synthesize",
     "write_contact_sheet",
@@ -169,8 +175,9 @@ class SynthConfig:
 
 # ----------------------------------------------------------------------------- one sample
 def _place_threat(rng, size, parts, placed, bag_box, small_prob):
-    """Choose a placement for a threat: scale, rotation, mirror, position in the bag."""
-    small = rng.random() < small_prob
+    """Choose a placement for a threat: scale, rotation, mirror, position in the bag;
+    returns ``(placement, box, small)``."""
+    small = bool(rng.random() < small_prob)
     span = rng.uniform(0.08, 0.15) if small else rng.uniform(0.18, 0.45)
     length = span * size
     best = None
@@ -188,7 +195,7 @@ def _place_threat(rng, size, parts, placed, bag_box, small_prob):
         best = (overlap, Placement(length, pl.angle, cx, cy, pl.mirror), box)
         if overlap < 0.15:
             break
-    return best[1], best[2]
+    return best[1], best[2], small
 
 
 def _overlap(a, b) -> float:
@@ -210,8 +217,9 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
         ``debug=True``, ``(image, shapes, info)`` where
         ``info["threat_mask"]`` is the ``[H, W]`` uint8 map of rendered threat
         footprints (class index 1..5 from :data:`CLASS_NAMES`, 0 elsewhere; later
-        threats over earlier ones) and ``info["thickness"]`` the per-material
-        thickness maps in mm.
+        threats over earlier ones), ``info["thickness"]`` the per-material
+        thickness maps in mm and ``info["flags"]`` the bag's difficulty
+        (:func:`difficulty_flags`).
     """
     height, width = config.scan_shape(index)
     size = min(height, width)  # the bag's square
@@ -221,28 +229,35 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
     synth_clutter.fill_bag(canvas, rng, box, config.clutter)
 
     threats = []
+    small, hidden = [], None  # which threats are small, which one is hidden (no extra draws)
     if rng.random() < config.threat_prob:
         count = int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
         placed = []
         for _ in range(count):
             name = CLASS_NAMES[int(rng.integers(len(CLASS_NAMES)))]
             parts = BUILDERS[name](rng)
-            placement, bbox = _place_threat(rng, size, parts, placed, box, config.small_threat_prob)
+            placement, bbox, is_small = _place_threat(rng, size, parts, placed, box, config.small_threat_prob)
             placed.append(bbox)
+            small.append(is_small)
             threats.append((name, parts, placement))
         if rng.random() < config.hide_prob:
-            _, _, pl = threats[int(rng.integers(len(threats)))]
+            hidden = int(rng.integers(len(threats)))
+            _, _, pl = threats[hidden]
             hider = synth_clutter.HIDERS[int(rng.integers(len(synth_clutter.HIDERS)))]
             hider(canvas, rng, box, at=(pl.cx, pl.cy))
 
     shapes = []
+    drawn = []  # threat indices that have at least one polygon
     threat_mask = np.zeros((size, size), np.uint8)
-    for name, parts, placement in threats:
+    for t, (name, parts, placement) in enumerate(threats):
         canvas.draw_all(parts, placement)
         footprint = canvas.footprint(parts, placement)
         threat_mask[footprint > 0] = CLASS_NAMES.index(name) + 1
-        for poly in mask_to_polygons(footprint):
+        polygons = mask_to_polygons(footprint)
+        drawn += [t] if polygons else []
+        for poly in polygons:
             shapes.append(_shape(name, poly))
+    flags = difficulty_flags(clean=not shapes, hidden=hidden in drawn, small=any(small[t] for t in drawn))
 
     _fabric_texture(canvas, rng)
     maps = canvas.maps
@@ -250,8 +265,17 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
         maps, threat_mask, shapes = _on_belt(config, index, (height, width), maps, threat_mask, shapes)
     image = render_xray(maps, rng, blur_sigma=max(0.35, 0.6 * size / 512))
     if debug:
-        return image, shapes, {"threat_mask": threat_mask, "thickness": maps}
+        return image, shapes, {"threat_mask": threat_mask, "thickness": maps, "flags": flags}
     return image, shapes
+
+
+def difficulty_flags(*, clean: bool, hidden: bool, small: bool) -> dict:
+    """A bag's entry for Labelme's image-level ``flags`` (what an annotator ticks in Labelme's
+    Flags panel, ``labelme --flags hidden,small,clean``): ``hidden``, a threat lies under a
+    laptop, cable coil, clothes, bottle or book (PIDray's "hidden"); ``small``, a threat spans
+    8-15 % of the bag's side; ``clean``, the bag holds no threat. ``xray-seg convert`` turns
+    every image flag into a subset of the VOC folder (``subsets.json``)."""
+    return {"hidden": bool(hidden and not clean), "small": bool(small and not clean), "clean": bool(clean)}
 
 
 def _on_belt(config: SynthConfig, index: int, shape, maps, threat_mask, shapes):
@@ -311,14 +335,16 @@ def write_sample(out_dir: str | Path, config: SynthConfig, index: int) -> Path:
         from xray_seg.synthesis.photo import render_photo_sample
 
         image, shapes = render_photo_sample(config, index)
+        flags = {}
     else:
-        image, shapes = render_sample(config, index)
+        image, shapes, info = render_sample(config, index, debug=True)
+        flags = info["flags"]
     png = encode_png(image)
     stem = sample_stem(index, config.style)
     write_bytes_atomic(out_dir / f"{stem}.png", png)
     record = {
         "version": LABELME_VERSION,
-        "flags": {},
+        "flags": flags,
         "shapes": shapes,
         "imagePath": f"{stem}.png",
         "imageData": base64.b64encode(png).decode("ascii") if config.embed_image_data else None,

@@ -1,0 +1,107 @@
+"""Shared by ``scripts/ablate_hard.py`` and ``scripts/compare_seeds.py``: one synthetic VOC
+folder, the CPU the figures were measured on, and a folder owned by the script.
+
+Each script writes everything under its ``--out`` (docs/architecture.md, "Data safety"):
+the folder gets xray-seg's output marker, an existing one is refused unless ``--resume``
+(keep what is finished) or ``--force`` (replace a folder xray-seg made), and a ``--voc``
+input may not lie inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SETTINGS_FILE = "settings.json"
+
+
+def cpu_description() -> str:
+    """``"<model name>, N cores visible, avx512f amx_tile"`` from /proc/cpuinfo (the lscpu model name)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    model = re.search(r"^model name\s*:\s*(.+)$", text, flags=re.MULTILINE)
+    flags = sorted(set(re.findall(r"\b(avx512f|amx_tile)\b", text)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model.group(1).strip() if model else 'unknown CPU'}, {cores} cores visible" + (
+        f", {' '.join(flags)}" if flags else ", no avx512f/amx_tile"
+    )
+
+
+def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Path:
+    """``num`` synthetic bags of ``size`` px (``xray-seg synth`` defaults unless ``difficulty``
+    says otherwise) converted to ``root/voc`` (7:3 split, seed ``seed``); reused when
+    ``root/voc`` is complete from an earlier, identical call."""
+    from xray_seg.conversion.convert import ConvertConfig, convert
+    from xray_seg.synthesis.scene import SynthConfig, synthesize
+
+    voc = root / "voc"
+    synth = SynthConfig(size=size, num=num, seed=seed, **difficulty)
+    stamp = root / "data.json"
+    wanted = {"size": size, "num": num, "seed": seed, **difficulty}
+    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == wanted:
+        return voc
+    synthesize(root / "labelme", synth, force=True, progress=False)
+    report = convert(
+        root / "labelme", voc, ConvertConfig(labels=str(root / "labelme" / "labels.txt"), seed=seed, force=True)
+    )
+    print(report.summary(), flush=True)
+    from xray_seg.core.fileio import write_json_atomic
+
+    write_json_atomic(stamp, wanted)
+    return voc
+
+
+def open_out(out: Path, settings: dict, *, resume: bool, force: bool, inputs=(), owner: str) -> Path:
+    """Create ``out`` (refusing an existing one unless ``resume``/``force``) and record
+    ``settings``; on ``resume`` the recorded settings must be the same, except ``variants``
+    or ``models``/``seeds``, which may grow."""
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
+
+    path = out / SETTINGS_FILE
+    if resume and path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        growable = {"variants", "models", "seeds", "extra_variants"}
+        changed = sorted(
+            k for k in set(before) | set(settings) if k not in growable and before.get(k) != settings.get(k)
+        )
+        if changed:
+            raise ConfigError(
+                f"--resume with different settings ({', '.join(changed)}) than the earlier run",
+                path=path,
+                fix="resume with the same settings, or choose a new --out (or --force to start again)",
+            )
+    prepare_output_dir(out, force=force, resume=resume, inputs=list(inputs), owner=owner, resume_flag="--resume")
+    write_json_atomic(path, settings)
+    return out
+
+
+def train_once(cfg, run_dir: Path, verbose: int) -> dict:
+    """Train ``cfg`` into ``run_dir`` unless it is trained already; resume an interrupted run
+    (the trainer's exact resume). Returns training seconds and images/s of this session."""
+    from xray_seg.evaluation.compare import run_stage
+    from xray_seg.training.trainer import resume_config, train
+
+    stage = run_stage(run_dir, cfg.epochs)
+    if stage == "evaluate":
+        return {"train_seconds": None, "train_images_per_sec": None, "note": "trained in an earlier session"}
+    if stage == "resume":
+        result = train(resume_config(run_dir), run_dir, resume=True, verbose=verbose)
+    else:
+        result = train(cfg, run_dir, force=True, verbose=verbose)
+    return {"train_seconds": result.seconds, "train_images_per_sec": result.train_images_per_sec}
+
+
+def pct(value, decimals: int = 2) -> str:
+    """A fraction as a percentage, ``n/a`` for None or NaN."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{100 * value:.{decimals}f}"
