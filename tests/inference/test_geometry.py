@@ -40,11 +40,11 @@ def test_graph_tile_starts_equal_numpy(size, window, step):
 def test_defaults_and_record():
     g = ScanGeometry(tile=256)
     assert g.tile == (256, 256) and g.scale == 1.0 and g.pad_value == 255.0
-    assert g.step == (128, 128)  # overlap 1/2
+    assert g.step == (171, 171)  # overlap 1/3, as the sliding window always had
     assert g.blend_sigma == 0.125
     assert g.is_single_tile(256, 256) and not g.is_single_tile(256, 1024)
     assert not ScanGeometry(tile=256, scale=0.5).is_single_tile(256, 256)
-    assert g.num_tiles(1024, 3000) == 7 * 23  # 0, 128, ..., 768; 0, 128, ..., 2688 and 2744
+    assert g.num_tiles(1024, 3000) == 6 * 18
     assert ScanGeometry.from_dict(g.as_dict()) == g
     old_export = {k: v for k, v in g.as_dict().items() if k not in ("blend_sigma", "blend")}
     assert ScanGeometry.from_dict(old_export).blend_sigma == 0.0  # exports before the blend averaged plainly

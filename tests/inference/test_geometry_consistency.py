@@ -170,11 +170,11 @@ def test_evaluate_and_validation_use_the_same_rule(routes):
 def test_export_records_the_rule(routes):
     root, _, _, _, meta = routes
     assert meta["geometry"]["scale"] == 1.0 and meta["geometry"]["tile"] == list(TILE)
-    assert meta["geometry"]["overlap"] == pytest.approx(1 / 2) and meta["geometry"]["step"] == [32, 32]
+    assert meta["geometry"]["overlap"] == pytest.approx(1 / 3) and meta["geometry"]["step"] == [43, 43]
     assert meta["geometry"]["pad_value"] == 255.0 and meta["geometry"]["blend_sigma"] == 0.125
     info = tf.saved_model.load(str(root / "export" / "savedmodel")).signatures["model_info"]()
     assert info["tile_size"].numpy().tolist() == list(TILE) and float(info["scale"]) == 1.0
-    assert info["tile_step"].numpy().tolist() == [32, 32] and float(info["tile_overlap"]) == pytest.approx(1 / 2)
+    assert info["tile_step"].numpy().tolist() == [43, 43] and float(info["tile_overlap"]) == pytest.approx(1 / 3)
     assert float(info["tile_blend_sigma"]) == pytest.approx(0.125)
 
 

@@ -37,7 +37,7 @@ def add_arguments(parser):
         "--window",
         help="override the tile size, e.g. 512x512 (default: the training size; scans are always tiled, never squashed)",
     )
-    parser.add_argument("--stride", help="sliding-window step (default: half the window)")
+    parser.add_argument("--stride", help="sliding-window step (default: 2/3 of the window)")
     parser.add_argument("--out", help="output folder for metrics.json, report.md and confusion_matrix.png")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images of the split")

@@ -166,7 +166,7 @@ class Segmenter:
                 converter does: 16-bit, alpha and grey handled).
             tta: None, a ``TTAOptions`` or a spec string such as ``"scales=0.75,1,1.25 flip"``.
             window: sliding-window tile (int, ``(h, w)`` or ``"512x1024"``) for large scans.
-            stride: sliding-window step (default half the window).
+            stride: sliding-window step (default 2/3 of the window).
             min_area: smallest item listed in ``items``, in pixels.
         """
         from xray_seg.evaluation.alarms import decide, load_rule

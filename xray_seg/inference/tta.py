@@ -20,7 +20,7 @@ a scan reaches the network"); the SavedModel's serving graph
 
    - with a tile size - the geometry's ``tile``, an explicit ``window=(h, w)``, or by
      default the model's fixed input size - by sliding-window inference. Tiles start
-     every ``stride`` pixels (default: the geometry's step, half the tile); the last
+     every ``stride`` pixels (default: the geometry's step, 2/3 of the tile); the last
      row/column of tiles is shifted back to end at the border, so no tile hangs over the
      edge. Only an image smaller than the tile is padded (bottom/right) with
      ``pad_value``, default 255 = white: in an X-ray scan everything outside the bag is
@@ -201,7 +201,7 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
             raise ConfigError(
                 f"a sliding-window stride of {stride[0]}x{stride[1]} is larger than the window "
                 f"{window[0]}x{window[1]} and would leave pixels unpredicted",
-                fix="use a stride no larger than the window (default: half of it)",
+                fix="use a stride no larger than the window (default: 2/3 of it)",
             )
         if fixed is not None and fixed != window:
             raise ModelError(
@@ -236,7 +236,7 @@ def predict_probabilities(
             0.5..1.75); ``(1.0,)`` means no multi-scale.
         flip: also average the horizontally flipped image.
         window: sliding-window tile ``(h, w)`` (or an int); None for whole-image inference.
-        stride: tile step ``(h, w)``; default half the window (the geometry's overlap).
+        stride: tile step ``(h, w)``; default 2/3 of the window (the geometry's overlap 1/3).
         batch_size: tiles per forward pass.
         input_size: the model's fixed input ``(h, w)``; read from a Keras model's input
             shape when None. A window must equal it. With no ``window`` and no

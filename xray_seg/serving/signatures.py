@@ -8,7 +8,7 @@ docs/architecture.md, "Geometry: how a scan reaches the network"), in TensorFlow
 same steps and summation order as :mod:`xray_seg.inference.tta`, so class maps agree with
 ``evaluate`` and ``predict``: scale by ``scale`` (default 1: native resolution), pad a
 side shorter than the tile ``(h0, w0)`` (the training size) with 255 (air), run
-overlapping tiles (default overlap 1/2) ``TILE_BATCH`` at a time, average their softmax
+overlapping tiles (default overlap 1/3) ``TILE_BATCH`` at a time, average their softmax
 probabilities weighted by the rule's Gaussian per tile pixel, crop the pad, resize back when ``scale != 1``. A scan of
 exactly the tile size is one plain forward pass. Nothing is ever squashed.
 
