@@ -155,6 +155,15 @@ def _coverage(starts: tf.Tensor, weights: tf.Tensor, size: tf.Tensor) -> tf.Tens
     return tf.reduce_sum(tf.where(inside, picked, 0.0), axis=0)
 
 
+def _blend_weights(geometry: ScanGeometry, one_tile: tf.Tensor):
+    """The 1-D Gaussian blend weights ``(g_y [th], g_x [tw])`` of rule 4; all ones when the scan
+    is one tile, which keeps its probabilities exactly as they are (as the numpy rule does)."""
+    th, tw = geometry.tile
+    weight_y = tf.where(one_tile, tf.ones([th]), tf.constant(axis_weights(th, geometry.blend_sigma)))
+    weight_x = tf.where(one_tile, tf.ones([tw]), tf.constant(axis_weights(tw, geometry.blend_sigma)))
+    return weight_y, weight_x
+
+
 def _scaled_size(height: tf.Tensor, width: tf.Tensor, scale: float):
     """``max(1, round(side * scale))`` per side, rounding half to even as Python's ``round``."""
 
@@ -192,9 +201,7 @@ def scan_probabilities(
     ys, xs = tile_starts(ph, th, sy), tile_starts(pw, tw, sx)
     num_rows, num_cols = tf.size(ys), tf.size(xs)
     columns = xs[:, None] + tf.range(tw, dtype=tf.int32)[None, :]  # [nx, tw] image column of each tile column
-    one_tile = tf.equal(num_rows * num_cols, 1)  # rule 4: one tile keeps its probabilities as they are
-    weight_y = tf.where(one_tile, tf.ones([th]), tf.constant(axis_weights(th, geometry.blend_sigma)))
-    weight_x = tf.where(one_tile, tf.ones([tw]), tf.constant(axis_weights(tw, geometry.blend_sigma)))
+    weight_y, weight_x = _blend_weights(geometry, tf.equal(num_rows * num_cols, 1))
     tile_weights = (weight_x[:, None] * weight_y[None, :])[None, :, :, None]  # [1, tw, th, 1], columns first
 
     def add_row(y, carry):
