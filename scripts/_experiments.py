@@ -21,6 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SETTINGS_FILE = "settings.json"
 
 
+def run_script(main) -> None:
+    """``sys.exit(main())``, a user error printed as its one line with exit code 2."""
+    from xray_seg.core.errors import XraySegError
+
+    try:
+        sys.exit(main())
+    except XraySegError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def cpu_description() -> str:
     """``"<model name>, N cores visible, avx512f amx_tile"`` from /proc/cpuinfo (the lscpu model name)."""
     try:

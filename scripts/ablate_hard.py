@@ -38,7 +38,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description, open_out, pct, synth_voc, train_once  # noqa: E402
+from _experiments import cpu_description, open_out, pct, run_script, synth_voc, train_once  # noqa: E402
 
 VARIANTS = {  # name -> (what changes, overrides on top of the preset)
     "hard_cpu": ("the preset", []),
@@ -235,10 +235,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from xray_seg.core.errors import XraySegError
-
-    try:
-        sys.exit(main())
-    except XraySegError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

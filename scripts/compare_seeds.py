@@ -30,7 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description, open_out, synth_voc  # noqa: E402
+from _experiments import cpu_description, open_out, run_script, synth_voc  # noqa: E402
 
 DIFFICULTIES = {  # the demo's bags (xray_seg/demo.py DemoConfig) and xray-seg synth's defaults
     "demo": {"threat_prob": 1.0, "clutter": "low", "hide_prob": 0.0, "small_threat_prob": 0.0},
@@ -140,10 +140,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from xray_seg.core.errors import XraySegError
-
-    try:
-        sys.exit(main())
-    except XraySegError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -344,6 +344,18 @@ def source_alarm(source: ExportSource) -> dict:
     return source.alarm
 
 
+def endpoint_arguments(source: ExportSource) -> dict:
+    """What both SavedModels' signatures are built from (``add_serving_endpoints`` keywords)."""
+    return {
+        "input_size": source.input_size,
+        "class_names": source.class_names,
+        "model_name": source.model_name,
+        "version": __version__,
+        "geometry": source.geometry,
+        "alarm": source_alarm(source),
+    }
+
+
 def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Path:
     """Write ``OUT/savedmodel`` (with ``export.json``) atomically; returns its path."""
     import keras
@@ -357,16 +369,7 @@ def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Pat
     try:
         archive = keras.export.ExportArchive()
         archive.track(source.model)
-        add_serving_endpoints(
-            archive,
-            source.model,
-            input_size=source.input_size,
-            class_names=source.class_names,
-            model_name=source.model_name,
-            version=__version__,
-            geometry=source.geometry,
-            alarm=source_alarm(source),
-        )
+        add_serving_endpoints(archive, source.model, **endpoint_arguments(source))
         archive.write_out(str(partial), verbose=False)
         write_json_atomic(ExportLayout.metadata_file(partial), metadata)
         os.replace(partial, final)

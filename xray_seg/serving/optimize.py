@@ -228,10 +228,9 @@ def write_optimized_savedmodel(source, out_dir: Path, metadata: dict) -> tuple[P
     path and what was done (batch norms folded and kept, op counts of the network)."""
     import tensorflow as tf
 
-    from xray_seg import __version__
     from xray_seg.core.fileio import write_json_atomic
     from xray_seg.core.layouts import ExportLayout
-    from xray_seg.serving.exporter import source_alarm
+    from xray_seg.serving.exporter import endpoint_arguments
     from xray_seg.serving.signatures import add_serving_endpoints
 
     final = ExportLayout(out_dir).optimized_dir
@@ -240,16 +239,7 @@ def write_optimized_savedmodel(source, out_dir: Path, metadata: dict) -> tuple[P
     try:
         network = FrozenNetwork(source.model, source.input_size)
         endpoints = _Endpoints()
-        add_serving_endpoints(
-            endpoints,
-            network,
-            input_size=source.input_size,
-            class_names=source.class_names,
-            model_name=source.model_name,
-            version=__version__,
-            geometry=source.geometry,
-            alarm=source_alarm(source),
-        )
+        add_serving_endpoints(endpoints, network, **endpoint_arguments(source))
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)  # inference only
         tf.saved_model.save(tf.Module(), str(partial), signatures=endpoints.signatures, options=options)
         write_json_atomic(ExportLayout.metadata_file(partial), metadata)
