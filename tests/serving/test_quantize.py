@@ -146,14 +146,21 @@ def test_accepted_int8_engines_agree_with_keras(quantized, tiny_voc):
             assert np.abs(probs - ref).mean() < 0.1
 
 
-def test_a_rejected_variant_is_not_written_and_the_command_says_so(tmp_path, tiny_voc, capsys):
+def test_a_rejected_variant_is_not_written_and_the_command_says_so(tmp_path, tiny_voc, capsys, snapshot):
+    """Also: the run and the calibration VOC (inputs) survive byte for byte, even when a second
+    export replaces the first with --force and deletes its rejected variant again."""
     from xray_seg.cli import main
 
     run = _make_run(tmp_path / "run", tiny_voc)
     out = tmp_path / "out"
+    snap = snapshot(run, tiny_voc)
     argv = ["export", run, "--out", out, "--format", "tflite_int8", "--calibration", tiny_voc]
-    rc = main([str(a) for a in argv + ["--calibration-tiles", "4", "--tflite-runs", "1", "--max-miou-drop", "-101"]])
+    argv += ["--calibration-tiles", "4", "--tflite-runs", "1", "--max-miou-drop", "-101"]
+    assert main([str(a) for a in argv]) == 0
+    capsys.readouterr()
+    rc = main([str(a) for a in argv + ["--force"]])
     text = capsys.readouterr().out
+    snap.assert_unchanged()
     assert rc == 0, text
     lines = [line for line in text.splitlines() if "tflite_int8" in line]
     assert len(lines) == 1 and "REJECTED" in lines[0] and "not written" in lines[0]
