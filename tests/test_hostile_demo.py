@@ -24,6 +24,7 @@ def user_folder(tmp_path):
         (["--num-images", "1"], "--num-images 1"),
         (["--size", "8"], "size"),
         (["--threat-prob", "1.5"], "threat_prob"),
+        (["--clean-val-bags", "-1"], "--clean-val-bags -1"),
         (["--set", "data.batch_size=0"], "data.batch_size=0"),
         (["--set", "optim.lr=-1"], "optim.lr=-1"),
         (["--set", "no.such=1"], "unknown setting"),

@@ -82,6 +82,13 @@ def add_arguments(parser):
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
     parser.add_argument(
+        "--val-list",
+        default="",
+        metavar="FILE",
+        help="stems (one per line, as in val.txt) that always go to val, e.g. clean bags kept to measure "
+        "false alarms; the other stems are split by --val-ratio exactly as without the list",
+    )
+    parser.add_argument(
         "--unknown",
         choices=["error", "skip", "background"],
         default="error",
@@ -100,6 +107,20 @@ def add_arguments(parser):
         help="with --resume: redo the whole train/val split (default: keep every earlier assignment)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _read_val_list(path: str) -> list[str]:
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.core.fileio import read_lines
+
+    try:
+        return read_lines(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read the --val-list file ({exc.__class__.__name__}: {exc})",
+            path=path,
+            fix="give a text file with one image stem per line, as in ImageSets/Segmentation/val.txt",
+        ) from None
 
 
 def run(args) -> int:
@@ -133,6 +154,7 @@ def run(args) -> int:
         resume=args.resume,
         recursive=args.recursive,
         resplit=args.resplit,
+        val_stems=_read_val_list(args.val_list) if args.val_list else None,
     )
     report = convert(args.labelme_dir, args.voc_dir, config, progress=False if args.quiet else None)
     print(report.summary())

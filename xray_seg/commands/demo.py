@@ -26,6 +26,12 @@ def add_arguments(parser):
     )
     parser.add_argument("--seed", type=int, default=d.seed)
     add_bag_difficulty(parser, d, synth)
+    parser.add_argument(
+        "--clean-val-bags",
+        type=int,
+        default=d.clean_val_bags,
+        help=f"threat-free bags added to val only, to measure false alarms (default: {d.clean_val_bags}; 0: none)",
+    )
     parser.add_argument("--preset", default=d.preset, help=f"training preset (default: {d.preset})")
     parser.add_argument(
         "--force",
@@ -45,6 +51,7 @@ def run(args):
             image_size=args.size,
             seed=args.seed,
             threat_prob=args.threat_prob,
+            clean_val_bags=args.clean_val_bags,
             clutter=args.clutter,
             hide_prob=args.hide_prob,
             small_threat_prob=args.small_threat_prob,

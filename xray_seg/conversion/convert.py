@@ -142,6 +142,12 @@ class ConvertConfig:
         objects: also write ``SegmentationObject/<stem>.png`` (instance ids).
         resplit: with ``resume``, redo the whole train/val split (by default every earlier
             assignment is kept and only new stems are split; :mod:`xray_seg.conversion.resume`).
+        val_stems: stems that always go to val, whatever ``val_ratio`` says (``--val-list``),
+            e.g. threat-free bags set aside to measure the false-alarm rate; the other stems
+            are split by ``val_ratio`` and ``seed`` exactly as without them, so adding such a
+            set never moves an image between train and val. On ``--resume`` a new list may add
+            new stems to val; a listed stem that an earlier run put in train is refused (it
+            would evaluate on training images).
     """
 
     labels: str = "labels.txt"
@@ -161,6 +167,7 @@ class ConvertConfig:
     others: str = "background"
     objects: bool = True
     resplit: bool = False
+    val_stems: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -812,14 +819,32 @@ def _write_subsets(voc_dir: Path, done: list[str], flags: dict, report) -> None:
     report.subsets = {name: len(stems) for name, stems in subsets.items()}
 
 
+def _refuse_val_stems_in_train(voc_dir: Path, fixed_val: set[str]) -> None:
+    """ConfigError if ``--val-list`` names a stem that an earlier run of ``voc_dir`` trained on."""
+    from xray_seg.conversion.resume import previous_split
+
+    trained = sorted(stem for stem, split in previous_split(voc_dir).items() if split == "train" and stem in fixed_val)
+    if trained:
+        raise ConfigError(
+            f"--val-list names {len(trained)} stem(s) already in train ({', '.join(trained[:3])}"
+            f"{', ...' if len(trained) > 3 else ''}); moving them to val would evaluate on training images",
+            path=VocLayout(voc_dir).split_file("train"),
+            fix="drop them from the list, or pass --resplit to redo the whole split",
+        )
+
+
 def _write_splits(voc_dir: Path, done: list[str], prints: dict, config: ConvertConfig, report) -> None:
     """The fingerprints and the train/val/trainval lists of every converted stem; ``--resume``
     keeps the earlier assignment and splits only new stems unless ``--resplit``."""
     write_fingerprints(voc_dir, {stem: prints[stem] for stem in done if stem in prints})
+    fixed_val = set(config.val_stems or ())
+    free = [stem for stem in done if stem not in fixed_val]
     if config.resume and not config.resplit:
-        train, val = resumed_split(voc_dir, done, config.val_ratio, config.seed)
+        _refuse_val_stems_in_train(voc_dir, fixed_val)
+        train, val = resumed_split(voc_dir, free, config.val_ratio, config.seed)
     else:
-        train, val = split_stems(done, config.val_ratio, config.seed)
+        train, val = split_stems(free, config.val_ratio, config.seed)
+    val = sorted(val + [stem for stem in done if stem in fixed_val])
     write_split(voc_dir, "train", train)
     write_split(voc_dir, "val", val)
     write_split(voc_dir, "trainval", sorted(done))

@@ -80,6 +80,7 @@ __all__ = [
     "render_sample",
     "synthesize",
     "write_contact_sheet",
+    "write_samples",
 ]
 
 LABELME_VERSION = "5.4.1"
@@ -366,6 +367,44 @@ def _write_task(task) -> str:
 
 
 # ----------------------------------------------------------------------------- dataset
+def write_samples(out_dir: str | Path, config: SynthConfig, indices, *, progress: bool = True) -> list[Path]:
+    """Render images ``indices`` of ``config`` into ``out_dir``; return their JSON paths in order.
+
+    The one rendering loop of :func:`synthesize`, over ``config.workers`` processes with a
+    tqdm bar. Image ``i`` depends on ``(config.seed, i)`` only, so indices past
+    ``config.num`` extend a dataset with new bags (the demo adds threat-free bags this
+    way); the caller owns ``out_dir`` and its stems must be new there.
+    """
+    from tqdm import tqdm
+
+    from xray_seg.core.processes import start_method
+
+    indices = list(indices)
+    workers = min(config.resolved_workers(), len(indices))
+    tasks = [(str(out_dir), config, i) for i in indices]
+    method = start_method()  # before the progress bar starts its monitor thread
+    bar = tqdm(total=len(tasks), desc="synth", unit="img", disable=not progress)
+    paths: list[Path] = []
+    try:
+        if workers <= 1:
+            for task in tasks:
+                paths.append(Path(_write_task(task)))
+                bar.update()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context(method)  # fork unless threads (TensorFlow) are running
+            chunk = max(1, min(4, len(tasks) // (workers * 4)))
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+                for path in pool.map(_write_task, tasks, chunksize=chunk):
+                    paths.append(Path(path))
+                    bar.update()
+    finally:
+        bar.close()
+    return paths
+
+
 def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False, progress: bool = True) -> list[Path]:
     """Write a synthetic Labelme dataset to ``out_dir``; return the JSON paths in index order.
 
@@ -373,8 +412,6 @@ def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False,
     empty, unless ``force`` (then it is replaced). Images are rendered in parallel over
     ``config.workers`` processes (0: all cores) with a tqdm progress bar.
     """
-    from tqdm import tqdm
-
     config.validate()
     try:
         out_dir = prepare_output_dir(out_dir, force=force, owner="synth")
@@ -389,30 +426,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False,
     write_text_atomic(out_dir / LABELS_FILE, "\n".join(["__ignore__", "_background_", *CLASS_NAMES]) + "\n")
     save_config(config, out_dir / CONFIG_FILE)
 
-    workers = min(config.resolved_workers(), config.num)
-    tasks = [(str(out_dir), config, i) for i in range(config.num)]
-    from xray_seg.core.processes import start_method
-
-    method = start_method()  # before the progress bar starts its monitor thread
-    bar = tqdm(total=config.num, desc="synth", unit="img", disable=not progress)
-    paths: list[Path] = []
-    try:
-        if workers <= 1:
-            for task in tasks:
-                paths.append(Path(_write_task(task)))
-                bar.update()
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            ctx = multiprocessing.get_context(method)  # fork unless threads (TensorFlow) are running
-            chunk = max(1, min(4, config.num // (workers * 4)))
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-                for path in pool.map(_write_task, tasks, chunksize=chunk):
-                    paths.append(Path(path))
-                    bar.update()
-    finally:
-        bar.close()
+    paths = write_samples(out_dir, config, range(config.num), progress=progress)
     write_contact_sheet(out_dir, paths[:12])
     return paths
 
