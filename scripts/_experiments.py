@@ -1,5 +1,6 @@
-"""Shared by ``scripts/ablate_hard.py`` and ``scripts/compare_seeds.py``: one synthetic VOC
-folder, the CPU the figures were measured on, and a folder owned by the script.
+"""Shared by ``scripts/ablate_hard.py``, ``scripts/compare_seeds.py`` and ``scripts/lowlabel_tip.py``:
+one synthetic VOC folder, the CPU the figures were measured on, a folder owned by the script,
+training a run once and measuring it on val.
 
 Each script writes everything under its ``--out`` (docs/architecture.md, "Data safety"):
 the folder gets xray-seg's output marker, an existing one is refused unless ``--resume``
@@ -109,6 +110,29 @@ def train_once(cfg, run_dir: Path, verbose: int) -> dict:
     else:
         result = train(cfg, run_dir, force=True, verbose=verbose)
     return {"train_seconds": result.seconds, "train_images_per_sec": result.train_images_per_sec}
+
+
+def measure(run_dir: Path, voc: Path) -> dict:
+    """Evaluate one run on val (docs/evaluation.md): pixel metrics, PD at PFA 5 %, subsets."""
+    import keras
+
+    from xray_seg.evaluation.evaluator import evaluate
+
+    ev = evaluate(run_dir, voc, split="val", out_dir=run_dir / "eval-val", force=True, progress=False)
+    keras.backend.clear_session()
+    table = ev.extra["subsets"]
+    return {
+        "miou": ev.scores["miou"],
+        "mpa": ev.scores["mpa"],
+        "iou": dict(zip(ev.scores["class_names"], ev.scores["iou"])),
+        "pd_at_pfa5": ev.extra["screening"]["pd_at_pfa"]["overall"]["0.05"],
+        "val_images": ev.num_images,
+        "subsets": {
+            name: {"images": row["images"], "miou": row["miou"], "pd_at_pfa5": row["pd_at_pfa"]["0.05"]}
+            for name, row in table.items()
+            if name != "all"
+        },
+    }
 
 
 def pct(value, decimals: int = 2) -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description, open_out, pct, run_script, synth_voc, train_once  # noqa: E402
+from _experiments import cpu_description, measure, open_out, pct, run_script, synth_voc, train_once  # noqa: E402
 
 VARIANTS = {  # name -> (what changes, overrides on top of the preset)
     "hard_cpu": ("the preset", []),
@@ -120,29 +120,6 @@ def variant_config(args, voc: Path, size: int, overrides: list):
     cfg = load_config(TrainConfig, args.preset, [*shared, *overrides, *args.set])
     validate_train_config(cfg)
     return cfg
-
-
-def measure(run_dir: Path, voc: Path) -> dict:
-    """Evaluate one run on val (docs/evaluation.md): pixel metrics, PD at PFA 5 %, subsets."""
-    import keras
-
-    from xray_seg.evaluation.evaluator import evaluate
-
-    ev = evaluate(run_dir, voc, split="val", out_dir=run_dir / "eval-val", force=True, progress=False)
-    keras.backend.clear_session()
-    table = ev.extra["subsets"]
-    return {
-        "miou": ev.scores["miou"],
-        "mpa": ev.scores["mpa"],
-        "iou": dict(zip(ev.scores["class_names"], ev.scores["iou"])),
-        "pd_at_pfa5": ev.extra["screening"]["pd_at_pfa"]["overall"]["0.05"],
-        "val_images": ev.num_images,
-        "subsets": {
-            name: {"images": row["images"], "miou": row["miou"], "pd_at_pfa5": row["pd_at_pfa"]["0.05"]}
-            for name, row in table.items()
-            if name != "all"
-        },
-    }
 
 
 def run_variant(args, out: Path, name: str, change: str, overrides: list, data: tuple) -> dict:

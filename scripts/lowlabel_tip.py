@@ -1,0 +1,208 @@
+#!/usr/bin/env python
+"""TIP in the low-label regime (issue 19, part 4): a few labelled threat bags, with and without
+many unlabelled clean bags under threat image projection, at the same number of steps.
+
+Data (synthetic, ``xray-seg synth``'s default difficulty unless stated; image ``i`` of seed
+``--seed`` is the same bag in every arm):
+
+- ``--labelled`` threat bags (images ``0..``, every bag holds a threat): the labelled set;
+- ``--clean`` threat-free bags (the images after them): the unlabelled set;
+- ``--val`` bags (images from 100000 on, default difficulty with its 15 % clean bags, so PD
+  at PFA 5 % can be measured): one val split shared by every arm.
+
+Arms, each trained at seeds ``0..--seeds-1`` with the same preset, size, width and
+``--steps`` (``epochs`` x ``steps_per_epoch``, so both arms see the same number of images):
+
+- ``labelled``: the labelled bags alone, TIP off;
+- ``labelled+clean_tip``: the labelled bags plus the clean ones, TIP on (``tip_prob``
+  ``--tip-prob``, library from the train split, so only the labelled bags' threats are
+  projected, into clean and labelled bags alike).
+
+``OUT/lowlabel.md`` and ``OUT/lowlabel.json`` hold the table (mIoU and PD at PFA 5 % per arm
+and seed, mean and the difference between arms seed by seed) and the CPU; ``OUT/runs/`` the
+run folders, each with ``eval-val/``. ``--resume`` keeps finished runs.
+
+    python scripts/lowlabel_tip.py --out runs/lowlabel                        # 60 + 300 bags, 2 seeds
+    python scripts/lowlabel_tip.py --out /tmp/ll --labelled 4 --clean 8 --val 6 --size 64 \\
+        --steps 2 --width 0.0625 --set data.batch_size=2 --seeds 1               # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _experiments import cpu_description, measure, open_out, pct, run_script, train_once  # noqa: E402
+
+VAL_START = 100_000  # first image index of the val bags: never one of the training bags
+ARMS = ("labelled", "labelled+clean_tip")
+RESULT_FILE = "lowlabel_result.json"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--labelled", type=int, default=60, help="labelled threat bags (default 60)")
+    parser.add_argument("--clean", type=int, default=300, help="unlabelled clean bags of the TIP arm (default 300)")
+    parser.add_argument("--val", type=int, default=150, help="val bags, default difficulty (default 150)")
+    parser.add_argument("--size", type=int, default=192, help="bag and training size in px (default 192)")
+    parser.add_argument("--steps", type=int, default=600, help="training steps of every run (default 600)")
+    parser.add_argument("--steps-per-epoch", type=int, default=30, help="steps per epoch (default 30)")
+    parser.add_argument("--width", type=float, default=0.25, help="model width (default 0.25)")
+    parser.add_argument("--tip-prob", type=float, default=0.5, help="TIP probability of the TIP arm (default 0.5)")
+    parser.add_argument("--seeds", type=int, default=2, help="training seeds 0..N-1 (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="the data's synth seed (default 0)")
+    parser.add_argument("--preset", default="demo_cpu", help="the recipe of every run (default demo_cpu)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="keep finished runs in --out and continue")
+    group.add_argument("--force", action="store_true", help="replace an existing --out that xray-seg made")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
+    return parser.parse_args(argv)
+
+
+def arm_voc(args, out: Path, arm: str) -> Path:
+    """The arm's VOC folder: its training bags plus the shared val bags (val via ``val_stems``)."""
+    from dataclasses import replace
+
+    from xray_seg.conversion.convert import ConvertConfig, convert
+    from xray_seg.core.fileio import write_json_atomic
+    from xray_seg.synthesis.scene import SynthConfig, sample_stem, synthesize, write_samples
+
+    root = out / "data" / arm.replace("+", "_")
+    wanted = {k: getattr(args, k) for k in ("labelled", "clean", "val", "size", "seed")}
+    if (root / "data.json").is_file() and json.loads((root / "data.json").read_text(encoding="utf-8")) == wanted:
+        return root / "voc"
+    base = SynthConfig(size=args.size, seed=args.seed)
+    synthesize(root / "labelme", replace(base, num=args.labelled, threat_prob=1.0), force=True, progress=False)
+    if arm == "labelled+clean_tip":
+        clean = replace(base, num=args.clean, threat_prob=0.0)
+        write_samples(root / "labelme", clean, range(args.labelled, args.labelled + args.clean), progress=False)
+    val_indices = range(VAL_START, VAL_START + args.val)
+    write_samples(root / "labelme", replace(base, num=args.val), val_indices, progress=False)
+    config = ConvertConfig(
+        labels=str(root / "labelme" / "labels.txt"),
+        val_ratio=0.0,
+        val_stems=[sample_stem(i) for i in val_indices],
+        force=True,
+    )
+    print(convert(root / "labelme", root / "voc", config, progress=False).summary(), flush=True)
+    write_json_atomic(root / "data.json", wanted)
+    return root / "voc"
+
+
+def run_config(args, voc: Path, arm: str, seed: int):
+    from xray_seg.core.config import load_config
+    from xray_seg.core.validation import validate_train_config
+    from xray_seg.training.config import TrainConfig
+
+    epochs = max(1, args.steps // args.steps_per_epoch)
+    overrides = [
+        f"data.voc_dir={voc}",
+        f"data.image_size=[{args.size},{args.size}]",
+        f"seed={seed}",
+        f"epochs={epochs}",
+        f"steps_per_epoch={args.steps_per_epoch}",
+        f"model.width={args.width}",
+        f"val_every={epochs + 1}",  # validated at the last epoch only: evaluated as trained
+        "num_val_images=0",
+        f"data.augment.tip_prob={args.tip_prob if arm == 'labelled+clean_tip' else 0.0}",
+        "data.augment.tip_library_split=train",
+        *args.set,
+    ]
+    cfg = load_config(TrainConfig, args.preset, overrides)
+    validate_train_config(cfg)
+    return cfg
+
+
+def run_arm(args, out: Path, arm: str, seed: int, voc: Path) -> dict:
+    from xray_seg.core.fileio import write_json_atomic
+
+    run_dir = out / "runs" / f"{arm.replace('+', '_')}_seed{seed}"
+    if (run_dir / RESULT_FILE).is_file():
+        print(f"{arm} seed {seed}: finished earlier, kept", flush=True)
+        return json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+    cfg = run_config(args, voc, arm, seed)
+    print(f"\n=== {arm}, seed {seed}: {cfg.epochs} x {cfg.steps_per_epoch} steps ===", flush=True)
+    record = {"arm": arm, "seed": seed, **train_once(cfg, run_dir, verbose=0 if args.quiet else 1)}
+    record.update(measure(run_dir, voc))
+    write_json_atomic(run_dir / RESULT_FILE, record)
+    return record
+
+
+def _mean(values) -> str:
+    values = [v for v in values if v is not None]
+    return pct(statistics.mean(values)) if values else "n/a"
+
+
+def markdown(records: list, settings: dict, cpu: str) -> str:
+    """``lowlabel.md``: the setting, one row per run, the means and the TIP arm minus the other."""
+    rows = [
+        f"| {r['arm']} | {r['seed']} | {pct(r['miou'])} | {pct(r['pd_at_pfa5'])} | "
+        + " | ".join(pct(v) for k, v in r["iou"].items() if k != "_background_")
+        + " |"
+        for r in records
+    ]
+    classes = [k for k in records[0]["iou"] if k != "_background_"]
+    by = {(r["arm"], r["seed"]): r for r in records}
+    seeds = sorted({r["seed"] for r in records})
+    diffs = [
+        by[(ARMS[1], s)]["miou"] - by[(ARMS[0], s)]["miou"] for s in seeds if (ARMS[0], s) in by and (ARMS[1], s) in by
+    ]
+    means = [
+        f"| {arm} | mean | {_mean(r['miou'] for r in records if r['arm'] == arm)} | "
+        f"{_mean(r['pd_at_pfa5'] for r in records if r['arm'] == arm)} |" + " |" * len(classes)
+        for arm in ARMS
+    ]
+    lines = [
+        "## TIP with few labels (scripts/lowlabel_tip.py)",
+        "",
+        f"Data: {settings['labelled']} labelled threat bags; the TIP arm adds {settings['clean']} clean bags; val "
+        f"{settings['val']} bags of default difficulty, shared; {settings['size']} px, synth seed {settings['seed']}. "
+        f"Recipe: preset `{settings['preset']}`, {settings['steps']} steps of every run, width {settings['width']}, "
+        f"TIP probability {settings['tip_prob']} in the TIP arm, extra settings {settings['set'] or 'none'}.",
+        f"CPU: {cpu}.",
+        "",
+        "| arm | seed | mIoU (%) | PD@PFA5 (%) | " + " | ".join(f"IoU {c}" for c in classes) + " |",
+        "|:---|---:|---:|---:|" + "---:|" * len(classes),
+        *rows,
+        *means,
+        "",
+        "TIP arm minus labelled alone, mIoU seed by seed (pp): "
+        + (", ".join(f"{100 * d:+.2f}" for d in diffs) if diffs else "n/a"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    from xray_seg.core.fileio import write_json_atomic, write_text_atomic
+
+    args = parse_args(argv)
+    out = Path(args.out)
+    keys = ("labelled", "clean", "val", "size", "steps", "steps_per_epoch", "width", "tip_prob", "seed", "preset")
+    settings = {k: getattr(args, k) for k in keys}
+    settings.update(set=list(args.set), seeds=args.seeds)
+    open_out(out, settings, resume=args.resume, force=args.force, owner="lowlabel_tip")
+    start, records = time.perf_counter(), []
+    vocs = {arm: arm_voc(args, out, arm) for arm in ARMS}
+    for seed in range(args.seeds):
+        for arm in ARMS:
+            records.append(run_arm(args, out, arm, seed, vocs[arm]))
+    cpu = cpu_description()
+    write_json_atomic(out / "lowlabel.json", {"settings": settings, "cpu": cpu, "runs": records})
+    text = markdown(records, settings, cpu)
+    write_text_atomic(out / "lowlabel.md", text)
+    print(text)
+    print(f"wrote {out}/lowlabel.md, lowlabel.json ({time.perf_counter() - start:.0f} s this session)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main)
