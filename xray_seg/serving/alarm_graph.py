@@ -10,14 +10,13 @@ with TensorFlow ops only:
    min-pool (erosion). ``SAME`` pooling ignores the outside of the image, as OpenCV's
    default border does; pixels beyond an image's ``image_sizes`` (padding in
    ``serve_encoded``) are treated as outside.
-3. Connected components (8-connectivity) by label propagation: every mask pixel starts
-   with its own index + 1, and a 3x3 max-pool restricted to the mask repeats until
-   nothing changes (``tf.while_loop``, :func:`component_labels`), so each component ends
-   labelled by its largest index. The background channel is not labelled (it never
-   alarms, and its components span the bag). Exact for up to 2**24 pixels per image
-   (labels are float32).
-4. Per component: pixel area and mean probability of its class (``unsorted_segment_sum``),
-   the mean rounded to 4 decimals as ``predict`` reports it.
+3. Connected components (8-connectivity) on the mask's pixels only (:func:`component_roots`):
+   the pixels are graph nodes, their 8-neighbours in the same class the edges, and FastSV's
+   rounds of hooking and shortcutting (``tf.while_loop``) give each pixel its component's
+   root. The background channel is not labelled (it never alarms, and its
+   components span the bag).
+4. Per component: pixel area and mean probability of its class (``unsorted_segment_sum``
+   over the roots), the mean rounded to 4 decimals as ``predict`` reports it.
 5. ``alarm_scores[b, c]``: the highest such confidence among components of ``c`` with
    ``area >= min_area[c]`` (0 when none); ``alarm_per_class = alarm_scores >= thresholds``
    (background never alarms); ``alarm`` = any class.
@@ -36,26 +35,62 @@ def _pool_max(x, size):
     return tf.nn.max_pool2d(x, ksize=size, strides=1, padding="SAME")
 
 
-def component_labels(mask: tf.Tensor) -> tf.Tensor:
-    """8-connected component labels of a float 0/1 mask ``[B, H, W, C]`` (0 outside the mask).
+# the four forward neighbours of 8-connectivity (right, down, down-right, down-left); with
+# their reverses they are all eight
+_NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
-    Rounds of a 3x3 max-pool restricted to the mask, until nothing changes: as many rounds
-    as the longest path inside a component (64 on a 512x1024 test scene, 0.5 s on 2 CPU
-    cores). Pointer jumping (taking the label of the pixel a label names) was tried and
-    was 8x slower on CPU: the gathers cost more than the rounds they save.
+
+def _pixel_graph(mask: tf.Tensor):
+    """The mask's pixels as graph nodes: ``coords`` ``[N, 4]`` (b, y, x, channel) and the
+    8-neighbour edges ``(src, dst)`` between pixels of the same image and channel."""
+    coords = tf.where(mask > 0)
+    n = tf.shape(coords, out_type=tf.int64)[0]
+    # pixel id + 1 at every mask pixel, 0 elsewhere (int32: half the memory of the scan-sized map)
+    ids = tf.range(1, tf.cast(n, tf.int32) + 1)
+    node_map = tf.scatter_nd(coords, ids, tf.shape(mask, out_type=tf.int64))
+    padded = tf.pad(node_map, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    src, dst = [], []
+    for dy, dx in _NEIGHBOURS:
+        ids = tf.cast(tf.gather_nd(padded, coords + tf.constant([0, dy + 1, dx + 1, 0], tf.int64)), tf.int64) - 1
+        linked = ids >= 0
+        src.append(tf.boolean_mask(tf.range(n), linked))
+        dst.append(tf.boolean_mask(ids, linked))
+    return coords, tf.concat(src, 0), tf.concat(dst, 0)
+
+
+def component_roots(mask: tf.Tensor):
+    """8-connected components of a float 0/1 mask ``[B, H, W, C]``, on its pixels only.
+
+    Returns ``coords`` ``[N, 4]`` of the mask's pixels and ``roots`` ``[N]``: for each pixel
+    the index (into ``coords``) of the first pixel of its component. The rounds are FastSV's
+    (Zhang, Azad and Hu 2020, a Shiloach-Vishkin variant): with ``f`` the parent of every
+    pixel (itself at first) and ``m[u]`` the smallest grandparent ``f[f[v]]`` over ``u`` and
+    its neighbours, each round hooks ``f[f[u]]`` and ``f[u]`` down to ``m[u]``, then
+    shortcuts ``f[u]`` to ``f[f[u]]``, until the grandparents stop changing. A parent always
+    names a pixel of the same component, so the fixed point is one root per component.
+
+    The work per round is proportional to the mask's pixels, not the scan's, and the
+    rounds grow with the logarithm of a component's length, not the length. The earlier
+    dense rule (a masked 3x3 max-pool over the whole scan per round, one round per pixel of
+    a component's longest path) took 7.6 s on a trained model's 1024x3000 belt scan;
+    ``scripts/bench_alarm_graph.py`` measures this one.
     """
-    shape = tf.shape(mask)
-    index = tf.reshape(tf.range(1, shape[1] * shape[2] + 1, dtype=tf.float32), [1, shape[1], shape[2], 1])
-    labels = mask * index
+    coords, src, dst = _pixel_graph(mask)
+    n = tf.shape(coords, out_type=tf.int64)[0]
+    ends = tf.concat([src, dst], 0)
 
-    def body(labels, _changed):
-        new = _pool_max(labels, 3) * mask
-        return new, tf.reduce_any(tf.not_equal(new, labels))
+    def body(parent, grand, _changed):
+        via_edges = tf.math.unsorted_segment_min(tf.concat([tf.gather(grand, dst), tf.gather(grand, src)], 0), ends, n)
+        smallest = tf.minimum(grand, via_edges)  # a pixel without edges gets the dtype's max: min keeps its own
+        parent = tf.minimum(parent, tf.math.unsorted_segment_min(smallest, parent, n))  # hook the parents
+        parent = tf.minimum(parent, smallest)  # hook the pixels
+        parent = tf.minimum(parent, tf.gather(parent, parent))  # shortcut
+        new_grand = tf.gather(parent, parent)
+        return parent, new_grand, tf.reduce_any(tf.not_equal(new_grand, grand))
 
-    labels, _ = tf.while_loop(
-        lambda _l, changed: changed, body, (labels, tf.constant(True)), maximum_iterations=shape[1] * shape[2]
-    )
-    return labels
+    start = tf.range(n)
+    parent, grand, _ = tf.while_loop(lambda _p, _g, changed: changed, body, (start, start, n > 0))
+    return coords, grand
 
 
 def alarm_outputs(probs: tf.Tensor, image_sizes: tf.Tensor, *, thresholds, min_area, closing: int) -> dict:
@@ -75,20 +110,19 @@ def alarm_outputs(probs: tf.Tensor, image_sizes: tf.Tensor, *, thresholds, min_a
         dilated = tf.where(valid, _pool_max(mask, size), 1.0)
         mask = -_pool_max(-dilated, size) * valid_f
     # background never alarms: its (huge) components are not labelled
-    labels = tf.concat([tf.zeros_like(mask[..., :1]), component_labels(mask[..., 1:])], axis=-1)
-    hw1 = h * w + 1
-    seg = (tf.range(b)[:, None, None, None] * k + tf.range(k)[None, None, None, :]) * hw1 + tf.cast(labels, tf.int32)
-    count = b * k * hw1
-    flat = tf.reshape(seg, [-1])
-    area = tf.math.unsorted_segment_sum(tf.reshape(mask, [-1]), flat, count)
-    mass = tf.math.unsorted_segment_sum(tf.reshape(probs * mask, [-1]), flat, count)
-    pixel_area = tf.reshape(tf.gather(area, flat), tf.shape(mask))
-    mean = tf.reshape(tf.gather(mass, flat), tf.shape(mask)) / tf.maximum(pixel_area, 1.0)
-    confidence = tf.round(mean * 1e4) / 1e4
+    coords, roots = component_roots(mask[..., 1:])
+    n = tf.shape(coords, out_type=tf.int64)[0]
+    prob = tf.gather_nd(probs[..., 1:], coords)  # each pixel's probability of its mask's class
+    area = tf.gather(tf.math.unsorted_segment_sum(tf.ones_like(prob), roots, n), roots)
+    mass = tf.gather(tf.math.unsorted_segment_sum(prob, roots, n), roots)
+    confidence = tf.round(mass / tf.maximum(area, 1.0) * 1e4) / 1e4
+    channel = coords[:, 3] + 1  # the class index
     min_area = tf.constant([float(a) for a in min_area], tf.float32)
+    score = tf.where(area >= tf.gather(min_area, channel), confidence, 0.0)
+    cell = coords[:, 0] * k + channel
+    count = tf.cast(b, tf.int64) * k
+    scores = tf.reshape(tf.maximum(tf.math.unsorted_segment_max(score, cell, count), 0.0), [b, k])
     is_class = tf.constant([0.0] + [1.0] * (k - 1), tf.float32)
-    passes = (mask > 0) & (pixel_area >= min_area) & (is_class > 0)
-    scores = tf.reduce_max(tf.where(passes, confidence, 0.0), axis=[1, 2])
     per_class = (scores >= tf.constant([float(t) for t in thresholds], tf.float32)) & (scores > 0) & (is_class > 0)
     return {"alarm": tf.reduce_any(per_class, axis=-1), "alarm_per_class": per_class, "alarm_scores": scores}
 
