@@ -86,3 +86,46 @@ def test_broken_wire_alarms_in_graph_only_with_closing():
         rule = AlarmRule.default(NAMES, closing=closing)
         got = graph(probs[None], [[40, 200]], rule)
         assert bool(got["alarm"][0]) is expect and bool(got["alarm_per_class"][0, 3]) is expect
+
+
+def _same_partition(roots, coords, mask):
+    """True when the graph's roots split the mask's pixels exactly as OpenCV's 8-connected components do."""
+    import cv2
+
+    got = {}
+    for (b, y, x, c), root in zip(coords, roots):
+        got[(b, c, y, x)] = root
+    for b in range(mask.shape[0]):
+        for c in range(mask.shape[3]):
+            _, want = cv2.connectedComponents(mask[b, :, :, c].astype(np.uint8), connectivity=8)
+            pairs = {(want[y, x], got[(b, c, y, x)]) for y, x in zip(*np.nonzero(mask[b, :, :, c]))}
+            if len({w for w, _ in pairs}) != len(pairs) or len({g for _, g in pairs}) != len(pairs):
+                return False
+    return True
+
+
+def test_components_of_a_serpentine_and_of_noise_match_opencv():
+    from xray_seg.serving.alarm_graph import component_roots
+
+    serpentine = np.zeros((41, 60), np.float32)  # one 1-px path of about 1200 pixels, folded 10 times
+    for i, row in enumerate(range(0, 41, 4)):
+        serpentine[row, :] = 1
+        if row + 4 < 41:
+            serpentine[row : row + 5, 59 if i % 2 == 0 else 0] = 1
+    rng = np.random.default_rng(3)
+    noise = (rng.random((41, 60)) < 0.45).astype(np.float32)  # many components, diagonal links
+    mask = np.stack([serpentine, noise], -1)[None]
+    mask = np.concatenate([mask, mask[:, ::-1]], 0)  # a batch of 2, the second flipped
+    coords, roots = component_roots(tf.constant(mask))
+    coords, roots = coords.numpy(), roots.numpy()
+    assert len(coords) == int(mask.sum())
+    assert _same_partition(roots, coords, mask)
+    assert len(set(roots[(coords[:, 0] == 0) & (coords[:, 3] == 0)])) == 1  # the serpentine is one component
+
+
+def test_empty_mask_has_no_components_and_no_alarm():
+    rule = AlarmRule.default(NAMES, closing=2)
+    probs = np.zeros((1, 16, 20, 4), np.float32)
+    probs[..., 0] = 1.0
+    got = graph(probs, [[16, 20]], rule)
+    assert not got["alarm"][0] and not got["alarm_per_class"].any() and (got["alarm_scores"] == 0).all()
