@@ -58,6 +58,7 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=float, default=0.25, help="model width (default 0.25)")
     parser.add_argument("--tip-prob", type=float, default=0.5, help="TIP probability of the TIP arm (default 0.5)")
     parser.add_argument("--seeds", type=int, default=2, help="training seeds 0..N-1 (default 2)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     parser.add_argument("--seed", type=int, default=0, help="the data's synth seed (default 0)")
     parser.add_argument("--preset", default="demo_cpu", help="the recipe of every run (default demo_cpu)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
@@ -156,10 +157,11 @@ def markdown(records: list, settings: dict, cpu: str) -> str:
     diffs = [
         by[(ARMS[1], s)]["miou"] - by[(ARMS[0], s)]["miou"] for s in seeds if (ARMS[0], s) in by and (ARMS[1], s) in by
     ]
+    arms = [arm for arm in ARMS if any(r["arm"] == arm for r in records)]
     means = [
         f"| {arm} | mean | {_mean(r['miou'] for r in records if r['arm'] == arm)} | "
         f"{_mean(r['pd_at_pfa5'] for r in records if r['arm'] == arm)} |" + " |" * len(classes)
-        for arm in ARMS
+        for arm in arms
     ]
     lines = [
         "## TIP with few labels (scripts/lowlabel_tip.py)",
@@ -185,15 +187,18 @@ def main(argv=None) -> int:
     from xray_seg.core.fileio import write_json_atomic, write_text_atomic
 
     args = parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if not arms or any(a not in ARMS for a in arms):
+        raise SystemExit(f"error: --arms {args.arms!r}: choose from {', '.join(ARMS)}")
     out = Path(args.out)
     keys = ("labelled", "clean", "val", "size", "steps", "steps_per_epoch", "width", "tip_prob", "seed", "preset")
     settings = {k: getattr(args, k) for k in keys}
-    settings.update(set=list(args.set), seeds=args.seeds)
+    settings.update(set=list(args.set), seeds=args.seeds, arms=arms)
     open_out(out, settings, resume=args.resume, force=args.force, owner="lowlabel_tip")
     start, records = time.perf_counter(), []
-    vocs = {arm: arm_voc(args, out, arm) for arm in ARMS}
+    vocs = {arm: arm_voc(args, out, arm) for arm in arms}
     for seed in range(args.seeds):
-        for arm in ARMS:
+        for arm in arms:
             records.append(run_arm(args, out, arm, seed, vocs[arm]))
     cpu = cpu_description()
     write_json_atomic(out / "lowlabel.json", {"settings": settings, "cpu": cpu, "runs": records})
