@@ -11,9 +11,6 @@ input may not lie inside it.
 from __future__ import annotations
 
 import json
-import os
-import platform
-import re
 import sys
 from pathlib import Path
 
@@ -34,15 +31,13 @@ def run_script(main) -> None:
 
 
 def cpu_description() -> str:
-    """``"<model name>, N cores visible, avx512f amx_tile"`` from /proc/cpuinfo (the lscpu model name)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    model = re.search(r"^model name\s*:\s*(.+)$", text, flags=re.MULTILINE)
-    flags = sorted(set(re.findall(r"\b(avx512f|amx_tile)\b", text)))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model.group(1).strip() if model else 'unknown CPU'}, {cores} cores visible" + (
+    """``"<model name>, N cores visible, avx512f amx_tile"``: the CPU the figures were measured on
+    (:func:`xray_seg.evaluation.peak.cpu_description`, the lscpu model name and flags)."""
+    from xray_seg.evaluation.peak import cpu_description as describe
+
+    cpu = describe()
+    flags = sorted(f for f in cpu["vector"] if f in ("avx512f", "amx_tile"))
+    return f"{cpu['model']}, {cpu['cores']} cores visible" + (
         f", {' '.join(flags)}" if flags else ", no avx512f/amx_tile"
     )
 
