@@ -30,6 +30,17 @@ def run_script(main) -> None:
         sys.exit(2)
 
 
+def add_run_arguments(parser, unit: str = "runs") -> None:
+    """The options every experiment script shares: ``--set``, ``--resume`` | ``--force``, ``--quiet``."""
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help=f"override for every one of the {unit}"
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help=f"keep finished {unit} in --out and continue")
+    group.add_argument("--force", action="store_true", help="replace an existing --out that xray-seg made")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
+
+
 def cpu_description() -> str:
     """``"<model name>, N cores visible, avx512f amx_tile"``: the CPU the figures were measured on
     (:func:`xray_seg.evaluation.peak.cpu_description`, the lscpu model name and flags)."""

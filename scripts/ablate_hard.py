@@ -38,7 +38,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description, measure, open_out, pct, run_script, synth_voc, train_once  # noqa: E402
+from _experiments import add_run_arguments, cpu_description, measure, open_out, pct, run_script, synth_voc, train_once  # noqa: E402
 
 VARIANTS = {  # name -> (what changes, overrides on top of the preset)
     "hard_cpu": ("the preset", []),
@@ -64,11 +64,7 @@ def parse_args(argv=None):
     parser.add_argument("--preset", default="hard_cpu", help="the recipe every variant starts from")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V;K=V", help="an extra variant")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="keep finished variants in --out and continue")
-    group.add_argument("--force", action="store_true", help="replace an existing --out that xray-seg made")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
+    add_run_arguments(parser, "variants")
     return parser.parse_args(argv)
 
 

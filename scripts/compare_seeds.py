@@ -30,7 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description, open_out, run_script, synth_voc  # noqa: E402
+from _experiments import add_run_arguments, cpu_description, open_out, run_script, synth_voc  # noqa: E402
 
 DIFFICULTIES = {  # the demo's bags (xray_seg/demo.py DemoConfig) and xray-seg synth's defaults
     "demo": {"threat_prob": 1.0, "clutter": "low", "hide_prob": 0.0, "small_threat_prob": 0.0},
@@ -50,13 +50,9 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per model (default 2)")
     parser.add_argument("--models", default="cwf_deeplabv3plus,deeplabv3plus", help="registry names, in table order")
     parser.add_argument("--preset", default="demo_cpu", help="the recipe every model gets (default demo_cpu)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    add_run_arguments(parser, "runs")
     parser.add_argument("--fps-runs", type=int, default=20, help="timed batch-1 forward passes per run")
     parser.add_argument("--grid-images", type=int, default=4, help="val images in the prediction grid")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="keep finished runs in --out and continue")
-    group.add_argument("--force", action="store_true", help="replace an existing --out that xray-seg made")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
     return parser.parse_args(argv)
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description, measure, open_out, pct, run_script, train_once  # noqa: E402
+from _experiments import add_run_arguments, cpu_description, measure, open_out, pct, run_script, train_once  # noqa: E402
 
 VAL_START = 100_000  # first image index of the val bags: never one of the training bags
 ARMS = ("labelled", "labelled+clean_tip")
@@ -61,11 +61,7 @@ def parse_args(argv=None):
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     parser.add_argument("--seed", type=int, default=0, help="the data's synth seed (default 0)")
     parser.add_argument("--preset", default="demo_cpu", help="the recipe of every run (default demo_cpu)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="keep finished runs in --out and continue")
-    group.add_argument("--force", action="store_true", help="replace an existing --out that xray-seg made")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
+    add_run_arguments(parser, "runs")
     return parser.parse_args(argv)
 
 
