@@ -42,6 +42,21 @@ since; earlier train/val assignments are kept, new files are split, --resplit re
 """
 
 
+def _add_split_arguments(parser):
+    """The train/val split: ratio, seed and a list of stems always in val."""
+    parser.add_argument(
+        "--val-ratio", type=float, default=0.3, help="fraction of images in val (default 0.3, i.e. 7:3)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    parser.add_argument(
+        "--val-list",
+        default="",
+        metavar="FILE",
+        help="stems (one per line, as in val.txt) that always go to val, e.g. clean bags kept to measure "
+        "false alarms; the other stems are split by --val-ratio exactly as without the list",
+    )
+
+
 def add_arguments(parser):
     parser.add_argument(
         "labelme_dir",
@@ -77,17 +92,7 @@ def add_arguments(parser):
         help="JPEGImages format: png (default, lossless), jpeg (labelme2voc-identical, lossy), "
         "copy (original bytes where possible)",
     )
-    parser.add_argument(
-        "--val-ratio", type=float, default=0.3, help="fraction of images in val (default 0.3, i.e. 7:3)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
-    parser.add_argument(
-        "--val-list",
-        default="",
-        metavar="FILE",
-        help="stems (one per line, as in val.txt) that always go to val, e.g. clean bags kept to measure "
-        "false alarms; the other stems are split by --val-ratio exactly as without the list",
-    )
+    _add_split_arguments(parser)
     parser.add_argument(
         "--unknown",
         choices=["error", "skip", "background"],
