@@ -222,7 +222,7 @@ def _train_and_time_pipeline(cfg: DemoConfig, voc_dir: Path, run_dir: Path, time
 
 
 def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
-    """Steps 4-6: evaluate on val, export the SavedModel, predict val images with it."""
+    """Steps 4-6: evaluate on val, calibrate, export, predict; returns (evaluation, calibration or None)."""
     from xray_seg.conversion.voc import read_split
     from xray_seg.core.layouts import ExportLayout, RunLayout, VocLayout
     from xray_seg.evaluation.evaluator import evaluate
@@ -236,12 +236,12 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
 
     t = _step("5/6 calibrate alarm thresholds, export SavedModel for inspection stations")
     pd5, clean_note = _pd_at_pfa5(evaluation)
-    evaluation.extra["demo_calibration"] = None
+    calibration = None
     if clean_note is None:
         from xray_seg.evaluation.calibration import calibrate_model, summary_lines
 
         calibrated = calibrate_model(run_dir, voc_dir, split="val", target_pfa=0.05)
-        evaluation.extra["demo_calibration"] = calibrated.rule.calibration
+        calibration = calibrated.rule.calibration
         print("\n".join(summary_lines(calibrated)))
     else:
         print(f"not calibrated: {clean_note}; the export keeps the default thresholds")
@@ -254,17 +254,16 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
     images = [str(layout.image_path(s)) for s in read_split(voc_dir, "val")[: cfg.predict_images]]
     predict_images(ExportLayout(export_dir).savedmodel_dir, images, out / "predictions")
     times["predict"] = time.perf_counter() - t
-    return evaluation
+    return evaluation, calibration
 
 
-def _print_summary(out: Path, evaluation, result, pipeline_rate: float, times: dict, preview: Path) -> None:
+def _print_summary(out: Path, evaluation, cal, result, pipeline_rate: float, times: dict, preview: Path) -> None:
     pd5, clean_note = _pd_at_pfa5(evaluation)
     print("\n=== demo finished ===")
     print(
         f"val mIoU {evaluation.scores['miou']:.4f}  mPA {evaluation.scores['mpa']:.4f}  PA {evaluation.scores['pa']:.4f}  "
         + (f"PD at PFA 5% {pd5:.4f}" if pd5 is not None else f"PD at PFA 5%: n/a ({clean_note})")
     )
-    cal = evaluation.extra.get("demo_calibration")
     if cal:
         print(
             f"  (PD at PFA 5% sweeps one threshold for all classes; the per-class thresholds calibrated for PFA 5% "
@@ -300,9 +299,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     start_all = time.perf_counter()
     preview = _synthesise_and_convert(cfg, out, times)
     result, pipeline_rate = _train_and_time_pipeline(cfg, out / "voc", out / "run", times)
-    evaluation = _evaluate_export_predict(cfg, out, times)
+    evaluation, calibration = _evaluate_export_predict(cfg, out, times)
     times["total"] = time.perf_counter() - start_all
-    _print_summary(out, evaluation, result, pipeline_rate, times, preview)
+    _print_summary(out, evaluation, calibration, result, pipeline_rate, times, preview)
     return {
         "miou": evaluation.scores["miou"],
         "pd_at_pfa5": _pd_at_pfa5(evaluation)[0],
