@@ -42,7 +42,7 @@ def test_each_variant_changes_exactly_one_factor(tiny_voc):
     assert base["epochs"] == 7 and base["model.width"] == 0.125 and base["val_every"] == 8  # last epoch only
     assert base["loss.type"] == "ohem+dice" and base["data.image_size"] == [64, 64]
     expected = {
-        "tip_off": {"data.augment.tip_prob"},
+        "tip_on": {"data.augment.tip_prob", "data.augment.tip_max_threats"},
         "ohem": {"loss.type", "loss.weights"},
         "no_fg_crop": {"data.augment.foreground_crop_prob"},
         "low_res": set(),  # the same recipe on the same bags drawn smaller: only the data differ
@@ -52,6 +52,13 @@ def test_each_variant_changes_exactly_one_factor(tiny_voc):
             continue
         cfg = flat(config_to_dict(abl.variant_config(args, tiny_voc, 64, overrides)))
         assert {k for k in cfg if cfg[k] != base[k]} == expected[name], name
+
+
+def test_epochs_default_to_the_presets():
+    abl = load_script()
+    assert abl.parse_args(["--out", "o"]).epochs == 40  # hard_cpu's budget
+    assert abl.parse_args(["--out", "o", "--preset", "demo_cpu"]).epochs == 30
+    assert abl.parse_args(["--out", "o", "--epochs", "3"]).epochs == 3
 
 
 def test_extra_variants_and_bad_ones():
