@@ -7,8 +7,7 @@ clutter, a third hidden, one in eight small; ``--num-images`` bags of ``--size``
 (``hard_cpu``) with the same seed, epochs (the preset's unless ``--epochs``), width and data, and changes exactly one factor:
 
 - ``hard_cpu``: the preset as it is;
-- ``tip_on``: threat image projection on (``tip_prob`` 0.5, 1-2 threats, cut from the train
-  split; ``hard_cpu`` leaves it off because this row cost mIoU);
+- ``tip_off``: threat image projection off (``data.augment.tip_prob=0``);
 - ``ohem``: the loss is OHEM alone, demo_cpu's, instead of OHEM + dice;
 - ``no_fg_crop``: no foreground-centred crops (``data.augment.foreground_crop_prob=0``);
 - ``low_res``: the same bags synthesised at ``--low-size`` px (same seed: the same bags,
@@ -43,7 +42,7 @@ from _experiments import add_run_arguments, cpu_description, measure, open_out, 
 
 VARIANTS = {  # name -> (what changes, overrides on top of the preset)
     "hard_cpu": ("the preset", []),
-    "tip_on": ("TIP on (tip_prob 0.5, 1-2 threats)", ["data.augment.tip_prob=0.5", "data.augment.tip_max_threats=2"]),
+    "tip_off": ("TIP off", ["data.augment.tip_prob=0.0"]),
     "ohem": ("loss: OHEM alone (demo_cpu's)", ["loss.type=ohem", "loss.weights=[]"]),
     "no_fg_crop": ("no foreground crops", ["data.augment.foreground_crop_prob=0.0"]),
     "low_res": ("lower resolution (--low-size)", []),

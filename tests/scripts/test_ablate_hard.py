@@ -42,7 +42,7 @@ def test_each_variant_changes_exactly_one_factor(tiny_voc):
     assert base["epochs"] == 7 and base["model.width"] == 0.125 and base["val_every"] == 8  # last epoch only
     assert base["loss.type"] == "ohem+dice" and base["data.image_size"] == [64, 64]
     expected = {
-        "tip_on": {"data.augment.tip_prob", "data.augment.tip_max_threats"},
+        "tip_off": {"data.augment.tip_prob"},
         "ohem": {"loss.type", "loss.weights"},
         "no_fg_crop": {"data.augment.foreground_crop_prob"},
         "low_res": set(),  # the same recipe on the same bags drawn smaller: only the data differ

@@ -26,9 +26,16 @@ def test_hard_cpu_changes_only_the_documented_factors():
     hard = flat(config_to_dict(load_config(TrainConfig, "hard_cpu", [])))
     demo = flat(config_to_dict(load_config(TrainConfig, "demo_cpu", [])))
     changed = {key for key in hard if hard[key] != demo.get(key)}
-    assert changed == {"data.augment.foreground_crop_prob", "loss.type", "loss.weights", "epochs"}
-    assert hard["loss.type"] == "ohem+dice" and hard["epochs"] == 40 and demo["epochs"] == 30
-    assert hard["data.augment.tip_prob"] == 0.0  # the ablation's tip_on row cost mIoU (docs/training.md)
+    assert changed == {
+        "data.augment.tip_prob",
+        "data.augment.tip_max_threats",
+        "data.augment.foreground_crop_prob",
+        "loss.type",
+        "loss.weights",
+        "epochs",
+    }
+    assert hard["loss.type"] == "ohem+dice" and hard["data.augment.tip_prob"] == 0.5
+    assert hard["epochs"] == 40 and demo["epochs"] == 30
     assert hard["data.image_size"] == demo["data.image_size"]
 
 
@@ -58,4 +65,4 @@ def test_hard_cpu_validates_and_trains_two_steps(tiny_voc, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and math.isfinite(float(rows[0]["loss"])) and float(rows[0]["loss"]) > 0
     saved = load_config(TrainConfig, str(tmp_path / "run" / "config.yaml"), [])
-    assert saved.loss.type == "ohem+dice" and saved.data.augment.foreground_crop_prob == 0.5
+    assert saved.loss.type == "ohem+dice" and saved.data.augment.tip_prob == 0.5
