@@ -4,7 +4,8 @@
 One dataset of default difficulty (``xray-seg synth`` defaults: 15 % clean bags, medium
 clutter, a third hidden, one in eight small; ``--num-images`` bags of ``--size`` px, seed
 ``--seed``), or ``--voc`` for your own. Every variant trains the ``--preset`` recipe
-(``hard_cpu``) with the same seed, epochs (the preset's unless ``--epochs``), width and data, and changes exactly one factor:
+(``hard_cpu``) with the same seed, epochs (the preset's unless ``--epochs``), width and
+data, and changes exactly one factor:
 
 - ``hard_cpu``: the preset as it is;
 - ``tip_off``: threat image projection off (``data.augment.tip_prob=0``);
