@@ -73,7 +73,7 @@ def parse_args(argv=None):
 
 
 def preset_epochs(preset: str) -> int:
-    """The budget ``preset`` itself sets (``hard_cpu``: 40 epochs)."""
+    """The budget ``preset`` itself sets (``hard_cpu``: 70 epochs)."""
     from xray_seg.core.config import load_config
     from xray_seg.training.config import TrainConfig
 

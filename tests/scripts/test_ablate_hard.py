@@ -56,7 +56,7 @@ def test_each_variant_changes_exactly_one_factor(tiny_voc):
 
 def test_epochs_default_to_the_presets():
     abl = load_script()
-    assert abl.parse_args(["--out", "o"]).epochs == 40  # hard_cpu's budget
+    assert abl.parse_args(["--out", "o"]).epochs == 70  # hard_cpu's budget
     assert abl.parse_args(["--out", "o", "--preset", "demo_cpu"]).epochs == 30
     assert abl.parse_args(["--out", "o", "--epochs", "3"]).epochs == 3
 

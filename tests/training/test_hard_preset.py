@@ -35,7 +35,7 @@ def test_hard_cpu_changes_only_the_documented_factors():
         "epochs",
     }
     assert hard["loss.type"] == "ohem+dice" and hard["data.augment.tip_prob"] == 0.5
-    assert hard["epochs"] == 40 and demo["epochs"] == 30
+    assert hard["epochs"] == 70 and demo["epochs"] == 30
     assert hard["data.image_size"] == demo["data.image_size"]
 
 
