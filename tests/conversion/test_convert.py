@@ -15,7 +15,8 @@ from PIL import Image
 
 from xray_seg.cli import main
 from xray_seg.conversion import convert as convert_module
-from xray_seg.conversion.convert import ConvertConfig, convert, split_stems
+from xray_seg.conversion.convert import ConvertConfig, convert
+from xray_seg.conversion.splits import split_stems
 from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError
 from xray_seg.core.viz import voc_palette

@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from xray_seg.conversion.labelme import decode_image
 from xray_seg.core.constants import PHOTO_IMAGE_SUFFIXES
 from xray_seg.core.errors import DatasetError
+from xray_seg.core.images import decode_image
 
 
 def list_images(folder: str | Path) -> list[Path]:
