@@ -102,7 +102,7 @@ def convert_one(job: Job) -> Result:
         record = job.reader.read(job.item)
         warnings += record.warnings
         shapes, mapping = resolve_labels(
-            record.shapes, job.label_to_index, others=job.others, unknown=job.unknown, key=key, warnings=warnings
+            record.shapes, job.label_to_index, others=job.others, unknown_mode=job.unknown, key=key, warnings=warnings
         )
         label = shapes_to_label(shapes, record.image.shape, mapping)
         instances = None

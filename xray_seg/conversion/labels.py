@@ -68,7 +68,9 @@ def class_subset(classes: Iterable[str]) -> tuple[list[str], dict[str, int]]:
     return names, {IGNORE_NAME: -1, **{name: i for i, name in enumerate(names)}}
 
 
-def resolve_labels(shapes, label_to_index: Mapping[str, int], *, others, unknown: str, key: str, warnings: list[str]):
+def resolve_labels(
+    shapes, label_to_index: Mapping[str, int], *, others, unknown_mode: str, key: str, warnings: list[str]
+):
     """``(shapes, label -> index)`` after ``--classes``/``--others`` or ``--unknown`` dealt with
     labels the labels file does not list (warnings appended); DatasetError naming ``key`` for ``error``."""
     unknown = sorted({s.label for s in shapes} - set(label_to_index))
@@ -79,10 +81,10 @@ def resolve_labels(shapes, label_to_index: Mapping[str, int], *, others, unknown
         mapping = {**mapping, **{u: folded.get(u.strip().casefold(), other) for u in unknown}}
     elif unknown:
         listed = ", ".join(repr(u) for u in unknown)
-        if unknown == "skip":
+        if unknown_mode == "skip":
             shapes = [s for s in shapes if s.label in mapping]
             warnings.append(f"skipped the shapes with unknown label(s) {listed}")
-        elif unknown == "background":
+        elif unknown_mode == "background":
             mapping = {**mapping, **{u: 0 for u in unknown}}
             warnings.append(f"drew the shapes with unknown label(s) {listed} as background")
         else:

@@ -30,14 +30,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import OutputExistsError, XraySegError
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic, write_text_atomic
 from xray_seg.core.layouts import RunLayout
+from xray_seg.core.viz import save_grid
 from xray_seg.synthesis.cyclegan.config import CycleGANConfig
 from xray_seg.synthesis.cyclegan.images import ImagePool, UnpairedBatches, load_domain
+from xray_seg.synthesis.cyclegan.losses import least_squares_discriminator, least_squares_generator, pixel_l1
+from xray_seg.synthesis.cyclegan.models import build_discriminator, build_generator
 
 GENERATOR_A2B = "generator_a2b.keras"
 GENERATOR_B2A = "generator_b2a.keras"
@@ -66,10 +70,6 @@ class CycleGAN:
     """
 
     def __init__(self, config: CycleGANConfig):
-        import keras
-
-        from xray_seg.synthesis.cyclegan.models import build_discriminator, build_generator
-
         self.config = config
         keras.utils.set_random_seed(config.seed)
         self.g_ab = build_generator(config.ngf, config.num_blocks, name="g_ab")
@@ -101,8 +101,6 @@ class CycleGAN:
     # ------------------------------------------------------------------ steps
     def generator_losses(self, real_a, real_b, training=True):
         """All generator terms for one batch: ``(losses dict, fake_a, fake_b)``."""
-        from xray_seg.synthesis.cyclegan.losses import least_squares_generator, pixel_l1
-
         cfg = self.config
         fake_b = self.g_ab(real_a, training=training)
         fake_a = self.g_ba(real_b, training=training)
@@ -140,8 +138,6 @@ class CycleGAN:
         """One Adam step of both discriminators on real images and (pooled) fakes."""
         if self._discriminator_step is None:
             import tensorflow as tf
-
-            from xray_seg.synthesis.cyclegan.losses import least_squares_discriminator
 
             def step(a, b, fa, fb):
                 with tf.GradientTape() as tape:
@@ -225,7 +221,6 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 def write_sample_grid(path: Path, gan: CycleGAN, sample_a: np.ndarray, sample_b: np.ndarray, epoch: int) -> None:
     """A, A->B, A->B->A (top) and B, B->A, B->A->B (bottom) as a PNG."""
-    from xray_seg.core.viz import save_grid
 
     def run(model, x):
         return model(x[None].astype(np.float32), training=False)

@@ -21,8 +21,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 
+import xray_seg.synthesis.cyclegan.layers  # noqa: F401  (registers the custom layers load_generator reads)
 from xray_seg.conversion.labelme import load_labelme_json, read_labelme
 from xray_seg.conversion.readers import list_json_files
 from xray_seg.core.errors import DatasetError, OutputExistsError
@@ -54,10 +56,6 @@ class TranslateReport:
 
 def load_generator(run_dir: str | Path, direction: str = "a2b"):
     """The saved generator of a run (``a2b``: photo -> X-ray)."""
-    import keras
-
-    import xray_seg.synthesis.cyclegan.layers  # noqa: F401  (registers the custom layers)
-
     path = Path(run_dir) / (GENERATOR_A2B if direction == "a2b" else GENERATOR_B2A)
     if not path.is_file():
         raise CycleGANError(
