@@ -30,15 +30,8 @@ import math
 import os
 from pathlib import Path, PureWindowsPath
 
-from xray_seg.conversion.annotation import (
-    AnnotatedScan,
-    Shape,
-    build_scan,
-    check_declared_size,
-    clipped,
-    load_annotation_json,
-    read_image_file,
-)
+from xray_seg.conversion import annotation
+from xray_seg.conversion.annotation import AnnotatedScan, Shape
 from xray_seg.conversion.readers import Item, Reader, Scan, list_json_files
 from xray_seg.core.errors import DatasetError, XraySegError
 
@@ -48,7 +41,7 @@ IMAGE_KEYS = ("imagePath", "image", "file_name", "filename", "image_name")
 
 def load_pixray_json(path: Path) -> dict:
     """Parse a PIXray JSON file (a regular file only); DatasetError naming the file if it is not one."""
-    return load_annotation_json(path, fmt="PIXray", list_key="objects")
+    return annotation.load_annotation_json(path, fmt="PIXray", list_key="objects")
 
 
 def polygon_points(raw) -> tuple[tuple[float, float], ...]:
@@ -130,19 +123,19 @@ class PixrayReader(Reader):
         image_file = self._image_file(data, json_path)
         fix = "put the image beside the JSON file or pass --images"
         declared = (data.get("height", data.get("imageHeight")), data.get("width", data.get("imageWidth")))
-        return build_scan(
+        return annotation.build_scan(
             json_path,
-            read_image_file(image_file, json_path, fix),
+            annotation.read_image_file(image_file, json_path, fix),
             source=image_file,
             image_file=image_file,
-            check_size=lambda height, width: check_declared_size(
+            check_size=lambda height, width: annotation.check_declared_size(
                 (height, width),
                 declared,
                 where=json_path,
                 said="the JSON",
                 fix="the JSON belongs to another image: correct the image name or the size",
             ),
-            make_shapes=clipped(lambda: object_shapes(data, json_path)),
+            make_shapes=annotation.clipped(lambda: object_shapes(data, json_path)),
         )
 
 

@@ -319,6 +319,27 @@ def _save_epoch(run_dir: Path, gan: CycleGAN, pools, rng, history: list, samples
     )
 
 
+def _run_epoch(
+    gan: CycleGAN, batches, pools, rng, steps: int, config, epoch: int, run_dir: Path, progress: bool
+) -> dict:
+    """Train epoch ``epoch`` (0-based) at its scheduled learning rate; its history row.
+
+    CycleGANError when a loss became NaN or infinite.
+    """
+    lr = config.lr * config.lr_factor(epoch)
+    gan.set_learning_rate(lr)
+    started = time.perf_counter()
+    desc = f"cyclegan {epoch + 1}/{config.epochs}"
+    means = _train_epoch(gan, batches, pools, rng, steps, desc=desc, progress=progress)
+    if not all(math.isfinite(v) for v in means.values()):
+        raise CycleGANError(
+            f"losses became NaN/inf in epoch {epoch + 1}",
+            path=run_dir,
+            fix="lower --lr, or --resume from the last good checkpoint",
+        )
+    return {"epoch": epoch + 1, **means, "lr": lr, "seconds": time.perf_counter() - started}
+
+
 def train_cyclegan(
     config: CycleGANConfig,
     run_dir: str | Path,
@@ -360,11 +381,10 @@ def train_cyclegan(
     ckpt_dir = RunLayout(run_dir).checkpoints_dir
     history: list = []
     start_epoch = 0
-    if state is not None:
+    if state is not None:  # resume: networks, optimizers, pools and the history of the run
         gan.load(ckpt_dir)
         _load_pools(ckpt_dir / "pools.npz", pool_a, pool_b)
-        start_epoch = int(state["epochs_done"])
-        history = list(state.get("history", []))
+        start_epoch, history = int(state["epochs_done"]), list(state.get("history", []))
     rng = _rng_from_state(state and state["rng_state"], config.seed)
     sample_a = center_crop(images_a[0], config.size)
     sample_b = center_crop(images_b[0], config.size)
@@ -372,19 +392,7 @@ def train_cyclegan(
     last = config.epochs if stop_after_epochs is None else min(config.epochs, start_epoch + stop_after_epochs)
     session_start = time.perf_counter()
     for epoch in range(start_epoch, last):
-        lr = config.lr * config.lr_factor(epoch)
-        gan.set_learning_rate(lr)
-        started = time.perf_counter()
-        desc = f"cyclegan {epoch + 1}/{config.epochs}"
-        means = _train_epoch(gan, batches, (pool_a, pool_b), rng, steps, desc=desc, progress=progress)
-        if not all(math.isfinite(v) for v in means.values()):
-            raise CycleGANError(
-                f"losses became NaN/inf in epoch {epoch + 1}",
-                path=run_dir,
-                fix="lower --lr, or --resume from the last good checkpoint",
-            )
-        row = {"epoch": epoch + 1, **means, "lr": lr, "seconds": time.perf_counter() - started}
-        history.append(row)
+        history.append(_run_epoch(gan, batches, (pool_a, pool_b), rng, steps, config, epoch, run_dir, progress))
         _save_epoch(run_dir, gan, (pool_a, pool_b), rng, history, (sample_a, sample_b))
     done = last if last > start_epoch else start_epoch
     return CycleGANResult(run_dir, done, history, time.perf_counter() - session_start, gan)
