@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xray_seg.conversion.convert import ConvertConfig, convert, resolve_workers  # noqa: E402
+from xray_seg.conversion.convert import ConvertConfig, convert  # noqa: E402
+from xray_seg.conversion.pool import resolve_workers  # noqa: E402
 
 
 def ensure_data(data_dir: Path, num: int, size: int) -> Path:

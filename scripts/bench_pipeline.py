@@ -80,7 +80,9 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from xray_seg.pipeline.augment import AugmentConfig
-    from xray_seg.pipeline.dataset import AUTOTUNE, decode_image, decode_mask, make_train_dataset, scan_split
+    from xray_seg.pipeline.dataset import AUTOTUNE, make_train_dataset
+    from xray_seg.pipeline.decoding import decode_mask, decode_rgb
+    from xray_seg.pipeline.split_files import scan_split
 
     tmp = None
     voc = args.voc
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
     # decode only: read + decode image and mask, one epoch of the split per pass
     paths = tf.data.Dataset.from_tensor_slices((files.images, files.masks, files.mask_kinds))
     decode_ds = paths.map(
-        lambda i, m, k: (decode_image(tf.io.read_file(i)), decode_mask(tf.io.read_file(m), k)),
+        lambda i, m, k: (decode_rgb(tf.io.read_file(i)), decode_mask(tf.io.read_file(m), k)),
         num_parallel_calls=AUTOTUNE,
     ).prefetch(AUTOTUNE)
     rates = timed_passes(lambda: iter(decode_ds), len(files), args.passes)

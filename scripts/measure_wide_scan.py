@@ -98,7 +98,7 @@ def measure(
     from tqdm import tqdm
 
     from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
-    from xray_seg.evaluation.evaluator import read_image_rgb
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.inference.loader import load_for_inference
     from xray_seg.inference.tta import (
         forward_logits,

@@ -215,7 +215,7 @@ def test_cli_train_evaluate_export_go_through_the_api(docs_run, tmp_path):
 
 def test_same_class_map_from_all_three_sources(sources, docs_run):
     from xray_seg import Segmenter
-    from xray_seg.evaluation.evaluator import read_image_rgb
+    from xray_seg.core.images import read_image_rgb
 
     image = read_image_rgb(sorted((docs_run[1] / "data/voc/JPEGImages").iterdir())[-1])
     segs = {kind: Segmenter.load(path) for kind, path in sources.items()}

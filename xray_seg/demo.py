@@ -81,7 +81,7 @@ def demo_training_config(cfg: DemoConfig, voc_dir):
 
 def check_demo_config(cfg: DemoConfig) -> None:
     """ConfigError for any bad option, before anything is written or deleted."""
-    from xray_seg.conversion.convert import split_stems
+    from xray_seg.conversion.splits import split_stems
     from xray_seg.core.errors import ConfigError
 
     demo_synth_config(cfg).validate()
@@ -131,9 +131,9 @@ def _step(title: str):
 def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
     """A grid of converted images beside their palette masks, to check the conversion by eye."""
     from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
     from xray_seg.core.viz import colorize, overlay, save_grid
-    from xray_seg.evaluation.evaluator import read_image_rgb
 
     layout = VocLayout(voc_dir)
     rows = []

@@ -14,8 +14,10 @@ import yaml
 from PIL import Image
 
 from xray_seg.cli import main
-from xray_seg.conversion import convert as convert_module
-from xray_seg.conversion.convert import ConvertConfig, convert, split_stems
+from xray_seg.conversion import job as job_module
+from xray_seg.conversion.convert import ConvertConfig, convert
+from xray_seg.conversion.pool import resolve_workers
+from xray_seg.conversion.splits import split_stems
 from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError
 from xray_seg.core.viz import voc_palette
@@ -383,7 +385,7 @@ def test_interrupted_write_leaves_no_partial_or_temp_files(tmp_path, labels, mon
         Path(path).write_bytes(b"\x93NUMPY partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(convert_module.np, "save", killed_mid_write)
+    monkeypatch.setattr(job_module.np, "save", killed_mid_write)
     with pytest.raises(KeyboardInterrupt):
         convert(src, out, cfg(labels, npy=True))
     assert temp_files(out) == []
@@ -439,5 +441,5 @@ def test_cli_help_names_the_default_image_format(capsys):
 
 
 def test_workers_default_to_all_cores():
-    assert convert_module.resolve_workers(0) == len(os.sched_getaffinity(0))
+    assert resolve_workers(0) == len(os.sched_getaffinity(0))
     assert ConvertConfig().workers == 0 and ConvertConfig().val_ratio == 0.3 and ConvertConfig().image_format == "png"

@@ -15,14 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xray_seg.conversion.labelme import (
-    Shape,
-    decode_image,
-    parse_shapes,
-    read_labelme,
-    shapes_to_label,
-)
+from xray_seg.conversion.annotation import Shape
+from xray_seg.conversion.labelme import parse_shapes, read_labelme, shapes_to_label
 from xray_seg.core.errors import DatasetError
+from xray_seg.core.images import decode_image
 
 LABELS = {"__ignore__": -1, "_background_": 0, "knife": 1, "gun": 2, "wrench": 3}
 

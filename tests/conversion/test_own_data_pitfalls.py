@@ -1,7 +1,7 @@
 """What docs/data.md's "Your own data" section promises about 16-bit scans, JPEG and colour masks.
 
 Each test converts a tiny Labelme folder the way a user would and checks the pixels the
-training pipeline then decodes (``xray_seg.pipeline.dataset.decode_image``), which is what the
+training pipeline then decodes (``xray_seg.pipeline.decoding.decode_rgb``), which is what the
 model sees.
 """
 
@@ -66,10 +66,10 @@ def sixteen_bit_scans(tmp_path):
 def _pipeline_pixels(voc: Path, stem: str) -> np.ndarray:
     import tensorflow as tf
 
-    from xray_seg.pipeline.dataset import decode_image
+    from xray_seg.pipeline.decoding import decode_rgb
 
     (path,) = (voc / "JPEGImages").glob(f"{stem}.*")
-    return decode_image(tf.io.read_file(str(path))).numpy()
+    return decode_rgb(tf.io.read_file(str(path))).numpy()
 
 
 @pytest.mark.parametrize("image_format", ["png", "copy"])

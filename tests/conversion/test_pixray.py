@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from xray_seg.cli import main
+from xray_seg.conversion.annotation import Shape
 from xray_seg.conversion.convert import ConvertConfig, convert
-from xray_seg.conversion.labelme import Shape, shapes_to_label
+from xray_seg.conversion.labelme import shapes_to_label
 from xray_seg.conversion.pixray import polygon_points
 from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.errors import DatasetError

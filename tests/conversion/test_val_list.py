@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_convert_subsets import add_item, run
 
-from xray_seg.conversion.convert import split_stems
+from xray_seg.conversion.splits import split_stems
 from xray_seg.conversion.voc import read_split, read_subsets
 from xray_seg.core.errors import ConfigError
 

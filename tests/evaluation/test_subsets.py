@@ -77,8 +77,8 @@ def test_subset_evaluation_follows_the_rule(run_dir, flagged_voc, full, tmp_path
 
     # pixel metrics: one confusion matrix over the hidden images, recomputed here from the predictions
     from xray_seg.conversion.voc import load_label_png
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.inference.loader import load_for_inference
     from xray_seg.inference.tta import predict_probabilities
 

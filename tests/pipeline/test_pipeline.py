@@ -13,14 +13,9 @@ from xray_seg.conversion.voc import load_label_png, save_label_png, write_class_
 from xray_seg.core.errors import DatasetError
 from xray_seg.core.layouts import VocLayout
 from xray_seg.pipeline.augment import AugmentConfig
-from xray_seg.pipeline.dataset import (
-    MASK_VOC,
-    dataset_error_from,
-    decode_mask,
-    make_eval_dataset,
-    make_train_dataset,
-    split_size,
-)
+from xray_seg.pipeline.dataset import dataset_error_from, make_eval_dataset, make_train_dataset, split_size
+from xray_seg.pipeline.decoding import decode_mask
+from xray_seg.pipeline.split_files import MASK_VOC
 
 NAMES = ["_background_", "gun", "knife"]
 

@@ -56,8 +56,8 @@ def quantized(tmp_path_factory, tiny_voc):
 
 def test_calibration_tiles_are_seeded_training_tiles(tiny_voc):
     from xray_seg.conversion.voc import read_split
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.inference.geometry import ScanGeometry
     from xray_seg.serving.quantize import calibration_tiles
 
@@ -130,8 +130,8 @@ def test_gate_figures_are_the_keras_and_engine_accuracy(quantized, tiny_voc):
 
 def test_accepted_int8_engines_agree_with_keras(quantized, tiny_voc):
     from xray_seg.conversion.voc import read_split
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.serving.engines import load_engine, scan_probabilities
 
     run, out, result = quantized

@@ -45,7 +45,7 @@ def test_calibration_travels_into_the_export(station):
 
 def test_signature_alarm_equals_predict(station, tiny_voc, tmp_path, capsys):
     from xray_seg.conversion.voc import VocLayout, read_split
-    from xray_seg.evaluation.evaluator import read_image_rgb
+    from xray_seg.core.images import read_image_rgb
 
     names, _, export = station
     layout = VocLayout(tiny_voc)

@@ -3,7 +3,7 @@
 PIDray (ICCV 2021) ships its 12 classes as COCO instance annotations: one JSON file
 with ``images``, ``annotations`` and ``categories``, and the images in a folder. This
 reader turns each entry of ``images`` into one record of the common form
-(:mod:`xray_seg.conversion.records`); the rest of the conversion is the Labelme path's
+(:mod:`xray_seg.conversion.annotation`); the rest of the conversion is the Labelme path's
 (docs/architecture.md, "conversion").
 
 Reading the JSON (memory)
@@ -61,8 +61,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_seg.conversion.labelme import IGNORE_NAME, LabelmeRecord, Shape, decode_image
-from xray_seg.conversion.records import Item, Reader, Scan
+from xray_seg.conversion.annotation import AnnotatedScan, Shape, build_scan, check_declared_size, read_image_file
+from xray_seg.conversion.labelme import IGNORE_NAME
+from xray_seg.conversion.readers import Item, Reader, Scan
 from xray_seg.core.errors import DatasetError, XraySegError
 
 CHUNK = 1 << 22
@@ -299,7 +300,7 @@ def _index_bar(json_path: Path):
     """A tqdm bar over the JSON's bytes, without tqdm's monitor thread.
 
     The monitor thread would still run when the worker pool starts, and a process with
-    threads starts its workers with the slower ``forkserver`` (see ``convert._start_method``).
+    threads starts its workers with the slower ``forkserver`` (:func:`xray_seg.core.processes.start_method`).
     """
     import sys
 
@@ -477,40 +478,24 @@ class CocoReader(Reader):
                 out.append(json.loads(f.read(length).decode("utf-8")))
         return out
 
-    def read(self, item: Item) -> LabelmeRecord:
+    def read(self, item: Item) -> AnnotatedScan:
         ref: CocoImage = item.ref
         if ref.error:
             raise DatasetError(ref.error, path=item.key, fix="correct the entry in the COCO file")
         image_file = self._image_file(item)
-        try:
-            image_bytes = image_file.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(
-                f"image not found (looked for {image_file})",
-                path=item.key,
-                fix="pass --images DIR holding the file_name paths",
-            ) from None
-        except OSError as exc:
-            raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=item.key) from None
-        image, fmt, mode, rotated = decode_image(image_bytes, source=image_file)
-        height, width = image.shape[:2]
-        if (height, width) != (ref.height, ref.width):
-            raise DatasetError(
-                f"the image is {width}x{height} (WxH) but the COCO entry says width={ref.width}, height={ref.height}",
-                path=item.key,
-                fix="the entry belongs to another image: correct file_name or the size",
-            )
-        shapes, warnings = self._shapes(item, self._annotations(ref.spans), height, width)
-        return LabelmeRecord(
-            json_path=Path(item.key),
-            image=image,
-            shapes=shapes,
-            image_bytes=image_bytes,
-            image_format=fmt,
-            image_mode=mode,
+        return build_scan(
+            Path(item.key),
+            read_image_file(image_file, item.key, "pass --images DIR holding the file_name paths"),
+            source=image_file,
             image_file=image_file,
-            exif_rotated=rotated,
-            warnings=warnings,
+            check_size=lambda height, width: check_declared_size(
+                (height, width),
+                (ref.height, ref.width),
+                where=item.key,
+                said="the COCO entry",
+                fix="the entry belongs to another image: correct file_name or the size",
+            ),
+            make_shapes=lambda height, width: self._shapes(item, self._annotations(ref.spans), height, width),
         )
 
     def _shapes(self, item: Item, annotations: list, height: int, width: int) -> tuple[list[Shape], list[str]]:

@@ -30,7 +30,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from xray_seg.conversion.labelme import Shape, _draw_shape
+from xray_seg.conversion.annotation import Shape
+from xray_seg.conversion.labelme import _draw_shape
 
 #: Most instances a palette PNG can number (1..254; 255 is ignore).
 MAX_INSTANCES = 254
@@ -42,7 +43,7 @@ def shapes_to_instances(
     """Rasterise shapes into an instance map (see the module docstring).
 
     Args:
-        shapes: :class:`~xray_seg.conversion.labelme.Shape` s in draw order.
+        shapes: :class:`~xray_seg.conversion.annotation.Shape` s in draw order.
         image_shape: ``(H, W, ...)`` of the image.
         label_to_index: class name -> index (0 background, -1 ignore), as for the class map.
 

@@ -20,21 +20,9 @@ Reading (labelme 3.x to 7.x JSON)
       PNG whose two points give the top-left and bottom-right pixel of its bounding box,
       as labelme 5.x writes it).
 
-Image conversion (the pipeline decodes 3-channel uint8, 0..255)
-    * 8-bit RGB: unchanged.
-    * grayscale (``L``, ``1``): replicated to 3 identical channels, so every image in
-      ``JPEGImages`` has the layout the models take (3 channels, raw 0..255 pixels).
-    * 16-bit (``I;16``, ``I``; X-ray scanners often write 16-bit PNG): fixed scaling
-      that keeps the high byte, ``v >> 8`` (65535 -> 255). A fixed scale keeps the
-      meaning of a grey level (an attenuation) the same in every image and at the
-      inspection station, which a per-image min-max stretch would not. It is also what
-      Pillow and TensorFlow do with 16-bit colour PNGs. A scanner that stores 12-bit
-      data in 16-bit files gives dark images (0..15): rescale such data to the full
-      16-bit range before converting.
-    * with alpha (``RGBA``, ``LA``, ``PA``, palette with transparency): composited on
-      white, because in an X-ray image "nothing there" is white (air transmits fully).
-    * palette, CMYK, YCbCr and other 8-bit modes: converted to RGB by Pillow.
-    * float images (``F``) are refused: there is no single sensible scale for them.
+Image conversion
+    The image is decoded by :func:`xray_seg.core.images.decode_image` (16-bit kept by its
+    high byte, alpha composited on white, grey replicated to 3 channels; its docstring).
 
 Rasterisation (:func:`shapes_to_label`), as ``labelme.utils.shapes_to_label``
     Shapes are drawn in file order with ``PIL.ImageDraw`` (no anti-aliasing), a later
@@ -58,16 +46,23 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
+from xray_seg.conversion.annotation import (
+    AnnotatedScan,
+    Shape,
+    build_scan,
+    check_declared_size,
+    clipped,
+    load_annotation_json,
+    mask_origin,
+)
 from xray_seg.core.errors import DatasetError
 from xray_seg.core.validation import bomb_error, check_pixels, read_regular_file
 
@@ -90,104 +85,12 @@ SHAPE_POINTS: dict[str, int | tuple[int, None]] = {
     "mask": 2,
 }
 
-# Modes copied byte for byte by ``--image-format copy``: the pipeline's own decoder
-# gives the same pixels as :func:`decode_image` for these (no alpha, no colour space).
-_PLAIN_MODES = {"1", "L", "P", "RGB", "I;16", "I;16B", "I;16L", "I;16N", "I"}
-_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
-
-
-@dataclass(frozen=True)
-class Shape:
-    """One Labelme shape.
-
-    Args:
-        label: the class name.
-        shape_type: one of :data:`SHAPE_POINTS` (``polygon`` when the JSON has none).
-        points: ``((x, y), ...)`` in pixel coordinates of the (EXIF-oriented) image.
-        mask: for ``mask`` shapes, the boolean ``[h, w]`` mask of the bounding box.
-        group_id: labelme's instance group, if any (kept, not used for classes).
-    """
-
-    label: str
-    shape_type: str
-    points: tuple[tuple[float, float], ...]
-    mask: np.ndarray | None = None
-    group_id: int | None = None
-
-
-@dataclass
-class LabelmeRecord:
-    """One annotated image, read and validated.
-
-    Args:
-        json_path: the JSON file.
-        image: ``[H, W, 3]`` uint8 RGB, converted as described in the module docstring.
-        shapes: the shapes in file order (draw order).
-        image_bytes: the encoded image exactly as stored (file or ``imageData``).
-        image_format: Pillow's name of that encoding (``"PNG"``, ``"JPEG"``, ...).
-        image_mode: the Pillow mode before conversion (``"I;16"``, ``"RGBA"``, ...).
-        image_file: the image file, or None when the image is embedded in the JSON.
-        exif_rotated: True when EXIF orientation turned the stored pixels.
-        warnings: problems that did not stop the reading (e.g. points outside the image).
-    """
-
-    json_path: Path
-    image: np.ndarray
-    shapes: list[Shape]
-    image_bytes: bytes
-    image_format: str
-    image_mode: str
-    image_file: Path | None = None
-    exif_rotated: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def height(self) -> int:
-        return int(self.image.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.image.shape[1])
-
-    @property
-    def copyable(self) -> str | None:
-        """None if the stored bytes can be copied as the output image, else why not."""
-        if self.image_format not in ("PNG", "JPEG"):
-            return f"the image is {self.image_format}, not PNG or JPEG"
-        if self.exif_rotated:
-            return "the image needs EXIF rotation, which the training pipeline does not apply"
-        if self.image_mode not in _PLAIN_MODES:
-            return f"the image mode {self.image_mode} (not 8-bit RGB or grey) decodes differently in the pipeline"
-        return None
-
-
 # --------------------------------------------------------------------------- JSON
 
 
 def load_labelme_json(json_path: str | Path) -> dict:
     """Parse a Labelme JSON file; DatasetError naming the file if it is not one."""
-    json_path = Path(json_path)
-    try:
-        data = json.loads(read_regular_file(json_path, "JSON file").decode("utf-8-sig"))
-    except OSError as exc:
-        raise DatasetError(f"cannot read the JSON file ({exc.strerror or exc})", path=json_path) from None
-    except UnicodeDecodeError:
-        raise DatasetError(
-            "corrupt JSON: the file is not UTF-8 text", path=json_path, fix="re-save it from labelme"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(
-            f"corrupt JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-            path=json_path,
-            fix="re-save it from labelme, or remove it from the folder",
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
-        raise DatasetError(
-            "not a Labelme annotation (no 'shapes' list)",
-            path=json_path,
-            fix="keep only Labelme .json files in the input folder",
-        )
-    return data
+    return load_annotation_json(json_path, fmt="Labelme", list_key="shapes", resave="re-save it from labelme")
 
 
 def image_flags(data: Mapping) -> tuple[tuple[str, bool], ...]:
@@ -233,84 +136,6 @@ def image_reference(data: Mapping, json_path: str | Path, input_root: str | Path
             fix="move the image into the input folder and set imagePath relative to the JSON file",
         )
     return candidate
-
-
-# ------------------------------------------------------------------------- images
-
-
-def _to_rgb_uint8(img) -> np.ndarray:
-    """Convert a decoded Pillow image to ``[H, W, 3]`` uint8 (policy: module docstring)."""
-    from PIL import Image
-
-    mode = img.mode
-    if mode in _SIXTEEN_BIT_MODES:
-        arr = np.asarray(img)
-        if arr.dtype != np.uint16:
-            arr = np.clip(arr, 0, 65535).astype(np.uint16)
-        gray = (arr >> 8).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if mode == "F":
-        raise ValueError("floating-point images are not supported")
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode in ("P", "L", "RGB") and "transparency" in img.info)
-    if has_alpha:
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
-        alpha = rgba[..., 3:4] / 255.0
-        out = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    if mode in ("1", "L"):
-        gray = np.asarray(img.convert("L"))
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if mode != "RGB":
-        img = img.convert("RGB")
-    assert isinstance(img, Image.Image)
-    return np.asarray(img, dtype=np.uint8).copy()
-
-
-def decode_image(data: bytes, *, source: str | Path) -> tuple[np.ndarray, str, str, bool]:
-    """Decode encoded image bytes to ``(rgb uint8 [H,W,3], format, mode, exif_rotated)``.
-
-    ``source`` names the file in the DatasetError raised for undecodable data.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            # Our own pixel limit is checked from the header before decoding (below).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise DatasetError(
-            "cannot decode the image (not a known image format, or corrupt)",
-            path=source,
-            fix="re-export the image as PNG or JPEG",
-        ) from None
-    except Image.DecompressionBombError as exc:  # over twice Pillow's limit (aligned with ours)
-        raise bomb_error(exc, source) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"cannot decode the image ({exc})", path=source, fix="re-export the image as PNG or JPEG"
-        ) from None
-    check_pixels(img.size[1], img.size[0], source)
-    try:
-        with img, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
-            fmt, mode = img.format or "unknown", img.mode
-            try:
-                orientation = int(img.getexif().get(0x0112, 1) or 1)
-            except Exception:  # a broken EXIF block must not fail the image
-                orientation = 1
-            rotated = orientation in range(2, 9)
-            if rotated:
-                img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb_uint8(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DatasetError(
-            f"cannot decode the image ({exc})",
-            path=source,
-            fix="re-export the image as PNG or JPEG",
-        ) from None
-    return rgb, fmt, mode, rotated
 
 
 # ------------------------------------------------------------------------- shapes
@@ -417,39 +242,7 @@ def parse_shapes(data: Mapping, json_path: str | Path) -> list[Shape]:
     return shapes
 
 
-def mask_origin(shape: Shape) -> tuple[int, int]:
-    """Top-left pixel ``(x, y)`` of a mask shape: its first point truncated, as labelme."""
-    x1, y1 = np.asarray(shape.points[0]).astype(int)
-    return int(x1), int(y1)
-
-
-def outside_warnings(shapes: Sequence[Shape], height: int, width: int) -> list[str]:
-    """One warning per shape with a point (or mask box) outside the image (it gets clipped)."""
-    warnings = []
-    for i, s in enumerate(shapes):
-        if s.shape_type == "mask" and s.mask is not None:
-            x1, y1 = mask_origin(s)
-            mh, mw = s.mask.shape
-            x2, y2 = int(s.points[1][0]), int(s.points[1][1])
-            if (x2 - x1 + 1, y2 - y1 + 1) != (mw, mh):
-                warnings.append(
-                    f"shape #{i} (mask {s.label!r}): the mask is {mw}x{mh} but its box points span "
-                    f"{x2 - x1 + 1}x{y2 - y1 + 1}; pasted at its top-left point with its own size"
-                )
-            if x1 < 0 or y1 < 0 or x1 + mw > width or y1 + mh > height:
-                warnings.append(f"shape #{i} (mask {s.label!r}) extends outside the {width}x{height} image; clipped")
-            continue
-        pts = np.asarray(s.points)
-        out = (pts[:, 0] < 0) | (pts[:, 0] > width - 1) | (pts[:, 1] < 0) | (pts[:, 1] > height - 1)
-        if out.any():
-            warnings.append(
-                f"shape #{i} ({s.shape_type} {s.label!r}): {int(out.sum())} of {len(pts)} point(s) lie outside "
-                f"the {width}x{height} image; the shape is clipped to the image"
-            )
-    return warnings
-
-
-def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord:
+def read_labelme(json_path: str | Path, input_root: str | Path) -> AnnotatedScan:
     """Read and validate one Labelme JSON file and its image.
 
     Args:
@@ -457,7 +250,7 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord
         input_root: the input folder; an ``imagePath`` leading outside it is refused.
 
     Returns:
-        A :class:`LabelmeRecord` (image as ``[H, W, 3]`` uint8).
+        An :class:`~xray_seg.conversion.annotation.AnnotatedScan` (image as ``[H, W, 3]`` uint8).
 
     Raises:
         DatasetError: naming the file, for a corrupt JSON, a missing or undecodable
@@ -469,20 +262,13 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> LabelmeRecord
     data = load_labelme_json(json_path)
     image_file = image_reference(data, json_path, input_root)
     image_bytes, source = _image_bytes(data, json_path, image_file)
-    image, fmt, mode, rotated = decode_image(image_bytes, source=source)
-    height, width = image.shape[:2]
-    _check_declared_size(data, json_path, height, width)
-    shapes = parse_shapes(data, json_path)
-    return LabelmeRecord(
-        json_path=json_path,
-        image=image,
-        shapes=shapes,
-        image_bytes=image_bytes,
-        image_format=fmt,
-        image_mode=mode,
+    return build_scan(
+        json_path,
+        image_bytes,
+        source=source,
         image_file=image_file,
-        exif_rotated=rotated,
-        warnings=outside_warnings(shapes, height, width),
+        check_size=lambda height, width: _check_declared_size(data, json_path, height, width),
+        make_shapes=clipped(lambda: parse_shapes(data, json_path)),
     )
 
 
@@ -528,13 +314,14 @@ def _check_declared_size(data: dict, json_path: Path, height: int, width: int) -
                 path=json_path,
                 fix=f"write {key} as a number without quotes (the image is {width}x{height}, WxH)",
             )
-    if declared[0] is not None and declared[1] is not None and (declared[0], declared[1]) != (height, width):
-        raise DatasetError(
-            f"the image is {width}x{height} (WxH) but the JSON says imageWidth={declared[1]}, "
-            f"imageHeight={declared[0]}",
-            path=json_path,
-            fix="the JSON belongs to another image: point imagePath at the right one, or re-annotate",
-        )
+    check_declared_size(
+        (height, width),
+        declared,
+        where=json_path,
+        said="the JSON",
+        keys=("imageWidth", "imageHeight"),
+        fix="the JSON belongs to another image: point imagePath at the right one, or re-annotate",
+    )
 
 
 # ------------------------------------------------------------------ rasterisation

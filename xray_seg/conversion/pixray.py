@@ -2,7 +2,7 @@
 
 PIXray (15 classes, 5,046 images) stores one JSON file per image holding
 ``objects: [{label, polygon}, ...]``. This reader turns each file into one record of the
-common form (:mod:`xray_seg.conversion.records`); the rest of the conversion is the
+common form (:mod:`xray_seg.conversion.annotation`); the rest of the conversion is the
 Labelme path's (docs/architecture.md, "conversion").
 
 What is accepted
@@ -26,13 +26,13 @@ Rasterisation
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path, PureWindowsPath
 
-from xray_seg.conversion.labelme import LabelmeRecord, Shape, decode_image, outside_warnings
-from xray_seg.conversion.records import Item, Reader, Scan
+from xray_seg.conversion import annotation
+from xray_seg.conversion.annotation import AnnotatedScan, Shape
+from xray_seg.conversion.readers import Item, Reader, Scan, list_json_files
 from xray_seg.core.errors import DatasetError, XraySegError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -40,26 +40,8 @@ IMAGE_KEYS = ("imagePath", "image", "file_name", "filename", "image_name")
 
 
 def load_pixray_json(path: Path) -> dict:
-    """Parse a PIXray JSON file; DatasetError naming the file if it is not one."""
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except OSError as exc:
-        raise DatasetError(f"cannot read the JSON file ({exc.strerror or exc})", path=path) from None
-    except UnicodeDecodeError:
-        raise DatasetError("corrupt JSON: the file is not UTF-8 text", path=path) from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(
-            f"corrupt JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-            path=path,
-            fix="remove it from the folder",
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
-        raise DatasetError(
-            "not a PIXray annotation (no 'objects' list)",
-            path=path,
-            fix="keep only PIXray .json files in the input folder",
-        )
-    return data
+    """Parse a PIXray JSON file (a regular file only); DatasetError naming the file if it is not one."""
+    return annotation.load_annotation_json(path, fmt="PIXray", list_key="objects")
 
 
 def polygon_points(raw) -> tuple[tuple[float, float], ...]:
@@ -98,13 +80,11 @@ class PixrayReader(Reader):
         return [self.root] + ([self.images_dir] if self.images_dir is not None else [])
 
     def items(self, progress: bool = False) -> list[Item]:
-        from xray_seg.conversion.convert import list_labelme_files
-
         if self.images_dir is not None and not self.images_dir.is_dir():
             raise DatasetError(
                 "images folder not found", path=self.images_dir, fix="pass --images DIR holding the images"
             )
-        return [Item(str(f), f.stem, f) for f in list_labelme_files(self.root, self.recursive)]
+        return [Item(str(f), f.stem, f) for f in list_json_files(self.root, self.recursive)]
 
     def _image_file(self, data: dict, json_path: Path) -> Path:
         folder = self.images_dir or json_path.parent
@@ -137,56 +117,47 @@ class PixrayReader(Reader):
         except XraySegError as exc:
             return Scan(item.key, error=exc.message)
 
-    def read(self, item: Item) -> LabelmeRecord:
+    def read(self, item: Item) -> AnnotatedScan:
         json_path: Path = item.ref
         data = load_pixray_json(json_path)
         image_file = self._image_file(data, json_path)
-        try:
-            image_bytes = image_file.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(
-                f"image not found (looked for {image_file})",
-                path=json_path,
-                fix="put the image beside the JSON file or pass --images",
-            ) from None
-        except OSError as exc:
-            raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=json_path) from None
-        image, fmt, mode, rotated = decode_image(image_bytes, source=image_file)
-        height, width = image.shape[:2]
+        fix = "put the image beside the JSON file or pass --images"
         declared = (data.get("height", data.get("imageHeight")), data.get("width", data.get("imageWidth")))
-        if None not in declared and tuple(declared) != (height, width):
-            raise DatasetError(
-                f"the image is {width}x{height} (WxH) but the JSON says width={declared[1]}, height={declared[0]}",
-                path=json_path,
-                fix="the JSON belongs to another image: correct the image name or the size",
-            )
-        shapes = []
-        for i, obj in enumerate(data["objects"]):
-            if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
-                raise DatasetError(f"object #{i} has no label", path=json_path, fix="give every object a label")
-            where = f"object #{i} ({obj['label']!r})"
-            try:
-                points = polygon_points(obj.get("polygon"))
-            except ValueError as exc:
-                raise DatasetError(f"{where} {exc}", path=json_path, fix="correct or remove the object") from None
-            if len(points) < 3:
-                raise DatasetError(
-                    f"{where} has {len(points)} point(s); a polygon needs at least 3",
-                    path=json_path,
-                    fix="correct or remove the object",
-                )
-            shapes.append(Shape(obj["label"], "polygon", points, None, i))
-        return LabelmeRecord(
-            json_path=json_path,
-            image=image,
-            shapes=shapes,
-            image_bytes=image_bytes,
-            image_format=fmt,
-            image_mode=mode,
+        return annotation.build_scan(
+            json_path,
+            annotation.read_image_file(image_file, json_path, fix),
+            source=image_file,
             image_file=image_file,
-            exif_rotated=rotated,
-            warnings=outside_warnings(shapes, height, width),
+            check_size=lambda height, width: annotation.check_declared_size(
+                (height, width),
+                declared,
+                where=json_path,
+                said="the JSON",
+                fix="the JSON belongs to another image: correct the image name or the size",
+            ),
+            make_shapes=annotation.clipped(lambda: object_shapes(data, json_path)),
         )
 
 
-__all__ = ["IMAGE_EXTS", "PixrayReader", "load_pixray_json", "object_labels", "polygon_points"]
+def object_shapes(data: dict, json_path: Path) -> list[Shape]:
+    """The ``objects`` of a parsed PIXray JSON as polygon shapes, one instance each (DatasetError on a bad one)."""
+    shapes = []
+    for i, obj in enumerate(data["objects"]):
+        if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
+            raise DatasetError(f"object #{i} has no label", path=json_path, fix="give every object a label")
+        where = f"object #{i} ({obj['label']!r})"
+        try:
+            points = polygon_points(obj.get("polygon"))
+        except ValueError as exc:
+            raise DatasetError(f"{where} {exc}", path=json_path, fix="correct or remove the object") from None
+        if len(points) < 3:
+            raise DatasetError(
+                f"{where} has {len(points)} point(s); a polygon needs at least 3",
+                path=json_path,
+                fix="correct or remove the object",
+            )
+        shapes.append(Shape(obj["label"], "polygon", points, None, i))
+    return shapes
+
+
+__all__ = ["IMAGE_EXTS", "PixrayReader", "load_pixray_json", "object_labels", "object_shapes", "polygon_points"]

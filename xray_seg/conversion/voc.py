@@ -15,7 +15,7 @@ import numpy as np
 
 from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.fileio import atomic_path, read_lines, write_text_atomic
+from xray_seg.core.fileio import atomic_path, read_lines, write_json_atomic, write_text_atomic
 from xray_seg.core.layouts import VocLayout
 from xray_seg.core.viz import voc_palette
 
@@ -63,8 +63,6 @@ SUBSETS_SOURCE = "the image-level flags of the annotations (Labelme's flags)"
 
 def write_subsets(voc_dir: str | Path, subsets: dict[str, list[str]]) -> None:
     """``subsets.json``: for each image flag, the sorted stems whose annotation sets it true."""
-    from xray_seg.core.fileio import write_json_atomic
-
     document = {"source": SUBSETS_SOURCE, "subsets": {name: sorted(stems) for name, stems in sorted(subsets.items())}}
     write_json_atomic(VocLayout(voc_dir).subsets_file, document)
 

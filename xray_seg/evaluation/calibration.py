@@ -48,7 +48,8 @@ def bag_scores(model_path, voc_dir, rule: AlarmRule, *, split: str, limit=None, 
     from tqdm import tqdm
 
     from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
-    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
+    from xray_seg.core.images import read_image_rgb
+    from xray_seg.evaluation.evaluator import TTAOptions
     from xray_seg.evaluation.objects import load_gt_objects
     from xray_seg.inference.loader import load_for_inference
     from xray_seg.inference.tta import predict_probabilities

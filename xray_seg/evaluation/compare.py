@@ -205,9 +205,10 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
     import numpy as np
 
     from xray_seg.conversion.voc import read_split
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
     from xray_seg.evaluation.bench import predict_resize, time_calls
-    from xray_seg.evaluation.evaluator import evaluate, read_image_rgb
+    from xray_seg.evaluation.evaluator import evaluate
     from xray_seg.evaluation.flops import count_flops, count_params
     from xray_seg.inference.loader import load_for_inference
 

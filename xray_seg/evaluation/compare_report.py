@@ -267,9 +267,9 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
     import keras
 
     from xray_seg.conversion.voc import load_label_png, read_class_names
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
     from xray_seg.core.viz import colorize
-    from xray_seg.evaluation.evaluator import read_image_rgb
     from xray_seg.inference.loader import load_for_inference
     from xray_seg.inference.tta import predict_class_map
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.errors import ConfigError
+from xray_seg.core.images import read_image_rgb
 
 
 @dataclass
@@ -102,14 +103,6 @@ class EvalResult:
     out_dir: Path | None
     extra: dict = field(default_factory=dict)
     screening: object = None  # ScreeningEvaluation: bag scores for calibration
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to RGB uint8 with the converter's policy (16-bit, RGBA, grey)."""
-    from xray_seg.conversion.labelme import decode_image
-    from xray_seg.core.validation import read_regular_file
-
-    return decode_image(read_regular_file(path, "image"), source=path)[0]
 
 
 def _geometry_record(loaded, tta: TTAOptions):

@@ -166,9 +166,10 @@ def predict_images(
     from tqdm import tqdm
 
     from xray_seg.core.fileio import prepare_output_dir
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.validation import check_window
     from xray_seg.evaluation.alarms import decide, load_rule
-    from xray_seg.evaluation.evaluator import TTAOptions, read_image_rgb
+    from xray_seg.evaluation.evaluator import TTAOptions
     from xray_seg.inference.geometry import geometry_for
     from xray_seg.inference.loader import load_for_inference, model_folder
     from xray_seg.inference.overlays import contact_sheet

@@ -169,8 +169,8 @@ class Segmenter:
             stride: sliding-window step (default 2/3 of the window).
             min_area: smallest item listed in ``items``, in pixels.
         """
+        from xray_seg.core.images import read_image_rgb
         from xray_seg.evaluation.alarms import decide, load_rule
-        from xray_seg.evaluation.evaluator import read_image_rgb
         from xray_seg.inference.geometry import geometry_for
         from xray_seg.inference.tta import predict_probabilities
 

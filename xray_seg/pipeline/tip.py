@@ -50,6 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
+from xray_seg.core.errors import ConfigError
 from xray_seg.core.viz import IGNORE_LABEL
 
 TIP_FOLD = 3  # fold of the element seed reserved for TIP (augment.py uses 1 and 2)
@@ -136,9 +138,6 @@ def build_library(
     """The threat instances of ``split`` of a VOC folder (module docstring); ConfigError if none."""
     from PIL import Image
     from tqdm import tqdm
-
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
-    from xray_seg.core.errors import ConfigError
 
     if air not in AIR_CHOICES:
         raise ConfigError(f"unknown TIP air mode {air!r}", fix=f"use one of {', '.join(AIR_CHOICES)}")

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xray_seg.conversion.voc import (
+    VocLayout,
+    load_label_png,
+    read_class_names,
+    read_split,
+    save_label_png,
+    write_class_names,
+    write_split,
+)
 from xray_seg.core.constants import VOC_IMAGE_SUFFIXES
+from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError
+from xray_seg.core.fileio import atomic_path
+from xray_seg.pipeline.tip import PackedLibrary, TipConfig, build_library, project_threats
 
 
 def _bags(source: Path, split: str):
     """``[(stem, image path, mask path or None)]`` of a VOC folder's split or an image folder."""
-    from xray_seg.conversion.voc import VocLayout, read_split
-    from xray_seg.core.errors import DatasetError
 
     layout = VocLayout(source)
     if layout.class_names_file.is_file():
@@ -30,7 +40,6 @@ def _bags(source: Path, split: str):
 
 
 def _check_paths(out: Path, inputs: list[Path], force: bool) -> None:
-    from xray_seg.core.errors import ConfigError, OutputExistsError
 
     resolved = out.resolve()
     for source in inputs:
@@ -73,10 +82,6 @@ def write_tip_dataset(
 
     import tensorflow as tf
 
-    from xray_seg.conversion.voc import read_class_names, write_class_names, write_split
-    from xray_seg.core.errors import ConfigError
-    from xray_seg.pipeline.tip import PackedLibrary, TipConfig, build_library, project_threats
-
     library_dir, out = Path(library_dir), Path(out)
     bags_dir = Path(bags) if bags else library_dir
     if copies < 1 or max_threats < 1 or not 0 < scale[0] <= scale[1]:
@@ -115,9 +120,6 @@ def _write_composites(staging: Path, bag_list, project, *, copies: int, seed: in
     import tensorflow as tf
     from PIL import Image
     from tqdm import tqdm
-
-    from xray_seg.conversion.voc import VocLayout, load_label_png, save_label_png
-    from xray_seg.core.fileio import atomic_path
 
     layout, stems = VocLayout(staging), []
     for number, (stem, image_path, mask_path) in enumerate(

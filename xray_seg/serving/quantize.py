@@ -95,8 +95,8 @@ def calibration_tiles(
 ):
     """``num`` uint8 tiles ``[num, h0, w0, 3]`` from ``split`` of ``voc_dir`` (module docstring)."""
     from xray_seg.conversion.voc import read_split
+    from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.evaluator import read_image_rgb
 
     stems = read_split(voc_dir, split)
     rng = np.random.default_rng(seed)

@@ -30,7 +30,7 @@ exactly the tile size is one plain forward pass. Nothing is ever squashed.
     "no pixel here"), ``probabilities`` 0; ``class_pixel_counts`` count only real pixels;
     ``image_sizes`` gives each image's ``(H, W)``, so ``class_map[i, :H_i, :W_i]`` is image
     ``i``. Decoding follows the converter's policy
-    (:func:`xray_seg.conversion.labelme.decode_image`): grey is replicated to RGB, an alpha
+    (:func:`xray_seg.core.images.decode_image`): grey is replicated to RGB, an alpha
     channel (RGBA, grey+alpha, PNG ``tRNS``) is composited over **white** (X-ray air),
     16-bit PNGs keep their high byte. JPEG EXIF orientation is *not* applied (``tf.io``
     ignores it). Same outputs as ``serving_default``.

@@ -6,7 +6,8 @@ prohibited items and translating them into X-ray style with CycleGAN (Zhu et al.
 generator, so the whole augmentation path runs without downloading anything.
 
 A photo shows the *same* threats as the X-ray image of the same ``(seed, index)``:
-:func:`render_photo_sample` asks :func:`~xray_seg.synthesis.scene.render_sample` for the
+:func:`~xray_seg.synthesis.scene.render_photo_sample` renders the X-ray
+scene (:func:`~xray_seg.synthesis.scene.render_sample`) and hands it to :func:`paint_photo`: the
 scene (threat footprints, material thickness maps and Labelme polygons) and paints it
 the way a camera sees it instead of the way X-rays do:
 
@@ -115,16 +116,3 @@ def paint_photo(threat_mask: np.ndarray, thickness: dict, rng: np.random.Generat
     image = cv2.GaussianBlur(image, (0, 0), sigma)
     image += rng.normal(0, 2.5, image.shape).astype(np.float32)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
-
-
-def render_photo_sample(config, index: int):
-    """Render image ``index`` of ``config`` (a :class:`~xray_seg.synthesis.scene.SynthConfig`) as a photo.
-
-    Returns ``(image, shapes)`` like :func:`~xray_seg.synthesis.scene.render_sample`; the
-    shapes are identical to those of the X-ray style for the same seed and index.
-    """
-    from xray_seg.synthesis.scene import render_sample
-
-    _, shapes, info = render_sample(config, index, debug=True)
-    rng = np.random.default_rng([int(config.seed), int(index), 1])
-    return paint_photo(info["threat_mask"], info["thickness"], rng), shapes

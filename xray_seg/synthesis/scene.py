@@ -66,8 +66,11 @@ import numpy as np
 from xray_seg.core.config import save_config
 from xray_seg.core.errors import ConfigError, OutputExistsError
 from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from xray_seg.core.processes import start_method
+from xray_seg.core.viz import save_grid, voc_palette
 from xray_seg.synthesis import clutter as synth_clutter
 from xray_seg.synthesis.canvas import Canvas, Placement, mask_to_polygons, parts_bounds
+from xray_seg.synthesis.photo import paint_photo
 from xray_seg.synthesis.threats import BUILDERS, CLASS_NAMES
 from xray_seg.synthesis.xray_physics import render_xray
 
@@ -270,6 +273,17 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
     return image, shapes
 
 
+def render_photo_sample(config: SynthConfig, index: int):
+    """Render image ``index`` of ``config`` as a photo (:mod:`xray_seg.synthesis.photo`).
+
+    Returns ``(image, shapes)`` like :func:`render_sample`; the shapes are identical to
+    those of the X-ray style for the same seed and index.
+    """
+    _, shapes, info = render_sample(config, index, debug=True)
+    rng = np.random.default_rng([int(config.seed), int(index), 1])
+    return paint_photo(info["threat_mask"], info["thickness"], rng), shapes
+
+
 def difficulty_flags(*, clean: bool, hidden: bool, small: bool) -> dict:
     """A bag's entry for Labelme's image-level ``flags`` (what an annotator ticks in Labelme's
     Flags panel, ``labelme --flags hidden,small,clean``): ``hidden``, a threat lies under a
@@ -333,8 +347,6 @@ def write_sample(out_dir: str | Path, config: SynthConfig, index: int) -> Path:
     """Render image ``index`` and write its PNG and Labelme JSON atomically; return the JSON path."""
     out_dir = Path(out_dir)
     if config.style == "photo":
-        from xray_seg.synthesis.photo import render_photo_sample
-
         image, shapes = render_photo_sample(config, index)
         flags = {}
     else:
@@ -376,8 +388,6 @@ def write_samples(out_dir: str | Path, config: SynthConfig, indices, *, progress
     way); the caller owns ``out_dir`` and its stems must be new there.
     """
     from tqdm import tqdm
-
-    from xray_seg.core.processes import start_method
 
     indices = list(indices)
     workers = min(config.resolved_workers(), len(indices))
@@ -433,8 +443,6 @@ def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False,
 
 def draw_annotations(image: np.ndarray, shapes: list[dict]) -> np.ndarray:
     """The image with each polygon outlined in its class's VOC-palette colour and labelled."""
-    from xray_seg.core.viz import voc_palette
-
     palette = voc_palette(len(CLASS_NAMES) + 1)
     out = image.copy()
     size = min(image.shape[:2])
@@ -456,8 +464,6 @@ def draw_annotations(image: np.ndarray, shapes: list[dict]) -> np.ndarray:
 def write_contact_sheet(out_dir: str | Path, json_paths: list[Path], *, path: str | Path | None = None) -> Path:
     """Draw up to 12 written samples (read back from disk) with their polygons: ``contact_sheet.png``."""
     import json
-
-    from xray_seg.core.viz import save_grid
 
     cells = []
     for json_path in json_paths[:12]:

@@ -19,9 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from xray_seg.conversion.labelme import decode_image
 from xray_seg.core.constants import PHOTO_IMAGE_SUFFIXES
 from xray_seg.core.errors import DatasetError
+from xray_seg.core.images import decode_image
+from xray_seg.synthesis.scene import CONTACT_SHEET
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -30,8 +31,6 @@ def list_images(folder: str | Path) -> list[Path]:
     The ``contact_sheet.png`` that ``xray-seg synth`` writes beside its images is an
     overview, not a sample, and is left out.
     """
-    from xray_seg.synthesis.scene import CONTACT_SHEET
-
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError("image folder not found", path=folder, fix="give an existing folder of images")

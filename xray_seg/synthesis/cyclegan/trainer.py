@@ -30,14 +30,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import OutputExistsError, XraySegError
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic, write_text_atomic
 from xray_seg.core.layouts import RunLayout
+from xray_seg.core.viz import save_grid
 from xray_seg.synthesis.cyclegan.config import CycleGANConfig
 from xray_seg.synthesis.cyclegan.images import ImagePool, UnpairedBatches, load_domain
+from xray_seg.synthesis.cyclegan.losses import least_squares_discriminator, least_squares_generator, pixel_l1
+from xray_seg.synthesis.cyclegan.models import build_discriminator, build_generator
 
 GENERATOR_A2B = "generator_a2b.keras"
 GENERATOR_B2A = "generator_b2a.keras"
@@ -66,10 +70,6 @@ class CycleGAN:
     """
 
     def __init__(self, config: CycleGANConfig):
-        import keras
-
-        from xray_seg.synthesis.cyclegan.models import build_discriminator, build_generator
-
         self.config = config
         keras.utils.set_random_seed(config.seed)
         self.g_ab = build_generator(config.ngf, config.num_blocks, name="g_ab")
@@ -101,8 +101,6 @@ class CycleGAN:
     # ------------------------------------------------------------------ steps
     def generator_losses(self, real_a, real_b, training=True):
         """All generator terms for one batch: ``(losses dict, fake_a, fake_b)``."""
-        from xray_seg.synthesis.cyclegan.losses import least_squares_generator, pixel_l1
-
         cfg = self.config
         fake_b = self.g_ab(real_a, training=training)
         fake_a = self.g_ba(real_b, training=training)
@@ -140,8 +138,6 @@ class CycleGAN:
         """One Adam step of both discriminators on real images and (pooled) fakes."""
         if self._discriminator_step is None:
             import tensorflow as tf
-
-            from xray_seg.synthesis.cyclegan.losses import least_squares_discriminator
 
             def step(a, b, fa, fb):
                 with tf.GradientTape() as tape:
@@ -225,7 +221,6 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 def write_sample_grid(path: Path, gan: CycleGAN, sample_a: np.ndarray, sample_b: np.ndarray, epoch: int) -> None:
     """A, A->B, A->B->A (top) and B, B->A, B->A->B (bottom) as a PNG."""
-    from xray_seg.core.viz import save_grid
 
     def run(model, x):
         return model(x[None].astype(np.float32), training=False)
@@ -324,6 +319,27 @@ def _save_epoch(run_dir: Path, gan: CycleGAN, pools, rng, history: list, samples
     )
 
 
+def _run_epoch(
+    gan: CycleGAN, batches, pools, rng, steps: int, config, epoch: int, run_dir: Path, progress: bool
+) -> dict:
+    """Train epoch ``epoch`` (0-based) at its scheduled learning rate; its history row.
+
+    CycleGANError when a loss became NaN or infinite.
+    """
+    lr = config.lr * config.lr_factor(epoch)
+    gan.set_learning_rate(lr)
+    started = time.perf_counter()
+    desc = f"cyclegan {epoch + 1}/{config.epochs}"
+    means = _train_epoch(gan, batches, pools, rng, steps, desc=desc, progress=progress)
+    if not all(math.isfinite(v) for v in means.values()):
+        raise CycleGANError(
+            f"losses became NaN/inf in epoch {epoch + 1}",
+            path=run_dir,
+            fix="lower --lr, or --resume from the last good checkpoint",
+        )
+    return {"epoch": epoch + 1, **means, "lr": lr, "seconds": time.perf_counter() - started}
+
+
 def train_cyclegan(
     config: CycleGANConfig,
     run_dir: str | Path,
@@ -365,11 +381,10 @@ def train_cyclegan(
     ckpt_dir = RunLayout(run_dir).checkpoints_dir
     history: list = []
     start_epoch = 0
-    if state is not None:
+    if state is not None:  # resume: networks, optimizers, pools and the history of the run
         gan.load(ckpt_dir)
         _load_pools(ckpt_dir / "pools.npz", pool_a, pool_b)
-        start_epoch = int(state["epochs_done"])
-        history = list(state.get("history", []))
+        start_epoch, history = int(state["epochs_done"]), list(state.get("history", []))
     rng = _rng_from_state(state and state["rng_state"], config.seed)
     sample_a = center_crop(images_a[0], config.size)
     sample_b = center_crop(images_b[0], config.size)
@@ -377,19 +392,7 @@ def train_cyclegan(
     last = config.epochs if stop_after_epochs is None else min(config.epochs, start_epoch + stop_after_epochs)
     session_start = time.perf_counter()
     for epoch in range(start_epoch, last):
-        lr = config.lr * config.lr_factor(epoch)
-        gan.set_learning_rate(lr)
-        started = time.perf_counter()
-        desc = f"cyclegan {epoch + 1}/{config.epochs}"
-        means = _train_epoch(gan, batches, (pool_a, pool_b), rng, steps, desc=desc, progress=progress)
-        if not all(math.isfinite(v) for v in means.values()):
-            raise CycleGANError(
-                f"losses became NaN/inf in epoch {epoch + 1}",
-                path=run_dir,
-                fix="lower --lr, or --resume from the last good checkpoint",
-            )
-        row = {"epoch": epoch + 1, **means, "lr": lr, "seconds": time.perf_counter() - started}
-        history.append(row)
+        history.append(_run_epoch(gan, batches, (pool_a, pool_b), rng, steps, config, epoch, run_dir, progress))
         _save_epoch(run_dir, gan, (pool_a, pool_b), rng, history, (sample_a, sample_b))
     done = last if last > start_epoch else start_epoch
     return CycleGANResult(run_dir, done, history, time.perf_counter() - session_start, gan)

@@ -21,9 +21,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 
+import xray_seg.synthesis.cyclegan.layers  # noqa: F401  (registers the custom layers load_generator reads)
 from xray_seg.conversion.labelme import load_labelme_json, read_labelme
+from xray_seg.conversion.readers import list_json_files
 from xray_seg.core.errors import DatasetError, OutputExistsError
 from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic
 from xray_seg.synthesis.cyclegan.trainer import GENERATOR_A2B, GENERATOR_B2A, CycleGANError
@@ -53,10 +56,6 @@ class TranslateReport:
 
 def load_generator(run_dir: str | Path, direction: str = "a2b"):
     """The saved generator of a run (``a2b``: photo -> X-ray)."""
-    import keras
-
-    import xray_seg.synthesis.cyclegan.layers  # noqa: F401  (registers the custom layers)
-
     path = Path(run_dir) / (GENERATOR_A2B if direction == "a2b" else GENERATOR_B2A)
     if not path.is_file():
         raise CycleGANError(
@@ -102,12 +101,10 @@ def translate_labelme_dir(
 
     from tqdm import tqdm
 
-    from xray_seg.conversion.convert import list_labelme_files
-
     labelme_dir = Path(labelme_dir)
     if not labelme_dir.is_dir():
         raise DatasetError("Labelme folder not found", path=labelme_dir, fix="give the folder of .json files")
-    files = list_labelme_files(labelme_dir)
+    files = list_json_files(labelme_dir)
     if not files:
         raise DatasetError("no Labelme .json files here", path=labelme_dir, fix="give the folder of .json files")
     prepare_output_dir(out_dir, force=True, inputs=[labelme_dir, run_dir], dry_run=True)  # overlap, before loading
