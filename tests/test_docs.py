@@ -5,7 +5,10 @@
    a ``#fragment`` must name a heading of the target page, with GitHub's anchor rule
    (lower case, punctuation dropped, spaces to hyphens, ``-1``, ``-2``, ... for repeats).
    Web links (``http:``, ``https:``, ``mailto:``) are not followed: there is no network.
-2. **Layout.** The layout table of ``docs/architecture.md`` names every module of
+2. **Today, not history.** ``README.md`` and ``docs/*.md`` state what holds today; the
+   round-by-round history ("this round", "previous round", "issue 17's protocol") lives in
+   ``CHANGELOG.md``, which this check leaves alone.
+3. **Layout.** The layout table of ``docs/architecture.md`` names every module of
    ``xray_seg/`` (as ``sub/module.py`` relative to the package) and every subpackage, and
    every module it names exists, so the design document cannot drift from the tree.
 """
@@ -28,6 +31,8 @@ _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _EXTERNAL = ("http://", "https://", "mailto:")
+# Phrases that date a page: they belong in CHANGELOG.md.
+_HISTORY = re.compile(r"this round|previous round|issue\s*#?\d+", re.IGNORECASE)
 
 
 def prose_lines(markdown: str) -> list[str]:
@@ -118,6 +123,22 @@ def test_readme_links_every_docs_page():
     readme_links = {target.partition("#")[0] for target in links((REPO / "README.md").read_text(encoding="utf-8"))}
     pages = {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")}
     assert pages <= readme_links, f"docs pages the README does not link: {sorted(pages - readme_links)}"
+
+
+def history_passages(markdown: str) -> list[str]:
+    """Lines (code blocks included) that speak of rounds or issue numbers instead of today."""
+    return [line.strip() for line in markdown.splitlines() if _HISTORY.search(line)]
+
+
+def test_history_finder():
+    page = "Today.\nThis Round we fixed it.\nSee issue #17 and Issue 20.\n```\nprevious round\n```\nissues page\n"
+    assert history_passages(page) == ["This Round we fixed it.", "See issue #17 and Issue 20.", "previous round"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_pages_state_today(page):
+    found = history_passages(page.read_text(encoding="utf-8"))
+    assert not found, f"{page.relative_to(REPO)} dates itself (move the history to CHANGELOG.md): {found}"
 
 
 def _layout_section() -> str:
