@@ -30,6 +30,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from xray_seg.layers.base import ConfigLayer
+
 
 def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """(output size, padding before) of TensorFlow's "same" padding along one axis."""
@@ -40,7 +42,7 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class ModulatedDeformConv2D(keras.layers.Layer):
+class ModulatedDeformConv2D(ConfigLayer):
     """Modulated deformable 2-D convolution, DCNv2 (CycleNet section 3.2, eq. 4).
 
     Called on ``[x, offset, mask]``:
@@ -76,6 +78,19 @@ class ModulatedDeformConv2D(keras.layers.Layer):
         >>> tuple(ModulatedDeformConv2D(16, 3)([x, offset, mask]).shape)
         (1, 8, 8, 16)
     """
+
+    CONFIG = (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "dilation_rate",
+        "groups",
+        "deformable_groups",
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+    )
 
     def __init__(
         self,
@@ -218,18 +233,8 @@ class ModulatedDeformConv2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            groups=self.groups,
-            deformable_groups=self.deformable_groups,
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            bias_initializer=keras.initializers.serialize(self.bias_initializer),
-        )
+        for key in ("kernel_initializer", "bias_initializer"):
+            config[key] = keras.initializers.serialize(config[key])
         return config
 
 
