@@ -222,11 +222,6 @@ def half_channels(filters: int) -> int:
     return max(1, filters // 2)
 
 
-def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
-    """Map raw 0..255 pixels to [-1, 1] inside the model (docs/architecture.md: no train/serve skew)."""
-    return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
-
-
 @keras.saving.register_keras_serializable(package="xray_seg")
 class ResizeTo(ConfigLayer):
     """Bilinear resize of the first input to the spatial size of the second (or a fixed size).

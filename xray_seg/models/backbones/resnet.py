@@ -42,7 +42,9 @@ from pathlib import Path
 import keras
 
 from xray_seg.core.errors import ModelError
-from xray_seg.layers.conv import ConvBNAct, pixel_normalization, scale_channels
+from xray_seg.core.fileio import atomic_path
+from xray_seg.layers.conv import ConvBNAct, scale_channels
+from xray_seg.models.model_io import image_input
 
 RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STAGE_PLANES = (64, 128, 256, 512)
@@ -172,9 +174,7 @@ def build_resnet_backbone(
 
 def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
     """Save every variable of ``model`` keyed by its path (``layer/sublayer/var``), atomically."""
-    import h5py
-
-    from xray_seg.core.fileio import atomic_path
+    import h5py  # lazy: only for backbone weight files
 
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -189,7 +189,7 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
     Accepts a file from :func:`save_backbone_weights` (matched by layer name) or a Keras
     ``save_weights`` ``.weights.h5`` file of the same backbone (matched by Keras).
     """
-    import h5py
+    import h5py  # lazy: only for backbone weight files
 
     path = Path(path)
     fix = "pass a weights file saved from a backbone with the same depth, blocks, width and stem"
@@ -226,27 +226,10 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
         variable.assign(stored[key])
 
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
-
-def input_normalization(kind: str) -> keras.layers.Layer:
-    """Pixel normalisation inside the model: ``"symmetric"`` maps 0..255 to [-1, 1] (from
-    scratch, the default); ``"imagenet"`` uses ImageNet mean/std, for pretrained backbones."""
-    if kind == "symmetric":
-        return pixel_normalization()
-    if kind == "imagenet":
-        return keras.layers.Normalization(
-            mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="pixel_normalization"
-        )
-    raise ModelError(f"unknown normalization {kind!r}", fix='use normalization="symmetric" or "imagenet"')
-
-
 def resnet_features(input_shape, *, depth, output_stride, width, weights, blocks, stem, normalization):
     """The raw-pixel ``Input``, normalisation and dilated ResNet features shared by CycleNet
     and IFBFNet. Returns ``(inputs, normalised pixels, {"c1", "c2", "c3", "c4"})``."""
-    inputs = keras.Input(tuple(input_shape), name="image")
-    pixels = input_normalization(normalization)(inputs)
+    inputs, pixels = image_input(input_shape, normalization)
     backbone = build_resnet_backbone(
         tuple(input_shape),
         depth=depth,
