@@ -29,14 +29,15 @@ def build_cwf_deeplabv3plus(
         input_shape: (H, W, 3) raw pixels; (None, None, 3) for any size.
         csp_units: residual units N of the four CSP blocks (paper silent; 1 each).
         csp_separable: separable 3x3 convs inside the CSP residual units.
-        **head: the shared DeepLabv3+ head's ``width``, ``aux``, ``output_stride``, ``separable``
-            and ``dropout`` (:func:`~xray_seg.models.deeplab_decoder.build_deeplabv3plus_model`).
+        **head: ``width`` (1.0 = the paper), ``aux``, ``output_stride``, ``separable``
+            (DWFF-ASPP and decoder) and ``dropout``, the options of the shared head,
+            :func:`~xray_seg.models.deeplab_decoder.build_deeplabv3plus_model`.
 
     Example:
         >>> from xray_seg.models.registry import build_model
         >>> model = build_model("cwf_deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
-        >>> tuple(model.output.shape)
-        (None, 64, 64, 6)
+        >>> type(model.get_layer("aspp")).__name__, tuple(model.output.shape)
+        ('DWFFASPP', (None, 64, 64, 6))
     """
     backbone_fn = partial(build_csp_xception, units=csp_units, separable=csp_separable)
     return build_deeplabv3plus_model(

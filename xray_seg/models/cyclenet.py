@@ -85,16 +85,13 @@ def build_cyclenet(
     output_stride: int = 8,
     rates=(3, 6, 12, 18, 24, 30),
     feedback_steps: int = 1,
-    backbone_blocks=None,
-    weights=None,
-    normalization: str = "symmetric",
-    stem: str = "deep",
     share_weights: bool = True,
     adc_channels: int = 128,
     low_level_channels: int = 48,
     decoder_channels: int = 256,
     dropout: float = 0.1,
     name: str | None = None,
+    **backbone,
 ) -> keras.Model:
     """Build CycleNet (see the module docstring).
 
@@ -107,14 +104,12 @@ def build_cyclenet(
         output_stride: 8 (paper) or 16.
         rates: CycleASPP atrous rates (paper: (3, 6, 12, 18, 24, 30); ADE20K: 5 rates).
         feedback_steps: CycleASPP part-II passes (paper: 1).
-        backbone_blocks: per-stage block counts overriding ``backbone_depth`` (tests).
-        weights: optional backbone weights file (see ``build_resnet_backbone``).
-        normalization: "symmetric" ([-1, 1]) or "imagenet" (mean/std).
-        stem: ResNet stem, "deep" or "standard".
         share_weights: CycleASPP part II reuses part I's convolutions (paper).
         adc_channels, low_level_channels, decoder_channels: ADC widths (x width).
         dropout: dropout before the classifiers.
         name: model name (default ``cyclenet{depth}``).
+        **backbone: the dilated ResNet's ``backbone_blocks``, ``weights``, ``stem`` and
+            ``normalization`` (:func:`~xray_seg.models.backbones.resnet.resnet_features`).
 
     Returns:
         ``keras.Model`` from raw pixels to logits ``[B, H, W, num_classes]``.
@@ -133,14 +128,7 @@ def build_cyclenet(
 
     ch = partial(resnet_channels, width=width)
     inputs, _, feats = resnet_features(
-        input_shape,
-        depth=backbone_depth,
-        output_stride=output_stride,
-        width=width,
-        weights=weights,
-        blocks=backbone_blocks,
-        stem=stem,
-        normalization=normalization,
+        input_shape, width=width, output_stride=output_stride, backbone_depth=backbone_depth, **backbone
     )
     context = CycleASPP(
         rates=tuple(rates),

@@ -34,9 +34,9 @@ def build_deeplabv3plus(num_classes: int, input_shape=(512, 512, 3), *, middle_b
 
     Example:
         >>> from xray_seg.models.registry import build_model
-        >>> model = build_model("deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
-        >>> tuple(model.output.shape)
-        (None, 64, 64, 6)
+        >>> model = build_model("deeplabv3plus", 6, (64, 64, 3), width=0.25, middle_blocks=2)
+        >>> [layer.name for layer in model.get_layer("aligned_xception").layers if "middle" in layer.name]
+        ['middle_block1', 'middle_block2']
     """
     backbone_fn = partial(build_aligned_xception, middle_blocks=middle_blocks)
     return build_deeplabv3plus_model(

@@ -110,13 +110,10 @@ def build_ifbfnet(
     aux: bool = False,
     backbone_depth: int = 101,
     spatial_channels: int = 128,
-    backbone_blocks=None,
-    weights=None,
     output_stride: int = 16,
-    normalization: str = "symmetric",
-    stem: str = "deep",
     dropout: float = 0.1,
     name: str | None = None,
+    **backbone,
 ) -> keras.Model:
     """Build IFBFNet (see the module docstring for the architecture and choices).
 
@@ -128,14 +125,12 @@ def build_ifbfnet(
         backbone_depth: 101 (paper) or 50 (Table 2).
         spatial_channels: output channels of the spatial stream (paper: 128; Table 3
             tried 16-256), scaled by ``width``.
-        backbone_blocks: per-stage block counts overriding ``backbone_depth`` (tests).
-        weights: optional backbone weights file (see ``build_resnet_backbone``); the
-            default trains from scratch. Never downloaded.
         output_stride: 16 (paper, section 3.1) or 8 (ASPP rates doubled).
-        normalization: "symmetric" ([-1, 1]) or "imagenet" (mean/std).
-        stem: ResNet stem, "deep" or "standard".
         dropout: dropout after ASPP and before the main classifier (0 = none).
         name: model name (default ``ifbfnet``).
+        **backbone: the dilated ResNet's ``backbone_blocks``, ``weights`` (trains from scratch
+            without), ``stem`` and ``normalization``
+            (:func:`~xray_seg.models.backbones.resnet.resnet_features`).
 
     Returns:
         ``keras.Model`` from raw pixels ``[B, H, W, 3]`` to logits ``[B, H, W, K]``
@@ -158,14 +153,7 @@ def build_ifbfnet(
 
     ch = partial(resnet_channels, width=width)
     inputs, pixels, feats = resnet_features(
-        input_shape,
-        depth=backbone_depth,
-        output_stride=output_stride,
-        width=width,
-        weights=weights,
-        blocks=backbone_blocks,
-        stem=stem,
-        normalization=normalization,
+        input_shape, width=width, output_stride=output_stride, backbone_depth=backbone_depth, **backbone
     )
     s1 = feats["c1"]
 

@@ -226,18 +226,44 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
         variable.assign(stored[key])
 
 
-def resnet_features(input_shape, *, depth, output_stride, width, weights, blocks, stem, normalization):
-    """The raw-pixel ``Input``, normalisation and dilated ResNet features shared by CycleNet
-    and IFBFNet. Returns ``(inputs, normalised pixels, {"c1", "c2", "c3", "c4"})``."""
+def resnet_features(
+    input_shape,
+    *,
+    width: float,
+    output_stride: int,
+    backbone_depth: int = 101,
+    backbone_blocks: tuple[int, int, int, int] | None = None,
+    weights: str | Path | None = None,
+    stem: str = "deep",
+    normalization: str = "symmetric",
+):
+    """The raw-pixel input, its normalisation and the dilated ResNet features of CycleNet and IFBFNet.
+
+    Their builders pass their backbone options through to here.
+
+    Args:
+        input_shape: (H, W, 3) of the raw 0..255 input (H, W may be None).
+        width, output_stride: as for :func:`build_resnet_backbone`.
+        backbone_depth: 101 (the papers) or 50.
+        backbone_blocks: per-stage block counts overriding ``backbone_depth`` (tests).
+        weights: optional backbone weights file (see :func:`build_resnet_backbone`); the
+            default trains from scratch. Never downloaded.
+        stem: ResNet stem, "deep" or "standard".
+        normalization: "symmetric" ([-1, 1]) or "imagenet" (mean/std), see
+            :func:`~xray_seg.models.model_io.input_normalization`.
+
+    Returns:
+        ``(image input, normalised pixels, {"c1", "c2", "c3", "c4"})``.
+    """
     inputs, pixels = image_input(input_shape, normalization)
     backbone = build_resnet_backbone(
         tuple(input_shape),
-        depth=depth,
+        depth=backbone_depth,
         output_stride=output_stride,
         width=width,
         weights=weights,
-        blocks=blocks,
+        blocks=backbone_blocks,
         stem=stem,
-        name=f"resnet{depth}" if blocks is None else "resnet",
+        name=f"resnet{backbone_depth}" if backbone_blocks is None else "resnet",
     )
     return inputs, pixels, backbone(pixels)
