@@ -16,7 +16,7 @@ Data flow (Fig. 1, sections 3-4.1)::
 Choices where the paper is silent:
 
 - **Normalisation**: ``normalization="symmetric"`` (default) maps 0..255 to [-1, 1]
-  with the shared :func:`pixel_normalization` (the backbone trains from scratch by
+  with the shared :func:`~xray_seg.models.model_io.pixel_normalization` (the backbone trains from scratch by
   default); ``"imagenet"`` uses the ImageNet mean/std, for a backbone loaded from
   ImageNet-pretrained weights.
 - **ADC widths**: X_high is reduced to ``adc_channels`` = 128 (x width) by a 1x1 conv
