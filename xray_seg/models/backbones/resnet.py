@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import keras
 
 from xray_seg.core.errors import ModelError
@@ -174,8 +175,6 @@ def build_resnet_backbone(
 
 def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
     """Save every variable of ``model`` keyed by its path (``layer/sublayer/var``), atomically."""
-    import h5py  # lazy: only for backbone weight files
-
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = _WEIGHTS_FORMAT
@@ -189,8 +188,6 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
     Accepts a file from :func:`save_backbone_weights` (matched by layer name) or a Keras
     ``save_weights`` ``.weights.h5`` file of the same backbone (matched by Keras).
     """
-    import h5py  # lazy: only for backbone weight files
-
     path = Path(path)
     fix = "pass a weights file saved from a backbone with the same depth, blocks, width and stem"
     if not path.is_file():
