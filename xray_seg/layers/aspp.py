@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from xray_seg.layers.base import ConfigLayer
 from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct
 from xray_seg.layers.fusion import DWFF
 
@@ -27,7 +28,7 @@ def aspp_rates(output_stride: int) -> tuple[int, ...]:
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class ImagePooling(keras.layers.Layer):
+class ImagePooling(ConfigLayer):
     """The image-level branch of ASPP (Chen et al. 2017, DeepLabv3 section 3.3).
 
     Global average pooling -> 1x1 conv -> BN -> ReLU -> broadcast back to the input's
@@ -48,10 +49,11 @@ class ImagePooling(keras.layers.Layer):
         (2, 16, 16, 32)
     """
 
+    CONFIG = ("filters", "activation")
+
     def __init__(self, filters: int, activation: str = "relu", **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.activation = activation
+        self.store_config(locals())
         self.conv = ConvBNAct(filters, 1, activation=activation, name="conv")
 
     def build(self, input_shape):
@@ -66,14 +68,9 @@ class ImagePooling(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, activation=self.activation)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class ASPP(keras.layers.Layer):
+class ASPP(ConfigLayer):
     """Atrous Spatial Pyramid Pooling (paper 1, section 2 and Fig. 1; Chen et al. 2018).
 
     Five parallel branches on the backbone's high-level feature, each with ``filters``
@@ -105,6 +102,8 @@ class ASPP(keras.layers.Layer):
         (1, 16, 16, 64)
     """
 
+    CONFIG = ("filters", "rates", "fusion", "separable", "dropout", "fusion_epsilon")
+
     def __init__(
         self,
         filters: int = 256,
@@ -118,14 +117,10 @@ class ASPP(keras.layers.Layer):
         super().__init__(**kwargs)
         if fusion not in ("concat", "dwff"):
             raise ValueError(f"fusion must be 'concat' or 'dwff', got {fusion!r}")
-        self.filters = filters
+        self.store_config(locals())
         self.rates = tuple(int(r) for r in rates)
         if len(self.rates) != 3:
             raise ValueError(f"ASPP takes three atrous rates, got {self.rates}")
-        self.fusion = fusion
-        self.separable = separable
-        self.dropout = dropout
-        self.fusion_epsilon = fusion_epsilon
         atrous = SeparableConvBNAct if separable else ConvBNAct
         extra = {"depth_activation": True} if separable else {}
         self.branches = [ConvBNAct(filters, 1, name="branch0_1x1")]
@@ -163,18 +158,6 @@ class ASPP(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            rates=list(self.rates),
-            fusion=self.fusion,
-            separable=self.separable,
-            dropout=self.dropout,
-            fusion_epsilon=self.fusion_epsilon,
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")

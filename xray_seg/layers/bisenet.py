@@ -19,28 +19,13 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, half_channels
+from xray_seg.layers.base import ConfigLayer
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, conv2d, depthwise_conv2d, half_channels
 from xray_seg.layers.norm import BatchNorm
 
 
-def _depthwise(strides: int = 1, depth_multiplier: int = 1, name: str = "depthwise") -> keras.layers.DepthwiseConv2D:
-    return keras.layers.DepthwiseConv2D(
-        3,
-        strides=strides,
-        depth_multiplier=depth_multiplier,
-        padding="same",
-        use_bias=False,
-        depthwise_initializer="he_normal",
-        name=name,
-    )
-
-
-def _pointwise(filters: int, name: str) -> keras.layers.Conv2D:
-    return keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal", name=name)
-
-
 @keras.saving.register_keras_serializable(package="xray_seg")
-class StemBlock(keras.layers.Layer):
+class StemBlock(ConfigLayer):
     """BiSeNet V2 stem block (Yu et al. 2021, section 4.2, Fig. 4a): 4x downsampling.
 
     3x3 conv (stride 2) -> two branches, [1x1 conv to C/2 -> 3x3 conv stride 2] and
@@ -57,9 +42,11 @@ class StemBlock(keras.layers.Layer):
         (1, 16, 16, 16)
     """
 
+    CONFIG = ("filters",)
+
     def __init__(self, filters: int, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
+        self.store_config(locals())
         self.conv = ConvBNAct(filters, 3, strides=2, name="conv")
         self.left_reduce = ConvBNAct(half_channels(filters), 1, name="left_reduce")
         self.left_down = ConvBNAct(filters, 3, strides=2, name="left_down")
@@ -85,14 +72,9 @@ class StemBlock(keras.layers.Layer):
         half = self.conv.compute_output_shape(input_shape)
         return self.left_down.compute_output_shape(half)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class GatherExpand(keras.layers.Layer):
+class GatherExpand(ConfigLayer):
     """Gather-and-expansion layer (Yu et al. 2021, section 4.2, Fig. 5b and 5c).
 
     Stride 1 (Fig. 5b): 3x3 conv-BN-ReLU (C_in) -> 3x3 depthwise conv expanding the
@@ -122,17 +104,17 @@ class GatherExpand(keras.layers.Layer):
         ((1, 16, 16, 32), (1, 8, 8, 64))
     """
 
+    CONFIG = ("filters", "strides", "expansion")
+
     def __init__(self, filters: int, strides: int = 1, expansion: int = 6, **kwargs):
         super().__init__(**kwargs)
         if strides not in (1, 2):
             raise ValueError(f"GatherExpand strides must be 1 or 2, got {strides}")
-        self.filters = filters
-        self.strides = strides
-        self.expansion = expansion
-        self.expand_dw = _depthwise(strides, expansion, name="expand_dw")
+        self.store_config(locals())
+        self.expand_dw = depthwise_conv2d(strides=strides, depth_multiplier=expansion, name="expand_dw")
         self.expand_bn = BatchNorm(name="expand_bn")
         if strides == 2:
-            self.second_dw = _depthwise(1, 1, name="second_dw")
+            self.second_dw = depthwise_conv2d(name="second_dw")
             self.second_bn = BatchNorm(name="second_bn")
             self.shortcut = SeparableConvBNAct(filters, 3, strides=2, activation=None, name="shortcut")
         else:
@@ -171,11 +153,6 @@ class GatherExpand(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         out = self.project.compute_output_shape(self.expand_dw.compute_output_shape(input_shape))
         return tuple(out[:-1]) + (self.filters,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, strides=self.strides, expansion=self.expansion)
-        return config
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
@@ -217,7 +194,7 @@ class ContextEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class BilateralGuidedAggregation(keras.layers.Layer):
+class BilateralGuidedAggregation(ConfigLayer):
     """Bilateral guided aggregation layer (Yu et al. 2021, section 4.3, Fig. 6).
 
     Takes ``[detail, semantic]`` (1/8 and 1/32 of the input) and returns 1/8 features:
@@ -246,18 +223,20 @@ class BilateralGuidedAggregation(keras.layers.Layer):
         (1, 16, 16, 128)
     """
 
+    CONFIG = ("filters",)
+
     def __init__(self, filters: int, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.detail_dw = _depthwise(name="detail_dw")
+        self.store_config(locals())
+        self.detail_dw = depthwise_conv2d(name="detail_dw")
         self.detail_dw_bn = BatchNorm(name="detail_dw_bn")
-        self.detail_pw = _pointwise(filters, name="detail_pw")
+        self.detail_pw = conv2d(filters, 1, padding="valid", name="detail_pw")
         self.detail_down = ConvBNAct(filters, 3, strides=2, activation=None, name="detail_down")
         self.detail_pool = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="detail_pool")
         self.semantic_conv = ConvBNAct(filters, 3, activation=None, name="semantic_conv")
-        self.semantic_dw = _depthwise(name="semantic_dw")
+        self.semantic_dw = depthwise_conv2d(name="semantic_dw")
         self.semantic_dw_bn = BatchNorm(name="semantic_dw_bn")
-        self.semantic_pw = _pointwise(filters, name="semantic_pw")
+        self.semantic_pw = conv2d(filters, 1, padding="valid", name="semantic_pw")
         self.upsample_gate = ResizeTo("bilinear", name="upsample_gate")
         self.upsample_low = ResizeTo("bilinear", name="upsample_low")
         self.fuse = ConvBNAct(filters, 3, name="fuse")
@@ -288,14 +267,9 @@ class BilateralGuidedAggregation(keras.layers.Layer):
         detail_shape, _ = input_shape
         return tuple(detail_shape[:-1]) + (self.filters,)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class SegHead(keras.layers.Layer):
+class SegHead(ConfigLayer):
     """Segmentation head (Yu et al. 2021, section 4.4, Fig. 7).
 
     3x3 conv-BN-ReLU to ``filters`` channels (C_t in Fig. 7) -> dropout -> 1x1 conv
@@ -318,11 +292,11 @@ class SegHead(keras.layers.Layer):
         (1, 16, 16, 6)
     """
 
+    CONFIG = ("filters", "num_classes", "dropout")
+
     def __init__(self, filters: int, num_classes: int, dropout: float = 0.1, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.num_classes = num_classes
-        self.dropout = dropout
+        self.store_config(locals())
         self.conv = ConvBNAct(filters, 3, name="conv")
         self.drop = keras.layers.Dropout(dropout, name="drop") if dropout > 0 else None
         self.classifier = keras.layers.Conv2D(num_classes, 1, use_bias=True, name="classifier")
@@ -339,8 +313,3 @@ class SegHead(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.num_classes,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, num_classes=self.num_classes, dropout=self.dropout)
-        return config

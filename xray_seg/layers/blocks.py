@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import keras
 
-from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct, activation_layer, half_channels
+from xray_seg.layers.base import ConfigLayer
+from xray_seg.layers.conv import ConvBNAct, SeparableConvBNAct, activation_layer, depthwise_conv2d, half_channels
 from xray_seg.layers.norm import BatchNorm
 
 
@@ -23,7 +24,7 @@ def _filters_triple(filters) -> tuple[int, int, int]:
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class XceptionBlock(keras.layers.Layer):
+class XceptionBlock(ConfigLayer):
     """Three depthwise separable convolutions joined to the input by a residual edge.
 
     Paper 1, section 3.2, Fig. 3b ("three times depthwise separable convolution on the
@@ -61,6 +62,8 @@ class XceptionBlock(keras.layers.Layer):
         ((1, 16, 16, 64), (1, 32, 32, 64))
     """
 
+    CONFIG = ("filters", "strides", "dilation_rate", "residual", "depth_activation", "activation", "return_skip")
+
     def __init__(
         self,
         filters,
@@ -75,13 +78,8 @@ class XceptionBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         if residual not in ("auto", "none"):
             raise ValueError(f"residual must be 'auto' or 'none', got {residual!r}")
+        self.store_config(locals())
         self.filters = _filters_triple(filters)
-        self.strides = strides
-        self.dilation_rate = dilation_rate
-        self.residual = residual
-        self.depth_activation = depth_activation
-        self.activation = activation
-        self.return_skip = return_skip
         self.seps = [
             SeparableConvBNAct(
                 f,
@@ -128,22 +126,9 @@ class XceptionBlock(keras.layers.Layer):
             shapes.append(shape)
         return (shapes[2], shapes[1]) if self.return_skip else shapes[2]
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=list(self.filters),
-            strides=self.strides,
-            dilation_rate=self.dilation_rate,
-            residual=self.residual,
-            depth_activation=self.depth_activation,
-            activation=self.activation,
-            return_skip=self.return_skip,
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class ResidualUnit(keras.layers.Layer):
+class ResidualUnit(ConfigLayer):
     """Darknet/CSPNet residual unit: ``x + conv3x3(conv1x1(x))``.
 
     The "N times residual" inside paper 1's CSP_block (section 3.2, Fig. 3c). The paper
@@ -166,14 +151,13 @@ class ResidualUnit(keras.layers.Layer):
         (1, 16, 16, 32)
     """
 
+    CONFIG = ("filters", "dilation_rate", "separable", "activation")
+
     def __init__(
         self, filters: int, dilation_rate: int = 1, separable: bool = False, activation: str = "relu", **kwargs
     ):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.dilation_rate = dilation_rate
-        self.separable = separable
-        self.activation = activation
+        self.store_config(locals())
         self.reduce = ConvBNAct(filters, 1, activation=activation, name="conv1x1")
         conv3 = SeparableConvBNAct if separable else ConvBNAct
         self.conv3 = conv3(filters, 3, dilation_rate=dilation_rate, activation=activation, name="conv3x3")
@@ -190,19 +174,9 @@ class ResidualUnit(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            dilation_rate=self.dilation_rate,
-            separable=self.separable,
-            activation=self.activation,
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class CSPBlock(keras.layers.Layer):
+class CSPBlock(ConfigLayer):
     """Cross Stage Partial block (paper 1, section 3.2, Fig. 3c; Wang et al. 2020, CSPNet).
 
     The input is split into two paths. Path 1: 1x1 conv -> N residual units -> 1x1 conv.
@@ -230,6 +204,8 @@ class CSPBlock(keras.layers.Layer):
         (1, 16, 16, 64)
     """
 
+    CONFIG = ("filters", "num_units", "hidden_filters", "dilation_rate", "separable", "activation")
+
     def __init__(
         self,
         filters: int,
@@ -241,12 +217,7 @@ class CSPBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.num_units = num_units
-        self.hidden_filters = hidden_filters
-        self.dilation_rate = dilation_rate
-        self.separable = separable
-        self.activation = activation
+        self.store_config(locals())
         hidden = hidden_filters or half_channels(filters)
         self.path1_in = ConvBNAct(hidden, 1, activation=activation, name="path1_in")
         self.units = [
@@ -279,21 +250,9 @@ class CSPBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            num_units=self.num_units,
-            hidden_filters=self.hidden_filters,
-            dilation_rate=self.dilation_rate,
-            separable=self.separable,
-            activation=self.activation,
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class InvertedResidual(keras.layers.Layer):
+class InvertedResidual(ConfigLayer):
     """MobileNetV2 inverted residual (Sandler et al. 2018, section 3.3, Table 1).
 
     1x1 expansion conv (ReLU6; skipped when ``expansion == 1``) -> 3x3 depthwise conv
@@ -314,22 +273,13 @@ class InvertedResidual(keras.layers.Layer):
         (1, 16, 16, 24)
     """
 
+    CONFIG = ("filters", "expansion", "strides", "dilation_rate")
+
     def __init__(self, filters: int, expansion: int = 6, strides: int = 1, dilation_rate: int = 1, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.expansion = expansion
-        self.strides = strides
-        self.dilation_rate = dilation_rate
+        self.store_config(locals())
         self.expand = None
-        self.depthwise = keras.layers.DepthwiseConv2D(
-            3,
-            strides=strides,
-            dilation_rate=dilation_rate,
-            padding="same",
-            use_bias=False,
-            depthwise_initializer="he_normal",
-            name="depthwise",
-        )
+        self.depthwise = depthwise_conv2d(3, strides=strides, dilation_rate=dilation_rate)
         self.depth_bn = BatchNorm(name="depth_bn")
         self.depth_act = keras.layers.Activation("relu6")
         self.project = ConvBNAct(filters, 1, activation=None, name="project")
@@ -359,13 +309,3 @@ class InvertedResidual(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = self.depthwise.compute_output_shape(tuple(input_shape))
         return shape[:-1] + (self.filters,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            expansion=self.expansion,
-            strides=self.strides,
-            dilation_rate=self.dilation_rate,
-        )
-        return config

@@ -9,7 +9,52 @@ from __future__ import annotations
 
 import keras
 
+from xray_seg.layers.base import ConfigLayer
 from xray_seg.layers.norm import BatchNorm
+
+
+def conv2d(
+    filters: int,
+    kernel_size: int,
+    *,
+    strides: int = 1,
+    dilation_rate: int = 1,
+    padding: str = "same",
+    use_bias: bool = False,
+    name: str | None = None,
+) -> keras.layers.Conv2D:
+    """The models' ``Conv2D``: He-initialised, "same" padding, no bias by default (a BN follows)."""
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        dilation_rate=dilation_rate,
+        padding=padding,
+        use_bias=use_bias,
+        kernel_initializer="he_normal",
+        name=name,
+    )
+
+
+def depthwise_conv2d(
+    kernel_size: int = 3,
+    *,
+    strides: int = 1,
+    dilation_rate: int = 1,
+    depth_multiplier: int = 1,
+    name: str = "depthwise",
+) -> keras.layers.DepthwiseConv2D:
+    """The models' ``DepthwiseConv2D``: He-initialised, "same" padding, no bias (a BN follows)."""
+    return keras.layers.DepthwiseConv2D(
+        kernel_size,
+        strides=strides,
+        dilation_rate=dilation_rate,
+        depth_multiplier=depth_multiplier,
+        padding="same",
+        use_bias=False,
+        depthwise_initializer="he_normal",
+        name=name,
+    )
 
 
 def activation_layer(activation: str | None) -> keras.layers.Layer | None:
@@ -20,7 +65,7 @@ def activation_layer(activation: str | None) -> keras.layers.Layer | None:
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class ConvBNAct(keras.layers.Layer):
+class ConvBNAct(ConfigLayer):
     """Conv2D (no bias) -> BatchNorm -> activation.
 
     The standard "conv unit" of DeepLabv3+ (Chen et al. 2018) and of paper 1, Fig. 2-3.
@@ -43,6 +88,8 @@ class ConvBNAct(keras.layers.Layer):
         (1, 16, 16, 16)
     """
 
+    CONFIG = ("filters", "kernel_size", "strides", "dilation_rate", "activation", "use_bn")
+
     def __init__(
         self,
         filters: int,
@@ -54,21 +101,9 @@ class ConvBNAct(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.dilation_rate = dilation_rate
-        self.activation = activation
-        self.use_bn = use_bn
-        self.conv = keras.layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            dilation_rate=dilation_rate,
-            padding="same",
-            use_bias=not use_bn,
-            kernel_initializer="he_normal",
-            name="conv",
+        self.store_config(locals())
+        self.conv = conv2d(
+            filters, kernel_size, strides=strides, dilation_rate=dilation_rate, use_bias=not use_bn, name="conv"
         )
         self.bn = BatchNorm(name="bn") if use_bn else None
         self.act = activation_layer(activation)
@@ -90,21 +125,9 @@ class ConvBNAct(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            dilation_rate=self.dilation_rate,
-            activation=self.activation,
-            use_bn=self.use_bn,
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class SeparableConvBNAct(keras.layers.Layer):
+class SeparableConvBNAct(ConfigLayer):
     """Depthwise conv -> BN -> pointwise 1x1 conv -> BN -> activation.
 
     The depthwise separable convolution of Xception and DeepLabv3+ (Chen et al. 2018,
@@ -129,6 +152,8 @@ class SeparableConvBNAct(keras.layers.Layer):
         (1, 32, 32, 32)
     """
 
+    CONFIG = ("filters", "kernel_size", "strides", "dilation_rate", "activation", "depth_activation")
+
     def __init__(
         self,
         filters: int,
@@ -140,26 +165,11 @@ class SeparableConvBNAct(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.dilation_rate = dilation_rate
-        self.activation = activation
-        self.depth_activation = depth_activation
-        self.depthwise = keras.layers.DepthwiseConv2D(
-            kernel_size,
-            strides=strides,
-            dilation_rate=dilation_rate,
-            padding="same",
-            use_bias=False,
-            depthwise_initializer="he_normal",
-            name="depthwise",
-        )
+        self.store_config(locals())
+        self.depthwise = depthwise_conv2d(kernel_size, strides=strides, dilation_rate=dilation_rate)
         self.depth_bn = BatchNorm(name="depth_bn")
         self.depth_act = activation_layer(activation) if depth_activation else None
-        self.pointwise = keras.layers.Conv2D(
-            filters, 1, use_bias=False, kernel_initializer="he_normal", name="pointwise"
-        )
+        self.pointwise = conv2d(filters, 1, padding="valid", name="pointwise")
         self.point_bn = BatchNorm(name="point_bn")
         self.act = activation_layer(activation)
 
@@ -181,18 +191,6 @@ class SeparableConvBNAct(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return self.pointwise.compute_output_shape(self.depthwise.compute_output_shape(input_shape))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            dilation_rate=self.dilation_rate,
-            activation=self.activation,
-            depth_activation=self.depth_activation,
-        )
-        return config
 
 
 def scale_channels(channels: int, width: float, minimum: int = 1) -> int:
@@ -224,13 +222,8 @@ def half_channels(filters: int) -> int:
     return max(1, filters // 2)
 
 
-def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
-    """Map raw 0..255 pixels to [-1, 1] inside the model (docs/architecture.md: no train/serve skew)."""
-    return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
-
-
 @keras.saving.register_keras_serializable(package="xray_seg")
-class ResizeTo(keras.layers.Layer):
+class ResizeTo(ConfigLayer):
     """Bilinear resize of the first input to the spatial size of the second (or a fixed size).
 
     Replaces the ``Lambda`` + ``tf.image.resize`` pattern of popular DeepLabv3+ repos
@@ -251,9 +244,11 @@ class ResizeTo(keras.layers.Layer):
         (1, 16, 16, 6)
     """
 
+    CONFIG = ("interpolation", "size")
+
     def __init__(self, interpolation: str = "bilinear", size=None, **kwargs):
         super().__init__(**kwargs)
-        self.interpolation = interpolation
+        self.store_config(locals())
         self.size = None if size is None else tuple(size)
 
     def call(self, inputs):
@@ -270,8 +265,3 @@ class ResizeTo(keras.layers.Layer):
             x_shape, ref_shape = input_shape
             return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
         return (input_shape[0], self.size[0], self.size[1], input_shape[3])
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(interpolation=self.interpolation, size=self.size)
-        return config

@@ -37,24 +37,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from xray_seg.layers.conv import ConvBNAct
+from xray_seg.layers.base import ConfigLayer
+from xray_seg.layers.conv import ConvBNAct, conv2d
 from xray_seg.layers.norm import BatchNorm
 
 
-def _conv(filters: int, kernel: int, name: str, dilation: int = 1) -> keras.layers.Conv2D:
-    return keras.layers.Conv2D(
-        filters,
-        kernel,
-        padding="same",
-        dilation_rate=dilation,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name=name,
-    )
-
-
 @keras.saving.register_keras_serializable(package="xray_seg")
-class CycleASPP(keras.layers.Layer):
+class CycleASPP(ConfigLayer):
     """Cycle atrous spatial pyramid pooling (CycleNet section 3.1, eqs. 2-3, Fig. 1).
 
     See the module docstring for the connection pattern, the weight sharing and the
@@ -76,6 +65,8 @@ class CycleASPP(keras.layers.Layer):
         >>> tuple(aspp(np.zeros((1, 16, 16, 128), "float32")).shape)
         (1, 16, 16, 48)
     """
+
+    CONFIG = ("rates", "feedback_steps", "reduction_filters", "bottleneck_filters", "growth_filters", "share_weights")
 
     def __init__(
         self,
@@ -107,9 +98,10 @@ class CycleASPP(keras.layers.Layer):
         for group in range(self._conv_groups):
             for j in range(1, self.num_layers + 1):
                 for i in self._group_sources(group, j):
-                    self.projections.append(_conv(self.bottleneck_filters, 1, name=self._projection_name(group, i, j)))
+                    self.projections.append(conv2d(self.bottleneck_filters, 1, name=self._projection_name(group, i, j)))
+                rate = self.rates[j - 1]
                 self.atrous_convs.append(
-                    _conv(self.growth_filters, 3, dilation=self.rates[j - 1], name=f"atrous{self._suffix(group)}_{j}")
+                    conv2d(self.growth_filters, 3, dilation_rate=rate, name=f"atrous{self._suffix(group)}_{j}")
                 )
         self.bottleneck_bns = []
         self.output_bns = []
@@ -211,15 +203,3 @@ class CycleASPP(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:3]) + (self.num_layers * self.growth_filters,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            rates=list(self.rates),
-            feedback_steps=self.feedback_steps,
-            reduction_filters=self.reduction_filters,
-            bottleneck_filters=self.bottleneck_filters,
-            growth_filters=self.growth_filters,
-            share_weights=self.share_weights,
-        )
-        return config

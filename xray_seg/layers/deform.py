@@ -30,6 +30,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from xray_seg.layers.base import ConfigLayer
+
 
 def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     """(output size, padding before) of TensorFlow's "same" padding along one axis."""
@@ -40,7 +42,7 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class ModulatedDeformConv2D(keras.layers.Layer):
+class ModulatedDeformConv2D(ConfigLayer):
     """Modulated deformable 2-D convolution, DCNv2 (CycleNet section 3.2, eq. 4).
 
     Called on ``[x, offset, mask]``:
@@ -76,6 +78,19 @@ class ModulatedDeformConv2D(keras.layers.Layer):
         >>> tuple(ModulatedDeformConv2D(16, 3)([x, offset, mask]).shape)
         (1, 8, 8, 16)
     """
+
+    CONFIG = (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "dilation_rate",
+        "groups",
+        "deformable_groups",
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+    )
 
     def __init__(
         self,
@@ -145,18 +160,22 @@ class ModulatedDeformConv2D(keras.layers.Layer):
         # computes in float64): float16 would round positions on large maps.
         geo = "float64" if dtype == "float64" else "float32"
         x = ops.cast(x, dtype)
-        offset = ops.cast(offset, geo)
-        mask = ops.cast(mask, geo)
-        k, g = self.kernel_size, self.deformable_groups
-        taps = k * k
-        x_shape = ops.shape(x)
-        batch = x_shape[0]
-        height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+        height, width = x.shape[1], x.shape[2]
         if height is None or width is None:
             raise ValueError("ModulatedDeformConv2D needs a static spatial input size")
         out_h, out_w, pad_h, pad_w = self._geometry(height, width)
-        group_channels = channels // g
+        batch = ops.shape(x)[0]
+        pos_y, pos_x = self._positions(ops.cast(offset, geo), batch, out_h, out_w, pad_h, pad_w, geo)
+        taps, g = self.kernel_size * self.kernel_size, self.deformable_groups
+        mask = ops.transpose(ops.reshape(ops.cast(mask, geo), (batch, out_h, out_w, g, taps)), (0, 1, 2, 4, 3))
+        columns = self._sample(x, pos_y, pos_x, mask, geo)  # [B, Ho, Wo, taps, G, C/G]
+        return self._apply_kernel(columns, batch, out_h, out_w, x.shape[3])
 
+    def _positions(self, offset, batch, out_h: int, out_w: int, pad_h: int, pad_w: int, geo: str):
+        """Deformed sampling positions ``p0 + p_n + dp_n``, each ``[B, Ho, Wo, taps, G]``
+        (tap-major so the columns need no transpose)."""
+        k, g = self.kernel_size, self.deformable_groups
+        taps = k * k
         # Regular grid p0 + p_n: rows [Ho, 1, taps], columns [1, Wo, taps] (row-major taps).
         base_y = ops.arange(out_h, dtype=geo) * self.strides - pad_h
         base_x = ops.arange(out_w, dtype=geo) * self.strides - pad_w
@@ -164,14 +183,16 @@ class ModulatedDeformConv2D(keras.layers.Layer):
         tap_x = ops.tile(ops.arange(k, dtype=geo) * self.dilation_rate, k)
         grid_y = base_y[:, None, None] + tap_y[None, None, :]
         grid_x = base_x[None, :, None] + tap_x[None, None, :]
-
-        # Deformed positions, [B, Ho, Wo, taps, G] (tap-major so the columns need no transpose).
         offset = ops.reshape(offset, (batch, out_h, out_w, g, taps, 2))
         offset = ops.transpose(offset, (0, 1, 2, 4, 3, 5))
-        pos_y = grid_y[..., None] + offset[..., 0]
-        pos_x = grid_x[..., None] + offset[..., 1]
-        mask = ops.transpose(ops.reshape(mask, (batch, out_h, out_w, g, taps)), (0, 1, 2, 4, 3))
+        return grid_y[..., None] + offset[..., 0], grid_x[..., None] + offset[..., 1]
 
+    def _sample(self, x, pos_y, pos_x, mask, geo: str):
+        """Modulated bilinear samples of ``x`` at the positions: one gather of the four
+        neighbours (zero outside the image), weighted and summed: ``[B, Ho, Wo, taps, G, C/G]``."""
+        g = self.deformable_groups
+        batch = ops.shape(x)[0]
+        height, width, channels = x.shape[1], x.shape[2], x.shape[3]
         y0 = ops.floor(pos_y)
         x0 = ops.floor(pos_x)
         ly = pos_y - y0
@@ -192,12 +213,15 @@ class ModulatedDeformConv2D(keras.layers.Layer):
             xx = ops.clip(xx, 0, width - 1)
             indices.append(((batch_index * height + yy) * width + xx) * g + group_index)
         indices = ops.stack(indices, axis=0)  # [4, B, Ho, Wo, taps, G]
-        weights = ops.cast(ops.stack(weights, axis=0)[..., None], dtype)  # [4, B, Ho, Wo, taps, G, 1]
+        weights = ops.cast(ops.stack(weights, axis=0)[..., None], self.compute_dtype)  # [4, B, Ho, Wo, taps, G, 1]
 
-        flat = ops.reshape(x, (-1, group_channels))  # [B*H*W*G, C/G]
+        flat = ops.reshape(x, (-1, channels // g))  # [B*H*W*G, C/G]
         samples = ops.take(flat, indices, axis=0)  # [4, B, Ho, Wo, taps, G, C/G]
-        columns = ops.sum(samples * weights, axis=0)  # [B, Ho, Wo, taps, G, C/G]
+        return ops.sum(samples * weights, axis=0)
 
+    def _apply_kernel(self, columns, batch, out_h: int, out_w: int, channels: int):
+        """The columns ``[B, Ho, Wo, taps, G, C/G]`` times the kernel, per conv group, plus the bias."""
+        taps = self.kernel_size * self.kernel_size
         if self.groups == 1:
             columns = ops.reshape(columns, (batch, out_h, out_w, taps * channels))
             outputs = ops.matmul(columns, ops.reshape(self.kernel, (taps * channels, self.filters)))
@@ -218,18 +242,8 @@ class ModulatedDeformConv2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            groups=self.groups,
-            deformable_groups=self.deformable_groups,
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            bias_initializer=keras.initializers.serialize(self.bias_initializer),
-        )
+        for key in ("kernel_initializer", "bias_initializer"):
+            config[key] = keras.initializers.serialize(config[key])
         return config
 
 

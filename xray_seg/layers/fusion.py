@@ -12,11 +12,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from xray_seg.layers.base import ConfigLayer
+
 FUSION_MODES = ("sum", "concat")
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class FastNormalizedFusion(keras.layers.Layer):
+class FastNormalizedFusion(ConfigLayer):
     """Fast normalised weighted fusion of n feature maps (paper 1, eqs. 1-3).
 
     One learnable scalar ``w_i`` per input, initialised to 1. The normalised weights are
@@ -49,13 +51,13 @@ class FastNormalizedFusion(keras.layers.Layer):
         ((1, 8, 8, 16), (1, 8, 8, 32))
     """
 
+    CONFIG = ("mode", "epsilon", "activation")
+
     def __init__(self, mode: str = "sum", epsilon: float = 1e-4, activation: str | None = "swish", **kwargs):
         super().__init__(**kwargs)
         if mode not in FUSION_MODES:
             raise ValueError(f"mode must be one of {FUSION_MODES}, got {mode!r}")
-        self.mode = mode
-        self.epsilon = epsilon
-        self.activation = activation
+        self.store_config(locals())
         self._act = keras.activations.get(activation) if activation else None
 
     def build(self, input_shape):
@@ -96,14 +98,9 @@ class FastNormalizedFusion(keras.layers.Layer):
         total = None if any(c is None for c in channels) else sum(channels)
         return first[:-1] + (total,)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(mode=self.mode, epsilon=self.epsilon, activation=self.activation)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class DWFF(keras.layers.Layer):
+class DWFF(ConfigLayer):
     """Double Weighted Feature Fusion of the five ASPP outputs (paper 1, section 3.3, Fig. 4).
 
     Input: the list ``[P0, P1, P2, P3, P4]`` of ASPP branch outputs (the 1x1 conv, the
@@ -143,10 +140,11 @@ class DWFF(keras.layers.Layer):
         (1, 4, 4, 40)
     """
 
+    CONFIG = ("epsilon", "activation")
+
     def __init__(self, epsilon: float = 1e-4, activation: str | None = "swish", **kwargs):
         super().__init__(**kwargs)
-        self.epsilon = epsilon
-        self.activation = activation
+        self.store_config(locals())
         self.fuse_p4 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p4")
         self.fuse_p3 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p3")
         self.fuse_p2 = FastNormalizedFusion("sum", epsilon, activation, name="fuse_p2")
@@ -179,17 +177,12 @@ class DWFF(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return self.fuse_concat.compute_output_shape([tuple(input_shape[0])] * 5)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(epsilon=self.epsilon, activation=self.activation)
-        return config
-
 
 # --- IFBFNet (section 3.2): inter-level feature balanced fusion ---------------------
 
 
 @keras.saving.register_keras_serializable(package="xray_seg")
-class FeatureBalancedFusion(keras.layers.Layer):
+class FeatureBalancedFusion(ConfigLayer):
     """Inter-level feature balanced fusion of a high- and a low-level feature.
 
     IFBFNet (section 3.2, eqs. 2-3, Fig. 3)::
@@ -232,9 +225,11 @@ class FeatureBalancedFusion(keras.layers.Layer):
         (1, 8, 8, 24)
     """
 
+    CONFIG = ("residual",)
+
     def __init__(self, residual: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.residual = residual
+        self.store_config(locals())
         self.weight_conv = None
 
     def build(self, input_shape):
@@ -276,8 +271,3 @@ class FeatureBalancedFusion(keras.layers.Layer):
         high, low = input_shape
         channels = None if high[-1] is None or low[-1] is None else int(high[-1]) + int(low[-1])
         return tuple(high[:-1]) + (channels,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(residual=self.residual)
-        return config

@@ -28,6 +28,7 @@ xray-seg's 1e-5 this changes outputs by ~1e-7 relative.
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 #: BN momentum 0.9 (PyTorch's 0.1), what the papers' PyTorch/Caffe training used; it adapts
 #: fast enough for short CPU runs. Epsilon 1e-5 for the same reason.
@@ -72,16 +73,14 @@ class BatchNorm(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         if training and self.trainable:
             return self._fused_training(inputs)
-        from xray_seg.core.tf_kernels import fused_batch_norm
+        from xray_seg.core.tf_kernels import fused_batch_norm  # lazy: TensorFlow, only on its backend
 
         return fused_batch_norm(
             inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon, training=False
         )[0]
 
     def _fused_training(self, inputs):
-        from keras import ops
-
-        from xray_seg.core.tf_kernels import fused_batch_norm
+        from xray_seg.core.tf_kernels import fused_batch_norm  # lazy: TensorFlow, only on its backend
 
         outputs, mean, variance = fused_batch_norm(
             inputs, self.gamma, self.beta, None, None, self.epsilon, training=True

@@ -30,7 +30,8 @@ from xray_seg.layers.bisenet import (
     SegHead,
     StemBlock,
 )
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, pixel_normalization, scale_channels
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, scale_channels
+from xray_seg.models.model_io import image_input, segmentation_model
 
 # Names of the layers whose outputs are the two branches' features (tests read them).
 DETAIL_OUTPUT = "detail_s3_3"
@@ -114,19 +115,15 @@ def build_bisenetv2(
             f"(got {num_classes}, {width}, {semantic_ratio})",
             fix="check the model section of the config",
         )
-    image = keras.Input(shape=tuple(input_shape), name="image")
-    x = pixel_normalization()(image)
+    image, x = image_input(input_shape)
     detail = _detail_branch(x, width)
     semantic, taps = _semantic_branch(x, width, semantic_ratio, expansion)
     fused = BilateralGuidedAggregation(scale_channels(DETAIL_STAGES[-1][-1], width), name="bga")([detail, semantic])
     logits = SegHead(scale_channels(head_channels, width), num_classes, dropout, name="head")(fused)
     logits = ResizeTo("bilinear", dtype="float32", name="logits")([logits, image])
-    if not aux:
-        return keras.Model(image, logits, name="bisenetv2")
-    outputs = {"logits": logits}
-    for key, tap in BOOSTER_INPUTS.items():
-        aux_logits = SegHead(scale_channels(aux_head_channels, width), num_classes, dropout, name=f"{key}_head")(
-            taps[tap]
-        )
-        outputs[key] = ResizeTo("bilinear", dtype="float32", name=key)([aux_logits, image])
-    return keras.Model(image, outputs, name="bisenetv2")
+    boosters = {}
+    if aux:
+        for key, tap in BOOSTER_INPUTS.items():
+            head = SegHead(scale_channels(aux_head_channels, width), num_classes, dropout, name=f"{key}_head")
+            boosters[key] = ResizeTo("bilinear", dtype="float32", name=key)([head(taps[tap]), image])
+    return segmentation_model(image, logits, boosters, name="bisenetv2")

@@ -20,52 +20,26 @@ from xray_seg.models.deeplab_decoder import build_deeplabv3plus_model
 
 
 def build_cwf_deeplabv3plus(
-    num_classes: int,
-    input_shape=(512, 512, 3),
-    *,
-    width: float = 1.0,
-    aux: bool = False,
-    output_stride: int = 16,
-    csp_units=(1, 1, 1, 1),
-    csp_separable: bool = False,
-    separable: bool = True,
-    dropout: float = 0.1,
+    num_classes: int, input_shape=(512, 512, 3), *, csp_units=(1, 1, 1, 1), csp_separable: bool = False, **head
 ) -> keras.Model:
     """Build CWF-DeepLabv3+.
 
     Args:
         num_classes: classes including background.
         input_shape: (H, W, 3) raw pixels; (None, None, 3) for any size.
-        width: channel multiplier (1.0 = the paper).
-        aux: accepted for the registry contract; this model has no auxiliary heads.
-        output_stride: 16 (paper) or 8.
         csp_units: residual units N of the four CSP blocks (paper silent; 1 each).
         csp_separable: separable 3x3 convs inside the CSP residual units.
-        separable: separable 3x3 convs in DWFF-ASPP and decoder.
-        dropout: dropout after the DWFF-ASPP projection.
+        **head: ``width`` (1.0 = the paper), ``aux``, ``output_stride``, ``separable``
+            (DWFF-ASPP and decoder) and ``dropout``, the options of the shared head,
+            :func:`~xray_seg.models.deeplab_decoder.build_deeplabv3plus_model`.
 
     Example:
         >>> from xray_seg.models.registry import build_model
         >>> model = build_model("cwf_deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
-        >>> tuple(model.output.shape)
-        (None, 64, 64, 6)
+        >>> type(model.get_layer("aspp")).__name__, tuple(model.output.shape)
+        ('DWFFASPP', (None, 64, 64, 6))
     """
-    del aux  # no auxiliary heads in the DeepLab family (module docstring of deeplab.py)
-    backbone_fn = partial(
-        build_csp_xception,
-        width=width,
-        units=csp_units,
-        separable=csp_separable,
-        output_stride=output_stride,
-    )
+    backbone_fn = partial(build_csp_xception, units=csp_units, separable=csp_separable)
     return build_deeplabv3plus_model(
-        backbone_fn,
-        num_classes,
-        input_shape,
-        fusion="dwff",
-        width=width,
-        output_stride=output_stride,
-        separable=separable,
-        dropout=dropout,
-        name="cwf_deeplabv3plus",
+        backbone_fn, num_classes, input_shape, fusion="dwff", name="cwf_deeplabv3plus", **head
     )

@@ -16,7 +16,7 @@ Data flow (Fig. 1, sections 3-4.1)::
 Choices where the paper is silent:
 
 - **Normalisation**: ``normalization="symmetric"`` (default) maps 0..255 to [-1, 1]
-  with the shared :func:`pixel_normalization` (the backbone trains from scratch by
+  with the shared :func:`~xray_seg.models.model_io.pixel_normalization` (the backbone trains from scratch by
   default); ``"imagenet"`` uses the ImageNet mean/std, for a backbone loaded from
   ImageNet-pretrained weights.
 - **ADC widths**: X_high is reduced to ``adc_channels`` = 128 (x width) by a 1x1 conv
@@ -32,6 +32,8 @@ Choices where the paper is silent:
 
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 
 from xray_seg.core.errors import ModelError
@@ -40,13 +42,9 @@ from xray_seg.layers.cycle_aspp import CycleASPP
 from xray_seg.layers.deform import ModulatedDeformConv2D
 from xray_seg.layers.norm import BatchNorm
 from xray_seg.models.backbones.resnet import resnet_channels, resnet_features
+from xray_seg.models.model_io import segmentation_model, upsampled_logits
 
 DEFORM_KERNEL = 3
-
-
-def _classifier(x, num_classes: int, reference, prefix: str):
-    logits = keras.layers.Conv2D(num_classes, 1, name=f"{prefix}_classifier")(x)
-    return ResizeTo(name=f"{prefix}_upsample")([logits, reference])
 
 
 def adc_module(x_high, x_low, *, channels: int, decoder_channels: int, name: str = "adc"):
@@ -87,17 +85,13 @@ def build_cyclenet(
     output_stride: int = 8,
     rates=(3, 6, 12, 18, 24, 30),
     feedback_steps: int = 1,
-    backbone_blocks=None,
-    weights=None,
-    normalization: str = "symmetric",
-    stem: str = "deep",
     share_weights: bool = True,
     adc_channels: int = 128,
     low_level_channels: int = 48,
     decoder_channels: int = 256,
     dropout: float = 0.1,
     name: str | None = None,
-    **options,
+    **backbone,
 ) -> keras.Model:
     """Build CycleNet (see the module docstring).
 
@@ -110,14 +104,12 @@ def build_cyclenet(
         output_stride: 8 (paper) or 16.
         rates: CycleASPP atrous rates (paper: (3, 6, 12, 18, 24, 30); ADE20K: 5 rates).
         feedback_steps: CycleASPP part-II passes (paper: 1).
-        backbone_blocks: per-stage block counts overriding ``backbone_depth`` (tests).
-        weights: optional backbone weights file (see ``build_resnet_backbone``).
-        normalization: "symmetric" ([-1, 1]) or "imagenet" (mean/std).
-        stem: ResNet stem, "deep" or "standard".
         share_weights: CycleASPP part II reuses part I's convolutions (paper).
         adc_channels, low_level_channels, decoder_channels: ADC widths (x width).
         dropout: dropout before the classifiers.
         name: model name (default ``cyclenet{depth}``).
+        **backbone: the dilated ResNet's ``backbone_blocks``, ``weights``, ``stem`` and
+            ``normalization`` (:func:`~xray_seg.models.backbones.resnet.resnet_features`).
 
     Returns:
         ``keras.Model`` from raw pixels to logits ``[B, H, W, num_classes]``.
@@ -128,29 +120,15 @@ def build_cyclenet(
         >>> sorted(model.output), tuple(model.output["logits"].shape)
         (['aux', 'logits'], (None, 64, 64, 6))
     """
-    if options:
-        raise ModelError(
-            f"unknown CycleNet option(s): {', '.join(sorted(options))}",
-            fix="see build_cyclenet's arguments in xray_seg/models/cyclenet.py",
-        )
     if feedback_steps < 0 or len(tuple(rates)) < 2:
         raise ModelError(
             f"CycleASPP needs >= 2 rates and feedback_steps >= 0, got rates={rates!r}, feedback_steps={feedback_steps!r}",
             fix="e.g. rates=(3, 6, 12, 18, 24, 30) feedback_steps=1",
         )
 
-    def ch(channels: int) -> int:
-        return resnet_channels(channels, width)
-
+    ch = partial(resnet_channels, width=width)
     inputs, _, feats = resnet_features(
-        input_shape,
-        depth=backbone_depth,
-        output_stride=output_stride,
-        width=width,
-        weights=weights,
-        blocks=backbone_blocks,
-        stem=stem,
-        normalization=normalization,
+        input_shape, width=width, output_stride=output_stride, backbone_depth=backbone_depth, **backbone
     )
     context = CycleASPP(
         rates=tuple(rates),
@@ -164,11 +142,10 @@ def build_cyclenet(
     low = ConvBNAct(ch(low_level_channels), 1, name="low_level_reduce")(feats["c1"])
     y = adc_module(context, low, channels=ch(adc_channels), decoder_channels=ch(decoder_channels))
     y = keras.layers.Dropout(dropout, name="dropout")(y)
-    logits = _classifier(y, num_classes, inputs, "main")
-    model_name = name or f"cyclenet{backbone_depth}"
-    if not aux:
-        return keras.Model(inputs, logits, name=model_name)
-    a = ConvBNAct(ch(256), 3, name="aux_conv")(feats["c3"])
-    a = keras.layers.Dropout(dropout, name="aux_dropout")(a)
-    aux_logits = _classifier(a, num_classes, inputs, "aux")
-    return keras.Model(inputs, {"logits": logits, "aux": aux_logits}, name=model_name)
+    logits = upsampled_logits(y, num_classes, inputs, classifier="main_classifier", name="main_upsample")
+    heads = {}
+    if aux:
+        a = ConvBNAct(ch(256), 3, name="aux_conv")(feats["c3"])
+        a = keras.layers.Dropout(dropout, name="aux_dropout")(a)
+        heads["aux"] = upsampled_logits(a, num_classes, inputs, classifier="aux_classifier", name="aux_upsample")
+    return segmentation_model(inputs, logits, heads, name=name or f"cyclenet{backbone_depth}")

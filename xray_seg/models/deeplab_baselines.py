@@ -22,70 +22,36 @@ from xray_seg.models.backbones.xception import build_aligned_xception
 from xray_seg.models.deeplab_decoder import build_deeplabv3plus_model
 
 
-def build_deeplabv3plus(
-    num_classes: int,
-    input_shape=(512, 512, 3),
-    *,
-    width: float = 1.0,
-    aux: bool = False,
-    output_stride: int = 16,
-    middle_blocks: int = 16,
-    separable: bool = True,
-    dropout: float = 0.1,
-) -> keras.Model:
+def build_deeplabv3plus(num_classes: int, input_shape=(512, 512, 3), *, middle_blocks: int = 16, **head) -> keras.Model:
     """DeepLabv3+ with aligned Xception (16 middle-flow blocks = Xception-65).
 
     Args:
         num_classes: classes including background.
         input_shape: (H, W, 3) raw pixels; (None, None, 3) for any size.
-        width: channel multiplier (1.0 = the paper).
-        aux: accepted for the registry contract; no auxiliary heads.
-        output_stride: 16 (paper) or 8.
         middle_blocks: middle-flow repeats.
-        separable: separable 3x3 convs in ASPP and decoder.
-        dropout: dropout after the ASPP projection.
+        **head: the shared DeepLabv3+ head's ``width``, ``aux``, ``output_stride``, ``separable``
+            and ``dropout`` (:func:`~xray_seg.models.deeplab_decoder.build_deeplabv3plus_model`).
 
     Example:
         >>> from xray_seg.models.registry import build_model
-        >>> model = build_model("deeplabv3plus", num_classes=6, input_shape=(64, 64, 3), width=0.25)
-        >>> tuple(model.output.shape)
-        (None, 64, 64, 6)
+        >>> model = build_model("deeplabv3plus", 6, (64, 64, 3), width=0.25, middle_blocks=2)
+        >>> [layer.name for layer in model.get_layer("aligned_xception").layers if "middle" in layer.name]
+        ['middle_block1', 'middle_block2']
     """
-    del aux
-    backbone_fn = partial(build_aligned_xception, width=width, middle_blocks=middle_blocks, output_stride=output_stride)
+    backbone_fn = partial(build_aligned_xception, middle_blocks=middle_blocks)
     return build_deeplabv3plus_model(
-        backbone_fn,
-        num_classes,
-        input_shape,
-        fusion="concat",
-        width=width,
-        output_stride=output_stride,
-        separable=separable,
-        dropout=dropout,
-        name="deeplabv3plus",
+        backbone_fn, num_classes, input_shape, fusion="concat", name="deeplabv3plus", **head
     )
 
 
-def build_mobilenetv2_deeplabv3plus(
-    num_classes: int,
-    input_shape=(512, 512, 3),
-    *,
-    width: float = 1.0,
-    aux: bool = False,
-    output_stride: int = 16,
-    separable: bool = True,
-    dropout: float = 0.1,
-) -> keras.Model:
+def build_mobilenetv2_deeplabv3plus(num_classes: int, input_shape=(512, 512, 3), **head) -> keras.Model:
     """DeepLabv3+ with a MobileNetV2 backbone (paper 1, section 4.3, ref. [16]).
 
     Args:
         num_classes: classes including background.
         input_shape: (H, W, 3) raw pixels; (None, None, 3) for any size.
-        width: channel multiplier for backbone and head (1.0 = the paper).
-        aux: accepted for the registry contract; no auxiliary heads.
-        output_stride: 16 (paper) or 8.
-        separable: separable 3x3 convs in ASPP and decoder.
-        dropout: dropout after the ASPP projection.
+        **head: the options of the shared DeepLabv3+ head (as for :func:`build_deeplabv3plus`;
+            ``width`` also scales MobileNetV2, its alpha).
 
     Example:
         >>> from xray_seg.models.registry import build_model
@@ -93,16 +59,6 @@ def build_mobilenetv2_deeplabv3plus(
         >>> tuple(model.output.shape)
         (None, 64, 64, 6)
     """
-    del aux
-    backbone_fn = partial(build_mobilenetv2, width=width, output_stride=output_stride)
     return build_deeplabv3plus_model(
-        backbone_fn,
-        num_classes,
-        input_shape,
-        fusion="concat",
-        width=width,
-        output_stride=output_stride,
-        separable=separable,
-        dropout=dropout,
-        name="mobilenetv2_deeplabv3plus",
+        build_mobilenetv2, num_classes, input_shape, fusion="concat", name="mobilenetv2_deeplabv3plus", **head
     )

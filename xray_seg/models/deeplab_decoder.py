@@ -28,8 +28,9 @@ from __future__ import annotations
 import keras
 
 from xray_seg.layers.aspp import ASPP, DWFFASPP, aspp_rates
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, divisible_channels, pixel_normalization
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, SeparableConvBNAct, divisible_channels
 from xray_seg.models.backbones.common import check_output_stride
+from xray_seg.models.model_io import image_input, segmentation_model, upsampled_logits
 
 ASPP_FILTERS = 256
 DECODER_LOW_FILTERS = 48
@@ -43,6 +44,7 @@ def build_deeplabv3plus_model(
     *,
     fusion: str = "concat",
     width: float = 1.0,
+    aux: bool = False,
     output_stride: int = 16,
     separable: bool = True,
     dropout: float = 0.1,
@@ -51,12 +53,13 @@ def build_deeplabv3plus_model(
     """Assemble backbone + (DWFF-)ASPP + decoder into a segmentation model.
 
     Args:
-        backbone_fn: ``backbone_fn(input_shape) -> keras.Model`` with outputs
-            ``[low_level (stride 4), high_level (stride output_stride)]``.
+        backbone_fn: ``backbone_fn(input_shape, width=, output_stride=) -> keras.Model``
+            with outputs ``[low_level (stride 4), high_level (stride output_stride)]``.
         num_classes: number of classes (background included).
         input_shape: (H, W, 3), raw 0..255 pixels; H, W may be None.
         fusion: "concat" (DeepLabv3+ ASPP) or "dwff" (DWFF-ASPP of CWF-DeepLabv3+).
-        width: channel multiplier of the head (ASPP 256, decoder 48/256 at 1.0).
+        width: channel multiplier of backbone and head (ASPP 256, decoder 48/256 at 1.0).
+        aux: accepted for the registry contract; the DeepLab family has no auxiliary heads.
         output_stride: 16 or 8 (sets the ASPP rates; the backbone must match).
         separable: separable 3x3 convs in ASPP and decoder.
         dropout: dropout after the ASPP projection.
@@ -66,14 +69,13 @@ def build_deeplabv3plus_model(
         ``keras.Model`` mapping ``[B, H, W, 3]`` pixels to ``[B, H, W, num_classes]`` logits.
 
     Example:
-        >>> from functools import partial
         >>> from xray_seg.models.backbones.mobilenetv2 import build_mobilenetv2
         >>> from xray_seg.models.deeplab_decoder import build_deeplabv3plus_model
-        >>> backbone_fn = partial(build_mobilenetv2, width=0.25, output_stride=16)
-        >>> model = build_deeplabv3plus_model(backbone_fn, 6, (64, 64, 3), fusion="concat", width=0.25, name="demo")
+        >>> model = build_deeplabv3plus_model(build_mobilenetv2, 6, (64, 64, 3), fusion="concat", width=0.25, name="demo")
         >>> tuple(model.output.shape)
         (None, 64, 64, 6)
     """
+    del aux  # no auxiliary heads (module docstring)
     check_output_stride(output_stride)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -83,10 +85,8 @@ def build_deeplabv3plus_model(
     conv3 = SeparableConvBNAct if separable else ConvBNAct
     extra = {"depth_activation": True} if separable else {}
 
-    inputs = keras.Input(tuple(input_shape), name="image")
-    x = pixel_normalization()(inputs)
-    backbone = backbone_fn(tuple(input_shape))
-    low, high = backbone(x)
+    image, pixels = image_input(input_shape)
+    low, high = backbone_fn(tuple(input_shape), width=width, output_stride=output_stride)(pixels)
 
     aspp_cls = DWFFASPP if fusion == "dwff" else ASPP
     if fusion not in ("concat", "dwff"):
@@ -98,6 +98,5 @@ def build_deeplabv3plus_model(
     x = keras.layers.Concatenate(name="decoder_concat")([x, low])
     x = conv3(decoder_filters, 3, name="decoder_conv1", **extra)(x)
     x = conv3(decoder_filters, 3, name="decoder_conv2", **extra)(x)
-    x = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
-    logits = ResizeTo(name="logits", dtype="float32")([x, inputs])
-    return keras.Model(inputs, logits, name=name)
+    logits = upsampled_logits(x, num_classes, image, dtype="float32")
+    return segmentation_model(image, logits, name=name)

@@ -70,6 +70,8 @@ Choices where the paper is silent or loose (documented here once):
 
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 
 from xray_seg.core.errors import ModelError
@@ -77,6 +79,7 @@ from xray_seg.layers.aspp import ImagePooling, aspp_rates
 from xray_seg.layers.conv import ConvBNAct, ResizeTo
 from xray_seg.layers.fusion import FeatureBalancedFusion
 from xray_seg.models.backbones.resnet import resnet_channels, resnet_features
+from xray_seg.models.model_io import segmentation_model, upsampled_logits
 
 
 def ifbf_aspp(x, *, filters: int, rates, dropout: float, name: str = "aspp"):
@@ -107,14 +110,10 @@ def build_ifbfnet(
     aux: bool = False,
     backbone_depth: int = 101,
     spatial_channels: int = 128,
-    backbone_blocks=None,
-    weights=None,
     output_stride: int = 16,
-    normalization: str = "symmetric",
-    stem: str = "deep",
     dropout: float = 0.1,
     name: str | None = None,
-    **options,
+    **backbone,
 ) -> keras.Model:
     """Build IFBFNet (see the module docstring for the architecture and choices).
 
@@ -126,14 +125,12 @@ def build_ifbfnet(
         backbone_depth: 101 (paper) or 50 (Table 2).
         spatial_channels: output channels of the spatial stream (paper: 128; Table 3
             tried 16-256), scaled by ``width``.
-        backbone_blocks: per-stage block counts overriding ``backbone_depth`` (tests).
-        weights: optional backbone weights file (see ``build_resnet_backbone``); the
-            default trains from scratch. Never downloaded.
         output_stride: 16 (paper, section 3.1) or 8 (ASPP rates doubled).
-        normalization: "symmetric" ([-1, 1]) or "imagenet" (mean/std).
-        stem: ResNet stem, "deep" or "standard".
         dropout: dropout after ASPP and before the main classifier (0 = none).
         name: model name (default ``ifbfnet``).
+        **backbone: the dilated ResNet's ``backbone_blocks``, ``weights`` (trains from scratch
+            without), ``stem`` and ``normalization``
+            (:func:`~xray_seg.models.backbones.resnet.resnet_features`).
 
     Returns:
         ``keras.Model`` from raw pixels ``[B, H, W, 3]`` to logits ``[B, H, W, K]``
@@ -145,11 +142,6 @@ def build_ifbfnet(
         >>> sorted(model.output), tuple(model.output["logits"].shape)
         (['aux', 'logits'], (None, 64, 64, 6))
     """
-    if options:
-        raise ModelError(
-            f"unknown IFBFNet option(s): {', '.join(sorted(options))}",
-            fix="see build_ifbfnet's arguments in xray_seg/models/ifbfnet.py",
-        )
     if output_stride not in (8, 16):
         raise ModelError(
             f"IFBFNet output_stride must be 16 or 8, got {output_stride!r}", fix="use output_stride=16 (paper)"
@@ -159,18 +151,9 @@ def build_ifbfnet(
             f"spatial_channels must be positive, got {spatial_channels!r}", fix="e.g. spatial_channels=128 (Table 3)"
         )
 
-    def ch(channels: int) -> int:
-        return resnet_channels(channels, width)
-
+    ch = partial(resnet_channels, width=width)
     inputs, pixels, feats = resnet_features(
-        input_shape,
-        depth=backbone_depth,
-        output_stride=output_stride,
-        width=width,
-        weights=weights,
-        blocks=backbone_blocks,
-        stem=stem,
-        normalization=normalization,
+        input_shape, width=width, output_stride=output_stride, backbone_depth=backbone_depth, **backbone
     )
     s1 = feats["c1"]
 
@@ -195,13 +178,9 @@ def build_ifbfnet(
     x = ConvBNAct(ch(128), 1, name="head_conv")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    x = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
-    logits = ResizeTo(name="upsample")([x, inputs])
-
-    model_name = name or "ifbfnet"
-    if not aux:
-        return keras.Model(inputs, logits, name=model_name)
-    a = ConvBNAct(ch(64), 3, name="aux_conv")(s1)
-    a = keras.layers.Conv2D(num_classes, 1, name="aux_classifier")(a)
-    aux_logits = ResizeTo(name="aux_upsample")([a, inputs])
-    return keras.Model(inputs, {"logits": logits, "aux": aux_logits}, name=model_name)
+    logits = upsampled_logits(x, num_classes, inputs, name="upsample")
+    heads = {}
+    if aux:
+        a = ConvBNAct(ch(64), 3, name="aux_conv")(s1)
+        heads["aux"] = upsampled_logits(a, num_classes, inputs, classifier="aux_classifier", name="aux_upsample")
+    return segmentation_model(inputs, logits, heads, name=name or "ifbfnet")

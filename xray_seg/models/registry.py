@@ -1,7 +1,8 @@
 """Model registry: every model is built by name through :func:`build_model`.
 
-Builders are imported lazily (``"module:function"`` strings), so listing models or
-building one does not import the others. A builder has the signature::
+Builders are named by ``"module:function"`` strings and imported when first built, so
+listing the models (``xray-seg models --names-only``, ``xray_seg.list_models()``) imports
+neither Keras nor TensorFlow, and building one does not import the others. A builder has the signature::
 
     builder(num_classes: int, input_shape=(512, 512, 3), *, width=1.0, aux=False, **options) -> keras.Model
 
@@ -18,8 +19,11 @@ Conventions every builder follows (docs/architecture.md):
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 
+import xray_seg.layers
+import xray_seg.models
 from xray_seg.core.errors import ModelError
 
 
@@ -58,11 +62,6 @@ def import_custom_objects() -> None:
     """Import every module under ``xray_seg.layers`` and ``xray_seg.models`` (and the losses,
     metrics and optimizers) so that their Keras-serialisable classes are registered before
     ``keras.models.load_model`` reads a ``.keras`` file."""
-    import pkgutil
-
-    import xray_seg.layers
-    import xray_seg.models
-
     for package in (xray_seg.layers, xray_seg.models):
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
             importlib.import_module(info.name)

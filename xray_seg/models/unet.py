@@ -35,7 +35,8 @@ from __future__ import annotations
 import keras
 
 from xray_seg.core.errors import ModelError
-from xray_seg.layers.conv import ConvBNAct, ResizeTo, pixel_normalization, scale_channels
+from xray_seg.layers.conv import ConvBNAct, ResizeTo, scale_channels
+from xray_seg.models.model_io import image_input, segmentation_model
 
 LEVEL_CHANNELS = (64, 128, 256, 512, 1024)  # U-Net Fig. 1: 4 downsamplings, 5 levels
 UPSAMPLING_MODES = ("transpose", "bilinear")
@@ -104,8 +105,7 @@ def build_unet(
     needs_resize = not _sizes_divisible(input_shape, 2**depth)
     channels = [scale_channels(c, width) for c in LEVEL_CHANNELS]
 
-    image = keras.Input(shape=tuple(input_shape), name="image")
-    x = pixel_normalization()(image)
+    image, x = image_input(input_shape)
     skips = []
     for level in range(depth):
         x = _double_conv(x, channels[level], name=f"down{level + 1}")
@@ -119,4 +119,4 @@ def build_unet(
         x = keras.layers.Concatenate(name=f"up{level + 1}_concat")([skips[level], x])
         x = _double_conv(x, channels[level], name=f"up{level + 1}")
     logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
-    return keras.Model(image, logits, name="unet")
+    return segmentation_model(image, logits, name="unet")

@@ -38,11 +38,7 @@ LOW_LEVEL_STAGE = 1
 
 
 def build_mobilenetv2(
-    input_shape=(512, 512, 3),
-    *,
-    width: float = 1.0,
-    output_stride: int = 16,
-    name: str = "mobilenetv2",
+    input_shape=(512, 512, 3), *, width: float = 1.0, output_stride: int = 16, name: str = "mobilenetv2"
 ) -> keras.Model:
     """Build MobileNetV2 as a model with outputs ``[low_level, high_level]``.
 

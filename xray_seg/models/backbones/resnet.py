@@ -39,10 +39,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import keras
 
 from xray_seg.core.errors import ModelError
-from xray_seg.layers.conv import ConvBNAct, pixel_normalization, scale_channels
+from xray_seg.core.fileio import atomic_path
+from xray_seg.layers.conv import ConvBNAct, scale_channels
+from xray_seg.models.model_io import image_input
 
 RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STAGE_PLANES = (64, 128, 256, 512)
@@ -172,10 +175,6 @@ def build_resnet_backbone(
 
 def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
     """Save every variable of ``model`` keyed by its path (``layer/sublayer/var``), atomically."""
-    import h5py
-
-    from xray_seg.core.fileio import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = _WEIGHTS_FORMAT
@@ -189,8 +188,6 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
     Accepts a file from :func:`save_backbone_weights` (matched by layer name) or a Keras
     ``save_weights`` ``.weights.h5`` file of the same backbone (matched by Keras).
     """
-    import h5py
-
     path = Path(path)
     fix = "pass a weights file saved from a backbone with the same depth, blocks, width and stem"
     if not path.is_file():
@@ -226,35 +223,44 @@ def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
         variable.assign(stored[key])
 
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+def resnet_features(
+    input_shape,
+    *,
+    width: float,
+    output_stride: int,
+    backbone_depth: int = 101,
+    backbone_blocks: tuple[int, int, int, int] | None = None,
+    weights: str | Path | None = None,
+    stem: str = "deep",
+    normalization: str = "symmetric",
+):
+    """The raw-pixel input, its normalisation and the dilated ResNet features of CycleNet and IFBFNet.
 
+    Their builders pass their backbone options through to here.
 
-def input_normalization(kind: str) -> keras.layers.Layer:
-    """Pixel normalisation inside the model: ``"symmetric"`` maps 0..255 to [-1, 1] (from
-    scratch, the default); ``"imagenet"`` uses ImageNet mean/std, for pretrained backbones."""
-    if kind == "symmetric":
-        return pixel_normalization()
-    if kind == "imagenet":
-        return keras.layers.Normalization(
-            mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="pixel_normalization"
-        )
-    raise ModelError(f"unknown normalization {kind!r}", fix='use normalization="symmetric" or "imagenet"')
+    Args:
+        input_shape: (H, W, 3) of the raw 0..255 input (H, W may be None).
+        width, output_stride: as for :func:`build_resnet_backbone`.
+        backbone_depth: 101 (the papers) or 50.
+        backbone_blocks: per-stage block counts overriding ``backbone_depth`` (tests).
+        weights: optional backbone weights file (see :func:`build_resnet_backbone`); the
+            default trains from scratch. Never downloaded.
+        stem: ResNet stem, "deep" or "standard".
+        normalization: "symmetric" ([-1, 1]) or "imagenet" (mean/std), see
+            :func:`~xray_seg.models.model_io.input_normalization`.
 
-
-def resnet_features(input_shape, *, depth, output_stride, width, weights, blocks, stem, normalization):
-    """The raw-pixel ``Input``, normalisation and dilated ResNet features shared by CycleNet
-    and IFBFNet. Returns ``(inputs, normalised pixels, {"c1", "c2", "c3", "c4"})``."""
-    inputs = keras.Input(tuple(input_shape), name="image")
-    pixels = input_normalization(normalization)(inputs)
+    Returns:
+        ``(image input, normalised pixels, {"c1", "c2", "c3", "c4"})``.
+    """
+    inputs, pixels = image_input(input_shape, normalization)
     backbone = build_resnet_backbone(
         tuple(input_shape),
-        depth=depth,
+        depth=backbone_depth,
         output_stride=output_stride,
         width=width,
         weights=weights,
-        blocks=blocks,
+        blocks=backbone_blocks,
         stem=stem,
-        name=f"resnet{depth}" if blocks is None else "resnet",
+        name=f"resnet{backbone_depth}" if backbone_blocks is None else "resnet",
     )
     return inputs, pixels, backbone(pixels)
