@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description  # noqa: E402
+
+from xray_seg.evaluation.timing import cpu_line, time_calls  # noqa: E402
 
 
 def noise_probs(height: int, width: int, k: int, quantile: float, seed: int = 0):
@@ -71,20 +69,15 @@ def measure(name: str, probs, runs: int) -> dict:
         lambda p, s: alarm_outputs(p, s, thresholds=[1.0] + [0.5] * (k - 1), min_area=[0] + [100] * (k - 1), closing=2)
     )
     batch, sizes = tf.constant(probs[None], tf.float32), tf.constant([probs.shape[:2]], tf.int32)
-    fn(batch, sizes)  # trace
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        out = fn(batch, sizes)
-        out["alarm"].numpy()
-        times.append(time.perf_counter() - start)
+    outputs = {}
+    timing = time_calls(lambda i: outputs.update(fn(batch, sizes)) or outputs["alarm"].numpy(), runs, 1)
     class_map = probs.argmax(-1)
     components = sum(
         cv2.connectedComponents((class_map == c).astype(np.uint8), connectivity=8)[0] - 1 for c in range(1, k)
     )
-    row = {"case": name, "median_s": statistics.median(times), "times_s": times}
+    row = {"case": name, "median_s": timing.median_s, "times_s": timing.seconds}
     row.update(mask_pixels=int((class_map > 0).sum()), components=int(components))
-    row["alarm"] = bool(out["alarm"].numpy()[0])
+    row["alarm"] = bool(outputs["alarm"].numpy()[0])
     return row
 
 
@@ -98,7 +91,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.scan.lower().split("x"))
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    print(f"CPU: {cpu_description()}; scan {height}x{width}", flush=True)
+    print(f"CPU: {cpu_line()}; scan {height}x{width}", flush=True)
     for case in cases:
         if case == "trained" and not args.run:
             print("trained: skipped (give --run)")

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xray_seg.conversion.convert import ConvertConfig, convert, resolve_workers  # noqa: E402
+from xray_seg.evaluation.timing import cpu_line, load_line, time_rounds  # noqa: E402
 
 
 def ensure_data(data_dir: Path, num: int, size: int) -> Path:
@@ -49,16 +49,21 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def time_convert(data_dir: Path, out: Path, workers: int, image_format: str) -> tuple[float, float, int]:
-    """Wall and CPU time (s) of one full conversion into a fresh ``out``, and the images converted."""
+def conversion(data_dir: Path, tmp: Path, workers: int, image_format: str, record: dict):
+    """One full conversion into a fresh folder, as a timed call; ``record[workers]`` gets each
+    run's CPU seconds (this process and its finished children) and the images converted."""
     config = ConvertConfig(labels=str(data_dir / "labels.txt"), image_format=image_format, workers=workers)
-    t0, c0 = time.perf_counter(), cpu_seconds()
-    report = convert(data_dir, out, config, progress=False)
-    elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    if report.failed:
-        raise SystemExit(f"benchmark conversion had failures:\n{report.summary()}")
-    shutil.rmtree(out)
-    return elapsed, cpu, report.converted
+
+    def call():
+        out, c0 = tmp / f"voc_{workers}", cpu_seconds()
+        report = convert(data_dir, out, config, progress=False)
+        record.setdefault(workers, []).append(cpu_seconds() - c0)
+        record["converted"] = report.converted
+        if report.failed:
+            raise SystemExit(f"benchmark conversion had failures:\n{report.summary()}")
+        shutil.rmtree(out)
+
+    return call
 
 
 def main(argv=None) -> int:
@@ -75,18 +80,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
         tmp = Path(tmp)
         data_dir = ensure_data(args.data_dir or tmp / "labelme", args.num, args.size)
-        print(f"cpu cores available: {len(os.sched_getaffinity(0))}; image format {args.image_format}")
-        best = {1: float("inf"), n_workers: float("inf")}
-        cpu = {1: float("inf"), n_workers: float("inf")}
-        converted = 0
-        for r in range(args.repeats):  # alternate the settings so load drift hits both alike
-            for workers in best:
-                seconds, cpu_s, converted = time_convert(
-                    data_dir, tmp / f"voc_{workers}_{r}", workers, args.image_format
-                )
-                best[workers] = min(best[workers], seconds)
-                cpu[workers] = min(cpu[workers], cpu_s)
-                print(f"  run {r + 1}: workers={workers:2d} {seconds:.2f} s wall, {cpu_s:.2f} s CPU", flush=True)
+        print(f"CPU: {cpu_line()}; image format {args.image_format}")
+        record = {}
+        calls = {w: conversion(data_dir, tmp, w, args.image_format, record) for w in dict.fromkeys([1, n_workers])}
+        timings = time_rounds(calls, args.repeats, 0)  # the settings alternate so load drift hits both alike
+        best = {w: min(t.seconds) for w, t in timings.items()}
+        cpu = {w: min(record[w]) for w in timings}
+        converted = record["converted"]
+        for w, t in timings.items():
+            runs = ", ".join(f"{s:.2f} s wall / {c:.2f} s CPU" for s, c in zip(t.seconds, record[w], strict=True))
+            print(f"  workers={w:2d}: {runs}")
         results = {w: converted / s for w, s in best.items()}
         for workers, rate in results.items():
             print(f"workers={workers:2d}: {converted} images in {best[workers]:.2f} s (best) = {rate:.1f} images/s")
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
         # Worker CPU time cannot be read reliably here (forkserver workers are not our
         # children), so only the single-process CPU time is shown, beside the load.
         print(f"CPU per image with 1 worker: {1000 * cpu[1] / converted:.1f} ms")
-        print(f"load average during the benchmark: {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores")
+        print(f"{load_line()} during the benchmark")
     return 0
 
 

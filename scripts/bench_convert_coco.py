@@ -43,20 +43,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PIDRAY_CATEGORIES = [
-    "Baton",
-    "Pliers",
-    "Hammer",
-    "Powerbank",
-    "Scissors",
-    "Wrench",
-    "Gun",
-    "Bullet",
-    "Sprayer",
-    "HandCuffs",
-    "Knife",
-    "Lighter",
-]
+from xray_seg.evaluation.timing import cpu_line, load_line, peak_rss_bytes, time_rounds  # noqa: E402
+
+PIDRAY_CATEGORIES = "Baton Pliers Hammer Powerbank Scissors Wrench Gun Bullet Sprayer HandCuffs Knife Lighter".split()  # noqa: SIM905 (one line)
 PIDRAY_IMAGES = 47_677
 
 
@@ -126,17 +115,6 @@ def generate(folder: Path, num: int, h: int, w: int, points: int | None, seed: i
     return path
 
 
-def _vm_hwm(pid: int) -> int:
-    """Peak RSS (bytes) of a running process, 0 if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 def run_convert(json_path: Path, out: Path, workers: int, extra=()) -> dict:
     """Run the CLI in a child process; watch its peak RSS and its first written mask."""
     cmd = [
@@ -163,7 +141,7 @@ def run_convert(json_path: Path, out: Path, workers: int, extra=()) -> dict:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first, peak = None, 0
     while proc.poll() is None:
-        peak = max(peak, _vm_hwm(proc.pid))
+        peak = max(peak, peak_rss_bytes(proc.pid) or 0)
         if first is None and masks.is_dir():
             with os.scandir(masks) as it:
                 if any(e.name.endswith(".png") for e in it):
@@ -193,10 +171,9 @@ def json_load_peak(json_path: Path) -> tuple[int, float]:
 def index_peak(json_path: Path) -> tuple[int, int, float]:
     """Peak RSS (bytes) before and after building the COCO reader's index, and its seconds, in a fresh interpreter."""
     code = (
-        "import resource,sys,time;from pathlib import Path;from xray_seg.conversion.coco import CocoReader;"
-        "b=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024;t=time.perf_counter();"
-        "items=CocoReader(Path(sys.argv[1])).items();"
-        "print(b, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024, time.perf_counter()-t)"
+        "import sys,time;from pathlib import Path;from xray_seg.conversion.coco import CocoReader;"
+        "from xray_seg.evaluation.timing import peak_rss_bytes as peak;b=peak();t=time.perf_counter();"
+        "items=CocoReader(Path(sys.argv[1])).items();print(b, peak(), time.perf_counter()-t)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
@@ -204,6 +181,31 @@ def index_peak(json_path: Path) -> tuple[int, int, float]:
     )
     before, after, seconds = out.stdout.split()
     return int(before), int(after), float(seconds)
+
+
+def speed_runs(json_path: Path, tmp: Path, args) -> None:
+    """The CLI with 1 and ``--workers`` workers, alternating, ``--repeats`` times each; the best counts."""
+    seen = {}
+
+    def call(workers):
+        out = tmp / f"voc_{workers}"
+        seen[workers] = seen.get(workers, []) + [run_convert(json_path, out, workers)]
+        shutil.rmtree(out)
+
+    timings = time_rounds({w: (lambda w=w: call(w)) for w in dict.fromkeys([1, args.workers])}, args.repeats, 0)
+    for workers, runs in seen.items():
+        firsts = ", ".join(f"{r['first']:.2f}" for r in runs)
+        print(
+            f"  workers={workers}: runs {', '.join(f'{t:.2f}' for t in timings[workers].seconds)} s (first mask after {firsts} s)"
+        )
+    converted = runs[-1]["converted"]
+    best = {w: min(t.seconds) for w, t in timings.items()}
+    for workers, seconds in best.items():
+        print(
+            f"workers={workers}: {converted} images in {seconds:.2f} s (best, process start included) "
+            f"= {converted / seconds:.1f} images/s"
+        )
+    print(f"speed-up {args.workers} vs 1 worker: {best[1] / best[args.workers]:.2f}x")
 
 
 def main(argv=None) -> int:
@@ -237,7 +239,7 @@ def main(argv=None) -> int:
         print(
             f"generated {num} images of {w}x{h} and {size / mib:.1f} MiB of COCO JSON in {time.perf_counter() - t0:.1f} s"
         )
-        print(f"cpu cores available: {len(os.sched_getaffinity(0))}")
+        print(f"CPU: {cpu_line()}")
         if args.scale and args.index_only:
             before, after, seconds = index_peak(json_path)
             print(
@@ -262,25 +264,8 @@ def main(argv=None) -> int:
             peak, seconds = json_load_peak(json_path)
             print(f"for comparison, json.load of the same file: peak RSS {peak / mib:.0f} MiB in {seconds:.1f} s")
         if not args.scale:
-            best = {1: float("inf"), args.workers: float("inf")}
-            converted = 0
-            for rep in range(args.repeats):
-                for workers in best:
-                    out = tmp / f"voc_{workers}_{rep}"
-                    r = run_convert(json_path, out, workers)
-                    converted = r["converted"]
-                    best[workers] = min(best[workers], r["seconds"])
-                    print(
-                        f"  run {rep + 1}: workers={workers} {r['seconds']:.2f} s (first mask after {r['first']:.2f} s)"
-                    )
-                    shutil.rmtree(out)
-            for workers, seconds in best.items():
-                print(
-                    f"workers={workers}: {converted} images in {seconds:.2f} s (best, process start included) "
-                    f"= {converted / seconds:.1f} images/s"
-                )
-            print(f"speed-up {args.workers} vs 1 worker: {best[1] / best[args.workers]:.2f}x")
-        print(f"load average during the benchmark: {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores")
+            speed_runs(json_path, tmp, args)
+        print(f"{load_line()} during the benchmark")
     return 0
 
 

@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from xray_seg.evaluation.timing import cpu_line, time_rounds  # noqa: E402
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,21 +106,14 @@ def main(argv=None) -> int:
         interpreter = make_interpreter(Path(r.path).read_bytes())
         paths[f"tflite {r.variant}"] = (lambda it: lambda: run_interpreter(it, image))(interpreter)
 
-    for fn in paths.values():
-        for _ in range(args.warmup):
-            fn()
-    times = {name: [] for name in paths}
-    for _ in range(args.runs):
-        for name, fn in paths.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1000.0)
+    timings = time_rounds(paths, args.runs, args.warmup)  # interleaved: load from other processes hits all alike
+    times = {name: [1000.0 * t for t in timing.seconds] for name, timing in timings.items()}
 
     gpu = tf.config.list_physical_devices("GPU")
     print(
         f"\n{args.model} width {args.width}, input {h0}x{w0}, batch 1, median of {args.runs} after "
         f"{args.warmup} warm-up; TF {tf.__version__}; {'GPU ' + gpu[0].name if gpu else 'CPU'} "
-        f"({os.cpu_count()} cores); TFLite on CPU"
+        f"({cpu_line()}); TFLite on CPU"
     )
     sizes = {f"tflite {r.variant}": r.size_bytes for r in result.tflite if not r.error}
     sizes["savedmodel serving_default"] = result.manifest["savedmodel"]["size_bytes"]

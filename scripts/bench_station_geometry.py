@@ -27,33 +27,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np
+import numpy as np  # noqa: E402
 
+from xray_seg.evaluation.timing import peak_rss_bytes, rss_bytes, time_calls  # noqa: E402
 
-def _rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def _peak_mb() -> float:
-    """Peak RSS of this process in MB: VmHWM, which (unlike ru_maxrss) starts afresh at exec."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e3
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+MIB = 2**20
 
 
 def child(engine: str, model_path: str, scan_path: str, out_path: str, warmup: int, runs: int) -> dict:
@@ -76,20 +63,15 @@ def child(engine: str, model_path: str, scan_path: str, out_path: str, warmup: i
         def segment():
             return predict_class_map(loaded.logits_fn, scan, input_size=loaded.input_size)
 
-    loaded_rss = _rss_mb()
-    for _ in range(warmup):
-        class_map = segment()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        class_map = segment()
-        times.append(time.perf_counter() - start)
-    np.save(out_path, class_map)
+    loaded_rss = rss_bytes() / MIB
+    last = {}
+    timing = time_calls(lambda i: last.update(class_map=segment()), runs, warmup)
+    np.save(out_path, last["class_map"])
     return {
-        "median_s": float(np.median(times)),
-        "times_s": times,
+        "median_s": timing.median_s,
+        "times_s": timing.seconds,
         "rss_after_load_mb": loaded_rss,
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_bytes() / MIB,
     }
 
 
@@ -171,12 +153,12 @@ def main(argv=None) -> int:
     from xray_seg.inference.geometry import ScanGeometry
 
     geometry = ScanGeometry(tile=tile)
-    tiles = len(geometry.tile_origins(height, width))
+    tiles = geometry.num_tiles(height, width)
     print(
         f"\nscan {height}x{width}, tiles {tile[0]}x{tile[1]} ({tiles} tiles, {geometry.overlap:.2f} overlap), "
         f"model {'run ' + str(run) if args.run else f'{args.model} width {args.width} (random weights)'}"
     )
-    print(f"{'engine':<28} {'median s':>9} {'RSS after load MB':>18} {'peak RSS MB':>12}")
+    print(f"{'engine':<28} {'median s':>9} {'RSS after load MiB':>18} {'peak RSS MiB':>12}")
     names = {"savedmodel": "savedmodel serving_default", "keras": "keras sliding window (tta)"}
     for engine, r in results.items():
         print(f"{names[engine]:<28} {r['median_s']:>9.3f} {r['rss_after_load_mb']:>18.0f} {r['peak_rss_mb']:>12.0f}")
