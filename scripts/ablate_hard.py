@@ -38,8 +38,19 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import add_run_arguments, cpu_description, measure, open_out, pct, run_script, synth_voc, train_once  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xray_seg.evaluation.timing import cpu_line  # noqa: E402
+from xray_seg.training.experiments import (  # noqa: E402
+    add_run_arguments,
+    measure,
+    open_out,
+    pct,
+    run_script,
+    synth_voc,
+    train_once,
+    write_results,
+)
 
 VARIANTS = {  # name -> (what changes, overrides on top of the preset)
     "hard_cpu": ("the preset", []),
@@ -187,8 +198,6 @@ def markdown(records: list, settings: dict, cpu: str) -> str:
 
 
 def main(argv=None) -> int:
-    from xray_seg.core.fileio import write_json_atomic, write_text_atomic
-
     args = parse_args(argv)
     variants = chosen_variants(args)
     out = Path(args.out)
@@ -211,11 +220,9 @@ def main(argv=None) -> int:
     start, records = time.perf_counter(), []
     for name, (change, overrides) in variants.items():
         records.append(run_variant(args, out, name, change, overrides, data["low" if name == "low_res" else "main"]))
-    cpu = cpu_description()
-    write_json_atomic(out / "ablation.json", {"settings": settings, "cpu": cpu, "variants": records})
-    write_text_atomic(out / "ablation.md", markdown(records, settings, cpu))
-    print(markdown(records, settings, cpu))
-    print(f"wrote {out}/ablation.md, ablation.json ({time.perf_counter() - start:.0f} s this session)")
+    write_results(
+        out, "ablation", {"settings": settings, "variants": records}, markdown(records, settings, cpu_line()), start
+    )
     return 0
 
 

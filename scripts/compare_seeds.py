@@ -29,8 +29,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import add_run_arguments, cpu_description, open_out, run_script, synth_voc  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xray_seg.evaluation.timing import cpu_line  # noqa: E402
+from xray_seg.training.experiments import add_run_arguments, open_out, run_script, synth_voc  # noqa: E402
 
 DIFFICULTIES = {  # the demo's bags (xray_seg/demo.py DemoConfig) and xray-seg synth's defaults
     "demo": {"threat_prob": 1.0, "clutter": "low", "hide_prob": 0.0, "small_threat_prob": 0.0},
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
         resume=args.resume,
         verbose=0 if args.quiet else 1,
     )
-    text = snippet(document, settings, cpu_description(), (time.perf_counter() - started) / 60)
+    text = snippet(document, settings, cpu_line(), (time.perf_counter() - started) / 60)
     write_text_atomic(out / "compare_seeds.md", text)
     print(text)
     print(f"wrote {out}/compare_seeds.md and {out}/compare/")

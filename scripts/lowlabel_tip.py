@@ -38,8 +38,18 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import add_run_arguments, cpu_description, measure, open_out, pct, run_script, train_once  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xray_seg.evaluation.timing import cpu_line  # noqa: E402
+from xray_seg.training.experiments import (  # noqa: E402
+    add_run_arguments,
+    measure,
+    open_out,
+    pct,
+    run_script,
+    train_once,
+    write_results,
+)
 
 VAL_START = 100_000  # first image index of the val bags: never one of the training bags
 ARMS = ("labelled", "labelled+clean_tip")
@@ -180,8 +190,6 @@ def markdown(records: list, settings: dict, cpu: str) -> str:
 
 
 def main(argv=None) -> int:
-    from xray_seg.core.fileio import write_json_atomic, write_text_atomic
-
     args = parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if not arms or any(a not in ARMS for a in arms):
@@ -196,12 +204,9 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         for arm in arms:
             records.append(run_arm(args, out, arm, seed, vocs[arm]))
-    cpu = cpu_description()
-    write_json_atomic(out / "lowlabel.json", {"settings": settings, "cpu": cpu, "runs": records})
-    text = markdown(records, settings, cpu)
-    write_text_atomic(out / "lowlabel.md", text)
-    print(text)
-    print(f"wrote {out}/lowlabel.md, lowlabel.json ({time.perf_counter() - start:.0f} s this session)")
+    write_results(
+        out, "lowlabel", {"settings": settings, "runs": records}, markdown(records, settings, cpu_line()), start
+    )
     return 0
 
 

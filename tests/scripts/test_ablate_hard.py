@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -70,12 +68,7 @@ def test_extra_variants_and_bad_ones():
             abl.chosen_variants(abl.parse_args(["--out", "o", *bad]))
 
 
-def run(*args):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=900)
-
-
-def test_smoke_run_writes_the_table_and_resumes(tmp_path):
+def test_smoke_run_writes_the_table_and_resumes(tmp_path, run):
     """Two variants (the preset and low_res, which synthesises the second dataset) at a tiny budget."""
     pytest.importorskip("tensorflow")
     out = tmp_path / "abl"

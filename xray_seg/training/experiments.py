@@ -1,6 +1,5 @@
-"""Shared by ``scripts/ablate_hard.py``, ``scripts/compare_seeds.py`` and ``scripts/lowlabel_tip.py``:
-one synthetic VOC folder, the CPU the figures were measured on, a folder owned by the script,
-training a run once and measuring it on val.
+"""Shared by the experiment scripts (``scripts/ablate_hard.py``, ``compare_seeds.py``, ``lowlabel_tip.py``):
+one synthetic VOC folder, a folder owned by the script, training a run once and measuring it on val.
 
 Each script writes everything under its ``--out`` (docs/architecture.md, "Data safety"):
 the folder gets xray-seg's output marker, an existing one is refused unless ``--resume``
@@ -12,17 +11,23 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from xray_seg.conversion.convert import ConvertConfig, convert
+from xray_seg.core.errors import ConfigError, XraySegError
+from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
+from xray_seg.evaluation.compare import run_stage
+from xray_seg.evaluation.evaluator import evaluate
+from xray_seg.evaluation.timing import cpu_line
+from xray_seg.synthesis.scene import SynthConfig, synthesize
+from xray_seg.training.trainer import resume_config, train
 
 SETTINGS_FILE = "settings.json"
 
 
 def run_script(main) -> None:
     """``sys.exit(main())``, a user error printed as its one line with exit code 2."""
-    from xray_seg.core.errors import XraySegError
-
     try:
         sys.exit(main())
     except XraySegError as exc:
@@ -41,25 +46,10 @@ def add_run_arguments(parser, unit: str = "runs") -> None:
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
 
 
-def cpu_description() -> str:
-    """``"<model name>, N cores visible, avx512f amx_tile"``: the CPU the figures were measured on
-    (:func:`xray_seg.evaluation.peak.cpu_description`, the lscpu model name and flags)."""
-    from xray_seg.evaluation.peak import cpu_description as describe
-
-    cpu = describe()
-    flags = sorted(f for f in cpu["vector"] if f in ("avx512f", "amx_tile"))
-    return f"{cpu['model']}, {cpu['cores']} cores visible" + (
-        f", {' '.join(flags)}" if flags else ", no avx512f/amx_tile"
-    )
-
-
 def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Path:
     """``num`` synthetic bags of ``size`` px (``xray-seg synth`` defaults unless ``difficulty``
     says otherwise) converted to ``root/voc`` (7:3 split, seed ``seed``); reused when
     ``root/voc`` is complete from an earlier, identical call."""
-    from xray_seg.conversion.convert import ConvertConfig, convert
-    from xray_seg.synthesis.scene import SynthConfig, synthesize
-
     voc = root / "voc"
     synth = SynthConfig(size=size, num=num, seed=seed, **difficulty)
     stamp = root / "data.json"
@@ -71,8 +61,6 @@ def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Pa
         root / "labelme", voc, ConvertConfig(labels=str(root / "labelme" / "labels.txt"), seed=seed, force=True)
     )
     print(report.summary(), flush=True)
-    from xray_seg.core.fileio import write_json_atomic
-
     write_json_atomic(stamp, wanted)
     return voc
 
@@ -81,9 +69,6 @@ def open_out(out: Path, settings: dict, *, resume: bool, force: bool, inputs=(),
     """Create ``out`` (refusing an existing one unless ``resume``/``force``) and record
     ``settings``; on ``resume`` the recorded settings must be the same, except ``variants``
     or ``models``/``seeds``, which may grow."""
-    from xray_seg.core.errors import ConfigError
-    from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
-
     path = out / SETTINGS_FILE
     if resume and path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
@@ -105,9 +90,6 @@ def open_out(out: Path, settings: dict, *, resume: bool, force: bool, inputs=(),
 def train_once(cfg, run_dir: Path, verbose: int) -> dict:
     """Train ``cfg`` into ``run_dir`` unless it is trained already; resume an interrupted run
     (the trainer's exact resume). Returns training seconds and images/s of this session."""
-    from xray_seg.evaluation.compare import run_stage
-    from xray_seg.training.trainer import resume_config, train
-
     stage = run_stage(run_dir, cfg.epochs)
     if stage == "evaluate":
         return {"train_seconds": None, "train_images_per_sec": None, "note": "trained in an earlier session"}
@@ -120,9 +102,7 @@ def train_once(cfg, run_dir: Path, verbose: int) -> dict:
 
 def measure(run_dir: Path, voc: Path) -> dict:
     """Evaluate one run on val (docs/evaluation.md): pixel metrics, PD at PFA 5 %, subsets."""
-    import keras
-
-    from xray_seg.evaluation.evaluator import evaluate
+    import keras  # lazy: TensorFlow
 
     ev = evaluate(run_dir, voc, split="val", out_dir=run_dir / "eval-val", force=True, progress=False)
     keras.backend.clear_session()
@@ -146,3 +126,11 @@ def pct(value, decimals: int = 2) -> str:
     if value is None or value != value:
         return "n/a"
     return f"{100 * value:.{decimals}f}"
+
+
+def write_results(out: Path, stem: str, document: dict, text: str, started: float) -> None:
+    """``OUT/<stem>.json`` (``document`` with the CPU measured on) and ``OUT/<stem>.md``, printed."""
+    write_json_atomic(out / f"{stem}.json", {**document, "cpu": cpu_line()})
+    write_text_atomic(out / f"{stem}.md", text)
+    print(text)
+    print(f"wrote {out}/{stem}.md, {stem}.json ({time.perf_counter() - started:.0f} s this session)")
