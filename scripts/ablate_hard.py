@@ -46,6 +46,7 @@ from xray_seg.training.experiments import (  # noqa: E402
     measure,
     open_out,
     pct,
+    recorded_settings,
     run_script,
     synth_voc,
     train_once,
@@ -201,13 +202,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     variants = chosen_variants(args)
     out = Path(args.out)
-    data_note = (
-        f"VOC {args.voc}"
-        if args.voc
-        else f"{args.num_images} synthetic bags of {args.size} px at xray-seg synth's default difficulty, seed {args.seed}"
+    synthetic = (
+        f"{args.num_images} synthetic bags of {args.size} px at xray-seg synth's default difficulty, seed {args.seed}"
     )
-    settings = {k: getattr(args, k) for k in ("num_images", "size", "low_size", "epochs", "width", "seed", "preset")}
-    settings.update(data=data_note, set=list(args.set), voc=args.voc, variants=list(variants))
+    keys = ("num_images", "size", "low_size", "epochs", "width", "seed", "preset")
+    settings = recorded_settings(args, keys, synthetic=synthetic, voc=args.voc, variants=list(variants))
     open_out(
         out,
         settings,

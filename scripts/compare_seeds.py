@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xray_seg.evaluation.timing import cpu_line  # noqa: E402
-from xray_seg.training.experiments import add_run_arguments, open_out, run_script, synth_voc  # noqa: E402
+from xray_seg.training.experiments import add_run_arguments, open_out, recorded_settings, run_script, synth_voc  # noqa: E402
 
 DIFFICULTIES = {  # the demo's bags (xray_seg/demo.py DemoConfig) and xray-seg synth's defaults
     "demo": {"threat_prob": 1.0, "clutter": "low", "hide_prob": 0.0, "small_threat_prob": 0.0},
@@ -86,13 +86,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     models = parse_model_list(args.models)
     out = Path(args.out)
-    data_note = (
-        f"VOC {args.voc}"
-        if args.voc
-        else f"{args.num_images} synthetic bags of {args.size} px, {args.difficulty} difficulty, seed 0"
-    )
-    settings = {k: getattr(args, k) for k in ("num_images", "size", "epochs", "width", "preset", "difficulty", "voc")}
-    settings.update(data=data_note, set=list(args.set), models=models, seeds=args.seeds)
+    synthetic = f"{args.num_images} synthetic bags of {args.size} px, {args.difficulty} difficulty, seed 0"
+    keys = ("num_images", "size", "epochs", "width", "preset", "difficulty", "voc")
+    settings = recorded_settings(args, keys, synthetic=synthetic, models=models, seeds=args.seeds)
     open_out(
         out,
         settings,

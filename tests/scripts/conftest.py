@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def run(request):
-    """``run(*args)``: the module's ``SCRIPT`` with ``args``, one thread, this checkout first on the path."""
-    script = request.module.SCRIPT
+    """``run(*args)``: ``scripts/<the module's SCRIPT>`` with ``args``, one thread, this checkout first on the path."""
+    script = REPO / "scripts" / request.module.SCRIPT
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
     def call(*args):

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "ablate_hard.py"
+SCRIPT = "ablate_hard.py"  # in scripts/
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("ablate_hard", SCRIPT)
+    spec = importlib.util.spec_from_file_location(
+        "ablate_hard", Path(__file__).resolve().parents[2] / "scripts" / SCRIPT
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["ablate_hard"] = module
     spec.loader.exec_module(module)
@@ -22,13 +23,11 @@ def load_script():
 
 
 def flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    """``{"a.b": value}`` of a nested config dict (an empty dict is a value)."""
+    items = [(f"{prefix}{k}", v) for k, v in tree.items()]
+    return dict(
+        kv for key, v in items for kv in (flat(v, key + ".").items() if isinstance(v, dict) and v else [(key, v)])
+    )
 
 
 def test_each_variant_changes_exactly_one_factor(tiny_voc):

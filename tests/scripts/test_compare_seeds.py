@@ -8,12 +8,10 @@ short (DeepLabv3+'s Xception alone takes over a minute to build and train on 2 c
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "compare_seeds.py"
+SCRIPT = "compare_seeds.py"  # in scripts/
 
 
 def test_smoke_run_two_seeds_and_resume(tmp_path, run):

@@ -65,6 +65,16 @@ def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Pa
     return voc
 
 
+def recorded_settings(args, keys, *, synthetic: str | None = None, **extra) -> dict:
+    """What an experiment records in ``settings.json``: ``keys`` of ``args``, then with ``synthetic`` a
+    ``data`` note (the ``--voc`` given, else that description of the synthetic bags), its ``--set``
+    overrides and ``extra``."""
+    settings = {k: getattr(args, k) for k in keys}
+    if synthetic is not None:
+        settings["data"] = f"VOC {args.voc}" if args.voc else synthetic
+    return {**settings, "set": list(args.set), **extra}
+
+
 def open_out(out: Path, settings: dict, *, resume: bool, force: bool, inputs=(), owner: str) -> Path:
     """Create ``out`` (refusing an existing one unless ``resume``/``force``) and record
     ``settings``; on ``resume`` the recorded settings must be the same, except ``variants``
