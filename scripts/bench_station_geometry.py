@@ -103,6 +103,18 @@ def _prepare(args, tmp: Path) -> tuple[Path, Path, tuple[int, int]]:
     return run, savedmodel, tuple(meta["input_size"])
 
 
+def run_child(args, engine: str, model: Path, tmp: Path) -> dict | None:
+    """One engine timed in its own child process (its own peak RSS); None if it failed."""
+    cmd = [sys.executable, __file__, "--warmup", str(args.warmup), "--runs", str(args.runs), "--child", engine]
+    cmd += [str(model), str(tmp / "scan.npy"), str(tmp / f"{engine}.npy")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a trained run folder (default: a random-weight model)")
@@ -129,26 +141,9 @@ def main(argv=None) -> int:
         np.save(tmp / "scan.npy", scan)
         results = {}
         for engine, model in (("savedmodel", savedmodel), ("keras", run)):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--warmup",
-                str(args.warmup),
-                "--runs",
-                str(args.runs),
-                "--child",
-                engine,
-                str(model),
-                str(tmp / "scan.npy"),
-                str(tmp / f"{engine}.npy"),
-            ]
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)}
-            )
-            if proc.returncode:
-                print(proc.stderr[-3000:], file=sys.stderr)
+            results[engine] = run_child(args, engine, model, tmp)
+            if results[engine] is None:
                 return 1
-            results[engine] = json.loads(proc.stdout.strip().splitlines()[-1])
         agree = float(np.mean(np.load(tmp / "savedmodel.npy") == np.load(tmp / "keras.npy")))
     from xray_seg.inference.geometry import ScanGeometry
 
