@@ -30,7 +30,6 @@ skips finished variants and continues an interrupted one.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xray_seg.evaluation.timing import cpu_line  # noqa: E402
 from xray_seg.training.experiments import (  # noqa: E402
-    add_run_arguments,
+    experiment_parser,
     measure,
     open_out,
     pct,
@@ -64,20 +63,14 @@ RESULT_FILE = "ablation_result.json"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--voc", default="", help="a VOC folder to use instead of synthesising one")
+    parser = experiment_parser(__doc__, "variants", size=256)
     parser.add_argument("--low-voc", default="", help="with --voc: the same bags at a lower size (for low_res)")
-    parser.add_argument("--num-images", type=int, default=600, help="synthetic bags (default 600, as the demo)")
-    parser.add_argument("--size", type=int, default=256, help="bag size in px and training size (default 256)")
     parser.add_argument("--low-size", type=int, default=192, help="size of the low_res variant (default 192)")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every variant (default: the preset's)")
-    parser.add_argument("--width", type=float, default=0.25, help="model width of every variant (default 0.25)")
     parser.add_argument("--seed", type=int, default=0, help="data, split and training seed (default 0)")
     parser.add_argument("--preset", default="hard_cpu", help="the recipe every variant starts from")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V;K=V", help="an extra variant")
-    add_run_arguments(parser, "variants")
     args = parser.parse_args(argv)
     if args.epochs <= 0:
         args.epochs = preset_epochs(args.preset)

@@ -29,7 +29,6 @@ run folders, each with ``eval-val/``. ``--resume`` keeps finished runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -49,21 +48,17 @@ RESULT_FILE = "lowlabel_result.json"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder")
+    parser = ex.experiment_parser(__doc__, "runs", size=192, synthetic=False)
     parser.add_argument("--labelled", type=int, default=60, help="labelled threat bags (default 60)")
     parser.add_argument("--clean", type=int, default=300, help="unlabelled clean bags of the TIP arm (default 300)")
     parser.add_argument("--val", type=int, default=150, help="val bags, default difficulty (default 150)")
-    parser.add_argument("--size", type=int, default=192, help="bag and training size in px (default 192)")
     parser.add_argument("--steps", type=int, default=600, help="training steps of every run (default 600)")
     parser.add_argument("--steps-per-epoch", type=int, default=30, help="steps per epoch (default 30)")
-    parser.add_argument("--width", type=float, default=0.25, help="model width (default 0.25)")
     parser.add_argument("--tip-prob", type=float, default=0.5, help="TIP probability of the TIP arm (default 0.5)")
     parser.add_argument("--seeds", type=int, default=2, help="training seeds 0..N-1 (default 2)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     parser.add_argument("--seed", type=int, default=0, help="the data's synth seed (default 0)")
     parser.add_argument("--preset", default="demo_cpu", help="the recipe of every run (default demo_cpu)")
-    ex.add_run_arguments(parser, "runs")
     return parser.parse_args(argv)
 
 

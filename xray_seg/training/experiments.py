@@ -9,6 +9,7 @@ input may not lie inside it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -33,6 +34,22 @@ def run_script(main) -> None:
     except XraySegError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         sys.exit(2)
+
+
+def experiment_parser(doc: str, unit: str, *, size: int, synthetic: bool = True) -> argparse.ArgumentParser:
+    """A parser with what every experiment takes: ``--out``, ``--size``, ``--width`` and
+    :func:`add_run_arguments`; with ``synthetic`` also ``--voc`` and ``--num-images``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    if synthetic:
+        parser.add_argument("--voc", default="", help="a VOC folder to use instead of synthesising one")
+        parser.add_argument("--num-images", type=int, default=600, help="synthetic bags (default 600, as the demo)")
+    parser.add_argument("--size", type=int, default=size, help=f"bag and training size in px (default {size})")
+    parser.add_argument(
+        "--width", type=float, default=0.25, help=f"model width of every one of the {unit} (default 0.25)"
+    )
+    add_run_arguments(parser, unit)
+    return parser
 
 
 def add_run_arguments(parser, unit: str = "runs") -> None:
