@@ -18,7 +18,6 @@ The input is a VOC folder (``voc``), else ``num`` synthetic bags with ``tip`` or
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +147,7 @@ def measure_pipeline(voc, s: PipelineSettings) -> int:
 
     files = scan_split(voc, s.split)
     print(f"dataset: {voc} [{s.split}], {len(files)} images, e.g. {files.sizes[0][0]}x{files.sizes[0][1]}")
-    print(f"machine: {cpu_line()}, {os.cpu_count()} CPUs; TensorFlow {tf.__version__}")
+    print(f"machine: {cpu_line()}; TensorFlow {tf.__version__}")
     print(decode_only(voc, s), flush=True)
     batches = max(1, s.images // s.batch)
     for name, cache in [("train, full augment", False)] + ([("train, full augment, cache", True)] * s.cache):
