@@ -30,7 +30,6 @@ skips finished variants and continues an interrupted one.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -38,8 +37,20 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import add_run_arguments, cpu_description, measure, open_out, pct, run_script, synth_voc, train_once  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xray_seg.evaluation.timing import cpu_line  # noqa: E402
+from xray_seg.training.experiments import (  # noqa: E402
+    experiment_parser,
+    measure,
+    open_out,
+    pct,
+    recorded_settings,
+    run_script,
+    synth_voc,
+    train_once,
+    write_results,
+)
 
 VARIANTS = {  # name -> (what changes, overrides on top of the preset)
     "hard_cpu": ("the preset", []),
@@ -52,20 +63,14 @@ RESULT_FILE = "ablation_result.json"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--voc", default="", help="a VOC folder to use instead of synthesising one")
+    parser = experiment_parser(__doc__, "variants", size=256)
     parser.add_argument("--low-voc", default="", help="with --voc: the same bags at a lower size (for low_res)")
-    parser.add_argument("--num-images", type=int, default=600, help="synthetic bags (default 600, as the demo)")
-    parser.add_argument("--size", type=int, default=256, help="bag size in px and training size (default 256)")
     parser.add_argument("--low-size", type=int, default=192, help="size of the low_res variant (default 192)")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every variant (default: the preset's)")
-    parser.add_argument("--width", type=float, default=0.25, help="model width of every variant (default 0.25)")
     parser.add_argument("--seed", type=int, default=0, help="data, split and training seed (default 0)")
     parser.add_argument("--preset", default="hard_cpu", help="the recipe every variant starts from")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V;K=V", help="an extra variant")
-    add_run_arguments(parser, "variants")
     args = parser.parse_args(argv)
     if args.epochs <= 0:
         args.epochs = preset_epochs(args.preset)
@@ -187,18 +192,14 @@ def markdown(records: list, settings: dict, cpu: str) -> str:
 
 
 def main(argv=None) -> int:
-    from xray_seg.core.fileio import write_json_atomic, write_text_atomic
-
     args = parse_args(argv)
     variants = chosen_variants(args)
     out = Path(args.out)
-    data_note = (
-        f"VOC {args.voc}"
-        if args.voc
-        else f"{args.num_images} synthetic bags of {args.size} px at xray-seg synth's default difficulty, seed {args.seed}"
+    synthetic = (
+        f"{args.num_images} synthetic bags of {args.size} px at xray-seg synth's default difficulty, seed {args.seed}"
     )
-    settings = {k: getattr(args, k) for k in ("num_images", "size", "low_size", "epochs", "width", "seed", "preset")}
-    settings.update(data=data_note, set=list(args.set), voc=args.voc, variants=list(variants))
+    keys = ("num_images", "size", "low_size", "epochs", "width", "seed", "preset")
+    settings = recorded_settings(args, keys, synthetic=synthetic, voc=args.voc, variants=list(variants))
     open_out(
         out,
         settings,
@@ -211,11 +212,9 @@ def main(argv=None) -> int:
     start, records = time.perf_counter(), []
     for name, (change, overrides) in variants.items():
         records.append(run_variant(args, out, name, change, overrides, data["low" if name == "low_res" else "main"]))
-    cpu = cpu_description()
-    write_json_atomic(out / "ablation.json", {"settings": settings, "cpu": cpu, "variants": records})
-    write_text_atomic(out / "ablation.md", markdown(records, settings, cpu))
-    print(markdown(records, settings, cpu))
-    print(f"wrote {out}/ablation.md, ablation.json ({time.perf_counter() - start:.0f} s this session)")
+    write_results(
+        out, "ablation", {"settings": settings, "variants": records}, markdown(records, settings, cpu_line()), start
+    )
     return 0
 
 

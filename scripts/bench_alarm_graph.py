@@ -23,69 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import cpu_description  # noqa: E402
 
-
-def noise_probs(height: int, width: int, k: int, quantile: float, seed: int = 0):
-    """Probabilities whose arg-max gives each class the pixels above ``quantile`` of a smooth field."""
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    probs = np.zeros((height, width, k), np.float32)
-    probs[..., 0] = 0.5
-    for c in range(1, k):
-        field = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 8.0)
-        on = field > np.quantile(field, quantile)
-        probs[..., c] = np.where(on, 0.6 + 0.01 * c, 0.0)
-    return probs / probs.sum(-1, keepdims=True)
-
-
-def trained_probs(run: str, height: int, width: int):
-    from xray_seg.inference.loader import load_for_inference
-    from xray_seg.inference.tta import predict_probabilities
-    from xray_seg.synthesis.scene import SynthConfig, render_sample
-
-    scan = render_sample(SynthConfig(size=height, width=0 if width == height else width, seed=1), 0)[0]
-    loaded = load_for_inference(run)
-    return predict_probabilities(loaded.logits_fn, scan, input_size=loaded.input_size)
-
-
-def measure(name: str, probs, runs: int) -> dict:
-    import cv2
-    import numpy as np
-    import tensorflow as tf
-
-    from xray_seg.serving.alarm_graph import alarm_outputs
-
-    k = probs.shape[-1]
-    fn = tf.function(
-        lambda p, s: alarm_outputs(p, s, thresholds=[1.0] + [0.5] * (k - 1), min_area=[0] + [100] * (k - 1), closing=2)
-    )
-    batch, sizes = tf.constant(probs[None], tf.float32), tf.constant([probs.shape[:2]], tf.int32)
-    fn(batch, sizes)  # trace
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        out = fn(batch, sizes)
-        out["alarm"].numpy()
-        times.append(time.perf_counter() - start)
-    class_map = probs.argmax(-1)
-    components = sum(
-        cv2.connectedComponents((class_map == c).astype(np.uint8), connectivity=8)[0] - 1 for c in range(1, k)
-    )
-    row = {"case": name, "median_s": statistics.median(times), "times_s": times}
-    row.update(mask_pixels=int((class_map > 0).sum()), components=int(components))
-    row["alarm"] = bool(out["alarm"].numpy()[0])
-    return row
+from xray_seg.serving.bench_alarm_graph import bench_alarm_graph  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -96,25 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per case (default 3)")
     parser.add_argument("--cases", default="trained,blobs,percolating", help="comma-separated subset")
     args = parser.parse_args(argv)
-    height, width = (int(v) for v in args.scan.lower().split("x"))
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    print(f"CPU: {cpu_description()}; scan {height}x{width}", flush=True)
-    for case in cases:
-        if case == "trained" and not args.run:
-            print("trained: skipped (give --run)")
-            continue
-        if case == "trained":
-            probs = trained_probs(args.run, height, width)
-        else:
-            probs = noise_probs(height, width, args.classes, 0.8 if case == "blobs" else 0.5)
-        row = measure(case, probs, args.runs)
-        spread = ", ".join(f"{t:.2f}" for t in row["times_s"])
-        print(
-            f"{case:12s} median {row['median_s']:.3f} s ({spread})  mask pixels {row['mask_pixels']}  "
-            f"components {row['components']}  alarm {row['alarm']}",
-            flush=True,
-        )
-    return 0
+    return bench_alarm_graph(args)
 
 
 if __name__ == "__main__":

@@ -17,49 +17,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xray_seg.conversion.convert import ConvertConfig, convert  # noqa: E402
-from xray_seg.conversion.pool import resolve_workers  # noqa: E402
-
-
-def ensure_data(data_dir: Path, num: int, size: int) -> Path:
-    """Generate the synthetic Labelme folder unless it already holds ``num`` JSON files."""
-    if data_dir.is_dir() and len(list(data_dir.glob("*.json"))) >= num:
-        return data_dir
-    from xray_seg.synthesis.scene import SynthConfig, synthesize
-
-    print(f"generating {num} synthetic {size}x{size} images into {data_dir} ...", flush=True)
-    t0 = time.perf_counter()
-    synthesize(data_dir, SynthConfig(num=num, size=size, seed=0), force=True, progress=False)
-    print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
-    return data_dir
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the forked workers)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def time_convert(data_dir: Path, out: Path, workers: int, image_format: str) -> tuple[float, float, int]:
-    """Wall and CPU time (s) of one full conversion into a fresh ``out``, and the images converted."""
-    config = ConvertConfig(labels=str(data_dir / "labels.txt"), image_format=image_format, workers=workers)
-    t0, c0 = time.perf_counter(), cpu_seconds()
-    report = convert(data_dir, out, config, progress=False)
-    elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    if report.failed:
-        raise SystemExit(f"benchmark conversion had failures:\n{report.summary()}")
-    shutil.rmtree(out)
-    return elapsed, cpu, report.converted
+from xray_seg.evaluation.bench_convert import bench_convert  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -72,32 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, help="keep/reuse the synthetic input here (default: a temp folder)")
     args = parser.parse_args(argv)
 
-    n_workers = resolve_workers(args.workers)
-    with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
-        tmp = Path(tmp)
-        data_dir = ensure_data(args.data_dir or tmp / "labelme", args.num, args.size)
-        print(f"cpu cores available: {len(os.sched_getaffinity(0))}; image format {args.image_format}")
-        best = {1: float("inf"), n_workers: float("inf")}
-        cpu = {1: float("inf"), n_workers: float("inf")}
-        converted = 0
-        for r in range(args.repeats):  # alternate the settings so load drift hits both alike
-            for workers in best:
-                seconds, cpu_s, converted = time_convert(
-                    data_dir, tmp / f"voc_{workers}_{r}", workers, args.image_format
-                )
-                best[workers] = min(best[workers], seconds)
-                cpu[workers] = min(cpu[workers], cpu_s)
-                print(f"  run {r + 1}: workers={workers:2d} {seconds:.2f} s wall, {cpu_s:.2f} s CPU", flush=True)
-        results = {w: converted / s for w, s in best.items()}
-        for workers, rate in results.items():
-            print(f"workers={workers:2d}: {converted} images in {best[workers]:.2f} s (best) = {rate:.1f} images/s")
-        ratio = results[n_workers] / results[1]
-        print(f"speed-up {n_workers} vs 1 worker(s): {ratio:.2f}x (measured wall clock)")
-        # Worker CPU time cannot be read reliably here (forkserver workers are not our
-        # children), so only the single-process CPU time is shown, beside the load.
-        print(f"CPU per image with 1 worker: {1000 * cpu[1] / converted:.1f} ms")
-        print(f"load average during the benchmark: {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores")
-    return 0
+    return bench_convert(args)
 
 
 if __name__ == "__main__":

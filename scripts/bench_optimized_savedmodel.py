@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,24 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from xray_seg.evaluation.timing import cpu_line, load_line, time_rounds  # noqa: E402
+
 CLASS_NAMES = ["_background_", "gun", "knife", "wrench", "pliers", "scissors"]
-
-
-def cpu_description() -> str:
-    """``lscpu``'s model name and the AVX-512 / AMX flags of ``/proc/cpuinfo``, and the cores usable."""
-    name = "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        name = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), name)
-    except OSError:
-        pass
-    flags = set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = {f for f in ("avx2", "avx512f", "amx_tile") if f" {f}" in text}
-    except OSError:
-        pass
-    return f"{name}, {len(os.sched_getaffinity(0))} cores, flags {' '.join(sorted(flags)) or 'none'}"
 
 
 def freeze_signatures(savedmodel_dir: Path, target: Path) -> None:
@@ -111,19 +95,6 @@ def build(args, out: Path):
     return model
 
 
-def time_paths(paths: dict, runs: int, warmup: int) -> dict:
-    for fn in paths.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in paths}
-    for _ in range(runs):  # interleaved rounds: load from other processes hits every path alike
-        for name, fn in paths.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cwf_deeplabv3plus")
@@ -150,16 +121,14 @@ def main(argv=None) -> int:
         ):
             serve = tf.saved_model.load(str(out / folder)).signatures["serving_default"]
             paths[name] = lambda serve=serve: serve(images=images)["class_map"].numpy()
-        times = time_paths(paths, args.runs, args.warmup)
+        timings = time_rounds(paths, args.runs, args.warmup)  # interleaved: load hits every path alike
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(f"\n{args.model} width {args.width:g}, {args.size}x{args.size}, batch 1, serving_default on uint8")
-    print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f} at the end")
-    medians = {}
-    for name, values in times.items():
-        p10, median, p90 = np.percentile(values, [10, 50, 90])
-        medians[name] = median
-        print(f"{name:30s} median {1000 * median:8.1f} ms   p10-p90 {1000 * p10:.1f}-{1000 * p90:.1f} ms")
+    print(f"CPU: {cpu_line()}; {load_line()} at the end")
+    medians = {name: timing.median_s for name, timing in timings.items()}
+    for name, t in timings.items():
+        print(f"{name:30s} median {1000 * t.median_s:8.1f} ms   p10-p90 {1000 * t.p10_s:.1f}-{1000 * t.p90_s:.1f} ms")
     base = medians["savedmodel"]
     for name in ("frozen signatures (b)", "savedmodel_optimized"):
         print(f"{name}: {base / medians[name]:.2f}x faster than savedmodel")

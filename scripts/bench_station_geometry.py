@@ -27,33 +27,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np
+import numpy as np  # noqa: E402
 
+from xray_seg.evaluation.timing import peak_rss_bytes, rss_bytes, time_calls  # noqa: E402
 
-def _rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def _peak_mb() -> float:
-    """Peak RSS of this process in MB: VmHWM, which (unlike ru_maxrss) starts afresh at exec."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e3
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+MIB = 2**20
 
 
 def child(engine: str, model_path: str, scan_path: str, out_path: str, warmup: int, runs: int) -> dict:
@@ -76,20 +63,15 @@ def child(engine: str, model_path: str, scan_path: str, out_path: str, warmup: i
         def segment():
             return predict_class_map(loaded.logits_fn, scan, input_size=loaded.input_size)
 
-    loaded_rss = _rss_mb()
-    for _ in range(warmup):
-        class_map = segment()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        class_map = segment()
-        times.append(time.perf_counter() - start)
-    np.save(out_path, class_map)
+    loaded_rss = rss_bytes() / MIB
+    last = {}
+    timing = time_calls(lambda i: last.update(class_map=segment()), runs, warmup)
+    np.save(out_path, last["class_map"])
     return {
-        "median_s": float(np.median(times)),
-        "times_s": times,
+        "median_s": timing.median_s,
+        "times_s": timing.seconds,
         "rss_after_load_mb": loaded_rss,
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_bytes() / MIB,
     }
 
 
@@ -121,6 +103,18 @@ def _prepare(args, tmp: Path) -> tuple[Path, Path, tuple[int, int]]:
     return run, savedmodel, tuple(meta["input_size"])
 
 
+def run_child(args, engine: str, model: Path, tmp: Path) -> dict | None:
+    """One engine timed in its own child process (its own peak RSS); None if it failed."""
+    cmd = [sys.executable, __file__, "--warmup", str(args.warmup), "--runs", str(args.runs), "--child", engine]
+    cmd += [str(model), str(tmp / "scan.npy"), str(tmp / f"{engine}.npy")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a trained run folder (default: a random-weight model)")
@@ -147,36 +141,19 @@ def main(argv=None) -> int:
         np.save(tmp / "scan.npy", scan)
         results = {}
         for engine, model in (("savedmodel", savedmodel), ("keras", run)):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--warmup",
-                str(args.warmup),
-                "--runs",
-                str(args.runs),
-                "--child",
-                engine,
-                str(model),
-                str(tmp / "scan.npy"),
-                str(tmp / f"{engine}.npy"),
-            ]
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)}
-            )
-            if proc.returncode:
-                print(proc.stderr[-3000:], file=sys.stderr)
+            results[engine] = run_child(args, engine, model, tmp)
+            if results[engine] is None:
                 return 1
-            results[engine] = json.loads(proc.stdout.strip().splitlines()[-1])
         agree = float(np.mean(np.load(tmp / "savedmodel.npy") == np.load(tmp / "keras.npy")))
     from xray_seg.inference.geometry import ScanGeometry
 
     geometry = ScanGeometry(tile=tile)
-    tiles = len(geometry.tile_origins(height, width))
+    tiles = geometry.num_tiles(height, width)
     print(
         f"\nscan {height}x{width}, tiles {tile[0]}x{tile[1]} ({tiles} tiles, {geometry.overlap:.2f} overlap), "
         f"model {'run ' + str(run) if args.run else f'{args.model} width {args.width} (random weights)'}"
     )
-    print(f"{'engine':<28} {'median s':>9} {'RSS after load MB':>18} {'peak RSS MB':>12}")
+    print(f"{'engine':<28} {'median s':>9} {'RSS after load MiB':>18} {'peak RSS MiB':>12}")
     names = {"savedmodel": "savedmodel serving_default", "keras": "keras sliding window (tta)"}
     for engine, r in results.items():
         print(f"{names[engine]:<28} {r['median_s']:>9.3f} {r['rss_after_load_mb']:>18.0f} {r['peak_rss_mb']:>12.0f}")

@@ -22,15 +22,16 @@ keeps finished runs and continues an interrupted one.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import add_run_arguments, cpu_description, open_out, run_script, synth_voc  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xray_seg.evaluation.timing import cpu_line  # noqa: E402
+from xray_seg.training.experiments import experiment_parser, open_out, recorded_settings, run_script, synth_voc  # noqa: E402
 
 DIFFICULTIES = {  # the demo's bags (xray_seg/demo.py DemoConfig) and xray-seg synth's defaults
     "demo": {"threat_prob": 1.0, "clutter": "low", "hide_prob": 0.0, "small_threat_prob": 0.0},
@@ -39,18 +40,12 @@ DIFFICULTIES = {  # the demo's bags (xray_seg/demo.py DemoConfig) and xray-seg s
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--voc", default="", help="a VOC folder to use instead of synthesising one")
+    parser = experiment_parser(__doc__, "runs", size=256)
     parser.add_argument("--difficulty", choices=sorted(DIFFICULTIES), default="demo", help="synthetic bags (demo)")
-    parser.add_argument("--num-images", type=int, default=600, help="synthetic bags (default 600, as the demo)")
-    parser.add_argument("--size", type=int, default=256, help="bag size and training size in px (default 256)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of every run (default 30, demo_cpu's)")
-    parser.add_argument("--width", type=float, default=0.25, help="model width of every run (default 0.25)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per model (default 2)")
     parser.add_argument("--models", default="cwf_deeplabv3plus,deeplabv3plus", help="registry names, in table order")
     parser.add_argument("--preset", default="demo_cpu", help="the recipe every model gets (default demo_cpu)")
-    add_run_arguments(parser, "runs")
     parser.add_argument("--fps-runs", type=int, default=20, help="timed batch-1 forward passes per run")
     parser.add_argument("--grid-images", type=int, default=4, help="val images in the prediction grid")
     return parser.parse_args(argv)
@@ -84,13 +79,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     models = parse_model_list(args.models)
     out = Path(args.out)
-    data_note = (
-        f"VOC {args.voc}"
-        if args.voc
-        else f"{args.num_images} synthetic bags of {args.size} px, {args.difficulty} difficulty, seed 0"
-    )
-    settings = {k: getattr(args, k) for k in ("num_images", "size", "epochs", "width", "preset", "difficulty", "voc")}
-    settings.update(data=data_note, set=list(args.set), models=models, seeds=args.seeds)
+    synthetic = f"{args.num_images} synthetic bags of {args.size} px, {args.difficulty} difficulty, seed 0"
+    keys = ("num_images", "size", "epochs", "width", "preset", "difficulty", "voc")
+    settings = recorded_settings(args, keys, synthetic=synthetic, models=models, seeds=args.seeds)
     open_out(
         out,
         settings,
@@ -128,7 +119,7 @@ def main(argv=None) -> int:
         resume=args.resume,
         verbose=0 if args.quiet else 1,
     )
-    text = snippet(document, settings, cpu_description(), (time.perf_counter() - started) / 60)
+    text = snippet(document, settings, cpu_line(), (time.perf_counter() - started) / 60)
     write_text_atomic(out / "compare_seeds.md", text)
     print(text)
     print(f"wrote {out}/compare_seeds.md and {out}/compare/")

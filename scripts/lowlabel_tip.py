@@ -29,7 +29,6 @@ run folders, each with ``eval-val/``. ``--resume`` keeps finished runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -38,8 +37,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _experiments import add_run_arguments, cpu_description, measure, open_out, pct, run_script, train_once  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xray_seg.evaluation.timing import cpu_line  # noqa: E402
+from xray_seg.training import experiments as ex  # noqa: E402
 
 VAL_START = 100_000  # first image index of the val bags: never one of the training bags
 ARMS = ("labelled", "labelled+clean_tip")
@@ -47,21 +48,17 @@ RESULT_FILE = "lowlabel_result.json"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder")
+    parser = ex.experiment_parser(__doc__, "runs", size=192, synthetic=False)
     parser.add_argument("--labelled", type=int, default=60, help="labelled threat bags (default 60)")
     parser.add_argument("--clean", type=int, default=300, help="unlabelled clean bags of the TIP arm (default 300)")
     parser.add_argument("--val", type=int, default=150, help="val bags, default difficulty (default 150)")
-    parser.add_argument("--size", type=int, default=192, help="bag and training size in px (default 192)")
     parser.add_argument("--steps", type=int, default=600, help="training steps of every run (default 600)")
     parser.add_argument("--steps-per-epoch", type=int, default=30, help="steps per epoch (default 30)")
-    parser.add_argument("--width", type=float, default=0.25, help="model width (default 0.25)")
     parser.add_argument("--tip-prob", type=float, default=0.5, help="TIP probability of the TIP arm (default 0.5)")
     parser.add_argument("--seeds", type=int, default=2, help="training seeds 0..N-1 (default 2)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     parser.add_argument("--seed", type=int, default=0, help="the data's synth seed (default 0)")
     parser.add_argument("--preset", default="demo_cpu", help="the recipe of every run (default demo_cpu)")
-    add_run_arguments(parser, "runs")
     return parser.parse_args(argv)
 
 
@@ -128,22 +125,22 @@ def run_arm(args, out: Path, arm: str, seed: int, voc: Path) -> dict:
         return json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
     cfg = run_config(args, voc, arm, seed)
     print(f"\n=== {arm}, seed {seed}: {cfg.epochs} x {cfg.steps_per_epoch} steps ===", flush=True)
-    record = {"arm": arm, "seed": seed, **train_once(cfg, run_dir, verbose=0 if args.quiet else 1)}
-    record.update(measure(run_dir, voc))
+    record = {"arm": arm, "seed": seed, **ex.train_once(cfg, run_dir, verbose=0 if args.quiet else 1)}
+    record.update(ex.measure(run_dir, voc))
     write_json_atomic(run_dir / RESULT_FILE, record)
     return record
 
 
 def _mean(values) -> str:
     values = [v for v in values if v is not None]
-    return pct(statistics.mean(values)) if values else "n/a"
+    return ex.pct(statistics.mean(values)) if values else "n/a"
 
 
 def markdown(records: list, settings: dict, cpu: str) -> str:
     """``lowlabel.md``: the setting, one row per run, the means and the TIP arm minus the other."""
     rows = [
-        f"| {r['arm']} | {r['seed']} | {pct(r['miou'])} | {pct(r['pd_at_pfa5'])} | "
-        + " | ".join(pct(v) for k, v in r["iou"].items() if k != "_background_")
+        f"| {r['arm']} | {r['seed']} | {ex.pct(r['miou'])} | {ex.pct(r['pd_at_pfa5'])} | "
+        + " | ".join(ex.pct(v) for k, v in r["iou"].items() if k != "_background_")
         + " |"
         for r in records
     ]
@@ -180,30 +177,24 @@ def markdown(records: list, settings: dict, cpu: str) -> str:
 
 
 def main(argv=None) -> int:
-    from xray_seg.core.fileio import write_json_atomic, write_text_atomic
-
     args = parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if not arms or any(a not in ARMS for a in arms):
         raise SystemExit(f"error: --arms {args.arms!r}: choose from {', '.join(ARMS)}")
     out = Path(args.out)
     keys = ("labelled", "clean", "val", "size", "steps", "steps_per_epoch", "width", "tip_prob", "seed", "preset")
-    settings = {k: getattr(args, k) for k in keys}
-    settings.update(set=list(args.set), seeds=args.seeds, arms=arms)
-    open_out(out, settings, resume=args.resume, force=args.force, owner="lowlabel_tip")
+    settings = ex.recorded_settings(args, keys, seeds=args.seeds, arms=arms)
+    ex.open_out(out, settings, resume=args.resume, force=args.force, owner="lowlabel_tip")
     start, records = time.perf_counter(), []
     vocs = {arm: arm_voc(args, out, arm) for arm in arms}
     for seed in range(args.seeds):
         for arm in arms:
             records.append(run_arm(args, out, arm, seed, vocs[arm]))
-    cpu = cpu_description()
-    write_json_atomic(out / "lowlabel.json", {"settings": settings, "cpu": cpu, "runs": records})
-    text = markdown(records, settings, cpu)
-    write_text_atomic(out / "lowlabel.md", text)
-    print(text)
-    print(f"wrote {out}/lowlabel.md, lowlabel.json ({time.perf_counter() - start:.0f} s this session)")
+    ex.write_results(
+        out, "lowlabel", {"settings": settings, "runs": records}, markdown(records, settings, cpu_line()), start
+    )
     return 0
 
 
 if __name__ == "__main__":
-    run_script(main)
+    ex.run_script(main)

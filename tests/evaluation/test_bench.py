@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from xray_seg.evaluation.bench import time_calls
+from xray_seg.evaluation.timing import time_calls
 
 
 def test_time_calls_counts_warmup_and_runs():

@@ -69,7 +69,8 @@ def test_a_whole_model_agrees_with_the_profiler_within_its_atrous_padding():
 
 
 def test_cpu_description_and_theoretical_peak():
-    from xray_seg.evaluation.peak import cpu_description, fp32_flops_per_cycle, theoretical_peak_gflops
+    from xray_seg.evaluation.peak import fp32_flops_per_cycle, theoretical_peak_gflops
+    from xray_seg.evaluation.timing import cpu_description
 
     info = "model name\t: Test CPU\ncpu MHz\t\t: 2600.0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f amx_tile\n"
     cpu = cpu_description(info)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "ablate_hard.py"
+SCRIPT = "ablate_hard.py"  # in scripts/
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("ablate_hard", SCRIPT)
+    spec = importlib.util.spec_from_file_location(
+        "ablate_hard", Path(__file__).resolve().parents[2] / "scripts" / SCRIPT
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["ablate_hard"] = module
     spec.loader.exec_module(module)
@@ -24,13 +23,11 @@ def load_script():
 
 
 def flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    """``{"a.b": value}`` of a nested config dict (an empty dict is a value)."""
+    items = [(f"{prefix}{k}", v) for k, v in tree.items()]
+    return dict(
+        kv for key, v in items for kv in (flat(v, key + ".").items() if isinstance(v, dict) and v else [(key, v)])
+    )
 
 
 def test_each_variant_changes_exactly_one_factor(tiny_voc):
@@ -70,12 +67,7 @@ def test_extra_variants_and_bad_ones():
             abl.chosen_variants(abl.parse_args(["--out", "o", *bad]))
 
 
-def run(*args):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=900)
-
-
-def test_smoke_run_writes_the_table_and_resumes(tmp_path):
+def test_smoke_run_writes_the_table_and_resumes(tmp_path, run):
     """Two variants (the preset and low_res, which synthesises the second dataset) at a tiny budget."""
     pytest.importorskip("tensorflow")
     out = tmp_path / "abl"

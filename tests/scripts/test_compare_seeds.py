@@ -8,23 +8,13 @@ short (DeepLabv3+'s Xception alone takes over a minute to build and train on 2 c
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "compare_seeds.py"
+SCRIPT = "compare_seeds.py"  # in scripts/
 
 
-def run(*args):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=900)
-
-
-def test_smoke_run_two_seeds_and_resume(tmp_path):
+def test_smoke_run_two_seeds_and_resume(tmp_path, run):
     pytest.importorskip("tensorflow")
     out = tmp_path / "cs"
     tiny = ["--num-images", "12", "--size", "32", "--epochs", "1", "--width", "0.0625", "--seeds", "2"]

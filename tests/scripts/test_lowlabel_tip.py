@@ -4,23 +4,13 @@ what the docstring says, and ``--resume`` trains nothing."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "lowlabel_tip.py"
+SCRIPT = "lowlabel_tip.py"  # in scripts/
 
 
-def run(*args):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=900)
-
-
-def test_smoke_run_and_resume(tmp_path):
+def test_smoke_run_and_resume(tmp_path, run):
     pytest.importorskip("tensorflow")
     from xray_seg.conversion.voc import read_split, read_subsets
 

@@ -16,41 +16,11 @@ tile, no resize), end to end tiles each scan by the export's geometry.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-@dataclass
-class Timing:
-    median_s: float
-    p10_s: float
-    p90_s: float
-
-    @property
-    def fps(self) -> float:
-        return 1.0 / self.median_s
-
-    def line(self, label: str) -> str:
-        return (
-            f"{label:<22s} {self.fps:8.2f} FPS   median {1000 * self.median_s:8.1f} ms   "
-            f"p10-p90 {1000 * self.p10_s:.1f}-{1000 * self.p90_s:.1f} ms"
-        )
-
-
-def time_calls(fn, runs: int, warmup: int) -> Timing:
-    """Call ``fn(i)`` ``warmup`` times untimed, then ``runs`` times timed."""
-    for i in range(warmup):
-        fn(i)
-    seconds = []
-    for i in range(runs):
-        start = time.perf_counter()
-        fn(i)
-        seconds.append(time.perf_counter() - start)
-    p10, median, p90 = np.percentile(seconds, [10, 50, 90])
-    return Timing(float(median), float(p10), float(p90))
+from xray_seg.evaluation.timing import time_calls
 
 
 def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: int = 5, tta=None) -> dict:
@@ -93,18 +63,8 @@ def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: in
         "input_size": list(size),
         "runs": runs,
         "warmup": warmup,
-        "model_only": {
-            "fps": model_only.fps,
-            "median_ms": 1000 * model_only.median_s,
-            "p10_ms": 1000 * model_only.p10_s,
-            "p90_ms": 1000 * model_only.p90_s,
-        },
-        "end_to_end": {
-            "fps": full.fps,
-            "median_ms": 1000 * full.median_s,
-            "p10_ms": 1000 * full.p10_s,
-            "p90_ms": 1000 * full.p90_s,
-        },
+        "model_only": model_only.as_dict(),
+        "end_to_end": full.as_dict(),
     }
 
 

@@ -10,7 +10,7 @@ screening figure from the bag scores (:mod:`xray_seg.evaluation.screening_eval`)
 PFA of 5 %, which needs threat-free bags in the split (``None`` when there are none, e.g. the
 demo's data, where every bag holds a threat).
 
-The int8 gate (:mod:`xray_seg.serving.quantize`) and ``scripts/bench_station.py`` compare
+The int8 gate (:mod:`xray_seg.serving.quantize`) and ``xray-seg bench --suite station`` compare
 each engine with the Keras model through :func:`compare_with`.
 """
 

@@ -10,7 +10,7 @@ sizes, with TensorFlow (all cores, its default thread pool) and with numpy (its 
 takes the best of ``repeats`` calls of each and reports the maximum over all of them.
 
 :func:`theoretical_peak_gflops` is ``cores x clock x FLOP per cycle``, the FLOP per cycle
-from the widest vector FMA the CPU reports (``/proc/cpuinfo`` flags): 64 with AVX-512 (two
+from the widest vector FMA the CPU reports (:func:`xray_seg.evaluation.timing.cpu_description`): 64 with AVX-512 (two
 16-lane FMA units, 2 FLOPs each), 32 with AVX2+FMA, 16 with AVX, 8 otherwise. CPUs with a
 single AVX-512 FMA unit reach half the AVX-512 figure; AMX and VNNI are int8/bf16 units and
 do not raise the float32 peak.
@@ -18,63 +18,11 @@ do not raise the float32 peak.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numpy as np
 
-VECTOR_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx_vnni",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-)
 DEFAULT_SIZES = (512, 1024, 2048, 4096)
-
-
-def _cpuinfo() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def cpu_description(cpuinfo: str | None = None) -> dict:
-    """``model`` name, the ``vector`` extensions of :data:`VECTOR_FLAGS` it has, ``cores`` and ``mhz``."""
-    text = _cpuinfo() if cpuinfo is None else cpuinfo
-    model, flags, mhz = platform.processor() or platform.machine(), set(), []
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name":
-            model = value
-        elif key == "flags":
-            flags.update(value.split())
-        elif key == "cpu MHz":
-            mhz.append(float(value))
-    return {
-        "model": model,
-        "vector": [f for f in VECTOR_FLAGS if f in flags],
-        "cores": cpu_cores(),
-        "mhz": max(mhz) if mhz else None,
-    }
 
 
 def fp32_flops_per_cycle(vector) -> int:

@@ -7,7 +7,7 @@ differentiate them. On a CPU those element-wise passes over the activations cost
 than the convolutions: in the demo's training step (CWF-DeepLabv3+, width 0.25, 256x256,
 batch 8) they were ~40 % of the op time. TensorFlow's ``FusedBatchNormV3`` does the
 forward pass in one kernel and has a one-kernel gradient (oneDNN on CPU, cuDNN on GPU):
-the same training step runs 1.4x faster (``scripts/bench_train_step.py --bn both``).
+the same training step runs 1.4x faster (``xray-seg bench --suite train-step --bn both``).
 
 :class:`BatchNorm` is ``keras.layers.BatchNormalization`` (same arguments, weights, moving
 statistics and results) with that kernel as a fast path. The fast path is the one place a

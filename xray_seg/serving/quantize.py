@@ -50,6 +50,7 @@ import numpy as np
 
 from xray_seg.core.errors import ConfigError
 from xray_seg.core.layouts import ExportLayout
+from xray_seg.evaluation.timing import median_ms
 
 INT8_FORMATS = ("tflite_int8", "onnx_int8")
 #: format -> (engine, variant) of :func:`xray_seg.serving.engines.load_engine`
@@ -226,10 +227,8 @@ class Int8Variant:
 
 
 def _measure(engine, tiles, runs: int) -> float:
-    from xray_seg.serving.tflite import median_latency_ms
-
     tile = tiles[:1]
-    return median_latency_ms(lambda: engine.probabilities(tile), warmup=2, runs=max(1, runs))
+    return median_ms(lambda: engine.probabilities(tile), warmup=2, runs=max(1, runs))
 
 
 def _build(fmt: str, source, out_dir: Path, tiles, float_onnx) -> Path:
@@ -253,7 +252,7 @@ class GateSettings:
     seed: int = 0
     max_drop_points: float = MAX_DROP_POINTS
     runs: int = 10
-    keep_rejected: bool = False  # scripts/bench_station.py measures every variant
+    keep_rejected: bool = False  # xray-seg bench --suite station measures every variant
     limit: int | None = None  # only the first val images (tests)
 
     def as_dict(self) -> dict:
@@ -295,12 +294,11 @@ def keras_reference(source, settings: GateSettings, rule, tiles) -> dict:
     """The Keras model's val figures and one-tile latency, against which the int8 engines are gated."""
     from xray_seg.evaluation.engine_eval import engine_accuracy
     from xray_seg.inference.tta import softmax
-    from xray_seg.serving.tflite import median_latency_ms
 
     model = source.model
     scores = engine_accuracy(model, settings.voc_dir, geometry=source.geometry, rule=rule, limit=settings.limit)
     tile = tiles[:1].astype(np.float32)
-    latency = median_latency_ms(lambda: softmax(model.predict_on_batch(tile)), warmup=2, runs=max(1, settings.runs))
+    latency = median_ms(lambda: softmax(model.predict_on_batch(tile)), warmup=2, runs=max(1, settings.runs))
     return {**scores, "latency_ms": latency}
 
 

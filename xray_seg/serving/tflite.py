@@ -28,12 +28,12 @@ timed on CPU (median of ``runs`` after ``warmup``).
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from xray_seg.core.layouts import ExportLayout
+from xray_seg.evaluation.timing import median_ms
 
 VARIANTS = ("float32", "float16", "int8_dynamic")
 
@@ -110,25 +110,13 @@ def run_interpreter(interpreter, image: np.ndarray) -> np.ndarray:
     return np.array(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
 
 
-def median_latency_ms(fn, *, warmup: int = 2, runs: int = 10) -> float:
-    """Median wall time of ``fn()`` in milliseconds after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return float(np.median(times))
-
-
 def check_variant(model_bytes: bytes, image: np.ndarray, reference: np.ndarray, *, warmup=2, runs=10, num_threads=None):
     """Parity with ``reference`` probabilities and CPU latency of one TFLite flatbuffer."""
     interpreter = make_interpreter(model_bytes, num_threads)
     probs = run_interpreter(interpreter, image)
     diff = float(np.max(np.abs(probs - reference)))
     agree = float(np.mean(probs.argmax(-1) == reference.argmax(-1)))
-    latency = median_latency_ms(lambda: run_interpreter(interpreter, image), warmup=warmup, runs=runs)
+    latency = median_ms(lambda: run_interpreter(interpreter, image), warmup=warmup, runs=runs)
     return diff, agree, latency
 
 

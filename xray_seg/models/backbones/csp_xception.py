@@ -5,7 +5,7 @@ Paper 1 states: the backbone is four CSP_blocks and two Xception_blocks, and a
 32x32x1024. It is silent on the stem, the order of the blocks, where the strides fall
 and N (residual units per CSP block). Our choices (all made so that the stated shapes
 hold and the compute stays below DeepLabv3+ with aligned Xception-65; see
-``scripts/bench_models.py`` for the measured GFLOPs):
+``xray-seg bench --suite models`` for the measured GFLOPs):
 
 ==========  ==============================  ============  =================
 stage       layer                           stride        out (512 input)

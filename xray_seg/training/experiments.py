@@ -1,6 +1,5 @@
-"""Shared by ``scripts/ablate_hard.py``, ``scripts/compare_seeds.py`` and ``scripts/lowlabel_tip.py``:
-one synthetic VOC folder, the CPU the figures were measured on, a folder owned by the script,
-training a run once and measuring it on val.
+"""Shared by the experiment scripts (``scripts/ablate_hard.py``, ``compare_seeds.py``, ``lowlabel_tip.py``):
+one synthetic VOC folder, a folder owned by the script, training a run once and measuring it on val.
 
 Each script writes everything under its ``--out`` (docs/architecture.md, "Data safety"):
 the folder gets xray-seg's output marker, an existing one is refused unless ``--resume``
@@ -10,24 +9,47 @@ input may not lie inside it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from xray_seg.conversion.convert import ConvertConfig, convert
+from xray_seg.core.errors import ConfigError, XraySegError
+from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
+from xray_seg.evaluation.compare import run_stage
+from xray_seg.evaluation.evaluator import evaluate
+from xray_seg.evaluation.timing import cpu_line
+from xray_seg.synthesis.scene import SynthConfig, synthesize
+from xray_seg.training.trainer import resume_config, train
 
 SETTINGS_FILE = "settings.json"
 
 
 def run_script(main) -> None:
     """``sys.exit(main())``, a user error printed as its one line with exit code 2."""
-    from xray_seg.core.errors import XraySegError
-
     try:
         sys.exit(main())
     except XraySegError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         sys.exit(2)
+
+
+def experiment_parser(doc: str, unit: str, *, size: int, synthetic: bool = True) -> argparse.ArgumentParser:
+    """A parser with what every experiment takes: ``--out``, ``--size``, ``--width`` and
+    :func:`add_run_arguments`; with ``synthetic`` also ``--voc`` and ``--num-images``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    if synthetic:
+        parser.add_argument("--voc", default="", help="a VOC folder to use instead of synthesising one")
+        parser.add_argument("--num-images", type=int, default=600, help="synthetic bags (default 600, as the demo)")
+    parser.add_argument("--size", type=int, default=size, help=f"bag and training size in px (default {size})")
+    parser.add_argument(
+        "--width", type=float, default=0.25, help=f"model width of every one of the {unit} (default 0.25)"
+    )
+    add_run_arguments(parser, unit)
+    return parser
 
 
 def add_run_arguments(parser, unit: str = "runs") -> None:
@@ -41,25 +63,10 @@ def add_run_arguments(parser, unit: str = "runs") -> None:
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
 
 
-def cpu_description() -> str:
-    """``"<model name>, N cores visible, avx512f amx_tile"``: the CPU the figures were measured on
-    (:func:`xray_seg.evaluation.peak.cpu_description`, the lscpu model name and flags)."""
-    from xray_seg.evaluation.peak import cpu_description as describe
-
-    cpu = describe()
-    flags = sorted(f for f in cpu["vector"] if f in ("avx512f", "amx_tile"))
-    return f"{cpu['model']}, {cpu['cores']} cores visible" + (
-        f", {' '.join(flags)}" if flags else ", no avx512f/amx_tile"
-    )
-
-
 def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Path:
     """``num`` synthetic bags of ``size`` px (``xray-seg synth`` defaults unless ``difficulty``
     says otherwise) converted to ``root/voc`` (7:3 split, seed ``seed``); reused when
     ``root/voc`` is complete from an earlier, identical call."""
-    from xray_seg.conversion.convert import ConvertConfig, convert
-    from xray_seg.synthesis.scene import SynthConfig, synthesize
-
     voc = root / "voc"
     synth = SynthConfig(size=size, num=num, seed=seed, **difficulty)
     stamp = root / "data.json"
@@ -71,19 +78,24 @@ def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Pa
         root / "labelme", voc, ConvertConfig(labels=str(root / "labelme" / "labels.txt"), seed=seed, force=True)
     )
     print(report.summary(), flush=True)
-    from xray_seg.core.fileio import write_json_atomic
-
     write_json_atomic(stamp, wanted)
     return voc
+
+
+def recorded_settings(args, keys, *, synthetic: str | None = None, **extra) -> dict:
+    """What an experiment records in ``settings.json``: ``keys`` of ``args``, then with ``synthetic`` a
+    ``data`` note (the ``--voc`` given, else that description of the synthetic bags), its ``--set``
+    overrides and ``extra``."""
+    settings = {k: getattr(args, k) for k in keys}
+    if synthetic is not None:
+        settings["data"] = f"VOC {args.voc}" if args.voc else synthetic
+    return {**settings, "set": list(args.set), **extra}
 
 
 def open_out(out: Path, settings: dict, *, resume: bool, force: bool, inputs=(), owner: str) -> Path:
     """Create ``out`` (refusing an existing one unless ``resume``/``force``) and record
     ``settings``; on ``resume`` the recorded settings must be the same, except ``variants``
     or ``models``/``seeds``, which may grow."""
-    from xray_seg.core.errors import ConfigError
-    from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
-
     path = out / SETTINGS_FILE
     if resume and path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
@@ -105,9 +117,6 @@ def open_out(out: Path, settings: dict, *, resume: bool, force: bool, inputs=(),
 def train_once(cfg, run_dir: Path, verbose: int) -> dict:
     """Train ``cfg`` into ``run_dir`` unless it is trained already; resume an interrupted run
     (the trainer's exact resume). Returns training seconds and images/s of this session."""
-    from xray_seg.evaluation.compare import run_stage
-    from xray_seg.training.trainer import resume_config, train
-
     stage = run_stage(run_dir, cfg.epochs)
     if stage == "evaluate":
         return {"train_seconds": None, "train_images_per_sec": None, "note": "trained in an earlier session"}
@@ -120,9 +129,7 @@ def train_once(cfg, run_dir: Path, verbose: int) -> dict:
 
 def measure(run_dir: Path, voc: Path) -> dict:
     """Evaluate one run on val (docs/evaluation.md): pixel metrics, PD at PFA 5 %, subsets."""
-    import keras
-
-    from xray_seg.evaluation.evaluator import evaluate
+    import keras  # lazy: TensorFlow
 
     ev = evaluate(run_dir, voc, split="val", out_dir=run_dir / "eval-val", force=True, progress=False)
     keras.backend.clear_session()
@@ -146,3 +153,11 @@ def pct(value, decimals: int = 2) -> str:
     if value is None or value != value:
         return "n/a"
     return f"{100 * value:.{decimals}f}"
+
+
+def write_results(out: Path, stem: str, document: dict, text: str, started: float) -> None:
+    """``OUT/<stem>.json`` (``document`` with the CPU measured on) and ``OUT/<stem>.md``, printed."""
+    write_json_atomic(out / f"{stem}.json", {**document, "cpu": cpu_line()})
+    write_text_atomic(out / f"{stem}.md", text)
+    print(text)
+    print(f"wrote {out}/{stem}.md, {stem}.json ({time.perf_counter() - started:.0f} s this session)")
