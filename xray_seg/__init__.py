@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses as _dataclasses
 from pathlib import Path as _Path
 
-__version__ = "0.1.0"
+from xray_seg.core.version import __version__
 
 # name -> (module, attribute): classes resolved lazily by __getattr__.
 _LAZY = {

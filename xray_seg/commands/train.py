@@ -52,8 +52,8 @@ def add_arguments(parser):
 def build_config(args):
     from xray_seg.core.config import load_config
     from xray_seg.core.errors import ConfigError
-    from xray_seg.core.validation import resume_changes
     from xray_seg.training.config import TrainConfig
+    from xray_seg.training.config_checks import resume_changes
     from xray_seg.training.trainer import resume_config
 
     if args.resume:

@@ -100,10 +100,10 @@ from xray_seg.conversion.voc import save_label_png, write_class_names, write_spl
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.constants import IGNORE_LABEL, VOC_IMAGE_SUFFIXES
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
+from xray_seg.core.file_names import bad_stem_reason
 from xray_seg.core.fileio import atomic_path, prepare_output_dir, read_lines, write_text_atomic
 from xray_seg.core.layouts import VocLayout
 from xray_seg.core.processes import start_method
-from xray_seg.core.validation import bad_stem_reason
 from xray_seg.core.viz import overlay
 
 IMAGE_FORMATS = ("png", "jpeg", "copy")

@@ -25,15 +25,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from xray_seg.core.version import __version__
+from xray_seg.core.viz import voc_palette
+
 METADATA_ENTRY = "xray_seg.json"
 FORMAT_VERSION = 1
 
 
 def model_metadata(class_names, input_size, model_name: str) -> dict:
     """The ``xray_seg.json`` dictionary for a model with these classes (VOC palette)."""
-    from xray_seg import __version__
-    from xray_seg.core.viz import voc_palette
-
     names = [str(n) for n in class_names]
     return {
         "format_version": FORMAT_VERSION,

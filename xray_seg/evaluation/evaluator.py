@@ -107,7 +107,7 @@ class EvalResult:
 def read_image_rgb(path: Path) -> np.ndarray:
     """Decode an image file to RGB uint8 with the converter's policy (16-bit, RGBA, grey)."""
     from xray_seg.conversion.labelme import decode_image
-    from xray_seg.core.validation import read_regular_file
+    from xray_seg.core.fileio import read_regular_file
 
     return decode_image(read_regular_file(path, "image"), source=path)[0]
 

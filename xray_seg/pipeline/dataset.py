@@ -24,7 +24,7 @@ Determinism and resume
 Errors
     Before any TF op runs, every file of the split is checked: existence, the format's magic
     bytes, every PNG chunk CRC and the IEND chunk (truncation and bit rot), the JPEG end
-    marker, image and mask sizes agreeing, the pixel limit (:mod:`xray_seg.core.validation`),
+    marker, image and mask sizes agreeing, the pixel limit (:mod:`xray_seg.core.pixel_limit`),
     a full decode of every image and mask (corrupt compressed data), and every mask value
     lying in ``0..K-1`` or 255. Each failure raises a
     :class:`~xray_seg.core.errors.DatasetError` naming the file. Results are remembered per
@@ -55,8 +55,9 @@ import tensorflow as tf
 from xray_seg.conversion.voc import read_class_names, read_split
 from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
 from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.core.fileio import read_regular_file
 from xray_seg.core.layouts import VocLayout
-from xray_seg.core.validation import check_pixels, read_regular_file
+from xray_seg.core.pixel_limit import check_pixels
 from xray_seg.core.viz import voc_palette
 from xray_seg.pipeline.augment import AugmentConfig, augment_pair
 from xray_seg.pipeline.tip import make_projector

@@ -13,7 +13,7 @@ whose declared size exceeds a pixel limit, with an ``InvalidArgumentError`` that
 - :func:`decode_rgb_checked` is the decoder ``serve_encoded`` uses on each element:
   magic bytes, the limit, then :func:`xray_seg.serving.signatures.decode_rgb`.
 
-The limit is fixed when the SavedModel is written: :func:`xray_seg.core.validation.max_pixels`
+The limit is fixed when the SavedModel is written: :func:`xray_seg.core.pixel_limit.max_pixels`
 at export time (64 M pixels by default; ``--max-pixels`` or ``$XRAY_SEG_MAX_PIXELS`` raise it).
 These helpers are self-contained so that any serving graph can call them.
 """
@@ -27,7 +27,7 @@ from xray_seg.core.constants import JPEG_MAGIC, PNG_MAGIC
 
 def export_pixel_limit() -> int:
     """The pixel limit baked into a SavedModel written now."""
-    from xray_seg.core.validation import max_pixels
+    from xray_seg.core.pixel_limit import max_pixels
 
     return max_pixels()
 

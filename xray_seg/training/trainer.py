@@ -37,10 +37,10 @@ from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
 from xray_seg.core.layouts import RunLayout
-from xray_seg.core.validation import validate_train_config
 from xray_seg.models.outputs import logits_of
 from xray_seg.pipeline.checks import check_training_data
 from xray_seg.training.config import TrainConfig
+from xray_seg.training.config_checks import validate_train_config
 
 
 @dataclass
