@@ -230,7 +230,7 @@ def make_latency_run(args, work: Path) -> Path:
 
 def wanted_formats(labels) -> tuple[list[str], dict]:
     """The export formats the engines need that this exporter offers, and why the others cannot run."""
-    from xray_seg.serving.exporter import FORMATS
+    from xray_seg.serving.formats import FORMATS
     from xray_seg.serving.quantize import INT8_FORMATS
 
     formats, missing = [], {}
@@ -248,7 +248,8 @@ def wanted_formats(labels) -> tuple[list[str], dict]:
 def export_latency(args, run: Path, work: Path, formats) -> Path:
     """The latency model's export: float formats by the exporter, int8 files by the quantiser (no gate)."""
     from xray_seg.inference.geometry import ScanGeometry
-    from xray_seg.serving.exporter import export_model, load_source
+    from xray_seg.serving.export_source import load_source
+    from xray_seg.serving.exporter import export_model
     from xray_seg.serving.quantize import calibration_tiles, int8_file, onnx_static_int8, tflite_full_int8
 
     out = work / "latency_export"

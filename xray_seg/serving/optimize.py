@@ -1,7 +1,7 @@
 """The optimised SavedModel: today's signatures around a frozen network with batch norm folded.
 
 docs/station.md ("The optimised SavedModel") gives the measurements behind the choice.
-Today's SavedModel (:mod:`xray_seg.serving.exporter`) keeps the weights as resource
+Today's SavedModel (:mod:`xray_seg.serving.savedmodel`) keeps the weights as resource
 variables and runs every batch norm as its own ``FusedBatchNormV3`` op after the
 convolution. ``OUT/savedmodel_optimized`` is written in four steps:
 
@@ -230,7 +230,7 @@ def write_optimized_savedmodel(source, out_dir: Path, metadata: dict) -> tuple[P
 
     from xray_seg.core.fileio import write_json_atomic
     from xray_seg.core.layouts import ExportLayout
-    from xray_seg.serving.exporter import endpoint_arguments
+    from xray_seg.serving.export_metadata import endpoint_arguments
     from xray_seg.serving.signatures import add_serving_endpoints
 
     final = ExportLayout(out_dir).optimized_dir

@@ -311,7 +311,7 @@ def export_int8(source, out_dir, formats, settings: GateSettings, *, float_onnx=
     :class:`Int8Variant` of each format.
 
     ``float_onnx``: a function returning the float ``model.onnx`` path to quantise
-    (:func:`xray_seg.serving.exporter.float_onnx_for`), called only for ``onnx_int8``.
+    (:func:`xray_seg.serving.onnx_export.export_onnx`), called only for ``onnx_int8``.
     """
     from xray_seg.evaluation.alarms import AlarmRule
 
