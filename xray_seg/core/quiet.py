@@ -21,6 +21,8 @@ import os
 import warnings
 from pathlib import Path
 
+from xray_seg.core.pixel_limit import max_pixels
+
 
 def nvidia_driver_present() -> bool:
     """True if an NVIDIA kernel driver is loaded (its /proc entry or a device node exists)."""
@@ -36,7 +38,6 @@ def quiet_start() -> None:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a dependency
         return
-    from xray_seg.core.pixel_limit import max_pixels
 
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     # Pillow still refuses (DecompressionBombError) anything over twice our limit, in any decoder.

@@ -37,6 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.errors import ModelError, XraySegError
+from xray_seg.core.viz import voc_palette
+from xray_seg.inference.geometry import ScanGeometry, geometry_for
+from xray_seg.inference.loader import LoadedModel, load_for_inference
+from xray_seg.inference.tta import predict_probabilities
 
 ENGINES = ("keras", "savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
 
@@ -160,8 +164,6 @@ class ExportInfo:
     @property
     def geometry(self):
         """The export's :class:`~xray_seg.inference.geometry.ScanGeometry`."""
-        from xray_seg.inference.geometry import ScanGeometry
-
         data = self.metadata.get("geometry")
         return ScanGeometry.from_dict(data) if data else ScanGeometry(tile=self.tile)
 
@@ -230,8 +232,6 @@ class KerasEngine(TileEngine):
 
     def __init__(self, path):
         require_package("keras")
-        from xray_seg.inference.geometry import geometry_for
-        from xray_seg.inference.loader import load_for_inference
 
         self.loaded = load_for_inference(path)
         geometry = geometry_for(self.loaded)
@@ -462,9 +462,6 @@ def scan_probabilities(engine: TileEngine, image: np.ndarray, geometry=None, *, 
     the engine's size at native resolution (pass the export's, :attr:`ExportInfo.geometry`).
     ``tta``: a :class:`~xray_seg.evaluation.evaluator.TTAOptions` (None: none).
     """
-    from xray_seg.inference.geometry import ScanGeometry
-    from xray_seg.inference.tta import predict_probabilities
-
     geometry = geometry or ScanGeometry(tile=engine.tile)
     kwargs = tta.as_kwargs() if tta is not None else {}
     kwargs.setdefault("batch_size", batch_size)
@@ -483,8 +480,6 @@ def load_engine_model(export_dir_or_file, engine: str, *, variant: str | None = 
 
     ``keras`` loads the run folder or ``.keras`` file as the default loader does.
     """
-    from xray_seg.inference.loader import LoadedModel, load_for_inference
-
     if engine == "keras":
         return load_for_inference(_keras_path(Path(export_dir_or_file)))
     tile_engine = load_engine(export_dir_or_file, engine, variant=variant)
@@ -492,7 +487,6 @@ def load_engine_model(export_dir_or_file, engine: str, *, variant: str | None = 
     names = info.class_names
     if not names:
         raise ModelError("the export's metadata names no classes", path=info.root, fix="export the run again")
-    from xray_seg.core.viz import voc_palette
 
     palette = info.metadata.get("palette") or voc_palette(len(names)).tolist()
     return LoadedModel(

@@ -23,12 +23,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 from xray_seg.core.constants import JPEG_MAGIC, PNG_MAGIC
+from xray_seg.core.pixel_limit import max_pixels
 
 
 def export_pixel_limit() -> int:
     """The pixel limit baked into a SavedModel written now."""
-    from xray_seg.core.pixel_limit import max_pixels
-
     return max_pixels()
 
 

@@ -37,6 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.fileio import write_json_atomic
+from xray_seg.core.layouts import ExportLayout
+from xray_seg.models.outputs import logits_of
+from xray_seg.serving.export_metadata import endpoint_arguments
+from xray_seg.serving.signatures import add_serving_endpoints
+
 #: Grappler passes run offline on the frozen network: device-independent rewrites only.
 OFFLINE_PASSES = ("pruning", "constfold", "shape", "arithmetic", "dependency")
 
@@ -174,8 +180,6 @@ class FrozenNetwork:
         from tensorflow.python.eager import wrap_function
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-        from xray_seg.models.outputs import logits_of
-
         h0, w0 = int(input_size[0]), int(input_size[1])
         spec = tf.TensorSpec([None, h0, w0, 3], tf.float32, name="pixels")
         traced = tf.function(lambda x: tf.cast(logits_of(model(x, training=False)), tf.float32))
@@ -227,11 +231,6 @@ def write_optimized_savedmodel(source, out_dir: Path, metadata: dict) -> tuple[P
     """Write ``OUT/savedmodel_optimized`` (with ``export.json``) for an ``ExportSource``; returns its
     path and what was done (batch norms folded and kept, op counts of the network)."""
     import tensorflow as tf
-
-    from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.core.layouts import ExportLayout
-    from xray_seg.serving.export_metadata import endpoint_arguments
-    from xray_seg.serving.signatures import add_serving_endpoints
 
     final = ExportLayout(out_dir).optimized_dir
     partial = ExportLayout(out_dir).optimized_partial

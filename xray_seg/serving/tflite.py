@@ -33,7 +33,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from xray_seg.core.fileio import write_bytes_atomic
 from xray_seg.core.layouts import ExportLayout
+from xray_seg.serving.signatures import model_probabilities
 
 VARIANTS = ("float32", "float16", "int8_dynamic")
 
@@ -63,8 +65,6 @@ def fixed_size_function(model, input_size):
     """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    from xray_seg.serving.signatures import model_probabilities
 
     h0, w0 = int(input_size[0]), int(input_size[1])
 
@@ -138,9 +138,6 @@ def export_tflite_variants(model, input_size, out_dir, *, variants=VARIANTS, war
     Returns a list of :class:`TFLiteResult` (``error`` holds the exact message of a failure).
     """
     from pathlib import Path
-
-    from xray_seg.core.fileio import write_bytes_atomic
-    from xray_seg.serving.signatures import model_probabilities
 
     out_dir = Path(out_dir)
     h0, w0 = int(input_size[0]), int(input_size[1])

@@ -19,6 +19,9 @@ from xray_seg.core.errors import XraySegError
 from xray_seg.core.fileio import atomic_path, write_json_atomic
 from xray_seg.core.layouts import RunLayout
 from xray_seg.core.model_metadata import run_model_metadata, write_model_metadata
+from xray_seg.core.viz import overlay
+from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
+from xray_seg.inference.tta import batch_class_maps
 from xray_seg.models.outputs import logits_of
 
 
@@ -48,7 +51,6 @@ class ValidationCallback(keras.callbacks.Callback):
         self._forward = None
 
     def evaluate(self):
-        from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
 
         k = len(self.class_names)
         cm = np.zeros((k, k), dtype=np.int64)
@@ -63,8 +65,6 @@ class ValidationCallback(keras.callbacks.Callback):
             if self.geometry is None or self.geometry.is_single_tile(*images.shape[1:3]):
                 pred = np.argmax(self._forward(images).numpy(), axis=-1)
             else:
-                from xray_seg.inference.tta import batch_class_maps
-
                 pred = batch_class_maps(self._forward, np.asarray(images), self.geometry)
             cm += confusion_matrix(np.asarray(masks), pred, k)
             if len(samples) < self.num_images:
@@ -92,8 +92,6 @@ class ValidationCallback(keras.callbacks.Callback):
 
     def _log_images(self, epoch, samples):
         import tensorflow as tf
-
-        from xray_seg.core.viz import overlay
 
         grid = np.stack([overlay(np.clip(img, 0, 255).astype(np.uint8), pred) for img, pred in samples])
         with self.writer.as_default():

@@ -155,7 +155,6 @@ def training_crop(cfg: TrainConfig) -> tuple[int, int]:
 
 def make_training_dataset(cfg: TrainConfig, global_batch: int, *, start_epoch: int = 0):
     """The training ``tf.data.Dataset`` exactly as :func:`train` feeds it to the model."""
-
     return make_train_dataset(
         cfg.data.voc_dir,
         cfg.data.train_split,
@@ -177,7 +176,6 @@ def pipeline_images_per_sec(cfg: TrainConfig, *, passes: int = 2) -> float:
 
     The demo prints it beside the training throughput: the pipeline must outrun the model.
     """
-
     batch = cfg.data.batch_size
     steps = max(1, split_size(cfg.data.voc_dir, cfg.data.train_split) // batch)
     iterator = iter(make_training_dataset(cfg, batch))
@@ -215,7 +213,6 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, *, resume: bool, force: boo
     ``{"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}``; ``resume`` reads
     ``checkpoints/state.json`` (``cfg`` should then come from :func:`resume_config`).
     """
-
     state = {"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}
     validate_train_config(cfg)
     if not cfg.data.voc_dir:
@@ -236,7 +233,6 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, *, resume: bool, force: boo
 def seed_everything(cfg: TrainConfig) -> None:
     """Seed Python, NumPy and the backend with ``cfg.seed``; switch on op determinism and
     the mixed-precision policy when configured. Runs before any model or dataset exists."""
-
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -246,7 +242,6 @@ def seed_everything(cfg: TrainConfig) -> None:
 
 def write_class_names(cfg: TrainConfig, run_dir: Path) -> list[str]:
     """The dataset's class names (label order of the outputs), copied to ``class_names.txt``."""
-
     class_names = read_class_names(cfg.data.voc_dir)
     write_text_atomic(run_dir / "class_names.txt", "\n".join(class_names) + "\n")
     return class_names
@@ -259,7 +254,6 @@ def batch_and_lr_arithmetic(cfg: TrainConfig, replicas: int) -> BatchPlan:
     ``optim.reference_batch`` set, the rate scales linearly with the global batch
     against it, so more replicas keep the recipe's per-image step size.
     """
-
     global_batch = cfg.data.batch_size * replicas
     n_train = split_size(cfg.data.voc_dir, cfg.data.train_split)
     steps = cfg.steps_per_epoch or max(1, n_train // global_batch)
@@ -293,7 +287,6 @@ def resolve_class_weights(cfg: TrainConfig, class_names: list[str], verbose: int
 def build_datasets(cfg: TrainConfig, plan: BatchPlan, *, start_epoch: int):
     """``(train_ds, val_ds)``: the training stream from ``start_epoch`` (sharded by data
     across workers) and the validation scans at native resolution (:func:`training_geometry`)."""
-
     train_ds = make_training_dataset(cfg, plan.global_batch, start_epoch=start_epoch)
     val_ds = make_eval_dataset(
         cfg.data.voc_dir, cfg.data.val_split, batch_size=plan.global_batch, geometry=training_geometry(cfg)
@@ -306,7 +299,6 @@ def build_datasets(cfg: TrainConfig, plan: BatchPlan, *, start_epoch: int):
 def training_geometry(cfg: TrainConfig):
     """How validation brings a scan to the network: native resolution, tiles of the training
     size (the one geometry rule, docs/architecture.md "Geometry")."""
-
     return ScanGeometry(tile=tuple(cfg.data.image_size))
 
 
@@ -324,7 +316,6 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
     output); ``inference_model`` gives the main logits only. The schedule is warm-up then
     poly decay (CycleNet and IFBFNet section 4.1) or constant (paper 1 section 4.1).
     """
-
     model = build_model(
         cfg.model.name,
         num_classes,
@@ -357,7 +348,6 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
 def restore_last_checkpoint(model, optimizer, run_dir: Path) -> None:
     """For ``--resume``: weights, optimizer state (with the step that drives the schedule)
     and the seed-generator states of the last finished epoch."""
-
     optimizer.build(model.trainable_variables)
     model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
     load_rng_state(model, run_dir / "checkpoints" / "rng_state.npz")
@@ -367,7 +357,6 @@ def build_metrics(cfg: TrainConfig, val_ds, class_names: list[str], run_dir: Pat
     """The validation metrics: paper 1's PA, mPA, IoU and mIoU (eqs. 4-7) from one confusion
     matrix over the val split every ``val_every`` epochs, as a callback that adds them to the
     epoch logs (and prediction images to TensorBoard)."""
-
     return ValidationCallback(
         val_ds,
         class_names,
@@ -381,7 +370,6 @@ def build_metrics(cfg: TrainConfig, val_ds, class_names: list[str], run_dir: Pat
 def build_callbacks(run_dir: Path, validation, inference_model, plan: BatchPlan, state: dict, *, resume: bool):
     """``(nan_guard, callbacks)`` in the order they must run: NaN stop, epoch timer,
     validation (which adds the metrics to the logs), checkpoints, history.csv, TensorBoard."""
-
     nan_guard = NanGuard()
     checkpoint = RunCheckpoint(run_dir, inference_model, best_miou=state["best_miou"], best_epoch=state["best_epoch"])
     callbacks = [
@@ -428,7 +416,6 @@ def fit_with_recovery(
     PNG is drawn however fit ends; a NaN/inf loss (stopped by ``nan_guard``) raises
     :class:`~xray_seg.training.callbacks.TrainingError` naming the epoch and step.
     """
-
     start = time.perf_counter()
     try:
         history = model.fit(
@@ -463,7 +450,6 @@ def fit_with_recovery(
 def train_result(run_dir: Path, history, seconds: float) -> TrainResult:
     """The run's best epoch and mIoU (from ``state.json``) and its median training throughput
     (the first epoch, which includes tracing, left out)."""
-
     final_state = read_state(run_dir)
     rates = [r for r in history.history.get("train_images_per_sec", [])[1:] if math.isfinite(r)]
     rate = sorted(rates)[len(rates) // 2] if rates else history.history.get("train_images_per_sec", [0.0])[-1]
@@ -568,7 +554,6 @@ def _train_session(
     stop_after_epochs: int | None,
 ) -> TrainResult:
     """The steps of :func:`train` in their order (module docstring)."""
-
     strategy = make_strategy(devices, cpu_replicas)  # before anything initialises TF devices
     state = prepare_run_dir(cfg, run_dir, resume=resume, force=force)
     seed_everything(cfg)
