@@ -25,6 +25,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import yaml
+
 from xray_seg.core.version import __version__
 from xray_seg.core.viz import voc_palette
 
@@ -50,8 +52,6 @@ def run_model_metadata(run_dir: str | Path, model) -> dict:
 
     The input size is the model's fixed input size, else the training ``data.image_size``.
     """
-    import yaml
-
     run_dir = Path(run_dir)
     names = [ln.strip() for ln in (run_dir / "class_names.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
     config = {}

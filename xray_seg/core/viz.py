@@ -58,7 +58,7 @@ def save_grid(
     cell_inches: float = 2.6,
 ) -> Path:
     """Write a grid of RGB images as a PNG, with optional titles and a class legend."""
-    import matplotlib
+    import matplotlib  # lazy: slow to import, and only the pictures need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

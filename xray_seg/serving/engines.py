@@ -29,8 +29,10 @@ a SavedModel, from ``OUT/manifest.json`` (``"export"``).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,8 +214,6 @@ def missing_file_error(engine: str, file: Path, root: Path, detail: str = "") ->
 
 def require_package(engine: str):
     """Import the package ``engine`` needs, or raise one clear :class:`EngineError`."""
-    import importlib
-
     module, pip_name = ENGINE_PACKAGES[engine]
     try:
         return importlib.import_module(module)
@@ -252,7 +252,7 @@ class SavedModelEngine(TileEngine):
 
     def __init__(self, folder: Path, tile, name: str):
         require_package(name)
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: the onnx and openvino engines run without TensorFlow
 
         self._tf = tf
         self._loaded = tf.saved_model.load(str(folder))
@@ -302,8 +302,6 @@ class TFLiteEngine(TileEngine):
 
 def make_tflite_interpreter(file: Path, num_threads: int | None = None):
     """``ai_edge_litert``'s Interpreter where installed, else ``tf.lite.Interpreter``; tensors allocated."""
-    import warnings
-
     threads = num_threads or cpu_threads()
     try:
         from ai_edge_litert.interpreter import Interpreter

@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+import tensorflow as tf
+
 from xray_seg.core.fileio import atomic_path
 from xray_seg.core.layouts import ExportLayout
 from xray_seg.serving.export_source import ExportSource
@@ -23,8 +25,6 @@ def export_onnx(source: ExportSource, out_dir: Path, path: Path | None = None) -
     missing = missing_onnx_packages()
     if missing:
         raise onnx_unavailable_error(missing)
-    import tensorflow as tf  # lazy: only after the package check
-
     h0, w0 = source.input_size
     # An explicit signature: Keras refuses a loaded model it has not called ("The model
     # provided has never called.") when it has to infer one.
@@ -42,7 +42,7 @@ def export_openvino(onnx_path: Path, out_dir: Path) -> Path:
     input (float32 ``[B, h0, w0, 3]`` raw pixels) and returns its logits; the station tiles
     with export.json ``geometry`` (:mod:`xray_seg.serving.engines`).
     """
-    import openvino as ov
+    import openvino as ov  # lazy: optional package, only for --format openvino
 
     final = ExportLayout(out_dir).openvino_dir
     partial = final.parent / f".{final.name}.partial"

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from xray_seg.conversion.voc import read_class_names, read_split
 from xray_seg.core.errors import ConfigError
@@ -126,8 +127,6 @@ def tflite_full_int8(model, input_size, tiles: np.ndarray) -> bytes:
     softmax), with every op in ``TFLITE_BUILTINS_INT8``: a conversion error is raised if
     any op has no int8 kernel, never a silent float fallback.
     """
-    import tensorflow as tf
-
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fixed_size_function(model, input_size)])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -166,7 +165,7 @@ def onnx_static_int8(float_onnx, out_path, tiles: np.ndarray) -> Path:
     channel and int8 activations (S8S8, ONNX Runtime's recommended QDQ setting on x86),
     min/max calibration.
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: optional package, only for onnx_int8
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from xray_seg.core.errors import XraySegError
 from xray_seg.core.fileio import atomic_path, write_json_atomic
@@ -44,8 +45,6 @@ class ValidationCallback(keras.callbacks.Callback):
         self.num_images = num_images
         self.writer = None
         if log_dir is not None and num_images > 0:
-            import tensorflow as tf
-
             self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "val_images"))
         self.last_scores = None
         self._forward = None
@@ -56,8 +55,6 @@ class ValidationCallback(keras.callbacks.Callback):
         cm = np.zeros((k, k), dtype=np.int64)
         samples = []
         if self._forward is None:
-            import tensorflow as tf
-
             # A plain compiled forward pass: Keras' predict_on_batch under MirroredStrategy
             # feeds the whole batch to every replica, which would count pixels several times.
             self._forward = tf.function(lambda x: logits_of(self.model(x, training=False)), reduce_retracing=True)
@@ -91,7 +88,6 @@ class ValidationCallback(keras.callbacks.Callback):
             self._log_images(epoch, samples)
 
     def _log_images(self, epoch, samples):
-        import tensorflow as tf
 
         grid = np.stack([overlay(np.clip(img, 0, 255).astype(np.uint8), pred) for img, pred in samples])
         with self.writer.as_default():
