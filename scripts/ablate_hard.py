@@ -118,8 +118,8 @@ def datasets(args, out: Path, variants: dict) -> dict:
 def variant_config(args, voc: Path, size: int, overrides: list):
     """The preset with the shared budget, then the variant's one change (then ``--set``)."""
     from xray_seg.core.config import load_config
-    from xray_seg.core.validation import validate_train_config
     from xray_seg.training.config import TrainConfig
+    from xray_seg.training.config_checks import validate_train_config
 
     shared = [
         f"data.voc_dir={voc}",

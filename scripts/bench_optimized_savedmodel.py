@@ -4,7 +4,7 @@
 Builds CWF-DeepLabv3+ (default: full width, 512x512, 6 classes, random weights), writes in
 one process
 
-- ``savedmodel``: today's export (:func:`xray_seg.serving.exporter.write_savedmodel`);
+- ``savedmodel``: today's export (:func:`xray_seg.serving.savedmodel.write_savedmodel`);
 - ``frozen signatures``: option (b) of issue 20: each signature of today's SavedModel frozen
   with ``convert_variables_to_constants_v2`` and saved again (:func:`freeze_signatures`;
   Grappler optimises it at load time as it does any graph);
@@ -71,8 +71,10 @@ def freeze_signatures(savedmodel_dir: Path, target: Path) -> None:
 
 def build(args, out: Path):
     from xray_seg.models.registry import build_model
-    from xray_seg.serving.exporter import ExportSource, build_metadata, write_savedmodel
+    from xray_seg.serving.export_metadata import build_metadata
+    from xray_seg.serving.export_source import ExportSource
     from xray_seg.serving.optimize import write_optimized_savedmodel
+    from xray_seg.serving.savedmodel import write_savedmodel
 
     size = (args.size, args.size)
     model = build_model(args.model, len(CLASS_NAMES), (*size, 3), width=args.width)

@@ -94,8 +94,8 @@ def arm_voc(args, out: Path, arm: str) -> Path:
 
 def run_config(args, voc: Path, arm: str, seed: int):
     from xray_seg.core.config import load_config
-    from xray_seg.core.validation import validate_train_config
     from xray_seg.training.config import TrainConfig
+    from xray_seg.training.config_checks import validate_train_config
 
     epochs = max(1, args.steps // args.steps_per_epoch)
     overrides = [

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses as _dataclasses
 from pathlib import Path as _Path
 
-__version__ = "0.1.0"
+from xray_seg.core.version import __version__
 
 # name -> (module, attribute): classes resolved lazily by __getattr__.
 _LAZY = {
@@ -116,13 +116,16 @@ def train(config, voc_dir, run_dir, **kw):
     ``voc_dir=None`` keeps ``config.data.voc_dir``. Keywords go to
     :func:`xray_seg.training.trainer.train`: ``resume``, ``force``, ``devices``,
     ``cpu_replicas``, ``verbose``, ``stop_after_epochs``. Returns its ``TrainResult``.
+    It behaves as ``xray-seg train``: the same errors, and a run folder it created is
+    removed again when training fails before an epoch finished.
     """
+    from xray_seg.core.config import override_config
     from xray_seg.training.config import TrainConfig
     from xray_seg.training.trainer import train as _train
 
     cfg = TrainConfig.from_preset(config) if isinstance(config, (str, _Path)) else config
     if voc_dir is not None:
-        cfg = _dataclasses.replace(cfg, data=_dataclasses.replace(cfg.data, voc_dir=str(voc_dir)))
+        cfg = override_config(cfg, {"data": {"voc_dir": str(voc_dir)}})
     return _train(cfg, run_dir, **kw)
 
 

@@ -56,7 +56,7 @@ def _set_max_pixels(value: int) -> None:
     import os
 
     from xray_seg.core.errors import ConfigError
-    from xray_seg.core.validation import MAX_PIXELS_ENV
+    from xray_seg.core.pixel_limit import MAX_PIXELS_ENV
 
     if value < 1:
         raise ConfigError(

@@ -71,8 +71,8 @@ def demo_synth_config(cfg: DemoConfig):
 def demo_training_config(cfg: DemoConfig, voc_dir):
     """The training config of the demo (preset, seed, overrides), validated."""
     from xray_seg.core.config import load_config
-    from xray_seg.core.validation import validate_train_config
     from xray_seg.training.config import TrainConfig
+    from xray_seg.training.config_checks import validate_train_config
 
     train_cfg = load_config(TrainConfig, cfg.preset, [f"data.voc_dir={voc_dir}", f"seed={cfg.seed}", *cfg.overrides])
     validate_train_config(train_cfg)

@@ -7,18 +7,21 @@ import os
 import pytest
 
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError
+from xray_seg.core.file_names import bad_stem_reason
 from xray_seg.core.fileio import (
     OUTPUT_MARKER,
     atomic_path,
     is_temp_name,
     marker_owner,
     prepare_output_dir,
+    read_regular_file,
     refuse_dataset_file,
     refuse_overlap,
     sweep_temp_files,
     write_text_atomic,
 )
-from xray_seg.core.validation import bad_stem_reason, check_pixels, read_regular_file, resume_changes
+from xray_seg.core.pixel_limit import check_pixels
+from xray_seg.training.config_checks import resume_changes
 
 
 @pytest.mark.parametrize("out, ok", [("in", False), ("in/out", False), (".", False), ("out", True), ("in2", True)])

@@ -37,7 +37,8 @@ def _station_run(run_dir: Path) -> Path:
 def station_export(tmp_path_factory):
     """``(run, out, result)``: the run exported once with every format the machine can write."""
     pytest.importorskip("tensorflow")
-    from xray_seg.serving.exporter import FORMATS, export_model, missing_packages
+    from xray_seg.serving.exporter import export_model
+    from xray_seg.serving.formats import FORMATS, missing_packages
 
     formats = [f for f in FORMATS if not missing_packages([f])]
     base = tmp_path_factory.mktemp("station")

@@ -335,13 +335,13 @@ def test_bare_keras_file_with_class_names_option(exported, tmp_path):
     # Wrong number of class names is refused.
     names.write_text("_background_\ngun\n")
     with pytest.raises(ModelError, match="3 output classes"):
-        from xray_seg.serving.exporter import load_source
+        from xray_seg.serving.export_source import load_source
 
         load_source(keras_file, class_names_file=names)
 
 
 def test_any_size_model_takes_the_training_size(tmp_path):
-    from xray_seg.serving.exporter import load_source
+    from xray_seg.serving.export_source import load_source
 
     run = _make_run(tmp_path / "run", input_shape=(None, None, 3))
     assert load_source(run).input_size == (64, 64)  # from config.yaml data.image_size
@@ -352,9 +352,9 @@ def test_any_size_model_takes_the_training_size(tmp_path):
 
 
 def test_onnx_missing_gives_a_clear_error(exported, tmp_path, capsys, monkeypatch):
-    import xray_seg.serving.exporter
+    import xray_seg.serving.formats
 
-    monkeypatch.setattr(xray_seg.serving.exporter, "missing_onnx_packages", lambda: ["tf2onnx", "onnx"])
+    monkeypatch.setattr(xray_seg.serving.formats, "missing_onnx_packages", lambda: ["tf2onnx", "onnx"])
     run, _, _ = exported
     assert main(["export", str(run), "--out", str(tmp_path / "o"), "--format", "savedmodel,onnx"]) == 2
     err = capsys.readouterr().err
@@ -363,7 +363,7 @@ def test_onnx_missing_gives_a_clear_error(exported, tmp_path, capsys, monkeypatc
 
 
 def test_parse_formats():
-    from xray_seg.serving.exporter import DEFAULT_FORMATS, FORMATS, parse_formats
+    from xray_seg.serving.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 
     assert parse_formats(None) == DEFAULT_FORMATS
     assert parse_formats("tflite, savedmodel,tflite") == ("tflite", "savedmodel")
@@ -374,7 +374,7 @@ def test_parse_formats():
 
 def test_onnx_export_matches_keras_in_onnxruntime(exported, tmp_path):
     """Keras 3 `model.export(format="onnx")` (tf2onnx) runs in onnxruntime like the Keras model."""
-    from xray_seg.serving.exporter import missing_onnx_packages
+    from xray_seg.serving.formats import missing_onnx_packages
 
     if missing_onnx_packages():
         pytest.skip(f"not installed: {missing_onnx_packages()}")

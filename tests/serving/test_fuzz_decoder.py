@@ -1,6 +1,6 @@
 """Property-based fuzz target for ``serve_encoded``'s decoder (issue 16).
 
-:func:`xray_seg.serving.limits.decode_rgb_checked` is what the signature runs on every
+:func:`xray_seg.serving.graph_decode.decode_rgb_checked` is what the signature runs on every
 element; building a SavedModel per example would be slow, so the helper itself is fuzzed,
 eagerly. Whatever the bytes (the seed corpus ``tests/fuzz_corpus/images/`` with flipped,
 inserted and truncated bytes, declared sizes rewritten, or arbitrary bytes), it returns a
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 tf = pytest.importorskip("tensorflow")
 
-from xray_seg.serving.limits import decode_rgb_checked
+from xray_seg.serving.graph_decode import decode_rgb_checked
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "fuzz_corpus" / "images").iterdir())
 SEEDS = [p.read_bytes() for p in CORPUS]

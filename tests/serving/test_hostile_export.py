@@ -115,7 +115,8 @@ def test_signatures_refuse_images_over_the_limit_before_decoding(exported):
 
 def test_limit_helpers_in_a_plain_graph():
     """The helpers another serving graph can call: a small limit is enforced exactly."""
-    from xray_seg.serving.limits import assert_images_within_limit, decode_rgb_checked, encoded_image_size
+    from xray_seg.serving.graph_decode import decode_rgb_checked
+    from xray_seg.serving.limits import assert_images_within_limit, encoded_image_size
 
     buf = io.BytesIO()
     Image.fromarray(np.zeros((30, 20, 3), np.uint8)).save(buf, format="JPEG")

@@ -184,7 +184,7 @@ def test_bad_calibration_folder_is_one_line(tmp_path, cli):
 
 
 def test_parse_formats_knows_the_int8_formats():
-    from xray_seg.serving.exporter import FORMATS, parse_formats
+    from xray_seg.serving.formats import FORMATS, parse_formats
 
     assert parse_formats("all") == FORMATS
     assert parse_formats("all,onnx_int8") == (*FORMATS, "onnx_int8")

@@ -41,7 +41,7 @@ def test_hard_cpu_changes_only_the_documented_factors():
 
 def test_hard_cpu_validates_and_trains_two_steps(tiny_voc, tmp_path):
     pytest.importorskip("tensorflow")
-    from xray_seg.core.validation import validate_train_config
+    from xray_seg.training.config_checks import validate_train_config
     from xray_seg.training.trainer import train
 
     cfg = load_config(

@@ -188,3 +188,57 @@ def test_bad_files_are_named_up_front_and_leave_no_run_folder(voc, tmp_path, cli
     assert rc == 2 and str(target) in line and expect in line
     assert not run.exists()
     snap.assert_unchanged()
+
+
+# ----------------------------------------------------------------------------- API = CLI
+
+
+def _tiny_api_config(voc):
+    from xray_seg.core.config import load_config
+    from xray_seg.training.config import TrainConfig
+
+    overrides = [item for item in TINY if item not in ("--set", "--preset", "demo_cpu", "--quiet")]
+    return load_config(TrainConfig, "demo_cpu", overrides)
+
+
+def test_api_and_cli_give_the_same_error_for_a_bad_label_met_mid_run(voc, tmp_path, cli, monkeypatch):
+    """A TF error of the pipeline becomes the same one-line DatasetError through xray_seg.train()
+    as through `xray-seg train`, and both remove the run folder they created (no epoch finished)."""
+    import tensorflow as tf
+
+    import xray_seg
+    import xray_seg.training.trainer as trainer
+    from xray_seg.core.errors import DatasetError
+
+    mask = VocLayout(voc).mask_path(read_split(voc, "train")[0])
+
+    def bad_label_in_graph(*args, **kwargs):
+        assert (tmp_path / "cli").is_dir() or (tmp_path / "api").is_dir()  # the run folder exists by now
+        raise tf.errors.InvalidArgumentError(
+            None, None, f"xray_seg.DatasetError|{mask}|mask has label value(s) 7 outside 0..5|"
+        )
+
+    monkeypatch.setattr(trainer, "build_datasets", bad_label_in_graph)
+    rc, line = cli(["train", voc, "--run-dir", tmp_path / "cli", *TINY])
+    with pytest.raises(DatasetError) as api:
+        xray_seg.train(_tiny_api_config(voc), voc, tmp_path / "api", verbose=0)
+    assert rc == 2 and line == f"error: {api.value.message}"
+    assert (
+        api.value.message
+        == f"{mask}: mask has label value(s) 7 outside 0..5. Fix: fix the mask or re-run `xray-seg convert`"
+    )
+    assert not (tmp_path / "cli").exists() and not (tmp_path / "api").exists()
+
+
+def test_api_refuses_a_resume_that_changes_settings_as_the_cli_does(trained, tiny_voc, cli):
+    import dataclasses
+
+    import xray_seg
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.training.trainer import resume_config
+
+    saved = resume_config(trained)
+    rc, line = cli(["train", "--resume", "--run-dir", trained, "--set", "seed=7"])
+    with pytest.raises(ConfigError) as api:
+        xray_seg.train(dataclasses.replace(saved, seed=7), None, trained, resume=True, verbose=0)
+    assert rc == 2 and line == f"error: {api.value.message}" and "seed:" in line and "-> 7" in line

@@ -9,6 +9,14 @@ def add_overrides(parser, help_text: str = "override a config setting (repeatabl
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text)
 
 
+def add_model_and_split(parser, model_help: str, verb: str) -> None:
+    """The positional ``model`` and ``voc_dir`` and ``--split`` (default val) of the commands
+    that run a model over one split of a VOC folder (``evaluate``, ``calibrate``)."""
+    parser.add_argument("model", help=model_help)
+    parser.add_argument("voc_dir", help="VOC dataset folder")
+    parser.add_argument("--split", default="val", help=f"split to {verb} (default: val)")
+
+
 def add_bag_difficulty(parser, defaults, synth_defaults=None) -> None:
     """The four options that set how hard synthetic bags are (``SynthConfig`` fields):
     ``--threat-prob``, ``--clutter``, ``--hide-prob``, ``--small-threat-prob``. ``defaults``

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from xray_seg.commands._arguments import add_model_and_split
+
 NAME = "calibrate"
 HELP = "choose per-class alarm thresholds on validation data for a target false-alarm rate"
 DESCRIPTION = """Choose the alarm thresholds of a model on a VOC split for a target PFA and store them with it.
@@ -19,9 +21,7 @@ or, for an exported SavedModel, into its export.json, with the SavedModel rebuil
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="run folder, .keras file, export folder or SavedModel folder")
-    parser.add_argument("voc_dir", help="VOC dataset folder")
-    parser.add_argument("--split", default="val", help="split to calibrate on (default: val)")
+    add_model_and_split(parser, "run folder, .keras file, export folder or SavedModel folder", "calibrate on")
     parser.add_argument(
         "--target-pfa",
         type=float,
@@ -43,14 +43,7 @@ def run(args):
 
     if not 0.0 <= args.target_pfa < 1.0:
         raise ConfigError(f"--target-pfa {args.target_pfa} is not a fraction", fix="give e.g. --target-pfa 0.05")
-    result = calibrate_model(
-        args.model,
-        args.voc_dir,
-        split=args.split,
-        target_pfa=args.target_pfa,
-        min_area=args.min_area,
-        closing=args.closing,
-        limit=args.limit,
-    )
+    options = {name: getattr(args, name) for name in ("split", "target_pfa", "min_area", "closing", "limit")}
+    result = calibrate_model(args.model, args.voc_dir, **options)
     print("\n".join(summary_lines(result)))
     return 0

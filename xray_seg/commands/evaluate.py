@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xray_seg.commands._arguments import add_model_and_split
+
 NAME = "evaluate"
 HELP = "PA, mPA, per-class IoU and mIoU (paper 1) of a model on a VOC split"
 DESCRIPTION = """Evaluate a run folder, a .keras file or an exported SavedModel on a VOC split.
@@ -24,9 +26,7 @@ a table of all / each subset in the report (docs/evaluation.md, Subsets).
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="run folder, .keras file or SavedModel folder")
-    parser.add_argument("voc_dir", help="VOC dataset folder")
-    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    add_model_and_split(parser, "run folder, .keras file or SavedModel folder", "evaluate")
     parser.add_argument(
         "--subset",
         help="score only this subset of the split (an image flag from subsets.json, e.g. hidden, small); "

@@ -61,7 +61,8 @@ def add_arguments(parser):
 def run(args):
     from xray_seg import Segmenter
     from xray_seg.evaluation.evaluator import parse_size
-    from xray_seg.serving.exporter import check_export_target, parse_formats, summary_lines
+    from xray_seg.serving.exporter import summary_lines
+    from xray_seg.serving.formats import check_export_target, parse_formats
 
     formats = parse_formats(args.format)
     input_size = parse_size(args.input_size)

@@ -50,24 +50,13 @@ def add_arguments(parser):
 
 
 def build_config(args):
+    """The config to train: preset and flags, or with --resume the run's saved config with the
+    flags applied (:func:`~xray_seg.training.trainer.train` refuses one that differs from it)."""
     from xray_seg.core.config import load_config
-    from xray_seg.core.errors import ConfigError
-    from xray_seg.core.validation import resume_changes
     from xray_seg.training.config import TrainConfig
-    from xray_seg.training.trainer import resume_config
 
     if args.resume:
-        saved = resume_config(args.run_dir)
-        requested = _requested_config(args, saved)
-        changes = resume_changes(saved, requested)
-        if changes:
-            raise ConfigError(
-                "--resume with settings that differ from the run's config.yaml, so it would not continue exactly: "
-                + "; ".join(changes),
-                path=Path(args.run_dir) / "config.yaml",
-                fix="resume with the same settings (only --epochs may grow), or start a new run with another --run-dir",
-            )
-        return requested
+        return _requested_config(args)
     return load_config(TrainConfig, args.preset or DEFAULT_PRESET, _overrides(args))
 
 
@@ -89,90 +78,37 @@ def _overrides(args) -> list[str]:
     return overrides
 
 
-def _requested_config(args, saved):
+def _requested_config(args):
     """The config a --resume asks for: the saved one with the given preset/flags applied."""
-    from dataclasses import replace
-
-    from xray_seg.core.config import load_config
+    from xray_seg.core.config import load_config, override_config
     from xray_seg.training.config import TrainConfig
+    from xray_seg.training.trainer import resume_config
 
-    overrides = _overrides(args)
     if args.preset is not None:
-        return load_config(TrainConfig, args.preset, overrides)
-    if args.voc_dir is None and not overrides:
-        return replace(saved)
-    from xray_seg.core.config import config_to_dict, parse_overrides
-
-    base = config_to_dict(saved)
-    return load_config(TrainConfig, None, _deep_merge(base, parse_overrides(overrides)))
-
-
-def _deep_merge(base: dict, updates: dict) -> dict:
-    merged = dict(base)
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in ("options", "lr_multipliers"):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+        return load_config(TrainConfig, args.preset, _overrides(args))
+    return override_config(resume_config(args.run_dir), _overrides(args))
 
 
 def run(args):
-    from xray_seg.core.errors import ConfigError, XraySegError
+    from xray_seg.core.errors import ConfigError
     from xray_seg.training.trainer import train
 
     if args.resume and not args.run_dir:
         raise ConfigError("--resume needs --run-dir", fix="give the run folder to continue")
     cfg = build_config(args)
-    if args.resume:
-        from xray_seg.core.fileio import sweep_temp_files
-
-        sweep_temp_files(Path(args.run_dir) / "checkpoints")  # left by a kill during a checkpoint write
     run_dir = Path(args.run_dir or f"runs/{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    existed = run_dir.exists()
-    try:
-        result = _train(args, cfg, run_dir, train)
-    except XraySegError:
-        _remove_unstarted_run(run_dir, existed, args.resume)
-        raise
+    result = train(
+        cfg,
+        run_dir,
+        resume=args.resume,
+        force=args.force,
+        devices=args.devices,
+        cpu_replicas=args.cpu_replicas,
+        verbose=0 if args.quiet else 1,
+        stop_after_epochs=args.stop_after_epochs,
+    )
     print(
         f"done: best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
         f"{result.train_images_per_sec:.1f} train images/s; {result.seconds:.0f} s; run folder {result.run_dir}"
     )
     return 0
-
-
-def _remove_unstarted_run(run_dir: Path, existed: bool, resume: bool) -> None:
-    """Delete a run folder this call created if no epoch finished (no checkpoint state)."""
-    import shutil
-
-    from xray_seg.core.fileio import has_marker
-
-    if resume or existed or not run_dir.is_dir() or not has_marker(run_dir):
-        return
-    if not (run_dir / "checkpoints" / "state.json").exists():
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _train(args, cfg, run_dir, train):
-    """``train(...)``; a TF error raised by a bad label inside the pipeline becomes one line."""
-    import tensorflow as tf
-
-    from xray_seg.pipeline.dataset import dataset_error_from
-
-    try:
-        return train(
-            cfg,
-            run_dir,
-            resume=args.resume,
-            force=args.force,
-            devices=args.devices,
-            cpu_replicas=args.cpu_replicas,
-            verbose=0 if args.quiet else 1,
-            stop_after_epochs=args.stop_after_epochs,
-        )
-    except tf.errors.InvalidArgumentError as exc:
-        error = dataset_error_from(exc)
-        if error is None:
-            raise
-        raise error from None

@@ -10,7 +10,7 @@ instance (:mod:`xray_seg.conversion.instances`). The rasteriser and writer consu
 record and never look at the source format.
 
 Shared here: the JSON loader of the per-image formats (:func:`load_annotation_json`,
-through the FIFO-safe :func:`~xray_seg.core.validation.read_regular_file`), the image-file
+through the FIFO-safe :func:`~xray_seg.core.fileio.read_regular_file`), the image-file
 read, the declared-size check and the record builder (:func:`build_scan`).
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.errors import DatasetError
+from xray_seg.core.fileio import read_regular_file
 from xray_seg.core.images import PLAIN_MODES, decode_image
-from xray_seg.core.validation import read_regular_file
 
 
 @dataclass(frozen=True)

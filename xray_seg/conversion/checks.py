@@ -10,8 +10,8 @@ from pathlib import Path
 from xray_seg.conversion.readers import Item, Reader, Scan
 from xray_seg.conversion.settings import ConvertConfig
 from xray_seg.core.errors import ConfigError
+from xray_seg.core.file_names import bad_stem_reason
 from xray_seg.core.fileio import refuse_overlap
-from xray_seg.core.validation import bad_stem_reason
 
 
 def overlap_rule(inputs: list[Path], labels: Path | None, config: ConvertConfig) -> dict:

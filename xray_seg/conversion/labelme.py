@@ -64,7 +64,8 @@ from xray_seg.conversion.annotation import (
     mask_origin,
 )
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.validation import bomb_error, check_pixels, read_regular_file
+from xray_seg.core.fileio import read_regular_file
+from xray_seg.core.pixel_limit import bomb_error, check_pixels
 
 IGNORE_NAME = "__ignore__"
 BACKGROUND_NAME = "_background_"

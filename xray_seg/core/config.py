@@ -151,9 +151,15 @@ def load_config(cls: type[T], preset: str | Path | None = None, overrides: Itera
         data, path = read_preset(preset)
         cfg = _merge(cls, cfg, data, str(path))
     updates = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    if updates:
-        cfg = _merge(cls, cfg, updates, "command-line override")
-    return cfg
+    return override_config(cfg, updates) if updates else cfg
+
+
+def override_config(cfg: T, overrides: Iterable[str] | dict) -> T:
+    """A copy of the config ``cfg`` with overrides (``key=value`` strings or a nested mapping)
+    applied by the one merge rule of :func:`load_config`: sections merge key by key,
+    free-form mappings (model options, lr multipliers) too, and unknown keys are refused."""
+    updates = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    return _merge(type(cfg), cfg, updates, "command-line override")
 
 
 def config_to_dict(cfg) -> dict:

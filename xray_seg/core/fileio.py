@@ -13,6 +13,11 @@ Data safety (docs/architecture.md, "Data safety"):
   (the user's own files) is never deleted, whatever ``--force`` says.
 - :func:`refuse_overlap` refuses an output folder that is, contains or lies inside an
   input, before anything is written or deleted.
+- :func:`read_regular_file`: inputs are read only from regular files; a FIFO, a device
+  (``/dev/zero``) or a symlink to one is refused instead of hanging or reading without
+  bound. Symlinks to regular files are followed, also when they leave the input tree
+  (the user put them there); ``imagePath`` values that leave it lexically are refused
+  by the Labelme reader.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from xray_seg.core.errors import ConfigError, OutputExistsError, XraySegError
+from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
 
 OUTPUT_MARKER = ".xray-seg-output"
 """Name of the marker file written into every output folder xray-seg creates."""
@@ -274,3 +280,40 @@ def refuse_dataset_file(out_file: str | Path, voc_dir: str | Path, what: str = "
                 path=out_file,
                 fix=f"choose a {what} outside the dataset's own folders and files",
             )
+
+
+def read_regular_file(path: str | Path, what: str = "file") -> bytes:
+    """The bytes of ``path`` if it is a regular file (symlinks followed), else DatasetError.
+
+    Opened non-blocking, so a FIFO cannot hang the call; devices are refused from fstat.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise DatasetError(f"{what} not found", path=path, fix="check the path") from None
+    except ValueError:
+        raise DatasetError(
+            f"the {what} path contains a NUL byte", path=repr(str(path)), fix="rename the file"
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(info.st_mode)
+                else "a device"
+                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "a folder"
+                if stat.S_ISDIR(info.st_mode)
+                else "not a regular file"
+            )
+            raise DatasetError(
+                f"{what} is {kind}; only regular files are read", path=path, fix="point at a regular image file"
+            )
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            return f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)

@@ -14,7 +14,7 @@ Decoding policy (:func:`decode_image`; the pipeline and the models take 3-channe
     * float images (``F``) are refused: there is no single sensible scale for them.
     * EXIF orientation is applied, as labelme does when it opens an image file.
 
-The pixel limit (:func:`xray_seg.core.validation.check_pixels`) is checked from the
+The pixel limit (:func:`xray_seg.core.pixel_limit.check_pixels`) is checked from the
 header before anything is decoded. :func:`png_info` walks a PNG's chunks (CRCs, IEND,
 size, bit depth, colour type, palette) without decoding it.
 """
@@ -30,7 +30,8 @@ import numpy as np
 
 from xray_seg.core.constants import PNG_MAGIC
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.validation import bomb_error, check_pixels, read_regular_file
+from xray_seg.core.fileio import read_regular_file
+from xray_seg.core.pixel_limit import bomb_error, check_pixels
 
 #: Pillow modes whose stored bytes the training pipeline's own decoder turns into the same
 #: pixels as :func:`decode_image` (no alpha, no colour space): ``--image-format copy`` copies them.

@@ -25,15 +25,17 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import yaml
+
+from xray_seg.core.version import __version__
+from xray_seg.core.viz import voc_palette
+
 METADATA_ENTRY = "xray_seg.json"
 FORMAT_VERSION = 1
 
 
 def model_metadata(class_names, input_size, model_name: str) -> dict:
     """The ``xray_seg.json`` dictionary for a model with these classes (VOC palette)."""
-    from xray_seg import __version__
-    from xray_seg.core.viz import voc_palette
-
     names = [str(n) for n in class_names]
     return {
         "format_version": FORMAT_VERSION,
@@ -50,8 +52,6 @@ def run_model_metadata(run_dir: str | Path, model) -> dict:
 
     The input size is the model's fixed input size, else the training ``data.image_size``.
     """
-    import yaml
-
     run_dir = Path(run_dir)
     names = [ln.strip() for ln in (run_dir / "class_names.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
     config = {}

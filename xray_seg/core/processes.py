@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import threading
+
 
 def start_method() -> str:
     """``fork`` when this process runs a single thread, else ``forkserver`` (or ``spawn``).
@@ -13,9 +17,6 @@ def start_method() -> str:
     in a notebook, a progress-bar monitor) can deadlock, so then a clean server is used
     (and the caller's script needs the guard, as for any multiprocessing code).
     """
-    import multiprocessing as mp
-    import threading
-
     methods = mp.get_all_start_methods()
     if "fork" in methods and _os_threads() - _idle_monitors(threading) == 1:
         return "fork"
@@ -25,9 +26,6 @@ def start_method() -> str:
 def _os_threads() -> int:
     """Threads of this process as the kernel sees them: native ones too (TensorFlow's, a test
     runner's), which :func:`threading.active_count` does not list."""
-    import os
-    import threading
-
     try:
         return len(os.listdir("/proc/self/task"))
     except OSError:

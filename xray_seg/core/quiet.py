@@ -11,7 +11,7 @@ Called by the CLI before a command runs (before TensorFlow is imported):
   shuffles itself, per epoch and reproducibly (:mod:`xray_seg.pipeline.dataset`), so
   the note is noise.
 - **Pillow's DecompressionBombWarning.** Every image we decode is checked against our
-  own pixel limit first (:mod:`xray_seg.core.validation`), which names the file and
+  own pixel limit first (:mod:`xray_seg.core.pixel_limit`), which names the file and
   the way to raise it; Pillow's limit is aligned with it and its raw warning silenced.
 """
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+
+from xray_seg.core.pixel_limit import max_pixels
 
 
 def nvidia_driver_present() -> bool:
@@ -36,7 +38,6 @@ def quiet_start() -> None:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a dependency
         return
-    from xray_seg.core.validation import max_pixels
 
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     # Pillow still refuses (DecompressionBombError) anything over twice our limit, in any decoder.

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.constants import IGNORE_LABEL  # noqa: F401  (re-exported: viz callers read it here)
+from xray_seg.core.fileio import atomic_path
 
 
 def voc_palette(n: int = 256) -> np.ndarray:
@@ -57,13 +58,11 @@ def save_grid(
     cell_inches: float = 2.6,
 ) -> Path:
     """Write a grid of RGB images as a PNG, with optional titles and a class legend."""
-    import matplotlib
+    import matplotlib  # lazy: slow to import, and only the pictures need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-
-    from xray_seg.core.fileio import atomic_path
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(

@@ -74,7 +74,8 @@ def bag_scores(model_path, voc_dir, rule: AlarmRule, *, split: str, limit=None, 
 def rebuild_savedmodel(savedmodel: Path, rule: AlarmRule) -> list[Path]:
     """Write ``rule`` into an export's ``export.json`` / ``manifest.json`` and rebuild its graph (module docstring)."""
     from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.serving.exporter import load_source, write_savedmodel
+    from xray_seg.serving.export_source import load_source
+    from xray_seg.serving.savedmodel import write_savedmodel
 
     meta = json.loads((savedmodel / "export.json").read_text(encoding="utf-8"))
     source_file = Path(meta.get("source", ""))

@@ -55,7 +55,7 @@ def unique_outputs(paths: list[Path]) -> list[Path]:
     two input folders, would overwrite each other's results: they are refused up front,
     listed, before anything is predicted or written.
     """
-    from xray_seg.core.validation import collision_error, output_name_collisions
+    from xray_seg.core.file_names import collision_error, output_name_collisions
 
     seen, unique = set(), []
     for path in paths:
@@ -167,7 +167,7 @@ def predict_images(
 
     from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.core.images import read_image_rgb
-    from xray_seg.core.validation import check_window
+    from xray_seg.core.window import check_window
     from xray_seg.evaluation.alarms import decide, load_rule
     from xray_seg.evaluation.evaluator import TTAOptions
     from xray_seg.inference.geometry import geometry_for

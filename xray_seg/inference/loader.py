@@ -1,7 +1,7 @@
 """The one model loader: a run folder, a ``.keras`` file or an exported SavedModel.
 
 Two steps, shared by inference (:class:`xray_seg.inference.segmenter.Segmenter`,
-evaluate, predict, bench) and export (:func:`xray_seg.serving.exporter.load_source`):
+evaluate, predict, bench) and export (:func:`xray_seg.serving.export_source.load_source`):
 
 1. :func:`resolve_source` finds the model file and reads what describes it, each file
    once: ``config.yaml`` beside a ``.keras`` file (one YAML read), the ``xray_seg.json``

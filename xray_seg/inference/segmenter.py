@@ -119,7 +119,7 @@ class Segmenter:
     @classmethod
     def load_for_export(cls, path, *, class_names=None) -> Segmenter:
         """Load a run folder or ``.keras`` file with the export checks (``class_names``: a file)."""
-        from xray_seg.serving.exporter import load_export_model
+        from xray_seg.serving.export_source import load_export_model
 
         return cls(load_export_model(path, class_names_file=class_names))
 

@@ -2,7 +2,7 @@
 
 Every file of the split is checked: existence, the format's magic
 bytes, every PNG chunk CRC and the IEND chunk (truncation and bit rot), the JPEG end
-marker, image and mask sizes agreeing, the pixel limit (:mod:`xray_seg.core.validation`),
+marker, image and mask sizes agreeing, the pixel limit (:mod:`xray_seg.core.pixel_limit`),
 a full decode of every image and mask (corrupt compressed data), and every mask value
 lying in ``0..K-1`` or 255. Each failure raises a
 :class:`~xray_seg.core.errors.DatasetError` naming the file. Results are remembered per
@@ -27,9 +27,9 @@ from PIL import Image
 from xray_seg.conversion.voc import read_class_names, read_split
 from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
 from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.core.fileio import read_regular_file
 from xray_seg.core.images import decode_fully, png_info
 from xray_seg.core.layouts import VocLayout
-from xray_seg.core.validation import read_regular_file
 from xray_seg.core.viz import voc_palette
 
 MASK_GREY, MASK_VOC = 0, 1

@@ -29,14 +29,20 @@ a SavedModel, from ``OUT/manifest.json`` (``"export"``).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from xray_seg.core.errors import ModelError, XraySegError
+from xray_seg.core.viz import voc_palette
+from xray_seg.inference.geometry import ScanGeometry, geometry_for
+from xray_seg.inference.loader import LoadedModel, load_for_inference
+from xray_seg.inference.tta import predict_probabilities
 
 ENGINES = ("keras", "savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
 
@@ -160,8 +166,6 @@ class ExportInfo:
     @property
     def geometry(self):
         """The export's :class:`~xray_seg.inference.geometry.ScanGeometry`."""
-        from xray_seg.inference.geometry import ScanGeometry
-
         data = self.metadata.get("geometry")
         return ScanGeometry.from_dict(data) if data else ScanGeometry(tile=self.tile)
 
@@ -210,8 +214,6 @@ def missing_file_error(engine: str, file: Path, root: Path, detail: str = "") ->
 
 def require_package(engine: str):
     """Import the package ``engine`` needs, or raise one clear :class:`EngineError`."""
-    import importlib
-
     module, pip_name = ENGINE_PACKAGES[engine]
     try:
         return importlib.import_module(module)
@@ -230,8 +232,6 @@ class KerasEngine(TileEngine):
 
     def __init__(self, path):
         require_package("keras")
-        from xray_seg.inference.geometry import geometry_for
-        from xray_seg.inference.loader import load_for_inference
 
         self.loaded = load_for_inference(path)
         geometry = geometry_for(self.loaded)
@@ -252,7 +252,7 @@ class SavedModelEngine(TileEngine):
 
     def __init__(self, folder: Path, tile, name: str):
         require_package(name)
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: the onnx and openvino engines run without TensorFlow
 
         self._tf = tf
         self._loaded = tf.saved_model.load(str(folder))
@@ -302,8 +302,6 @@ class TFLiteEngine(TileEngine):
 
 def make_tflite_interpreter(file: Path, num_threads: int | None = None):
     """``ai_edge_litert``'s Interpreter where installed, else ``tf.lite.Interpreter``; tensors allocated."""
-    import warnings
-
     threads = num_threads or cpu_threads()
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -462,9 +460,6 @@ def scan_probabilities(engine: TileEngine, image: np.ndarray, geometry=None, *, 
     the engine's size at native resolution (pass the export's, :attr:`ExportInfo.geometry`).
     ``tta``: a :class:`~xray_seg.evaluation.evaluator.TTAOptions` (None: none).
     """
-    from xray_seg.inference.geometry import ScanGeometry
-    from xray_seg.inference.tta import predict_probabilities
-
     geometry = geometry or ScanGeometry(tile=engine.tile)
     kwargs = tta.as_kwargs() if tta is not None else {}
     kwargs.setdefault("batch_size", batch_size)
@@ -483,8 +478,6 @@ def load_engine_model(export_dir_or_file, engine: str, *, variant: str | None = 
 
     ``keras`` loads the run folder or ``.keras`` file as the default loader does.
     """
-    from xray_seg.inference.loader import LoadedModel, load_for_inference
-
     if engine == "keras":
         return load_for_inference(_keras_path(Path(export_dir_or_file)))
     tile_engine = load_engine(export_dir_or_file, engine, variant=variant)
@@ -492,7 +485,6 @@ def load_engine_model(export_dir_or_file, engine: str, *, variant: str | None = 
     names = info.class_names
     if not names:
         raise ModelError("the export's metadata names no classes", path=info.root, fix="export the run again")
-    from xray_seg.core.viz import voc_palette
 
     palette = info.metadata.get("palette") or voc_palette(len(names)).tolist()
     return LoadedModel(

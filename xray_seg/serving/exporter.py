@@ -44,53 +44,34 @@ complete, so a cut-off export never leaves a half SavedModel; an existing non-em
 ``OUT`` is refused without ``force``. After writing, the SavedModel is loaded back and
 its ``serving_default`` is compared with the Keras model (``manifest.json``
 ``savedmodel.max_abs_diff``).
+
+This module runs the steps in order; each job has its module: the formats and the checks
+before the model load (:mod:`~xray_seg.serving.formats`), the model and what is known about
+it (:mod:`~xray_seg.serving.export_source`), ``export.json`` (:mod:`~xray_seg.serving.export_metadata`),
+``OUT/savedmodel`` and its verification (:mod:`~xray_seg.serving.savedmodel`), ONNX and
+OpenVINO (:mod:`~xray_seg.serving.onnx_export`), int8 (:mod:`~xray_seg.serving.quantize`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
-from xray_seg import __version__
-from xray_seg.core.errors import ConfigError, ModelError, XraySegError
-from xray_seg.core.layouts import EvalLayout, ExportLayout, RunLayout
-
-FORMATS = ("savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
-DEFAULT_FORMATS = ("savedmodel", "savedmodel_optimized", "tflite")
-ONNX_PACKAGES = ("tf2onnx", "onnx")
-OPENVINO_PACKAGES = ("openvino",)
-INT8_PACKAGES = {"tflite_int8": (), "onnx_int8": ("tf2onnx", "onnx", "onnxruntime")}
-
-
-@dataclass
-class ExportSource:
-    """A model to export and what is known about it."""
-
-    model: object  # keras.Model
-    model_file: Path
-    class_names: list[str]
-    model_name: str
-    input_size: tuple[int, int]
-    run_dir: Path | None = None
-    config_digest: str | None = None
-    config_digest_method: str | None = None
-    metrics: dict | None = None
-    alarm: dict | None = None  # AlarmRule.to_dict(); None: RUN/alarm_thresholds.json or the defaults
-
-    @property
-    def geometry(self):
-        """How scans reach the network (:class:`xray_seg.inference.geometry.ScanGeometry`):
-        native resolution, tiles of the training size."""
-        from xray_seg.inference.geometry import ScanGeometry
-
-        return ScanGeometry(tile=self.input_size)
+from xray_seg.core.errors import ModelError
+from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
+from xray_seg.core.layouts import ExportLayout
+from xray_seg.inference.loader import model_folder
+from xray_seg.serving.export_metadata import build_metadata
+from xray_seg.serving.export_source import ExportSource, load_source
+from xray_seg.serving.formats import DEFAULT_FORMATS, INT8_PACKAGES, check_export_target
+from xray_seg.serving.onnx_export import export_onnx, export_openvino
+from xray_seg.serving.optimize import signature_specs, write_optimized_savedmodel
+from xray_seg.serving.quantize import GateSettings, export_int8
+from xray_seg.serving.savedmodel import verify_savedmodel, write_savedmodel
+from xray_seg.serving.tflite import export_tflite_variants
 
 
 @dataclass
@@ -104,390 +85,6 @@ class ExportResult:
     openvino: Path | None = None  # OUT/openvino/model.xml
     int8: list = field(default_factory=list)  # quantize.Int8Variant
     manifest: dict = field(default_factory=dict)
-
-
-def parse_formats(text: str | None) -> tuple[str, ...]:
-    """``"savedmodel,tflite"`` -> ``("savedmodel", "tflite")``; ``"all"`` = every float format.
-
-    ``openvino`` converts the ONNX model, so it brings ``onnx`` with it (placed before it).
-    The int8 formats (:data:`xray_seg.serving.quantize.INT8_FORMATS`) are named explicitly,
-    alone or beside ``all``, because they need ``--calibration``.
-    """
-    from xray_seg.serving.quantize import INT8_FORMATS
-
-    if not text:
-        return DEFAULT_FORMATS
-    items = [t.strip().lower() for t in text.split(",") if t.strip()]
-    if "all" in items:
-        at = items.index("all")
-        items[at : at + 1] = list(FORMATS)
-    known = FORMATS + INT8_FORMATS
-    bad = [t for t in items if t not in known]
-    if bad or not items:
-        raise ConfigError(
-            f"unknown export format(s) {bad or text!r}", fix=f"use a comma-separated subset of {','.join(known)}"
-        )
-    if "openvino" in items and "onnx" not in items:
-        items.insert(items.index("openvino"), "onnx")
-    return tuple(dict.fromkeys(items))
-
-
-def missing_onnx_packages() -> list[str]:
-    """The Python packages ONNX export needs (Keras 3 ``model.export(format="onnx")``) that are missing."""
-    import importlib.util
-
-    return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
-
-
-def missing_packages(formats) -> list[str]:
-    """The Python packages ``formats`` need (ONNX: tf2onnx, onnx; OpenVINO: openvino) that are missing."""
-    import importlib.util
-
-    missing = missing_onnx_packages() if "onnx" in formats else []
-    if "openvino" in formats:
-        missing += [name for name in OPENVINO_PACKAGES if importlib.util.find_spec(name) is None]
-    return missing
-
-
-def _config_digest(source) -> tuple[str, str] | tuple[None, None]:
-    """Digest of the run's config, from the mapping :func:`resolve_source` parsed (no second read)."""
-    from xray_seg.core.config import config_digest, load_config
-    from xray_seg.training.config import TrainConfig
-
-    if source.config_file is None:
-        return None, None
-    if source.config is not None:
-        try:
-            return config_digest(load_config(TrainConfig, None, source.config)), "xray_seg.core.config.config_digest"
-        except XraySegError:
-            pass
-    return hashlib.sha256(source.config_file.read_bytes()).hexdigest(), "sha256(config.yaml)"
-
-
-def _run_metrics(run_dir: Path) -> dict | None:
-    """Metrics at export time: ``eval-val/metrics.json`` if present, else ``checkpoints/state.json``."""
-    metrics_file = EvalLayout(RunLayout(run_dir).eval_dir("val")).metrics_json
-    if metrics_file.is_file():
-        data = json.loads(metrics_file.read_text(encoding="utf-8"))
-        keep = ("pa", "mpa", "miou", "iou", "class_pa", "class_names", "absent_class_policy")
-        return {"source": str(metrics_file), "split": "val", **{k: data[k] for k in keep if k in data}}
-    state_file = RunLayout(run_dir).state_file
-    if state_file.is_file():
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-        return {
-            "source": str(state_file),
-            "best_val_miou": state.get("best_miou"),
-            "best_epoch": state.get("best_epoch"),
-        }
-    return None
-
-
-EXPORT_NAMES_FIX = "put class_names.txt beside it or pass --class-names FILE"
-
-
-def load_export_model(path: str | Path, *, class_names_file: str | Path | None = None):
-    """Load a run folder or ``.keras`` file for export (:func:`xray_seg.inference.loader.load_for_inference`).
-
-    ``class_names_file`` gives the names of a ``.keras`` file that carries none; one that
-    carries its own (``xray_seg.json``) must agree with it.
-    """
-    from xray_seg.inference.loader import load_for_inference, read_names_file, resolve_source
-
-    source = resolve_source(path, exportable=True)
-    given = read_names_file(class_names_file) if class_names_file else None
-    loaded = load_for_inference(source, given, names_fix=EXPORT_NAMES_FIX, names_where=str(class_names_file or ""))
-    if given is not None and list(given) != list(loaded.class_names):
-        raise ModelError(
-            f"the model carries the class names {loaded.class_names}, but {class_names_file} lists {given}",
-            path=source.model_path,
-            fix="leave --class-names out (the model knows its classes) or give the file it was trained with",
-        )
-    return loaded
-
-
-def load_source(path, *, class_names_file: str | Path | None = None, input_size=None) -> ExportSource:
-    """Resolve and load a run folder or ``.keras`` file (module docstring), or take a loaded one.
-
-    ``path`` may be a :class:`~xray_seg.inference.loader.LoadedModel` from a ``.keras`` file
-    (e.g. a :class:`~xray_seg.inference.segmenter.Segmenter`'s), which is not loaded again.
-    """
-    from xray_seg.inference.loader import LoadedModel
-
-    if isinstance(path, LoadedModel):
-        loaded = path
-        if loaded.keras_model is None or loaded.origin is None:
-            raise ModelError(
-                "an exported SavedModel cannot be exported again",
-                path=loaded.source,
-                fix="export the run folder or the .keras file it came from",
-            )
-    else:
-        loaded = load_export_model(path, class_names_file=class_names_file)
-    source, model_file = loaded.origin, loaded.source
-    fixed = loaded.input_size
-    if input_size is not None:
-        size = (int(input_size[0]), int(input_size[1]))
-        if fixed and fixed != size:
-            raise ModelError(
-                f"the model takes {fixed[0]}x{fixed[1]} inputs, not {size[0]}x{size[1]}",
-                path=model_file,
-                fix="leave --input-size out for a model with a fixed input size",
-            )
-    else:
-        size = fixed or source.trained_size()
-        if size is None:
-            raise ModelError(
-                "the model accepts any input size and no training image size is known",
-                path=model_file,
-                fix="pass --input-size HxW (the size the model was trained at)",
-            )
-    digest, method = _config_digest(source)
-    metrics = _run_metrics(source.run_dir) if source.run_dir is not None else None
-    return ExportSource(
-        loaded.keras_model,
-        model_file,
-        list(loaded.class_names),
-        loaded.name,
-        size,
-        source.run_dir,
-        digest,
-        method,
-        metrics,
-    )
-
-
-ALARM_DOCS = {  # outputs of serving.alarm_graph.alarm_outputs
-    "alarm": "bool [B], the bag alarms for some class (thresholds in model_info / export.json 'alarm')",
-    "alarm_per_class": "bool [B, K]",
-    "alarm_scores": "float32 [B, K], highest confidence of an item of the class with area >= min_area (0: none)",
-}
-
-SIGNATURE_DOCS = {
-    "serving_default": {
-        "inputs": {"images": "uint8 [B, H, W, 3] RGB, any H and W"},
-        "outputs": {
-            "class_map": "uint8 [B, H, W]",
-            "probabilities": "float32 [B, H, W, K]",
-            "class_pixel_counts": "int32 [B, K]",
-            "image_sizes": "int32 [B, 2] (H, W)",
-            **ALARM_DOCS,
-        },
-    },
-    "serve_encoded": {
-        "inputs": {"encoded": "string [B], PNG or JPEG file bytes; sizes may differ"},
-        "outputs": {
-            "class_map": "uint8 [B, Hmax, Wmax], padding 255",
-            "probabilities": "float32 [B, Hmax, Wmax, K], padding 0",
-            "class_pixel_counts": "int32 [B, K] (real pixels only)",
-            "image_sizes": "int32 [B, 2] (H, W) of each image",
-            **ALARM_DOCS,
-        },
-    },
-    "model_info": {
-        "inputs": {},
-        "outputs": {
-            "class_names": "string [K]",
-            "input_size": "int32 [2]",
-            "num_classes": "int32 []",
-            "model_name": "string []",
-            "xray_seg_version": "string []",
-            "scale": "float32 []",
-            "tile_size": "int32 [2]",
-            "tile_overlap": "float32 []",
-            "tile_step": "int32 [2]",
-            "pad_value": "float32 []",
-            "alarm_thresholds": "float32 [K]",
-            "alarm_min_area": "int32 [K]",
-            "alarm_closing": "int32 []",
-            "alarm_calibrated": "bool []",
-        },
-    },
-}
-
-
-def build_metadata(source: ExportSource) -> dict:
-    """The ``export.json`` dictionary (module docstring)."""
-    import keras
-    import tensorflow as tf
-
-    from xray_seg.core.viz import voc_palette
-
-    k = len(source.class_names)
-    return {
-        "format_version": 1,
-        "model_name": source.model_name,
-        "class_names": list(source.class_names),
-        "num_classes": k,
-        "palette": voc_palette(k).tolist(),
-        "input_size": list(source.input_size),
-        "config_digest": source.config_digest,
-        "config_digest_method": source.config_digest_method,
-        "metrics": source.metrics,
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "xray_seg_version": __version__,
-        "source": str(source.model_file),
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "signatures": SIGNATURE_DOCS,
-        "geometry": source.geometry.as_dict(),
-        "rgba_policy": "alpha composited over white; grey replicated to RGB",
-        "alarm": source_alarm(source),
-    }
-
-
-def source_alarm(source: ExportSource) -> dict:
-    """The alarm rule to export: the source's, ``RUN/alarm_thresholds.json``, or the defaults."""
-    from xray_seg.evaluation.alarms import load_rule
-
-    if source.alarm is None:
-        source.alarm = load_rule(source.run_dir or source.model_file.parent, source.class_names).to_dict()
-    return source.alarm
-
-
-def endpoint_arguments(source: ExportSource) -> dict:
-    """What both SavedModels' signatures are built from (``add_serving_endpoints`` keywords)."""
-    return {
-        "input_size": source.input_size,
-        "class_names": source.class_names,
-        "model_name": source.model_name,
-        "version": __version__,
-        "geometry": source.geometry,
-        "alarm": source_alarm(source),
-    }
-
-
-def write_savedmodel(source: ExportSource, out_dir: Path, metadata: dict) -> Path:
-    """Write ``OUT/savedmodel`` (with ``export.json``) atomically; returns its path."""
-    import keras
-
-    from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.serving.signatures import add_serving_endpoints
-
-    final = ExportLayout(out_dir).savedmodel_dir
-    partial = ExportLayout(out_dir).savedmodel_partial
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        archive = keras.export.ExportArchive()
-        archive.track(source.model)
-        add_serving_endpoints(archive, source.model, **endpoint_arguments(source))
-        archive.write_out(str(partial), verbose=False)
-        write_json_atomic(ExportLayout.metadata_file(partial), metadata)
-        os.replace(partial, final)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return final
-
-
-def verify_savedmodel(path: Path, source: ExportSource, seed: int = 0) -> dict:
-    """Load the SavedModel back and compare ``serving_default`` with the Keras model.
-
-    The test image is deliberately not at the model size (taller: two tiles; narrower:
-    padded), so the geometry rule is exercised; the reference is the same rule in numpy
-    (:func:`xray_seg.inference.tta.predict_probabilities`).
-    """
-    import tensorflow as tf
-
-    from xray_seg.inference.tta import predict_probabilities
-
-    h0, w0 = source.input_size
-    size = (h0 + 13, max(8, w0 // 2 + 5))
-    image = np.random.default_rng(seed).integers(0, 256, size=(1, *size, 3), dtype=np.uint8)
-    loaded = tf.saved_model.load(str(path))
-    got = loaded.signatures["serving_default"](images=tf.constant(image))
-    ref = predict_probabilities(source.model, image[0], geometry=source.geometry, input_size=source.input_size)[None]
-    diff = float(np.max(np.abs(got["probabilities"].numpy() - ref)))
-    agree = float(np.mean(got["class_map"].numpy() == ref.argmax(-1)))
-    return {"test_size": list(size), "max_abs_diff": diff, "class_map_agreement": agree}
-
-
-def export_onnx(source: ExportSource, out_dir: Path, path: Path | None = None) -> Path:
-    """``OUT/model.onnx`` (or ``path``) via Keras 3 ``model.export(format="onnx")`` (needs tf2onnx + onnx).
-
-    The ONNX model is the Keras model as is: float32 ``[B, h0, w0, 3]`` raw pixels ->
-    logits ``[B, h0, w0, K]`` (no resize, no softmax) for tiles of the training size; the
-    caller tiles scans with the geometry rule (``export.json`` ``geometry``).
-    """
-    from xray_seg.core.fileio import atomic_path
-
-    missing = missing_onnx_packages()
-    if missing:
-        raise onnx_unavailable_error(missing)
-    import tensorflow as tf
-
-    h0, w0 = source.input_size
-    # An explicit signature: Keras refuses a loaded model it has not called ("The model
-    # provided has never called.") when it has to infer one.
-    signature = [tf.TensorSpec([None, h0, w0, 3], tf.float32, name="images")]
-    path = Path(path) if path is not None else ExportLayout(out_dir).onnx_model
-    with atomic_path(path) as tmp:
-        source.model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
-    return path
-
-
-def onnx_unavailable_error(missing: list[str]) -> XraySegError:
-    what = "OpenVINO export" if missing == ["openvino"] else "ONNX export"
-    return XraySegError(
-        f"{what} needs the Python package(s) {', '.join(missing)}, which are not installed "
-        "(Keras 3 model.export(format='onnx') converts through tf2onnx; OpenVINO IR is converted from the ONNX file)",
-        fix=f"install {' and '.join(missing)} in this environment, or leave onnx/openvino out of --format "
-        f"(e.g. --format savedmodel,tflite)",
-    )
-
-
-def export_openvino(onnx_path: Path, out_dir: Path) -> Path:
-    """``OUT/openvino/model.xml`` + ``.bin``: the ONNX model converted to OpenVINO IR (float32 weights).
-
-    Written into a hidden folder and renamed into place. The IR takes the ONNX model's
-    input (float32 ``[B, h0, w0, 3]`` raw pixels) and returns its logits; the station tiles
-    with export.json ``geometry`` (:mod:`xray_seg.serving.engines`).
-    """
-    import openvino as ov
-
-    final = ExportLayout(out_dir).openvino_dir
-    partial = final.parent / f".{final.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        partial.mkdir()
-        model = ov.convert_model(str(onnx_path))
-        ov.save_model(model, str(partial / "model.xml"), compress_to_fp16=False)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return final / "model.xml"
-
-
-def int8_unavailable_error(fmt: str, missing: list[str]) -> XraySegError:
-    return XraySegError(
-        f"the {fmt} format needs the Python package(s) {', '.join(missing)}, which are not installed "
-        "(it quantises the ONNX model with onnxruntime)",
-        fix=f"install {' and '.join(missing)} in this environment, or leave {fmt} out of --format",
-    )
-
-
-def check_export_target(
-    out_dir: str | Path, formats=DEFAULT_FORMATS, *, force: bool = False, calibration=None
-) -> tuple[str, ...]:
-    """The checks made before the (slow) model load: the formats, their packages, the
-    calibration folder of int8 formats, an existing ``out_dir``."""
-    import importlib.util
-
-    from xray_seg.core.fileio import prepare_output_dir
-    from xray_seg.serving.quantize import check_calibration
-
-    formats = parse_formats(",".join(formats)) if not isinstance(formats, str) else parse_formats(formats)
-    if missing_packages(formats):
-        raise onnx_unavailable_error(missing_packages(formats))  # before any work or any output
-    for fmt, packages in INT8_PACKAGES.items():
-        missing = [name for name in packages if importlib.util.find_spec(name) is None]
-        if fmt in formats and missing:
-            raise int8_unavailable_error(fmt, missing)
-    check_calibration(calibration, formats)
-    out_dir = Path(out_dir)
-    if not force and out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        prepare_output_dir(out_dir)  # raises OutputExistsError
-    return formats
 
 
 def export_model(
@@ -507,11 +104,6 @@ def export_model(
     ``calibration``: a VOC folder, or a :class:`xray_seg.serving.quantize.GateSettings`, for
     the int8 formats (calibration tiles from its train split, the gate on its val split).
     """
-    from tqdm import tqdm
-
-    from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
-    from xray_seg.inference.loader import model_folder
-
     voc = getattr(calibration, "voc_dir", calibration)
     formats = check_export_target(out_dir, formats, force=force, calibration=voc)
     out_dir = Path(out_dir)
@@ -538,8 +130,6 @@ def export_model(
 
 def _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs) -> None:
     """The float one-tile networks: the TFLite variants, ONNX and OpenVINO IR, as ``formats`` asks."""
-    from xray_seg.serving.tflite import export_tflite_variants
-
     if "tflite" in formats:
         result.tflite = export_tflite_variants(
             source.model,
@@ -568,9 +158,6 @@ def _int8_step(source, out_dir, formats, result, manifest, bar, calibration, run
     ``onnx_int8`` quantises ``OUT/model.onnx``; without the ``onnx`` format that file is
     written to a hidden temporary name and removed afterwards.
     """
-    from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.serving.quantize import GateSettings, export_int8
-
     settings = calibration if isinstance(calibration, GateSettings) else GateSettings(Path(calibration), runs=runs)
     scratch = out_dir / ".model_float.onnx"
     write_json_atomic(ExportLayout(out_dir).manifest, manifest)  # the engines read the export's metadata
@@ -595,8 +182,6 @@ def _int8_step(source, out_dir, formats, result, manifest, bar, calibration, run
 def _write_savedmodels(source: ExportSource, out_dir: Path, formats, result: ExportResult, manifest: dict, bar):
     """Today's SavedModel and the optimised one (:mod:`xray_seg.serving.optimize`), each verified
     against the Keras model; the optimised one's signatures are compared with today's."""
-    from xray_seg.serving.optimize import signature_specs, write_optimized_savedmodel
-
     if "savedmodel" in formats:
         bar.set_postfix_str("savedmodel")
         result.savedmodel = write_savedmodel(source, out_dir, result.metadata)
@@ -616,8 +201,6 @@ def _write_savedmodels(source: ExportSource, out_dir: Path, formats, result: Exp
         entry = {"path": str(result.optimized), "size_bytes": _tree_size(result.optimized), **info}
         entry.update(verify_savedmodel(result.optimized, source))
         if result.savedmodel is not None:
-            import tensorflow as tf
-
             same = signature_specs(tf.saved_model.load(str(result.savedmodel))) == signature_specs(
                 tf.saved_model.load(str(result.optimized))
             )

@@ -10,10 +10,10 @@ whose declared size exceeds a pixel limit, with an ``InvalidArgumentError`` that
 - :func:`assert_encoded_within_limit` checks it against the limit;
 - :func:`assert_images_within_limit` checks a uint8 ``[B, H, W, 3]`` batch
   (``serving_default``) per image;
-- :func:`decode_rgb_checked` is the decoder ``serve_encoded`` uses on each element:
-  magic bytes, the limit, then :func:`xray_seg.serving.signatures.decode_rgb`.
+- :func:`xray_seg.serving.graph_decode.decode_rgb_checked`, the decoder ``serve_encoded``
+  uses on each element, checks the magic bytes and this limit before decoding.
 
-The limit is fixed when the SavedModel is written: :func:`xray_seg.core.validation.max_pixels`
+The limit is fixed when the SavedModel is written: :func:`xray_seg.core.pixel_limit.max_pixels`
 at export time (64 M pixels by default; ``--max-pixels`` or ``$XRAY_SEG_MAX_PIXELS`` raise it).
 These helpers are self-contained so that any serving graph can call them.
 """
@@ -23,12 +23,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 from xray_seg.core.constants import JPEG_MAGIC, PNG_MAGIC
+from xray_seg.core.pixel_limit import max_pixels
 
 
 def export_pixel_limit() -> int:
     """The pixel limit baked into a SavedModel written now."""
-    from xray_seg.core.validation import max_pixels
-
     return max_pixels()
 
 
@@ -64,54 +63,22 @@ def encoded_image_size(encoded: tf.Tensor) -> tf.Tensor:
 def assert_encoded_within_limit(encoded: tf.Tensor, max_pixels: int) -> tf.Tensor:
     """``encoded`` unchanged, after asserting its declared ``H x W <= max_pixels``."""
     size = encoded_image_size(encoded)
-    pixels = size[0] * size[1]
-    check = tf.debugging.Assert(
-        pixels <= max_pixels,
-        [
-            (
-                f"image declares more pixels than the export's limit of {max_pixels} (set --max-pixels at export); "
-                "declared height, width:"
-            ),
-            size,
-        ],
-        summarize=2,
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(encoded)
+    message = f"image declares more pixels than the export's limit of {max_pixels} (set --max-pixels at export); "
+    return _asserted(encoded, size[0] * size[1] <= max_pixels, message + "declared height, width:", size, 2)
 
 
 def assert_images_within_limit(images: tf.Tensor, max_pixels: int) -> tf.Tensor:
     """``images`` ``[B, H, W, 3]`` unchanged, after asserting ``H x W <= max_pixels``."""
     shape = tf.cast(tf.shape(images), tf.int64)
-    check = tf.debugging.Assert(
-        shape[1] * shape[2] <= max_pixels,
-        [
-            (
-                f"images are larger than the export's limit of {max_pixels} pixels each (set --max-pixels at export); "
-                "got shape"
-            ),
-            shape,
-        ],
-        summarize=4,
-    )
+    message = f"images are larger than the export's limit of {max_pixels} pixels each (set --max-pixels at export); "
+    return _asserted(images, shape[1] * shape[2] <= max_pixels, message + "got shape", shape, 4)
+
+
+def _asserted(value: tf.Tensor, condition: tf.Tensor, message: str, shown: tf.Tensor, summarize: int) -> tf.Tensor:
+    """``value`` unchanged, after asserting ``condition`` (else ``message`` and ``shown``)."""
+    check = tf.debugging.Assert(condition, [message, shown], summarize=summarize)
     with tf.control_dependencies([check]):
-        return tf.identity(images)
-
-
-def decode_rgb_checked(encoded: tf.Tensor, max_pixels: int) -> tf.Tensor:
-    """One PNG/JPEG file's bytes -> uint8 ``[H, W, 3]``, refusing images over ``max_pixels`` first."""
-    from xray_seg.serving.signatures import decode_rgb
-
-    is_known = tf.logical_or(
-        tf.equal(tf.strings.substr(encoded, 0, 8), PNG_MAGIC), tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
-    )
-    head = tf.strings.substr(encoded, 0, 8)
-    check = tf.debugging.Assert(
-        is_known, ["serve_encoded expects the bytes of PNG or JPEG files; an element is neither. First bytes:", head]
-    )
-    with tf.control_dependencies([check]):
-        encoded = tf.identity(encoded)
-    return decode_rgb(assert_encoded_within_limit(encoded, max_pixels))
+        return tf.identity(value)
 
 
 def empty_encoded_outputs(num_classes: int) -> dict:

@@ -1,7 +1,7 @@
 """The optimised SavedModel: today's signatures around a frozen network with batch norm folded.
 
 docs/station.md ("The optimised SavedModel") gives the measurements behind the choice.
-Today's SavedModel (:mod:`xray_seg.serving.exporter`) keeps the weights as resource
+Today's SavedModel (:mod:`xray_seg.serving.savedmodel`) keeps the weights as resource
 variables and runs every batch norm as its own ``FusedBatchNormV3`` op after the
 convolution. ``OUT/savedmodel_optimized`` is written in four steps:
 
@@ -33,9 +33,23 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import graph_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
+from tensorflow.python.eager import wrap_function
+from tensorflow.python.framework import tensor_util
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+from tensorflow.python.grappler import tf_optimizer
+
+from xray_seg.core.fileio import write_json_atomic
+from xray_seg.core.layouts import ExportLayout
+from xray_seg.models.outputs import logits_of
+from xray_seg.serving.export_metadata import endpoint_arguments
+from xray_seg.serving.signatures import add_serving_endpoints
 
 #: Grappler passes run offline on the frozen network: device-independent rewrites only.
 OFFLINE_PASSES = ("pruning", "constfold", "shape", "arithmetic", "dependency")
@@ -61,8 +75,6 @@ class _Graph:
 
     def const(self, tensor: str):
         """The numpy value of ``tensor`` when it is a Const (through Identity nodes), else None."""
-        from tensorflow.python.framework import tensor_util
-
         node = self.nodes.get(_name(tensor))
         while node is not None and node.op == "Identity":
             node = self.nodes.get(_name(node.input[0]))
@@ -75,7 +87,6 @@ class _Graph:
         return len(uses) == 1 and not uses[0].startswith("^")
 
     def add_const(self, name: str, value: np.ndarray) -> str:
-        from tensorflow.python.framework import tensor_util
 
         node = self.graph_def.node.add(name=name, op="Const")
         node.attr["dtype"].type = 1  # DT_FLOAT
@@ -134,8 +145,6 @@ def fold_batch_norms(graph_def) -> tuple[object, int, int]:
     Returns ``(graph_def, folded, kept)``: a rewritten copy, and how many batch norms were
     folded and left as they are.
     """
-    from tensorflow.core.framework import graph_pb2
-
     out = graph_pb2.GraphDef()
     out.CopyFrom(graph_def)
     graph = _Graph(out)
@@ -146,9 +155,6 @@ def fold_batch_norms(graph_def) -> tuple[object, int, int]:
 
 def grappler_offline(graph_def, inputs: list[str], outputs: list[str]):
     """``graph_def`` rewritten by Grappler's :data:`OFFLINE_PASSES` (constant folding, pruning, ...)."""
-    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
-    from tensorflow.python.grappler import tf_optimizer
-
     meta = meta_graph_pb2.MetaGraphDef(graph_def=graph_def)
     fetch = meta.collection_def["train_op"].node_list.value
     fetch.extend(_name(t) for t in [*outputs, *inputs])
@@ -170,11 +176,6 @@ class FrozenNetwork:
     """
 
     def __init__(self, model, input_size):
-        import tensorflow as tf
-        from tensorflow.python.eager import wrap_function
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-        from xray_seg.models.outputs import logits_of
 
         h0, w0 = int(input_size[0]), int(input_size[1])
         spec = tf.TensorSpec([None, h0, w0, 3], tf.float32, name="pixels")
@@ -193,8 +194,6 @@ class FrozenNetwork:
 
 def op_counts(graph_def) -> dict:
     """``{op type: count}`` over a GraphDef and its function library."""
-    from collections import Counter
-
     counts = Counter(n.op for n in graph_def.node)
     for fn in graph_def.library.function:
         counts.update(n.op for n in fn.node_def)
@@ -208,7 +207,6 @@ class _Endpoints:
         self.signatures = {}
 
     def add_endpoint(self, name, fn, input_signature):
-        import tensorflow as tf
 
         self.signatures[name] = tf.function(fn, input_signature=input_signature).get_concrete_function()
 
@@ -226,13 +224,6 @@ def signature_specs(loaded) -> dict:
 def write_optimized_savedmodel(source, out_dir: Path, metadata: dict) -> tuple[Path, dict]:
     """Write ``OUT/savedmodel_optimized`` (with ``export.json``) for an ``ExportSource``; returns its
     path and what was done (batch norms folded and kept, op counts of the network)."""
-    import tensorflow as tf
-
-    from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.core.layouts import ExportLayout
-    from xray_seg.serving.exporter import endpoint_arguments
-    from xray_seg.serving.signatures import add_serving_endpoints
-
     final = ExportLayout(out_dir).optimized_dir
     partial = ExportLayout(out_dir).optimized_partial
     shutil.rmtree(partial, ignore_errors=True)

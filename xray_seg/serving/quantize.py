@@ -47,10 +47,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
+from xray_seg.conversion.voc import read_class_names, read_split
 from xray_seg.core.errors import ConfigError
-from xray_seg.core.layouts import ExportLayout
+from xray_seg.core.fileio import atomic_path, write_bytes_atomic
+from xray_seg.core.images import read_image_rgb
+from xray_seg.core.layouts import ExportLayout, VocLayout
+from xray_seg.evaluation.alarms import AlarmRule
+from xray_seg.evaluation.engine_eval import compare_with, engine_accuracy
 from xray_seg.evaluation.timing import median_ms
+from xray_seg.inference.tta import resize_bilinear, softmax
+from xray_seg.serving.engines import load_engine
+from xray_seg.serving.tflite import fixed_size_function
 
 INT8_FORMATS = ("tflite_int8", "onnx_int8")
 #: format -> (engine, variant) of :func:`xray_seg.serving.engines.load_engine`
@@ -69,8 +78,6 @@ def int8_file(out_dir, fmt: str) -> Path:
 
 def check_calibration(voc_dir, formats) -> Path | None:
     """The calibration VOC folder, checked before any work: int8 formats need one with train and val splits."""
-    from xray_seg.conversion.voc import read_class_names, read_split
-
     wanted = [f for f in formats if f in INT8_FORMATS]
     if not wanted:
         return None
@@ -95,10 +102,6 @@ def calibration_tiles(
     voc_dir, geometry, *, num: int = DEFAULT_CALIBRATION_TILES, seed: int = 0, split=CALIBRATION_SPLIT
 ):
     """``num`` uint8 tiles ``[num, h0, w0, 3]`` from ``split`` of ``voc_dir`` (module docstring)."""
-    from xray_seg.conversion.voc import read_split
-    from xray_seg.core.images import read_image_rgb
-    from xray_seg.core.layouts import VocLayout
-
     stems = read_split(voc_dir, split)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(stems))
@@ -108,8 +111,6 @@ def calibration_tiles(
         image = read_image_rgb(VocLayout(voc_dir).image_path(stems[order[i % len(order)]]))
         h, w = geometry.scaled_size(*image.shape[:2])
         if (h, w) != image.shape[:2]:
-            from xray_seg.inference.tta import resize_bilinear
-
             image = np.clip(np.rint(resize_bilinear(image, (h, w))), 0, 255).astype(np.uint8)
         ph, pw = geometry.padded_size(h, w)
         pad = int(geometry.pad_value)
@@ -127,10 +128,6 @@ def tflite_full_int8(model, input_size, tiles: np.ndarray) -> bytes:
     softmax), with every op in ``TFLITE_BUILTINS_INT8``: a conversion error is raised if
     any op has no int8 kernel, never a silent float fallback.
     """
-    import tensorflow as tf
-
-    from xray_seg.serving.tflite import fixed_size_function
-
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fixed_size_function(model, input_size)])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -169,11 +166,9 @@ def onnx_static_int8(float_onnx, out_path, tiles: np.ndarray) -> Path:
     channel and int8 activations (S8S8, ONNX Runtime's recommended QDQ setting on x86),
     min/max calibration.
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: optional package, only for onnx_int8
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from xray_seg.core.fileio import atomic_path
 
     input_name = ort.InferenceSession(str(float_onnx), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     out_path = Path(out_path)
@@ -227,14 +222,13 @@ class Int8Variant:
 
 
 def _measure(engine, tiles, runs: int) -> float:
+
     tile = tiles[:1]
     return median_ms(lambda: engine.probabilities(tile), warmup=2, runs=max(1, runs))
 
 
 def _build(fmt: str, source, out_dir: Path, tiles, float_onnx) -> Path:
     """Write the int8 file of ``fmt`` into ``out_dir`` and return its path."""
-    from xray_seg.core.fileio import write_bytes_atomic
-
     path = int8_file(out_dir, fmt)
     if fmt == "tflite_int8":
         write_bytes_atomic(path, tflite_full_int8(source.model, source.input_size, tiles))
@@ -266,8 +260,6 @@ class GateSettings:
 
 
 def _gate_one(fmt, source, out_dir, tiles, float_onnx, settings, reference, rule) -> Int8Variant:
-    from xray_seg.evaluation.engine_eval import compare_with, engine_accuracy
-    from xray_seg.serving.engines import load_engine
 
     engine_name, variant = INT8_ENGINES[fmt]
     result = Int8Variant(fmt, engine_name, variant)
@@ -292,9 +284,6 @@ def _gate_one(fmt, source, out_dir, tiles, float_onnx, settings, reference, rule
 
 def keras_reference(source, settings: GateSettings, rule, tiles) -> dict:
     """The Keras model's val figures and one-tile latency, against which the int8 engines are gated."""
-    from xray_seg.evaluation.engine_eval import engine_accuracy
-    from xray_seg.inference.tta import softmax
-
     model = source.model
     scores = engine_accuracy(model, settings.voc_dir, geometry=source.geometry, rule=rule, limit=settings.limit)
     tile = tiles[:1].astype(np.float32)
@@ -309,10 +298,8 @@ def export_int8(source, out_dir, formats, settings: GateSettings, *, float_onnx=
     :class:`Int8Variant` of each format.
 
     ``float_onnx``: a function returning the float ``model.onnx`` path to quantise
-    (:func:`xray_seg.serving.exporter.float_onnx_for`), called only for ``onnx_int8``.
+    (:func:`xray_seg.serving.onnx_export.export_onnx`), called only for ``onnx_int8``.
     """
-    from xray_seg.evaluation.alarms import AlarmRule
-
     out_dir = Path(out_dir)
     wanted = [f for f in formats if f in INT8_FORMATS]
     rule = AlarmRule.from_dict(source.alarm) if source.alarm else None

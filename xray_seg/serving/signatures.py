@@ -78,15 +78,13 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
+from xray_seg.core.constants import IGNORE_LABEL
+from xray_seg.evaluation.alarms import AlarmRule
 from xray_seg.inference.geometry import ScanGeometry, axis_weights
 from xray_seg.models.outputs import logits_of
-from xray_seg.serving.limits import (
-    assert_images_within_limit,
-    decode_rgb_checked,
-    empty_encoded_outputs,
-    export_pixel_limit,
-)
+from xray_seg.serving.alarm_graph import alarm_outputs, rule_constants
+from xray_seg.serving.graph_decode import decode_rgb_checked
+from xray_seg.serving.limits import assert_images_within_limit, empty_encoded_outputs, export_pixel_limit
 
 TILE_BATCH = 4  # tiles per forward pass: bounds the activations alive at once
 PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
@@ -173,6 +171,21 @@ def _scaled_size(height: tf.Tensor, width: tf.Tensor, scale: float):
     return one(height), one(width)
 
 
+def _scaled_and_padded(image: tf.Tensor, geometry: ScanGeometry):
+    """Rules 1 and 2 of the geometry: float32 ``image`` at the training pixel scale, padded with
+    air to at least one tile; and its scaled size ``(sh, sw)`` before the padding."""
+    th, tw = geometry.tile
+    image = tf.cast(image, tf.float32)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    if geometry.scale != 1.0:  # rule 1: scanner pixel -> training pixel
+        sh, sw = _scaled_size(height, width, geometry.scale)
+        image = resize_bilinear(image[None], tf.stack([sh, sw]))[0]
+    else:
+        sh, sw = height, width
+    pads = [[0, tf.maximum(th - sh, 0)], [0, tf.maximum(tw - sw, 0)], [0, 0]]  # rule 2: pad with air
+    return tf.pad(image, pads, constant_values=float(geometry.pad_value)), (sh, sw)
+
+
 def scan_probabilities(
     model, image: tf.Tensor, geometry: ScanGeometry, num_classes: int, tile_batch: int = TILE_BATCH
 ) -> tf.Tensor:
@@ -188,15 +201,8 @@ def scan_probabilities(
     th, tw = geometry.tile
     sy, sx = geometry.step
     k = int(num_classes)
-    image = tf.cast(image, tf.float32)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    if geometry.scale != 1.0:  # rule 1: scanner pixel -> training pixel
-        sh, sw = _scaled_size(height, width, geometry.scale)
-        image = resize_bilinear(image[None], tf.stack([sh, sw]))[0]
-    else:
-        sh, sw = height, width
-    pads = [[0, tf.maximum(th - sh, 0)], [0, tf.maximum(tw - sw, 0)], [0, 0]]  # rule 2: pad with air
-    image = tf.pad(image, pads, constant_values=float(geometry.pad_value))
+    image, (sh, sw) = _scaled_and_padded(image, geometry)
     ph, pw = tf.maximum(sh, th), tf.maximum(sw, tw)
     ys, xs = tile_starts(ph, th, sy), tile_starts(pw, tw, sx)
     num_rows, num_cols = tf.size(ys), tf.size(xs)
@@ -270,35 +276,6 @@ def segment_images(model, images: tf.Tensor, geometry: ScanGeometry, num_classes
     out = _outputs(probs, num_classes)
     out["image_sizes"] = tf.tile(shape[None, 1:3], [shape[0], 1])
     return out
-
-
-def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
-    """One PNG or JPEG file's bytes -> uint8 ``[H, W, 3]`` (policy: module docstring)."""
-    head = tf.strings.substr(encoded, 0, 8)
-    is_png = tf.equal(head, PNG_MAGIC)
-    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
-    check = tf.debugging.Assert(
-        tf.logical_or(is_png, is_jpeg),
-        ["serve_encoded expects the bytes of PNG or JPEG files; an element is neither. First bytes:", head],
-    )
-
-    def from_png():
-        rgba = tf.cast(tf.io.decode_png(encoded, channels=4, dtype=tf.uint8), tf.float32)
-        alpha = rgba[..., 3:4] / 255.0
-        rgb = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)  # composite over white (air)
-        return tf.cast(tf.clip_by_value(tf.round(rgb), 0.0, 255.0), tf.uint8)
-
-    def from_jpeg():
-        return tf.io.decode_jpeg(encoded, channels=3)
-
-    with tf.control_dependencies([check]):
-        image = tf.cond(is_png, from_png, from_jpeg)
-    image = tf.ensure_shape(image, [None, None, 3])
-    size = tf.shape(image)[:2]
-    with tf.control_dependencies(
-        [tf.debugging.assert_positive(size, message="a decoded image has zero height or width")]
-    ):
-        return tf.identity(image)
 
 
 def segment_encoded(model, encoded: tf.Tensor, geometry: ScanGeometry, num_classes: int) -> dict:
@@ -383,9 +360,6 @@ def add_serving_endpoints(
     ``geometry`` defaults to native resolution with tiles of ``input_size`` (the training size).
     ``alarm``: the rule (:class:`xray_seg.evaluation.alarms.AlarmRule` as a dict); None = the defaults.
     """
-    from xray_seg.evaluation.alarms import AlarmRule
-    from xray_seg.serving.alarm_graph import alarm_outputs, rule_constants
-
     num_classes = len(class_names)
     h0, w0 = int(input_size[0]), int(input_size[1])
     geometry = geometry or ScanGeometry(tile=(h0, w0))

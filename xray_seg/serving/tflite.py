@@ -28,12 +28,18 @@ timed on CPU (median of ``runs`` after ``warmup``).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from xray_seg.core.fileio import write_bytes_atomic
 from xray_seg.core.layouts import ExportLayout
 from xray_seg.evaluation.timing import median_ms
+from xray_seg.serving.signatures import model_probabilities
 
 VARIANTS = ("float32", "float16", "int8_dynamic")
 
@@ -61,11 +67,6 @@ def fixed_size_function(model, input_size):
     resource variables as TFLite ``READ_VARIABLE`` ops that are never initialised, and the
     interpreter returns NaN (seen with TF 2.21: every output NaN, file 5x smaller).
     """
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    from xray_seg.serving.signatures import model_probabilities
-
     h0, w0 = int(input_size[0]), int(input_size[1])
 
     @tf.function(input_signature=[tf.TensorSpec([1, h0, w0, 3], tf.uint8, name="images")])
@@ -77,8 +78,6 @@ def fixed_size_function(model, input_size):
 
 def convert(model, input_size, variant: str, concrete=None) -> bytes:
     """Convert ``model`` to a TFLite flatbuffer of ``variant`` (module docstring)."""
-    import tensorflow as tf
-
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; use one of {VARIANTS}")
     concrete = concrete or fixed_size_function(model, input_size)
@@ -92,9 +91,6 @@ def convert(model, input_size, variant: str, concrete=None) -> bytes:
 
 
 def make_interpreter(model_bytes: bytes, num_threads: int | None = None):
-    import warnings
-
-    import tensorflow as tf
 
     with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": ai-edge-litert is not installed here
         warnings.simplefilter("ignore", UserWarning)
@@ -125,11 +121,6 @@ def export_tflite_variants(model, input_size, out_dir, *, variants=VARIANTS, war
 
     Returns a list of :class:`TFLiteResult` (``error`` holds the exact message of a failure).
     """
-    from pathlib import Path
-
-    from xray_seg.core.fileio import write_bytes_atomic
-    from xray_seg.serving.signatures import model_probabilities
-
     out_dir = Path(out_dir)
     h0, w0 = int(input_size[0]), int(input_size[1])
     image = np.random.default_rng(seed).integers(0, 256, size=(1, h0, w0, 3), dtype=np.uint8)

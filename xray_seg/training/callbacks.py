@@ -14,11 +14,15 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from xray_seg.core.errors import XraySegError
 from xray_seg.core.fileio import atomic_path, write_json_atomic
 from xray_seg.core.layouts import RunLayout
 from xray_seg.core.model_metadata import run_model_metadata, write_model_metadata
+from xray_seg.core.viz import overlay
+from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
+from xray_seg.inference.tta import batch_class_maps
 from xray_seg.models.outputs import logits_of
 
 
@@ -41,21 +45,16 @@ class ValidationCallback(keras.callbacks.Callback):
         self.num_images = num_images
         self.writer = None
         if log_dir is not None and num_images > 0:
-            import tensorflow as tf
-
             self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "val_images"))
         self.last_scores = None
         self._forward = None
 
     def evaluate(self):
-        from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
 
         k = len(self.class_names)
         cm = np.zeros((k, k), dtype=np.int64)
         samples = []
         if self._forward is None:
-            import tensorflow as tf
-
             # A plain compiled forward pass: Keras' predict_on_batch under MirroredStrategy
             # feeds the whole batch to every replica, which would count pixels several times.
             self._forward = tf.function(lambda x: logits_of(self.model(x, training=False)), reduce_retracing=True)
@@ -63,8 +62,6 @@ class ValidationCallback(keras.callbacks.Callback):
             if self.geometry is None or self.geometry.is_single_tile(*images.shape[1:3]):
                 pred = np.argmax(self._forward(images).numpy(), axis=-1)
             else:
-                from xray_seg.inference.tta import batch_class_maps
-
                 pred = batch_class_maps(self._forward, np.asarray(images), self.geometry)
             cm += confusion_matrix(np.asarray(masks), pred, k)
             if len(samples) < self.num_images:
@@ -91,9 +88,6 @@ class ValidationCallback(keras.callbacks.Callback):
             self._log_images(epoch, samples)
 
     def _log_images(self, epoch, samples):
-        import tensorflow as tf
-
-        from xray_seg.core.viz import overlay
 
         grid = np.stack([overlay(np.clip(img, 0, 255).astype(np.uint8), pred) for img, pred in samples])
         with self.writer.as_default():

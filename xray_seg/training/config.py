@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xray_seg.core.config import load_config, nest_overrides
 from xray_seg.pipeline.augment import AugmentConfig
 
 
@@ -101,6 +102,4 @@ class TrainConfig:
             >>> cfg.model.width, cfg.epochs
             (0.125, 1)
         """
-        from xray_seg.core.config import load_config, nest_overrides
-
         return load_config(cls, name, nest_overrides(overrides.items()))

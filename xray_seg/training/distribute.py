@@ -21,11 +21,15 @@ from __future__ import annotations
 import json
 import os
 
+import keras
+import tensorflow as tf
+from keras.src import tree
+from keras.src.backend.tensorflow import trainer as tf_trainer
+
 from xray_seg.core.errors import ConfigError
 
 
 def make_strategy(devices: str | None = None, cpu_replicas: int = 1):
-    import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
         try:
@@ -65,8 +69,6 @@ def make_strategy(devices: str | None = None, cpu_replicas: int = 1):
 
 def enable_sync_batchnorm(model) -> None:
     """Batch statistics over all replicas (CycleNet section 4.1, IFBFNet section 4.1)."""
-    import keras
-
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
@@ -75,8 +77,6 @@ def enable_sync_batchnorm(model) -> None:
 def prepare_fit_for_strategy(model, strategy, element_spec) -> None:
     """Call between ``compile`` and ``fit``: applies the MultiWorker work-around below
     under :class:`tf.distribute.MultiWorkerMirroredStrategy`, does nothing otherwise."""
-    import tensorflow as tf
-
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _prebuild_for_multiworker(model, strategy, element_spec)
 
@@ -92,9 +92,6 @@ def _prebuild_for_multiworker(model, strategy, element_spec) -> None:
        for scalars ("Invalid reduction dimension 0 for input with 0 dimensions"). We
        average them with ``axis=None`` (the same mean, defined for scalars).
     """
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
     with strategy.scope():
         model._symbolic_build(data_batch=element_spec)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

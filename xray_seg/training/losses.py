@@ -54,6 +54,7 @@ import keras
 from keras import ops
 
 from xray_seg.core.constants import IGNORE_LABEL
+from xray_seg.core.errors import ConfigError
 from xray_seg.models.outputs import MAIN_OUTPUT
 
 IGNORE_INDEX = IGNORE_LABEL  # the project's one ignore label
@@ -563,8 +564,6 @@ def make_loss(
     (``thresh``, ``min_kept``, ``min_kept_fraction`` for ohem; ``smooth`` for dice;
     ``gamma`` for focal; ``classes``, ``per_image`` for lovasz); an option no term takes is
     a ConfigError. ``ignore_index``, ``class_weights`` and ``dtype`` go to every term."""
-    from xray_seg.core.errors import ConfigError
-
     common = {"dtype": options.pop("dtype")} if "dtype" in options else {}
     names = [part.strip() for part in str(kind).split("+")]
     unknown = [n for n in names if n not in LOSSES]

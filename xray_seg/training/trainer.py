@@ -16,7 +16,9 @@ A run folder holds everything a run produces::
 that drives the schedule), the epoch, and the data stream, which is a pure function
 of (seed, epoch, position) so it restarts at the right epoch.
 
-:func:`train` reads as its steps, each a short function below, in this order:
+:func:`train` translates errors and cleans up (:func:`pipeline_errors_named`,
+:func:`remove_unstarted_run`) around ``_train_session``, which reads as its steps, each a
+short function below, in this order:
 :func:`prepare_run_dir`, :func:`seed_everything`, :func:`write_class_names`,
 :func:`batch_and_lr_arithmetic`, :func:`resolve_class_weights`, :func:`build_datasets`,
 :func:`build_model_and_optimizer`, :func:`build_losses` (then ``compile``, and
@@ -27,20 +29,44 @@ MultiWorker work-around applied before ``fit``, live in :mod:`xray_seg.training.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
+import tensorflow as tf
+
+from xray_seg.conversion.stats import compute_class_stats, median_frequency_weights
+from xray_seg.conversion.voc import read_class_names
 from xray_seg.core.config import load_config, save_config
 from xray_seg.core.errors import ConfigError, XraySegError
-from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
+from xray_seg.core.fileio import has_marker, prepare_output_dir, sweep_temp_files, write_text_atomic
 from xray_seg.core.layouts import RunLayout
-from xray_seg.core.validation import validate_train_config
+from xray_seg.evaluation.report import plot_training_curves
+from xray_seg.inference.geometry import ScanGeometry
 from xray_seg.models.outputs import logits_of
+from xray_seg.models.registry import build_model
 from xray_seg.pipeline.checks import check_training_data
+from xray_seg.pipeline.dataset import dataset_error_from, make_eval_dataset, make_train_dataset, split_size
+from xray_seg.training.callbacks import (
+    EpochTimer,
+    NanGuard,
+    RunCheckpoint,
+    TrainingError,
+    ValidationCallback,
+    load_rng_state,
+    read_state,
+)
 from xray_seg.training.config import TrainConfig
+from xray_seg.training.config_checks import resume_changes, validate_train_config
+from xray_seg.training.distribute import enable_sync_batchnorm, make_strategy, prepare_fit_for_strategy
+from xray_seg.training.losses import aux_loss_weights, loss_from_config
+from xray_seg.training.optim import WarmupPoly, build_optimizer
 
 
 @dataclass
@@ -106,7 +132,6 @@ def build_losses(cfg: TrainConfig, output_names, class_weights):
     ``loss.aux_weight`` on the auxiliary ones (IFBFNet eq. 8, lambda 0.4). A single-output
     model gets one loss and no weights.
     """
-    from xray_seg.training.losses import aux_loss_weights, loss_from_config
 
     def one_loss():
         return loss_from_config(cfg.loss, class_weights)
@@ -130,8 +155,6 @@ def training_crop(cfg: TrainConfig) -> tuple[int, int]:
 
 def make_training_dataset(cfg: TrainConfig, global_batch: int, *, start_epoch: int = 0):
     """The training ``tf.data.Dataset`` exactly as :func:`train` feeds it to the model."""
-    from xray_seg.pipeline.dataset import make_train_dataset
-
     return make_train_dataset(
         cfg.data.voc_dir,
         cfg.data.train_split,
@@ -153,10 +176,6 @@ def pipeline_images_per_sec(cfg: TrainConfig, *, passes: int = 2) -> float:
 
     The demo prints it beside the training throughput: the pipeline must outrun the model.
     """
-    import statistics
-
-    from xray_seg.pipeline.dataset import split_size
-
     batch = cfg.data.batch_size
     steps = max(1, split_size(cfg.data.voc_dir, cfg.data.train_split) // batch)
     iterator = iter(make_training_dataset(cfg, batch))
@@ -194,8 +213,6 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, *, resume: bool, force: boo
     ``{"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}``; ``resume`` reads
     ``checkpoints/state.json`` (``cfg`` should then come from :func:`resume_config`).
     """
-    from xray_seg.training.callbacks import read_state
-
     state = {"epochs_done": 0, "best_miou": -1.0, "best_epoch": 0}
     validate_train_config(cfg)
     if not cfg.data.voc_dir:
@@ -216,9 +233,6 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, *, resume: bool, force: boo
 def seed_everything(cfg: TrainConfig) -> None:
     """Seed Python, NumPy and the backend with ``cfg.seed``; switch on op determinism and
     the mixed-precision policy when configured. Runs before any model or dataset exists."""
-    import keras
-    import tensorflow as tf
-
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -228,8 +242,6 @@ def seed_everything(cfg: TrainConfig) -> None:
 
 def write_class_names(cfg: TrainConfig, run_dir: Path) -> list[str]:
     """The dataset's class names (label order of the outputs), copied to ``class_names.txt``."""
-    from xray_seg.conversion.voc import read_class_names
-
     class_names = read_class_names(cfg.data.voc_dir)
     write_text_atomic(run_dir / "class_names.txt", "\n".join(class_names) + "\n")
     return class_names
@@ -242,8 +254,6 @@ def batch_and_lr_arithmetic(cfg: TrainConfig, replicas: int) -> BatchPlan:
     ``optim.reference_batch`` set, the rate scales linearly with the global batch
     against it, so more replicas keep the recipe's per-image step size.
     """
-    from xray_seg.pipeline.dataset import split_size
-
     global_batch = cfg.data.batch_size * replicas
     n_train = split_size(cfg.data.voc_dir, cfg.data.train_split)
     steps = cfg.steps_per_epoch or max(1, n_train // global_batch)
@@ -261,8 +271,6 @@ def resolve_class_weights(cfg: TrainConfig, class_names: list[str], verbose: int
     """Loss weights per class: ``"auto"`` computes median-frequency weights over the train
     split (as ``xray-seg data-stats``), a path reads that file, empty means none."""
     if cfg.loss.class_weights == "auto":
-        from xray_seg.conversion.stats import compute_class_stats, median_frequency_weights
-
         stats = compute_class_stats(cfg.data.voc_dir, cfg.data.train_split, progress=bool(verbose))
         class_weights = [float(w) for w in median_frequency_weights(stats)]
         if verbose:
@@ -279,10 +287,6 @@ def resolve_class_weights(cfg: TrainConfig, class_names: list[str], verbose: int
 def build_datasets(cfg: TrainConfig, plan: BatchPlan, *, start_epoch: int):
     """``(train_ds, val_ds)``: the training stream from ``start_epoch`` (sharded by data
     across workers) and the validation scans at native resolution (:func:`training_geometry`)."""
-    import tensorflow as tf
-
-    from xray_seg.pipeline.dataset import make_eval_dataset
-
     train_ds = make_training_dataset(cfg, plan.global_batch, start_epoch=start_epoch)
     val_ds = make_eval_dataset(
         cfg.data.voc_dir, cfg.data.val_split, batch_size=plan.global_batch, geometry=training_geometry(cfg)
@@ -295,8 +299,6 @@ def build_datasets(cfg: TrainConfig, plan: BatchPlan, *, start_epoch: int):
 def training_geometry(cfg: TrainConfig):
     """How validation brings a scan to the network: native resolution, tiles of the training
     size (the one geometry rule, docs/architecture.md "Geometry")."""
-    from xray_seg.inference.geometry import ScanGeometry
-
     return ScanGeometry(tile=tuple(cfg.data.image_size))
 
 
@@ -314,12 +316,6 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
     output); ``inference_model`` gives the main logits only. The schedule is warm-up then
     poly decay (CycleNet and IFBFNet section 4.1) or constant (paper 1 section 4.1).
     """
-    import keras
-
-    from xray_seg.models.registry import build_model
-    from xray_seg.training.distribute import enable_sync_batchnorm
-    from xray_seg.training.optim import WarmupPoly, build_optimizer
-
     model = build_model(
         cfg.model.name,
         num_classes,
@@ -352,8 +348,6 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
 def restore_last_checkpoint(model, optimizer, run_dir: Path) -> None:
     """For ``--resume``: weights, optimizer state (with the step that drives the schedule)
     and the seed-generator states of the last finished epoch."""
-    from xray_seg.training.callbacks import load_rng_state
-
     optimizer.build(model.trainable_variables)
     model.load_weights(run_dir / "checkpoints" / "last.weights.h5")
     load_rng_state(model, run_dir / "checkpoints" / "rng_state.npz")
@@ -363,8 +357,6 @@ def build_metrics(cfg: TrainConfig, val_ds, class_names: list[str], run_dir: Pat
     """The validation metrics: paper 1's PA, mPA, IoU and mIoU (eqs. 4-7) from one confusion
     matrix over the val split every ``val_every`` epochs, as a callback that adds them to the
     epoch logs (and prediction images to TensorBoard)."""
-    from xray_seg.training.callbacks import ValidationCallback
-
     return ValidationCallback(
         val_ds,
         class_names,
@@ -378,10 +370,6 @@ def build_metrics(cfg: TrainConfig, val_ds, class_names: list[str], run_dir: Pat
 def build_callbacks(run_dir: Path, validation, inference_model, plan: BatchPlan, state: dict, *, resume: bool):
     """``(nan_guard, callbacks)`` in the order they must run: NaN stop, epoch timer,
     validation (which adds the metrics to the logs), checkpoints, history.csv, TensorBoard."""
-    import keras
-
-    from xray_seg.training.callbacks import EpochTimer, NanGuard, RunCheckpoint
-
     nan_guard = NanGuard()
     checkpoint = RunCheckpoint(run_dir, inference_model, best_miou=state["best_miou"], best_epoch=state["best_epoch"])
     callbacks = [
@@ -428,8 +416,6 @@ def fit_with_recovery(
     PNG is drawn however fit ends; a NaN/inf loss (stopped by ``nan_guard``) raises
     :class:`~xray_seg.training.callbacks.TrainingError` naming the epoch and step.
     """
-    from xray_seg.training.callbacks import TrainingError, read_state
-
     start = time.perf_counter()
     try:
         history = model.fit(
@@ -464,8 +450,6 @@ def fit_with_recovery(
 def train_result(run_dir: Path, history, seconds: float) -> TrainResult:
     """The run's best epoch and mIoU (from ``state.json``) and its median training throughput
     (the first epoch, which includes tracing, left out)."""
-    from xray_seg.training.callbacks import read_state
-
     final_state = read_state(run_dir)
     rates = [r for r in history.history.get("train_images_per_sec", [])[1:] if math.isfinite(r)]
     rate = sorted(rates)[len(rates) // 2] if rates else history.history.get("train_images_per_sec", [0.0])[-1]
@@ -493,12 +477,84 @@ def train(
     """Train ``cfg.model`` on ``cfg.data.voc_dir``; see the module docstring for outputs.
 
     ``stop_after_epochs`` ends this session after that many epochs (the schedule still
-    spans ``cfg.epochs``), for machines with time-limited jobs; ``resume`` continues.
-    """
-    from xray_seg.training.distribute import make_strategy, prepare_fit_for_strategy
+    spans ``cfg.epochs``), for machines with time-limited jobs; ``resume`` continues, with
+    ``cfg`` equal to the run's saved config (only ``epochs`` may grow: :func:`check_resume`).
 
-    strategy = make_strategy(devices, cpu_replicas)  # before anything initialises TF devices
+    Errors a user can cause are :class:`~xray_seg.core.errors.XraySegError`: a bad label the
+    pipeline meets mid-run becomes the :class:`~xray_seg.core.errors.DatasetError` naming
+    the file (:func:`pipeline_errors_named`), and a run folder this call created is removed
+    again when no epoch finished (:func:`remove_unstarted_run`).
+    """
     run_dir = Path(run_dir)
+    if resume:
+        check_resume(cfg, run_dir)
+        sweep_temp_files(RunLayout(run_dir).checkpoints_dir)  # left by a kill during a checkpoint write
+    existed = run_dir.exists()
+    try:
+        with pipeline_errors_named():
+            return _train_session(
+                cfg,
+                run_dir,
+                resume=resume,
+                force=force,
+                devices=devices,
+                cpu_replicas=cpu_replicas,
+                verbose=verbose,
+                stop_after_epochs=stop_after_epochs,
+            )
+    except XraySegError:
+        remove_unstarted_run(run_dir, existed=existed, resume=resume)
+        raise
+
+
+def check_resume(cfg: TrainConfig, run_dir: Path) -> None:
+    """ConfigError naming every setting of ``cfg`` that differs from the run's saved config
+    (:func:`~xray_seg.training.config_checks.resume_changes`): the run would not continue exactly."""
+    changes = resume_changes(resume_config(run_dir), cfg)
+    if changes:
+        raise ConfigError(
+            "--resume with settings that differ from the run's config.yaml, so it would not continue exactly: "
+            + "; ".join(changes),
+            path=RunLayout(run_dir).config_file,
+            fix="resume with the same settings (only --epochs may grow), or start a new run with another --run-dir",
+        )
+
+
+@contextlib.contextmanager
+def pipeline_errors_named():
+    """A TensorFlow error raised by a bad label inside the pipeline becomes the one-line
+    :class:`~xray_seg.core.errors.DatasetError` naming the file; other errors pass unchanged."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as exc:
+        error = dataset_error_from(exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+def remove_unstarted_run(run_dir: Path, *, existed: bool, resume: bool) -> None:
+    """Delete a run folder this call created (it holds our marker) if no epoch finished
+    (no ``checkpoints/state.json``)."""
+    if resume or existed or not run_dir.is_dir() or not has_marker(run_dir):
+        return
+    if not RunLayout(run_dir).state_file.exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _train_session(
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    force: bool,
+    devices: str | None,
+    cpu_replicas: int,
+    verbose: int,
+    stop_after_epochs: int | None,
+) -> TrainResult:
+    """The steps of :func:`train` in their order (module docstring)."""
+    strategy = make_strategy(devices, cpu_replicas)  # before anything initialises TF devices
     state = prepare_run_dir(cfg, run_dir, resume=resume, force=force)
     seed_everything(cfg)
     class_names = write_class_names(cfg, run_dir)
@@ -536,8 +592,6 @@ def train(
 def _write_curves(run_dir: Path) -> None:
     history = RunLayout(run_dir).history_csv
     if history.is_file() and history.stat().st_size:
-        from xray_seg.evaluation.report import plot_training_curves
-
         try:
             plot_training_curves(RunLayout(run_dir).training_curves, history)
         except (ValueError, XraySegError):

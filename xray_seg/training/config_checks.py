@@ -1,0 +1,112 @@
+"""Training settings checked in one place, before any work: :func:`validate_train_config`
+(every invalid setting in one ConfigError) and :func:`resume_changes` (what a ``--resume``
+would change)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+from xray_seg.core.config import config_to_dict
+from xray_seg.core.errors import ConfigError
+from xray_seg.core.pixel_limit import max_pixels
+from xray_seg.training.losses import LOSSES
+
+
+def _positive_int(value, key: str, problems: list[str], minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        problems.append(f"{key}={value!r} must be an integer >= {minimum}")
+
+
+def _number(value, key: str, problems: list[str], *, low=None, high=None, low_open=False, high_open=False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        problems.append(f"{key}={value!r} must be a finite number")
+        return
+    if low is not None and (value <= low if low_open else value < low):
+        problems.append(f"{key}={value!r} must be {'>' if low_open else '>='} {low}")
+    if high is not None and (value >= high if high_open else value > high):
+        problems.append(f"{key}={value!r} must be {'<' if high_open else '<='} {high}")
+
+
+def _size(value, key: str, problems: list[str], *, allow_empty: bool = False) -> None:
+    if allow_empty and value in ((), [], None):
+        return
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        problems.append(
+            f"{key}={value!r} must be a size [height, width] (or one number for a square) of positive integers"
+        )
+
+
+def validate_train_config(cfg) -> None:
+    """Raise one ConfigError listing every invalid training setting (before any work)."""
+    problems: list[str] = []
+    _positive_int(cfg.epochs, "epochs", problems)
+    _positive_int(cfg.steps_per_epoch, "steps_per_epoch", problems, minimum=0)
+    _positive_int(cfg.val_every, "val_every", problems)
+    _positive_int(cfg.num_val_images, "num_val_images", problems, minimum=0)
+    _positive_int(cfg.data.batch_size, "data.batch_size", problems)
+    _size(cfg.data.image_size, "data.image_size", problems)
+    _size(cfg.data.crop_size, "data.crop_size", problems, allow_empty=True)
+    if not problems and cfg.data.crop_size and any(c > s for c, s in zip(cfg.data.crop_size, cfg.data.image_size)):
+        problems.append(
+            f"data.crop_size={list(cfg.data.crop_size)} is larger than data.image_size={list(cfg.data.image_size)}"
+        )
+    if not problems and cfg.data.image_size[0] * cfg.data.image_size[1] > max_pixels():
+        h, w = cfg.data.image_size
+        problems.append(f"data.image_size={h}x{w} is over the pixel limit of {max_pixels() / 1e6:.1f} M pixels")
+    _number(cfg.model.width, "model.width", problems, low=0, low_open=True)
+    _number(cfg.optim.lr, "optim.lr", problems, low=0)  # 0 freezes the weights (a dry run); negative ascends the loss
+    _number(cfg.optim.momentum, "optim.momentum", problems, low=0, high=1, high_open=True)
+    _number(cfg.optim.weight_decay, "optim.weight_decay", problems, low=0)
+    _number(cfg.optim.power, "optim.power", problems, low=0)
+    _number(cfg.optim.warmup_epochs, "optim.warmup_epochs", problems, low=0)
+    _number(cfg.optim.clipnorm, "optim.clipnorm", problems, low=0)
+    _positive_int(cfg.optim.reference_batch, "optim.reference_batch", problems, minimum=0)
+    if cfg.optim.optimizer not in ("adam", "adamw", "sgd"):
+        problems.append(f"optim.optimizer={cfg.optim.optimizer!r} must be adam, adamw or sgd")
+    if cfg.optim.schedule not in ("constant", "poly"):
+        problems.append(f"optim.schedule={cfg.optim.schedule!r} must be constant or poly")
+    terms = [part.strip() for part in str(cfg.loss.type).split("+")]
+    if not terms or any(term not in LOSSES for term in terms):
+        problems.append(f"loss.type={cfg.loss.type!r} must be one of {', '.join(LOSSES)} or a sum such as ce+dice")
+    _number(cfg.loss.ohem_thresh, "loss.ohem_thresh", problems, low=0, high=1, low_open=True)
+    _positive_int(cfg.loss.ohem_min_kept, "loss.ohem_min_kept", problems, minimum=0)
+    _number(cfg.loss.aux_weight, "loss.aux_weight", problems, low=0)
+    if problems:
+        raise ConfigError(
+            "invalid setting(s): " + "; ".join(problems),
+            fix="correct them in the preset or the --set/flag values",
+        )
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and name not in ("model.options", "optim.lr_multipliers"):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def resume_changes(saved, requested) -> list[str]:
+    """Settings of ``requested`` that differ from the ``saved`` run config (``epochs`` may only grow).
+
+    Paths (``data.voc_dir``) are compared resolved. Each entry reads ``key: saved -> requested``.
+    """
+    before, after = _flatten(config_to_dict(saved)), _flatten(config_to_dict(requested))
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if key == "data.voc_dir" and old and new and os.path.realpath(str(old)) == os.path.realpath(str(new)):
+            continue
+        if key == "epochs" and isinstance(old, int) and isinstance(new, int) and new >= old:
+            continue
+        if old != new:
+            changes.append(f"{key}: {old!r} -> {new!r}")
+    return changes
