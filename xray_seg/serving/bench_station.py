@@ -41,7 +41,9 @@ from xray_seg.inference.geometry import ScanGeometry
 from xray_seg.models.registry import build_model, import_custom_objects
 from xray_seg.serving.bench_station_report import header_lines, markdown_table, rss_check, target_lines
 from xray_seg.serving.engines import load_engine, read_export
-from xray_seg.serving.exporter import FORMATS, export_model, load_source
+from xray_seg.serving.export_source import load_source
+from xray_seg.serving.exporter import export_model
+from xray_seg.serving.formats import FORMATS
 from xray_seg.serving.quantize import (
     INT8_FORMATS,
     GateSettings,
