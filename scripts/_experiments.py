@@ -105,7 +105,7 @@ def open_out(out: Path, settings: dict, *, resume: bool, force: bool, inputs=(),
 def train_once(cfg, run_dir: Path, verbose: int) -> dict:
     """Train ``cfg`` into ``run_dir`` unless it is trained already; resume an interrupted run
     (the trainer's exact resume). Returns training seconds and images/s of this session."""
-    from xray_seg.evaluation.compare import run_stage
+    from xray_seg.training.compare import run_stage
     from xray_seg.training.trainer import resume_config, train
 
     stage = run_stage(run_dir, cfg.epochs)

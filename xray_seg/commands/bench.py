@@ -29,8 +29,8 @@ def add_arguments(parser):
 def run(args):
     from xray_seg import Segmenter
     from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.inference.items import expand_inputs
-    from xray_seg.inference.segmenter import tta_options
+    from xray_seg.inference.prediction_files import expand_inputs
+    from xray_seg.inference.tta_options import tta_options
 
     tta = tta_options(args.tta)
     paths = expand_inputs(args.inputs)

@@ -51,7 +51,8 @@ DEFAULT_OVERLAP = 1.0 / 3.0
 DEFAULT_BLEND_SIGMA = 0.125
 
 
-def _pair(value, what: str) -> tuple[int, int]:
+def size_pair(value, what: str) -> tuple[int, int]:
+    """An int or ``(height, width)`` -> ``(height, width)`` of positive ints; ValueError otherwise."""
     if isinstance(value, numbers.Integral):
         value = (int(value), int(value))
     value = tuple(int(v) for v in value)
@@ -104,7 +105,7 @@ class ScanGeometry:
     blend_sigma: float = DEFAULT_BLEND_SIGMA
 
     def __post_init__(self):
-        object.__setattr__(self, "tile", _pair(self.tile, "tile"))
+        object.__setattr__(self, "tile", size_pair(self.tile, "tile"))
         object.__setattr__(self, "scale", float(self.scale))
         object.__setattr__(self, "overlap", float(self.overlap))
         object.__setattr__(self, "blend_sigma", float(self.blend_sigma))

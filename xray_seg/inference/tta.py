@@ -42,17 +42,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from xray_seg.core.errors import ConfigError, ModelError
-from xray_seg.inference.geometry import DEFAULT_BLEND_SIGMA, DEFAULT_OVERLAP, PAD_VALUE, ScanGeometry, axis_origins
+from xray_seg.inference.geometry import (
+    DEFAULT_BLEND_SIGMA,
+    DEFAULT_OVERLAP,
+    PAD_VALUE,
+    ScanGeometry,
+    axis_origins,
+    size_pair,
+)
 from xray_seg.models.outputs import logits_of
-
-
-def _pair(value, what: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        value = (value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"{what} must be a positive int or (height, width), got {value}")
-    return value
 
 
 def model_input_size(model) -> tuple[int, int] | None:
@@ -127,15 +125,6 @@ def tile_probabilities(model: Callable, batch: np.ndarray) -> np.ndarray:
     return out
 
 
-def tile_origins(size: int, window: int, stride: int) -> list[int]:
-    """Start offsets of tiles along one axis: every ``stride``, the last one flush with the end.
-
-    ``size`` must be >= ``window`` (pad first); with ``stride <= window`` every position
-    is covered.
-    """
-    return axis_origins(size, window, stride)
-
-
 def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_sigma) -> np.ndarray:
     h, w = image.shape[:2]
     wh, ww = window
@@ -144,7 +133,7 @@ def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_s
     if ph or pw:
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="constant", constant_values=pad_value)
     H, W = image.shape[:2]
-    origins = [(y, x) for y in tile_origins(H, wh, stride[0]) for x in tile_origins(W, ww, stride[1])]
+    origins = [(y, x) for y in axis_origins(H, wh, stride[0]) for x in axis_origins(W, ww, stride[1])]
     if len(origins) == 1:
         weights = np.ones_like(weights)  # one tile: its probabilities as they are
     total = None
@@ -194,9 +183,9 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
         window = geometry.tile
         stride = geometry.step if stride is None else stride
     if window is not None:
-        window = _pair(window, "window")
+        window = size_pair(window, "window")
         default_stride = tuple(max(1, round(v * (1.0 - DEFAULT_OVERLAP))) for v in window)
-        stride = _pair(stride, "stride") if stride is not None else default_stride
+        stride = size_pair(stride, "stride") if stride is not None else default_stride
         if stride[0] > window[0] or stride[1] > window[1]:
             raise ConfigError(
                 f"a sliding-window stride of {stride[0]}x{stride[1]} is larger than the window "

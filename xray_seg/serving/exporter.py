@@ -28,7 +28,7 @@ entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layou
 ``palette`` (VOC colour of each class), ``input_size`` ``[h0, w0]``, ``model_name``,
 the alarm rule under ``"alarm"`` (thresholds, min_area, closing, and the PD / PFA of
 its calibration: ``RUN/alarm_thresholds.json`` from ``xray-seg calibrate``, else the
-documented defaults of :mod:`xray_seg.evaluation.alarms`), ``geometry`` (the one geometry
+documented defaults of :mod:`xray_seg.inference.alarm_rule`), ``geometry`` (the one geometry
 rule the serving graph applies: scale, tile, overlap, step, pad;
 :meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
 config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export
@@ -209,7 +209,7 @@ def load_source(path, *, class_names_file: str | Path | None = None, input_size=
     """Resolve and load a run folder or ``.keras`` file (module docstring), or take a loaded one.
 
     ``path`` may be a :class:`~xray_seg.inference.loader.LoadedModel` from a ``.keras`` file
-    (e.g. a :class:`~xray_seg.inference.segmenter.Segmenter`'s), which is not loaded again.
+    (e.g. a :class:`~xray_seg.segmenter.Segmenter`'s), which is not loaded again.
     """
     from xray_seg.inference.loader import LoadedModel
 
@@ -337,7 +337,7 @@ def build_metadata(source: ExportSource) -> dict:
 
 def source_alarm(source: ExportSource) -> dict:
     """The alarm rule to export: the source's, ``RUN/alarm_thresholds.json``, or the defaults."""
-    from xray_seg.evaluation.alarms import load_rule
+    from xray_seg.inference.alarm_rule import load_rule
 
     if source.alarm is None:
         source.alarm = load_rule(source.run_dir or source.model_file.parent, source.class_names).to_dict()

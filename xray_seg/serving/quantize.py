@@ -313,7 +313,7 @@ def export_int8(source, out_dir, formats, settings: GateSettings, *, float_onnx=
     ``float_onnx``: a function returning the float ``model.onnx`` path to quantise
     (:func:`xray_seg.serving.exporter.float_onnx_for`), called only for ``onnx_int8``.
     """
-    from xray_seg.evaluation.alarms import AlarmRule
+    from xray_seg.inference.alarm_rule import AlarmRule
 
     out_dir = Path(out_dir)
     wanted = [f for f in formats if f in INT8_FORMATS]

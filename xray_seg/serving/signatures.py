@@ -381,9 +381,9 @@ def add_serving_endpoints(
     """Register ``serving_default``, ``serve_encoded`` and ``model_info`` on a Keras ``ExportArchive``.
 
     ``geometry`` defaults to native resolution with tiles of ``input_size`` (the training size).
-    ``alarm``: the rule (:class:`xray_seg.evaluation.alarms.AlarmRule` as a dict); None = the defaults.
+    ``alarm``: the rule (:class:`xray_seg.inference.alarm_rule.AlarmRule` as a dict); None = the defaults.
     """
-    from xray_seg.evaluation.alarms import AlarmRule
+    from xray_seg.inference.alarm_rule import AlarmRule
     from xray_seg.serving.alarm_graph import alarm_outputs, rule_constants
 
     num_classes = len(class_names)
