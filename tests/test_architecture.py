@@ -261,6 +261,14 @@ def test_function_level_imports_only_on_the_app_floor():
     assert not problems, _report("function-level imports of our modules outside the app floor", problems)
 
 
+def test_docs_state_the_same_order():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## Stage order", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    documented = [folder.strip().strip("`/") for _, folder in rows]
+    assert documented == [stage for stage, _ in STAGES], documented
+
+
 def test_allowlist_is_still_needed():
     _, imports = _package()
     used = {(imp.path, imp.target) for imp in imports if imp.in_function}
