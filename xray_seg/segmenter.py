@@ -8,6 +8,10 @@ does, evaluate on a VOC split (paper 1 eqs. 4-7, :mod:`xray_seg.evaluation.evalu
 benchmark, and export (:mod:`xray_seg.serving.exporter`). The shape follows keras-hub's
 ``from_preset(...).predict(...)`` and mmsegmentation's ``init_model``/``inference_model``;
 ``docs/python_api.md`` and ``docs/architecture.md`` describe where it sits.
+
+It sits on the app floor, above every stage it uses. Evaluation, benchmarking and export
+are imported inside the methods that use them: they bring Keras and TensorFlow, and
+``xray_seg.Segmenter`` alone must not.
 """
 
 from __future__ import annotations

@@ -179,31 +179,10 @@ def calibrate_thresholds(
         if fa <= budget and (best_key is None or key > best_key):
             best_key, best_t = key, t
 
-    combos = math.prod(len(tp) + 1 for tp in tops)
-    if combos <= MAX_EXACT:
-        for js in itertools.product(*[range(len(tp) + 1) for tp in tops]):
-            allowed = np.zeros(len(sc), bool)
-            for tp, j in zip(tops, js):
-                allowed[tp[:j]] = True
-            if allowed.sum() <= budget:
-                consider(allowed)
-        method = "exact"
-    else:  # greedy: each step lets in the class's next clean bag with the best detection gain
-        allowed = np.zeros(len(sc), bool)
-        consider(allowed)
-        while True:
-            steps = []
-            for tp in tops:
-                nxt = next((i for i in tp if not allowed[i]), None)
-                if nxt is not None and allowed.sum() + 1 <= budget:
-                    trial = allowed.copy()
-                    trial[nxt] = True
-                    steps.append((_objective(scores, truth, clean, _thresholds_excluding(sc, trial))[0], trial))
-            if not steps:
-                break
-            allowed = max(steps, key=lambda s: s[0])[1]
-            consider(allowed)
-        method = "greedy"
+    def gain(allowed):
+        return _objective(scores, truth, clean, _thresholds_excluding(sc, allowed))[0]
+
+    method = _search_allowed(len(sc), tops, budget, consider, gain)
     return _calibrated_rule(
         class_names,
         base,
@@ -215,6 +194,35 @@ def calibrate_thresholds(
         method=method,
         any_clean=bool(clean.any()),
     )
+
+
+def _search_allowed(n_clean: int, tops, budget: int, consider, gain) -> str:
+    """Offer ``consider`` every set of clean bags allowed to alarm (module docstring): all
+    unions of each class's top-scoring clean bags when there are at most ``MAX_EXACT``,
+    else a greedy walk that each step lets in the class's next clean bag with the best
+    detection ``gain``. Returns ``"exact"`` or ``"greedy"``."""
+    if math.prod(len(tp) + 1 for tp in tops) <= MAX_EXACT:
+        for js in itertools.product(*[range(len(tp) + 1) for tp in tops]):
+            allowed = np.zeros(n_clean, bool)
+            for tp, j in zip(tops, js):
+                allowed[tp[:j]] = True
+            if allowed.sum() <= budget:
+                consider(allowed)
+        return "exact"
+    allowed = np.zeros(n_clean, bool)
+    consider(allowed)
+    while True:
+        steps = []
+        for tp in tops:
+            nxt = next((i for i in tp if not allowed[i]), None)
+            if nxt is not None and allowed.sum() + 1 <= budget:
+                trial = allowed.copy()
+                trial[nxt] = True
+                steps.append((gain(trial), trial))
+        if not steps:
+            return "greedy"
+        allowed = max(steps, key=lambda s: s[0])[1]
+        consider(allowed)
 
 
 def _calibrated_rule(class_names, base, thresholds, scores, truth, *, split, target_pfa, method, any_clean):

@@ -79,6 +79,18 @@ def _geometry_record(loaded, tta: TTAOptions):
     return "whole image at native resolution (the model takes any input size; no training size known)"
 
 
+def _load_matching(model_path, names, voc_dir):
+    """The model, loaded for inference; ConfigError if its classes are not the dataset's."""
+    loaded = load_for_inference(model_path, names)
+    if list(loaded.class_names) != list(names):
+        raise ConfigError(
+            f"the model's classes {loaded.class_names} differ from the dataset's {names}",
+            path=voc_dir,
+            fix="evaluate on a dataset converted with the same labels.txt",
+        )
+    return loaded
+
+
 def evaluate(
     model_path: str | Path,
     voc_dir: str | Path,
@@ -98,13 +110,7 @@ def evaluate(
     """
     tta = tta or TTAOptions()
     names = read_class_names(voc_dir)
-    loaded = load_for_inference(model_path, names)
-    if list(loaded.class_names) != list(names):
-        raise ConfigError(
-            f"the model's classes {loaded.class_names} differ from the dataset's {names}",
-            path=voc_dir,
-            fix="evaluate on a dataset converted with the same labels.txt",
-        )
+    loaded = _load_matching(model_path, names, voc_dir)
     if out_dir is not None:
         out_dir = prepare_output_dir(
             out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_folder(model_path)], owner="evaluate"

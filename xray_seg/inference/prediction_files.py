@@ -137,6 +137,11 @@ def predict_images(
             sheet.append((path.stem, picture))
         report.written.append(out_dir / f"{path.stem}.json")
     contact_sheet(out_dir / "alarmed_contact_sheet.png", sheet)
+    _print_summary(report, rule, out_dir)
+    return report
+
+
+def _print_summary(report: PredictReport, rule, out_dir: Path) -> None:
     for _path, reason in report.failures:
         print(f"skipped {reason}")
     state = "calibrated" if rule.calibrated else "uncalibrated default"
@@ -145,7 +150,6 @@ def predict_images(
         f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
         f"{len(report.failures)} failed; outputs in {out_dir}"
     )
-    return report
 
 
 def _write_prediction(out_dir: Path, path: Path, image, class_map, decision: dict, loaded, rule) -> np.ndarray:

@@ -236,30 +236,28 @@ def predict_probabilities(
             overlap, pad value); an explicit ``window``/``stride`` overrides its tiles.
     """
     image = _as_rgb_float(image)
-    height, width = image.shape[:2]
     window, stride, pad_value, base_scale, blend_sigma = _tiling(model, input_size, geometry, window, stride, pad_value)
     if not scales or any(float(s) <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
+    tiling = dict(window=window, stride=stride, batch_size=batch_size, pad_value=pad_value, blend_sigma=blend_sigma)
+    return _average_variants(model, image, [float(s) * base_scale for s in scales], flip, tiling)
+
+
+def _average_variants(model, image, factors, flip: bool, tiling: dict) -> np.ndarray:
+    """Steps 1-3 of the module docstring: each scale factor (and its mirror with ``flip``)
+    predicted at its size, brought back to ``H x W`` and averaged."""
+    height, width = image.shape[:2]
     total = None
     variants = 0
-    for scale in scales:
-        factor = float(scale) * base_scale
+    for factor in factors:
         size = (max(1, round(height * factor)), max(1, round(width * factor)))
         scaled = resize_bilinear(image, size)
         for mirrored in (False, True) if flip else (False,):
             inp = scaled[:, ::-1] if mirrored else scaled
-            probs = _predict_at_size(
-                model,
-                np.ascontiguousarray(inp),
-                window=window,
-                stride=stride,
-                batch_size=batch_size,
-                pad_value=pad_value,
-                blend_sigma=blend_sigma,
-            )
+            probs = _predict_at_size(model, np.ascontiguousarray(inp), **tiling)
             if mirrored:
                 probs = probs[:, ::-1]
             probs = resize_bilinear(probs, (height, width))
