@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_seg.conversion.voc import VocLayout, load_label_png, read_class_names, read_split
+from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.fileio import write_json_atomic
+from xray_seg.core.layouts import VocLayout
 from xray_seg.evaluation.alarms import calibrate_thresholds
 from xray_seg.evaluation.evaluator import read_image_rgb
 from xray_seg.evaluation.objects import load_gt_objects
