@@ -45,6 +45,9 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 PAD_VALUE = 255.0
 DEFAULT_OVERLAP = 1.0 / 3.0
@@ -77,8 +80,6 @@ def axis_origins(size: int, window: int, step: int) -> list[int]:
 def axis_weights(window: int, blend_sigma: float):
     """float32 ``[window]``: the 1-D Gaussian blend weight ``g`` of rule 4 (module docstring);
     all ones when ``blend_sigma`` is 0."""
-    import numpy as np
-
     if blend_sigma <= 0:
         return np.ones(window, np.float32)
     centre = np.arange(window, dtype=np.float64) + 0.5 - window / 2.0
@@ -199,12 +200,10 @@ def geometry_for(loaded) -> ScanGeometry | None:
         return ScanGeometry(tile=tuple(loaded.input_size))
     if loaded.keras_model is None:
         return None
-    from pathlib import Path
-
     config = Path(loaded.source).parent / "config.yaml"
     if not config.is_file():
         return None
-    import yaml
+    import yaml  # lazy: only a Keras model without a fixed input size reads its config.yaml
 
     size = ((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data") or {}).get("image_size")
     return ScanGeometry(tile=(int(size[0]), int(size[1]))) if size else None

@@ -77,7 +77,7 @@ def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of ``[H, W, C]`` to ``size=(h, w)`` (half-pixel centres), float32."""
     if tuple(array.shape[:2]) == tuple(size):
         return np.asarray(array, dtype=np.float32)
-    from keras import ops
+    from keras import ops  # lazy: station engines (ONNX, OpenVINO) predict through this module without Keras
 
     out = ops.image.resize(np.asarray(array, dtype=np.float32)[None], size, interpolation="bilinear", antialias=False)
     return np.asarray(ops.convert_to_numpy(out)[0], dtype=np.float32)
@@ -85,7 +85,7 @@ def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def forward_logits(model: Callable, batch: np.ndarray) -> np.ndarray:
     """Run ``model`` on a float32 batch ``[B, h, w, 3]`` and return numpy logits ``[B, h, w, K]``."""
-    import keras
+    import keras  # lazy: station engines never reach here, and run without Keras
 
     batch = np.asarray(batch, dtype=np.float32)
     if isinstance(model, keras.Model):
