@@ -53,7 +53,7 @@ def parse_args(argv=None):
 
 def snippet(document: dict, settings: dict, cpu: str, minutes: float | None) -> str:
     """``compare_seeds.md``: the setting, the CPU, the per-seed table and the claim's difference."""
-    from xray_seg.evaluation.compare_report import seed_section
+    from xray_seg.training.compare_report import seed_section
 
     results: dict[str, list] = {}
     for run in document["runs"]:
@@ -74,7 +74,7 @@ def snippet(document: dict, settings: dict, cpu: str, minutes: float | None) -> 
 
 def main(argv=None) -> int:
     from xray_seg.core.fileio import write_text_atomic
-    from xray_seg.evaluation.compare import CompareSettings, compare, parse_model_list
+    from xray_seg.training.compare import CompareSettings, compare, parse_model_list
 
     args = parse_args(argv)
     models = parse_model_list(args.models)

@@ -81,7 +81,7 @@ def test_docs_python_api_runs(docs_run):
     np.testing.assert_allclose(tiled.probabilities.sum(-1), 1.0, atol=1e-4)
     for item in pred.items:
         x, y, w, h = item["bbox"]
-        # items are components after the alarm rule's closing (evaluation/alarms.py): inside their box
+        # items are components after the alarm rule's closing (inference/alarm_rule.py): inside their box
         assert w * h >= item["area"] >= 50 and (pred.class_map[y : y + h, x : x + w] == item["class_index"]).any()
     metrics = json.loads((root / "runs/tiny/eval-val/metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(namespace["ev"].scores["miou"])
@@ -124,7 +124,7 @@ def test_api_wrappers_check_their_options(tmp_path):
 
 def test_tta_specs():
     from xray_seg import TTAOptions
-    from xray_seg.inference.segmenter import tta_options
+    from xray_seg.inference.tta_options import tta_options
 
     assert tta_options("scales=0.75,1,1.25 flip") == TTAOptions(scales=(0.75, 1.0, 1.25), flip=True)
     assert tta_options("flip,scales=0.5,1") == TTAOptions(scales=(0.5, 1.0), flip=True)

@@ -31,10 +31,10 @@ from xray_seg.core.version import __version__
 
 # name -> (module, attribute): classes resolved lazily by __getattr__.
 _LAZY = {
-    "Segmenter": ("xray_seg.inference.segmenter", "Segmenter"),
-    "Prediction": ("xray_seg.inference.segmenter", "Prediction"),
+    "Segmenter": ("xray_seg.segmenter", "Segmenter"),
+    "Prediction": ("xray_seg.segmenter", "Prediction"),
     "TrainConfig": ("xray_seg.training.config", "TrainConfig"),
-    "TTAOptions": ("xray_seg.evaluation.evaluator", "TTAOptions"),
+    "TTAOptions": ("xray_seg.inference.tta_options", "TTAOptions"),
     "SynthConfig": ("xray_seg.synthesis.scene", "SynthConfig"),
     "ConvertConfig": ("xray_seg.conversion.convert", "ConvertConfig"),
 }

@@ -10,7 +10,7 @@ Steps, each timed and printed:
 5. calibrate the alarm thresholds on val for PFA 5 % when val has threat-free bags
    (:mod:`xray_seg.evaluation.calibration`), then export the SavedModel for stations
    (:mod:`xray_seg.serving.exporter`);
-6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.items`).
+6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.prediction_files`).
 
 Everything goes under one folder (default ``runs/demo``), which the demo owns and
 replaces on every run. Every option is checked before the disk is touched. The folder is
@@ -226,7 +226,7 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
     from xray_seg.conversion.voc import read_split
     from xray_seg.core.layouts import ExportLayout, RunLayout, VocLayout
     from xray_seg.evaluation.evaluator import evaluate
-    from xray_seg.inference.items import predict_images
+    from xray_seg.inference.prediction_files import predict_images
     from xray_seg.serving.exporter import export_model
 
     voc_dir, run_dir = out / "voc", out / "run"
@@ -238,7 +238,8 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
     pd5, clean_note = _pd_at_pfa5(evaluation)
     calibration = None
     if clean_note is None:
-        from xray_seg.evaluation.calibration import calibrate_model, summary_lines
+        from xray_seg.evaluation.calibration import summary_lines
+        from xray_seg.serving.recalibrate import calibrate_model
 
         calibrated = calibrate_model(run_dir, voc_dir, split="val", target_pfa=0.05)
         calibration = calibrated.rule.calibration

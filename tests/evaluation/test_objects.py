@@ -14,7 +14,7 @@ from xray_seg.evaluation.objects import (
     load_gt_objects,
     mask_iou,
 )
-from xray_seg.inference.items import find_items
+from xray_seg.inference.alarm_rule import find_items
 
 NAMES = ["_background_", "gun", "knife"]
 

@@ -85,7 +85,7 @@ def test_evaluate_writes_screening_outputs(tiny_voc, tmp_path):
 
 
 def test_compare_tables_gain_screening_columns():
-    from xray_seg.evaluation.compare_report import aggregate, table3_rows
+    from xray_seg.training.compare_report import aggregate, table3_rows
 
     base = {
         "miou": 0.5,
@@ -109,8 +109,8 @@ def test_compare_tables_gain_screening_columns():
 
 def test_evaluate_at_calibrated_thresholds(tiny_voc, tmp_path):
     from xray_seg.conversion.voc import read_class_names
-    from xray_seg.evaluation.calibration import calibrate_model
     from xray_seg.evaluation.evaluator import evaluate
+    from xray_seg.serving.recalibrate import calibrate_model
 
     names = read_class_names(tiny_voc)
     run = make_run(tmp_path / "run", names, seed=2)

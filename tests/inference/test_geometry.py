@@ -129,8 +129,8 @@ def test_any_size_model_tiles_with_its_training_size_everywhere(tmp_path):
 
     from xray_seg.core.config import save_config
     from xray_seg.inference.geometry import geometry_for
-    from xray_seg.inference.items import predict_images
     from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.prediction_files import predict_images
     from xray_seg.serving.exporter import export_model
     from xray_seg.training.config import TrainConfig
 

@@ -87,8 +87,8 @@ def routes(trained, tmp_path_factory):
     from PIL import Image
 
     from xray_seg.conversion.voc import save_label_png, write_class_names, write_split
-    from xray_seg.inference.items import predict_images
     from xray_seg.inference.loader import load_for_inference
+    from xray_seg.inference.prediction_files import predict_images
     from xray_seg.inference.tta import predict_class_map
 
     root, _ = trained

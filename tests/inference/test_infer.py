@@ -7,14 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xray_seg.core.errors import ConfigError, ModelError
-from xray_seg.inference.tta import (
-    forward_logits,
-    predict_class_map,
-    predict_probabilities,
-    resize_bilinear,
-    softmax,
-    tile_origins,
-)
+from xray_seg.inference.geometry import axis_origins
+from xray_seg.inference.tta import forward_logits, predict_class_map, predict_probabilities, resize_bilinear, softmax
 
 K = 4
 
@@ -152,7 +146,7 @@ def test_dict_outputs_and_grey_images():
 def test_tile_origins_cover_every_position(size, window, stride):
     stride = min(stride, window)
     padded = max(size, window)
-    starts = tile_origins(padded, window, stride)
+    starts = axis_origins(padded, window, stride)
     covered = np.zeros(padded, bool)
     for s in starts:
         assert s >= 0 and s + window <= padded

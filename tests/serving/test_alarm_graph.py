@@ -1,4 +1,4 @@
-"""The in-graph alarm (serving/alarm_graph.py) equals the host decision (evaluation/alarms.py)."""
+"""The in-graph alarm (serving/alarm_graph.py) equals the host decision (inference/alarm_rule.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from xray_seg.evaluation.alarms import AlarmRule, decide  # noqa: E402
+from xray_seg.inference.alarm_rule import AlarmRule, decide  # noqa: E402
 from xray_seg.serving.alarm_graph import alarm_outputs  # noqa: E402
 
 NAMES = ["_background_", "gun", "knife", "pliers"]

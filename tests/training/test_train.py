@@ -36,7 +36,7 @@ def weights_of(path):
 
 def test_train_evaluate_predict_end_to_end(tiny_voc, tmp_path):
     from xray_seg.evaluation.evaluator import evaluate
-    from xray_seg.inference.items import predict_images
+    from xray_seg.inference.prediction_files import predict_images
     from xray_seg.training.trainer import train
 
     run = tmp_path / "run"

@@ -144,8 +144,8 @@ def run(args):
 def _run_fps(args):
     from xray_seg import Segmenter
     from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.inference.items import expand_inputs
-    from xray_seg.inference.segmenter import tta_options
+    from xray_seg.inference.prediction_files import expand_inputs
+    from xray_seg.inference.tta_options import tta_options
 
     paths = expand_inputs(args.inputs)
     result = Segmenter.load(args.model_path, engine=args.engine, variant=args.variant).benchmark(

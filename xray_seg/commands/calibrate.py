@@ -39,7 +39,8 @@ def add_arguments(parser):
 
 def run(args):
     from xray_seg.core.errors import ConfigError
-    from xray_seg.evaluation.calibration import calibrate_model, summary_lines
+    from xray_seg.evaluation.calibration import summary_lines
+    from xray_seg.serving.recalibrate import calibrate_model
 
     if not 0.0 <= args.target_pfa < 1.0:
         raise ConfigError(f"--target-pfa {args.target_pfa} is not a fraction", fix="give e.g. --target-pfa 0.05")

@@ -1,4 +1,4 @@
-"""``xray-seg compare``: train and evaluate several models under one protocol (see :mod:`xray_seg.evaluation.compare`)."""
+"""``xray-seg compare``: train and evaluate several models under one protocol (see :mod:`xray_seg.training.compare`)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from xray_seg.evaluation.compare import CompareSettings, compare, parse_model_list
+    from xray_seg.training.compare import CompareSettings, compare, parse_model_list
 
     settings = CompareSettings(
         voc_dir=args.data,

@@ -47,7 +47,7 @@ def run(args):
     from xray_seg import Segmenter
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.evaluation.subsets import folder_name
-    from xray_seg.inference.segmenter import tta_options
+    from xray_seg.inference.tta_options import tta_options
 
     tta = tta_options(args.tta, window=args.window, stride=args.stride)
     out = args.out

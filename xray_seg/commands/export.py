@@ -60,7 +60,7 @@ def add_arguments(parser):
 
 def run(args):
     from xray_seg import Segmenter
-    from xray_seg.evaluation.evaluator import parse_size
+    from xray_seg.inference.tta_options import parse_size
     from xray_seg.serving.exporter import summary_lines
     from xray_seg.serving.formats import check_export_target, parse_formats
 

@@ -1,4 +1,4 @@
-"""``xray-seg predict``: class masks, overlays and item lists for images (see :mod:`xray_seg.inference.items`)."""
+"""``xray-seg predict``: class masks, overlays and item lists for images (see :mod:`xray_seg.inference.prediction_files`)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def add_arguments(parser):
 
 def run(args):
     from xray_seg import Segmenter
-    from xray_seg.inference.segmenter import tta_options
+    from xray_seg.inference.tta_options import tta_options
 
     tta = tta_options(args.tta, window=args.window)  # a bad --tta or --window fails before the model loads
     report = Segmenter.load(args.model, engine=args.engine, variant=args.variant).predict_files(

@@ -1,19 +1,8 @@
-"""Bag-level screening decisions: alarms, PD and PFA, ROC, threshold calibration.
+"""Bag-level screening figures: PD and PFA, ROC and AUC, threshold calibration.
 
-The decision (docs/architecture.md, "screening decisions")
-    A bag alarms for class ``c`` when one of its predicted items of class ``c`` has
-    ``area >= min_area[c]`` pixels and ``confidence >= thresholds[c]``. Items are the
-    connected components (8-connectivity) of the arg-max class map that
-    :func:`xray_seg.inference.items.find_items` reports, after a **morphological closing**
-    of each class mask with a ``(2 closing + 1)``-pixel square: fragments of one object
-    less than ``2 closing + 1`` pixels apart (a wire seen as a dozen 60-pixel "pliers")
-    merge into one item, and what is still smaller than ``min_area`` is suppressed. The
-    confidence is the mean probability of ``c`` over the (closed) item, rounded to 4
-    decimals as ``predict`` prints it. ``tests/evaluation/test_alarms.py`` measures the rule
-    on a broken wire: 12 fragments become one item. The SavedModel computes the same
-    decision in its graph (:mod:`xray_seg.serving.alarm_graph`).
-
-    Uncalibrated defaults: ``thresholds`` 0.5, ``min_area`` 100 pixels, ``closing`` 2.
+The decision itself (:class:`~xray_seg.inference.alarm_rule.AlarmRule`,
+:func:`~xray_seg.inference.alarm_rule.decide`) is prediction and lives in
+:mod:`xray_seg.inference.alarm_rule`; this module measures it over a split.
 
 Figures
     A bag's score for ``c`` is the highest confidence of its items of ``c`` that pass
@@ -43,98 +32,15 @@ Calibration (:func:`calibrate_thresholds`)
 from __future__ import annotations
 
 import itertools
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_MIN_AREA = 100
-DEFAULT_CLOSING = 2
+from xray_seg.inference.alarm_rule import AlarmRule
+
 TARGET_PFAS = (0.01, 0.05, 0.10)
 STEP = 1e-4  # confidences are rounded to 4 decimals
 MAX_EXACT = 200_000
-ALARM_FILE = "alarm_thresholds.json"  # in a run folder, written by `xray-seg calibrate`
-
-
-@dataclass
-class AlarmRule:
-    """Per-class thresholds and minimum areas (index 0, background, never alarms)."""
-
-    class_names: list
-    thresholds: list
-    min_area: list
-    closing: int = DEFAULT_CLOSING
-    calibrated: bool = False
-    calibration: dict = field(default_factory=dict)  # split, target PFA, PD and PFA it gave
-
-    @classmethod
-    def default(cls, class_names, threshold=DEFAULT_THRESHOLD, min_area=DEFAULT_MIN_AREA, closing=DEFAULT_CLOSING):
-        k = len(class_names)
-        return cls(
-            list(class_names), [1.0] + [float(threshold)] * (k - 1), [0] + [int(min_area)] * (k - 1), int(closing)
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> AlarmRule:
-        keep = {
-            k: data[k]
-            for k in ("class_names", "thresholds", "min_area", "closing", "calibrated", "calibration")
-            if k in data
-        }
-        return cls(**keep)
-
-    def item_min_area(self) -> int:
-        return int(min(self.min_area[1:], default=0))
-
-
-def load_rule(model_path, class_names) -> AlarmRule:
-    """The rule stored with a model: ``export.json`` ``"alarm"`` of a SavedModel, ``RUN/alarm_thresholds.json``
-    of a run folder; the documented defaults when it was never calibrated. ``model_path`` is a
-    path or an already loaded model (its ``source``; a station engine's carries its export's rule)."""
-    carried = getattr(model_path, "alarm", None)
-    if carried and list(carried.get("class_names", class_names)) == list(class_names):
-        return AlarmRule.from_dict(carried)
-    path = Path(getattr(model_path, "source", model_path))
-    path = path.parent if path.is_file() else path  # a .keras file: its folder
-    candidates = [path / "export.json", path / "savedmodel" / "export.json", path / ALARM_FILE]
-    for file in candidates:
-        if file.is_file():
-            data = json.loads(file.read_text(encoding="utf-8"))
-            data = data.get("alarm", data) if file.name == "export.json" else data
-            if data and "thresholds" in data and list(data.get("class_names", class_names)) == list(class_names):
-                return AlarmRule.from_dict(data)
-    return AlarmRule.default(class_names)
-
-
-def decide(
-    class_map: np.ndarray, probs: np.ndarray, rule: AlarmRule, *, with_masks: bool = False, min_area=None
-) -> dict:
-    """The bag decision of one image: ``alarm``, ``alarm_classes``, ``scores`` [K] and ``items`` (each with ``alarm``).
-
-    Items are listed from ``min_area`` (default: the smallest alarm area) up; every item
-    that alarms is listed whatever ``min_area`` says.
-    """
-    from xray_seg.inference.items import find_items
-
-    floor = rule.item_min_area() if min_area is None else min(int(min_area), rule.item_min_area())
-    items = find_items(class_map, probs, rule.class_names, floor, closing=rule.closing, with_masks=with_masks)
-    scores = np.zeros(len(rule.class_names), dtype=np.float64)
-    for it in items:
-        c = it["class_index"]
-        passes = it["area"] >= rule.min_area[c]
-        it["alarm"] = bool(passes and it["confidence"] >= rule.thresholds[c])
-        if passes:
-            scores[c] = max(scores[c], it["confidence"])
-    if min_area is not None:
-        items = [it for it in items if it["area"] >= min_area or it["alarm"]]
-    classes = sorted({it["class"] for it in items if it["alarm"]}, key=rule.class_names.index)
-    return {"alarm": bool(classes), "alarm_classes": classes, "scores": scores, "items": items}
 
 
 # --------------------------------------------------------------------------- figures
@@ -273,31 +179,10 @@ def calibrate_thresholds(
         if fa <= budget and (best_key is None or key > best_key):
             best_key, best_t = key, t
 
-    combos = math.prod(len(tp) + 1 for tp in tops)
-    if combos <= MAX_EXACT:
-        for js in itertools.product(*[range(len(tp) + 1) for tp in tops]):
-            allowed = np.zeros(len(sc), bool)
-            for tp, j in zip(tops, js):
-                allowed[tp[:j]] = True
-            if allowed.sum() <= budget:
-                consider(allowed)
-        method = "exact"
-    else:  # greedy: each step lets in the class's next clean bag with the best detection gain
-        allowed = np.zeros(len(sc), bool)
-        consider(allowed)
-        while True:
-            steps = []
-            for tp in tops:
-                nxt = next((i for i in tp if not allowed[i]), None)
-                if nxt is not None and allowed.sum() + 1 <= budget:
-                    trial = allowed.copy()
-                    trial[nxt] = True
-                    steps.append((_objective(scores, truth, clean, _thresholds_excluding(sc, trial))[0], trial))
-            if not steps:
-                break
-            allowed = max(steps, key=lambda s: s[0])[1]
-            consider(allowed)
-        method = "greedy"
+    def gain(allowed):
+        return _objective(scores, truth, clean, _thresholds_excluding(sc, allowed))[0]
+
+    method = _search_allowed(len(sc), tops, budget, consider, gain)
     return _calibrated_rule(
         class_names,
         base,
@@ -309,6 +194,35 @@ def calibrate_thresholds(
         method=method,
         any_clean=bool(clean.any()),
     )
+
+
+def _search_allowed(n_clean: int, tops, budget: int, consider, gain) -> str:
+    """Offer ``consider`` every set of clean bags allowed to alarm (module docstring): all
+    unions of each class's top-scoring clean bags when there are at most ``MAX_EXACT``,
+    else a greedy walk that each step lets in the class's next clean bag with the best
+    detection ``gain``. Returns ``"exact"`` or ``"greedy"``."""
+    if math.prod(len(tp) + 1 for tp in tops) <= MAX_EXACT:
+        for js in itertools.product(*[range(len(tp) + 1) for tp in tops]):
+            allowed = np.zeros(n_clean, bool)
+            for tp, j in zip(tops, js):
+                allowed[tp[:j]] = True
+            if allowed.sum() <= budget:
+                consider(allowed)
+        return "exact"
+    allowed = np.zeros(n_clean, bool)
+    consider(allowed)
+    while True:
+        steps = []
+        for tp in tops:
+            nxt = next((i for i in tp if not allowed[i]), None)
+            if nxt is not None and allowed.sum() + 1 <= budget:
+                trial = allowed.copy()
+                trial[nxt] = True
+                steps.append((gain(trial), trial))
+        if not steps:
+            return "greedy"
+        allowed = max(steps, key=lambda s: s[0])[1]
+        consider(allowed)
 
 
 def _calibrated_rule(class_names, base, thresholds, scores, truth, *, split, target_pfa, method, any_clean):

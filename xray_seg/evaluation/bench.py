@@ -26,10 +26,10 @@ from xray_seg.evaluation.timing import time_calls
 def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: int = 5, tta=None) -> dict:
     """Model-only and end-to-end FPS of a run folder, ``.keras`` file or SavedModel."""
     from xray_seg.core.images import read_image_rgb
-    from xray_seg.evaluation.evaluator import TTAOptions
-    from xray_seg.inference.items import find_items
+    from xray_seg.inference.alarm_rule import find_items
     from xray_seg.inference.loader import load_for_inference
     from xray_seg.inference.tta import predict_probabilities
+    from xray_seg.inference.tta_options import TTAOptions
 
     loaded = load_for_inference(model_path)
     tta = tta or TTAOptions()

@@ -1,33 +1,33 @@
-"""``xray-seg calibrate``: alarm thresholds chosen on validation data for a target PFA, stored with the model.
+"""Alarm thresholds chosen on validation data for a target PFA (``xray-seg calibrate``).
 
 The model (run folder, ``.keras`` file or exported SavedModel) predicts every image of
 the split exactly as ``predict`` would; each bag's score per class and the classes its
-ground truth holds go to :func:`xray_seg.evaluation.alarms.calibrate_thresholds`. The rule
-(thresholds, ``min_area``, ``closing``, and the PD and PFA it gave on the split) is written:
-
-- run folder or ``.keras`` file: ``alarm_thresholds.json`` beside the model; ``xray-seg
-  export`` then carries it into ``export.json`` and the SavedModel graph;
-- exported SavedModel: into ``export.json`` (``"alarm"``) and ``manifest.json``, and the
-  SavedModel is rebuilt from the ``.keras`` file named in ``export.json`` ``"source"`` so
-  that its graph (``alarm`` outputs, ``model_info``) uses the new thresholds. The new
-  SavedModel is written beside the old one, which is removed only once the new one is in
-  place; if the source ``.keras`` is gone, calibrate the run folder and export again.
+ground truth holds go to :func:`xray_seg.evaluation.alarms.calibrate_thresholds`
+(:func:`choose_rule`). The rule (thresholds, ``min_area``, ``closing``, and the PD and PFA
+it gave on the split) is stored with the model by :mod:`xray_seg.serving.recalibrate`:
+``alarm_thresholds.json`` beside a run folder's model (:func:`write_rule_file`), or an
+export's ``export.json`` and rebuilt SavedModel.
 
 See docs/architecture.md, "calibration + export".
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from xray_seg.core.errors import ModelError
-from xray_seg.evaluation.alarms import ALARM_FILE, AlarmRule, calibrate_thresholds, decide, load_rule
+from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
+from xray_seg.core.fileio import write_json_atomic
+from xray_seg.core.images import read_image_rgb
+from xray_seg.core.layouts import VocLayout
+from xray_seg.evaluation.alarms import calibrate_thresholds
+from xray_seg.evaluation.objects import load_gt_objects
+from xray_seg.inference.alarm_rule import ALARM_FILE, AlarmRule, decide, load_rule
+from xray_seg.inference.loader import load_for_inference
+from xray_seg.inference.tta import predict_probabilities
+from xray_seg.inference.tta_options import TTAOptions
 
 
 @dataclass
@@ -36,23 +36,9 @@ class CalibrationResult:
     written: list
 
 
-def _savedmodel_dir(path: Path) -> Path | None:
-    for candidate in (path, path / "savedmodel"):
-        if (candidate / "saved_model.pb").is_file():
-            return candidate
-    return None
-
-
 def bag_scores(model_path, voc_dir, rule: AlarmRule, *, split: str, limit=None, tta=None, progress=True):
     """Scores [N, K] and held classes [N, K] of every bag of ``split`` under ``rule``'s area and closing."""
     from tqdm import tqdm
-
-    from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
-    from xray_seg.core.images import read_image_rgb
-    from xray_seg.evaluation.evaluator import TTAOptions
-    from xray_seg.evaluation.objects import load_gt_objects
-    from xray_seg.inference.loader import load_for_inference
-    from xray_seg.inference.tta import predict_probabilities
 
     loaded = load_for_inference(model_path, rule.class_names)
     tta = tta or TTAOptions()
@@ -71,53 +57,11 @@ def bag_scores(model_path, voc_dir, rule: AlarmRule, *, split: str, limit=None, 
     return np.asarray(scores, float).reshape(-1, k), np.asarray(held, bool).reshape(-1, k)
 
 
-def rebuild_savedmodel(savedmodel: Path, rule: AlarmRule) -> list[Path]:
-    """Write ``rule`` into an export's ``export.json`` / ``manifest.json`` and rebuild its graph (module docstring)."""
-    from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.serving.export_source import load_source
-    from xray_seg.serving.savedmodel import write_savedmodel
-
-    meta = json.loads((savedmodel / "export.json").read_text(encoding="utf-8"))
-    source_file = Path(meta.get("source", ""))
-    if not source_file.is_file():
-        raise ModelError(
-            "the .keras file this SavedModel was exported from is gone, so its graph cannot be rebuilt",
-            path=savedmodel / "export.json",
-            fix="calibrate the run folder instead, then `xray-seg export` it again",
-        )
-    is_run = source_file.name == "best_model.keras" and (source_file.parent / "class_names.txt").is_file()
-    source = load_source(source_file.parent if is_run else source_file)
-    source.alarm = rule.to_dict()
-    meta["alarm"] = rule.to_dict()
-    out_dir = savedmodel.parent
-    old = out_dir / ".savedmodel.before-calibration"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(savedmodel, old)
-    try:
-        new = write_savedmodel(source, out_dir, meta)
-    except BaseException:
-        os.replace(old, savedmodel)
-        raise
-    if new != savedmodel:
-        os.replace(new, savedmodel)
-    shutil.rmtree(old, ignore_errors=True)
-    written = [savedmodel / "export.json"]
-    manifest = out_dir / "manifest.json"
-    if manifest.is_file():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        data["export"] = meta
-        write_json_atomic(manifest, data)
-        written.append(manifest)
-    return written
-
-
-def calibrate_model(
+def choose_rule(
     model_path, voc_dir, *, split="val", target_pfa=0.05, min_area=None, closing=None, limit=None, progress=True
-) -> CalibrationResult:
-    """Calibrate ``model_path`` on ``split`` of ``voc_dir`` and store the rule with it (module docstring)."""
-    from xray_seg.conversion.voc import read_class_names
-    from xray_seg.core.fileio import write_json_atomic
-
+) -> AlarmRule:
+    """The rule for ``model_path`` with thresholds calibrated on ``split`` of ``voc_dir`` for
+    ``target_pfa``; ``min_area`` and ``closing`` replace the stored rule's when given."""
     path = Path(model_path)
     names = read_class_names(voc_dir)
     base = load_rule(path, names)
@@ -126,15 +70,15 @@ def calibrate_model(
     if closing is not None:
         base.closing = int(closing)
     scores, held = bag_scores(path, voc_dir, base, split=split, limit=limit, progress=progress)
-    rule = calibrate_thresholds(scores, held, names, target_pfa=target_pfa, base=base, split=split)
-    savedmodel = _savedmodel_dir(path)
-    if savedmodel is not None:
-        written = rebuild_savedmodel(savedmodel, rule)
-    else:
-        target = (path if path.is_dir() else path.parent) / ALARM_FILE
-        write_json_atomic(target, rule.to_dict())
-        written = [target]
-    return CalibrationResult(rule, written)
+    return calibrate_thresholds(scores, held, names, target_pfa=target_pfa, base=base, split=split)
+
+
+def write_rule_file(model_path, rule: AlarmRule) -> Path:
+    """``alarm_thresholds.json`` beside a run folder's or ``.keras`` file's model; returns its path."""
+    path = Path(model_path)
+    target = (path if path.is_dir() else path.parent) / ALARM_FILE
+    write_json_atomic(target, rule.to_dict())
+    return target
 
 
 def summary_lines(result: CalibrationResult) -> list[str]:

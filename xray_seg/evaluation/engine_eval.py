@@ -20,6 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.conversion.voc import read_class_names, read_split
+from xray_seg.evaluation.evaluator import accumulate_split
+from xray_seg.evaluation.metrics import segmentation_scores
+from xray_seg.evaluation.screening_eval import ScreeningEvaluation
+from xray_seg.inference.alarm_rule import AlarmRule
+from xray_seg.inference.geometry import ScanGeometry
+from xray_seg.inference.tta import model_input_size, predict_probabilities
+
 PFA_TARGET = "0.05"  # the key of screening_report's pd_at_pfa for PFA 5 %
 
 
@@ -30,19 +38,11 @@ def engine_accuracy(engine, voc_dir, *, split: str = "val", geometry=None, rule=
         engine: a :class:`~xray_seg.serving.engines.TileEngine` or a Keras model (logits).
         geometry: the :class:`~xray_seg.inference.geometry.ScanGeometry` (default: tiles of
             the engine's size, native resolution).
-        rule: the :class:`~xray_seg.evaluation.alarms.AlarmRule` whose ``min_area`` and
+        rule: the :class:`~xray_seg.inference.alarm_rule.AlarmRule` whose ``min_area`` and
             ``closing`` define items (default: the documented defaults; PD at PFA sweeps
             the thresholds, so they do not matter).
         limit: only the first ``limit`` images of the split.
     """
-    from xray_seg.conversion.voc import read_class_names, read_split
-    from xray_seg.evaluation.alarms import AlarmRule
-    from xray_seg.evaluation.evaluator import accumulate_split
-    from xray_seg.evaluation.metrics import segmentation_scores
-    from xray_seg.evaluation.screening_eval import ScreeningEvaluation
-    from xray_seg.inference.geometry import ScanGeometry
-    from xray_seg.inference.tta import model_input_size, predict_probabilities
-
     names = read_class_names(voc_dir)
     tile = getattr(engine, "tile", None) or model_input_size(engine)
     geometry = geometry or ScanGeometry(tile=tile)

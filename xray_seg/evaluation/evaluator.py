@@ -28,71 +28,25 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.errors import ConfigError
+from xray_seg.core.fileio import prepare_output_dir, write_text_atomic
 from xray_seg.core.images import read_image_rgb
-
-
-@dataclass
-class TTAOptions:
-    """Test-time augmentation and tiling for :func:`xray_seg.inference.tta.predict_probabilities`."""
-
-    scales: tuple = (1.0,)
-    flip: bool = False
-    window: tuple | None = None
-    stride: tuple | None = None
-
-    def as_kwargs(self) -> dict:
-        return dict(scales=self.scales, flip=self.flip, window=self.window, stride=self.stride)
-
-
-def parse_tta(spec: str | None) -> tuple[tuple[float, ...], bool]:
-    """Parse ``"flip,scales=0.75,1,1.25"`` into ``((0.75, 1.0, 1.25), True)``."""
-    scales: list[float] = []
-    flip = False
-    in_scales = False
-    for token in (spec or "").split(","):
-        token = token.strip()
-        if not token:
-            continue
-        if token == "flip":
-            flip, in_scales = True, False
-        elif token.startswith("scales="):
-            in_scales = True
-            token = token.split("=", 1)[1]
-            if token:
-                scales.append(_tta_scale(token))
-        elif in_scales:
-            scales.append(_tta_scale(token))
-        else:
-            raise ConfigError(f"bad --tta item {token!r}", fix="write e.g. --tta flip,scales=0.75,1,1.25")
-    return tuple(scales) or (1.0,), flip
-
-
-def _tta_scale(token: str) -> float:
-    try:
-        value = float(token)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and value <= 8):  # also refuses nan and inf
-        raise ConfigError(
-            f"bad --tta scale {token!r}: scales are positive numbers up to 8",
-            fix="write e.g. --tta flip,scales=0.75,1,1.25",
-        )
-    return value
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"512"`` -> (512, 512); ``"512x1024"`` -> (512, 1024); None stays None."""
-    if not text:
-        return None
-    parts = text.lower().split("x")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"bad size {text!r}", fix="write e.g. 512 or 512x1024") from None
-    if len(size) > 2 or any(v < 1 for v in size):
-        raise ConfigError(f"bad size {text!r}: one or two positive integers", fix="write e.g. 512 or 512x1024")
-    return (size[0], size[0]) if len(size) == 1 else size[:2]
+from xray_seg.core.layouts import VocLayout
+from xray_seg.evaluation.metrics import confusion_matrix, segmentation_scores
+from xray_seg.evaluation.report import (
+    format_paper_tables,
+    plot_confusion_matrix,
+    write_markdown_report,
+    write_metrics_json,
+)
+from xray_seg.evaluation.screening_eval import ScreeningEvaluation, format_screening
+from xray_seg.evaluation.subsets import RULE, bag_selection, format_subset_table, select_subset, subset_table
+from xray_seg.inference.alarm_rule import load_rule
+from xray_seg.inference.geometry import geometry_for
+from xray_seg.inference.loader import load_for_inference, model_folder
+from xray_seg.inference.tta import predict_probabilities
+from xray_seg.inference.tta_options import TTAOptions
 
 
 @dataclass
@@ -109,7 +63,6 @@ def _geometry_record(loaded, tta: TTAOptions):
     """How scans reached the network (docs/architecture.md, "Geometry: how a scan reaches the network")."""
     if tta.window:
         return {"rule": "explicit sliding window", "tile": list(tta.window)}
-    from xray_seg.inference.geometry import geometry_for
 
     geometry = geometry_for(loaded)
     if geometry is not None:
@@ -117,6 +70,18 @@ def _geometry_record(loaded, tta: TTAOptions):
     if loaded.keras_model is None:
         return "inside the SavedModel (its export.json geometry)"
     return "whole image at native resolution (the model takes any input size; no training size known)"
+
+
+def _load_matching(model_path, names, voc_dir):
+    """The model, loaded for inference; ConfigError if its classes are not the dataset's."""
+    loaded = load_for_inference(model_path, names)
+    if list(loaded.class_names) != list(names):
+        raise ConfigError(
+            f"the model's classes {loaded.class_names} differ from the dataset's {names}",
+            path=voc_dir,
+            fix="evaluate on a dataset converted with the same labels.txt",
+        )
+    return loaded
 
 
 def evaluate(
@@ -136,23 +101,9 @@ def evaluate(
     ``subset`` names a subset of ``subsets.json`` (module docstring); ``limit`` takes the
     first images of the split before the subset is selected.
     """
-    from xray_seg.conversion.voc import read_class_names, read_split
-    from xray_seg.core.fileio import prepare_output_dir
-    from xray_seg.evaluation.alarms import load_rule
-    from xray_seg.evaluation.report import format_paper_tables
-    from xray_seg.evaluation.screening_eval import ScreeningEvaluation, format_screening
-    from xray_seg.evaluation.subsets import RULE, format_subset_table, select_subset
-    from xray_seg.inference.loader import load_for_inference, model_folder
-
     tta = tta or TTAOptions()
     names = read_class_names(voc_dir)
-    loaded = load_for_inference(model_path, names)
-    if list(loaded.class_names) != list(names):
-        raise ConfigError(
-            f"the model's classes {loaded.class_names} differ from the dataset's {names}",
-            path=voc_dir,
-            fix="evaluate on a dataset converted with the same labels.txt",
-        )
+    loaded = _load_matching(model_path, names, voc_dir)
     if out_dir is not None:
         out_dir = prepare_output_dir(
             out_dir, force=force, inputs=[voc_dir], may_lie_inside=[model_folder(model_path)], owner="evaluate"
@@ -194,9 +145,6 @@ def evaluate(
 def _score(voc_dir, names, per_image: dict, screening, members: set | None):
     """``(pixel scores, screening summary, subset table)``: over every image, or with
     ``members`` by the subset rule (:mod:`xray_seg.evaluation.subsets`)."""
-    from xray_seg.evaluation.metrics import segmentation_scores
-    from xray_seg.evaluation.subsets import bag_selection, subset_table
-
     k = len(names)
     if members is None:
         cm = sum(per_image.values(), np.zeros((k, k), np.int64))
@@ -209,9 +157,6 @@ def _accumulate(loaded, voc_dir, stems, tta: TTAOptions, screening, *, desc: str
     """The confusion matrix of every image of ``stems`` (summed over the split or a subset,
     paper 1 eqs. 4-7: never averaged per batch), the screening record of each bag, and the
     seconds spent predicting."""
-    from xray_seg.inference.geometry import geometry_for
-    from xray_seg.inference.tta import predict_probabilities
-
     geometry = geometry_for(loaded)  # docs/architecture.md, "Geometry: how a scan reaches the network"
 
     def predict(image):
@@ -228,10 +173,6 @@ def accumulate_split(predict, voc_dir, stems, k: int, screening, *, desc: str = 
     :class:`~xray_seg.evaluation.screening_eval.ScreeningEvaluation`, or None). Sum the
     matrices for the split's (or a subset's) one confusion matrix."""
     from tqdm import tqdm
-
-    from xray_seg.conversion.voc import load_label_png
-    from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.metrics import confusion_matrix
 
     layout = VocLayout(voc_dir)
     per_image = {}
@@ -252,11 +193,6 @@ def _write_outputs(out_dir: Path, scores, names, fps, extra, screening, screenin
     """``metrics.json``, ``report.md`` (with its screening and subset sections), the
     confusion-matrix PNG and the screening files (``screening.json``, ``roc.json``,
     ``roc.png``, ``report.html``)."""
-    from xray_seg.core.fileio import write_text_atomic
-    from xray_seg.evaluation.report import plot_confusion_matrix, write_markdown_report, write_metrics_json
-    from xray_seg.evaluation.screening_eval import format_screening
-    from xray_seg.evaluation.subsets import format_subset_table
-
     write_metrics_json(
         out_dir / "metrics.json", scores, names, fps=fps, **extra, **({"subsets": table} if table else {})
     )

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.fileio import write_text_atomic
+from xray_seg.core.viz import overlay
+
 STYLE = """body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 18px}
 td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}
 .case{display:inline-block;margin:6px 12px 12px 0;vertical-align:top}.case img{margin-right:3px;border:1px solid #999}
@@ -46,7 +49,6 @@ def _table(header, rows) -> str:
 
 
 def _cases(cases, class_names) -> str:
-    from xray_seg.core.viz import overlay
 
     if not cases:
         return "<p class='note'>none</p>"
@@ -151,7 +153,6 @@ def _bag_section(screening) -> list[str]:
 
 
 def write_html_report(path: str | Path, **kwargs) -> Path:
-    from xray_seg.core.fileio import write_text_atomic
 
     write_text_atomic(path, build_html(**kwargs))
     return Path(path)

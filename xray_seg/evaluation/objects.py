@@ -11,7 +11,7 @@ Ground-truth objects
     (``"SegmentationObject"`` or ``"connected components"``).
 
 Predicted objects
-    Exactly the items ``xray-seg predict`` reports: :func:`xray_seg.inference.items.find_items`
+    Exactly the items ``xray-seg predict`` reports: :func:`xray_seg.inference.alarm_rule.find_items`
     (connected components of the arg-max class map, mean class probability as confidence).
 
 Matching (COCO ``cocoeval.evaluateImg``/``accumulate``, reproduced and checked against

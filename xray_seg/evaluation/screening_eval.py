@@ -21,8 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_seg.evaluation.alarms import AlarmRule, decide, screening_report
+from xray_seg.core.fileio import write_json_atomic
+from xray_seg.core.viz import IGNORE_LABEL
+from xray_seg.evaluation.alarms import screening_report
+from xray_seg.evaluation.html_report import write_html_report
 from xray_seg.evaluation.objects import ObjectEvaluator, items_to_objects, load_gt_objects
+from xray_seg.evaluation.report import _pyplot, _save_figure
+from xray_seg.inference.alarm_rule import AlarmRule, decide
 
 REPORT_MIN_AREA = 50  # predict's default item size: the predicted objects of the AP
 THUMBS = 4
@@ -56,7 +61,6 @@ class ScreeningEvaluation:
         self.objects = ObjectEvaluator(list(self.rule.class_names))
 
     def add(self, stem: str, image: np.ndarray, truth: np.ndarray, probs: np.ndarray) -> None:
-        from xray_seg.core.viz import IGNORE_LABEL
 
         class_map = probs.argmax(axis=-1).astype(np.uint8)
         decision = decide(class_map, probs, self.rule, with_masks=True, min_area=REPORT_MIN_AREA)
@@ -100,8 +104,6 @@ class ScreeningEvaluation:
         return np.asarray(self.scores, float).reshape(-1, k), np.asarray(self.truth, bool).reshape(-1, k)
 
     def write(self, out_dir: Path, summary: dict, *, pixel_scores: dict, title: str) -> list[Path]:
-        from xray_seg.core.fileio import write_json_atomic
-        from xray_seg.evaluation.html_report import write_html_report
 
         out_dir = Path(out_dir)
         write_json_atomic(out_dir / "screening.json", summary)
@@ -124,8 +126,6 @@ class ScreeningEvaluation:
 
 def plot_roc(path: Path, curves: dict, *, title: str = "") -> Path:
     """PD against PFA per class (thin) and overall (thick), AUC in the legend."""
-    from xray_seg.evaluation.report import _pyplot, _save_figure
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     for name, curve in curves.items():

@@ -29,7 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.conversion.voc import load_label_png, read_subsets
 from xray_seg.core.errors import DatasetError
+from xray_seg.core.layouts import VocLayout
+from xray_seg.evaluation.alarms import screening_report
+from xray_seg.evaluation.metrics import segmentation_scores
+from xray_seg.evaluation.report import _md_table, _text_table, display_name
 
 RULE = (
     "pixel metrics on the split's images in the subset; PD on the subset's threat bags; "
@@ -39,9 +44,6 @@ RULE = (
 
 def threat_free(voc_dir: str | Path, stem: str) -> bool:
     """Whether ``stem``'s class mask has no threat pixel (only background and ignore)."""
-    from xray_seg.conversion.voc import load_label_png
-    from xray_seg.core.layouts import VocLayout
-
     mask = load_label_png(VocLayout(voc_dir).mask_path(stem))
     return not bool(((mask > 0) & (mask < 255)).any())
 
@@ -49,9 +51,6 @@ def threat_free(voc_dir: str | Path, stem: str) -> bool:
 def select_subset(voc_dir: str | Path, split: str, stems: list[str], subset: str) -> tuple[list[str], set[str]]:
     """``(stems to predict, members)``: the split's images in ``subset`` plus its threat-free
     images (for PFA), in split order, and the set of the subset's images in the split."""
-    from xray_seg.conversion.voc import read_subsets
-    from xray_seg.core.layouts import VocLayout
-
     subsets = read_subsets(voc_dir)
     path = VocLayout(voc_dir).subsets_file
     if subset not in subsets:
@@ -81,9 +80,6 @@ def bag_selection(screening, members: set[str]) -> np.ndarray:
 
 def subset_row(per_image_cm: dict, screening, members: set[str], names) -> dict:
     """Pixel scores over ``members`` and PD at PFA of the subset rule (module docstring)."""
-    from xray_seg.evaluation.alarms import screening_report
-    from xray_seg.evaluation.metrics import segmentation_scores
-
     k = len(names)
     cm = sum((per_image_cm[s] for s in members), np.zeros((k, k), np.int64))
     scores = segmentation_scores(cm, names)
@@ -108,8 +104,6 @@ def subset_row(per_image_cm: dict, screening, members: set[str], names) -> dict:
 def subset_table(voc_dir: str | Path, per_image_cm: dict, screening, names) -> dict:
     """``{"all": row, subset: row, ...}`` for the evaluated images; ``{}`` when no subset has an
     evaluated image (the demo's bags, for one, are none of hidden, small or clean)."""
-    from xray_seg.conversion.voc import read_subsets
-
     subsets = read_subsets(voc_dir)
     if not subsets:
         return {}
@@ -128,8 +122,6 @@ def _pct(value) -> str:
 
 def format_subset_table(table: dict, names, *, markdown: bool = False) -> str:
     """``all`` and each subset: images, threat bags, mIoU, mPA, per-class IoU, PD at PFA 5 %."""
-    from xray_seg.evaluation.report import _md_table, _text_table, display_name
-
     classes = list(names)[1:]
     header = ["subset", "images", "threat bags", "clean bags (PFA)", "mIoU (%)", "mPA (%)"]
     header += [f"IoU {display_name(n)}" for n in classes] + ["PD@PFA 5% (%)"]

@@ -45,13 +45,17 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 PAD_VALUE = 255.0
 DEFAULT_OVERLAP = 1.0 / 3.0
 DEFAULT_BLEND_SIGMA = 0.125
 
 
-def _pair(value, what: str) -> tuple[int, int]:
+def size_pair(value, what: str) -> tuple[int, int]:
+    """An int or ``(height, width)`` -> ``(height, width)`` of positive ints; ValueError otherwise."""
     if isinstance(value, numbers.Integral):
         value = (int(value), int(value))
     value = tuple(int(v) for v in value)
@@ -76,8 +80,6 @@ def axis_origins(size: int, window: int, step: int) -> list[int]:
 def axis_weights(window: int, blend_sigma: float):
     """float32 ``[window]``: the 1-D Gaussian blend weight ``g`` of rule 4 (module docstring);
     all ones when ``blend_sigma`` is 0."""
-    import numpy as np
-
     if blend_sigma <= 0:
         return np.ones(window, np.float32)
     centre = np.arange(window, dtype=np.float64) + 0.5 - window / 2.0
@@ -104,7 +106,7 @@ class ScanGeometry:
     blend_sigma: float = DEFAULT_BLEND_SIGMA
 
     def __post_init__(self):
-        object.__setattr__(self, "tile", _pair(self.tile, "tile"))
+        object.__setattr__(self, "tile", size_pair(self.tile, "tile"))
         object.__setattr__(self, "scale", float(self.scale))
         object.__setattr__(self, "overlap", float(self.overlap))
         object.__setattr__(self, "blend_sigma", float(self.blend_sigma))
@@ -198,12 +200,10 @@ def geometry_for(loaded) -> ScanGeometry | None:
         return ScanGeometry(tile=tuple(loaded.input_size))
     if loaded.keras_model is None:
         return None
-    from pathlib import Path
-
     config = Path(loaded.source).parent / "config.yaml"
     if not config.is_file():
         return None
-    import yaml
+    import yaml  # lazy: only a Keras model without a fixed input size reads its config.yaml
 
     size = ((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data") or {}).get("image_size")
     return ScanGeometry(tile=(int(size[0]), int(size[1]))) if size else None

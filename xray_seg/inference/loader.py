@@ -1,6 +1,6 @@
 """The one model loader: a run folder, a ``.keras`` file or an exported SavedModel.
 
-Two steps, shared by inference (:class:`xray_seg.inference.segmenter.Segmenter`,
+Two steps, shared by inference (:class:`xray_seg.segmenter.Segmenter`,
 evaluate, predict, bench) and export (:func:`xray_seg.serving.export_source.load_source`):
 
 1. :func:`resolve_source` finds the model file and reads what describes it, each file
@@ -28,8 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.conversion.voc import read_class_names
 from xray_seg.core.errors import ModelError
+from xray_seg.core.model_metadata import read_model_metadata
+from xray_seg.core.viz import voc_palette
 from xray_seg.models.outputs import logits_of
+from xray_seg.models.registry import import_custom_objects
 
 BEST_MODEL = "best_model.keras"
 CLASS_NAMES_FILE = "class_names.txt"
@@ -80,8 +84,6 @@ class LoadedModel:
 
 def read_names_file(path: str | Path) -> list[str]:
     """Class names from a ``class_names.txt`` (one a line, background first) or a VOC folder."""
-    from xray_seg.conversion.voc import read_class_names
-
     path = Path(path)
     if path.is_dir():
         return read_class_names(path)
@@ -106,7 +108,6 @@ def _read_config(path: Path) -> dict | None:
 
 
 def _keras_source(path: Path, kind: str, model_file: Path, run_dir: Path | None) -> ModelSource:
-    from xray_seg.core.model_metadata import read_model_metadata
 
     config_file = model_file.parent / CONFIG_FILE
     config_file = config_file if config_file.is_file() else None
@@ -156,8 +157,6 @@ def load_keras_model(model_file: Path):
     """``keras.models.load_model`` with xray-seg's layers registered; one clear error for a bad file."""
     import keras
 
-    from xray_seg.models.registry import import_custom_objects
-
     import_custom_objects()
     try:
         return keras.models.load_model(model_file, compile=False)
@@ -179,7 +178,6 @@ def _keras_class_names(source: ModelSource, given: list[str] | None, fix: str) -
 
 
 def _from_keras(source: ModelSource, given: list[str] | None, names_fix: str, names_where: str | None) -> LoadedModel:
-    from xray_seg.core.viz import voc_palette
 
     class_names, where = _keras_class_names(source, given, names_fix)
     if given is not None and names_where and where == "the class names given":
@@ -211,8 +209,6 @@ def _from_keras(source: ModelSource, given: list[str] | None, names_fix: str, na
 
 def _from_savedmodel(source: ModelSource) -> LoadedModel:
     import tensorflow as tf
-
-    from xray_seg.core.viz import voc_palette
 
     meta = source.metadata
     loaded = tf.saved_model.load(str(source.model_path))

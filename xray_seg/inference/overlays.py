@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.fileio import atomic_path
+from xray_seg.core.viz import overlay, voc_palette
+
 HEADER_H = 20
 ALARM_RED = (200, 20, 20)
 CLEAR_GREEN = (20, 140, 40)
@@ -81,8 +84,6 @@ def screening_overlay(
     (in the returned image's coordinates) and the scan's offset ``(0, HEADER_H)``."""
     from PIL import Image, ImageDraw
 
-    from xray_seg.core.viz import overlay, voc_palette
-
     palette = voc_palette()
     scan = Image.fromarray(overlay(image, class_map, alpha=0.25))
     draw = ImageDraw.Draw(scan)
@@ -142,8 +143,6 @@ def contact_sheet(
 ) -> Path | None:
     """Tile ``(caption, overlay)`` pairs into one PNG (None and nothing written when there are none)."""
     from PIL import Image, ImageDraw
-
-    from xray_seg.core.fileio import atomic_path
 
     if not overlays:
         return None

@@ -42,17 +42,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from xray_seg.core.errors import ConfigError, ModelError
-from xray_seg.inference.geometry import DEFAULT_BLEND_SIGMA, DEFAULT_OVERLAP, PAD_VALUE, ScanGeometry, axis_origins
+from xray_seg.inference.geometry import (
+    DEFAULT_BLEND_SIGMA,
+    DEFAULT_OVERLAP,
+    PAD_VALUE,
+    ScanGeometry,
+    axis_origins,
+    size_pair,
+)
 from xray_seg.models.outputs import logits_of
-
-
-def _pair(value, what: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        value = (value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"{what} must be a positive int or (height, width), got {value}")
-    return value
 
 
 def model_input_size(model) -> tuple[int, int] | None:
@@ -79,7 +77,7 @@ def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of ``[H, W, C]`` to ``size=(h, w)`` (half-pixel centres), float32."""
     if tuple(array.shape[:2]) == tuple(size):
         return np.asarray(array, dtype=np.float32)
-    from keras import ops
+    from keras import ops  # lazy: station engines (ONNX, OpenVINO) predict through this module without Keras
 
     out = ops.image.resize(np.asarray(array, dtype=np.float32)[None], size, interpolation="bilinear", antialias=False)
     return np.asarray(ops.convert_to_numpy(out)[0], dtype=np.float32)
@@ -87,7 +85,7 @@ def resize_bilinear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def forward_logits(model: Callable, batch: np.ndarray) -> np.ndarray:
     """Run ``model`` on a float32 batch ``[B, h, w, 3]`` and return numpy logits ``[B, h, w, K]``."""
-    import keras
+    import keras  # lazy: station engines never reach here, and run without Keras
 
     batch = np.asarray(batch, dtype=np.float32)
     if isinstance(model, keras.Model):
@@ -127,15 +125,6 @@ def tile_probabilities(model: Callable, batch: np.ndarray) -> np.ndarray:
     return out
 
 
-def tile_origins(size: int, window: int, stride: int) -> list[int]:
-    """Start offsets of tiles along one axis: every ``stride``, the last one flush with the end.
-
-    ``size`` must be >= ``window`` (pad first); with ``stride <= window`` every position
-    is covered.
-    """
-    return axis_origins(size, window, stride)
-
-
 def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_sigma) -> np.ndarray:
     h, w = image.shape[:2]
     wh, ww = window
@@ -144,7 +133,7 @@ def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_s
     if ph or pw:
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="constant", constant_values=pad_value)
     H, W = image.shape[:2]
-    origins = [(y, x) for y in tile_origins(H, wh, stride[0]) for x in tile_origins(W, ww, stride[1])]
+    origins = [(y, x) for y in axis_origins(H, wh, stride[0]) for x in axis_origins(W, ww, stride[1])]
     if len(origins) == 1:
         weights = np.ones_like(weights)  # one tile: its probabilities as they are
     total = None
@@ -194,9 +183,9 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
         window = geometry.tile
         stride = geometry.step if stride is None else stride
     if window is not None:
-        window = _pair(window, "window")
+        window = size_pair(window, "window")
         default_stride = tuple(max(1, round(v * (1.0 - DEFAULT_OVERLAP))) for v in window)
-        stride = _pair(stride, "stride") if stride is not None else default_stride
+        stride = size_pair(stride, "stride") if stride is not None else default_stride
         if stride[0] > window[0] or stride[1] > window[1]:
             raise ConfigError(
                 f"a sliding-window stride of {stride[0]}x{stride[1]} is larger than the window "
@@ -247,30 +236,28 @@ def predict_probabilities(
             overlap, pad value); an explicit ``window``/``stride`` overrides its tiles.
     """
     image = _as_rgb_float(image)
-    height, width = image.shape[:2]
     window, stride, pad_value, base_scale, blend_sigma = _tiling(model, input_size, geometry, window, stride, pad_value)
     if not scales or any(float(s) <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
+    tiling = dict(window=window, stride=stride, batch_size=batch_size, pad_value=pad_value, blend_sigma=blend_sigma)
+    return _average_variants(model, image, [float(s) * base_scale for s in scales], flip, tiling)
+
+
+def _average_variants(model, image, factors, flip: bool, tiling: dict) -> np.ndarray:
+    """Steps 1-3 of the module docstring: each scale factor (and its mirror with ``flip``)
+    predicted at its size, brought back to ``H x W`` and averaged."""
+    height, width = image.shape[:2]
     total = None
     variants = 0
-    for scale in scales:
-        factor = float(scale) * base_scale
+    for factor in factors:
         size = (max(1, round(height * factor)), max(1, round(width * factor)))
         scaled = resize_bilinear(image, size)
         for mirrored in (False, True) if flip else (False,):
             inp = scaled[:, ::-1] if mirrored else scaled
-            probs = _predict_at_size(
-                model,
-                np.ascontiguousarray(inp),
-                window=window,
-                stride=stride,
-                batch_size=batch_size,
-                pad_value=pad_value,
-                blend_sigma=blend_sigma,
-            )
+            probs = _predict_at_size(model, np.ascontiguousarray(inp), **tiling)
             if mirrored:
                 probs = probs[:, ::-1]
             probs = resize_bilinear(probs, (height, width))

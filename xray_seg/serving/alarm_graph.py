@@ -2,7 +2,7 @@
 
 :func:`alarm_outputs` takes the full-resolution probabilities every signature already
 computes and returns the extra outputs. It is the host rule of
-:mod:`xray_seg.evaluation.alarms` (docs/architecture.md, "screening decisions"), computed
+:mod:`xray_seg.inference.alarm_rule` (docs/architecture.md, "screening decisions"), computed
 with TensorFlow ops only:
 
 1. ``class_map`` = arg-max of the probabilities; one mask per class.
@@ -23,7 +23,7 @@ with TensorFlow ops only:
 
 Outputs: ``alarm`` bool ``[B]``, ``alarm_per_class`` bool ``[B, K]``, ``alarm_scores``
 float32 ``[B, K]``. ``tests/serving/test_alarm_graph.py`` checks them against
-:func:`xray_seg.evaluation.alarms.decide` and against ``predict`` on exported models.
+:func:`xray_seg.inference.alarm_rule.decide` and against ``predict`` on exported models.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from xray_seg.core.errors import ModelError, XraySegError
 from xray_seg.core.viz import voc_palette
 from xray_seg.inference.geometry import ScanGeometry, geometry_for
 from xray_seg.inference.loader import LoadedModel, load_for_inference
-from xray_seg.inference.tta import predict_probabilities
+from xray_seg.inference.tta import predict_probabilities, softmax
 
 ENGINES = ("keras", "savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
 
@@ -80,15 +80,6 @@ def cpu_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable float32 softmax over the last axis."""
-    z = np.asarray(logits, dtype=np.float32)
-    z = z - z.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
 
 
 def as_uint8(tiles: np.ndarray) -> np.ndarray:
@@ -458,7 +449,7 @@ def scan_probabilities(engine: TileEngine, image: np.ndarray, geometry=None, *, 
     The one geometry rule (scale, pad, tiles, blend: docs/architecture.md) by
     :func:`xray_seg.inference.tta.predict_probabilities`; ``geometry`` defaults to tiles of
     the engine's size at native resolution (pass the export's, :attr:`ExportInfo.geometry`).
-    ``tta``: a :class:`~xray_seg.evaluation.evaluator.TTAOptions` (None: none).
+    ``tta``: a :class:`~xray_seg.inference.tta_options.TTAOptions` (None: none).
     """
     geometry = geometry or ScanGeometry(tile=engine.tile)
     kwargs = tta.as_kwargs() if tta is not None else {}
@@ -473,7 +464,7 @@ def scan_class_map(engine: TileEngine, image: np.ndarray, geometry=None, **kwarg
 
 def load_engine_model(export_dir_or_file, engine: str, *, variant: str | None = None):
     """``engine`` as a :class:`~xray_seg.inference.loader.LoadedModel` that ``predict``, ``bench`` and
-    :class:`~xray_seg.inference.segmenter.Segmenter` use like any other: class names, palette,
+    :class:`~xray_seg.segmenter.Segmenter` use like any other: class names, palette,
     geometry and alarm rule from the export's metadata, the engine as its ``logits_fn``.
 
     ``keras`` loads the run folder or ``.keras`` file as the default loader does.

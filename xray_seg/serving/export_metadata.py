@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from xray_seg.core.version import __version__
 from xray_seg.core.viz import voc_palette
-from xray_seg.evaluation.alarms import load_rule
+from xray_seg.inference.alarm_rule import load_rule
 from xray_seg.serving.export_source import ExportSource
 
 ALARM_DOCS = {  # outputs of serving.alarm_graph.alarm_outputs

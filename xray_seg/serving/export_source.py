@@ -94,7 +94,7 @@ def load_source(path, *, class_names_file: str | Path | None = None, input_size=
     """Resolve and load a run folder or ``.keras`` file (module docstring), or take a loaded one.
 
     ``path`` may be a :class:`~xray_seg.inference.loader.LoadedModel` from a ``.keras`` file
-    (e.g. a :class:`~xray_seg.inference.segmenter.Segmenter`'s), which is not loaded again.
+    (e.g. a :class:`~xray_seg.segmenter.Segmenter`'s), which is not loaded again.
     """
     if isinstance(path, LoadedModel):
         loaded = path

@@ -28,7 +28,7 @@ entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layou
 ``palette`` (VOC colour of each class), ``input_size`` ``[h0, w0]``, ``model_name``,
 the alarm rule under ``"alarm"`` (thresholds, min_area, closing, and the PD / PFA of
 its calibration: ``RUN/alarm_thresholds.json`` from ``xray-seg calibrate``, else the
-documented defaults of :mod:`xray_seg.evaluation.alarms`), ``geometry`` (the one geometry
+documented defaults of :mod:`xray_seg.inference.alarm_rule`), ``geometry`` (the one geometry
 rule the serving graph applies: scale, tile, overlap, step, pad;
 :meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
 config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export

@@ -54,9 +54,9 @@ from xray_seg.core.errors import ConfigError
 from xray_seg.core.fileio import atomic_path, write_bytes_atomic
 from xray_seg.core.images import read_image_rgb
 from xray_seg.core.layouts import ExportLayout, VocLayout
-from xray_seg.evaluation.alarms import AlarmRule
 from xray_seg.evaluation.engine_eval import compare_with, engine_accuracy
 from xray_seg.evaluation.timing import median_ms
+from xray_seg.inference.alarm_rule import AlarmRule
 from xray_seg.inference.tta import resize_bilinear, softmax
 from xray_seg.serving.engines import load_engine
 from xray_seg.serving.tflite import fixed_size_function

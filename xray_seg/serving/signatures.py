@@ -79,7 +79,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from xray_seg.core.constants import IGNORE_LABEL
-from xray_seg.evaluation.alarms import AlarmRule
+from xray_seg.inference.alarm_rule import AlarmRule
 from xray_seg.inference.geometry import ScanGeometry, axis_weights
 from xray_seg.models.outputs import logits_of
 from xray_seg.serving.alarm_graph import alarm_outputs, rule_constants
@@ -358,7 +358,7 @@ def add_serving_endpoints(
     """Register ``serving_default``, ``serve_encoded`` and ``model_info`` on a Keras ``ExportArchive``.
 
     ``geometry`` defaults to native resolution with tiles of ``input_size`` (the training size).
-    ``alarm``: the rule (:class:`xray_seg.evaluation.alarms.AlarmRule` as a dict); None = the defaults.
+    ``alarm``: the rule (:class:`xray_seg.inference.alarm_rule.AlarmRule` as a dict); None = the defaults.
     """
     num_classes = len(class_names)
     h0, w0 = int(input_size[0]), int(input_size[1])

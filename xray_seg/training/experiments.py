@@ -18,10 +18,10 @@ from pathlib import Path
 from xray_seg.conversion.convert import ConvertConfig, convert
 from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
-from xray_seg.evaluation.compare import run_stage
 from xray_seg.evaluation.evaluator import evaluate
 from xray_seg.evaluation.timing import cpu_line
 from xray_seg.synthesis.scene import SynthConfig, synthesize
+from xray_seg.training.compare import run_stage
 from xray_seg.training.trainer import resume_config, train
 
 SETTINGS_FILE = "settings.json"

@@ -8,16 +8,25 @@ does, evaluate on a VOC split (paper 1 eqs. 4-7, :mod:`xray_seg.evaluation.evalu
 benchmark, and export (:mod:`xray_seg.serving.exporter`). The shape follows keras-hub's
 ``from_preset(...).predict(...)`` and mmsegmentation's ``init_model``/``inference_model``;
 ``docs/python_api.md`` and ``docs/architecture.md`` describe where it sits.
+
+It sits on the app floor, above every stage it uses. Evaluation, benchmarking and export
+are imported inside the methods that use them: they bring Keras and TensorFlow, and
+``xray_seg.Segmenter`` alone must not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from xray_seg.inference.alarm_rule import decide, load_rule
+from xray_seg.inference.geometry import geometry_for
 from xray_seg.inference.loader import LoadedModel, load_for_inference, read_names_file
+from xray_seg.inference.prediction_files import expand_inputs, predict_images
+from xray_seg.inference.tta import predict_probabilities
+from xray_seg.inference.tta_options import tta_options
 
 
 @dataclass
@@ -31,7 +40,7 @@ class Prediction:
             them: ``class``, ``class_index``, ``area`` (pixels), ``confidence``, ``bbox``
             ``[x, y, w, h]`` and ``alarm`` (whether this item passes its class's thresholds).
         alarm: whether the bag alarms under the model's stored alarm rule
-            (:func:`xray_seg.evaluation.alarms.decide`; the documented defaults when the
+            (:func:`xray_seg.inference.alarm_rule.decide`; the documented defaults when the
             model was never calibrated).
         alarm_classes: the classes that alarmed, in class order.
     """
@@ -41,39 +50,6 @@ class Prediction:
     items: list
     alarm: bool = False
     alarm_classes: list = field(default_factory=list)
-
-
-def tta_options(tta=None, window=None, stride=None):
-    """A :class:`~xray_seg.evaluation.evaluator.TTAOptions` from None, TTAOptions or a spec string.
-
-    A spec is the CLI's ``--tta`` text, with commas or spaces between items:
-    ``"flip,scales=0.75,1,1.25"`` or ``"scales=0.75,1,1.25 flip"``. ``window`` and ``stride``
-    (an int, ``(h, w)`` or ``"512x1024"``) set the sliding window when given.
-    """
-    from xray_seg.evaluation.evaluator import TTAOptions, parse_size, parse_tta
-
-    if tta is None:
-        options = TTAOptions()
-    elif isinstance(tta, TTAOptions):
-        options = replace(tta)
-    elif isinstance(tta, str):
-        scales, flip = parse_tta(",".join(tta.split()))
-        options = TTAOptions(scales=scales, flip=flip)
-    else:
-        raise TypeError(
-            f"tta must be None, a TTAOptions or a string such as 'flip,scales=0.75,1', not {type(tta).__name__}"
-        )
-
-    def size(value):
-        if isinstance(value, str):
-            return parse_size(value)
-        return (int(value), int(value)) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
-
-    if window is not None:
-        options.window = size(window)
-    if stride is not None:
-        options.stride = size(stride)
-    return options
 
 
 class Segmenter:
@@ -170,9 +146,6 @@ class Segmenter:
             min_area: smallest item listed in ``items``, in pixels.
         """
         from xray_seg.core.images import read_image_rgb
-        from xray_seg.evaluation.alarms import decide, load_rule
-        from xray_seg.inference.geometry import geometry_for
-        from xray_seg.inference.tta import predict_probabilities
 
         if isinstance(image_or_path, (str, Path)):
             image = read_image_rgb(Path(image_or_path))
@@ -193,11 +166,9 @@ class Segmenter:
     ):
         """``xray-seg predict``: masks, overlays and item JSON for files, folders or globs.
 
-        Returns the :class:`~xray_seg.inference.items.PredictReport` (``failures`` lists the
+        Returns the :class:`~xray_seg.inference.prediction_files.PredictReport` (``failures`` lists the
         unreadable inputs, which are skipped).
         """
-        from xray_seg.inference.items import predict_images
-
         inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
         return predict_images(
             self._loaded,
@@ -223,7 +194,6 @@ class Segmenter:
     def benchmark(self, inputs, *, runs: int = 30, warmup: int = 5, tta=None) -> dict:
         """Model-only and end-to-end FPS at batch 1 (:func:`xray_seg.evaluation.bench.benchmark`)."""
         from xray_seg.evaluation.bench import benchmark
-        from xray_seg.inference.items import expand_inputs
 
         paths = expand_inputs([str(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)])
         return benchmark(self._loaded, paths, runs=runs, warmup=warmup, tta=tta_options(tta))

@@ -1,4 +1,4 @@
-"""Prediction for screening: ``xray-seg predict`` writes what a station shows.
+"""Prediction files: what ``xray-seg predict`` writes for a station to show.
 
 For each input image ``<stem>``, into the output folder:
 
@@ -9,7 +9,7 @@ For each input image ``<stem>``, into the output folder:
   (8-connectivity) of a non-background class with at least ``min_area`` pixels:
   class, pixel area, mean confidence (mean softmax probability of that class over
   the component) and bounding box ``[x, y, width, height]``.
-- the bag decision (:func:`xray_seg.evaluation.alarms.decide`, thresholds stored with the
+- the bag decision (:func:`xray_seg.inference.alarm_rule.decide`, thresholds stored with the
   model: ``export.json`` ``"alarm"`` or ``RUN/alarm_thresholds.json``, else the documented
   defaults): ``alarm`` (bool), ``alarm_classes``, ``alarm_scores`` and each item's ``alarm``;
   the overlay is :func:`xray_seg.inference.overlays.screening_overlay`; the alarmed bags are
@@ -28,8 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.conversion.voc import save_label_png
 from xray_seg.core.constants import SCAN_IMAGE_SUFFIXES
 from xray_seg.core.errors import DatasetError, XraySegError
+from xray_seg.core.file_names import collision_error, output_name_collisions
+from xray_seg.core.fileio import atomic_path, prepare_output_dir, write_json_atomic
+from xray_seg.core.images import read_image_rgb
+from xray_seg.core.window import check_window
+from xray_seg.inference.alarm_rule import decide, load_rule
+from xray_seg.inference.geometry import geometry_for
+from xray_seg.inference.loader import load_for_inference, model_folder
+from xray_seg.inference.overlays import contact_sheet, screening_overlay
+from xray_seg.inference.tta import predict_probabilities
+from xray_seg.inference.tta_options import TTAOptions
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -55,8 +66,6 @@ def unique_outputs(paths: list[Path]) -> list[Path]:
     two input folders, would overwrite each other's results: they are refused up front,
     listed, before anything is predicted or written.
     """
-    from xray_seg.core.file_names import collision_error, output_name_collisions
-
     seen, unique = set(), []
     for path in paths:
         key = os.path.realpath(path)
@@ -67,81 +76,6 @@ def unique_outputs(paths: list[Path]) -> list[Path]:
     if collisions:
         raise collision_error(collisions, fix="rename the files, or predict them into separate --out folders")
     return unique
-
-
-def find_items(
-    class_map: np.ndarray,
-    probs: np.ndarray,
-    class_names: list[str],
-    min_area: int = 50,
-    *,
-    closing: int = 0,
-    with_masks: bool = False,
-) -> list[dict]:
-    """Connected components of every non-background class with >= ``min_area`` pixels.
-
-    ``closing`` > 0 first closes each class mask with a ``(2 closing + 1)`` square (so
-    fragments less than ``2 closing + 1`` pixels apart merge into one item; the rule of
-    :mod:`xray_seg.evaluation.alarms`). ``with_masks`` adds ``"mask"``: the item's pixels
-    as a bool array cropped to its bounding box.
-    """
-    import cv2
-
-    items = []
-    for index in range(1, len(class_names)):
-        binary = (class_map == index).astype(np.uint8)
-        if not binary.any():
-            continue
-        if closing > 0:
-            binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((2 * closing + 1,) * 2, np.uint8))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        for comp in range(1, count):
-            x, y, w, h, area = (int(v) for v in stats[comp])
-            if area < min_area:
-                continue
-            confidence = float(probs[..., index][labels == comp].mean())
-            items.append(
-                {
-                    "class": class_names[index],
-                    "class_index": index,
-                    "area": area,
-                    "confidence": round(confidence, 4),
-                    "bbox": [x, y, w, h],
-                }
-            )
-            if with_masks:
-                items[-1]["mask"] = labels[y : y + h, x : x + w] == comp
-    return sorted(items, key=lambda it: -it["area"])
-
-
-def overlay_with_legend(
-    image: np.ndarray, class_map: np.ndarray, class_names: list[str], items: list[dict]
-) -> np.ndarray:
-    """The coloured mask over the image, item boxes, and a legend strip of the classes found."""
-    from PIL import Image, ImageDraw
-
-    from xray_seg.core.viz import overlay, voc_palette
-
-    palette = voc_palette()
-    canvas = Image.fromarray(overlay(image, class_map, alpha=0.45))
-    draw = ImageDraw.Draw(canvas)
-    for it in items:
-        x, y, w, h = it["bbox"]
-        colour = tuple(int(c) for c in palette[it["class_index"]])
-        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=2)
-        draw.text((x + 2, max(0, y - 11)), f"{it['class']} {it['confidence']:.2f}", fill=colour)
-    found = sorted({it["class_index"] for it in items})
-    legend_h = 16 * max(1, len(found)) + 8
-    out = Image.new("RGB", (canvas.width, canvas.height + legend_h), "white")
-    out.paste(canvas, (0, 0))
-    draw = ImageDraw.Draw(out)
-    if not found:
-        draw.text((6, canvas.height + 5), "no prohibited items found", fill=(0, 0, 0))
-    for row, index in enumerate(found):
-        y0 = canvas.height + 4 + 16 * row
-        draw.rectangle([6, y0, 18, y0 + 11], fill=tuple(int(c) for c in palette[index]))
-        draw.text((24, y0), class_names[index], fill=(0, 0, 0))
-    return np.asarray(out)
 
 
 @dataclass
@@ -164,16 +98,6 @@ def predict_images(
 ) -> PredictReport:
     """Predict every input image and write mask, overlay and items JSON (module docstring)."""
     from tqdm import tqdm
-
-    from xray_seg.core.fileio import prepare_output_dir
-    from xray_seg.core.images import read_image_rgb
-    from xray_seg.core.window import check_window
-    from xray_seg.evaluation.alarms import decide, load_rule
-    from xray_seg.evaluation.evaluator import TTAOptions
-    from xray_seg.inference.geometry import geometry_for
-    from xray_seg.inference.loader import load_for_inference, model_folder
-    from xray_seg.inference.overlays import contact_sheet
-    from xray_seg.inference.tta import predict_probabilities
 
     paths = unique_outputs(expand_inputs(inputs))
     input_dirs = [Path(i) for i in inputs if Path(i).is_dir()]
@@ -213,6 +137,11 @@ def predict_images(
             sheet.append((path.stem, picture))
         report.written.append(out_dir / f"{path.stem}.json")
     contact_sheet(out_dir / "alarmed_contact_sheet.png", sheet)
+    _print_summary(report, rule, out_dir)
+    return report
+
+
+def _print_summary(report: PredictReport, rule, out_dir: Path) -> None:
     for _path, reason in report.failures:
         print(f"skipped {reason}")
     state = "calibrated" if rule.calibrated else "uncalibrated default"
@@ -221,16 +150,11 @@ def predict_images(
         f"predicted {len(report.written)} image(s), {report.items_found} item(s) found, "
         f"{len(report.failures)} failed; outputs in {out_dir}"
     )
-    return report
 
 
 def _write_prediction(out_dir: Path, path: Path, image, class_map, decision: dict, loaded, rule) -> np.ndarray:
     """``<stem>_mask.png``, ``<stem>_overlay.png`` and ``<stem>.json`` of one scan; returns the overlay."""
     from PIL import Image
-
-    from xray_seg.conversion.voc import save_label_png
-    from xray_seg.core.fileio import atomic_path, write_json_atomic
-    from xray_seg.inference.overlays import screening_overlay
 
     save_label_png(out_dir / f"{path.stem}_mask.png", class_map)
     picture = screening_overlay(image, class_map, decision["items"], loaded.class_names)

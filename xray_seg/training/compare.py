@@ -35,12 +35,20 @@ from pathlib import Path
 
 import yaml
 
-from xray_seg.core.config import config_to_dict, load_config
-from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.conversion.voc import read_class_names, read_split
+from xray_seg.core.config import config_to_dict, load_config, parse_overrides
+from xray_seg.core.errors import ConfigError, DatasetError, ModelError
 from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
-from xray_seg.core.layouts import RunLayout
+from xray_seg.core.images import read_image_rgb
+from xray_seg.core.layouts import RunLayout, VocLayout
+from xray_seg.evaluation.bench import predict_resize, time_calls
+from xray_seg.evaluation.evaluator import evaluate
+from xray_seg.evaluation.flops import count_flops, count_params
+from xray_seg.inference.loader import load_for_inference
+from xray_seg.models.registry import available_models
+from xray_seg.training.compare_report import write_comparison
 from xray_seg.training.config import TrainConfig
-from xray_seg.training.trainer import train
+from xray_seg.training.trainer import resume_config, train
 
 PAPER1_MODELS = ("cwf_deeplabv3plus", "deeplabv3plus", "mobilenetv2_deeplabv3plus", "unet", "bisenetv2")
 RESULT_FILE = "compare_result.json"
@@ -77,9 +85,6 @@ class CompareSettings:
 
 def parse_model_list(text: str | None) -> list[str]:
     """``"unet,bisenetv2"`` -> checked registry names; empty -> the five paper-1 models."""
-    from xray_seg.core.errors import ModelError
-    from xray_seg.models.registry import available_models
-
     names = [n.strip() for n in (text or "").split(",") if n.strip()] or list(PAPER1_MODELS)
     known = [spec.name for spec in available_models()]
     unknown = [n for n in names if n not in known]
@@ -92,8 +97,6 @@ def parse_model_list(text: str | None) -> list[str]:
 
 def check_dataset(voc_dir: str | Path) -> dict:
     """Check the VOC folder and return its identity (sizes and a digest of the splits)."""
-    from xray_seg.conversion.voc import read_class_names, read_split
-
     voc = Path(voc_dir)
     if not voc.is_dir():
         raise DatasetError(
@@ -115,8 +118,6 @@ def check_dataset(voc_dir: str | Path) -> dict:
 
 def base_config(settings: CompareSettings) -> TrainConfig:
     """The one training config every model shares (paper 1 sec. 4.3: same setting, from scratch)."""
-    from xray_seg.core.config import parse_overrides
-
     updates = parse_overrides(settings.overrides)
     for key in RESERVED_SETTINGS:
         section, _, leaf = key.rpartition(".")
@@ -204,14 +205,6 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
     import keras
     import numpy as np
 
-    from xray_seg.conversion.voc import read_split
-    from xray_seg.core.images import read_image_rgb
-    from xray_seg.core.layouts import VocLayout
-    from xray_seg.evaluation.bench import predict_resize, time_calls
-    from xray_seg.evaluation.evaluator import evaluate
-    from xray_seg.evaluation.flops import count_flops, count_params
-    from xray_seg.inference.loader import load_for_inference
-
     evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=run_dir / "eval-val", force=True, progress=False)
     scores, screening = evaluation.scores, evaluation.extra["screening"]
     loaded = load_for_inference(run_dir)
@@ -238,7 +231,6 @@ def measure_run(run_dir: Path, voc_dir: str, image_size, fps_runs: int) -> dict:
 
 
 def _train_or_resume(stage: str, cfg: TrainConfig, run_dir: Path, devices: str | None, verbose: int) -> None:
-    from xray_seg.training.trainer import resume_config
 
     if stage == "resume":
         train(resume_config(run_dir), run_dir, resume=True, devices=devices, verbose=verbose)
@@ -248,8 +240,6 @@ def _train_or_resume(stage: str, cfg: TrainConfig, run_dir: Path, devices: str |
 
 def compare(settings: CompareSettings, *, resume: bool = False, force: bool = False, verbose: int = 1) -> dict:
     """Train, evaluate and tabulate every (model, seed); return the ``compare.json`` document."""
-    from xray_seg.evaluation.compare_report import write_comparison
-
     models = parse_model_list(",".join(settings.models))
     if settings.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {settings.seeds}", fix="pass e.g. --seeds 3")

@@ -65,7 +65,7 @@ def record(miou, mpa, iou, class_pa, fps=10.0):
 
 
 def test_aggregate_hand_made_numbers():
-    from xray_seg.evaluation.compare_report import aggregate, format_mean_std, table2_rows, table3_rows
+    from xray_seg.training.compare_report import aggregate, format_mean_std, table2_rows, table3_rows
 
     stats = aggregate(
         {
@@ -95,7 +95,7 @@ def test_aggregate_hand_made_numbers():
 
 
 def test_claim_difference_seed_by_seed():
-    from xray_seg.evaluation.compare_report import paired_difference, seed_section
+    from xray_seg.training.compare_report import paired_difference, seed_section
 
     def runs(*pairs):
         return [{**record(m, 0.5, [0.9, 0.1], [0.9, 0.1]), "seed": s} for s, m in pairs]
@@ -155,7 +155,7 @@ def test_outputs_tables_and_protocol(compared, tiny_voc):
 
 
 def test_resume_skips_finished_runs_and_continues_interrupted_ones(compared, tiny_voc, monkeypatch):
-    import xray_seg.evaluation.compare as compare_module
+    import xray_seg.training.compare as compare_module
 
     results = {
         (m, s): compared / "runs" / m / f"seed{s}" / "compare_result.json" for m in MODELS.split(",") for s in (0, 1)
@@ -191,7 +191,7 @@ def test_resume_skips_finished_runs_and_continues_interrupted_ones(compared, tin
 
 
 def test_run_stage_reads_progress(tmp_path):
-    from xray_seg.evaluation.compare import RESULT_FILE, run_stage
+    from xray_seg.training.compare import RESULT_FILE, run_stage
 
     run = tmp_path / "run"
     assert run_stage(run, 3) == "train"
@@ -232,7 +232,7 @@ def test_refuses_existing_output_and_changed_protocol(tiny_voc, tmp_path, capsys
     assert main(compare_args(tiny_voc, out, "--resume")) == 2  # not a comparison folder
     assert "protocol.yaml" in capsys.readouterr().err
 
-    from xray_seg.evaluation.compare import CompareSettings, base_config, check_dataset, protocol_document
+    from xray_seg.training.compare import CompareSettings, base_config, check_dataset, protocol_document
 
     settings = CompareSettings(str(tiny_voc), str(tmp_path / "cmp"), models=("unet",), overrides=tuple(TINY))
     (tmp_path / "cmp").mkdir()
@@ -253,9 +253,9 @@ def test_reserved_settings_and_pretrained_weights_refused(tiny_voc, tmp_path, ca
 
 
 def test_force_replaces_output_before_training(tiny_voc, tmp_path, monkeypatch):
-    import xray_seg.evaluation.compare as compare_module
+    import xray_seg.training.compare as compare_module
     from xray_seg.core.fileio import prepare_output_dir
-    from xray_seg.evaluation.compare import CompareSettings, compare
+    from xray_seg.training.compare import CompareSettings, compare
 
     out = prepare_output_dir(tmp_path / "out", owner="compare")  # --force replaces only folders xray-seg made
     (out / "old.txt").write_text("old")

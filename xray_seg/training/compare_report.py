@@ -1,7 +1,7 @@
 """Tables and figures of a model comparison (paper 1, Tables 2-3 and Fig. 7).
 
 Each value is the mean +- standard deviation over seeds of the per-run figures in
-``compare_result.json`` (:mod:`xray_seg.evaluation.compare`). The standard deviation is the
+``compare_result.json`` (:mod:`xray_seg.training.compare`). The standard deviation is the
 sample one (``ddof=1``); with one seed it is undefined and printed as the mean alone.
 A per-class value that is undefined in a run (the class absent from truth and
 prediction, see :mod:`xray_seg.evaluation.metrics`) is left out of that class's mean, and ``n``
@@ -21,8 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.fileio import write_json_atomic, write_text_atomic
-from xray_seg.evaluation.report import _jsonable, _md_table, _pyplot, _save_figure, display_name
+from xray_seg.core.images import read_image_rgb
+from xray_seg.core.layouts import VocLayout
+from xray_seg.core.viz import colorize, save_grid
+from xray_seg.evaluation.report import _jsonable, _md_table, _pyplot, _save_figure, _text_table, display_name
+from xray_seg.inference.loader import load_for_inference
+from xray_seg.inference.tta import predict_class_map
 
 TABLE3_COLUMNS = (  # (key in a run record, header, scale for display, decimals)
     ("miou", "mIoU (%)", 100.0, 2),
@@ -248,9 +254,6 @@ def plot_bars(path: str | Path, table3: Mapping) -> Path:
 def choose_grid_stems(voc_dir: str | Path, count: int) -> list[str]:
     """Val images with the most distinct object classes first (paper 1 picks multi-object,
     hard cases for Fig. 7); ties keep the split order."""
-    from xray_seg.conversion.voc import load_label_png, read_split
-    from xray_seg.core.layouts import VocLayout
-
     layout = VocLayout(voc_dir)
     stems = read_split(voc_dir, "val")
 
@@ -266,13 +269,6 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
     model's prediction (its seed-0 run), in the VOC palette with a class legend."""
     import keras
 
-    from xray_seg.conversion.voc import load_label_png, read_class_names
-    from xray_seg.core.images import read_image_rgb
-    from xray_seg.core.layouts import VocLayout
-    from xray_seg.core.viz import colorize
-    from xray_seg.inference.loader import load_for_inference
-    from xray_seg.inference.tta import predict_class_map
-
     layout = VocLayout(voc_dir)
     stems = choose_grid_stems(voc_dir, count)
     images = [read_image_rgb(layout.image_path(s)) for s in stems]
@@ -283,7 +279,6 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
             row.append(colorize(predict_class_map(loaded.logits_fn, image, input_size=loaded.input_size)))
         del loaded
         keras.backend.clear_session()
-    from xray_seg.core.viz import save_grid
 
     return save_grid(
         path,
@@ -315,7 +310,6 @@ def write_comparison(
     plot_bars(out / "compare_bars.png", stats["table3"])
     if grid_images > 0:
         plot_prediction_grid(out / "compare_predictions.png", protocol["dataset"]["voc_dir"], grid_runs, grid_images)
-    from xray_seg.evaluation.report import _text_table
 
     print("\n".join(_text_table(["Network"] + [h for _, h, *_ in TABLE3_COLUMNS], table3_rows(stats["table3"]))))
     print(
