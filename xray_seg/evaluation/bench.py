@@ -20,17 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.core.images import read_image_rgb
 from xray_seg.evaluation.timing import time_calls
+from xray_seg.inference.alarm_rule import find_items
+from xray_seg.inference.loader import load_for_inference
+from xray_seg.inference.tta import predict_probabilities, resize_bilinear
+from xray_seg.inference.tta_options import TTAOptions
 
 
 def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: int = 5, tta=None) -> dict:
     """Model-only and end-to-end FPS of a run folder, ``.keras`` file or SavedModel."""
-    from xray_seg.core.images import read_image_rgb
-    from xray_seg.inference.alarm_rule import find_items
-    from xray_seg.inference.loader import load_for_inference
-    from xray_seg.inference.tta import predict_probabilities
-    from xray_seg.inference.tta_options import TTAOptions
-
     loaded = load_for_inference(model_path)
     tta = tta or TTAOptions()
     first = read_image_rgb(image_paths[0])
@@ -80,7 +79,5 @@ def crop_or_pad(image: np.ndarray, size) -> np.ndarray:
 
 def predict_resize(image: np.ndarray, size) -> np.ndarray:
     """The image resized (bilinear) to ``size`` = (h, w), as inference would feed it."""
-    from xray_seg.inference.tta import resize_bilinear
-
     image = image.astype(np.float32)
     return image if tuple(image.shape[:2]) == tuple(size) else resize_bilinear(image, tuple(size))

@@ -59,14 +59,12 @@ def get_builder(name: str):
 
 
 def import_custom_objects() -> None:
-    """Import every module under ``xray_seg.layers`` and ``xray_seg.models`` (and the losses,
-    metrics and optimizers) so that their Keras-serialisable classes are registered before
-    ``keras.models.load_model`` reads a ``.keras`` file."""
+    """Import every module under ``xray_seg.layers`` and ``xray_seg.models`` so that their
+    Keras-serialisable classes are registered before ``keras.models.load_model(...,
+    compile=False)`` reads a ``.keras`` file (the losses and optimiser are not needed then)."""
     for package in (xray_seg.layers, xray_seg.models):
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
             importlib.import_module(info.name)
-    for name in ("xray_seg.training.losses", "xray_seg.evaluation.metrics", "xray_seg.training.optim"):
-        importlib.import_module(name)
 
 
 def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **options):
