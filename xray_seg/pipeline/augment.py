@@ -1,8 +1,7 @@
 """Paired image/mask augmentation in pure, stateless TensorFlow ops.
 
-Paper 1 (CWF-DeepLabv3+, section 4.2) augments by random crop, rotation ("revolve") and
-sharpening at 512x512; this module does that and adds exposure (brightness, contrast, gamma)
-and noise. Why each transform: docs/training.md, "Augmentation".
+Paper 1 (CWF-DeepLabv3+, section 4.2): random crop, rotation ("revolve") and sharpening at
+512x512, plus exposure (brightness, contrast, gamma) and noise (why: docs/training.md, "Augmentation").
 
 Geometry (image and mask alike, composed into one affine map from output to input pixel and
 applied once with ``tf.raw_ops.ImageProjectiveTransformV3``: bilinear image, nearest mask):
@@ -25,11 +24,10 @@ blur3x3(x))``, ``a ~ U(sharpen_amount)``, with probability ``sharpen_prob``; con
 mean) f + mean``, ``f ~ U(1 - contrast, 1 + contrast)``; brightness ``x + 255 d``, ``d ~
 U(-brightness, brightness)``; gamma ``255 (x / 255) ** g``, ``log g ~ U(log gamma)``; Gaussian
 noise, ``std ~ U(0, noise_std)`` grey levels, one value per pixel added to all three channels.
-The result is clipped to 0..255.
+Clipped to 0..255.
 
 Randomness is stateless: each transform draws from its own sub-seed of the element's ``seed``,
-so the same seed gives the same output and switching one transform off does not change what
-the others draw.
+so the same seed gives the same output and switching one off does not change the others' draws.
 """
 
 from __future__ import annotations
