@@ -41,7 +41,7 @@ class DemoConfig:
     # measures the false-alarm rate and the demo calibrates the alarm for PFA 5 %. They are
     # never trained on, and the num_images threat bags keep the split they had without
     # them (convert's val_stems). Why not train on clean bags instead (--threat-prob 0.85):
-    # docs/screening.md, "The demo".
+    # docs/screening.md, "The demo with clean bags, measured".
     clean_val_bags: int = 100
     clutter: str = "low"
     hide_prob: float = 0.0
