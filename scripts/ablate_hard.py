@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The hard-data ablation (issue 19, part 3): ``hard_cpu`` and variants that change one factor each.
+"""The hard-data ablation: ``hard_cpu`` and variants that change one factor each.
 
 One dataset of default difficulty (``xray-seg synth`` defaults: 15 % clean bags, medium
 clutter, a third hidden, one in eight small; ``--num-images`` bags of ``--size`` px, seed

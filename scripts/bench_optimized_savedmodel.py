@@ -5,7 +5,7 @@ Builds CWF-DeepLabv3+ (default: full width, 512x512, 6 classes, random weights),
 one process
 
 - ``savedmodel``: today's export (:func:`xray_seg.serving.savedmodel.write_savedmodel`);
-- ``frozen signatures``: option (b) of issue 20: each signature of today's SavedModel frozen
+- ``frozen signatures``: each signature of today's SavedModel frozen
   with ``convert_variables_to_constants_v2`` and saved again (:func:`freeze_signatures`;
   Grappler optimises it at load time as it does any graph);
 - ``savedmodel_optimized``: what ``xray-seg export`` writes (:mod:`xray_seg.serving.optimize`:
@@ -18,10 +18,9 @@ the Keras model's ``tf.function`` (logits only). Medians of ``--runs`` with the
 10th-90th percentile spread, the CPU named.
 
 The classifier is set to predict background everywhere (``--random-head`` keeps it random):
-the in-graph alarm labels the components of every threat class by repeated 3x3 max-pools
-until nothing changes, and a random head paints the scan with components hundreds of pixels
-long, so that loop (3 s at 512x512 here) would hide the network being measured. Latency of
-the network does not depend on the weights.
+the in-graph alarm labels the connected components of every threat class, and a random head
+paints the scan with components hundreds of pixels long, whose labelling would hide the
+network being measured. Latency of the network does not depend on the weights.
 
     nice .venv/bin/python scripts/bench_optimized_savedmodel.py            # full width, 512x512
     nice .venv/bin/python scripts/bench_optimized_savedmodel.py --width 0.25 --runs 5

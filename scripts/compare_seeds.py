@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Paper 1's claim at two seeds (issue 19, part 6): CWF-DeepLabv3+ against DeepLabv3+ with the demo recipe.
+"""Paper 1's claim at two seeds: CWF-DeepLabv3+ against DeepLabv3+ with the demo recipe.
 
 Synthesises the demo's data (``--difficulty demo``: every bag holds a threat, low clutter,
 nothing hidden or small, as ``xray-seg demo``; or ``default``: ``xray-seg synth``'s defaults),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""TIP in the low-label regime (issue 19, part 4): a few labelled threat bags, with and without
+"""TIP in the low-label regime: a few labelled threat bags, with and without
 many unlabelled clean bags under threat image projection, at the same number of steps.
 
 Data (synthetic, ``xray-seg synth``'s default difficulty unless stated; image ``i`` of seed

@@ -1,4 +1,4 @@
-"""Issue 17's 4x-wide protocol: do validation bags keep their threats on belt-shaped scans?
+"""The 4x-wide protocol: do validation bags keep their threats on belt-shaped scans?
 
 The first ``--bags`` (13) validation images of ``VOC`` are put, each, on a white canvas (255:
 X-ray air) four times as wide, the bag centred. Every bag is segmented as
@@ -19,7 +19,7 @@ ignored):
 - ``IoU``: threat pixels predicted with their true class / pixels that are a threat in the
   truth or predicted as one (anywhere on the canvas, so false alarms in the air count).
 
-Issue 17's target: ``serving_default`` finds >= 95 % of the square figure. ``--positions N``
+The target: ``serving_default`` finds >= 95 % of the square figure. ``--positions N``
 also places each bag at N columns across the middle half of the canvas and pools them, since
 where the tiles cut a bag changes the result.
 

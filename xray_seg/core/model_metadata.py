@@ -2,8 +2,8 @@
 
 A ``.keras`` file is a zip archive (``metadata.json``, ``config.json``,
 ``model.weights.h5``). xray-seg adds one more entry, ``xray_seg.json``, that says
-what the model's outputs mean (issue 15 part 3; mmsegmentation checkpoints carry
-their classes and palette in the same way)::
+what the model's outputs mean (mmsegmentation checkpoints carry their classes and
+palette in the same way)::
 
     {"format_version": 1, "class_names": ["_background_", "gun", ...],
      "palette": [[0, 0, 0], [128, 0, 0], ...], "input_size": [512, 512],

@@ -2,12 +2,11 @@
 
 "Share of peak" (a model's FLOP/s over the machine's) needs a right FLOP count
 (:mod:`xray_seg.evaluation.flops`, GFLOPs = 2 x multiply-accumulates) and a right peak.
-docs/benchmarks.md ("The FLOP counter and the matmul peak") shows why one matmul is not
-the peak: on the development machine one 1024x1024 numpy matmul ran at a quarter of the
-GFLOP/s that a 512x512 one reached, and TensorFlow's and numpy's best sizes differ. So
-:func:`measure_matmul_peak` times ``n x n`` float32 matmuls (``2 n^3`` FLOPs) at several
-sizes, with TensorFlow (all cores, its default thread pool) and with numpy (its BLAS),
-takes the best of ``repeats`` calls of each and reports the maximum over all of them.
+One matmul at one size is not the peak (docs/benchmarks.md, "The FLOP counter and the
+matmul peak": the best size differs by library and load), so :func:`measure_matmul_peak`
+times ``n x n`` float32 matmuls (``2 n^3`` FLOPs) at several sizes, with TensorFlow (all
+cores, its default thread pool) and with numpy (its BLAS), takes the best of ``repeats``
+calls of each and reports the maximum over all of them.
 
 :func:`theoretical_peak_gflops` is ``cores x clock x FLOP per cycle``, the FLOP per cycle
 from the widest vector FMA the CPU reports (:func:`xray_seg.evaluation.timing.cpu_description`): 64 with AVX-512 (two

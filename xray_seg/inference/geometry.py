@@ -1,44 +1,28 @@
-"""The one geometry rule: how a scan of any shape reaches the network (docs/architecture.md,
-"Geometry: how a scan reaches the network").
+"""The one geometry rule: how a scan of any shape reaches the network, never squashed (the
+rule, its users and why the Gaussian blend: docs/architecture.md, "Geometry: how a scan reaches
+the network").
 
-Real scans are long and not square (a belt scanner writes 1024 pixels across and
-thousands along the belt; PIDray's samples are about 4:1). Validation during training,
-``evaluate``, ``predict`` (run folder, ``.keras`` or SavedModel) and both SavedModel
-signatures bring a scan ``[H, W, 3]`` to the network the same way, never squashing it:
+Validation during training, ``evaluate``, ``predict`` and both SavedModel signatures bring a
+scan ``[H, W, 3]`` to the network the same way:
 
-1. **Scale.** The scan is resized by ``scale`` (scanner pixel -> training pixel;
-   default 1.0 = native resolution, no resize) to ``round(H*scale) x round(W*scale)``,
-   bilinear with half-pixel centres and no antialiasing.
-2. **Pad.** A side shorter than the tile is padded at the bottom/right with
-   ``pad_value`` (255: X-ray air, which transmits fully and looks white) up to the
-   tile; the tile is the training input size, a multiple of the network's output
-   stride, so the padded scan is too.
-3. **Tiles.** Tiles of ``tile`` (the training input size ``(h0, w0)``) start every
-   ``step = round(tile * (1 - overlap))`` pixels (default overlap 1/3, mmsegmentation's
-   ``slide`` mode); the last row/column of tiles is shifted back to end flush with the
-   border, so no tile hangs over the edge. A scan of exactly the tile size is one tile:
-   the plain forward pass, the same numbers as before tiling existed.
-4. **Blend.** Softmax probabilities of overlapping tiles are averaged with a Gaussian
-   weight per tile pixel (nnU-Net's blend): ``w(y, x) = g(y) g(x)``,
-   ``g(i) = exp(-(i + 0.5 - t/2)^2 / (2 (blend_sigma * t)^2))``, ``blend_sigma`` = 1/8 of
-   the tile side, so a tile's border, where the network saw least of an object, counts
-   least. Weighted sums and the weight map are summed in tile order (row-major), the
-   padding is cropped off, and the probabilities are resized back to ``H x W`` when
-   ``scale != 1``. The class map is their argmax. ``blend_sigma = 0`` is the plain count-map
-   average (mmsegmentation's ``slide``), which exports made before the Gaussian blend use.
+1. **Scale** by ``scale`` (scanner pixel -> training pixel; default 1.0 = no resize) to
+   ``round(H*scale) x round(W*scale)``, bilinear, half-pixel centres, no antialiasing.
+2. **Pad** a side shorter than the tile at the bottom/right with ``pad_value`` (255: air) up to
+   the tile (the training input size, a multiple of the network's output stride).
+3. **Tiles** of ``tile`` ``(h0, w0)`` start every ``step = round(tile * (1 - overlap))`` pixels
+   (default overlap 1/3, mmsegmentation's ``slide``); the last row/column is shifted back to
+   end flush with the border. A scan of exactly the tile size is one plain forward pass.
+4. **Blend.** Tile softmax probabilities are averaged with a Gaussian weight per tile pixel
+   (nnU-Net): ``w(y, x) = g(y) g(x)``, ``g(i) = exp(-(i + 0.5 - t/2)^2 / (2 (blend_sigma *
+   t)^2))``, ``blend_sigma`` = 1/8; weighted sums and weights are summed in row-major tile
+   order, the pad is cropped, probabilities are resized back to ``H x W`` when ``scale != 1``;
+   the class map is their argmax. ``blend_sigma = 0`` is the plain count-map average (exports
+   without ``blend_sigma`` in their ``geometry``).
 
-:func:`xray_seg.inference.tta.predict_probabilities` implements the rule in numpy for
-Keras models; :mod:`xray_seg.serving.signatures` implements it in TensorFlow ops inside
-the SavedModel. TFLite and ONNX models are fixed-size tile models: the caller tiles on
-the host with this rule (:func:`ScanGeometry.tile_origins` gives the tile origins).
-The export writes the rule into ``export.json`` (``geometry``) and ``model_info``.
-
-Why the Gaussian blend: 40 val bags of two demo models, each placed at 8 positions on a
-4x-wide canvas of air (``scripts/measure_wide_scan.py --bags 40 --positions 8``), found
-0.985 and 1.002 of the square-bag threat pixels with the plain count-map average, 1.004 and
-1.012 with the Gaussian blend, at overlap 1/3: tiles cut a bag, and their borders voted as
-much as their centres. Overlap 1/2 added at most 0.002 more for about 1.4x the tiles of a
-long scan, so the default stays at 1/3.
+Implementations: :func:`xray_seg.inference.tta.predict_probabilities` (numpy, Keras models) and
+:mod:`xray_seg.serving.signatures` (TensorFlow ops in the SavedModel). TFLite and ONNX models
+are one-tile models: the caller tiles with this rule (:meth:`ScanGeometry.tile_origins`). The
+export writes it into ``export.json`` (``geometry``) and ``model_info``.
 """
 
 from __future__ import annotations

@@ -1,38 +1,25 @@
 """Inference helpers: softmax probabilities with multi-scale/flip TTA and sliding windows.
 
-``model`` is a Keras model or any callable mapping float32 ``[B, h, w, 3]`` pixels in
-0..255 to logits ``[B, h, w, K]`` (a dict output uses its ``"logits"`` entry, so models
-with auxiliary heads and SavedModel signatures work too), or a station engine
-(:class:`xray_seg.serving.engines.TileEngine`) whose ``probabilities(tiles)`` is used as is. Everything here is numpy plus
-``keras.ops`` resizing, so it runs on any Keras backend.
+``model`` is a Keras model or any callable mapping float32 ``[B, h, w, 3]`` pixels in 0..255 to
+logits ``[B, h, w, K]`` (a dict output uses its ``"logits"`` entry), or a station engine
+(:class:`xray_seg.serving.engines.TileEngine`) whose ``probabilities(tiles)`` is used as is.
+Everything here is numpy plus ``keras.ops`` resizing, so it runs on any Keras backend.
 
-How one image ``[H, W, 3]`` is predicted (:func:`predict_probabilities`) follows the one
-geometry rule of :mod:`xray_seg.inference.geometry` (docs/architecture.md, "Geometry: how
-a scan reaches the network"); the SavedModel's serving graph
-(:mod:`xray_seg.serving.signatures`) does the same in TensorFlow ops, so class maps agree:
+:func:`predict_probabilities` predicts one image ``[H, W, 3]`` by the geometry rule of
+:mod:`xray_seg.inference.geometry` (docs/architecture.md, "Geometry: how a scan reaches the
+network"); :mod:`xray_seg.serving.signatures` does the same in TensorFlow ops, so class maps agree:
 
-1. For every scale ``s`` in ``scales`` the image is resized (bilinear, half-pixel
-   centres, no antialiasing - as mmseg's ``Resize`` + ``cv2``) to
-   ``round(H*s*g) x round(W*s*g)``, ``g`` being the geometry's ``scale`` (scanner pixel
-   -> training pixel, default 1: native resolution); with ``flip=True`` its horizontal
-   mirror is added.
-2. Each variant is predicted at its size:
-
-   - with a tile size - the geometry's ``tile``, an explicit ``window=(h, w)``, or by
-     default the model's fixed input size - by sliding-window inference. Tiles start
-     every ``stride`` pixels (default: the geometry's step, 2/3 of the tile); the last
-     row/column of tiles is shifted back to end at the border, so no tile hangs over the
-     edge. Only an image smaller than the tile is padded (bottom/right) with
-     ``pad_value``, default 255 = white: in an X-ray scan everything outside the bag is
-     air, which transmits fully and looks white, so the pad looks like the real
-     surroundings (zeros would look like a dense metal slab). Softmax probabilities of
-     overlapping tiles are averaged with the geometry's Gaussian weight per tile pixel
-     (:meth:`ScanGeometry.tile_weights`) and the pad is cropped away. An image of exactly
-     the tile size is one plain forward pass. The aspect ratio is never squashed.
-   - a model without a fixed input size and no tile given: the whole image at once.
-
-3. Probabilities are flipped back, resized back to ``H x W`` (bilinear) and averaged
-   over all variants (softmax first, then average, as mmseg's ``aug_test``).
+1. For every scale ``s`` in ``scales`` the image is resized (bilinear, half-pixel centres, no
+   antialiasing, as mmseg's ``Resize`` + ``cv2``) to ``round(H*s*g) x round(W*s*g)``, ``g``
+   the geometry's ``scale``; with ``flip=True`` its horizontal mirror is added.
+2. Each variant is predicted at its size: with a tile size (the geometry's ``tile``, an
+   explicit ``window=(h, w)``, or the model's fixed input size) by sliding windows every
+   ``stride`` pixels (default the geometry's step), the last row/column flush with the border,
+   an image smaller than the tile padded bottom/right with ``pad_value`` (default 255, air),
+   tile probabilities blended with :meth:`ScanGeometry.tile_weights`, the pad cropped away;
+   a model without a fixed input size and no tile given runs on the whole image at once.
+3. Probabilities are flipped back, resized back to ``H x W`` (bilinear) and averaged over all
+   variants (softmax first, then average, as mmseg's ``aug_test``).
 """
 
 from __future__ import annotations

@@ -34,9 +34,8 @@ class XceptionBlock(ConfigLayer):
     Layout: ``sep(f0) -> sep(f1) -> sep(f2, stride)``; each separable conv is
     depthwise 3x3 -> BN [-> ReLU] -> pointwise 1x1 -> BN, with ReLU after the first two.
     The residual edge is the identity when the shape is unchanged, else a strided 1x1
-    conv + BN (a "projection"). The sum is followed by ReLU (post-activation, like the
-    residual units of ResNet/CSPNet; Chollet's Xception places the ReLU before each
-    separable conv instead - an equivalent re-arrangement up to where the shortcut taps).
+    conv + BN (a "projection"). The sum is followed by ReLU (post-activation, as in
+    ResNet/CSPNet; docs/models.md, "Paper 1 (CWF-DeepLabv3+): readings of the paper").
 
     Args:
         filters: output channels of the three separable convs (int or 3 ints; Xception's
@@ -45,9 +44,8 @@ class XceptionBlock(ConfigLayer):
         dilation_rate: atrous rate of the three depthwise convs (output stride < 32).
         residual: "auto" (identity, or projection if the shape changes) or "none"
             (no residual edge; the last exit-flow module of Xception).
-        depth_activation: ReLU also after each depthwise BN (Chen et al. 2018: "extra batch
-            normalization and ReLU activation are added after each 3x3 depthwise
-            convolution"); the paper 1 Fig. 3b is silent, we keep Chen et al.'s choice.
+        depth_activation: ReLU also after each depthwise BN (Chen et al. 2018's choice;
+            paper 1 Fig. 3b is silent).
         activation: activation name (ReLU in Xception).
         return_skip: also return the output of the second separable conv (the DeepLabv3+
             low-level feature is tapped there, before the stride).

@@ -31,7 +31,7 @@ class FastNormalizedFusion(ConfigLayer):
         concat: swish(concat_i(W_i * P_i))  on the channel axis  (eq. 3, F_concat)
 
     Eq. 1 of the paper writes ``w_i / (sum_j w_j + eps)`` without the ReLU; the ReLU is
-    EfficientDet's (and the issue's) way to keep every ``W_i >= 0``, which the text
+    EfficientDet's way to keep every ``W_i >= 0``, which the text
     implies ("importance" weights). With the ReLU the weights are non-negative and sum to
     ``S / (S + eps)`` with ``S = sum_j relu(w_j)``, i.e. to 1 up to eps.
 
@@ -121,11 +121,8 @@ class DWFF(ConfigLayer):
     Second weighted fusion block: one five-input ``F_concat`` fusion (eq. 3) of
     ``P'0..P'4`` (concatenated in that order), giving ``5 * C`` channels.
 
-    Where Fig. 4 could be read otherwise: the text feeds the *original* P3 (not P'3) into
-    P'2 and the original P2 into P'1, so only P'3 depends on an earlier fused map
-    (a cross-layer edge P0->P4, then adjacent-layer edges). A BiFPN-style top-down chain
-    (P'2 = F(P2, P'3), P'1 = F(P1, P'2), ...) is another plausible reading of the arrows
-    in the figure; we follow the text, as the issue asks.
+    This follows the text of section 3.3 where Fig. 4 could be read as a BiFPN-style
+    top-down chain (docs/models.md, "Paper 1 (CWF-DeepLabv3+): readings of the paper").
 
     Args:
         epsilon: epsilon of eq. 1 for all six fusions.
@@ -197,16 +194,10 @@ class FeatureBalancedFusion(ConfigLayer):
     convolution that follows the module sees ``W_hi Feat_hi`` and ``W_li Feat_li`` (eq. 4).
     The output has ``C_h + C_l`` channels at the inputs' spatial size.
 
-    Choices where the paper is silent: the 1x1 convolution has a bias and no batch norm
-    (it acts on a 1x1 pooled vector; batch statistics of one value per image would be
-    noisy); it is initialised with Keras' default Glorot-uniform kernel and a zero bias,
-    so the module starts near ``1.5 x Z``. Average pooling is global (over the whole
-    feature map), as "compress the spatial information ... into a one-dimensional
-    concentrated expression ``W in R^{(C_h + C_l) x 1 x 1}``" states.
-
-    The default layer name is ``feature_balanced_fusion`` (Keras derives it from the
-    class name), so the trainer's ``optim.lr_multipliers`` regex ``balanced_fusion``
-    matches this module's variables (IFBFNet section 4.1: 10x learning rate).
+    Average pooling is global; the 1x1 conv has a bias and no batch norm, Glorot-uniform kernel
+    and zero bias, so the module starts near ``1.5 x Z`` (why: docs/models.md, "IFBFNet:
+    readings of the paper"). The default name ``feature_balanced_fusion`` matches the
+    ``optim.lr_multipliers`` regex ``balanced_fusion`` (IFBFNet section 4.1: 10x learning rate).
 
     Args:
         residual: add the unweighted concatenation to the weighted one (the paper's

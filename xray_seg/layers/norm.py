@@ -3,11 +3,11 @@
 Every model in xray-seg is conv -> batch norm -> activation (DeepLabv3+, paper 1 Fig. 2-3,
 CycleNet, IFBFNet). Keras 3's ``BatchNormalization`` computes batch norm from separate
 element-wise ops (``tf.nn.moments`` + ``tf.nn.batch_normalization``) and lets autodiff
-differentiate them. On a CPU those element-wise passes over the activations cost more
-than the convolutions: in the demo's training step (CWF-DeepLabv3+, width 0.25, 256x256,
-batch 8) they were ~40 % of the op time. TensorFlow's ``FusedBatchNormV3`` does the
-forward pass in one kernel and has a one-kernel gradient (oneDNN on CPU, cuDNN on GPU):
-the same training step runs 1.4x faster (``xray-seg bench --suite train-step --bn both``).
+differentiate them; on a CPU those element-wise passes over the activations cost more
+than the convolutions. TensorFlow's ``FusedBatchNormV3`` does the forward pass in one
+kernel and has a one-kernel gradient (oneDNN on CPU, cuDNN on GPU). Measured share and
+speed-up (``xray-seg bench --suite train-step --bn both``): docs/benchmarks.md, "Why the
+demo recipe".
 
 :class:`BatchNorm` is ``keras.layers.BatchNormalization`` (same arguments, weights, moving
 statistics and results) with that kernel as a fast path. The fast path is the one place a

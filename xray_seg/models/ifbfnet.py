@@ -1,5 +1,5 @@
-"""IFBFNet (Inter-level Feature Balanced Fusion Network): dilated ResNet + ASPP + a decoder
-with two feature balanced fusion modules and a shallow spatial stream (section 3, Fig. 2).
+"""IFBFNet (Inter-level Feature Balanced Fusion Network, Li et al.): dilated ResNet + ASPP + a
+decoder with two feature balanced fusion modules and a shallow spatial stream (section 3, Fig. 2).
 
 Data flow at width 1.0 (channel counts of section 3.1; H, W the input size)::
 
@@ -17,55 +17,18 @@ Data flow at width 1.0 (channel counts of section 3.1; H, W the input size)::
       aux (aux=True, section 3.4): S1 (c1: H/4, 256) -> 3x3 conv 256 -> 64
                 -> 1x1 conv 64 -> K -> x4 -> aux logits
 
-The trainer weights the auxiliary loss 0.4 (eq. 8, ``loss.aux_weight``) and uses OHEM
-with threshold 0.7 (section 3.4/4.3.4, ``loss.type: ohem``); the auxiliary branch and
-both fusion modules train at 10x the learning rate (section 4.1) through
-``optim.lr_multipliers: {"aux|balanced_fusion": 10.0}``: every layer of the auxiliary
-branch has "aux" in its name, the fusion modules are ``balanced_fusion1/2``, and no
-other layer name contains either string (tests/test_ifbfnet.py lists the paths).
-Multi-scale inference (section 4.3.4 "MS", scales 0.5-1.75, and flipping, section 4.5)
-needs nothing here: ``xray_seg.inference.tta.predict_probabilities(model, image,
-scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)`` runs this model at each scale
-(build it with ``input_shape=(None, None, 3)`` for free input sizes).
+ASPP (section 4.3.1): image pooling + three 3x3 atrous convs (rates 6, 12, 18; doubled at
+``output_stride=8``), 256 channels each, no 1x1 branch, 1x1 projection to 256, dropout 0.1.
+Convs are conv -> BN -> ReLU except the classifiers (1x1 with bias) and the fusion weight conv.
+Upsampling is bilinear to the reference size. ``width`` multiplies every channel count (at
+least 8); ``normalization`` is ``"symmetric"`` ([-1, 1], default) or ``"imagenet"``; ``stem``
+is ``"deep"`` (three 3x3 convs, default) or ``"standard"`` (7x7).
 
-Choices where the paper is silent or loose (documented here once):
-
-- **Which features each fusion module balances.** The module takes two features
-  (eq. 2). Section 3.1 puts the first module *after* the concatenation of ASPP and S1
-  and the two 3x3 convs; section 4.3.1 says it balances "ASPP and stage one's low-level
-  feature", and Fig. 2 puts one module on "each skip-connection". So each module fuses
-  the decoder's current feature (Feat_h, high level) with the skip that was just
-  concatenated into it (Feat_l, low level): module 1 with the reduced S1 (64 ch), module
-  2 with the spatial stream (128 ch). Module 2's output is then 256 + 128 = 384
-  channels, which is exactly the 384 that section 3.1 gives as the input of the first
-  final 1x1 conv - the evidence for this reading. Module 1's output (256 + 64 = 320
-  channels) is concatenated with the spatial stream (448) before the 1x1 conv to 256.
-- **ASPP.** Section 4.3.1: global average pooling and three 3x3 atrous convs (rates 6,
-  12, 18), four branches concatenated, a 1x1 conv to 256 - no 1x1 branch, unlike
-  DeepLabv3+. ``xray_seg.layers.aspp.ASPP`` always has the 1x1 branch (five branches),
-  so IFBFNet's four-branch ASPP is built here from the shared pieces
-  (:class:`~xray_seg.layers.aspp.ImagePooling`, :class:`ConvBNAct`) instead of being
-  duplicated as a layer. Each branch has 256 channels; the convs are regular (not
-  separable) atrous convs; the projection is followed by dropout 0.1 (DeepLabv3 code).
-  At ``output_stride=8`` the rates double (12, 24, 36).
-- **Conv units.** Every conv except the classifiers and the fusion weight conv is
-  conv -> BN -> ReLU (the paper trains with InPlaceABN, i.e. BN + activation). The
-  spatial stream's convs too. The classifiers (main and aux) are plain 1x1 convs with
-  bias; dropout 0.1 precedes the main classifier (``dropout``), none the auxiliary one.
-- **Upsampling** is bilinear to the reference size (S1's size, then the input's), which
-  equals "x4" when the input is a multiple of 16 and stays correct when it is not.
-- **Auxiliary branch.** Section 3.4: 3x3 conv 256 -> 64 and 1x1 conv to the classes,
-  both stride 1 "so the size of the stage one feature is not changed", upsampled x4: it
-  branches from S1 itself (c1, 256 ch at stride 4), the only 256-channel *stage one*
-  feature; the decoder's 256-channel features would supervise nearly the main path.
-- **Width scaling.** ``width`` multiplies every channel count (backbone, 256/64/128 of
-  the decoder, ``spatial_channels``, the aux 64), rounded, at least 8 (the ResNet family's
-  ``resnet_channels``). At width 1.0 the counts are the paper's.
-- **Normalisation.** ``"symmetric"`` maps 0..255 to [-1, 1] (default; the backbone
-  trains from scratch by default); ``"imagenet"`` uses the ImageNet mean/std for a
-  backbone loaded from ImageNet-pretrained weights (``weights=PATH``).
-- **Backbone stem.** The dilated ResNet's "deep" stem (three 3x3 convs), as in the
-  InPlaceABN/CCNet codebases IFBFNet builds on; ``stem="standard"`` gives the 7x7 stem.
+Training contract (section 3.4/4.1/4.3.4): aux loss weight 0.4 (eq. 8), OHEM threshold 0.7,
+10x learning rate for ``"aux|balanced_fusion"`` (``optim.lr_multipliers``): every auxiliary
+layer has "aux" in its name, the fusion modules are ``balanced_fusion1/2``, no other layer
+name contains either. Multi-scale + flip inference: :mod:`xray_seg.inference.tta`. Where the
+paper is silent and why each reading was chosen: docs/models.md, "IFBFNet: readings of the paper".
 """
 
 from __future__ import annotations

@@ -1,50 +1,33 @@
 """Paired image/mask augmentation in pure, stateless TensorFlow ops.
 
-Paper 1 (CWF-DeepLabv3+, section 4.2) augments its X-ray dataset by random crop,
-rotation ("revolve") and sharpening, and trains at 512x512. This module does that
-and adds what scanners vary in: exposure (brightness, contrast, gamma) and noise.
+Paper 1 (CWF-DeepLabv3+, section 4.2): random crop, rotation ("revolve") and sharpening at
+512x512, plus exposure (brightness, contrast, gamma) and noise (why: docs/training.md, "Augmentation").
 
-Geometry (image and mask alike, one resampling, no double interpolation)
-    1. fit: the image is scaled by ``min(crop_h / H, crop_w / W)`` so that it fits the
-       training size (keeping its aspect ratio) - or, with ``scale`` given (the trainer
-       gives the geometry rule's scale, 1.0 = native resolution; docs/architecture.md
-       "Geometry: how a scan reaches the network"), by that fixed factor, so training
-       crops come from scans at the pixel scale they are validated and served at. An
-       image exactly the training size gets factor 1.0 either way;
-    2. random scale: a factor drawn uniformly from ``scale_range`` multiplies that;
-    3. random crop: a window of the training size is placed uniformly over the scaled
-       image (at whole-pixel offsets). Where the scaled image is smaller than the
-       window, the image lands at a random place in it and the rest is padding.
-       With probability ``foreground_crop_prob`` the window is instead centred (give or
-       take a quarter of its size) on a pixel of a foreground class drawn uniformly
-       among the classes present in the mask, as nnU-Net oversamples foreground
-       patches (Isensee et al. 2021). Prohibited items cover a few per cent of a scan,
-       so crops smaller than the image otherwise see mostly air and clothes;
-    4. horizontal and vertical flips, each with probability 0.5 (a bag has no up or down);
-    5. rotation with probability ``rotate_prob`` by an angle drawn uniformly from
-       ``[-max_rotation_deg, max_rotation_deg]`` about the window centre. Content of the
-       scaled image outside the window rotates in; what lies outside the image is padding.
+Geometry (image and mask alike, composed into one affine map from output to input pixel and
+applied once with ``tf.raw_ops.ImageProjectiveTransformV3``: bilinear image, nearest mask):
+    1. fit: scale by ``min(crop_h / H, crop_w / W)``, or by the fixed ``scale`` when given (the
+       geometry rule's, docs/architecture.md "Geometry: how a scan reaches the network");
+    2. random scale: times a factor ``~ U(scale_range)``;
+    3. random crop of the training size at whole-pixel offsets (a smaller image lands at a
+       random place in the window); with probability ``foreground_crop_prob`` the window is
+       centred, give or take a quarter of its size, on a pixel of a foreground class drawn
+       uniformly among those present (nnU-Net foreground oversampling, Isensee et al. 2021);
+    4. horizontal and vertical flips, each with probability 0.5;
+    5. rotation with probability ``rotate_prob`` by ``~ U(-max_rotation_deg, max_rotation_deg)``
+       about the window centre.
+    Padding: ``255`` (ignore) in the mask, ``image_fill`` (default 255, air) in the image. With
+    augmentation off (``config`` None or ``enabled=False``) only step 1 runs and the image sits
+    at the top-left of the window.
 
-    All of this is one affine map from output pixel to input pixel, applied with
-    ``tf.raw_ops.ImageProjectiveTransformV3`` (core TF): bilinear for the image, nearest
-    for the mask. Padding is ``255`` (ignore) in the mask, never background, and
-    ``image_fill`` (default 255 = white, the colour of air in an X-ray scan) in the image.
-    With augmentation off (``config`` None or ``enabled=False``) only step 1 runs and the
-    image sits at the top-left of the window (mmsegmentation's padding convention).
+Photometric (image only, in this order, each switchable off): sharpening ``x + a (x -
+blur3x3(x))``, ``a ~ U(sharpen_amount)``, with probability ``sharpen_prob``; contrast ``(x -
+mean) f + mean``, ``f ~ U(1 - contrast, 1 + contrast)``; brightness ``x + 255 d``, ``d ~
+U(-brightness, brightness)``; gamma ``255 (x / 255) ** g``, ``log g ~ U(log gamma)``; Gaussian
+noise, ``std ~ U(0, noise_std)`` grey levels, one value per pixel added to all three channels.
+Clipped to 0..255.
 
-Photometric (image only, in this order, each switchable off)
-    sharpening (unsharp mask, paper 1: ``x + a (x - blur3x3(x))``, ``a ~ U(sharpen_amount)``,
-    with probability ``sharpen_prob``); contrast (``(x - mean) f + mean``,
-    ``f ~ U(1 - contrast, 1 + contrast)``); brightness (``x + 255 d``, ``d ~ U(-brightness,
-    brightness)``); gamma (``255 (x / 255) ** g``, ``log g ~ U(log gamma)``); Gaussian noise
-    (``std ~ U(0, noise_std)`` grey levels), one value per pixel added to all three channels:
-    the quantum noise of a scan perturbs the measured attenuation, which the pseudo-colour
-    maps to every channel together (and it is 5x cheaper than per-channel noise: 2 ms
-    instead of 11 ms at 512x512 on 2 cores). The result is clipped to 0..255.
-
-Randomness is stateless (``tf.random.stateless_*``): each transform draws from its own
-sub-seed of the element's ``seed``, so the same seed gives the same output and switching
-one transform off does not change what the others draw.
+Randomness is stateless: each transform draws from its own sub-seed of the element's ``seed``,
+so the same seed gives the same output and switching one off does not change the others' draws.
 """
 
 from __future__ import annotations

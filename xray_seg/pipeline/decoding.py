@@ -40,7 +40,7 @@ def voc_colours_to_labels(rgb):
 
     Index bits 0, 3, 6 are colour bits 7, 6, 5 of r; bits 1, 4, 7 those of g; bits 2, 5
     bits 7, 6 of b. So the top 3, 3 and 2 bits of (r, g, b) form an 8-bit key that a
-    256-entry table maps back to the index (one gather; 3x faster than de-interleaving).
+    256-entry table maps back to the index in one gather (timing: docs/benchmarks.md, "Data").
     """
     rgb = tf.cast(rgb, tf.uint8)
     top = tf.bitwise.right_shift(rgb, tf.constant([5, 5, 6], tf.uint8))  # 3, 3, 2 top bits

@@ -70,10 +70,9 @@ def component_roots(mask: tf.Tensor):
     names a pixel of the same component, so the fixed point is one root per component.
 
     The work per round is proportional to the mask's pixels, not the scan's, and the
-    rounds grow with the logarithm of a component's length, not the length. The earlier
-    dense rule (a masked 3x3 max-pool over the whole scan per round, one round per pixel of
-    a component's longest path) took 7.6 s on a trained model's 1024x3000 belt scan;
-    ``scripts/bench_alarm_graph.py`` measures this one.
+    rounds grow with the logarithm of a component's length, not the length.
+    ``scripts/bench_alarm_graph.py`` times it; figures against a dense max-pool rule:
+    docs/benchmarks.md, "A 1024x3000 belt scan through the SavedModel".
     """
     coords, src, dst = _pixel_graph(mask)
     n = tf.shape(coords, out_type=tf.int64)[0]

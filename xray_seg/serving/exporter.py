@@ -1,55 +1,34 @@
 """``xray-seg export``: a trained model as a SavedModel for inspection stations, plus TFLite/ONNX.
 
-Input: a run folder (``RUN/best_model.keras`` + ``class_names.txt`` + ``config.yaml``,
-see :mod:`xray_seg.training.trainer`) or a bare ``.keras`` file, resolved and loaded by the one
-loader, :mod:`xray_seg.inference.loader` (class names from the file's own ``xray_seg.json``
-entry, else ``--class-names``, else ``class_names.txt`` beside it). Output layout::
+Input: a run folder (``RUN/best_model.keras`` + ``class_names.txt`` + ``config.yaml``) or a bare
+``.keras`` file, loaded by :mod:`xray_seg.inference.loader`. Output layout (what each file holds,
+for a station: docs/station.md, "Deploying to an inspection station")::
 
-    OUT/savedmodel/                  SavedModel (keras.export.ExportArchive); signatures
-                                     serving_default, serve_encoded, model_info
-                                     (:mod:`xray_seg.serving.signatures`)
-    OUT/savedmodel/export.json       metadata beside saved_model.pb (below)
-    OUT/savedmodel_optimized/        the same signatures around the frozen network with batch
-                                     norm folded into the convolutions (:mod:`xray_seg.serving.optimize`)
-    OUT/model_float32.tflite         fixed-size TFLite variants (:mod:`xray_seg.serving.tflite`)
-    OUT/model_float16.tflite
-    OUT/model_int8_dynamic.tflite
-    OUT/model.onnx                   only with --format onnx, where tf2onnx + onnx are installed
-                                     (TFLite and ONNX are one-tile networks: the caller tiles
-                                     with export.json "geometry", docs/architecture.md)
-    OUT/openvino/model.{xml,bin}     only with --format openvino (implies onnx): the ONNX model
-                                     converted to OpenVINO IR (float32 weights)
-    OUT/model_int8.tflite            full-integer int8, only with --format tflite_int8 /
-    OUT/model_int8.onnx              onnx_int8 and --calibration VOC, and only if the gate
-                                     accepts them (:mod:`xray_seg.serving.quantize`)
+    OUT/savedmodel/                  SavedModel: serving_default, serve_encoded, model_info
+                                     (:mod:`xray_seg.serving.signatures`) + export.json
+    OUT/savedmodel_optimized/        the same signatures, batch norm folded (serving.optimize)
+    OUT/model_{float32,float16,int8_dynamic}.tflite   one-tile TFLite variants (serving.tflite)
+    OUT/model.onnx                   only with --format onnx (tf2onnx + onnx installed)
+    OUT/openvino/model.{xml,bin}     only with --format openvino (implies onnx)
+    OUT/model_int8.{tflite,onnx}     only with tflite_int8 / onnx_int8 and --calibration, and only
+                                     if the accuracy gate accepts them (serving.quantize)
     OUT/manifest.json                export.json + every artefact: size, parity, latency or error
 
-``export.json`` holds what a station needs without xray-seg: ``class_names``,
-``palette`` (VOC colour of each class), ``input_size`` ``[h0, w0]``, ``model_name``,
-the alarm rule under ``"alarm"`` (thresholds, min_area, closing, and the PD / PFA of
-its calibration: ``RUN/alarm_thresholds.json`` from ``xray-seg calibrate``, else the
-documented defaults of :mod:`xray_seg.inference.alarm_rule`), ``geometry`` (the one geometry
-rule the serving graph applies: scale, tile, overlap, step, pad;
-:meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), the training ``config_digest`` (:func:`xray_seg.core.config.config_digest` of the run's
-config; ``sha256`` of ``config.yaml`` when it no longer parses), ``metrics`` at export
-time (``RUN/eval-val/metrics.json`` if present, else the best val mIoU of
-``RUN/checkpoints/state.json``), the TensorFlow, Keras and xray-seg versions, a
-description of the signatures and, with int8 formats, ``int8``: the calibration, the
-accuracy gate and each int8 variant's latency, accuracy and ``accepted``
-(:mod:`xray_seg.serving.quantize`). :func:`xray_seg.inference.loader.load_for_inference` loads
-``OUT/savedmodel`` (or ``OUT``).
+``export.json`` keys: ``class_names``, ``palette``, ``input_size`` ``[h0, w0]``, ``model_name``,
+``alarm`` (the calibrated rule, else :mod:`xray_seg.inference.alarm_rule`'s defaults),
+``geometry`` (:meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), ``config_digest``,
+``metrics``, the TensorFlow/Keras/xray-seg versions, the signatures and, with int8 formats, ``int8``.
 
-The SavedModel is written to a hidden folder in ``OUT`` and renamed into place when
-complete, so a cut-off export never leaves a half SavedModel; an existing non-empty
-``OUT`` is refused without ``force``. After writing, the SavedModel is loaded back and
-its ``serving_default`` is compared with the Keras model (``manifest.json``
-``savedmodel.max_abs_diff``).
+Invariants: the SavedModel is written to a hidden folder in ``OUT`` and renamed into place when
+complete (a cut-off export leaves no half SavedModel); a non-empty ``OUT`` is refused without
+``force``; the written SavedModel is loaded back and compared with the Keras model
+(``manifest.json`` ``savedmodel.max_abs_diff``).
 
-This module runs the steps in order; each job has its module: the formats and the checks
-before the model load (:mod:`~xray_seg.serving.formats`), the model and what is known about
-it (:mod:`~xray_seg.serving.export_source`), ``export.json`` (:mod:`~xray_seg.serving.export_metadata`),
-``OUT/savedmodel`` and its verification (:mod:`~xray_seg.serving.savedmodel`), ONNX and
-OpenVINO (:mod:`~xray_seg.serving.onnx_export`), int8 (:mod:`~xray_seg.serving.quantize`).
+This module runs the steps in order; each job has its module: formats and pre-load checks
+(:mod:`~xray_seg.serving.formats`), the model (:mod:`~xray_seg.serving.export_source`),
+``export.json`` (:mod:`~xray_seg.serving.export_metadata`), the SavedModel and its verification
+(:mod:`~xray_seg.serving.savedmodel`), ONNX and OpenVINO (:mod:`~xray_seg.serving.onnx_export`),
+int8 (:mod:`~xray_seg.serving.quantize`).
 """
 
 from __future__ import annotations

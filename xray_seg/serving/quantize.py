@@ -1,42 +1,30 @@
 """Full-integer int8 engines, calibrated on training tiles and accepted only if they keep accuracy.
 
-``xray-seg export RUN --out OUT --format ...,tflite_int8,onnx_int8 --calibration VOC``
-(docs/station.md, "int8 engines") writes, beside the float files of
-:mod:`xray_seg.serving.exporter`:
+``xray-seg export RUN --out OUT --format ...,tflite_int8,onnx_int8 --calibration VOC`` writes,
+beside the float files of :mod:`xray_seg.serving.exporter` (for a station: docs/station.md,
+"int8 engines: full-integer, kept only if accurate"):
 
-==================  ======================  ==================================================
-format              file                    what
-==================  ======================  ==================================================
-``tflite_int8``     ``model_int8.tflite``   TFLite full-integer: int8 weights and activations
-                                            (``TFLITE_BUILTINS_INT8`` only), uint8 pixels in,
-                                            float32 probabilities out
-``onnx_int8``       ``model_int8.onnx``     ONNX Runtime static quantisation of ``model.onnx``:
-                                            QDQ, int8 weights per channel, int8 activations,
-                                            float32 pixels in, logits out
-==================  ======================  ==================================================
+- ``tflite_int8`` -> ``model_int8.tflite``: TFLite full-integer, int8 weights and activations
+  (``TFLITE_BUILTINS_INT8`` only), uint8 pixels in, float32 probabilities out;
+- ``onnx_int8`` -> ``model_int8.onnx``: ONNX Runtime static quantisation of ``model.onnx``,
+  QDQ, int8 weights per channel, int8 activations, float32 pixels in, logits out.
 
-Both are one-tile networks like the float ones: the station tiles scans with the export's
-geometry rule (docs/architecture.md, "Geometry: how a scan reaches the network") and loads
-them with :func:`xray_seg.serving.engines.load_engine` (``tflite``/``onnx``, variant
-``int8``; OpenVINO also reads ``model_int8.onnx``). OpenVINO's own post-training
-quantisation needs the separate ``nncf`` package, which xray-seg does not install; it is
-not offered.
+Both are one-tile networks tiled by the export's geometry rule and loaded with
+:func:`xray_seg.serving.engines.load_engine` (variant ``int8``; OpenVINO reads
+``model_int8.onnx``).
 
 **Calibration** (:func:`calibration_tiles`): ``num`` tiles (default 64) from the *training*
-split of the VOC folder, drawn with a seeded generator: the images are shuffled, and each
-gives one of its tiles under the geometry rule (padded with air where the image is smaller
-than the tile), going round again when there are fewer images than tiles. The activation
-ranges are the min/max over these tiles.
+split, seeded: the images are shuffled, each gives one tile under the geometry rule (padded
+with air), going round again when there are fewer images than tiles. Activation ranges are the
+min/max over these tiles.
 
-**The gate** (:func:`export_int8`): each int8 engine is run on the *validation* split by
-the geometry rule (:func:`xray_seg.evaluation.engine_eval.engine_accuracy`) beside the
-Keras model. It is **accepted only if its val mIoU is at most 1 point below the Keras
-model's** (``max_drop_points``). A variant that fails is **not kept in the export**: its file
-is deleted (the command created it) and ``export.json`` records its figures with
-``"accepted": false, "file": null``, so a station that picks files from the folder can only
-find accepted ones. ``export.json`` ``"int8"`` holds the calibration, the gate, the Keras
-model's figures and, per variant, its median latency for one tile, mIoU and its delta in
-points, PD at PFA 5 % (None without threat-free val bags) and ``accepted``.
+**The gate** (:func:`export_int8`): each engine runs on the *validation* split by the geometry
+rule (:func:`xray_seg.evaluation.engine_eval.engine_accuracy`) beside the Keras model and is
+accepted only if its val mIoU is at most ``max_drop_points`` (1) below the Keras model's. A
+rejected variant's file is deleted and ``export.json`` ``"int8"`` records it with
+``"accepted": false, "file": null``, beside the calibration, the gate, the Keras figures and
+each variant's median one-tile latency, mIoU, delta, PD at PFA 5 % (None without threat-free
+val bags) and ``accepted``.
 """
 
 from __future__ import annotations

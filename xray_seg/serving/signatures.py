@@ -1,75 +1,33 @@
-"""The serving graph of an exported SavedModel (docs/architecture.md "station"; tensorflow/models'
-``official/vision/serving/semantic_segmentation.py`` is the style anchor).
+"""The serving graph of an exported SavedModel: everything a station needs, in TensorFlow ops.
 
-Everything a station needs runs inside the graph, so a station needs only TensorFlow.
+Style anchor: tensorflow/models ``official/vision/serving/semantic_segmentation.py``.
+Signatures, outputs and errors for callers: docs/station.md, "Signatures"; the tiling rule:
+docs/architecture.md, "Geometry: how a scan reaches the network".
 
-Every scan reaches the network by the one geometry rule (:mod:`xray_seg.inference.geometry`;
-docs/architecture.md, "Geometry: how a scan reaches the network"), in TensorFlow ops, the
+Every scan goes through the one geometry rule (:mod:`xray_seg.inference.geometry`) with the
 same steps and summation order as :mod:`xray_seg.inference.tta`, so class maps agree with
-``evaluate`` and ``predict``: scale by ``scale`` (default 1: native resolution), pad a
-side shorter than the tile ``(h0, w0)`` (the training size) with 255 (air), run
-overlapping tiles (default overlap 1/3) ``TILE_BATCH`` at a time, average their softmax
-probabilities weighted by the rule's Gaussian per tile pixel, crop the pad, resize back when ``scale != 1``. A scan of
-exactly the tile size is one plain forward pass. Nothing is ever squashed.
+``evaluate`` and ``predict``: scale by ``scale``, pad a side shorter than the tile ``(h0, w0)``
+with 255 (air), run overlapping tiles ``TILE_BATCH`` at a time, blend their softmax
+probabilities with the rule's Gaussian weight, crop the pad, resize back when ``scale != 1``.
 
-``serving_default(images)``
-    ``images``: uint8 ``[B, H, W, 3]``, any ``H`` and ``W`` (RGB, raw 0..255 pixels), e.g. a
-    1024x3000 belt scan. The images are segmented one after the other (``tf.map_fn``,
-    one scan alive at a time). Outputs, at the scan's own resolution:
+``serving_default(images)``: uint8 ``[B, H, W, 3]`` RGB, any ``H``, ``W``; scans segmented one
+after the other. ``serve_encoded(encoded)``: string ``[B]`` of PNG/JPEG bytes, sizes may differ;
+decoded by the converter's policy (:func:`xray_seg.core.images.decode_image`; EXIF orientation
+not applied), results padded bottom/right to the batch's largest ``H``, ``W`` (``class_map``
+255, ``probabilities`` 0). Both return ``class_map`` uint8 ``[B, H, W]``, ``probabilities``
+float32 ``[B, H, W, K]``, ``class_pixel_counts`` int32 ``[B, K]`` (real pixels only),
+``image_sizes`` int32 ``[B, 2]``, and the bag decision ``alarm`` bool ``[B]``,
+``alarm_per_class`` bool ``[B, K]``, ``alarm_scores`` float32 ``[B, K]``
+(:func:`xray_seg.serving.alarm_graph.alarm_outputs`). ``model_info()``: class names, input
+size, model name, version, the geometry rule and the stored alarm rule.
 
-    - ``class_map``: uint8 ``[B, H, W]``, argmax of the probabilities;
-    - ``probabilities``: float32 ``[B, H, W, K]`` (sum to 1 over K);
-    - ``class_pixel_counts``: **int32** ``[B, K]``, pixels of each class in ``class_map``;
-    - ``image_sizes``: int32 ``[B, 2]``, ``(H, W)`` of every image (all equal here).
+Peak memory per scan (float32; ``H x W`` scaled, ``Hp x Wp`` padded, tile ``th x tw``), independent
+of the number of tiles: ``4 (3HW + 2K Hp Wp + K HW + 2K th Wp) + A(TILE_BATCH)`` bytes, i.e. about
+``4 (3 + 3K) H W`` plus the network's activations for ``TILE_BATCH`` tiles.
 
-``serve_encoded(encoded)``
-    ``encoded``: string ``[B]``, each element the bytes of a PNG or JPEG file, as read
-    from disk. Images in one batch **may differ in size**: each is decoded once, segmented
-    at its own size as above, and its results padded at the bottom and right to the
-    largest ``H`` and ``W`` of the batch. Padding: ``class_map`` 255 (the ignore label:
-    "no pixel here"), ``probabilities`` 0; ``class_pixel_counts`` count only real pixels;
-    ``image_sizes`` gives each image's ``(H, W)``, so ``class_map[i, :H_i, :W_i]`` is image
-    ``i``. Decoding follows the converter's policy
-    (:func:`xray_seg.core.images.decode_image`): grey is replicated to RGB, an alpha
-    channel (RGBA, grey+alpha, PNG ``tRNS``) is composited over **white** (X-ray air),
-    16-bit PNGs keep their high byte. JPEG EXIF orientation is *not* applied (``tf.io``
-    ignores it). Same outputs as ``serving_default``.
-
-``model_info()``
-    No inputs. ``class_names`` string ``[K]``, ``input_size`` int32 ``[2]`` (h0, w0),
-    ``num_classes`` int32 scalar, ``model_name`` and ``xray_seg_version`` string scalars;
-    the geometry rule: ``scale`` float32, ``tile_size`` int32 ``[2]``, ``tile_overlap``
-    float32, ``tile_step`` int32 ``[2]``, ``pad_value`` float32, ``tile_blend_sigma`` float32;
-    and the stored alarm rule:
-    ``alarm_thresholds`` float32 ``[K]``, ``alarm_min_area`` int32 ``[K]``,
-    ``alarm_closing`` int32, ``alarm_calibrated`` bool.
-
-Both image signatures also output the bag decision, ``alarm`` bool ``[B]``,
-``alarm_per_class`` bool ``[B, K]`` and ``alarm_scores`` float32 ``[B, K]``, computed from
-the full-resolution probabilities by :func:`xray_seg.serving.alarm_graph.alarm_outputs`.
-
-Peak memory (float32, ``K`` classes, one scan ``H x W`` after scaling, ``Hp x Wp`` after
-padding, tile ``th x tw``) - independent of the number of tiles:
-
-    ``4 * (3 H W            # the scan as float pixels
-           + 2 K Hp Wp      # the blended rows, then their concatenation
-           + K H W          # probabilities / the output
-           + 2 K th Wp)     # the carry buffer of one tile row
-      + A(TILE_BATCH)``      # the network's activations for 4 tiles of th x tw (fixed)
-
-i.e. about ``4 (3 + 3K) H W`` bytes plus a constant: for K = 6 a 1024x3000 scan needs
-about 0.26 GB, a 4096x4096 scan about 1.4 GB, on top of the network's fixed
-``A(TILE_BATCH)``. ``serving_default`` holds the uint8 batch and ``B`` outputs
-(``4 K H W`` bytes each); ``serve_encoded`` also holds every decoded image (``3 H W`` bytes
-each). ``scripts/bench_station_geometry.py`` measures latency and peak RSS.
-
-Wrong input fails inside the graph with a message saying what was expected (rank,
-channel count, empty image, bytes that are neither PNG nor JPEG, an image over the pixel
-limit fixed at export: :mod:`xray_seg.serving.limits`). A wrong dtype is
-rejected by the signature itself, before the graph runs; TensorFlow then says e.g.
-``cannot compute ... as input #0(zero-based) was expected to be a uint8 tensor but is a
-float tensor``. The input specs have no fixed rank on purpose: a loaded signature does
-not check shapes, and with an unknown rank the in-graph rank check cannot be folded away.
+Errors: wrong rank, channel count, an empty image, bytes neither PNG nor JPEG, or an image over
+the pixel limit (:mod:`xray_seg.serving.limits`) fail inside the graph with
+``InvalidArgumentError``; a wrong dtype is rejected by the signature before the graph runs.
 """
 
 from __future__ import annotations
@@ -340,6 +298,8 @@ def _segment_encoded_batch(model, encoded: tf.Tensor, geometry: ScanGeometry, nu
     }
 
 
+# No fixed rank on purpose: a loaded signature does not check shapes, and with an unknown rank
+# the in-graph rank check (with its message) cannot be folded away.
 IMAGES_SPEC = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
 ENCODED_SPEC = tf.TensorSpec(shape=None, dtype=tf.string, name="encoded")
 

@@ -8,7 +8,7 @@ the image, and a :class:`Canvas` accumulates per-material thickness maps, which
 :mod:`xray_seg.synthesis.xray_physics` turns into an X-ray image.
 
 Rasterisation uses OpenCV with 4 bits of sub-pixel precision and works on each
-object's bounding box only, so a 512 x 512 bag with ~50 objects renders in a few ms.
+object's bounding box only, so the cost grows with the objects' areas, not the canvas's.
 Anti-aliased drawing gives partial-volume edges (a pixel half covered by a wire gets half
 its thickness); the threat *footprint* (what the annotation must cover) is drawn
 without anti-aliasing.

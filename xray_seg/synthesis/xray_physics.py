@@ -1,48 +1,29 @@
 """Dual-energy X-ray physics for the synthetic dataset: materials, Beer-Lambert, pseudo-colour.
 
-A baggage scanner measures, for every pixel, the transmission of a low-energy and a
-high-energy X-ray beam through everything on the ray. With thickness maps ``t_m`` (mm)
-per material ``m`` and linear attenuation coefficients ``mu_m(E)`` (1/mm), Beer-Lambert
-gives
+With thickness maps ``t_m`` (mm) per material ``m`` and linear attenuation coefficients
+``mu_m(E)`` (1/mm), each pixel's transmission of the low- and high-energy beam is
 
     T_E = exp(-sum_m mu_m(E) * t_m)          for E in {low, high},
 
-so objects that overlap on a ray multiply their transmissions (their attenuations add).
+so objects overlapping on a ray multiply their transmissions (their attenuations add).
 
-**Coefficients.** :data:`MATERIALS` lists linear attenuation coefficients at two
-effective energies, ~60 keV (low) and ~120 keV (high): NIST XCOM mass attenuation
-coefficients (cm^2/g) times a typical density, converted to 1/mm and rounded. The 120 keV
-values are log-log interpolated between the tabulated 100 and 150 keV points.
+**Coefficients.** :data:`MATERIALS` holds monochromatic linear attenuation coefficients at
+~60 keV (low) and ~120 keV (high): NIST XCOM mass attenuation coefficients (cm^2/g) times a
+typical density, in 1/mm, rounded; 120 keV log-log interpolated between 100 and 150 keV. The
+table with each material's low/high ratio: docs/data.md, "The physics of the synthetic scans".
 
-================  =========  ==============  ===============  =====================
-material          rho g/cm3  mu_low 1/mm     mu_high 1/mm     low/high (~ eff. Z)
-================  =========  ==============  ===============  =====================
-organic (water)   1.00       0.0206          0.0160           1.29  (Z_eff ~ 7)
-plastic           1.20       0.0256          0.0186           1.38  (Z_eff ~ 6-8)
-glass             2.50       0.0625          0.0375           1.67  (Z_eff ~ 11)
-aluminium         2.70       0.0750          0.0413           1.82  (Z = 13)
-steel (iron)      7.87       0.948           0.220            4.31  (Z = 26)
-copper            8.96       1.427           0.297            4.80  (Z = 29)
-================  =========  ==============  ===============  =====================
+**Pseudo-colour** (:func:`pseudo_colour`), as screening consoles do it, from the attenuations
+``A_E = -ln T_E``:
 
-A real scanner's beam is polychromatic, which compresses these ratios; the monochromatic
-numbers keep the physics simple and the ordering right, which is all the colour needs.
+* hue from ``R = A_low / A_high`` (effective atomic number): orange (organic, R ~ 1.3),
+  green (mixed or light inorganic, R ~ 1.6-2.2), blue (metal, R >= 3);
+* darkness from ``A_high``: each display channel is ``exp(-gain * A_high * w_c(R))`` (a
+  "coloured glass" model), so air is white and thick steel near black;
+* ``R`` is shrunk towards the organic value by ``A_high / (A_high + 0.15)``, so thin metal
+  shows as "mixed", as on scanners.
 
-**Pseudo-colour** (:func:`pseudo_colour`), as screening consoles do it:
-
-* the ratio ``R = A_low / A_high`` of the attenuations ``A_E = -ln T_E`` encodes
-  effective atomic number and picks the hue: orange (organic, R ~ 1.3), green (mixed or
-  light inorganic, R ~ 1.6-2.2), blue (metal, R >= 3);
-* the high-energy attenuation encodes the amount of matter and sets the darkness: each
-  display channel is ``exp(-gain * A_high * w_c(R))`` (a "coloured glass" model), so air
-  is white, thin things are pale and thick ones dark and saturated; thick steel is near
-  black;
-* the ratio is poorly determined where little is absorbed, so scanners show thin metal
-  as "mixed": ``R`` is shrunk towards the organic value by ``A_high / (A_high + 0.15)``.
-
-:func:`detector` adds the imaging chain: a Gaussian point-spread blur and photon
-(Poisson, Gaussian-approximated) noise of a detector counting ~20 000 photons per pixel
-in open air.
+:func:`detector` adds the imaging chain: a Gaussian point-spread blur and photon (Poisson,
+Gaussian-approximated) noise of a detector counting ~20 000 photons per pixel in open air.
 """
 
 from __future__ import annotations

@@ -1,47 +1,27 @@
 """Segmentation losses: ignore-aware cross-entropy, OHEM cross-entropy, aux-head weights.
 
-All losses take logits ``[B, H, W, K]`` (models return logits, no softmax) and labels
-``[B, H, W]`` (or ``[B, H, W, 1]``) holding 0 background, 1..K-1 classes and 255 ignore.
-They use ``keras.ops`` only, so they run on every Keras backend, and they are
-registered serialisable ``keras.losses.Loss`` subclasses with ``get_config``.
+All losses take logits ``[B, H, W, K]`` (no softmax) and labels ``[B, H, W]`` (or
+``[B, H, W, 1]``) holding 0 background, 1..K-1 classes and 255 ignore (:data:`IGNORE_INDEX`).
+They use ``keras.ops`` only and are registered serialisable ``keras.losses.Loss`` subclasses.
 
-Reduction. The default ``reduction="sum_over_batch_size"`` gives the (class-weighted)
-mean over the *valid* pixels of the batch, ``sum(w_y * ce) / sum(w_y)``; an all-ignore
-batch gives 0 (never NaN). ``call`` returns per-pixel values already divided by that
-normaliser (times the pixel count), so Keras' own reduction produces the mean and also
-applies its per-replica scaling under ``tf.distribute``. Under a distribution strategy
-each replica normalises over its own valid pixels and Keras averages the replicas
-(as mmsegmentation does under DDP). ``reduction="sum"`` gives ``sum(w_y * ce)`` and
-``reduction=None`` the per-pixel weighted losses ``[B, H, W]`` (0 at ignored pixels).
-A ``sample_weight`` passed by Keras multiplies these values, so give it per pixel
-(``[B, H, W]``).
+Reduction. The default ``reduction="sum_over_batch_size"`` gives the (class-weighted) mean
+over the *valid* pixels of the batch, ``sum(w_y * ce) / sum(w_y)``; an all-ignore batch gives
+0 (never NaN). ``call`` returns per-pixel values already divided by that normaliser (times the
+pixel count), so Keras' own reduction produces the mean and applies its per-replica scaling
+under ``tf.distribute`` (each replica normalises over its own valid pixels, as mmsegmentation
+under DDP). ``reduction="sum"`` gives ``sum(w_y * ce)``, ``reduction=None`` the per-pixel
+weighted losses ``[B, H, W]`` (0 at ignored pixels). A Keras ``sample_weight`` multiplies these
+values, so give it per pixel (``[B, H, W]``).
 
-Auxiliary heads (IFBFNet sec. 3.4, eq. 8, following PSPNet): ``L = l_out + 0.4 * l_aux``.
-For a dict-output model use :func:`aux_loss_weights` as ``compile(loss_weights=...)``.
+Auxiliary heads (IFBFNet sec. 3.4, eq. 8, following PSPNet): ``L = l_out + 0.4 * l_aux``; for a
+dict-output model pass :func:`aux_loss_weights` as ``compile(loss_weights=...)``.
 
-More losses (issue 19): :class:`DiceLoss` (soft multi-class dice, Milletari et al. 2016),
-:class:`FocalLoss` (Lin et al. 2017, sec. 3.2, eq. 5), :class:`LovaszSoftmaxLoss`
-(Berman et al. 2018, sec. 3.2, Alg. 1) and :class:`CompositeLoss`, a weighted sum such as
-CE + dice (``make_loss("ce+dice", weights=[1, 1])``; config ``loss.type: ce+dice``,
-``loss.weights: [1.0, 1.0]``). Dice and Lovasz are set losses (one value per batch, or
-per image): their ``call`` returns that value broadcast to every pixel ``[B, H, W]``, so
-the default reduction gives the value itself and sums with the pixel losses compose.
-
-Which to pick for class imbalance (threats cover ~2 % of a bag):
-
-- ``ce`` with ``class_weights`` (e.g. ``auto``, median frequency): the simplest fix,
-  but rare-class weights of 10-50x make training noisy.
-- ``ohem``: trains on the hard pixels only; the demo's choice, robust and cheap.
-- ``focal`` (gamma 2): down-weights easy pixels smoothly, ``(1 - p_y)^gamma``; like OHEM
-  without a threshold. Class weights act as Lin et al.'s alpha.
-- ``dice``: every class counts equally whatever its pixel count, so small classes pull as
-  hard as background; noisy alone early in training, so combine it: ``ce+dice``
-  (or ``ohem+dice``) is the usual choice for small objects.
-- ``lovasz``: optimises the IoU (the reported metric) directly; best used to fine-tune
-  a model trained with CE (Berman et al. sec. 4), or as ``ce+lovasz``.
-
-All ignore label 255 (:data:`IGNORE_INDEX`, the project's ``IGNORE_LABEL``); see
-``docs/training.md``, section "Losses".
+Also :class:`DiceLoss` (soft multi-class dice, Milletari et al. 2016), :class:`FocalLoss` (Lin
+et al. 2017, sec. 3.2, eq. 5), :class:`LovaszSoftmaxLoss` (Berman et al. 2018, sec. 3.2, Alg. 1)
+and :class:`CompositeLoss`, a weighted sum (``make_loss("ce+dice", weights=[1, 1])``). Dice and
+Lovasz are set losses: ``call`` returns the batch (or per-image) value broadcast to every pixel
+``[B, H, W]``, so the default reduction gives the value itself and sums with pixel losses
+compose. Which to pick for class imbalance: docs/training.md, "Losses".
 """
 
 from __future__ import annotations
@@ -224,12 +204,11 @@ class OhemCrossEntropy(keras.losses.Loss):
         p_flat = ops.reshape(ops.where(valid, p_true, 2.0), (-1,))
         total = p_flat.shape[0]
         if self.min_kept_fraction == 0.0 and total is not None:
-            # k is static: the k smallest via top_k of -p, 2.6x faster than a full sort on
-            # CPU (26 vs 68 ms for 8 x 256 x 256 pixels). With fewer than k valid pixels the
-            # k-th smallest is an ignored pixel's 2.0, so every valid pixel is kept.
-            # When at least k valid pixels are already below thresh, the k-th smallest p is
-            # below thresh too and adds nothing to the selection: skip the top_k (most
-            # steps early in training, ~4 % of a demo training step).
+            # k is static: the k smallest via top_k of -p rather than a full sort (timing:
+            # docs/training.md, "Losses"). With fewer than k valid pixels the k-th smallest
+            # is an ignored pixel's 2.0, so every valid pixel is kept. When at least k valid
+            # pixels are already below thresh, the k-th smallest p is below thresh too and
+            # adds nothing to the selection: skip the top_k.
             k = min(self.min_kept, int(total))
             if k == 0:
                 kth = ops.convert_to_tensor(-1.0)

@@ -1,11 +1,9 @@
 """CSP-Xception backbone of CWF-DeepLabv3+ (paper 1, section 3.2, Fig. 3a).
 
-Paper 1 states: the backbone is four CSP_blocks and two Xception_blocks, and a
-512x512x3 image gives a low-level feature of 128x128x256 and a high-level feature of
-32x32x1024. It is silent on the stem, the order of the blocks, where the strides fall
-and N (residual units per CSP block). Our choices (all made so that the stated shapes
-hold and the compute stays below DeepLabv3+ with aligned Xception-65; see
-``xray-seg bench --suite models`` for the measured GFLOPs):
+Paper 1: four CSP_blocks and two Xception_blocks; a 512x512x3 image gives a low-level feature
+of 128x128x256 and a high-level feature of 32x32x1024. The layout where the paper is silent
+(stem, block order, strides, N; the reasons: docs/models.md, "Paper 1 (CWF-DeepLabv3+):
+readings of the paper"):
 
 ==========  ==============================  ============  =================
 stage       layer                           stride        out (512 input)
@@ -19,19 +17,11 @@ csp3        CSPBlock(1024, N=1)             16            32x32x1024
 csp4        CSPBlock(1024, N=1)             16            32x32x1024 (high)
 ==========  ==============================  ============  =================
 
-- Stem: two strided 3x3 convs (Xception's entry starts with conv 32 s2 + conv 64; we
-  stride the second as well, so the expensive 256x256 resolution is passed at once,
-  like the 4x stem of ResNet/CSPDarknet).
-- Strides: CSP blocks keep the resolution (Fig. 3c has no stride); the two Xception
-  blocks downsample through their strided third separable conv and strided 1x1
-  projection, which is exactly the "shape change" the residual edge handles.
-- The low-level feature is the output of the first CSP block, the last layer at
-  stride 4 (it has the stated 256 channels); the high-level feature is the last block.
-- N: one residual unit per CSP block (``units=(1, 1, 1, 1)``), regular 3x3 convs in the
-  units (``separable=False``): dense convolutions keep the CPU near its matmul peak,
-  while depthwise convs are memory-bound. Both are options.
-- Output stride 8: the second Xception block runs at stride 1 and the later 3x3 convs
-  at rate 2 (DeepLab's rule, :class:`~xray_seg.models.backbones.common.StrideSchedule`).
+CSP blocks keep the resolution; the Xception blocks downsample through their strided third
+separable conv and 1x1 projection. The low-level feature is csp1's output, the high-level one
+csp4's. ``units=(1, 1, 1, 1)`` and ``separable=False`` (regular 3x3 convs in the units) are the
+defaults; both are options. Output stride 8: xception2 runs at stride 1 and the later 3x3 convs
+at rate 2 (:class:`~xray_seg.models.backbones.common.StrideSchedule`).
 """
 
 from __future__ import annotations

@@ -1,38 +1,26 @@
-"""Dilated ResNet-50/101 backbone for segmentation (CycleNet, section 4.1; reused by IFBFNet).
+"""Dilated ResNet-50/101 backbone for segmentation (CycleNet, Qu et al., section 4.1; reused by IFBFNet).
 
-CycleNet (Qu et al., section 4.1) uses an ImageNet ResNet-101 whose last two
-downsamplings are removed and whose last two stages use atrous rates 2 and 4, so the
-deepest feature has output stride 8. :func:`build_resnet_backbone` builds that network
-(and ResNet-50, and an output-stride-16 variant) as a standalone ``keras.Model`` that a
-segmentation model calls as a nested model::
+:func:`build_resnet_backbone` builds a standalone ``keras.Model`` that a segmentation model
+calls as a nested model::
 
     backbone = build_resnet_backbone((512, 512, 3), depth=101, output_stride=8)
     feats = backbone(normalised_pixels)      # {"c1", "c2", "c3", "c4"}
 
-Choices where the paper is silent (documented here once):
+- **Bottleneck v1.5**: the stride sits on the 3x3 conv, not on the first 1x1.
+- **Stem**: ``"deep"`` (default): three 3x3 convs (64, 64, 128 channels, the first stride 2)
+  then a 3x3/2 max pool; ``"standard"``: 7x7/2 conv (64) + 3x3/2 max pool.
+- **Dilation** (every 3x3 conv of a dilated stage): output stride 8: stage 3 (stride 1, rate
+  2), stage 4 (stride 1, rate 4), the paper's setting; output stride 16: stage 3 (stride 2,
+  rate 1), stage 4 (stride 1, rate 2).
+- **Zero-initialised residual BN** when ``weights=None``: the last BN gamma of every block
+  starts at 0 (Goyal et al. 2017), so each block starts as the identity.
+- **Weights**: never downloaded. ``weights=PATH`` loads a file saved from this same backbone
+  (:func:`save_backbone_weights`, keyed by variable path such as
+  ``stage3_block2_conv2/conv/kernel``; a Keras ``Model.save_weights`` file also works); a file
+  that does not match raises :class:`ModelError` naming the file. Layer names do not include
+  the model name, so weights move between backbones of the same depth/width whatever ``name``.
 
-- **Bottleneck v1.5**: the stride sits on the 3x3 conv (as in torchvision and the
-  dilated-ResNet segmentation codebases), not on the first 1x1.
-- **Deep stem** (default, ``stem="deep"``): three 3x3 convs (64, 64, 128 channels, the
-  first with stride 2) then a 3x3/2 max pool - the "ResNet-C"/dilated-ResNet stem of
-  PSPNet, CCNet and DANet, the codebases CycleNet compares with. ``stem="standard"``
-  gives the original 7x7/2 conv (64 channels) + 3x3/2 max pool.
-- **Dilation**: every 3x3 conv of a dilated stage uses that stage's rate (the paper:
-  "the convolution layers in the last two blocks are replaced by atrous convolution
-  layers with atrous rates of 2 and 4"). Output stride 8: stage 3 (stride 1, rate 2),
-  stage 4 (stride 1, rate 4). Output stride 16: stage 3 (stride 2, rate 1), stage 4
-  (stride 1, rate 2).
-- **Zero-initialised residual BN**: when training from scratch (``weights=None``) the
-  last BN gamma of every block starts at 0 (Goyal et al. 2017), so each block starts as
-  the identity; this makes a from-scratch ResNet-101 trainable with plain SGD.
-- **Weights**: never downloaded. ``weights=PATH`` loads a weights file saved from this
-  same backbone (:func:`save_backbone_weights`, keyed by variable path such as
-  ``stage3_block2_conv2/conv/kernel``; a Keras ``Model.save_weights`` file of the
-  same backbone also works). A file that does not match raises :class:`ModelError`
-  naming the file.
-
-Layer names do not include the model name, so weights move between backbones of the
-same depth/width whatever ``name`` they were given.
+Why these choices where the paper is silent: docs/models.md, "Dilated ResNet: readings of the paper".
 """
 
 from __future__ import annotations
