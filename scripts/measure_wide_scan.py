@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     ratio = results["serving_default_vs_square_found"]
     if ratio is not None:
         print(
-            f"serving_default / square (found): {ratio:.3f}  (issue 17 target >= 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})"
+            f"serving_default / square (found): {ratio:.3f}  (target >= 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})"
         )
     if args.json:
         from xray_seg.core.fileio import write_json_atomic
