@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.images import PLAIN_MODES, decode_image
+from xray_seg.core.images import PLAIN_MODES, decode_image, read_image_bytes
 from xray_seg.core.validation import read_regular_file
 
 
@@ -153,14 +153,19 @@ def load_annotation_json(json_path: str | Path, *, fmt: str, list_key: str, resa
     return data
 
 
-def read_image_file(image_file: Path, where: str | Path, fix: str) -> bytes:
-    """The bytes of an annotation's image file; DatasetError naming ``where`` if it cannot be read."""
+def read_image_file(image_file: Path, where: str | Path, fix: str, named: str | None = None) -> bytes:
+    """The bytes of an annotation's image file, through the one image reader
+    (:func:`~xray_seg.core.images.read_image_bytes`: regular files only, header first, never more
+    than the header implies); DatasetError naming ``where`` (the annotation) and the image file.
+    ``named`` is how the annotation names the image (for the not-found message); ``fix`` is the
+    advice for a missing image."""
     try:
-        return image_file.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"image not found (looked for {image_file})", path=where, fix=fix) from None
-    except OSError as exc:
-        raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=where) from None
+        return read_image_bytes(image_file)
+    except DatasetError as exc:
+        if exc.problem == "image not found":
+            what = f"image {named!r}" if named is not None else "image"
+            raise DatasetError(f"{what} not found (looked for {image_file})", path=where, fix=fix) from None
+        raise DatasetError(f"image {image_file}: {exc.problem}", path=where, fix=exc.fix) from None
 
 
 def check_declared_size(

@@ -62,9 +62,10 @@ from xray_seg.conversion.annotation import (
     clipped,
     load_annotation_json,
     mask_origin,
+    read_image_file,
 )
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.validation import bomb_error, check_pixels, read_regular_file
+from xray_seg.core.validation import bomb_error, check_pixels
 
 IGNORE_NAME = "__ignore__"
 BACKGROUND_NAME = "_background_"
@@ -283,25 +284,8 @@ def _image_bytes(data: dict, json_path: Path, image_file: Path | None) -> tuple[
                 f"imageData is not valid base64 ({exc})", path=json_path, fix="re-save it from labelme"
             ) from None
         return image_bytes, f"{json_path} (imageData)"
-    not_found = DatasetError(
-        f"image {data.get('imagePath')!r} not found (looked for {image_file})",
-        path=json_path,
-        fix="put the image beside the JSON file or correct imagePath",
-    )
-    try:
-        return read_regular_file(image_file, "image"), image_file
-    except DatasetError as exc:
-        if "not found" not in exc.problem:
-            raise DatasetError(
-                f"imagePath {data.get('imagePath')!r}: {exc.problem}",
-                path=json_path,
-                fix="point imagePath at a regular image file",
-            ) from None
-        raise not_found from None
-    except FileNotFoundError:
-        raise not_found from None
-    except OSError as exc:
-        raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=json_path) from None
+    fix = "put the image beside the JSON file or correct imagePath"
+    return read_image_file(image_file, json_path, fix, named=data.get("imagePath")), image_file
 
 
 def _check_declared_size(data: dict, json_path: Path, height: int, width: int) -> None:
