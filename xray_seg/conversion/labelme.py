@@ -38,7 +38,10 @@ Points outside the image
     falls outside is dropped when drawing. This is region clipping, not clamping the
     vertex coordinates (clamping would change the shape inside the image), and it is
     what labelme's rasteriser produces as well. A mask whose box leaves the image is
-    cropped the same way (labelme would fail or wrap around there).
+    cropped the same way (labelme would fail or wrap around there). A point more than
+    one image size (at least 1,024 px) outside the image is refused with one line
+    (:func:`~xray_seg.conversion.annotation.far_point`): no annotation tool puts one there,
+    and Pillow's 32-bit coordinates would wrap around and draw the wrong shape.
 """
 
 from __future__ import annotations
@@ -269,7 +272,7 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> AnnotatedScan
         source=source,
         image_file=image_file,
         check_size=lambda height, width: _check_declared_size(data, json_path, height, width),
-        make_shapes=clipped(lambda: parse_shapes(data, json_path)),
+        make_shapes=clipped(lambda: parse_shapes(data, json_path), json_path, "correct or redraw the shape in labelme"),
     )
 
 
