@@ -226,6 +226,23 @@ def prepare_output_dir(
     return path
 
 
+def swap_into_place(staging: str | Path, path: str | Path) -> None:
+    """Put the complete folder ``staging`` at ``path`` (beside it), replacing an existing ``path``.
+
+    The caller has checked that ``path`` may be replaced (:func:`prepare_output_dir` with
+    ``dry_run``). The old folder is renamed aside first and deleted only after the new one
+    is in place, so ``path`` always holds a whole output, never a half-deleted one.
+    """
+    staging, path = Path(staging), Path(path)
+    if path.is_dir() and not path.is_symlink() and any(path.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=path.parent))
+        os.replace(path, old / "old")
+        os.replace(staging, path)
+        shutil.rmtree(old)
+        return
+    os.replace(staging, path)
+
+
 def sweep_temp_files(folder: str | Path) -> int:
     """Delete this tool's orphaned temporary files (:func:`is_temp_name`) under ``folder``.
 
