@@ -169,7 +169,11 @@ class _Stream:
     def utf8(self, offset: int, length: int):
         """Re-parse a span as UTF-8 (for values whose strings are kept)."""
         text = self.buf[offset - self.base : offset - self.base + length]
-        return json.loads(text.encode("latin-1").decode("utf-8"))
+        try:
+            return json.loads(text.encode("latin-1").decode("utf-8"))
+        except UnicodeDecodeError:
+            self.pos = offset - self.base
+            raise self._error("a value that is not UTF-8 text") from None
 
 
 def iter_top_level(path: Path) -> Iterator[tuple[str, object, int, int, _Stream]]:
@@ -536,12 +540,24 @@ class CocoReader(Reader):
         except XraySegError as exc:
             return Scan(item.key, error=exc.message)
 
-    def _annotations(self, spans) -> list:
+    def _annotations(self, item: Item) -> list:
+        """The annotations of ``item``, re-read from their byte spans (DatasetError naming it if they
+        are not UTF-8 JSON objects any more, e.g. the file changed since it was indexed)."""
         out = []
         with open(self.json_path, "rb") as f:
-            for off, length in spans:
+            for off, length in item.ref.spans:
                 f.seek(off)
-                out.append(json.loads(f.read(length).decode("utf-8")))
+                try:
+                    value = json.loads(f.read(length).decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+                    value = None
+                if not isinstance(value, dict):
+                    raise DatasetError(
+                        f"the annotation at byte {off} is not a UTF-8 JSON object",
+                        path=item.key,
+                        fix="re-export the COCO file (and do not edit it during the conversion)",
+                    )
+                out.append(value)
         return out
 
     def read(self, item: Item) -> AnnotatedScan:
@@ -561,7 +577,7 @@ class CocoReader(Reader):
                 said="the COCO entry",
                 fix="the entry belongs to another image: correct file_name or the size",
             ),
-            make_shapes=lambda height, width: self._shapes(item, self._annotations(ref.spans), height, width),
+            make_shapes=lambda height, width: self._shapes(item, self._annotations(item), height, width),
         )
 
     def _shapes(self, item: Item, annotations: list, height: int, width: int) -> tuple[list[Shape], list[str]]:
@@ -570,7 +586,7 @@ class CocoReader(Reader):
         for pos, a in enumerate(annotations):
             ident = a.get("id", f"#{pos}")
             category = a.get("category_id")
-            if category not in self.categories:
+            if not isinstance(category, int) or isinstance(category, bool) or category not in self.categories:
                 raise DatasetError(
                     f"annotation {ident}: category_id {category!r} is not in 'categories'",
                     path=item.key,
