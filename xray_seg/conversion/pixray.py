@@ -94,7 +94,7 @@ class PixrayReader(Reader):
         if named is None:
             for ext in IMAGE_EXTS:
                 for candidate in (folder / f"{json_path.stem}{ext}", folder / f"{json_path.stem}{ext.upper()}"):
-                    if candidate.is_file():
+                    if candidate.exists() and not candidate.is_dir():  # a FIFO or device: refused when read
                         return candidate
             raise DatasetError(
                 f"no image named in the JSON and none called {json_path.stem}{{{','.join(IMAGE_EXTS)}}} in {folder}",
