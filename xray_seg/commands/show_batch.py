@@ -73,7 +73,7 @@ def run(args) -> int:
     from xray_seg.pipeline.dataset import make_train_dataset, split_size
 
     # --force never overwrites a dataset file, a folder or a non-regular file
-    out = prepare_output_file(args.out, force=args.force, dataset=args.voc_dir)
+    out = prepare_output_file(args.out, force=args.force, dataset=args.voc_dir, what="output file")
     if args.n < 1 or args.size < 8:
         raise ConfigError("--n must be >= 1 and --size >= 8", fix="e.g. --n 8 --size 256")
     n = min(args.n, split_size(args.voc_dir, args.split))

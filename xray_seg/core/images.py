@@ -43,7 +43,7 @@ import numpy as np
 
 from xray_seg.core.constants import PNG_MAGIC
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.validation import bomb_error, check_pixels
+from xray_seg.core.validation import bomb_error, check_pixels, max_pixels
 
 #: Pillow modes whose stored bytes the training pipeline's own decoder turns into the same
 #: pixels as :func:`decode_image` (no alpha, no colour space): ``--image-format copy`` copies them.
@@ -210,6 +210,12 @@ class _Budget(io.RawIOBase):
         return len(data)
 
 
+def _check_declared(height: int, width: int, path) -> None:
+    """The pixel limit on the size a header declares, with the message of a Pillow bomb (one text for both)."""
+    if height * width > max_pixels():
+        raise bomb_error(ValueError(f"({height * width} pixels)"), path)
+
+
 def _header(f: BinaryIO, path) -> tuple[int, int, str]:
     """``(height, width, mode)`` from the header of the open image file (within :data:`HEADER_BYTES`)."""
     from PIL import Image, UnidentifiedImageError
@@ -256,7 +262,7 @@ def _read_png(f: BinaryIO, path) -> bytes:
         parts += [head, body]
         if kind == b"IHDR" and length == 13:
             width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
-            check_pixels(height, width, path)
+            _check_declared(height, width, path)
             channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(body[9], 4)
             limit = 2 * height * (1 + (width * channels * max(body[8], 1) + 7) // 8) + HEADER_BYTES
         if kind == b"IEND" or len(body) < length + 4:
@@ -273,7 +279,7 @@ def read_image_bytes(path: str | Path, what: str = "image") -> bytes:
             return _read_png(f, path)
         f.seek(0)
         height, width, mode = _header(f, path)
-        check_pixels(height, width, path)
+        _check_declared(height, width, path)
         f.seek(0)
         return f.read(payload_bytes(height, width, mode))
 
