@@ -88,11 +88,16 @@ def test_unreadable_bag_is_one_line_naming_it(tmp_path, inputs, cli, snapshot, k
         bad.symlink_to("/dev/zero")
     snap = snapshot(lib, bags)
     out = tmp_path / "out"
+    def hung(*_):
+        raise TimeoutError("tip waited on the FIFO bag")
+
+    previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(60)  # a FIFO read would wait for a writer forever
     try:
         rc, line = cli(tip_argv(lib, bags, out))
     finally:
         signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert rc == 2 and str(bad) in line and "Fix:" in line
     snap.assert_unchanged()
     assert not out.exists() and no_leftovers(tmp_path)
