@@ -88,6 +88,7 @@ def test_unreadable_bag_is_one_line_naming_it(tmp_path, inputs, cli, snapshot, k
         bad.symlink_to("/dev/zero")
     snap = snapshot(lib, bags)
     out = tmp_path / "out"
+
     def hung(*_):
         raise TimeoutError("tip waited on the FIFO bag")
 
