@@ -60,7 +60,8 @@ def test_synth_refuses_sizes_that_convert_would_refuse(tmp_path, cli, size):
 
 
 def test_synth_size_follows_the_same_pixel_limit_as_convert(tmp_path, cli, monkeypatch):
-    monkeypatch.setenv("XRAY_SEG_MAX_PIXELS", "64000000")  # --max-pixels sets it: restored after the test
+    monkeypatch.setenv("XRAY_SEG_MAX_PIXELS", "64000000")  # --max-pixels sets it (and Pillow's limit):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # both restored after the test
     rc, line = cli(["--max-pixels", "4000", "synth", tmp_path / "out", "--num", "1", "--size", "70"])
     assert rc == 2 and "4900" not in line and "over the limit of 0.0 M pixels" in line
     assert cli(["--max-pixels", "4900", "synth", tmp_path / "ok", "--num", "1", "--size", "70"])[0] == 0
