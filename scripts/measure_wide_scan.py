@@ -181,9 +181,7 @@ def main(argv=None) -> int:
         print(f"{route:<32} {results[route]['found']:>20.3f} {results[route]['iou']:>7.3f}")
     ratio = results["serving_default_vs_square_found"]
     if ratio is not None:
-        print(
-            f"serving_default / square (found): {ratio:.3f}  (target >= 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})"
-        )
+        print(f"serving_default / square (found): {ratio:.3f}  (target >= 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})")
     if args.json:
         from xray_seg.core.fileio import write_json_atomic
 

@@ -281,7 +281,7 @@ def test_streaming_index_matches_json_load(tmp_path, monkeypatch):
     assert [it.ref.file_name for it in items] == sorted(names)
     by_name = {it.ref.file_name: it for it in items}
     for n, name in enumerate(names):
-        anns = reader._annotations(by_name[name].ref.spans)
+        anns = reader._annotations(by_name[name])
         assert anns == [a for a in c.data["annotations"] if a["image_id"] == n + 1]
     assert by_name["c.png"].ref.labels == ("gün", "knife")  # the crowd annotation is not a label
     assert reader.categories == {1: "knife", 2: "gün"}

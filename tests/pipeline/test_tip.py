@@ -237,7 +237,7 @@ def test_tip_command_writes_voc_and_is_safe(tmp_path, capsys):
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err  # refused, exit 2
     assert main(argv + ["--force"]) == 0 and _digest(out) == first  # same seed, same composites
     assert main(["tip", str(lib), "--out", str(lib / "inside"), "--force"]) == 2  # never writes into an input
-    assert "overlaps an input" in capsys.readouterr().err
+    assert "lies inside the input" in capsys.readouterr().err
     with pytest.raises(OutputExistsError):
         main(["--debug", "tip", str(lib), "--bags", str(bags), "--out", str(out)])
     assert (_digest(lib), _digest(bags)) == before

@@ -49,3 +49,19 @@ def test_cyclegan_translate_out_overlapping_the_input_is_refused(tmp_path, cli, 
     rc, line = cli(["cyclegan", "translate", "--run-dir", run, "--labelme-dir", labelme, "--out", labelme, "--force"])
     assert rc == 2 and "is the input" in line
     snap.assert_unchanged()
+
+
+@pytest.mark.parametrize("size", ["100000", "8200", "9000x7200", "4200 --aspect-mix pidray"])
+def test_synth_refuses_sizes_that_convert_would_refuse(tmp_path, cli, size):
+    out = tmp_path / "out"
+    rc, line = cli(["synth", out, "--num", "1", "--size", *size.split()])
+    assert rc == 2 and "over the limit of 64.0 M pixels that `xray-seg convert` applies" in line
+    assert "--max-pixels" in line and not out.exists()
+
+
+def test_synth_size_follows_the_same_pixel_limit_as_convert(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("XRAY_SEG_MAX_PIXELS", "64000000")  # --max-pixels sets it (and Pillow's limit):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # both restored after the test
+    rc, line = cli(["--max-pixels", "4000", "synth", tmp_path / "out", "--num", "1", "--size", "70"])
+    assert rc == 2 and "4900" not in line and "over the limit of 0.0 M pixels" in line
+    assert cli(["--max-pixels", "4900", "synth", tmp_path / "ok", "--num", "1", "--size", "70"])[0] == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 NAME = "data-stats"
 HELP = "print per-class pixel frequency and image counts of a VOC split; optionally write class weights"
 DESCRIPTION = """\
@@ -29,14 +27,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from xray_seg.conversion.stats import compute_class_stats, format_table, median_frequency_weights, weights_document
-    from xray_seg.core.errors import OutputExistsError
-    from xray_seg.core.fileio import refuse_dataset_file, write_json_atomic
+    from xray_seg.core.fileio import prepare_output_file, write_json_atomic
 
-    out = Path(args.weights_out) if args.weights_out else None
-    if out is not None:
-        refuse_dataset_file(out, args.voc_dir, "--weights-out file")  # never overwrite a dataset file
-    if out is not None and out.exists() and not args.force:
-        raise OutputExistsError("output already exists", path=out, fix="choose another --weights-out or pass --force")
+    out = None
+    if args.weights_out:  # --force never overwrites a dataset file, a folder or a non-regular file
+        out = prepare_output_file(args.weights_out, force=args.force, dataset=args.voc_dir, what="--weights-out file")
     stats = compute_class_stats(args.voc_dir, args.split)
     weights = median_frequency_weights(stats)
     print(f"{args.voc_dir} [{args.split}]")

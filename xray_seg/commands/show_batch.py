@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 NAME = "show-batch"
 HELP = "write a PNG grid of augmented training samples with their masks overlaid"
 DESCRIPTION = """\
@@ -69,15 +67,13 @@ def run(args) -> int:
     import numpy as np
 
     from xray_seg.conversion.voc import read_class_names
-    from xray_seg.core.errors import ConfigError, OutputExistsError
-    from xray_seg.core.fileio import refuse_dataset_file
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.core.fileio import prepare_output_file
     from xray_seg.core.viz import overlay, save_grid
     from xray_seg.pipeline.dataset import make_train_dataset, split_size
 
-    out = Path(args.out)
-    refuse_dataset_file(out, args.voc_dir)  # --force must never overwrite a dataset file
-    if out.exists() and not args.force:
-        raise OutputExistsError("output already exists", path=out, fix="choose another --out or pass --force")
+    # --force never overwrites a dataset file, a folder or a non-regular file
+    out = prepare_output_file(args.out, force=args.force, dataset=args.voc_dir, what="output file")
     if args.n < 1 or args.size < 8:
         raise ConfigError("--n must be >= 1 and --size >= 8", fix="e.g. --n 8 --size 256")
     n = min(args.n, split_size(args.voc_dir, args.split))

@@ -25,7 +25,7 @@ import numpy as np
 
 from xray_seg.core.errors import DatasetError
 from xray_seg.core.fileio import read_regular_file
-from xray_seg.core.images import PLAIN_MODES, decode_image
+from xray_seg.core.images import PLAIN_MODES, decode_image, read_image_bytes
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,46 @@ def mask_origin(shape: Shape) -> tuple[int, int]:
     return int(x1), int(y1)
 
 
+#: A point may lie at most this far (pixels) beyond the image's edge: one image size, and at
+#: least 1,024 px. Annotation tools never place points further out; a coordinate like 4e8 is
+#: a corrupt file, and it is refused before rasterising (where it would cost gigabytes in
+#: pycocotools or overflow Pillow's 32-bit coordinates and draw the wrong shape).
+MIN_POINT_MARGIN = 1024
+
+
+def point_margin(height: int, width: int) -> int:
+    """How far beyond the image's edge a point may lie (:data:`MIN_POINT_MARGIN`)."""
+    return max(int(height), int(width), MIN_POINT_MARGIN)
+
+
+def far_point(points, height: int, width: int) -> tuple[float, float] | None:
+    """The first ``(x, y)`` of ``points`` lying more than :func:`point_margin` beyond the image, or None."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    m = point_margin(height, width)
+    bad = (pts[:, 0] < -m) | (pts[:, 0] > width + m) | (pts[:, 1] < -m) | (pts[:, 1] > height + m)
+    if not bad.any():
+        return None
+    x, y = pts[int(np.argmax(bad))]
+    return float(x), float(y)
+
+
+def far_point_problem(where: str, point: tuple[float, float], height: int, width: int) -> str:
+    """The one-line problem for a :func:`far_point`."""
+    return (
+        f"{where} has the point ({point[0]:g}, {point[1]:g}), more than {point_margin(height, width)} px "
+        f"outside the {width}x{height} image; the coordinates are corrupt"
+    )
+
+
+def check_near_image(shapes: Sequence[Shape], height: int, width: int, where: str | Path, fix: str) -> None:
+    """DatasetError naming ``where`` for the first shape with a :func:`far_point` (before rasterising)."""
+    for i, s in enumerate(shapes):
+        point = far_point(s.points, height, width)
+        if point is not None:
+            label = f"shape #{i} ({s.shape_type} {s.label!r})"
+            raise DatasetError(far_point_problem(label, point, height, width), path=where, fix=fix)
+
+
 def outside_warnings(shapes: Sequence[Shape], height: int, width: int) -> list[str]:
     """One warning per shape with a point (or mask box) outside the image (it gets clipped)."""
     warnings = []
@@ -153,14 +193,19 @@ def load_annotation_json(json_path: str | Path, *, fmt: str, list_key: str, resa
     return data
 
 
-def read_image_file(image_file: Path, where: str | Path, fix: str) -> bytes:
-    """The bytes of an annotation's image file; DatasetError naming ``where`` if it cannot be read."""
+def read_image_file(image_file: Path, where: str | Path, fix: str, named: str | None = None) -> bytes:
+    """The bytes of an annotation's image file, through the one image reader
+    (:func:`~xray_seg.core.images.read_image_bytes`: regular files only, header first, never more
+    than the header implies); DatasetError naming ``where`` (the annotation) and the image file.
+    ``named`` is how the annotation names the image (for the not-found message); ``fix`` is the
+    advice for a missing image."""
     try:
-        return image_file.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"image not found (looked for {image_file})", path=where, fix=fix) from None
-    except OSError as exc:
-        raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=where) from None
+        return read_image_bytes(image_file)
+    except DatasetError as exc:
+        if exc.problem == "image not found":
+            what = f"image {named!r}" if named is not None else "image"
+            raise DatasetError(f"{what} not found (looked for {image_file})", path=where, fix=fix) from None
+        raise DatasetError(f"image {image_file}: {exc.problem}", path=where, fix=exc.fix) from None
 
 
 def check_declared_size(
@@ -208,12 +253,16 @@ def build_scan(
     )
 
 
-def clipped(parse: Callable[[], list[Shape]]) -> Callable[[int, int], tuple[list[Shape], list[str]]]:
+def clipped(
+    parse: Callable[[], list[Shape]], where: str | Path, fix: str
+) -> Callable[[int, int], tuple[list[Shape], list[str]]]:
     """``make_shapes`` for :func:`build_scan`: the shapes ``parse()`` gives (after the image is
-    decoded and its size checked), with a warning for each one the image clips."""
+    decoded and its size checked), with a warning for each one the image clips. A point far
+    outside the image (:func:`far_point`) is refused: DatasetError naming ``where``, with ``fix``."""
 
     def make_shapes(height: int, width: int) -> tuple[list[Shape], list[str]]:
         shapes = parse()
+        check_near_image(shapes, height, width, where, fix)
         return shapes, outside_warnings(shapes, height, width)
 
     return make_shapes
@@ -222,11 +271,16 @@ def clipped(parse: Callable[[], list[Shape]]) -> Callable[[int, int], tuple[list
 __all__ = [
     "AnnotatedScan",
     "Shape",
+    "MIN_POINT_MARGIN",
     "build_scan",
     "check_declared_size",
+    "check_near_image",
     "clipped",
+    "far_point",
+    "far_point_problem",
     "load_annotation_json",
     "mask_origin",
     "outside_warnings",
+    "point_margin",
     "read_image_file",
 ]

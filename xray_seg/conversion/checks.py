@@ -1,9 +1,10 @@
 """What ``xray-seg convert`` checks before writing anything: the output against the inputs,
-``--classes`` against the declared categories, and stems or images that would collide
+``--classes`` against the declared categories or the labels found, and stems or images that would collide
 (:mod:`xray_seg.conversion.convert`, "How a run goes", steps 1 and 4)."""
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,19 +31,48 @@ def check_paths(inputs: list[Path], voc_dir: Path, labels: Path | None, config: 
     )
 
 
+def _missing_classes(classes, known, source: str) -> str | None:
+    """The problem for ``--classes`` names matching none of ``known`` (ignoring case), with a
+    "did you mean" from :mod:`difflib` for each; None when every name matches."""
+    by_fold = {k.strip().casefold(): k for k in known}
+    missing = [c for c in classes if c.strip().casefold() not in by_fold]
+    if not missing:
+        return None
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name.strip().casefold(), list(by_fold), n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name!r}: did you mean {by_fold[close[0]]!r}?")
+    shown = ", ".join(sorted(known)[:30]) + (f" and {len(known) - 30} more" if len(known) > 30 else "")
+    return f"--classes {', '.join(missing)} not among the {source} ({shown or 'none'})" + (
+        f"; {' '.join(hints)}" if hints else ""
+    )
+
+
 def check_declared_classes(reader: Reader, config: ConvertConfig) -> None:
     """``--classes`` names a source that declares its categories (COCO) must know; catches typos."""
     declared = reader.declared_labels()
     if not config.classes or declared is None:
         return
-    folded = {d.strip().casefold() for d in declared}
-    missing = [c for c in config.classes if c.strip().casefold() not in folded]
-    if missing:
+    problem = _missing_classes(config.classes, declared, "categories of the input")
+    if problem:
         raise ConfigError(
-            f"--classes {', '.join(missing)} not among the categories of the input ({', '.join(sorted(declared))})",
+            problem,
             path=getattr(reader, "json_path", reader.root),
             fix="spell the classes as the categories are named",
         )
+
+
+def check_found_classes(reader: Reader, config: ConvertConfig, scans: list[Scan]) -> None:
+    """``--classes`` names that no annotation of a source without declared categories (Labelme,
+    PIXray) uses are refused: a class listed but absent from every file is a typo far more often
+    than not, and it would silently turn every object of the intended class into ``--others``."""
+    if not config.classes or reader.declared_labels() is not None:
+        return
+    found = {label for scan in scans for label in scan.labels}
+    problem = _missing_classes(config.classes, found, "labels used in the annotations")
+    if problem:
+        raise ConfigError(problem, path=reader.root, fix="spell the classes as the annotations name them")
 
 
 def duplicates(items: list[Item], scans: list[Scan]) -> dict[str, str]:
@@ -79,4 +109,4 @@ def duplicates(items: list[Item], scans: list[Scan]) -> dict[str, str]:
     return reasons
 
 
-__all__ = ["check_declared_classes", "check_paths", "duplicates", "overlap_rule"]
+__all__ = ["check_declared_classes", "check_found_classes", "check_paths", "duplicates", "overlap_rule"]

@@ -28,6 +28,12 @@ Segmentations (decoded with pycocotools, as ``COCO.annToMask`` does)
     * polygons: a list of parts ``[x1, y1, x2, y2, ...]`` (a multi-part object is one
       instance); ``frPyObjects`` then ``merge``. A part with fewer than 3 points is
       dropped with a warning (it has no area; pycocotools would read 4 numbers as a box).
+      Coordinates are bounded before pycocotools sees them: a point more than one image
+      size (at least 1,024 px) outside the image fails its image
+      (:func:`~xray_seg.conversion.annotation.far_point`), and so does an annotation whose
+      polygon boundary is longer than :func:`boundary_limit`. pycocotools walks the boundary
+      at 5 points per pixel (about 100 bytes per pixel of boundary), so one coordinate of
+      4e8 would otherwise cost tens of GB.
     * RLE, uncompressed (``counts`` a list) or compressed (``counts`` a string): the
       ``size`` must be the image's ``[height, width]``, and the run lengths are checked
       to cover the image exactly before pycocotools decodes them (a bad RLE would
@@ -40,13 +46,14 @@ Drawing order and crowds
     on a large one stays visible in the class map. ``iscrowd: 1`` regions are drawn as
     ignore (255 in ``SegmentationClass`` and ``SegmentationObject``) whatever their
     category: a crowd region mixes objects and gaps, so no pixel in it is a trustworthy
-    label for either. They are not instances.
+    label for either. They are not instances. The flag is read by value
+    (:func:`crowd_flag`: ``"0"`` is 0); anything but 0 or 1 fails its image.
 
 Categories
     Category names are mapped to the labels file by name, exactly like Labelme labels
     (``--unknown``, ``__ignore__``, ``--classes``/``--others``; see
     :mod:`xray_seg.conversion.convert`). An annotation whose ``category_id`` is not in
-    ``categories`` fails its image.
+    ``categories`` fails its image; a category id listed under two names stops the run.
 """
 
 from __future__ import annotations
@@ -61,7 +68,15 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_seg.conversion.annotation import AnnotatedScan, Shape, build_scan, check_declared_size, read_image_file
+from xray_seg.conversion.annotation import (
+    AnnotatedScan,
+    Shape,
+    build_scan,
+    check_declared_size,
+    far_point,
+    far_point_problem,
+    read_image_file,
+)
 from xray_seg.conversion.labelme import IGNORE_NAME
 from xray_seg.conversion.readers import Item, Reader, Scan
 from xray_seg.core.errors import DatasetError, XraySegError
@@ -154,7 +169,11 @@ class _Stream:
     def utf8(self, offset: int, length: int):
         """Re-parse a span as UTF-8 (for values whose strings are kept)."""
         text = self.buf[offset - self.base : offset - self.base + length]
-        return json.loads(text.encode("latin-1").decode("utf-8"))
+        try:
+            return json.loads(text.encode("latin-1").decode("utf-8"))
+        except UnicodeDecodeError:
+            self.pos = offset - self.base
+            raise self._error("a value that is not UTF-8 text") from None
 
 
 def iter_top_level(path: Path) -> Iterator[tuple[str, object, int, int, _Stream]]:
@@ -195,6 +214,22 @@ def iter_top_level(path: Path) -> Iterator[tuple[str, object, int, int, _Stream]
 # ---------------------------------------------------------------- segmentations
 
 
+def crowd_flag(value) -> int | None:
+    """``iscrowd`` by value: absent, false, 0, ``"0"`` -> 0; true, 1, ``"1"`` -> 1; anything else None.
+
+    Some exporters write the flag as a string; ``"0"`` is truthy in Python, so testing the
+    raw value would draw every object of such a file as a crowd (ignore).
+    """
+    if value is None or isinstance(value, bool):
+        return int(bool(value))
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value in ("0", "1") else None
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    return None
+
+
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -231,6 +266,29 @@ def _check_runs(runs, height: int, width: int) -> None:
         raise ValueError(f"the RLE covers {total} pixels, the {width}x{height} image has {height * width}")
 
 
+def boundary_limit(height: int, width: int) -> int:
+    """The longest polygon boundary (pixels, all parts of one annotation) rasterised: 64 image
+    perimeters' worth plus 1 M px, at most about 210 MB in pycocotools for an 8000x8000 image."""
+    return 64 * (height + width) + (1 << 20)
+
+
+def _check_parts(parts: list[list[float]], height: int, width: int) -> None:
+    """ValueError for a polygon part with a point far outside the image, or boundaries too long to rasterise."""
+    length = 0.0
+    for i, part in enumerate(parts):
+        xy = np.asarray(part, dtype=np.float64).reshape(-1, 2)
+        point = far_point(xy, height, width)
+        if point is not None:
+            raise ValueError(far_point_problem(f"polygon part #{i}", point, height, width))
+        steps = np.abs(np.diff(xy, axis=0, append=xy[:1]))
+        length += float(steps.max(axis=1).sum())
+    if length > boundary_limit(height, width):
+        raise ValueError(
+            f"the polygon boundary is {length:.0f} px long, more than {boundary_limit(height, width)} px "
+            f"for a {width}x{height} image; the polygon is corrupt"
+        )
+
+
 def segmentation_mask(segmentation, height: int, width: int) -> tuple[np.ndarray, list[str]]:
     """Decode a COCO ``segmentation`` into a ``[H, W]`` bool mask, as ``annToMask``.
 
@@ -252,6 +310,7 @@ def segmentation_mask(segmentation, height: int, width: int) -> tuple[np.ndarray
             parts.append([float(v) for v in part])
         if not parts:
             return np.zeros((height, width), bool), warnings
+        _check_parts(parts, height, width)
         rle = mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
     elif isinstance(segmentation, dict):
         size, counts = segmentation.get("size"), segmentation.get("counts")
@@ -371,7 +430,8 @@ class CocoReader(Reader):
                 ann["category"].append(
                     category if isinstance(category, int) and not isinstance(category, bool) else -(2**62)
                 )
-                ann["crowd"].append(1 if obj.get("iscrowd") else 0)
+                crowd = crowd_flag(obj.get("iscrowd"))
+                ann["crowd"].append(-1 if crowd is None else crowd)
                 ann["offset"].append(off)
                 ann["length"].append(length)
             elif key == "images":
@@ -387,14 +447,24 @@ class CocoReader(Reader):
                 path=self.json_path,
                 fix="pass the instances_*.json file of the dataset",
             )
-        for c in raw_categories:
-            if isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str):
-                self.categories[c["id"]] = c["name"]
+        self._read_categories(raw_categories)
         if bad_annotations:
             self._warnings.append(
                 (str(self.json_path), f"{bad_annotations} annotation(s) without an integer image_id; ignored")
             )
         return self._group(images, ann)
+
+    def _read_categories(self, raw_categories: list) -> None:
+        """``categories`` into ``{id: name}``; one id under two names is refused (which would win?)."""
+        for c in raw_categories:
+            if isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str):
+                earlier = self.categories.setdefault(c["id"], c["name"])
+                if earlier != c["name"]:
+                    raise DatasetError(
+                        f"category id {c['id']} is listed twice, as {earlier!r} and as {c['name']!r}",
+                        path=self.json_path,
+                        fix="give each category its own id (and check which name its annotations mean)",
+                    )
 
     def _group(self, images: list, ann: dict) -> list[Item]:
         image_of = np.frombuffer(ann["image"], np.int64) if len(ann["image"]) else np.zeros(0, np.int64)
@@ -432,7 +502,7 @@ class CocoReader(Reader):
                     {
                         self.categories[c]
                         for j in idx
-                        if not ann["crowd"][j] and (c := ann["category"][j]) in self.categories
+                        if ann["crowd"][j] != 1 and (c := ann["category"][j]) in self.categories
                     }
                 )
             )
@@ -470,12 +540,24 @@ class CocoReader(Reader):
         except XraySegError as exc:
             return Scan(item.key, error=exc.message)
 
-    def _annotations(self, spans) -> list:
+    def _annotations(self, item: Item) -> list:
+        """The annotations of ``item``, re-read from their byte spans (DatasetError naming it if they
+        are not UTF-8 JSON objects any more, e.g. the file changed since it was indexed)."""
         out = []
         with open(self.json_path, "rb") as f:
-            for off, length in spans:
+            for off, length in item.ref.spans:
                 f.seek(off)
-                out.append(json.loads(f.read(length).decode("utf-8")))
+                try:
+                    value = json.loads(f.read(length).decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+                    value = None
+                if not isinstance(value, dict):
+                    raise DatasetError(
+                        f"the annotation at byte {off} is not a UTF-8 JSON object",
+                        path=item.key,
+                        fix="re-export the COCO file (and do not edit it during the conversion)",
+                    )
+                out.append(value)
         return out
 
     def read(self, item: Item) -> AnnotatedScan:
@@ -495,7 +577,7 @@ class CocoReader(Reader):
                 said="the COCO entry",
                 fix="the entry belongs to another image: correct file_name or the size",
             ),
-            make_shapes=lambda height, width: self._shapes(item, self._annotations(ref.spans), height, width),
+            make_shapes=lambda height, width: self._shapes(item, self._annotations(item), height, width),
         )
 
     def _shapes(self, item: Item, annotations: list, height: int, width: int) -> tuple[list[Shape], list[str]]:
@@ -504,7 +586,7 @@ class CocoReader(Reader):
         for pos, a in enumerate(annotations):
             ident = a.get("id", f"#{pos}")
             category = a.get("category_id")
-            if category not in self.categories:
+            if not isinstance(category, int) or isinstance(category, bool) or category not in self.categories:
                 raise DatasetError(
                     f"annotation {ident}: category_id {category!r} is not in 'categories'",
                     path=item.key,
@@ -516,10 +598,17 @@ class CocoReader(Reader):
                 raise DatasetError(
                     f"annotation {ident} ({self.categories[category]!r}): {exc}",
                     path=item.key,
-                    fix="re-export the annotation (pycocotools must be able to decode it)",
+                    fix="correct or remove the annotation, or re-export it (pycocotools must be able to decode it)",
                 ) from None
             warnings += [f"annotation {ident}: {n}" for n in notes]
-            label = IGNORE_NAME if a.get("iscrowd") else self.categories[category]
+            crowd = crowd_flag(a.get("iscrowd"))
+            if crowd is None:
+                raise DatasetError(
+                    f"annotation {ident}: iscrowd is {a.get('iscrowd')!r}, not 0 or 1",
+                    path=item.key,
+                    fix="write iscrowd as 0 (one object) or 1 (a crowd region)",
+                )
+            label = IGNORE_NAME if crowd else self.categories[category]
             shape = mask_shape(label, mask, pos)
             if shape is None:
                 warnings.append(f"annotation {ident} ({self.categories[category]!r}) has an empty mask; nothing drawn")
@@ -529,4 +618,12 @@ class CocoReader(Reader):
         return [s for _, _, s in drawn], warnings
 
 
-__all__ = ["CocoImage", "CocoReader", "iter_top_level", "mask_shape", "rle_string_counts", "segmentation_mask"]
+__all__ = [
+    "CocoImage",
+    "CocoReader",
+    "boundary_limit",
+    "iter_top_level",
+    "mask_shape",
+    "rle_string_counts",
+    "segmentation_mask",
+]

@@ -80,7 +80,13 @@ from pathlib import Path
 
 import yaml
 
-from xray_seg.conversion.checks import check_declared_classes, check_paths, duplicates, overlap_rule
+from xray_seg.conversion.checks import (
+    check_declared_classes,
+    check_found_classes,
+    check_paths,
+    duplicates,
+    overlap_rule,
+)
 from xray_seg.conversion.job import Job, Result, convert_one
 from xray_seg.conversion.labels import class_subset, read_labels, unknown_label_error
 from xray_seg.conversion.pool import make_pool, map_items, resolve_workers
@@ -128,6 +134,7 @@ def _scan_all(pool, reader, files, config: ConvertConfig, label_to_index, labels
     scans = sorted(
         map_items(pool if reader.parallel_scan else None, reader.scan, files, "scan", progress), key=lambda s: s.key
     )
+    check_found_classes(reader, config, scans)
     if config.unknown == "error" and not config.classes:
         error = unknown_label_error(scans, set(label_to_index), labels_file)
         if error is not None:

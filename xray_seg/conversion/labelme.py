@@ -38,7 +38,10 @@ Points outside the image
     falls outside is dropped when drawing. This is region clipping, not clamping the
     vertex coordinates (clamping would change the shape inside the image), and it is
     what labelme's rasteriser produces as well. A mask whose box leaves the image is
-    cropped the same way (labelme would fail or wrap around there).
+    cropped the same way (labelme would fail or wrap around there). A point more than
+    one image size (at least 1,024 px) outside the image is refused with one line
+    (:func:`~xray_seg.conversion.annotation.far_point`): no annotation tool puts one there,
+    and Pillow's 32-bit coordinates would wrap around and draw the wrong shape.
 """
 
 from __future__ import annotations
@@ -62,9 +65,9 @@ from xray_seg.conversion.annotation import (
     clipped,
     load_annotation_json,
     mask_origin,
+    read_image_file,
 )
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.fileio import read_regular_file
 from xray_seg.core.pixel_limit import bomb_error, check_pixels
 
 IGNORE_NAME = "__ignore__"
@@ -269,7 +272,7 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> AnnotatedScan
         source=source,
         image_file=image_file,
         check_size=lambda height, width: _check_declared_size(data, json_path, height, width),
-        make_shapes=clipped(lambda: parse_shapes(data, json_path)),
+        make_shapes=clipped(lambda: parse_shapes(data, json_path), json_path, "correct or redraw the shape in labelme"),
     )
 
 
@@ -284,25 +287,8 @@ def _image_bytes(data: dict, json_path: Path, image_file: Path | None) -> tuple[
                 f"imageData is not valid base64 ({exc})", path=json_path, fix="re-save it from labelme"
             ) from None
         return image_bytes, f"{json_path} (imageData)"
-    not_found = DatasetError(
-        f"image {data.get('imagePath')!r} not found (looked for {image_file})",
-        path=json_path,
-        fix="put the image beside the JSON file or correct imagePath",
-    )
-    try:
-        return read_regular_file(image_file, "image"), image_file
-    except DatasetError as exc:
-        if "not found" not in exc.problem:
-            raise DatasetError(
-                f"imagePath {data.get('imagePath')!r}: {exc.problem}",
-                path=json_path,
-                fix="point imagePath at a regular image file",
-            ) from None
-        raise not_found from None
-    except FileNotFoundError:
-        raise not_found from None
-    except OSError as exc:
-        raise DatasetError(f"cannot read image {image_file} ({exc.strerror or exc})", path=json_path) from None
+    fix = "put the image beside the JSON file or correct imagePath"
+    return read_image_file(image_file, json_path, fix, named=data.get("imagePath")), image_file
 
 
 def _check_declared_size(data: dict, json_path: Path, height: int, width: int) -> None:

@@ -21,7 +21,8 @@ Rasterisation
     Polygons are drawn exactly as Labelme polygons (``PIL.ImageDraw.polygon``, file
     order, a later object overwriting an earlier one), so ``SegmentationClass`` means the
     same for PIXray as for a Labelme folder. Points outside the image are clipped with a
-    warning, as for Labelme.
+    warning, as for Labelme; a point more than one image size (at least 1,024 px) outside
+    is refused with one line, as for Labelme.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class PixrayReader(Reader):
         if named is None:
             for ext in IMAGE_EXTS:
                 for candidate in (folder / f"{json_path.stem}{ext}", folder / f"{json_path.stem}{ext.upper()}"):
-                    if candidate.is_file():
+                    if candidate.exists() and not candidate.is_dir():  # a FIFO or device: refused when read
                         return candidate
             raise DatasetError(
                 f"no image named in the JSON and none called {json_path.stem}{{{','.join(IMAGE_EXTS)}}} in {folder}",
@@ -135,7 +136,9 @@ class PixrayReader(Reader):
                 said="the JSON",
                 fix="the JSON belongs to another image: correct the image name or the size",
             ),
-            make_shapes=annotation.clipped(lambda: object_shapes(data, json_path)),
+            make_shapes=annotation.clipped(
+                lambda: object_shapes(data, json_path), json_path, "correct or remove the object"
+            ),
         )
 
 

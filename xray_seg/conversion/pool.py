@@ -38,6 +38,19 @@ def make_pool(workers: int):
     return ProcessPoolExecutor(workers, mp_context=mp.get_context(start_method()), initializer=_worker_init)
 
 
+def _broken_pool_error(unfinished: list) -> XraySegError:
+    """The error for a worker that died: the files it may have been on (the first unfinished ones,
+    in submission order, are the ones the workers had taken) and how to find the culprit."""
+    keys = [str(getattr(x, "key", None) or getattr(getattr(x, "item", None), "key", x)) for x in unfinished]
+    shown = ", ".join(keys[:3]) + (f" ({len(keys)} file(s) not done)" if len(keys) > 3 else "")
+    return XraySegError(
+        "a worker process died (killed by the system, most often for lack of memory) while converting "
+        f"one of: {shown or 'no file'}",
+        fix="re-run with --resume --workers 1 to keep what was converted and see which file fails, "
+        "then fix or remove it (in a script, call convert() under `if __name__ == '__main__':`)",
+    )
+
+
 def map_items(pool, fn, items: list, desc: str, progress: bool | None) -> Iterator:
     """Results of ``fn`` over ``items`` (in completion order with a pool), with a tqdm bar."""
     show = sys.stderr.isatty() if progress is None else progress
@@ -51,17 +64,17 @@ def map_items(pool, fn, items: list, desc: str, progress: bool | None) -> Iterat
                 if bar is not None:
                     bar.update()
             return
-        futures = [pool.submit(fn, item) for item in items]
+        futures = {pool.submit(fn, item): item for item in items}
+        finished = set()
         try:
             for future in as_completed(futures):
-                yield future.result()
+                result = future.result()
+                finished.add(future)
+                yield result
                 if bar is not None:
                     bar.update()
-        except BrokenProcessPool as exc:
-            raise XraySegError(
-                f"the worker processes stopped unexpectedly ({exc})",
-                fix="run again with --workers 1 (in a script, call convert() under `if __name__ == '__main__':`)",
-            ) from None
+        except BrokenProcessPool:
+            raise _broken_pool_error([futures[f] for f in futures if f not in finished]) from None
     finally:
         if bar is not None:
             bar.close()

@@ -9,6 +9,7 @@ ignore, everywhere in the project.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.core.errors import DatasetError
 from xray_seg.core.fileio import atomic_path, read_lines, write_json_atomic, write_text_atomic
+from xray_seg.core.images import read_image_bytes
 from xray_seg.core.layouts import VocLayout
 from xray_seg.core.viz import voc_palette
 
@@ -104,11 +106,13 @@ def save_label_png(path: str | Path, label: np.ndarray) -> None:
 
 
 def load_label_png(path: str | Path) -> np.ndarray:
-    """Read a palette PNG as its indices ``[H, W]`` uint8 (not as colours)."""
+    """Read a palette PNG as its indices ``[H, W]`` uint8 (not as colours), through the one
+    image reader (:func:`~xray_seg.core.images.read_image_bytes`: regular files only, bounded)."""
     from PIL import Image
 
+    data = read_image_bytes(path, "mask")
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             if img.mode not in ("P", "L"):
                 raise DatasetError(
                     f"mask is a {img.mode} image, not a palette/indexed PNG",
@@ -116,5 +120,5 @@ def load_label_png(path: str | Path) -> np.ndarray:
                     fix="write masks as palette PNGs whose pixel values are class indices (xray-seg convert does)",
                 )
             return np.asarray(img, dtype=np.uint8).copy()
-    except (OSError, SyntaxError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"cannot read mask ({exc})", path=path, fix="re-run `xray-seg convert`") from None

@@ -232,6 +232,23 @@ def prepare_output_dir(
     return path
 
 
+def swap_into_place(staging: str | Path, path: str | Path) -> None:
+    """Put the complete folder ``staging`` at ``path`` (beside it), replacing an existing ``path``.
+
+    The caller has checked that ``path`` may be replaced (:func:`prepare_output_dir` with
+    ``dry_run``). The old folder is renamed aside first and deleted only after the new one
+    is in place, so ``path`` always holds a whole output, never a half-deleted one.
+    """
+    staging, path = Path(staging), Path(path)
+    if path.is_dir() and not path.is_symlink() and any(path.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=path.parent))
+        os.replace(path, old / "old")
+        os.replace(staging, path)
+        shutil.rmtree(old)
+        return
+    os.replace(staging, path)
+
+
 def sweep_temp_files(folder: str | Path) -> int:
     """Delete this tool's orphaned temporary files (:func:`is_temp_name`) under ``folder``.
 
@@ -259,6 +276,42 @@ _VOC_FOLDERS = {
     "ImageSets",
 }
 _VOC_FILES = {"class_names.txt", "convert_config.yaml", "convert_report.txt", "convert_inputs.json", OUTPUT_MARKER}
+
+
+def prepare_output_file(
+    path: str | Path, *, force: bool = False, inputs=(), dataset=None, what: str = "--out file"
+) -> Path:
+    """Check an output *file* before any work (the file counterpart of :func:`prepare_output_dir`).
+
+    Refused, whatever ``--force`` says: a folder (one line: name a file instead), something
+    that is not a regular file (a FIFO, a device), a path that is, contains or lies inside
+    any of ``inputs``, and one of the files or folders of the VOC folder ``dataset``
+    (:func:`refuse_dataset_file`; a file of one's own beside them is allowed). An existing
+    file is refused unless ``force``. The file is then written with the atomic writers here.
+    """
+    path = Path(path)
+    if dataset is not None:
+        refuse_dataset_file(path, dataset, what)
+    out = _resolved(path)
+    for item in inputs:
+        if item is None or str(item) == "":
+            continue
+        src = _resolved(item)
+        if out == src or out.is_relative_to(src) or src.is_relative_to(out):
+            raise ConfigError(
+                f"the {what} is, contains or lies inside the input {item}; writing it would overwrite an input",
+                path=path,
+                fix=f"choose a {what} outside every input",
+            )
+    if path.is_dir():
+        raise OutputExistsError(
+            f"the {what} is an existing folder", path=path, fix=f"name a file, e.g. {path / ('out' + path.suffix)}"
+        )
+    if path.exists() and not path.is_file():
+        raise OutputExistsError(f"the {what} exists and is not a regular file", path=path, fix=f"choose another {what}")
+    if path.exists() and not force:
+        raise OutputExistsError("output already exists", path=path, fix=f"choose another {what} or pass --force")
+    return path
 
 
 def refuse_dataset_file(out_file: str | Path, voc_dir: str | Path, what: str = "output file") -> None:

@@ -14,30 +14,46 @@ Decoding policy (:func:`decode_image`; the pipeline and the models take 3-channe
     * float images (``F``) are refused: there is no single sensible scale for them.
     * EXIF orientation is applied, as labelme does when it opens an image file.
 
-The pixel limit (:func:`xray_seg.core.pixel_limit.check_pixels`) is checked from the
-header before anything is decoded. :func:`png_info` walks a PNG's chunks (CRCs, IEND,
+Reading (:func:`read_image_bytes`, the one way an image file is read)
+    * regular files only: the file is opened non-blocking and checked with ``fstat``, so a
+      FIFO is refused at once instead of hanging, and ``/dev/zero`` (or a symlink to it) is
+      refused instead of read until memory runs out;
+    * the header is read first (at most :data:`HEADER_BYTES`) and the pixel limit
+      (:func:`xray_seg.core.pixel_limit.check_pixels`) checked from it, before the payload;
+    * never more than the header implies: a PNG is read chunk by chunk up to its ``IEND``
+      chunk, any other format up to :func:`payload_bytes` (twice the raw pixel data, plus
+      :data:`HEADER_BYTES` for metadata). Bytes past that (a 64x64 PNG with a 6 GiB sparse
+      tail) are never read; a decoder that needed them reports a truncated image.
+
+The pixel limit is checked from the header before anything is decoded. :func:`png_info` walks a PNG's chunks (CRCs, IEND,
 size, bit depth, colour type, palette) without decoding it.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from xray_seg.core.constants import PNG_MAGIC
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.fileio import read_regular_file
-from xray_seg.core.pixel_limit import bomb_error, check_pixels
+from xray_seg.core.pixel_limit import bomb_error, check_pixels, max_pixels
 
 #: Pillow modes whose stored bytes the training pipeline's own decoder turns into the same
 #: pixels as :func:`decode_image` (no alpha, no colour space): ``--image-format copy`` copies them.
 PLAIN_MODES = frozenset({"1", "L", "P", "RGB", "I;16", "I;16B", "I;16L", "I;16N", "I"})
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 _REDO = "replace the file or re-run `xray-seg convert`"
+#: Bytes read before an image's size is known (EXIF blocks, ICC profiles, text), and the
+#: slack for such metadata on top of the pixel data (:func:`payload_bytes`).
+HEADER_BYTES = 16 << 20
+_BYTES_PER_BAND = {"1": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
 
 
 def _to_rgb_uint8(img) -> np.ndarray:
@@ -123,9 +139,154 @@ def decode_image(data: bytes, *, source: str | Path) -> tuple[np.ndarray, str, s
     return rgb, fmt, mode, rotated
 
 
+def open_regular(path: str | Path, what: str = "image") -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (symlinks followed), else DatasetError.
+
+    Opened with ``O_NONBLOCK``, so a FIFO cannot hang the call; ``fstat`` on the open file
+    refuses FIFOs, devices (``/dev/zero``) and folders, with no race between check and read.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise DatasetError(f"{what} not found", path=path, fix="check the path") from None
+    except ValueError:
+        raise DatasetError(
+            f"the {what} path contains a NUL byte", path=repr(str(path)), fix="rename the file"
+        ) from None
+    except OSError as exc:
+        raise DatasetError(
+            f"cannot open the {what} ({exc.strerror or exc})", path=path, fix="check its permissions"
+        ) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a folder"
+            if stat.S_ISDIR(mode)
+            else "not a regular file"
+        )
+        raise DatasetError(
+            f"{what} is {kind}; only regular files are read", path=path, fix=f"point at a regular {what} file"
+        )
+    return os.fdopen(fd, "rb")
+
+
+def payload_bytes(height: int, width: int, mode: str) -> int:
+    """The most bytes an encoded ``height x width`` image of Pillow ``mode`` may take: twice its
+    raw pixel data plus :data:`HEADER_BYTES` of metadata (no real encoder comes near it)."""
+    bands = len(mode) if mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA", "RGBX") else 1
+    return 2 * height * width * bands * _BYTES_PER_BAND.get(mode, 1) + 2 * height + HEADER_BYTES
+
+
+class _Budget(io.RawIOBase):
+    """A read-only view of a file that fails once more than ``limit`` bytes were read (header parsing)."""
+
+    def __init__(self, f: BinaryIO, limit: int):
+        self.f, self.left = f, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def readinto(self, buffer) -> int:
+        if self.left <= 0:
+            raise OSError(f"no image size within the first {HEADER_BYTES >> 20} MiB")
+        data = self.f.read(min(len(buffer), self.left))
+        self.left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _check_declared(height: int, width: int, path) -> None:
+    """The pixel limit on the size a header declares, with the message of a Pillow bomb (one text for both)."""
+    if height * width > max_pixels():
+        raise bomb_error(ValueError(f"({height * width} pixels)"), path)
+
+
+def _header(f: BinaryIO, path) -> tuple[int, int, str]:
+    """``(height, width, mode)`` from the header of the open image file (within :data:`HEADER_BYTES`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            with Image.open(io.BufferedReader(_Budget(f, HEADER_BYTES))) as img:
+                width, height = img.size
+                return int(height), int(width), img.mode
+    except UnidentifiedImageError:
+        raise DatasetError(
+            "cannot decode the image (not a known image format, or corrupt)",
+            path=path,
+            fix="re-export the image as PNG or JPEG",
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise bomb_error(exc, path) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DatasetError(
+            f"cannot read the image header ({exc})", path=path, fix="re-export the image as PNG or JPEG"
+        ) from None
+
+
+def _read_png(f: BinaryIO, path) -> bytes:
+    """A PNG's bytes from its signature through ``IEND`` (what follows is never read), bounded
+    by :func:`payload_bytes` of the size in ``IHDR``, which is checked against the pixel limit first."""
+    parts, total, limit = [f.read(8)], 8, HEADER_BYTES
+    while True:
+        head = f.read(8)
+        if len(head) < 8:  # truncated: the decoder reports it
+            parts.append(head)
+            break
+        length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        total += 12 + length
+        if total > limit:
+            raise DatasetError(
+                f"the PNG holds more data before IEND than a {limit - HEADER_BYTES}-byte image needs"
+                f" (a {kind.decode('latin-1')!r} chunk of {length} bytes)",
+                path=path,
+                fix=_REDO,
+            )
+        body = f.read(length + 4)
+        parts += [head, body]
+        if kind == b"IHDR" and length == 13:
+            width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
+            _check_declared(height, width, path)
+            channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(body[9], 4)
+            limit = 2 * height * (1 + (width * channels * max(body[8], 1) + 7) // 8) + HEADER_BYTES
+        if kind == b"IEND" or len(body) < length + 4:
+            break
+    return b"".join(parts)
+
+
+def read_image_bytes(path: str | Path, what: str = "image") -> bytes:
+    """The encoded bytes of an image file, read as the module docstring says (regular files
+    only, header first, never more than the header implies); DatasetError naming ``path``."""
+    with open_regular(path, what) as f:
+        if f.read(8) == PNG_MAGIC:
+            f.seek(0)
+            return _read_png(f, path)
+        f.seek(0)
+        height, width, mode = _header(f, path)
+        _check_declared(height, width, path)
+        f.seek(0)
+        return f.read(payload_bytes(height, width, mode))
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file (a regular file only) as ``[H, W, 3]`` RGB uint8 (:func:`decode_image`)."""
-    return decode_image(read_regular_file(path, "image"), source=path)[0]
+    """Read an image file (:func:`read_image_bytes`) as ``[H, W, 3]`` RGB uint8 (:func:`decode_image`)."""
+    return decode_image(read_image_bytes(path), source=path)[0]
 
 
 def png_info(path: str | Path, data: bytes) -> tuple[tuple[int, int], int, int, bytes]:
@@ -178,4 +339,14 @@ def decode_fully(path: str | Path, data: bytes, size: tuple[int, int], kind: str
         raise DatasetError(f"corrupt {kind} data ({exc})", path=path, fix=_REDO) from None
 
 
-__all__ = ["PLAIN_MODES", "decode_fully", "decode_image", "png_info", "read_image_rgb"]
+__all__ = [
+    "HEADER_BYTES",
+    "PLAIN_MODES",
+    "decode_fully",
+    "decode_image",
+    "open_regular",
+    "payload_bytes",
+    "png_info",
+    "read_image_bytes",
+    "read_image_rgb",
+]

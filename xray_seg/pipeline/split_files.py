@@ -18,6 +18,7 @@ identity palette; any other mask is refused naming the file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,7 @@ from PIL import Image
 from xray_seg.conversion.voc import read_class_names, read_split
 from xray_seg.core.constants import IGNORE_LABEL, JPEG_MAGIC, PNG_MAGIC
 from xray_seg.core.errors import ConfigError, DatasetError
-from xray_seg.core.fileio import read_regular_file
-from xray_seg.core.images import decode_fully, png_info
+from xray_seg.core.images import HEADER_BYTES, decode_fully, png_info, read_image_bytes
 from xray_seg.core.layouts import VocLayout
 from xray_seg.core.viz import voc_palette
 
@@ -51,9 +51,25 @@ class SplitFiles:
         return len(self.stems)
 
 
+def _read_bounded(path: Path, what: str) -> bytes:
+    """The file through the one image reader (:func:`~xray_seg.core.images.read_image_bytes`); a file
+    longer than that by more than :data:`~xray_seg.core.images.HEADER_BYTES` is refused, since
+    TensorFlow's reader later reads files whole (a 64x64 PNG with a 6 GiB tail)."""
+    data = read_image_bytes(path, what)
+    size = os.stat(path).st_size
+    if size > len(data) + HEADER_BYTES:
+        raise DatasetError(
+            f"the file holds {size} bytes, far more than its {what} needs ({len(data)} bytes); "
+            "the rest would be read whole by the training pipeline",
+            path=path,
+            fix="re-save the file without the trailing data (xray-seg convert re-encodes images)",
+        )
+    return data
+
+
 def _check_image(path: Path) -> tuple[int, int]:
     """``(h, w)`` of a PNG or JPEG image that decodes completely; DatasetError naming it otherwise."""
-    data = read_regular_file(path, "image")
+    data = _read_bounded(path, "image")
     if data.startswith(PNG_MAGIC):
         size = png_info(path, data)[0]
         decode_fully(path, data, size, "PNG")
@@ -91,7 +107,7 @@ def _labels_present(path: Path, data: bytes, size: tuple[int, int]) -> tuple[int
 
 def _check_mask(path: Path) -> tuple[tuple[int, int], int, tuple[int, ...]]:
     """``((h, w), MASK_GREY | MASK_VOC, label values present)`` of a label PNG; DatasetError naming it otherwise."""
-    data = read_regular_file(path, "mask")
+    data = _read_bounded(path, "mask")
     size, depth, colour, palette = png_info(path, data)
     if colour == 0 and depth == 8:
         return size, MASK_GREY, _labels_present(path, data, size)

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from xray_seg.conversion.voc import VocLayout, load_label_png, read_split
-from xray_seg.core.errors import ConfigError
+from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.core.images import read_image_rgb
 from xray_seg.core.viz import IGNORE_LABEL
 
 TIP_FOLD = 3  # fold of the element seed reserved for TIP (augment.py uses 1 and 2)
@@ -132,11 +133,20 @@ def crop_instance(image, region, cls, air, source="") -> ThreatInstance:
     )
 
 
+def check_mask_size(mask: np.ndarray, image: np.ndarray, mask_path) -> None:
+    """DatasetError naming ``mask_path`` when the mask is not the image's size."""
+    if mask_path is not None and mask.shape[:2] != image.shape[:2]:
+        raise DatasetError(
+            f"the mask is {mask.shape[1]}x{mask.shape[0]} but its image is {image.shape[1]}x{image.shape[0]} (WxH)",
+            path=mask_path,
+            fix="re-run `xray-seg convert` so that every mask matches its image",
+        )
+
+
 def build_library(
     voc_dir, split: str = "train", *, air: str = "white", min_pixels: int = 16, progress: bool = True
 ) -> list[ThreatInstance]:
     """The threat instances of ``split`` of a VOC folder (module docstring); ConfigError if none."""
-    from PIL import Image
     from tqdm import tqdm
 
     if air not in AIR_CHOICES:
@@ -146,9 +156,9 @@ def build_library(
     library = []
     stems = read_split(voc_dir, split)
     for stem in tqdm(stems, desc=f"TIP library {split}", unit="scan", disable=not progress or len(stems) < 50):
-        with Image.open(layout.image_path(stem)) as img:
-            image = np.asarray(img.convert("RGB"))
+        image = read_image_rgb(layout.image_path(stem))  # 16-bit keeps its high byte (tip_dataset docstring)
         label = load_label_png(layout.mask_path(stem))
+        check_mask_size(label, image, layout.mask_path(stem))
         object_path = objects_dir / f"{stem}.png"
         objects = load_label_png(object_path) if object_path.is_file() else None
         air_level = estimate_air(image, label, air=air)

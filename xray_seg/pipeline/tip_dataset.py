@@ -4,6 +4,18 @@ The projection itself is :mod:`xray_seg.pipeline.tip` (Beer-Lambert, ``I_out = I
 T_threat``); this module lists the bags, checks the paths, and writes the composites
 to a temporary folder that is renamed into place, so an interrupted run leaves nothing
 behind and inputs are never touched (docs/architecture.md, data safety).
+
+Output guard (:func:`xray_seg.core.fileio.prepare_output_dir`, as for every other command):
+``--out`` may not overlap an input; an existing one is replaced only with ``--force`` and
+only if xray-seg made it (it holds the ``.xray-seg-output`` marker, which the composites'
+folder gets too); a user's folder or file is never deleted. The new folder is swapped in
+only once complete (:func:`xray_seg.core.fileio.swap_into_place`).
+
+Bags and library scans are read by the one image reader
+(:func:`xray_seg.core.images.read_image_rgb`: regular files only, so a FIFO is refused, not
+waited on; a corrupt file is one line naming it). 16-bit scans keep their high byte
+(``v >> 8``), a linear scaling, so transmissions ``I / I_air`` and the Beer-Lambert product
+stay right (reading them as 8-bit clipped every grey level above 255 to white).
 """
 
 from __future__ import annotations
@@ -20,9 +32,10 @@ from xray_seg.conversion.voc import (
     write_split,
 )
 from xray_seg.core.constants import VOC_IMAGE_SUFFIXES
-from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError
-from xray_seg.core.fileio import atomic_path
-from xray_seg.pipeline.tip import PackedLibrary, TipConfig, build_library, project_threats
+from xray_seg.core.errors import ConfigError, DatasetError
+from xray_seg.core.fileio import atomic_path, current_umask, prepare_output_dir, swap_into_place, write_marker
+from xray_seg.core.images import read_image_rgb
+from xray_seg.pipeline.tip import PackedLibrary, TipConfig, build_library, check_mask_size, project_threats
 
 
 def _bags(source: Path, split: str):
@@ -37,23 +50,6 @@ def _bags(source: Path, split: str):
             "no VOC folder and no images here", path=source, fix="give a VOC folder or a folder of .png/.jpg bags"
         )
     return [(p.stem, p, None) for p in images]
-
-
-def _check_paths(out: Path, inputs: list[Path], force: bool) -> None:
-
-    resolved = out.resolve()
-    for source in inputs:
-        source = source.resolve()
-        if resolved == source or source in resolved.parents or resolved in source.parents:
-            raise ConfigError(
-                "--out overlaps an input folder",
-                path=out,
-                fix="write the composites to a new folder outside the inputs",
-            )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise OutputExistsError(
-            "output already exists", path=out, fix="choose another --out, or pass --force to replace it"
-        )
 
 
 def write_tip_dataset(
@@ -89,7 +85,7 @@ def write_tip_dataset(
             "need --copies >= 1, --max-threats >= 1 and 0 < --scale LOW <= HIGH",
             fix="e.g. --copies 2 --max-threats 2 --scale 0.8 1.25",
         )
-    _check_paths(out, [library_dir, bags_dir], force)
+    prepare_output_dir(out, force=force, inputs=[library_dir, bags_dir], owner="tip", dry_run=True)
     class_names = read_class_names(library_dir)
     bag_list = _bags(bags_dir, split)
     packed = PackedLibrary(build_library(library_dir, library_split, air=air))
@@ -104,10 +100,11 @@ def write_tip_dataset(
         stems = _write_composites(staging, bag_list, project, copies=copies, seed=seed, progress=progress)
         write_class_names(staging, class_names)
         write_split(staging, "train", stems)
-        os.chmod(staging, 0o777 & ~_umask())
-        if out.exists():  # --force, checked above: replace only after the new folder is complete
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(staging, out)
+        write_marker(staging, "tip")
+        os.chmod(staging, 0o777 & ~current_umask())
+        # checked again just before the swap: the folder may have changed during the run
+        prepare_output_dir(out, force=force, inputs=[library_dir, bags_dir], owner="tip", dry_run=True)
+        swap_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -125,9 +122,9 @@ def _write_composites(staging: Path, bag_list, project, *, copies: int, seed: in
     for number, (stem, image_path, mask_path) in enumerate(
         tqdm(bag_list, desc="tip", unit="bag", disable=not progress)
     ):
-        with Image.open(image_path) as img:
-            image = np.asarray(img.convert("RGB"))
+        image = read_image_rgb(image_path)
         mask = load_label_png(mask_path) if mask_path is not None else np.zeros(image.shape[:2], np.uint8)
+        check_mask_size(mask, image, mask_path)
         for copy in range(copies):
             element_seed = tf.constant([seed, number * copies + copy], tf.int64)
             composite, labels = project(image, mask, element_seed)
@@ -139,11 +136,3 @@ def _write_composites(staging: Path, bag_list, project, *, copies: int, seed: in
             save_label_png(layout.mask_path(name), labels.numpy())
             stems.append(name)
     return stems
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -66,6 +66,7 @@ import numpy as np
 from xray_seg.core.config import save_config
 from xray_seg.core.errors import ConfigError, OutputExistsError
 from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
+from xray_seg.core.pixel_limit import MAX_PIXELS_ENV, max_pixels
 from xray_seg.core.processes import start_method
 from xray_seg.core.viz import save_grid, voc_palette
 from xray_seg.synthesis import clutter as synth_clutter
@@ -159,10 +160,28 @@ class SynthConfig:
             problems.append(
                 ("style", "photo supports square images only", "leave out --size WxH / --aspect-mix for --style photo")
             )
+        if not problems:
+            problems += self._pixel_problems()
         if problems:
             key, what, fix = problems[0]
             raise ConfigError(f"synth setting {key}={getattr(self, key)!r} {what}", fix=fix)
         return self
+
+    def _pixel_problems(self) -> list[tuple[str, str, str]]:
+        """The largest scan over the pixel limit that ``convert`` (and every reader) applies
+        (:func:`xray_seg.core.pixel_limit.max_pixels`, one limit for both): refused up front
+        instead of writing images that ``convert`` then refuses."""
+        widest = max(32, round(self.size * max(r for r, _ in PIDRAY_ASPECTS))) if self.aspect_mix else self.width
+        height, width = self.size, widest or self.size
+        limit = max_pixels()
+        if height * width <= limit:
+            return []
+        what = (
+            f"gives {width}x{height} (WxH) scans, {height * width / 1e6:.1f} M pixels, over the limit of "
+            f"{limit / 1e6:.1f} M pixels that `xray-seg convert` applies"
+        )
+        fix = f"use a smaller --size, or raise the limit with --max-pixels N (or {MAX_PIXELS_ENV}=N) for both commands"
+        return [("size", what, fix)]
 
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1

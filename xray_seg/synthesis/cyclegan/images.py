@@ -21,7 +21,7 @@ import numpy as np
 
 from xray_seg.core.constants import PHOTO_IMAGE_SUFFIXES
 from xray_seg.core.errors import DatasetError
-from xray_seg.core.images import decode_image
+from xray_seg.core.images import decode_image, read_image_bytes
 from xray_seg.synthesis.scene import CONTACT_SHEET
 
 
@@ -64,7 +64,7 @@ def load_domain(folder: str | Path, load_size: int, *, name: str, warn=None) -> 
     images = []
     for path in files:
         try:
-            rgb, _, _, _ = decode_image(path.read_bytes(), source=path)
+            rgb, _, _, _ = decode_image(read_image_bytes(path), source=path)
         except DatasetError as exc:
             warn(f"{exc.message}; skipped")
             continue
