@@ -31,6 +31,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError, XraySegError
 
@@ -335,10 +336,11 @@ def refuse_dataset_file(out_file: str | Path, voc_dir: str | Path, what: str = "
             )
 
 
-def read_regular_file(path: str | Path, what: str = "file") -> bytes:
-    """The bytes of ``path`` if it is a regular file (symlinks followed), else DatasetError.
+def open_regular(path: str | Path, what: str = "image") -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (symlinks followed), else DatasetError.
 
-    Opened non-blocking, so a FIFO cannot hang the call; devices are refused from fstat.
+    Opened with ``O_NONBLOCK``, so a FIFO cannot hang the call; ``fstat`` on the open file
+    refuses FIFOs, devices (``/dev/zero``) and folders, with no race between check and read.
     """
     path = Path(path)
     try:
@@ -349,24 +351,30 @@ def read_regular_file(path: str | Path, what: str = "file") -> bytes:
         raise DatasetError(
             f"the {what} path contains a NUL byte", path=repr(str(path)), fix="rename the file"
         ) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = (
-                "a FIFO"
-                if stat.S_ISFIFO(info.st_mode)
-                else "a device"
-                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
-                else "a folder"
-                if stat.S_ISDIR(info.st_mode)
-                else "not a regular file"
-            )
-            raise DatasetError(
-                f"{what} is {kind}; only regular files are read", path=path, fix="point at a regular image file"
-            )
-        with os.fdopen(fd, "rb", closefd=True) as f:
-            fd = -1
-            return f.read()
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    except OSError as exc:
+        raise DatasetError(
+            f"cannot open the {what} ({exc.strerror or exc})", path=path, fix="check its permissions"
+        ) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a folder"
+            if stat.S_ISDIR(mode)
+            else "not a regular file"
+        )
+        raise DatasetError(
+            f"{what} is {kind}; only regular files are read", path=path, fix=f"point at a regular {what} file"
+        )
+    return os.fdopen(fd, "rb")
+
+
+def read_regular_file(path: str | Path, what: str = "file") -> bytes:
+    """The bytes of ``path`` if it is a regular file (symlinks followed), else DatasetError
+    (:func:`open_regular`: a FIFO cannot hang the call, devices and folders are refused)."""
+    with open_regular(path, what) as f:
+        return f.read()

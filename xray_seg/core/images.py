@@ -32,8 +32,6 @@ size, bit depth, colour type, palette) without decoding it.
 from __future__ import annotations
 
 import io
-import os
-import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -43,6 +41,7 @@ import numpy as np
 
 from xray_seg.core.constants import PNG_MAGIC
 from xray_seg.core.errors import DatasetError
+from xray_seg.core.fileio import open_regular
 from xray_seg.core.pixel_limit import bomb_error, check_pixels, max_pixels
 
 #: Pillow modes whose stored bytes the training pipeline's own decoder turns into the same
@@ -137,43 +136,6 @@ def decode_image(data: bytes, *, source: str | Path) -> tuple[np.ndarray, str, s
             fix="re-export the image as PNG or JPEG",
         ) from None
     return rgb, fmt, mode, rotated
-
-
-def open_regular(path: str | Path, what: str = "image") -> BinaryIO:
-    """``path`` opened for reading if it is a regular file (symlinks followed), else DatasetError.
-
-    Opened with ``O_NONBLOCK``, so a FIFO cannot hang the call; ``fstat`` on the open file
-    refuses FIFOs, devices (``/dev/zero``) and folders, with no race between check and read.
-    """
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise DatasetError(f"{what} not found", path=path, fix="check the path") from None
-    except ValueError:
-        raise DatasetError(
-            f"the {what} path contains a NUL byte", path=repr(str(path)), fix="rename the file"
-        ) from None
-    except OSError as exc:
-        raise DatasetError(
-            f"cannot open the {what} ({exc.strerror or exc})", path=path, fix="check its permissions"
-        ) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = (
-            "a FIFO"
-            if stat.S_ISFIFO(mode)
-            else "a device"
-            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "a folder"
-            if stat.S_ISDIR(mode)
-            else "not a regular file"
-        )
-        raise DatasetError(
-            f"{what} is {kind}; only regular files are read", path=path, fix=f"point at a regular {what} file"
-        )
-    return os.fdopen(fd, "rb")
 
 
 def payload_bytes(height: int, width: int, mode: str) -> int:
@@ -344,7 +306,6 @@ __all__ = [
     "PLAIN_MODES",
     "decode_fully",
     "decode_image",
-    "open_regular",
     "payload_bytes",
     "png_info",
     "read_image_bytes",

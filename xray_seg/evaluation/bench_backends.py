@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.evaluation.timing import cpu_line, time_calls
+from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import build_model
 
 PAPER1_MODELS = ("cwf_deeplabv3plus", "deeplabv3plus", "mobilenetv2_deeplabv3plus", "unet", "bisenetv2")
@@ -96,7 +97,7 @@ def jax_forward(model):
     @jax.jit
     def forward(images):
         out, _ = model.stateless_call(trainable, frozen, images, training=False)
-        return out["logits"] if isinstance(out, dict) else out
+        return logits_of(out)
 
     return forward
 
