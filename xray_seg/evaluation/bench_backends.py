@@ -117,7 +117,7 @@ def train_step(model, optimizer, images, labels):
 
     def loss_of(trainable, frozen):
         logits, frozen = model.stateless_call(trainable, frozen, images, training=True)
-        logits = logits["logits"] if isinstance(logits, dict) else logits
+        logits = logits_of(logits)
         loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
         return loss, frozen
 
