@@ -1,5 +1,6 @@
 """The trainer: end to end with evaluate and predict, exact resume, NaN stop, strategies."""
 
+import csv
 import json
 import os
 import subprocess
@@ -41,7 +42,12 @@ def test_train_evaluate_predict_end_to_end(tiny_voc, tmp_path):
 
     run = tmp_path / "run"
     result = train(tiny_config(tiny_voc, "epochs=2", "steps_per_epoch=2"), run, verbose=0)
-    assert result.epochs_done == 2 and 0.0 <= result.best_miou <= 1.0
+    assert result.epochs_done == 2
+    with open(run / "history.csv", newline="") as f:
+        val_miou = [float(row["val_miou"]) for row in csv.DictReader(f)]
+    assert len(val_miou) == 2
+    assert result.best_miou == pytest.approx(max(val_miou))
+    assert result.best_epoch == 1 + val_miou.index(max(val_miou))
     for name in [
         "config.yaml",
         "class_names.txt",
@@ -66,8 +72,9 @@ def test_train_evaluate_predict_end_to_end(tiny_voc, tmp_path):
     good = next((tiny_voc / "JPEGImages").iterdir())
     report = predict_images(run, [str(good), str(bad)], tmp_path / "pred", progress=False)
     assert len(report.written) == 1 and report.failures and str(bad) in report.failures[0][0]
-    items = json.loads((tmp_path / "pred" / f"{good.stem}.json").read_text())["items"]
-    assert isinstance(items, list)
+    doc = json.loads((tmp_path / "pred" / f"{good.stem}.json").read_text())
+    assert (doc["height"], doc["width"], doc["image"]) == (64, 64, str(good))
+    assert len(doc["items"]) == report.items_found  # the one image written holds every item found
     assert (tmp_path / "pred" / f"{good.stem}_overlay.png").is_file()
 
 
