@@ -189,7 +189,8 @@ def _ap_row(ev: COCOeval, k: int) -> dict:
     row["precision50"] = tp / det if det else None
     row["ap"] = ap
     for a, size in enumerate(list(SIZE_RANGES)[1:], start=1):
-        row[f"ap50_{size}"], row[f"ap_{size}"] = aps(a)
+        ap50, ap = aps(a)
+        row[f"ap_{size}"], row[f"ap50_{size}"] = ap, ap50
         row[f"num_gt_{size}"] = int(_counts(ev, k, a)[0].sum())
     return row
 
