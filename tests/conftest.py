@@ -92,3 +92,21 @@ def cli(capsys):
         return rc, (errors[0] if errors else "")
 
     return run
+
+
+@pytest.fixture
+def refused(cli, snapshot):
+    """``line = refused(argv, *texts, untouched=(paths...), absent=(texts...))``: the CLI exits 2 with
+    one ``error:`` line holding every ``texts`` and none of ``absent``, and every file under
+    ``untouched`` keeps its bytes."""
+
+    def run(argv, *texts, untouched=(), absent=()):
+        snap = snapshot(*untouched) if untouched else None
+        rc, line = cli(argv)
+        assert rc == 2, (rc, line)
+        assert [t for t in texts if t not in line] == [] and [t for t in absent if t in line] == [], line
+        if snap is not None:
+            snap.assert_unchanged()
+        return line
+
+    return run

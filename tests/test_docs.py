@@ -19,13 +19,13 @@ import re
 from pathlib import Path
 
 import pytest
+from _helpers import prose_lines
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "xray_seg"
 ARCHITECTURE = REPO / "docs" / "architecture.md"
 PAGES = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
 
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 # [text](target) and ![alt](target), with an optional "title"; text may hold inline code.
 _LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -33,17 +33,6 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _EXTERNAL = ("http://", "https://", "mailto:")
 # Phrases that date a page: they belong in CHANGELOG.md.
 _HISTORY = re.compile(r"this round|previous round|issue\s*#?\d+", re.IGNORECASE)
-
-
-def prose_lines(markdown: str) -> list[str]:
-    """The lines outside fenced code blocks."""
-    lines, inside = [], False
-    for line in markdown.splitlines():
-        if _FENCE.match(line):
-            inside = not inside
-        elif not inside:
-            lines.append(line)
-    return lines
 
 
 def links(markdown: str) -> list[str]:

@@ -52,6 +52,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import prose_lines
 
 from xray_seg.cli import build_parser
 
@@ -144,14 +145,8 @@ def readme_commands(markdown: str, languages: set[str] | None = None) -> list[li
 
 def inline_commands(markdown: str) -> list[list[str]]:
     """Inline code spans that start with ``xray-seg`` (outside fenced blocks), as token lists."""
-    prose, inside = [], False
-    for line in markdown.splitlines():
-        if _FENCE.match(line):
-            inside = not inside
-        elif not inside:
-            prose.append(line)
     spans = []
-    for span in _INLINE_CODE.findall("\n".join(prose)):
+    for span in _INLINE_CODE.findall("\n".join(prose_lines(markdown))):
         if span.startswith(PROGRAM + " "):
             spans.append(span.replace("[", " ").replace("]", " ").split()[1:])
     return spans

@@ -1,7 +1,7 @@
 """Checks run in a child process under a non-TensorFlow Keras backend (issue 21).
 
 The Keras backend is fixed when Keras is first imported, and the test session runs on
-TensorFlow, so :mod:`tests.backends.test_other_backends` starts this script with
+TensorFlow, so the tests (``tests/_helpers.run_backend_worker``) start this script with
 ``KERAS_BACKEND=jax`` (or ``torch``) and reads the JSON it prints on its last line.
 
 Tasks (``python backend_worker.py TASK DIR``):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _helpers import png_bytes, rect
 from PIL import Image
 
 from xray_seg.cli import main
@@ -23,16 +23,6 @@ from xray_seg.core.errors import ConfigError, DatasetError, OutputExistsError
 from xray_seg.core.viz import voc_palette
 
 H, W = 24, 32
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def rect(label="knife", box=((2, 3), (12, 10))):
-    return {"label": label, "points": [list(p) for p in box], "shape_type": "rectangle", "group_id": None, "flags": {}}
 
 
 def add_item(
@@ -65,13 +55,6 @@ def add_item(
     }
     path = folder / f"{stem}.json"
     path.write_text(json.dumps(data))
-    return path
-
-
-@pytest.fixture
-def labels(tmp_path) -> Path:
-    path = tmp_path / "labels.txt"
-    path.write_text("__ignore__\n_background_\nknife\ngun\n")
     return path
 
 

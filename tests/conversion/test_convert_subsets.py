@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import write_labels
 from PIL import Image
 
 from xray_seg.conversion.convert import ConvertConfig, convert
@@ -37,9 +38,7 @@ def add_item(folder: Path, stem: str, flags) -> Path:
 
 @pytest.fixture
 def labels(tmp_path) -> Path:
-    path = tmp_path / "labels.txt"
-    path.write_text("__ignore__\n_background_\nknife\n")
-    return path
+    return write_labels(tmp_path, "knife")
 
 
 def run(src, out, labels, **kw):

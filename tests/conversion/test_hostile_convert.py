@@ -8,7 +8,6 @@ exists with the same bytes (``snapshot`` fixture).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import stat
@@ -18,21 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from _helpers import png_bytes, rect
 
 from xray_seg.conversion.voc import read_split
 
 H, W = 24, 32
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def rect(label="knife", box=((2, 3), (12, 10))):
-    return {"label": label, "points": [list(p) for p in box], "shape_type": "rectangle"}
 
 
 def add_item(folder: Path, stem: str, *, shapes=None, image_name=None, image_bytes=None, **fields) -> Path:
@@ -55,13 +44,6 @@ def add_item(folder: Path, stem: str, *, shapes=None, image_name=None, image_byt
         data["imageData"] = base64.b64encode(image_bytes).decode()
     path = folder / f"{stem}.json"
     path.write_text(json.dumps(data))
-    return path
-
-
-@pytest.fixture
-def labels(tmp_path) -> Path:
-    path = tmp_path / "labels.txt"
-    path.write_text("__ignore__\n_background_\nknife\ngun\n")
     return path
 
 
@@ -156,16 +138,14 @@ def test_resume_after_fixing_a_json_keeps_every_split_assignment(tmp_path, label
     snap.assert_unchanged()
 
 
-def test_resume_with_a_changed_split_needs_resplit(tmp_path, labels, cli):
+def test_resume_with_a_changed_split_needs_resplit(tmp_path, labels, cli, refused):
     src = folder_of(tmp_path, 6)
     out = tmp_path / "voc"
     assert cli(convert_argv(src, out, labels))[0] == 0
-    rc, line = cli(convert_argv(src, out, labels, "--resume", "--val-ratio", "0.5"))
-    assert rc == 2 and "different split" in line and "--resplit" in line
+    refused(convert_argv(src, out, labels, "--resume", "--val-ratio", "0.5"), "different split", "--resplit")
     assert cli(convert_argv(src, out, labels, "--resume", "--val-ratio", "0.5", "--resplit"))[0] == 0
     assert len(read_split(out, "val")) == 3
-    rc, line = cli(convert_argv(src, tmp_path / "other", labels, "--resplit"))
-    assert rc == 2 and "--resplit only applies with --resume" in line
+    refused(convert_argv(src, tmp_path / "other", labels, "--resplit"), "--resplit only applies with --resume")
 
 
 def test_resume_reconverts_an_edited_json(tmp_path, labels, cli, snapshot):
@@ -184,25 +164,19 @@ def test_resume_reconverts_an_edited_json(tmp_path, labels, cli, snapshot):
     snap.assert_unchanged()
 
 
-def test_force_never_deletes_a_foreign_output_folder(tmp_path, labels, cli, snapshot):
+def test_force_never_deletes_a_foreign_output_folder(tmp_path, labels, refused):
     src = folder_of(tmp_path, 2)
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("years of work")
-    snap = snapshot(src, out)
-    rc, line = cli(convert_argv(src, out, labels, "--force"))
-    assert rc == 2 and "did not create" in line and ".xray-seg-output" in line
-    snap.assert_unchanged()
+    refused(convert_argv(src, out, labels, "--force"), "did not create", ".xray-seg-output", untouched=[src, out])
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "contains"])
-def test_output_overlapping_the_input_is_refused(tmp_path, labels, cli, snapshot, where):
+def test_output_overlapping_the_input_is_refused(tmp_path, labels, refused, where):
     src = folder_of(tmp_path, 2)
-    snap = snapshot(src, labels)
     out = {"same": src, "inside": src / "voc", "contains": tmp_path}[where]
-    rc, line = cli(convert_argv(src, out, labels, "--force"))
-    assert rc == 2 and "input" in line
-    snap.assert_unchanged()
+    refused(convert_argv(src, out, labels, "--force"), "input", untouched=[src, labels])
 
 
 # ----------------------------------------------------------------------------- resources

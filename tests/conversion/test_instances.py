@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import uuid
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _helpers import png_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -23,12 +23,6 @@ from xray_seg.core.errors import ConfigError
 from xray_seg.core.viz import voc_palette
 
 LABELS = {"__ignore__": -1, "_background_": 0, "knife": 1, "gun": 2, "wrench": 3}
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @st.composite

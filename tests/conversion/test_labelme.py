@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import png_bytes
 from PIL import Image
 
 from xray_seg.conversion.annotation import Shape
@@ -21,13 +22,6 @@ from xray_seg.core.errors import DatasetError
 from xray_seg.core.images import decode_image
 
 LABELS = {"__ignore__": -1, "_background_": 0, "knife": 1, "gun": 2, "wrench": 3}
-
-
-def png_bytes(arr: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    img = Image.fromarray(arr) if mode is None else Image.fromarray(arr, mode=mode)
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def write_json(

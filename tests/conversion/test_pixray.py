@@ -40,13 +40,6 @@ def square(x0, y0, x1, y1, flat=False):
     return [v for p in pts for v in p] if flat else pts
 
 
-@pytest.fixture
-def labels(tmp_path) -> Path:
-    path = tmp_path / "labels.txt"
-    path.write_text("__ignore__\n_background_\nknife\ngun\n")
-    return path
-
-
 def cfg(labels=None, **kw) -> ConvertConfig:
     kw.setdefault("workers", 1)
     kw.setdefault("source", "pixray")

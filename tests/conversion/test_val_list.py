@@ -4,6 +4,7 @@ split exactly as without them (conversion/convert.py); and the demo's threat-fre
 from __future__ import annotations
 
 import pytest
+from _helpers import write_labels
 from test_convert_subsets import add_item, run
 
 from xray_seg.conversion.splits import split_stems
@@ -13,9 +14,7 @@ from xray_seg.core.errors import ConfigError
 
 @pytest.fixture
 def labels(tmp_path):
-    path = tmp_path / "labels.txt"
-    path.write_text("__ignore__\n_background_\nknife\n")
-    return path
+    return write_labels(tmp_path, "knife")
 
 
 def test_listed_stems_go_to_val_and_the_rest_split_as_before(tmp_path, labels):

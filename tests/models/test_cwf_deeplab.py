@@ -1,7 +1,7 @@
 """CWF-DeepLabv3+ specifics (paper 1, section 3): CSP-Xception shapes, DWFF-ASPP, decoder.
 
-The generic model contract (forward, save/load, config, training) is in
-test_deeplab_baselines.py, parametrised over the whole DeepLab family.
+The generic model contract (forward, save/load, training, other backends) is in
+test_model_contract.py, parametrised over every registered model.
 """
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The trainer: end to end with evaluate and predict, exact resume, NaN stop, strategies."""
 
+import csv
 import json
 import os
 import subprocess
@@ -34,6 +35,19 @@ def weights_of(path):
     return out
 
 
+def history_val_miou(run) -> list[float]:
+    with open(run / "history.csv", newline="") as f:
+        return [float(row["val_miou"]) for row in csv.DictReader(f)]
+
+
+def val_class_pixels(voc, num_classes: int) -> list[int]:
+    """Pixels of each class in the val masks (the ground truth evaluate counts; 255 left out)."""
+    from xray_seg.conversion.voc import load_label_png, read_split
+
+    masks = [load_label_png(voc / "SegmentationClass" / f"{stem}.png") for stem in read_split(voc, "val")]
+    return np.bincount(np.concatenate([m[m != 255].ravel() for m in masks]), minlength=num_classes).tolist()
+
+
 def test_train_evaluate_predict_end_to_end(tiny_voc, tmp_path):
     from xray_seg.evaluation.evaluator import evaluate
     from xray_seg.inference.prediction_files import predict_images
@@ -41,7 +55,11 @@ def test_train_evaluate_predict_end_to_end(tiny_voc, tmp_path):
 
     run = tmp_path / "run"
     result = train(tiny_config(tiny_voc, "epochs=2", "steps_per_epoch=2"), run, verbose=0)
-    assert result.epochs_done == 2 and 0.0 <= result.best_miou <= 1.0
+    assert result.epochs_done == 2
+    val_miou = np.array(history_val_miou(run))  # NaN in an epoch without validation
+    assert len(val_miou) == 2
+    assert result.best_miou == pytest.approx(np.nanmax(val_miou))
+    assert result.best_epoch == 1 + int(np.nanargmax(val_miou))
     for name in [
         "config.yaml",
         "class_names.txt",
@@ -66,8 +84,9 @@ def test_train_evaluate_predict_end_to_end(tiny_voc, tmp_path):
     good = next((tiny_voc / "JPEGImages").iterdir())
     report = predict_images(run, [str(good), str(bad)], tmp_path / "pred", progress=False)
     assert len(report.written) == 1 and report.failures and str(bad) in report.failures[0][0]
-    items = json.loads((tmp_path / "pred" / f"{good.stem}.json").read_text())["items"]
-    assert isinstance(items, list)
+    doc = json.loads((tmp_path / "pred" / f"{good.stem}.json").read_text())
+    assert (doc["height"], doc["width"], doc["image"]) == (64, 64, str(good))
+    assert len(doc["items"]) == report.items_found  # the one image written holds every item found
     assert (tmp_path / "pred" / f"{good.stem}_overlay.png").is_file()
 
 
@@ -290,7 +309,9 @@ def test_alternative_models_train_through_the_trainer(tiny_voc, tmp_path, model)
     assert result.epochs_done == 1
     assert "aux" in (tmp_path / "run" / "config.yaml").read_text()
     ev = evaluate(tmp_path / "run", tiny_voc, split="val", progress=False)
-    assert 0.0 <= ev.scores["pa"] <= 1.0
+    cm = np.array(ev.scores["confusion_matrix"])
+    assert ev.num_images == 4 and ev.scores["gt_pixels"] == val_class_pixels(tiny_voc, len(cm))
+    assert ev.scores["pa"] == pytest.approx(np.trace(cm) / cm.sum())
 
 
 def test_crop_training_builds_a_size_free_model_validated_at_image_size(tiny_voc, tmp_path):
@@ -307,7 +328,7 @@ def test_crop_training_builds_a_size_free_model_validated_at_image_size(tiny_voc
     assert images.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32)
     run = tmp_path / "run"
     result = train(tiny_config(tiny_voc, "epochs=1", "steps_per_epoch=2", "data.crop_size=[32,32]"), run, verbose=0)
-    assert np.isfinite(result.best_miou)
+    assert result.best_miou == pytest.approx(history_val_miou(run)[0])
     model = keras.saving.load_model(run / "best_model.keras", compile=False)
     assert tuple(model.input_shape) == (None, None, None, 3)
     ev = evaluate(run, tiny_voc, split="val", out_dir=tmp_path / "eval", progress=False)

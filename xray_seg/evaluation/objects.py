@@ -14,28 +14,40 @@ Predicted objects
     Exactly the items ``xray-seg predict`` reports: :func:`xray_seg.inference.alarm_rule.find_items`
     (connected components of the arg-max class map, mean class probability as confidence).
 
-Matching (COCO ``cocoeval.evaluateImg``/``accumulate``, reproduced and checked against
-pycocotools in ``tests/evaluation/test_objects.py``)
+Matching: pycocotools' ``COCOeval`` (``iouType="segm"``) itself
     Per image and class, detections in decreasing confidence each take the unmatched
-    ground truth of highest mask IoU >= the threshold. Pixels the ground truth marks 255
-    (ignore) are removed from both masks before the IoU. AP is the mean of the
-    interpolated precision at 101 recall points (0, 0.01, ..., 1); ``ap50`` at IoU 0.5,
-    ``ap`` the mean over IoU 0.5:0.05:0.95. A class with no ground-truth object has AP,
-    recall = None (undefined), and is left out of the means.
+    ground truth of highest mask IoU >= the threshold; AP is the mean of the interpolated
+    precision at 101 recall points; ``ap50`` at IoU 0.5, ``ap`` the mean over IoU
+    0.5:0.05:0.95. A class with no ground-truth object has AP, recall = None (undefined),
+    and is left out of the means. What COCOeval lacks and this module adds:
+
+    * pixels the ground truth marks 255 (ignore) are removed from both masks before they
+      are run-length encoded, so they count for neither side of the IoU;
+    * no cap on detections per image (COCO keeps the 100 best; ``maxDets`` is unbounded here);
+    * bags: images without ground truth count as clean bags, and the false objects at
+      IoU 0.5 per image and per clean image;
+    * size buckets relative to the image area (below).
 
 Size buckets (relative to the image area, so long scans and small crops compare)
     ``small``: area < 32²/(640·480) = 0.333 % of the image; ``medium``: up to
     96²/(640·480) = 3 %; ``large``: above. These are COCO's absolute edges (32², 96² px)
-    at COCO's typical 640×480 image. As in COCO, a size bucket ignores ground truth
-    outside it and unmatched detections outside it.
+    at COCO's typical 640×480 image. Each annotation's ``area`` given to COCOeval is its
+    pixel area (before the ignore pixels are removed) over its image's area, and
+    ``params.areaRng`` holds these fractions; as in COCO, a size bucket ignores ground
+    truth outside it and unmatched detections outside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.cocoeval import COCOeval
 
 from xray_seg.core.viz import IGNORE_LABEL
 
@@ -48,7 +60,6 @@ SIZE_RANGES = {
     "large": (SIZE_EDGES[1], np.inf),
 }
 IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
-RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
 
 @dataclass
@@ -113,91 +124,75 @@ def items_to_objects(items: list[dict]) -> list[Obj]:
     ]
 
 
-def mask_iou(a: Obj, b: Obj, ignore: np.ndarray | None = None) -> float:
-    """IoU of two cropped masks; pixels where ``ignore`` (full image, bool) is set count for neither."""
-
-    def full(o):
+def _rles(objs: list[Obj], height: int, width: int, ignore: np.ndarray | None) -> list[dict]:
+    """COCO run-length encodings of ``objs`` drawn on the full image, ignore pixels removed."""
+    if not objs:
+        return []
+    full = np.zeros((height, width, len(objs)), np.uint8, order="F")
+    for i, o in enumerate(objs):
         x, y, w, h = o.bbox
-        m = o.mask
-        if ignore is not None:
-            m = m & ~ignore[y : y + h, x : x + w]
-        return m, x, y
-
-    ma, xa, ya = full(a)
-    mb, xb, yb = full(b)
-    area_a, area_b = int(ma.sum()), int(mb.sum())
-    x0, y0 = max(xa, xb), max(ya, yb)
-    x1 = min(xa + ma.shape[1], xb + mb.shape[1])
-    y1 = min(ya + ma.shape[0], yb + mb.shape[0])
-    inter = 0
-    if x1 > x0 and y1 > y0:
-        inter = int((ma[y0 - ya : y1 - ya, x0 - xa : x1 - xa] & mb[y0 - yb : y1 - yb, x0 - xb : x1 - xb]).sum())
-    union = area_a + area_b - inter
-    return inter / union if union else 0.0
+        full[y : y + h, x : x + w, i] = o.mask
+    if ignore is not None:
+        full[np.asarray(ignore, bool)] = 0
+    return mask_utils.encode(full)
 
 
-def match_image(dets: list[Obj], gts: list[Obj], ious: np.ndarray, iou_thr: float, area_rng, image_area: int):
-    """COCO's greedy matching of one image and class.
+def _cocoeval(images: list[dict], gt_anns: list[dict], dt_anns: list[dict], class_names) -> COCOeval:
+    """``COCOeval`` run (evaluate + accumulate) with our thresholds, size buckets and no detection cap."""
+    from pycocotools.coco import COCO  # lazy: pycocotools.coco imports urllib.request (~28 ms)
 
-    Returns ``(dt_matched, dt_ignored, num_gt, gt_matched)``: bool arrays over ``dets``,
-    the number of ground-truth objects inside ``area_rng`` and a bool array over ``gts``.
-
-    ``dets`` are sorted by decreasing confidence; ``ious`` is ``[len(dets), len(gts)]``.
-    """
-    lo, hi = area_rng
-    gt_ig = np.array([not (lo <= g.area / image_area <= hi) for g in gts], dtype=bool)
-    order = np.argsort(gt_ig, kind="mergesort")  # non-ignored ground truth first
-    gt_ig, ious = gt_ig[order], ious[:, order] if ious.size else ious
-    gt_matched = np.zeros(len(gts), dtype=bool)
-    dt_matched = np.zeros(len(dets), dtype=bool)
-    dt_ig = np.zeros(len(dets), dtype=bool)
-    for d in range(len(dets)):
-        best, m = min(iou_thr, 1 - 1e-10), -1
-        for g in range(len(gts)):
-            if gt_matched[g]:
-                continue
-            if m > -1 and not gt_ig[m] and gt_ig[g]:
-                break
-            if ious[d, g] < best:
-                continue
-            best, m = ious[d, g], g
-        if m == -1:
-            continue
-        dt_ig[d], dt_matched[d], gt_matched[m] = gt_ig[m], True, True
-    outside = np.array([not (lo <= o.area / image_area <= hi) for o in dets], dtype=bool)
-    dt_ig |= ~dt_matched & outside
-    gt_matched_orig = np.zeros(len(gts), dtype=bool)
-    gt_matched_orig[order] = gt_matched
-    return dt_matched, dt_ig, int((~gt_ig).sum()), gt_matched_orig
+    categories = [{"id": c, "name": n} for c, n in enumerate(class_names) if c]
+    gt, dt = COCO(), COCO()
+    gt.dataset = {"images": images, "categories": categories, "annotations": gt_anns}
+    dt.dataset = {"images": images, "categories": categories, "annotations": dt_anns}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        gt.createIndex()
+        dt.createIndex()
+        ev = COCOeval(gt, dt, "segm")
+        p = ev.params
+        p.imgIds, p.catIds = [im["id"] for im in images], list(range(1, len(class_names)))
+        p.iouThrs = IOU_THRESHOLDS  # COCO's own linspace has 0.8999999999999999 for 0.9
+        p.areaRng, p.areaRngLbl = [list(r) for r in SIZE_RANGES.values()], list(SIZE_RANGES)
+        p.maxDets = [sys.maxsize]
+        ev.evaluate()
+        ev.accumulate()
+    return ev
 
 
-def interpolated_ap(scores, matched, ignored, num_gt: int) -> tuple[float | None, float | None]:
-    """COCO's 101-point interpolated AP and final recall of detections pooled over images."""
-    if num_gt == 0:
-        return None, None
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-scores, kind="mergesort")
-    keep = ~np.asarray(ignored, dtype=bool)[order]
-    tp = np.asarray(matched, dtype=bool)[order][keep]
-    tps, fps = np.cumsum(tp), np.cumsum(~tp)
-    if tp.size == 0:
-        return 0.0, 0.0
-    recall = tps / num_gt
-    precision = tps / (tps + fps + np.spacing(1))
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    idx = np.searchsorted(recall, RECALL_POINTS, side="left")
-    q = np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0)
-    return float(q.mean()), float(recall[-1])
+def _counts(ev: COCOeval, k: int, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image of class index ``k`` and size bucket ``a``, at IoU 0.5: ground truth inside the
+    bucket, detections not ignored, and those matched among them (zeros where COCO skipped)."""
+    n = len(ev.params.imgIds)
+    out = np.zeros((3, n), np.int64)
+    for i, e in enumerate(ev.evalImgs[(k * len(SIZE_RANGES) + a) * n : (k * len(SIZE_RANGES) + a + 1) * n]):
+        if e is not None:
+            kept = ~e["dtIgnore"][0].astype(bool)
+            out[:, i] = (~e["gtIgnore"].astype(bool)).sum(), kept.sum(), ((e["dtMatches"][0] > 0) & kept).sum()
+    return out[0], out[1], out[2]
 
 
-@dataclass
-class _Record:
-    """One image and class at one IoU threshold and size bucket."""
+def _ap_row(ev: COCOeval, k: int) -> dict:
+    """AP, AP50, recall and counts of class index ``k`` (0 = first class after background)."""
+    precision, recall = ev.eval["precision"], ev.eval["recall"]  # [T, R, K, A, M], [T, K, A, M]
 
-    scores: list
-    matched: np.ndarray
-    ignored: np.ndarray
-    num_gt: int
+    def aps(a):
+        q = precision[:, :, k, a, -1]
+        if (q[0] < 0).all():
+            return None, None
+        per_thr = [float(np.ascontiguousarray(q[t]).mean()) for t in range(len(IOU_THRESHOLDS))]
+        return per_thr[0], float(np.mean(per_thr))
+
+    gt, det, tp = (int(v.sum()) for v in _counts(ev, k, 0))
+    ap50, ap = aps(0)
+    row = {"num_gt": gt, "num_det": det, "tp50": tp, "ap50": ap50}
+    row["recall50"] = None if recall[0, k, 0, -1] < 0 else float(recall[0, k, 0, -1])
+    row["precision50"] = tp / det if det else None
+    row["ap"] = ap
+    for a, size in enumerate(list(SIZE_RANGES)[1:], start=1):
+        ap50, ap = aps(a)
+        row[f"ap_{size}"], row[f"ap50_{size}"] = ap, ap50
+        row[f"num_gt_{size}"] = int(_counts(ev, k, a)[0].sum())
+    return row
 
 
 @dataclass
@@ -205,76 +200,39 @@ class ObjectEvaluator:
     """Accumulates images (:meth:`add`), then :meth:`results` gives the per-class table."""
 
     class_names: list
-    records: dict = field(default_factory=dict)  # (class, size, iou index) -> list[_Record]
     images: int = 0
     clean_images: int = 0
-    fp50: int = 0
-    fp50_clean: int = 0
     gt_sources: dict = field(default_factory=dict)
+    _images: list = field(default_factory=list, repr=False)  # COCO "images": id, height, width
+    _clean: list = field(default_factory=list, repr=False)  # per image: no ground-truth object
+    _gt: list = field(default_factory=list, repr=False)  # COCO annotations
+    _dt: list = field(default_factory=list, repr=False)  # COCO results
 
     def add(
         self, gts: list[Obj], dets: list[Obj], image_shape, ignore: np.ndarray | None = None, source: str = ""
-    ) -> dict:
-        """Match one image; returns ``{"matched_gt": [...], "missed_gt": [...], "false_dets": [...]}`` at IoU 0.5."""
-        image_area = int(image_shape[0]) * int(image_shape[1])
+    ) -> None:
+        """Add one image: its ground-truth and predicted objects, and the ignore pixels (bool, full image)."""
+        h, w = int(image_shape[0]), int(image_shape[1])
         self.images += 1
-        clean = not gts
-        self.clean_images += clean
+        self._images.append({"id": self.images, "height": h, "width": w})
+        self._clean.append(not gts)
+        self.clean_images += not gts
         if source:
             self.gt_sources[source] = self.gt_sources.get(source, 0) + 1
-        outcome = {"missed_gt": [], "false_dets": [], "matched_gt": []}
-        for c in range(1, len(self.class_names)):
-            g = [o for o in gts if o.class_index == c]
-            d = sorted((o for o in dets if o.class_index == c), key=lambda o: -o.confidence)
-            if not g and not d:
-                continue
-            ious = np.array([[mask_iou(a, b, ignore) for b in g] for a in d]).reshape(len(d), len(g))
-            for size, rng in SIZE_RANGES.items():
-                for t_i, thr in enumerate(IOU_THRESHOLDS):
-                    dm, di, n_gt, gm = match_image(d, g, ious, thr, rng, image_area)
-                    rec = _Record([o.confidence for o in d], dm, di, n_gt)
-                    self.records.setdefault((c, size, t_i), []).append(rec)
-                    if size == "all" and t_i == 0:
-                        false = [o for o, m in zip(d, dm) if not m]
-                        self.fp50 += len(false)
-                        self.fp50_clean += len(false) if clean else 0
-                        outcome["false_dets"] += false
-                        outcome["matched_gt"] += [o for o, m in zip(g, gm) if m]
-                        outcome["missed_gt"] += [o for o, m in zip(g, gm) if not m]
-        return outcome
-
-    def _ap(self, c: int, size: str, t_i: int):
-        recs = self.records.get((c, size, t_i), [])
-        scores = [s for r in recs for s in r.scores]
-        matched = np.concatenate([r.matched for r in recs]) if recs else np.zeros(0, bool)
-        ignored = np.concatenate([r.ignored for r in recs]) if recs else np.zeros(0, bool)
-        return interpolated_ap(scores, matched, ignored, sum(r.num_gt for r in recs)), matched, ignored
+        for objs, anns in ((gts, self._gt), (dets, self._dt)):
+            for o, rle in zip(objs, _rles(objs, h, w, ignore)):
+                ann = {"id": len(anns) + 1, "image_id": self.images, "category_id": o.class_index, "iscrowd": 0}
+                anns.append({**ann, "segmentation": rle, "area": o.area / (h * w), "score": o.confidence})
 
     def results(self) -> dict:
         """Per-class and mean object metrics (module docstring), JSON-ready."""
-        per_class = {}
-        for c in range(1, len(self.class_names)):
-            row = {}
-            (ap50, rec50), matched, ignored = self._ap(c, "all", 0)
-            num_gt = sum(r.num_gt for r in self.records.get((c, "all", 0), []))
-            num_det = int((~ignored).sum())
-            tp = int((matched & ~ignored).sum())
-            row.update(
-                num_gt=num_gt,
-                num_det=num_det,
-                tp50=tp,
-                ap50=ap50,
-                recall50=rec50,
-                precision50=(tp / num_det) if num_det else None,
-            )
-            aps = [self._ap(c, "all", t)[0][0] for t in range(len(IOU_THRESHOLDS))]
-            row["ap"] = None if aps[0] is None else float(np.mean(aps))
-            for size in ("small", "medium", "large"):
-                aps = [self._ap(c, size, t)[0][0] for t in range(len(IOU_THRESHOLDS))]
-                row[f"ap_{size}"] = None if aps[0] is None else float(np.mean(aps))
-                row[f"ap50_{size}"] = aps[0]
-                row[f"num_gt_{size}"] = sum(r.num_gt for r in self.records.get((c, size, 0), []))
-            per_class[self.class_names[c]] = row
+        ev = _cocoeval(self._images, self._gt, self._dt, self.class_names)
+        per_class = {name: _ap_row(ev, c - 1) for c, name in enumerate(self.class_names) if c}
+        clean = np.asarray(self._clean, bool)
+        false = np.zeros(self.images, np.int64)  # unmatched detections per image at IoU 0.5
+        for k in range(len(per_class)):
+            _gt, det, tp = _counts(ev, k, 0)
+            false += det - tp
 
         def mean(key):
             vals = [r[key] for r in per_class.values() if r[key] is not None]
@@ -289,8 +247,8 @@ class ObjectEvaluator:
             "map_large": mean("ap_large"),
             "images": self.images,
             "clean_images": self.clean_images,
-            "fp_per_image": self.fp50 / self.images if self.images else None,
-            "fp_per_clean_image": self.fp50_clean / self.clean_images if self.clean_images else None,
+            "fp_per_image": int(false.sum()) / self.images if self.images else None,
+            "fp_per_clean_image": int(false[clean].sum()) / self.clean_images if self.clean_images else None,
             "gt_source": self.gt_sources,
             "size_edges_fraction_of_image": list(SIZE_EDGES),
             "iou_thresholds": IOU_THRESHOLDS.tolist(),
