@@ -49,6 +49,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.cocoeval import COCOeval
 
+from xray_seg.conversion.voc import load_label_png
 from xray_seg.core.viz import IGNORE_LABEL
 
 REFERENCE_AREA = 640 * 480
@@ -109,8 +110,6 @@ def gt_objects(class_mask: np.ndarray, instance_mask: np.ndarray | None = None) 
 
 def load_gt_objects(voc_dir: str | Path, stem: str, class_mask: np.ndarray) -> tuple[list[Obj], str]:
     """Objects of ``stem``, and which source gave them: ``"SegmentationObject"`` or ``"connected components"``."""
-    from xray_seg.conversion.voc import load_label_png
-
     path = Path(voc_dir) / "SegmentationObject" / f"{stem}.png"
     if path.is_file():
         return gt_objects(class_mask, load_label_png(path)), "SegmentationObject"
