@@ -25,7 +25,7 @@ from xray_seg.inference.alarm_rule import decide, load_rule
 from xray_seg.inference.geometry import geometry_for
 from xray_seg.inference.loader import LoadedModel, load_for_inference, read_names_file
 from xray_seg.inference.prediction_files import expand_inputs, predict_images
-from xray_seg.inference.tta import predict_probabilities
+from xray_seg.inference.tta import check_image_array, predict_probabilities
 from xray_seg.inference.tta_options import tta_options
 
 
@@ -150,7 +150,7 @@ class Segmenter:
         if isinstance(image_or_path, (str, Path)):
             image = read_image_rgb(Path(image_or_path))
         else:
-            image = np.asarray(image_or_path)
+            image = check_image_array(image_or_path)
         options = tta_options(tta, window, stride)
         loaded = self._loaded
         probs = predict_probabilities(
