@@ -55,3 +55,15 @@ def test_tta_scale_over_the_pixel_limit_is_refused_before_any_work(monkeypatch):
     with pytest.raises(ConfigError) as info:
         predict_probabilities(model, np.zeros((1000, 1000, 3), np.uint8), scales=(1.0, 2.0), window=(64, 64))
     assert "--tta scale 2" in info.value.message and "1.0 M pixels" in info.value.message
+
+
+def test_cli_tta_scale_over_the_limit_is_one_line(tmp_path, refused, monkeypatch):
+    from PIL import Image
+    from test_hostile_predict import _save_model  # the one-layer stand-in model of that file
+
+    model = _save_model(tmp_path / "m")
+    Image.fromarray(RGB).save(tmp_path / "bag.png")
+    monkeypatch.setenv("XRAY_SEG_MAX_PIXELS", "100")
+    argv = ["predict", model, tmp_path / "bag.png", "--out", tmp_path / "out", "--tta", "scales=1,8"]
+    line = refused(argv, "--tta scale 8", "4x5 scan 32x40", "limit of 0.0 M pixels", untouched=[tmp_path / "bag.png"])
+    assert "--max-pixels" in line and not list((tmp_path / "out").glob("bag*"))
