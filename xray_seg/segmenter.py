@@ -139,7 +139,9 @@ class Segmenter:
 
         Args:
             image_or_path: the image, or the path of a PNG/JPEG/... file (decoded as the
-                converter does: 16-bit, alpha and grey handled).
+                converter does: 16-bit, alpha and grey handled). An array is checked by
+                :func:`~xray_seg.inference.tta.check_image_array`: 0..1 floats, 16-bit values,
+                NaN, empty or wrongly shaped arrays are refused with the fix (DatasetError).
             tta: None, a ``TTAOptions`` or a spec string such as ``"scales=0.75,1,1.25 flip"``.
             window: sliding-window tile (int, ``(h, w)`` or ``"512x1024"``) for large scans.
             stride: sliding-window step (default 2/3 of the window).
