@@ -46,3 +46,23 @@ def test_good_class_weights_files_pass(tmp_path):
     for content in ('{"class_weights": [0.5, 2, 1.25]}', '{"_background_": 0.5, "gun": 2}', "[1, 0, 3]"):
         (tmp_path / "w.json").write_text(content, encoding="utf-8")
         check_class_weights_file(tmp_path / "w.json")
+
+
+@pytest.mark.parametrize(("content", "text"), [("[1]", "1 class weights for"), ('{"nope": 1}', "class weights miss")])
+def test_class_weights_not_matching_the_classes_leave_no_run_folder(refused, tiny_voc, tmp_path, content, text):
+    weights = tmp_path / "weights.json"
+    weights.write_text(content, encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["train", tiny_voc, *TINY, "--set", f"loss.class_weights={weights}", "--run-dir", run]
+    refused(argv, str(weights), text, untouched=[tiny_voc, weights])
+    assert not run.exists()
+
+
+def test_a_good_class_weights_file_trains(cli, tiny_voc, tmp_path):
+    names = (tiny_voc / "class_names.txt").read_text(encoding="utf-8").split()
+    weights = tmp_path / "weights.json"
+    weights.write_text(str({"class_weights": [1.0] * len(names)}).replace("'", '"'), encoding="utf-8")
+    run = tmp_path / "run"
+    rc, line = cli(["train", tiny_voc, *TINY, "--set", f"loss.class_weights={weights}", "--run-dir", run])
+    assert rc == 0, line
+    assert (run / "config.yaml").is_file()
