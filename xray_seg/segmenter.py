@@ -25,7 +25,7 @@ from xray_seg.inference.alarm_rule import decide, load_rule
 from xray_seg.inference.geometry import geometry_for
 from xray_seg.inference.loader import LoadedModel, load_for_inference, read_names_file
 from xray_seg.inference.prediction_files import expand_inputs, predict_images
-from xray_seg.inference.tta import predict_probabilities
+from xray_seg.inference.tta import check_image_array, predict_probabilities
 from xray_seg.inference.tta_options import tta_options
 
 
@@ -139,7 +139,9 @@ class Segmenter:
 
         Args:
             image_or_path: the image, or the path of a PNG/JPEG/... file (decoded as the
-                converter does: 16-bit, alpha and grey handled).
+                converter does: 16-bit, alpha and grey handled). An array is checked by
+                :func:`~xray_seg.inference.tta.check_image_array`: 0..1 floats, 16-bit values,
+                NaN, empty or wrongly shaped arrays are refused with the fix (DatasetError).
             tta: None, a ``TTAOptions`` or a spec string such as ``"scales=0.75,1,1.25 flip"``.
             window: sliding-window tile (int, ``(h, w)`` or ``"512x1024"``) for large scans.
             stride: sliding-window step (default 2/3 of the window).
@@ -150,7 +152,7 @@ class Segmenter:
         if isinstance(image_or_path, (str, Path)):
             image = read_image_rgb(Path(image_or_path))
         else:
-            image = np.asarray(image_or_path)
+            image = check_image_array(image_or_path)
         options = tta_options(tta, window, stride)
         loaded = self._loaded
         probs = predict_probabilities(

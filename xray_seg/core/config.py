@@ -74,7 +74,8 @@ def parse_overrides(items: Iterable[str]) -> dict:
 def nest_overrides(pairs: Iterable[tuple[str, Any]]) -> dict:
     """Turn ``[("a.b", 1), ("a", {"c": 2})]`` (dotted keys, Python values) into ``{"a": {"b": 1, "c": 2}}``.
 
-    A mapping value merges key by key with what the same section already holds.
+    A mapping value merges key by key with what the same section already holds. A key set to
+    a value keeps it against dotted keys inside it, so that the merge refuses a section set to a value.
     """
     result: dict = {}
     for key, value in pairs:
@@ -82,11 +83,17 @@ def nest_overrides(pairs: Iterable[tuple[str, Any]]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        last = parts[-1]
-        if isinstance(value, dict) and isinstance(node.get(last), dict):
-            value = nest_overrides([*_flatten(node[last]), *_flatten(value)])
-        node[last] = value
+            if not isinstance(node, dict):
+                break  # a key set to a value keeps it: the merge refuses a section set to a value
+        else:
+            _set_override(node, parts[-1], value)
     return result
+
+
+def _set_override(node: dict, last: str, value) -> None:
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        value = nest_overrides([*_flatten(node[last]), *_flatten(value)])
+    node[last] = value
 
 
 def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
@@ -113,8 +120,9 @@ def _number(text: str, kind: type, key: str, source: str):
         ) from None
 
 
-def _merge(cls, base, updates: dict, source: str):
-    """Return a copy of dataclass ``base`` with ``updates`` applied, checking keys."""
+def _merge(cls, base, updates: dict, source: str, prefix: str = ""):
+    """Return a copy of dataclass ``base`` with ``updates`` applied, checking keys (``prefix``:
+    the dotted path of ``base`` for messages)."""
     types = _field_types(cls)
     changes = {}
     for key, value in updates.items():
@@ -125,8 +133,10 @@ def _merge(cls, base, updates: dict, source: str):
                 fix=f"use one of: {', '.join(sorted(types))}",
             )
         current = getattr(base, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            value = _merge(type(current), current, value, source)
+        if dataclasses.is_dataclass(current) and not isinstance(value, dict):
+            raise _section_error(current, f"{prefix}{key}", value, source)
+        if dataclasses.is_dataclass(current):
+            value = _merge(type(current), current, value, source, f"{prefix}{key}.")
         elif isinstance(current, dict) and isinstance(value, dict):
             value = {**current, **value}  # free-form mappings (model options) merge key by key
         elif isinstance(value, list) and isinstance(current, tuple):
@@ -142,6 +152,31 @@ def _merge(cls, base, updates: dict, source: str):
         return dataclasses.replace(base, **changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {cls.__name__} setting: {exc}", path=source, fix="correct the value") from None
+
+
+def _setting_text(value) -> str:
+    """``value`` as the YAML text of a ``--set key=value``."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def _section_error(section, key: str, value, source: str) -> ConfigError:
+    """A section (a dataclass) given a scalar or a list: name the key, and a fix that is a valid command."""
+    names = [f.name for f in dataclasses.fields(section)]
+    if "name" in names and isinstance(value, str):
+        example = f"{key}.name={value}"
+    else:
+        values = [(n, getattr(section, n)) for n in names]
+        shown = [(n, v) for n, v in values if v not in ("", None, (), [], {}) and not dataclasses.is_dataclass(v)]
+        name, current = (shown or values)[0]
+        example = f"{key}.{name}={_setting_text(current)}"
+    listed = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return ConfigError(
+        f"{key!r} is a section ({listed}), not a value: cannot set it to {_setting_text(value)[:40]}",
+        path=source,
+        fix=f"set one of its fields, e.g. --set {example}",
+    )
 
 
 def load_config(cls: type[T], preset: str | Path | None = None, overrides: Iterable[str] | dict = ()) -> T:

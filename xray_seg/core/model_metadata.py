@@ -27,11 +27,14 @@ from pathlib import Path
 
 import yaml
 
+from xray_seg.core.errors import ModelError
 from xray_seg.core.version import __version__
 from xray_seg.core.viz import voc_palette
 
 METADATA_ENTRY = "xray_seg.json"
 FORMAT_VERSION = 1
+MAX_METADATA_BYTES = 1 << 20
+"""Largest ``xray_seg.json`` entry read (its declared and its inflated size); real ones are a few KB."""
 
 
 def model_metadata(class_names, input_size, model_name: str) -> dict:
@@ -87,12 +90,48 @@ def write_model_metadata(path: str | Path, meta: dict) -> None:
 
 
 def read_model_metadata(path: str | Path) -> dict | None:
-    """The ``xray_seg.json`` entry of a ``.keras`` file, or None (no entry, not a zip, bad JSON)."""
+    """The ``xray_seg.json`` entry of a ``.keras`` file, or None (no entry, not a zip, bad JSON).
+
+    The entry is read only when its declared size is at most :data:`MAX_METADATA_BYTES`, and
+    never more than that (a lying header or a deflate bomb is cut off); an oversized entry or
+    non-string names are refused with one ModelError.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
-            if METADATA_ENTRY not in archive.namelist():
+            try:
+                info = archive.getinfo(METADATA_ENTRY)
+            except KeyError:
                 return None
-            data = json.loads(archive.read(METADATA_ENTRY).decode("utf-8"))
+            if info.file_size > MAX_METADATA_BYTES:
+                raise _metadata_error(path, f"declares {info.file_size} bytes")
+            with archive.open(info) as entry:
+                raw = entry.read(MAX_METADATA_BYTES + 1)
+            if len(raw) > MAX_METADATA_BYTES:
+                raise _metadata_error(path, "inflates past its declared size")
+            data = json.loads(raw.decode("utf-8"))
     except (OSError, zipfile.BadZipFile, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    names = data.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) and n for n in names)):
+        raise ModelError(
+            f"{METADATA_ENTRY}: class_names must be a list of non-empty strings, got {str(names)[:80]}",
+            path=path,
+            fix="re-save the model with xray-seg, or give a .keras file written by xray-seg",
+        )
+    if data.get("model_name") is not None and not isinstance(data["model_name"], str):
+        raise ModelError(
+            f"{METADATA_ENTRY}: model_name must be a string, got {str(data['model_name'])[:80]}",
+            path=path,
+            fix="re-save the model with xray-seg, or give a .keras file written by xray-seg",
+        )
+    return data
+
+
+def _metadata_error(path, what: str) -> ModelError:
+    return ModelError(
+        f"its {METADATA_ENTRY} entry {what}, over the bound of {MAX_METADATA_BYTES} bytes",
+        path=path,
+        fix="give a .keras file written by xray-seg (its metadata is a few KB)",
+    )

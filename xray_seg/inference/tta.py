@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from xray_seg.core.errors import ConfigError, ModelError
+from xray_seg.core.errors import ConfigError, DatasetError, ModelError
+from xray_seg.core.pixel_limit import MAX_PIXELS_ENV, check_pixels, max_pixels
 from xray_seg.inference.geometry import (
     DEFAULT_BLEND_SIGMA,
     DEFAULT_OVERLAP,
@@ -144,6 +145,49 @@ def _predict_at_size(model, image, *, window, stride, batch_size, pad_value, ble
     return tile_probabilities(model, image[None])[0]
 
 
+def check_image_array(image) -> np.ndarray:
+    """An API image array as ``[H, W, 3]`` float32 pixels in 0..255, or one DatasetError with the fix.
+
+    Grey ``[H, W]`` or ``[H, W, 1]`` is replicated to 3 channels, as the file reader does
+    (:mod:`xray_seg.core.images`). Refused: non-numeric dtypes, other shapes or channel
+    counts, empty images, NaN/inf, values outside 0..255 (16-bit data: scale to 8 bits as the
+    file reader does, ``v >> 8``), float images in 0..1 (multiply by 255), and images over
+    the pixel limit.
+    """
+    array = np.asarray(image)
+    where = f"image array {array.dtype} {tuple(array.shape)}"
+    fix_shape = "pass an [H, W, 3] (or grey [H, W]) array of 0..255 pixels, or an image file path"
+    if array.dtype.kind not in "uif":
+        raise DatasetError(f"{where}: pixels must be numbers, not {array.dtype}", fix=fix_shape)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        fix = "drop the alpha channel (image[..., :3])" if array.ndim == 3 and array.shape[-1] == 4 else fix_shape
+        raise DatasetError(f"{where}: expected [H, W, 3] or grey [H, W]", fix=fix)
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DatasetError(f"{where}: the image is empty", fix=fix_shape)
+    check_pixels(array.shape[0], array.shape[1], "image array")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DatasetError(
+            f"{where}: holds NaN or infinite pixels", fix="replace them (np.nan_to_num) before predicting"
+        )
+    low, high = float(array.min()), float(array.max())
+    if array.dtype.kind in "ui" and (high > 255 or low < 0):
+        raise DatasetError(
+            f"{where}: pixels span {low:g}..{high:g}, outside 0..255",
+            fix="scale 16-bit data to 8 bits ((image >> 8).astype(np.uint8), as the file reader does) or pass the file path",
+        )
+    if low < 0 or high > 255:
+        raise DatasetError(f"{where}: pixels span {low:g}..{high:g}, outside 0..255", fix="pass 0..255 pixels")
+    if array.dtype.kind == "f" and 0 < high <= 1.0:
+        raise DatasetError(
+            f"float image with max {high:g}: the model takes 0..255 pixels", fix="pass 0..255 pixels (multiply by 255)"
+        )
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return array.astype(np.float32)
+
+
 def _as_rgb_float(image) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim == 2:
@@ -230,7 +274,24 @@ def predict_probabilities(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
     tiling = dict(window=window, stride=stride, batch_size=batch_size, pad_value=pad_value, blend_sigma=blend_sigma)
+    check_scaled_pixels(image.shape[:2], scales, base_scale)
     return _average_variants(model, image, [float(s) * base_scale for s in scales], flip, tiling)
+
+
+def check_scaled_pixels(size, scales, base_scale: float = 1.0) -> None:
+    """ConfigError naming the TTA scale whose scaled scan ``round(H*s*g) x round(W*s*g)`` is over
+    the pixel limit (:mod:`xray_seg.core.pixel_limit`), before anything is resized."""
+    height, width = int(size[0]), int(size[1])
+    limit = max_pixels()
+    for scale in scales:
+        factor = float(scale) * base_scale
+        h, w = max(1, round(height * factor)), max(1, round(width * factor))
+        if h * w > limit:
+            raise ConfigError(
+                f"--tta scale {float(scale):g} makes this {height}x{width} scan {h}x{w} = {h * w / 1e6:.1f} M pixels, "
+                f"over the pixel limit of {limit / 1e6:.1f} M pixels",
+                fix=f"use smaller --tta scales, or raise the limit with --max-pixels N (or {MAX_PIXELS_ENV}=N)",
+            )
 
 
 def _average_variants(model, image, factors, flip: bool, tiling: dict) -> np.ndarray:

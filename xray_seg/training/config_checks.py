@@ -4,13 +4,18 @@ would change)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from pathlib import Path
 
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.errors import ConfigError
+from xray_seg.core.fileio import open_regular
 from xray_seg.core.pixel_limit import max_pixels
 from xray_seg.training.losses import LOSSES
+
+MAX_WEIGHTS_BYTES = 1 << 20  # a class-weights file is a few hundred bytes
 
 
 def _positive_int(value, key: str, problems: list[str], minimum: int = 1) -> None:
@@ -39,6 +44,35 @@ def _size(value, key: str, problems: list[str], *, allow_empty: bool = False) ->
         problems.append(
             f"{key}={value!r} must be a size [height, width] (or one number for a square) of positive integers"
         )
+
+
+def check_class_weights_file(path) -> None:
+    """One ConfigError naming ``path`` unless it holds class weights as ``xray-seg data-stats
+    --weights-out`` writes them: a list in label order, ``{"class_weights": [...]}`` /
+    ``{"weights": [...]}``, or a mapping from class name to weight; each weight a finite number >= 0.
+    Whether there is one weight per class is checked when the class names are read."""
+    fix = "re-run `xray-seg data-stats --weights-out FILE`, or set loss.class_weights=auto"
+    file = Path(str(path))
+    if not file.is_file():
+        raise ConfigError("class-weights file not found", path=file, fix=fix)
+    try:
+        with open_regular(file, "class-weights file") as f:
+            raw = f.read(MAX_WEIGHTS_BYTES + 1)
+        if len(raw) > MAX_WEIGHTS_BYTES:
+            raise ValueError(f"over {MAX_WEIGHTS_BYTES} bytes")
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read class weights ({exc})", path=file, fix=fix) from None
+    if isinstance(data, dict):
+        data = data.get("class_weights", data.get("weights", data))
+    values = list(data.values()) if isinstance(data, dict) else data
+    if not isinstance(values, list) or not values:
+        raise ConfigError(
+            f"class weights must be a list or a mapping of numbers, got {str(data)[:60]}", path=file, fix=fix
+        )
+    bad = [w for w in values if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
+    if bad:
+        raise ConfigError(f"class weights must be finite numbers >= 0, got {str(bad[:3])[:60]}", path=file, fix=fix)
 
 
 def validate_train_config(cfg) -> None:
@@ -76,6 +110,8 @@ def validate_train_config(cfg) -> None:
     _number(cfg.loss.ohem_thresh, "loss.ohem_thresh", problems, low=0, high=1, low_open=True)
     _positive_int(cfg.loss.ohem_min_kept, "loss.ohem_min_kept", problems, minimum=0)
     _number(cfg.loss.aux_weight, "loss.aux_weight", problems, low=0)
+    if cfg.loss.class_weights not in ("", "auto"):
+        check_class_weights_file(cfg.loss.class_weights)
     if problems:
         raise ConfigError(
             "invalid setting(s): " + "; ".join(problems),

@@ -225,6 +225,8 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, *, resume: bool, force: boo
         inputs = [cfg.data.voc_dir, cfg.loss.class_weights if cfg.loss.class_weights not in ("", "auto") else None]
         prepare_output_dir(run_dir, force=force, inputs=inputs, dry_run=True, resume_flag="--resume")
         check_training_data(cfg)
+        if inputs[1]:  # one weight per class of the dataset, checked before the folder exists
+            load_class_weights(inputs[1], read_class_names(cfg.data.voc_dir))
         prepare_output_dir(run_dir, force=force, inputs=inputs, owner="train", resume_flag="--resume")
     save_config(cfg, run_dir / "config.yaml")
     return state
