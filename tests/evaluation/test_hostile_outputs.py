@@ -47,3 +47,29 @@ def test_bench_out_naming_a_folder_is_refused(tmp_path, refused):
     folder.mkdir()
     (folder / "keep.txt").write_text("keep")
     refused(["bench", tmp_path / "run", scans, "--out", folder], "existing folder", untouched=(tmp_path,))
+
+
+# ----------------------------------------------------------------------------- --limit and split files
+
+
+def test_limit_below_one_is_refused(tmp_path, refused):
+    """`calibrate --limit 0` would write a "calibrated" rule from zero bags, `evaluate --limit 0`
+    a 0-image report: both refused before the model is loaded, nothing written."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best_model.keras").write_bytes(b"model")
+    for command in ("calibrate", "evaluate"):
+        for limit in ("0", "-3"):
+            refused([command, run, tmp_path / "voc", "--limit", limit], f"--limit {limit}", "Fix:", untouched=(run,))
+    assert sorted(p.name for p in run.iterdir()) == ["best_model.keras"]
+
+
+def test_a_stem_listed_twice_in_a_split_is_refused(tiny_voc, tmp_path, refused):
+    import shutil
+
+    voc = tmp_path / "voc"
+    shutil.copytree(tiny_voc, voc)
+    val = voc / "ImageSets" / "Segmentation" / "val.txt"
+    stems = val.read_text().split()
+    val.write_text("\n".join([*stems, stems[0], stems[0]]) + "\n")
+    refused(["data-stats", voc, "--split", "val"], "val.txt", stems[0], "Fix:", untouched=(voc,))
