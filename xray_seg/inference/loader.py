@@ -21,7 +21,6 @@ and model name). The run-folder layout is in ``docs/architecture.md``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from xray_seg.conversion.voc import read_class_names
 from xray_seg.core.errors import ModelError
 from xray_seg.core.model_metadata import read_model_metadata
 from xray_seg.core.viz import voc_palette
+from xray_seg.inference.export_file import read_export_json
 from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import import_custom_objects
 
@@ -117,7 +117,7 @@ def _keras_source(path: Path, kind: str, model_file: Path, run_dir: Path | None)
 
 def _savedmodel_source(path: Path, folder: Path) -> ModelSource:
     meta_file = folder / "export.json"
-    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    meta = read_export_json(meta_file) if meta_file.is_file() else {}
     return ModelSource(path, "savedmodel", folder, metadata=meta)
 
 
