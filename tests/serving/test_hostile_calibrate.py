@@ -120,3 +120,30 @@ def test_validation_accepts_a_whole_export_json(exported):
     _, export = exported
     for variant in VARIANTS:
         assert read_export_json(export / variant / "export.json")["class_names"]
+
+
+def test_export_force_keeps_the_old_export_whole_until_the_new_one_is_complete(
+    tiny_voc, tmp_path, monkeypatch, refused
+):
+    """A failed `export --force` leaves the old export byte-identical (it was deleted first before);
+    a finished one is swapped in whole, its manifest naming the final folder, nothing left beside."""
+    import xray_seg.serving.exporter as exporter
+    from xray_seg.conversion.voc import read_class_names
+    from xray_seg.core.errors import ModelError
+
+    run = make_run(tmp_path / "run", read_class_names(tiny_voc))
+    out = tmp_path / "export"
+    argv = ["export", run, "--out", out, "--format", "savedmodel", "--force"]
+    assert main([str(a) for a in argv[:-1]]) == 0
+
+    def broken(*args, **kwargs):
+        raise ModelError("verification failed (injected)", path=out, fix="none")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(exporter, "verify_savedmodel", broken)
+        refused(argv, "injected", untouched=(out,))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "run"]
+    assert main([str(a) for a in argv]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "run"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["savedmodel"]["path"] == str(out / "savedmodel")
