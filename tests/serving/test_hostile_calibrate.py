@@ -147,3 +147,14 @@ def test_export_force_keeps_the_old_export_whole_until_the_new_one_is_complete(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "run"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["savedmodel"]["path"] == str(out / "savedmodel")
+
+
+def test_a_savedmodel_left_aside_by_a_killed_calibrate_is_named_with_the_fix(exported, tiny_voc, tmp_path, refused):
+    _, export = exported
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    (copy / "savedmodel").rename(copy / ".savedmodel.before-calibration")
+    scan = next((tiny_voc / "JPEGImages").iterdir())
+    for model in (copy, copy / "savedmodel"):
+        argv = ["predict", model, scan, "--out", tmp_path / "pred"]
+        refused(argv, ".savedmodel.before-calibration", "mv ", "interrupted calibrate", untouched=(copy,))

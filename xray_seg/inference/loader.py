@@ -146,11 +146,27 @@ def resolve_source(path: str | Path, *, exportable: bool = False) -> ModelSource
         return _keras_source(path, "run", path / BEST_MODEL, path)
     if path.is_file() and path.suffix == ".keras":
         return _keras_source(path, "keras", path, None)
+    _refuse_interrupted(path)
     raise ModelError(
         "not a model",
         path=path,
         fix="give a run folder (with best_model.keras), a .keras file or an exported SavedModel folder",
     )
+
+
+def _refuse_interrupted(path: Path) -> None:
+    """An export whose SavedModel was left aside by an interrupted ``calibrate`` (before issue 28,
+    ``.savedmodel.before-calibration``; since, the old copy inside ``.savedmodel.old.*.tmp/``): say
+    where it is and the one command that puts it back."""
+    root = path.parent if path.name == "savedmodel" else path
+    aside = [root / ".savedmodel.before-calibration", *sorted(root.glob(".savedmodel.old.*.tmp/old"))]
+    for folder in aside:
+        if (folder / "saved_model.pb").is_file() and not (root / "savedmodel").exists():
+            raise ModelError(
+                f"an interrupted calibrate left this export's SavedModel at {folder}",
+                path=root,
+                fix=f"put it back with `mv '{folder}' '{root / 'savedmodel'}'`, then run calibrate again",
+            )
 
 
 def load_keras_model(model_file: Path):
