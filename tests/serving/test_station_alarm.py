@@ -97,5 +97,5 @@ def test_calibrate_refuses_what_it_cannot_do(station, tiny_voc, tmp_path, capsys
     meta_file.write_text(json.dumps(meta))
     before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
     assert main(["calibrate", str(copy), str(tiny_voc), "--split", "train"]) == 2
-    assert "calibrate the run folder instead" in capsys.readouterr().err
+    assert "is gone" in capsys.readouterr().err
     assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before  # nothing touched

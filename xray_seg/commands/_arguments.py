@@ -17,6 +17,15 @@ def add_model_and_split(parser, model_help: str, verb: str) -> None:
     parser.add_argument("--split", default="val", help=f"split to {verb} (default: val)")
 
 
+def check_limit(limit) -> None:
+    """``--limit N`` of ``evaluate`` and ``calibrate``: at least one image (0 would score or
+    calibrate on nothing and still write a report or a "calibrated" rule)."""
+    if limit is not None and limit < 1:
+        from xray_seg.core.errors import ConfigError
+
+        raise ConfigError(f"--limit {limit} leaves no image", fix="give --limit 1 or more, or leave it out for all")
+
+
 def add_bag_difficulty(parser, defaults, synth_defaults=None) -> None:
     """The four options that set how hard synthetic bags are (``SynthConfig`` fields):
     ``--threat-prob``, ``--clutter``, ``--hide-prob``, ``--small-threat-prob``. ``defaults``

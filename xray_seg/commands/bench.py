@@ -50,6 +50,7 @@ def _add_shared(parser) -> None:
     group.add_argument("--runs", type=int, help="timed runs (fps 30, models 10 (jax 20, both 5), train-step 5 blocks)")
     group.add_argument("--warmup", type=int, help="untimed warm-up runs (fps 5, models 2 (jax 3), train-step 3 steps)")
     group.add_argument("--out", help="also write the figures to this JSON file (station: bench_station.json)")
+    group.add_argument("--force", action="store_true", help="replace an existing --out file")
     group.add_argument("--model", help="the network of station and train-step (default cwf_deeplabv3plus)")
     group.add_argument("--width", type=float, help="model width (models, station 1.0; train-step 0.25)")
     group.add_argument("--size", type=int, help="square input size (models, pipeline 512; train-step 256)")
@@ -126,9 +127,26 @@ def _filled(args):
     return args
 
 
+def _check_out(args) -> None:
+    """Refuse an ``--out`` given on the command line before any work (docs/data_safety.md, Output files):
+    it may not be, contain or lie inside a model, an image or a dataset given here, and an existing
+    file is replaced only with ``--force``. The figures are then written atomically."""
+    if not args.out:
+        return
+    from xray_seg.core.fileio import prepare_output_file
+
+    inputs = [getattr(args, key, None) for key in ("model_path", "voc", "run", "export")]
+    if args.inputs:
+        from xray_seg.inference.prediction_files import expand_inputs
+
+        inputs += [*args.inputs, *expand_inputs(args.inputs)]
+    prepare_output_file(args.out, force=args.force, inputs=inputs, what="--out file")
+
+
 def run(args):
     from xray_seg.core.errors import ConfigError
 
+    _check_out(args)
     args = _filled(args)
     if args.suite == "fps":
         if not args.model_path or not args.inputs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xray_seg.commands._arguments import add_model_and_split
+from xray_seg.commands._arguments import add_model_and_split, check_limit
 
 NAME = "calibrate"
 HELP = "choose per-class alarm thresholds on validation data for a target false-alarm rate"
@@ -42,6 +42,7 @@ def run(args):
     from xray_seg.evaluation.calibration import summary_lines
     from xray_seg.serving.recalibrate import calibrate_model
 
+    check_limit(args.limit)
     if not 0.0 <= args.target_pfa < 1.0:
         raise ConfigError(f"--target-pfa {args.target_pfa} is not a fraction", fix="give e.g. --target-pfa 0.05")
     options = {name: getattr(args, name) for name in ("split", "target_pfa", "min_area", "closing", "limit")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xray_seg.commands._arguments import add_model_and_split
+from xray_seg.commands._arguments import add_model_and_split, check_limit
 
 NAME = "evaluate"
 HELP = "PA, mPA, per-class IoU and mIoU (paper 1) of a model on a VOC split"
@@ -49,6 +49,7 @@ def run(args):
     from xray_seg.evaluation.subsets import folder_name
     from xray_seg.inference.tta_options import tta_options
 
+    check_limit(args.limit)
     tta = tta_options(args.tta, window=args.window, stride=args.stride)
     out = args.out
     model = Path(args.model)

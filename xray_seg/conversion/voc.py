@@ -10,6 +10,7 @@ ignore, everywhere in the project.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,13 @@ def read_split(voc_dir: str | Path, split: str) -> list[str]:
     stems = read_lines(path)
     if not stems:
         raise DatasetError(f"split {split!r} is empty", path=path, fix="re-run `xray-seg convert` with more images")
+    repeated = sorted(stem for stem, n in Counter(stems).items() if n > 1)
+    if repeated:  # each would be counted once per listing in every metric
+        raise DatasetError(
+            f"split {split!r} lists {len(repeated)} stem(s) more than once: {', '.join(repeated[:5])}",
+            path=path,
+            fix="list each stem once (e.g. `sort -u`), or re-run `xray-seg convert`",
+        )
     return stems
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_seg.inference.export_file import read_export_json
+
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_AREA = 100
 DEFAULT_CLOSING = 2
@@ -75,8 +77,10 @@ def load_rule(model_path, class_names) -> AlarmRule:
     candidates = [path / "export.json", path / "savedmodel" / "export.json", path / ALARM_FILE]
     for file in candidates:
         if file.is_file():
-            data = json.loads(file.read_text(encoding="utf-8"))
-            data = data.get("alarm", data) if file.name == "export.json" else data
+            if file.name == "export.json":  # validated: NaN, short or unnamed thresholds are refused
+                data = read_export_json(file).get("alarm") or {}
+            else:
+                data = json.loads(file.read_text(encoding="utf-8"))
             if data and "thresholds" in data and list(data.get("class_names", class_names)) == list(class_names):
                 return AlarmRule.from_dict(data)
     return AlarmRule.default(class_names)

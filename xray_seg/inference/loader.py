@@ -21,7 +21,6 @@ and model name). The run-folder layout is in ``docs/architecture.md``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from xray_seg.conversion.voc import read_class_names
 from xray_seg.core.errors import ModelError
 from xray_seg.core.model_metadata import read_model_metadata
 from xray_seg.core.viz import voc_palette
+from xray_seg.inference.export_file import read_export_json
 from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import import_custom_objects
 
@@ -117,7 +117,7 @@ def _keras_source(path: Path, kind: str, model_file: Path, run_dir: Path | None)
 
 def _savedmodel_source(path: Path, folder: Path) -> ModelSource:
     meta_file = folder / "export.json"
-    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    meta = read_export_json(meta_file) if meta_file.is_file() else {}
     return ModelSource(path, "savedmodel", folder, metadata=meta)
 
 
@@ -146,11 +146,27 @@ def resolve_source(path: str | Path, *, exportable: bool = False) -> ModelSource
         return _keras_source(path, "run", path / BEST_MODEL, path)
     if path.is_file() and path.suffix == ".keras":
         return _keras_source(path, "keras", path, None)
+    _refuse_interrupted(path)
     raise ModelError(
         "not a model",
         path=path,
         fix="give a run folder (with best_model.keras), a .keras file or an exported SavedModel folder",
     )
+
+
+def _refuse_interrupted(path: Path) -> None:
+    """An export whose SavedModel was left aside by an interrupted ``calibrate`` (before issue 28,
+    ``.savedmodel.before-calibration``; since, the old copy inside ``.savedmodel.old.*.tmp/``): say
+    where it is and the one command that puts it back."""
+    root = path.parent if path.name == "savedmodel" else path
+    aside = [root / ".savedmodel.before-calibration", *sorted(root.glob(".savedmodel.old.*.tmp/old"))]
+    for folder in aside:
+        if (folder / "saved_model.pb").is_file() and not (root / "savedmodel").exists():
+            raise ModelError(
+                f"an interrupted calibrate left this export's SavedModel at {folder}",
+                path=root,
+                fix=f"put it back with `mv '{folder}' '{root / 'savedmodel'}'`, then run calibrate again",
+            )
 
 
 def load_keras_model(model_file: Path):

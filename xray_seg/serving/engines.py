@@ -40,6 +40,7 @@ import numpy as np
 
 from xray_seg.core.errors import ModelError, XraySegError
 from xray_seg.core.viz import voc_palette
+from xray_seg.inference.export_file import REEXPORT, export_source_file, read_export_json, validate_export_metadata
 from xray_seg.inference.geometry import ScanGeometry, geometry_for
 from xray_seg.inference.loader import LoadedModel, load_for_inference
 from xray_seg.inference.tta import predict_probabilities, softmax
@@ -176,12 +177,15 @@ def read_export(path) -> ExportInfo:
     candidates = [root / SAVEDMODEL_DIR / "export.json", root / OPTIMIZED_DIR / "export.json", root / "export.json"]
     for file in candidates:
         if file.is_file():
-            return ExportInfo(root, json.loads(file.read_text(encoding="utf-8")))
+            return ExportInfo(root, read_export_json(file))
     manifest = root / "manifest.json"
     if manifest.is_file():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        if isinstance(data.get("export"), dict):
-            return ExportInfo(root, data["export"])
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelError("manifest.json is not valid JSON", path=manifest, fix=REEXPORT) from None
+        if isinstance(data, dict) and isinstance(data.get("export"), dict):
+            return ExportInfo(root, validate_export_metadata(data["export"], manifest))
     if not path.exists():
         raise ModelError("not found", path=path, fix="give the folder written by `xray-seg export --out OUT`")
     raise ModelError(
@@ -430,14 +434,8 @@ def _keras_path(given: Path) -> Path:
     if given.suffix == ".keras" or (given / "best_model.keras").is_file():
         return given
     info = read_export(given)
-    source = info.metadata.get("source")
-    if source and Path(source).exists():
-        return Path(source)
-    raise EngineError(
-        f"the keras engine needs the .keras model this export came from ({source}), which is not here",
-        path=given,
-        fix="give the run folder or .keras file itself",
-    )
+    files = [info.root / SAVEDMODEL_DIR / "export.json", info.root / OPTIMIZED_DIR / "export.json"]
+    return export_source_file(info.metadata, next((f for f in files if f.is_file()), info.root / "manifest.json"))
 
 
 # ----------------------------------------------------------------------------- a scan of any size

@@ -4,6 +4,7 @@ and the arguments both SavedModels' signatures are built from."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -11,6 +12,7 @@ import tensorflow as tf
 from xray_seg.core.version import __version__
 from xray_seg.core.viz import voc_palette
 from xray_seg.inference.alarm_rule import load_rule
+from xray_seg.inference.export_file import file_sha256
 from xray_seg.serving.export_source import ExportSource
 
 ALARM_DOCS = {  # outputs of serving.alarm_graph.alarm_outputs
@@ -78,7 +80,8 @@ def build_metadata(source: ExportSource) -> dict:
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "xray_seg_version": __version__,
-        "source": str(source.model_file),
+        "source": str(Path(source.model_file).resolve()),
+        "source_sha256": file_sha256(source.model_file) if Path(source.model_file).is_file() else None,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "signatures": SIGNATURE_DOCS,
         "geometry": source.geometry.as_dict(),

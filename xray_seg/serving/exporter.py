@@ -33,6 +33,9 @@ int8 (:mod:`~xray_seg.serving.quantize`).
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +43,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from xray_seg.core.errors import ModelError
-from xray_seg.core.fileio import prepare_output_dir, write_json_atomic
+from xray_seg.core.fileio import prepare_output_dir, swap_into_place, write_json_atomic, write_marker
 from xray_seg.core.layouts import ExportLayout
 from xray_seg.inference.loader import model_folder
 from xray_seg.serving.export_metadata import build_metadata
@@ -89,7 +92,7 @@ def export_model(
     overlap = {"inputs": [class_names_file, voc], "may_lie_inside": [model_folder(model_path)]}
     prepare_output_dir(out_dir, force=force, dry_run=True, **overlap)  # before the (slow) model load
     source = load_source(model_path, class_names_file=class_names_file, input_size=input_size)
-    out_dir = prepare_output_dir(out_dir, force=force, owner="export", **overlap)
+    target, out_dir = out_dir, _staging(out_dir, force, overlap)
     metadata = build_metadata(source)
     result = ExportResult(out_dir, None, metadata)
     manifest = {"export": metadata, "formats": list(formats)}
@@ -100,10 +103,48 @@ def export_model(
         _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs)
         if any(f in INT8_PACKAGES for f in formats):
             _int8_step(source, out_dir, formats, result, manifest, bar, calibration, tflite_runs)
+    except BaseException:
+        if out_dir != target:  # the old export stays whole; the new half-made one goes
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         bar.close()
         result.manifest = manifest
-        write_json_atomic(ExportLayout(out_dir).manifest, manifest)
+        if out_dir.is_dir():
+            write_json_atomic(ExportLayout(out_dir).manifest, manifest)
+    return result if out_dir == target else _swap_in(result, out_dir, target)
+
+
+def _staging(out_dir: Path, force: bool, overlap: dict) -> Path:
+    """Where to write: ``out_dir`` itself when it is new; with ``--force`` over an existing export, a
+    hidden folder beside it, swapped in whole once complete, so a station reading the old export
+    meanwhile never meets a half-deleted or half-written one (docs/data_safety.md)."""
+    if not (out_dir.is_dir() and any(out_dir.iterdir())):
+        return prepare_output_dir(out_dir, force=force, owner="export", **overlap)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export.", suffix=".tmp", dir=out_dir.parent))
+    write_marker(staging, "export")
+    return staging
+
+
+def _swap_in(result: ExportResult, staging: Path, target: Path) -> ExportResult:
+    """Put the complete export ``staging`` at ``target``; the paths it records are rewritten to ``target``."""
+    old, new = str(staging), str(target)
+    for file in [ExportLayout(staging).manifest, *staging.glob("*/export.json")]:
+        text = file.read_text(encoding="utf-8")
+        if old in text:
+            write_json_atomic(file, json.loads(text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])))
+    swap_into_place(staging, target)
+
+    def moved(value):
+        return Path(str(value).replace(old, new, 1)) if value is not None else None
+
+    result.manifest = json.loads(json.dumps(result.manifest).replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]))
+    result.out_dir, result.savedmodel, result.onnx = target, moved(result.savedmodel), moved(result.onnx)
+    result.optimized, result.openvino = moved(result.optimized), moved(result.openvino)
+    for item in result.tflite:
+        item.path = str(moved(item.path)) if item.path else item.path
+    for item in result.int8:
+        item.file = str(moved(item.file)) if item.file else item.file
     return result
 
 

@@ -4,11 +4,14 @@ The thresholds are chosen by :func:`xray_seg.evaluation.calibration.choose_rule`
 
 - run folder or ``.keras`` file: ``alarm_thresholds.json`` beside the model; ``xray-seg
   export`` then carries it into ``export.json`` and the SavedModel graph;
-- exported SavedModel: into ``export.json`` (``"alarm"``) and ``manifest.json``, and the
-  SavedModel is rebuilt from the ``.keras`` file named in ``export.json`` ``"source"`` so
-  that its graph (``alarm`` outputs, ``model_info``) uses the new thresholds. The new
-  SavedModel is written beside the old one, which is removed only once the new one is in
-  place; if the source ``.keras`` is gone, calibrate the run folder and export again.
+- export (``OUT``, ``OUT/savedmodel`` or ``OUT/savedmodel_optimized``): into ``export.json``
+  (``"alarm"``) of every SavedModel variant and ``manifest.json``, each SavedModel rebuilt from
+  the ``.keras`` file named in ``export.json`` (``source``, checked against ``source_sha256``:
+  another model at that path is refused) so that its graph (``alarm`` outputs, ``model_info``)
+  uses the new thresholds. All variants are built in a hidden ``OUT/.calibrate.*.tmp`` folder
+  first, then each is swapped into place (``core.fileio.swap_into_place``), so a kill leaves
+  every variant whole (old or new). If the source is gone, calibrate the run folder and export
+  again. TFLite, ONNX and OpenVINO files carry no rule (the host applies ``export.json``'s).
 
 See docs/architecture.md, "calibration + export".
 """
@@ -16,53 +19,53 @@ See docs/architecture.md, "calibration + export".
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import tempfile
 from pathlib import Path
 
-from xray_seg.core.errors import ModelError
-from xray_seg.core.fileio import write_json_atomic
+from xray_seg.core.fileio import swap_into_place, write_json_atomic
 from xray_seg.evaluation.calibration import CalibrationResult, choose_rule, write_rule_file
 from xray_seg.inference.alarm_rule import AlarmRule
+from xray_seg.inference.export_file import export_source_file, read_export_json
 from xray_seg.serving.export_source import load_source
+from xray_seg.serving.optimize import write_optimized_savedmodel
 from xray_seg.serving.savedmodel import write_savedmodel
 
-
-def _savedmodel_dir(path: Path) -> Path | None:
-    for candidate in (path, path / "savedmodel"):
-        if (candidate / "saved_model.pb").is_file():
-            return candidate
-    return None
+VARIANTS = ("savedmodel", "savedmodel_optimized")  # every SavedModel of an export carries the rule in its graph
 
 
-def rebuild_savedmodel(savedmodel: Path, rule: AlarmRule) -> list[Path]:
-    """Write ``rule`` into an export's ``export.json`` / ``manifest.json`` and rebuild its graph (module docstring)."""
-    meta = json.loads((savedmodel / "export.json").read_text(encoding="utf-8"))
-    source_file = Path(meta.get("source", ""))
-    if not source_file.is_file():
-        raise ModelError(
-            "the .keras file this SavedModel was exported from is gone, so its graph cannot be rebuilt",
-            path=savedmodel / "export.json",
-            fix="calibrate the run folder instead, then `xray-seg export` it again",
-        )
+def _export_root(path: Path) -> Path | None:
+    """The export folder ``path`` names (``OUT``, ``OUT/savedmodel`` or ``OUT/savedmodel_optimized``), if any."""
+    root = path.parent if path.name in VARIANTS and (path / "saved_model.pb").is_file() else path
+    return root if any((root / v / "saved_model.pb").is_file() for v in VARIANTS) else None
+
+
+def _write_variant(variant: str, source, staging: Path, meta: dict) -> Path:
+    if variant == "savedmodel":
+        return write_savedmodel(source, staging, meta)
+    return write_optimized_savedmodel(source, staging, meta)[0]
+
+
+def rebuild_savedmodel(root: Path, rule: AlarmRule) -> list[Path]:
+    """Write ``rule`` into every SavedModel variant of the export ``root`` (and ``manifest.json``), each
+    rebuilt beside it from the digest-checked source and swapped into place (module docstring)."""
+    variants = [root / v for v in VARIANTS if (root / v / "saved_model.pb").is_file()]
+    meta_file = variants[0] / "export.json"
+    meta = read_export_json(meta_file)
+    source_file = export_source_file(meta, meta_file)
     is_run = source_file.name == "best_model.keras" and (source_file.parent / "class_names.txt").is_file()
     source = load_source(source_file.parent if is_run else source_file)
     source.alarm = rule.to_dict()
     meta["alarm"] = rule.to_dict()
-    out_dir = savedmodel.parent
-    old = out_dir / ".savedmodel.before-calibration"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(savedmodel, old)
+    staging = Path(tempfile.mkdtemp(prefix=".calibrate.", suffix=".tmp", dir=root))
     try:
-        new = write_savedmodel(source, out_dir, meta)
-    except BaseException:
-        os.replace(old, savedmodel)
-        raise
-    if new != savedmodel:
-        os.replace(new, savedmodel)
-    shutil.rmtree(old, ignore_errors=True)
-    written = [savedmodel / "export.json"]
-    manifest = out_dir / "manifest.json"
+        built = [_write_variant(folder.name, source, staging, meta) for folder in variants]
+        for new, folder in zip(built, variants, strict=True):
+            swap_into_place(new, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    written = [folder / "export.json" for folder in variants]
+    manifest = root / "manifest.json"
     if manifest.is_file():
         data = json.loads(manifest.read_text(encoding="utf-8"))
         data["export"] = meta
@@ -85,7 +88,7 @@ def calibrate_model(
         limit=limit,
         progress=progress,
     )
-    savedmodel = _savedmodel_dir(Path(model_path))
-    if savedmodel is not None:
-        return CalibrationResult(rule, rebuild_savedmodel(savedmodel, rule))
+    root = _export_root(Path(model_path))
+    if root is not None:
+        return CalibrationResult(rule, rebuild_savedmodel(root, rule))
     return CalibrationResult(rule, [write_rule_file(model_path, rule)])
