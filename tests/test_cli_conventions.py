@@ -51,3 +51,27 @@ def test_predict_on_a_missing_folder_is_refused_before_any_output(refused, tmp_p
     out = tmp_path / "pred"
     refused(["predict", tmp_path / "model.keras", tmp_path / "no_such_folder", "--out", out], "input not found")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["--set", "epochz=3"], "--set epochs=3"),
+        (["--set", "data.augment.rotat=false"], "--set data.augment.rotate=false"),
+        (["--set", "epochs"], "--set epochs=10"),
+    ],
+)
+def test_a_set_typo_is_refused_before_tensorflow_with_a_hint_that_works(refused, argv, hint):
+    import sys
+
+    had_tf = "tensorflow" in sys.modules
+    line = refused(["train", "data/voc", "--preset", "demo_cpu", *argv], hint)
+    assert had_tf or "tensorflow" not in sys.modules  # refused while the command line is read
+    fixed = hint.split("?")[0].split(" ")
+    args = parse(build_parser(), ["train", "data/voc", *fixed])
+    assert args.overrides == [fixed[1]], line
+
+
+def test_set_accepts_free_form_model_options():
+    args = parse(build_parser(), ["train", "--set", "model.options.width=0.5", "--set", "data.batch_size=2"])
+    assert args.overrides == ["model.options.width=0.5", "data.batch_size=2"]
