@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.max_pixels is not None:
             _set_max_pixels(args.max_pixels)
-        quiet_start()
+        quiet_start(debug=args.debug)
         return int(args._run(args) or 0)
     except XraySegError as exc:
         if args.debug:
