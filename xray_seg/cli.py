@@ -11,9 +11,11 @@ A :class:`~xray_seg.core.errors.XraySegError` is printed as one line and exits w
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import pkgutil
+import re
 import sys
 
 from xray_seg import __version__, commands
@@ -65,8 +67,51 @@ def _set_max_pixels(value: int) -> None:
     os.environ[MAX_PIXELS_ENV] = str(value)
 
 
+class UsageError(Exception):
+    """A command line argparse refuses: the parser it belongs to (its usage is shown) and one line."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+def did_you_mean(word: str, candidates) -> str:
+    """`` Did you mean 'X'?`` for the closest of ``candidates`` to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, [c for c in candidates if c], n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class Parser(argparse.ArgumentParser):
+    """No abbreviated options (``--engin`` is not ``--engine``); an error names the closest
+    command or option and is raised as :class:`UsageError`, so that ``main`` prints this
+    (sub)command's usage and one ``error:`` line and returns 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def option_strings(self) -> list[str]:
+        return [s for action in self._actions for s in action.option_strings]
+
+    def unknown(self, extras: list[str]) -> UsageError:
+        """The error for arguments nothing took, with a hint for the first option-like one."""
+        hint = ""
+        for extra in extras:
+            if extra.startswith("-"):
+                hint = did_you_mean(extra.split("=", 1)[0], self.option_strings())
+                break
+        return UsageError(self, f"unrecognized arguments: {' '.join(extras)}" + (f".{hint}" if hint else ""))
+
+    def error(self, message: str):
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            message += "." + did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        raise UsageError(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="xray-seg",
         description="Semantic segmentation of prohibited items in X-ray security images.",
     )
@@ -88,6 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The deepest (sub)command parser ``args`` went through (its usage fits an option typo)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
+            if name in action.choices:
+                return _chosen_parser(action.choices[name], args)
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv=None):
+    """``parser.parse_args``, but arguments nothing took are refused by the subcommand they follow."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        raise _chosen_parser(parser, args).unknown(extras)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped, never crash
         if hasattr(stream, "reconfigure"):
@@ -96,14 +159,19 @@ def main(argv: list[str] | None = None) -> int:
             except (ValueError, OSError):
                 pass
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse(parser, argv)
+    except UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        print(f"error: {exc.parser.prog}: {exc.message}", file=sys.stderr)
+        return 2
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     try:
         if args.max_pixels is not None:
             _set_max_pixels(args.max_pixels)
-        quiet_start()
+        quiet_start(debug=args.debug)
         return int(args._run(args) or 0)
     except XraySegError as exc:
         if args.debug:

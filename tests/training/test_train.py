@@ -37,7 +37,7 @@ def weights_of(path):
 
 def history_val_miou(run) -> list[float]:
     with open(run / "history.csv", newline="") as f:
-        return [float(row["val_miou"]) for row in csv.DictReader(f)]
+        return [float(row["val_miou"] or "nan") for row in csv.DictReader(f)]  # blank: no validation
 
 
 def val_class_pixels(voc, num_classes: int) -> list[int]:

@@ -5,8 +5,41 @@ from __future__ import annotations
 
 
 def add_overrides(parser, help_text: str = "override a config setting (repeatable), e.g. --set epochs=2") -> None:
-    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``, applied over the preset."""
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``, applied over the preset; each key is
+    checked against :class:`~xray_seg.training.config.TrainConfig` while the command line is read,
+    before TensorFlow loads (:func:`check_override`)."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text, type=check_override
+    )
+
+
+def check_override(item: str) -> str:
+    """``item`` if it is ``key=value`` with a ``key`` of ``TrainConfig`` (dotted into its sections),
+    else an ``argparse.ArgumentTypeError`` naming the closest key, as a ``--set`` that works."""
+    import argparse
+    import dataclasses
+    import difflib
+
+    from xray_seg.training.config import TrainConfig
+
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE; write e.g. --set epochs=10")
+    node, done = TrainConfig(), []
+    for part in key.strip().split("."):
+        if not dataclasses.is_dataclass(node):
+            break  # a free-form mapping (model.options): any key
+        names = [f.name for f in dataclasses.fields(node)]
+        if part not in names:
+            where = ".".join(done) or "TrainConfig"
+            close = difflib.get_close_matches(part, names, n=1)
+            fix = f"did you mean --set {'.'.join([*done, close[0]])}={value}?" if close else ""
+            raise argparse.ArgumentTypeError(
+                f"unknown setting {key!r} ({where} has: {', '.join(names)}){'; ' + fix if fix else ''}"
+            )
+        node = getattr(node, part)
+        done.append(part)
+    return item
 
 
 def add_model_and_split(parser, model_help: str, verb: str) -> None:

@@ -38,9 +38,11 @@ def add_arguments(parser):
 
 def run(args):
     from xray_seg import Segmenter
+    from xray_seg.inference.prediction_files import expand_inputs
     from xray_seg.inference.tta_options import tta_options
 
     tta = tta_options(args.tta, window=args.window)  # a bad --tta or --window fails before the model loads
+    expand_inputs(args.inputs)  # so does a missing input, before any output folder is made
     report = Segmenter.load(args.model, engine=args.engine, variant=args.variant).predict_files(
         args.inputs, args.out, min_area=args.min_area, tta=tta, force=args.force
     )

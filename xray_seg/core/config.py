@@ -61,7 +61,7 @@ def parse_overrides(items: Iterable[str]) -> dict:
     pairs = []
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value", fix="write e.g. --set train.epochs=10")
+            raise ConfigError(f"override {item!r} is not key=value", fix="write e.g. --set epochs=10")
         key, _, raw = item.partition("=")
         try:
             value = yaml.safe_load(raw)

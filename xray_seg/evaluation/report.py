@@ -315,7 +315,10 @@ def training_curves_figure(history_csv: str | Path):
     columns = read_history_csv(history_csv)
     epochs = columns.pop("epoch", None)
     n = len(next(iter(columns.values())))
-    x = epochs + 1 if epochs is not None else np.arange(1, n + 1, dtype=np.float64)
+    if epochs is None:
+        x = np.arange(1, n + 1, dtype=np.float64)
+    else:  # epochs count from 1 (from 0 in histories written before issue 29)
+        x = epochs + 1 if epochs.size and epochs[0] == 0 else epochs
     panels = _training_panels(columns)
     big = [t for t in ("loss", "metrics") if panels[t]]
     small = [t for t in ("learning rate", "throughput") if panels[t]]

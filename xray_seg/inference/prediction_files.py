@@ -44,7 +44,8 @@ from xray_seg.inference.tta_options import TTAOptions
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths, in order."""
+    """Files, folders (their images, sorted) and glob patterns -> image paths, in order; a file or
+    folder that does not exist is refused (:class:`DatasetError`)."""
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -52,6 +53,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             paths += sorted(q for q in p.iterdir() if q.suffix.lower() in SCAN_IMAGE_SUFFIXES)
         elif any(ch in item for ch in "*?["):
             paths += sorted(Path(q) for q in glob.glob(item, recursive=True))
+        elif not p.exists() and not p.is_symlink():  # refused before any output folder is made
+            raise DatasetError("input not found", path=item, fix="check the path of the image file or folder")
         else:
             paths.append(p)
     if not paths:

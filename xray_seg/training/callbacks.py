@@ -1,12 +1,16 @@
 """Keras callbacks of the trainer: validation by confusion matrix, checkpoints, NaN stop.
 
-The validation callback must run before CSVLogger, TensorBoard and the checkpoint
-callback in the list: it adds ``val_miou``, ``val_mpa``, ``val_pa``, per-class
-``val_iou_<name>`` and ``lr`` to the epoch logs that those callbacks then record.
+The validation callback must run before the checkpoint, history.csv and TensorBoard
+callbacks in the list: it adds ``lr`` and, on the epochs that validate, ``val_miou``,
+``val_mpa``, ``val_pa`` and per-class ``val_iou_<name>`` to the epoch logs that those
+callbacks then record. Epochs are numbered from 1 in the console, ``history.csv`` and
+TensorBoard; an epoch that does not validate has no ``val_*`` value anywhere (blank cells
+in ``history.csv``).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import time
@@ -72,10 +76,7 @@ class ValidationCallback(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
-            # Same columns every epoch (CSVLogger fixes its header at the first epoch).
-            for key in ["val_miou", "val_mpa", "val_pa"] + [f"val_iou_{n}" for n in self.class_names]:
-                logs[key] = float("nan")
-            return
+            return  # no val_* keys: nothing to print, blank cells in history.csv (HistoryCSV)
         scores, samples = self.evaluate()
         self.last_scores = scores
         logs["val_miou"] = scores["miou"]
@@ -91,8 +92,55 @@ class ValidationCallback(keras.callbacks.Callback):
 
         grid = np.stack([overlay(np.clip(img, 0, 255).astype(np.uint8), pred) for img, pred in samples])
         with self.writer.as_default():
-            tf.summary.image("predictions", grid, step=epoch, max_outputs=len(samples))
+            tf.summary.image("predictions", grid, step=epoch + 1, max_outputs=len(samples))
         self.writer.flush()
+
+    def val_keys(self) -> list[str]:
+        """The log keys an epoch that validates adds."""
+        return ["val_miou", "val_mpa", "val_pa"] + [f"val_iou_{n}" for n in self.class_names]
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """``history.csv``: a row per epoch, numbered from 1, with the columns Keras' ``CSVLogger``
+    wrote (``epoch`` then the sorted log keys) plus ``val_keys`` from the first row on; a key an
+    epoch has no value for (validation on an epoch that does not validate) is a blank cell.
+    ``append`` continues the file of a resumed run with its own header."""
+
+    def __init__(self, path, val_keys, *, append=False):
+        super().__init__()
+        self.path, self.val_keys, self.append = Path(path), list(val_keys), append
+        self.columns = None
+
+    def on_train_begin(self, logs=None):
+        self.columns = None
+        if self.append and self.path.is_file() and self.path.stat().st_size:
+            with self.path.open(newline="") as fh:
+                self.columns = next(csv.reader(fh), None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.columns is None:
+            self.columns = ["epoch", *sorted(set(logs) | set(self.val_keys))]
+            with self.path.open("w", newline="") as fh:
+                csv.writer(fh).writerow(self.columns)
+        row = {**{k: _cell(v) for k, v in logs.items()}, "epoch": epoch + 1}
+        with self.path.open("a", newline="") as fh:
+            csv.writer(fh).writerow([row.get(k, "") for k in self.columns])
+
+
+def _cell(value):
+    try:
+        return float(np.asarray(value).item()) if np.ndim(value) == 0 else value
+    except (TypeError, ValueError):
+        return value
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard with epochs from 1, as the console and ``history.csv`` count them, and one
+    learning-rate tag (Keras' own ``epoch_learning_rate``; our ``lr`` log key is left out)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, {k: v for k, v in (logs or {}).items() if k != "lr"})
 
 
 class NanGuard(keras.callbacks.Callback):

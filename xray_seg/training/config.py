@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from xray_seg.core.config import load_config, nest_overrides
-from xray_seg.pipeline.augment import AugmentConfig
+from xray_seg.pipeline.augment_config import AugmentConfig
 
 
 @dataclass

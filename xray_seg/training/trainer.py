@@ -54,7 +54,9 @@ from xray_seg.models.registry import build_model
 from xray_seg.pipeline.checks import check_training_data
 from xray_seg.pipeline.dataset import dataset_error_from, make_eval_dataset, make_train_dataset, split_size
 from xray_seg.training.callbacks import (
+    EpochTensorBoard,
     EpochTimer,
+    HistoryCSV,
     NanGuard,
     RunCheckpoint,
     TrainingError,
@@ -379,8 +381,8 @@ def build_callbacks(run_dir: Path, validation, inference_model, plan: BatchPlan,
         EpochTimer(plan.steps * plan.global_batch),
         validation,
         checkpoint,
-        keras.callbacks.CSVLogger(str(RunLayout(run_dir).history_csv), append=resume),
-        keras.callbacks.TensorBoard(log_dir=str(RunLayout(run_dir).logs_dir), write_graph=False),
+        HistoryCSV(RunLayout(run_dir).history_csv, validation.val_keys(), append=resume),
+        EpochTensorBoard(log_dir=str(RunLayout(run_dir).logs_dir), write_graph=False),
     ]
     return nan_guard, callbacks
 
