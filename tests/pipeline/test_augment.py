@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from xray_seg.pipeline.augment import AugmentConfig, augment_pair
@@ -66,7 +66,9 @@ def test_image_colour_and_mask_label_agree(height, width, crop, boxes, scale, hf
     assert out_mask.shape == crop and out_mask.dtype == np.uint8
     assert set(np.unique(out_mask)) <= set(np.unique(label)) | {255}
     inside = _interior(out_mask, radius=3)
-    assert inside.any()
+    # A small scale plus a rotation can leave no 7x7 window of one label (all edges and air):
+    # nothing to compare, so Hypothesis draws another example instead of a vacuous pass.
+    assume(inside.any())
     expected = COLOURS[out_mask[inside]]
     np.testing.assert_allclose(out_image[inside], expected, atol=0.5)
 
