@@ -52,8 +52,8 @@ def test_pidray_aspect_mix():
 
 
 def test_bad_sizes_are_refused(capsys):
-    with pytest.raises(SystemExit):
-        main(["synth", "/tmp/never", "--size", "12x34x5"])
+    assert main(["synth", "/tmp/never", "--size", "12x34x5"]) == 2
+    assert "bad size '12x34x5'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="width"):
         SynthConfig(size=64, width=10).validate()
     with pytest.raises(ConfigError, match="square"):

@@ -49,6 +49,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
+        if "\0" in str(item):
+            raise DatasetError("the input path contains a NUL byte", path=repr(str(item)), fix="rename the file")
         if p.is_dir():
             paths += sorted(q for q in p.iterdir() if q.suffix.lower() in SCAN_IMAGE_SUFFIXES)
         elif any(ch in item for ch in "*?["):
