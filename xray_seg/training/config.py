@@ -83,7 +83,7 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0 = one pass over the training split
     seed: int = 0
     deterministic: bool = False
-    mixed_precision: str = ""  # "" | mixed_float16 (GPU) | mixed_bfloat16 (CPU)
+    mixed_precision: str = ""  # "" | mixed_float16 (GPU) | mixed_bfloat16 (CPUs with AMX; slower without)
     jit_compile: bool = False
     sync_bn: bool = False
     val_every: int = 1

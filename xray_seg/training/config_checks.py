@@ -1,6 +1,6 @@
 """Training settings checked in one place, before any work: :func:`validate_train_config`
-(every invalid setting in one ConfigError) and :func:`resume_changes` (what a ``--resume``
-would change)."""
+(every invalid setting in one ConfigError), :func:`resume_changes` (what a ``--resume``
+would change) and :func:`cpu_speed_warnings` (settings measured to slow a CPU down)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,26 @@ def resume_changes(saved, requested) -> list[str]:
         if old != new:
             changes.append(f"{key}: {old!r} -> {new!r}")
     return changes
+
+
+def cpu_speed_warnings(cfg, cpu: dict) -> list[str]:
+    """One line per setting that was measured to make CPU training slower, for a run with no GPU.
+
+    ``cpu`` is :func:`xray_seg.evaluation.timing.cpu_description`. Measured in one run on an AMD
+    EPYC with AVX-512 and AVX512-BF16 (no AMX), CWF-DeepLabv3+ at width 0.25, 256 px, batch 8:
+    ``jit_compile`` took 15.4 s a step against 0.92 s (17x slower) and ``mixed_bfloat16`` 1.7x
+    longer. On a Xeon with AMX, bfloat16 was about 5 % faster (docs/benchmarks.md), so the
+    bfloat16 line is given only where ``amx_tile`` is missing. Each line says how to measure.
+    """
+    measure = "measure it here first: `xray-seg bench --suite train-step`"
+    warnings = []
+    if cfg.jit_compile:
+        warnings.append(
+            f"warning: jit_compile=true made a CPU training step 17x slower on an AVX-512 EPYC; {measure}, "
+            "or drop --jit-compile"
+        )
+    if cfg.mixed_precision == "mixed_bfloat16" and "amx_tile" not in cpu.get("vector", []):
+        warnings.append(
+            f"warning: mixed_bfloat16 made a training step 1.7x slower on a CPU without AMX, as this one is; {measure}"
+        )
+    return warnings

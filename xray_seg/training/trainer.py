@@ -48,6 +48,7 @@ from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import has_marker, prepare_output_dir, sweep_temp_files, write_text_atomic
 from xray_seg.core.layouts import RunLayout
 from xray_seg.evaluation.report import plot_training_curves
+from xray_seg.evaluation.timing import cpu_description
 from xray_seg.inference.geometry import ScanGeometry
 from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import build_model
@@ -65,7 +66,7 @@ from xray_seg.training.callbacks import (
     read_state,
 )
 from xray_seg.training.config import TrainConfig
-from xray_seg.training.config_checks import resume_changes, validate_train_config
+from xray_seg.training.config_checks import cpu_speed_warnings, resume_changes, validate_train_config
 from xray_seg.training.distribute import enable_sync_batchnorm, make_strategy, prepare_fit_for_strategy
 from xray_seg.training.losses import aux_loss_weights, loss_from_config
 from xray_seg.training.optim import WarmupPoly, build_optimizer
@@ -399,6 +400,9 @@ def print_plan(cfg: TrainConfig, plan: BatchPlan, state: dict, run_dir: Path) ->
         print(
             f"training on {crop[0]}x{crop[1]} crops of images fitted to {height}x{width}; validating at {height}x{width}"
         )
+    if not tf.config.list_logical_devices("GPU"):
+        for line in cpu_speed_warnings(cfg, cpu_description()):
+            print(line)
 
 
 def fit_with_recovery(
