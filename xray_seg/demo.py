@@ -133,23 +133,27 @@ def _step(title: str):
 
 
 def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
-    """A grid of converted images beside their palette masks, to check the conversion by eye."""
+    """A grid of converted images beside their class maps and outlined overlays, to check the
+    conversion by eye; the legend lists the classes drawn."""
     from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
     from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.core.viz import colorize, overlay, save_grid
+    from xray_seg.core.viz import colorize, overlay, present_classes, save_grid
 
     layout = VocLayout(voc_dir)
-    rows = []
-    for stem in read_split(voc_dir, "train")[:count]:
+    rows, masks, stems = [], [], read_split(voc_dir, "train")[:count]
+    for stem in stems:
         image = read_image_rgb(layout.image_path(stem))
         mask = load_label_png(layout.mask_path(stem))
         rows.append([image, colorize(mask), overlay(image, mask)])
+        masks.append(mask)
     return save_grid(
         path,
         rows,
-        col_titles=["image", "SegmentationClass", "overlay"],
+        col_titles=["image", "SegmentationClass (class map)", "overlay"],
+        row_titles=stems,
         class_names=read_class_names(voc_dir),
+        legend=present_classes(*masks),
         title="converted VOC samples",
     )
 

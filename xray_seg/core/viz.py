@@ -37,8 +37,7 @@ _DISPLAY_COLOURS = (
     (255, 60, 60),  # red
     (255, 150, 230),  # pink
     (190, 255, 120),  # light green
-    (170, 120, 255),  # lavender
-    (255, 255, 255),  # white
+    (255, 255, 255),  # white (its black casing shows it on air)
     (120, 255, 200),  # aquamarine
 )
 IGNORE_COLOUR = (224, 224, 192)  # the VOC palette's 255: beige, as labelme shows ignore
@@ -162,7 +161,7 @@ def _legend_handles(class_names, legend):
     from matplotlib.patches import Patch
 
     palette = display_palette(max(len(class_names), 1)) / 255.0
-    shown = range(1, len(class_names)) if legend is None else legend
+    shown = range(1, len(class_names)) if legend is None else [i for i in legend if 0 < i < len(class_names)]
     return [Patch(facecolor=palette[i], edgecolor="black", label=f"{i}: {class_names[i]}") for i in shown]
 
 
@@ -185,12 +184,9 @@ def grid_figure(
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(
-        n_rows,
-        n_cols,
-        figsize=(cell_inches * n_cols, cell_inches * n_rows + (0.6 if class_names else 0)),
-        squeeze=False,
-    )
+    legend_inches = 0.5 if class_names else 0.0
+    height = cell_inches * n_rows + legend_inches
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_inches * n_cols, height), squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -211,5 +207,5 @@ def grid_figure(
             fig.text(0.5, 0.01, "no class drawn", ha="center", va="bottom", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.06 if class_names else 0, 1, 1))
+    fig.tight_layout(rect=(0, legend_inches / height, 1, 1))  # the legend's strip: the same inches at every size
     return fig

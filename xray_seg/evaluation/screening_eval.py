@@ -170,7 +170,7 @@ def roc_figure(curves: dict, *, title: str = "", operating: dict | None = None):
     if operating is not None and ax.lines:
         ax.plot(
             [max(operating["pfa"], ROC_PFA_MIN)], [operating["pd"]], marker="*", ms=16, ls="none",
-            color="#e6007e", markeredgecolor="black", zorder=5, label=operating["label"],
+            color="#e6007e", markeredgecolor="black", zorder=5, clip_on=False, label=operating["label"],
         )  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlim(ROC_PFA_MIN, 1.0)
