@@ -154,7 +154,7 @@ def _confusion_section(pixel_scores, class_names, confusion_png) -> list[str]:
     return parts
 
 
-def _gt_source(source) -> str:
+def gt_source_text(source) -> str:
     """``{"SegmentationObject": 8}`` -> ``"SegmentationObject (8 images)"``."""
     if isinstance(source, dict):
         return ", ".join(f"{k} ({v} image{'s' if v != 1 else ''})" for k, v in source.items()) or "no images"
@@ -174,7 +174,7 @@ def _object_section(objs) -> list[str]:
         ),
         f"<p>mAP50 {_pct(objs['map50'])}, mAP {_pct(objs['map'])}; false objects per image "
         f"{objs['fp_per_image'] or 0:.2f}, per clean bag {'n/a' if fp_clean is None else f'{fp_clean:.2f}'}. "
-        f"Ground truth from: {html.escape(_gt_source(objs['gt_source']))}.</p>",
+        f"Ground truth from: {html.escape(gt_source_text(objs['gt_source']))}.</p>",
     ]
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from xray_seg.core.fileio import write_json_atomic
 from xray_seg.core.viz import IGNORE_LABEL
 from xray_seg.evaluation.alarms import rule_provenance, screening_report
-from xray_seg.evaluation.html_report import write_html_report
+from xray_seg.evaluation.html_report import gt_source_text, write_html_report
 from xray_seg.evaluation.objects import ObjectEvaluator, items_to_objects, load_gt_objects
 from xray_seg.evaluation.report import _pyplot, _save_figure
 from xray_seg.inference.alarm_rule import AlarmRule, decide
@@ -180,7 +180,7 @@ def roc_figure(curves: dict, *, title: str = "", operating: dict | None = None):
     ax.set_ylabel("PD (fraction of threat bags that alarm)")
     ax.set_title(title or "ROC: PD vs PFA")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)  # never over a curve
     else:
         ax.text(0.5, 0.5, "no threat-free bags: PFA cannot be estimated", ha="center", va="center", fontsize=9,
                 transform=ax.transAxes)  # fmt: skip
@@ -211,7 +211,7 @@ def format_screening(summary: dict, *, dataset=None, split=None) -> str:
     fp = objs["fp_per_clean_image"]
     lines.append(
         f"mAP50 {f(objs['map50'])}  mAP {f(objs['map'])}  FP objects/image {objs['fp_per_image'] or 0:.2f}"
-        f"  on clean bags {fp if fp is None else round(fp, 2)}  (GT from {objs['gt_source']})"
+        f"  on clean bags {'n/a' if fp is None else round(fp, 2)}  (GT from {gt_source_text(objs['gt_source'])})"
     )
     bags = summary["at_thresholds"]
     rule = summary["rule"]
