@@ -5,10 +5,11 @@ Steps, each timed and printed:
 1. synthesise a Labelme dataset of dual-energy X-ray bags (:mod:`xray_seg.synthesis.scene`);
 2. convert it to VOC (:mod:`xray_seg.conversion.convert`) and draw a few converted samples;
 3. train CWF-DeepLabv3+ with the ``demo_cpu`` preset (:mod:`xray_seg.training.trainer`);
-4. evaluate on val with paper 1's metrics and the screening figures, PD at PFA 5 %
-   (:mod:`xray_seg.evaluation.evaluator`);
-5. calibrate the alarm thresholds on val for PFA 5 % when val has threat-free bags
-   (:mod:`xray_seg.evaluation.calibration`), then export the SavedModel for stations
+4. calibrate the alarm thresholds on val for PFA 5 % when val has threat-free bags
+   (:mod:`xray_seg.evaluation.calibration`);
+5. evaluate on val with paper 1's metrics and the screening figures, PD at PFA 5 %
+   (:mod:`xray_seg.evaluation.evaluator`), the bags at the calibrated rule, so ``report.html``
+   shows the thresholds the export carries; then export the SavedModel for stations
    (:mod:`xray_seg.serving.exporter`);
 6. predict a few val images from the exported SavedModel (:mod:`xray_seg.inference.prediction_files`).
 
@@ -25,6 +26,10 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+NO_CLEAN_VAL = (
+    "val has no threat-free bags (give --clean-val-bags N or --threat-prob below 1), so PFA cannot be estimated"
+)
 
 
 @dataclass
@@ -128,23 +133,27 @@ def _step(title: str):
 
 
 def preview_converted(voc_dir: Path, path: Path, count: int = 6) -> Path:
-    """A grid of converted images beside their palette masks, to check the conversion by eye."""
+    """A grid of converted images beside their class maps and outlined overlays, to check the
+    conversion by eye; the legend lists the classes drawn."""
     from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
     from xray_seg.core.images import read_image_rgb
     from xray_seg.core.layouts import VocLayout
-    from xray_seg.core.viz import colorize, overlay, save_grid
+    from xray_seg.core.viz import colorize, overlay, present_classes, save_grid
 
     layout = VocLayout(voc_dir)
-    rows = []
-    for stem in read_split(voc_dir, "train")[:count]:
+    rows, masks, stems = [], [], read_split(voc_dir, "train")[:count]
+    for stem in stems:
         image = read_image_rgb(layout.image_path(stem))
         mask = load_label_png(layout.mask_path(stem))
         rows.append([image, colorize(mask), overlay(image, mask)])
+        masks.append(mask)
     return save_grid(
         path,
         rows,
-        col_titles=["image", "SegmentationClass", "overlay"],
+        col_titles=["image", "SegmentationClass (class map)", "overlay"],
+        row_titles=stems,
         class_names=read_class_names(voc_dir),
+        legend=present_classes(*masks),
         title="converted VOC samples",
     )
 
@@ -153,10 +162,7 @@ def _pd_at_pfa5(evaluation) -> tuple[float | None, str | None]:
     """PD at PFA 5 % of an evaluation (overall ROC), or None and why it cannot be estimated."""
     screening = evaluation.extra["screening"]
     if not screening["at_thresholds"]["clean_bags"]:
-        return (
-            None,
-            "val has no threat-free bags (give --clean-val-bags N or --threat-prob below 1), so PFA cannot be estimated",
-        )
+        return None, NO_CLEAN_VAL
     return screening["pd_at_pfa"]["overall"]["0.05"], None
 
 
@@ -220,8 +226,23 @@ def _train_and_time_pipeline(cfg: DemoConfig, voc_dir: Path, run_dir: Path, time
     return result, pipeline_rate
 
 
-def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
-    """Steps 4-6: evaluate on val, calibrate, export, predict; returns (evaluation, calibration or None)."""
+def _calibrate(voc_dir: Path, run_dir: Path) -> dict | None:
+    """Step 4: thresholds for PFA 5 % on val into ``RUN/alarm_thresholds.json``, which the
+    evaluation (step 5) and the export then use; None (defaults kept) when val has no clean bag."""
+    from xray_seg.evaluation.calibration import summary_lines, threat_free_bags
+    from xray_seg.serving.recalibrate import calibrate_model
+
+    if not threat_free_bags(voc_dir, "val"):
+        print(f"not calibrated: {NO_CLEAN_VAL}; the export keeps the default thresholds")
+        return None
+    calibrated = calibrate_model(run_dir, voc_dir, split="val", target_pfa=0.05)
+    print("\n".join(summary_lines(calibrated)))
+    return calibrated.rule.calibration
+
+
+def _calibrate_evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
+    """Steps 4-6: calibrate on val, evaluate on val at that rule (so the report shows the
+    thresholds the export carries), export, predict; returns (evaluation, calibration or None)."""
     from xray_seg.conversion.voc import read_split
     from xray_seg.core.layouts import ExportLayout, RunLayout, VocLayout
     from xray_seg.evaluation.evaluator import evaluate
@@ -229,22 +250,14 @@ def _evaluate_export_predict(cfg: DemoConfig, out: Path, times: dict):
     from xray_seg.serving.exporter import export_model
 
     voc_dir, run_dir = out / "voc", out / "run"
-    t = _step("4/6 evaluate on val (paper 1 metrics)")
+    t = _step("4/6 calibrate the alarm thresholds on val for PFA 5%")
+    calibration = _calibrate(voc_dir, run_dir)
+    times["calibrate"] = time.perf_counter() - t
+
+    t = _step("5/6 evaluate on val (paper 1 metrics, bags at the calibrated rule), export SavedModel for stations")
     evaluation = evaluate(run_dir, voc_dir, split="val", out_dir=RunLayout(run_dir).eval_dir("val"))
     times["evaluate"] = time.perf_counter() - t
-
-    t = _step("5/6 calibrate alarm thresholds, export SavedModel for inspection stations")
-    pd5, clean_note = _pd_at_pfa5(evaluation)
-    calibration = None
-    if clean_note is None:
-        from xray_seg.evaluation.calibration import summary_lines
-        from xray_seg.serving.recalibrate import calibrate_model
-
-        calibrated = calibrate_model(run_dir, voc_dir, split="val", target_pfa=0.05)
-        calibration = calibrated.rule.calibration
-        print("\n".join(summary_lines(calibrated)))
-    else:
-        print(f"not calibrated: {clean_note}; the export keeps the default thresholds")
+    t = time.perf_counter()
     export_dir = out / "export"
     export_model(run_dir, export_dir, formats=("savedmodel",))
     times["export"] = time.perf_counter() - t
@@ -280,7 +293,7 @@ def _print_summary(out: Path, evaluation, cal, result, pipeline_rate: float, tim
         ("VOC dataset", out / "voc"),
         ("converted samples", preview),
         ("run folder (checkpoints, history.csv, training_curves.png, logs/)", run_dir),
-        ("evaluation report", run_dir / "eval-val" / "report.md"),
+        ("evaluation report (tables, confusion matrix, ROC, worst cases)", run_dir / "eval-val" / "report.html"),
         ("exported SavedModel", out / "export" / "savedmodel"),
         ("predictions (masks, overlays, item lists)", out / "predictions"),
     ]:
@@ -299,7 +312,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     start_all = time.perf_counter()
     preview = _synthesise_and_convert(cfg, out, times)
     result, pipeline_rate = _train_and_time_pipeline(cfg, out / "voc", out / "run", times)
-    evaluation, calibration = _evaluate_export_predict(cfg, out, times)
+    evaluation, calibration = _calibrate_evaluate_export_predict(cfg, out, times)
     times["total"] = time.perf_counter() - start_all
     _print_summary(out, evaluation, calibration, result, pipeline_rate, times, preview)
     return {

@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xray_seg.core.viz import display_palette
 from xray_seg.inference.overlays import HEADER_H, contact_sheet, header_text, place_labels, screening_overlay
 
 NAMES = ["_background_", "gun", "knife"]
@@ -70,8 +71,9 @@ def test_overlay_header_labels_and_faint_non_alarms(tmp_path):
     # the alarmed gun box is drawn solid in its class colour; the non-alarmed knife box is fainter
     gun_edge = out[HEADER_H + 10, 30].astype(int)
     faint_edge = out[HEADER_H + 70, 117].astype(int)
-    assert np.all(gun_edge == (128, 0, 0))
-    assert np.abs(faint_edge - (0, 128, 0)).sum() > 100
+    palette = display_palette()
+    assert np.all(gun_edge == palette[1])
+    assert np.abs(faint_edge - palette[2]).sum() > 100
     clear = [dict(it, alarm=False) for it in items]
     out, layout = screening_overlay(image, class_map, clear, NAMES, return_layout=True)
     assert layout["header"] == "CLEAR" and all(r is None for r in layout["labels"]) or not layout["labels"]
@@ -81,3 +83,18 @@ def test_overlay_header_labels_and_faint_non_alarms(tmp_path):
     assert small.shape[1] > 40 and layout["scan_size"] == (40, 40)  # the header is widened, not cut
     sheet = contact_sheet(tmp_path / "sheet.png", [("a", out), ("b", out)], thumb=64)
     assert sheet.is_file() and contact_sheet(tmp_path / "none.png", []) is None
+
+
+def test_overlay_legend_lists_what_is_drawn_and_text_grows_with_the_scan():
+    image, class_map, items = _scene()
+    _, layout = screening_overlay(image, class_map, items[:1], NAMES, return_layout=True)
+    assert layout["legend"] == [1, 2]  # the gun's item, and the knife regions the class map draws
+    _, layout = screening_overlay(image, np.zeros_like(class_map), [], NAMES, return_layout=True)
+    assert layout["legend"] == [] and layout["header"] == "CLEAR"
+    big = np.repeat(np.repeat(image, 10, axis=0), 10, axis=1)  # a 1000 x 1400 scan
+    big_map = np.repeat(np.repeat(class_map, 10, axis=0), 10, axis=1)
+    scaled = [dict(it, bbox=[10 * v for v in it["bbox"]]) for it in items]
+    _, small_layout = screening_overlay(image, class_map, items, NAMES, return_layout=True)
+    _, big_layout = screening_overlay(big, big_map, scaled, NAMES, return_layout=True)
+    assert small_layout["font_size"] == 11 and big_layout["font_size"] == 25
+    assert big_layout["scan_offset"][1] > HEADER_H  # the header grows with its text

@@ -12,7 +12,9 @@ DESCRIPTION = """Evaluate a run folder, a .keras file or an exported SavedModel 
 
 One confusion matrix over the whole split at original resolution gives PA, per-class PA,
 mPA, per-class IoU and mIoU (paper 1, eqs. 4-7). Writes metrics.json, report.md and
-confusion_matrix.png to --out (default: RUN/eval-<split> for a run folder).
+confusion_matrix.png to --out (default: RUN/eval-<split> for a run folder), and the screening
+figures: bags at the alarm rule stored with the model (the thresholds predict and an export use;
+run `xray-seg calibrate` first to see the calibrated ones), roc.png and report.html.
 
   xray-seg evaluate runs/demo/run runs/demo/voc --split val --tta flip,scales=0.75,1,1.25
   xray-seg evaluate runs/demo/run long_scans_voc --window 512    # sliding window for long scans

@@ -69,7 +69,7 @@ def run(args) -> int:
     from xray_seg.conversion.voc import read_class_names
     from xray_seg.core.errors import ConfigError
     from xray_seg.core.fileio import prepare_output_file
-    from xray_seg.core.viz import overlay, save_grid
+    from xray_seg.core.viz import overlay, present_classes, save_grid
     from xray_seg.pipeline.dataset import make_train_dataset, split_size
 
     # --force never overwrites a dataset file, a folder or a non-regular file
@@ -98,6 +98,7 @@ def run(args) -> int:
         rows,
         col_titles=["image", "mask overlay"] * per_row,
         class_names=read_class_names(args.voc_dir),
+        legend=present_classes(*masks),
         title=f"{args.voc_dir} [{args.split}] seed {args.seed} epoch {args.epoch}, {args.size}x{args.size}"
         + (", no augmentation" if args.no_augment else "")
         + (f", TIP (1..{args.tip_max_threats} threats)" if args.tip else "")

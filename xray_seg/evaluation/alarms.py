@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -245,3 +246,40 @@ def _calibrated_rule(class_names, base, thresholds, scores, truth, *, split, tar
         "note": None if any_clean else "no threat-free bag: PFA not estimated, thresholds only exceed 0",
     }
     return rule
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def rule_provenance(rule: dict, bags: int, *, dataset=None, split: str | None = None) -> str:
+    """One sentence on where ``rule``'s thresholds come from and what the figures at them mean.
+
+    ``bags`` is how many bags were scored at the rule, on ``split`` of ``dataset``. The
+    figures of a calibrated rule on the bags it was calibrated on (the same dataset, when
+    recorded, and split) are optimistic: the thresholds were chosen to fit them. Said in the
+    report and the terminal, not hidden in JSON.
+    """
+    if not rule.get("calibrated"):
+        return (
+            f"Uncalibrated defaults (threshold {max(rule['thresholds'][1:], default=0):.2f}, min area "
+            f"{min(rule['min_area'][1:], default=0)} px): what predict and an export use until `xray-seg calibrate` "
+            f"chooses thresholds for a target PFA."
+        )
+    cal = rule.get("calibration") or {}
+    target = cal.get("target_pfa")
+    chosen = (
+        f"Thresholds calibrated for PFA <= {100 * target:.1f} % on {cal.get('bags')} {cal.get('split')} bags "
+        f"({cal.get('clean_bags')} threat-free), stored with the model: predict and an export use them."
+        if target is not None
+        else "Thresholds calibrated and stored with the model: predict and an export use them."
+    )
+    recorded = cal.get("dataset")
+    same_data = dataset is None or recorded is None or str(Path(dataset).resolve()) == recorded
+    if same_data and cal.get("split") == split:
+        which = "the same bags" if cal.get("bags") == bags else f"{bags} bags of the {split} split"
+        return (
+            chosen + f" The PD and PFA below are measured on {which} the thresholds were chosen on, "
+            "so they are optimistic; bags kept out of calibration give an unbiased figure."
+        )
+    where = f"{bags} {split} bags" + ("" if same_data else " of another dataset")
+    return chosen + f" The PD and PFA below are measured on {where}, not the set the thresholds were chosen on."

@@ -49,12 +49,25 @@ def bag_scores(model_path, voc_dir, rule: AlarmRule, *, split: str, limit=None, 
         truth = load_label_png(layout.mask_path(stem))
         probs = predict_probabilities(loaded.logits_fn, image, input_size=loaded.input_size, **tta.as_kwargs())
         scores.append(decide(probs.argmax(-1).astype(np.uint8), probs, rule)["scores"])
-        row = np.zeros(len(rule.class_names), bool)
-        for obj in load_gt_objects(voc_dir, stem, truth)[0]:
-            row[obj.class_index] = True
-        held.append(row)
+        held.append(held_classes(voc_dir, stem, len(rule.class_names), truth))
     k = len(rule.class_names)
     return np.asarray(scores, float).reshape(-1, k), np.asarray(held, bool).reshape(-1, k)
+
+
+def held_classes(voc_dir, stem: str, k: int, truth: np.ndarray | None = None) -> np.ndarray:
+    """Bool [K]: the classes of which ``stem``'s ground truth holds an object."""
+    if truth is None:
+        truth = load_label_png(VocLayout(voc_dir).mask_path(stem))
+    row = np.zeros(k, bool)
+    for obj in load_gt_objects(voc_dir, stem, truth)[0]:
+        row[obj.class_index] = True
+    return row
+
+
+def threat_free_bags(voc_dir, split: str) -> int:
+    """How many bags of ``split`` hold no object: the bags that measure PFA (none: no calibration)."""
+    k = len(read_class_names(voc_dir))
+    return sum(not held_classes(voc_dir, stem, k)[1:].any() for stem in read_split(voc_dir, split))
 
 
 def choose_rule(
@@ -70,7 +83,9 @@ def choose_rule(
     if closing is not None:
         base.closing = int(closing)
     scores, held = bag_scores(path, voc_dir, base, split=split, limit=limit, progress=progress)
-    return calibrate_thresholds(scores, held, names, target_pfa=target_pfa, base=base, split=split)
+    rule = calibrate_thresholds(scores, held, names, target_pfa=target_pfa, base=base, split=split)
+    rule.calibration["dataset"] = str(Path(voc_dir).resolve())  # the report marks figures measured on these bags
+    return rule
 
 
 def write_rule_file(model_path, rule: AlarmRule) -> Path:

@@ -131,7 +131,7 @@ def evaluate(
         "fps_note": "images/s of prediction incl. TTA, decode excluded",
     }
     print(format_paper_tables(scores, names, fps=fps))
-    print(format_screening(screening_summary))
+    print(format_screening(screening_summary, dataset=voc_dir, split=split))
     if table:
         print("\nSubsets (image flags of the annotations)\n" + format_subset_table(table, names))
     title = f"{loaded.name} on {split}" + (f", subset {subset}" if subset is not None else "")
@@ -200,13 +200,13 @@ def _write_outputs(out_dir: Path, scores, names, fps, extra, screening, screenin
         out_dir / "report.md", scores, names, model_name=extra["model_name"], split=extra["split"], fps=fps, extra=extra
     )
     plot_confusion_matrix(out_dir / "confusion_matrix.png", np.asarray(scores["confusion_matrix"]), names)
-    screening.write(out_dir, screening_summary, pixel_scores=scores, title=title)
+    screening.write(out_dir, screening_summary, pixel_scores=scores, title=title, split=extra["split"])
     md = (out_dir / "report.md").read_text(encoding="utf-8")
     write_text_atomic(
         out_dir / "report.md",
         md
         + "\n## Screening (objects, bags, PD at PFA)\n\n```\n"
-        + format_screening(screening_summary)
+        + format_screening(screening_summary, dataset=extra["dataset"], split=extra["split"])
         + "\n```\n\nROC: `roc.png`, `roc.json`; "
         "everything: `screening.json`, `report.html`.\n"
         + (f"\n## Subsets (image flags)\n\n{format_subset_table(table, names, markdown=True)}\n" if table else ""),

@@ -23,8 +23,8 @@ import numpy as np
 
 from xray_seg.core.fileio import write_json_atomic
 from xray_seg.core.viz import IGNORE_LABEL
-from xray_seg.evaluation.alarms import screening_report
-from xray_seg.evaluation.html_report import write_html_report
+from xray_seg.evaluation.alarms import rule_provenance, screening_report
+from xray_seg.evaluation.html_report import gt_source_text, write_html_report
 from xray_seg.evaluation.objects import ObjectEvaluator, items_to_objects, load_gt_objects
 from xray_seg.evaluation.report import _pyplot, _save_figure
 from xray_seg.inference.alarm_rule import AlarmRule, decide
@@ -103,14 +103,15 @@ class ScreeningEvaluation:
         k = len(self.rule.class_names)
         return np.asarray(self.scores, float).reshape(-1, k), np.asarray(self.truth, bool).reshape(-1, k)
 
-    def write(self, out_dir: Path, summary: dict, *, pixel_scores: dict, title: str) -> list[Path]:
-
+    def write(self, out_dir: Path, summary: dict, *, pixel_scores: dict, title: str, split=None) -> list[Path]:
+        """``screening.json``, ``roc.json``, ``roc.png`` (with the stored rule's operating point)
+        and ``report.html`` (with ``confusion_matrix.png`` when the folder has it) in ``out_dir``."""
         out_dir = Path(out_dir)
         write_json_atomic(out_dir / "screening.json", summary)
         write_json_atomic(
             out_dir / "roc.json", {"roc": summary["roc"], "pd_at_pfa": summary["pd_at_pfa"], "note": summary["note"]}
         )
-        plot_roc(out_dir / "roc.png", summary["roc"], title=title)
+        plot_roc(out_dir / "roc.png", summary["roc"], title=title, operating=operating_point(summary))
         write_html_report(
             out_dir / "report.html",
             title=title,
@@ -120,23 +121,45 @@ class ScreeningEvaluation:
             misses=self.misses,
             false_alarms=self.false_alarms,
             class_names=self.rule.class_names,
+            confusion_png=out_dir / "confusion_matrix.png",
+            evaluated={"dataset": self.voc_dir, "split": split},
         )
         return [out_dir / n for n in ("screening.json", "roc.json", "roc.png", "report.html")]
 
 
-def plot_roc(path: Path, curves: dict, *, title: str = "") -> Path:
-    """PD against PFA per class (thin) and overall (thick), AUC in the legend."""
+ROC_PFA_MIN = 1e-3  # the log PFA axis starts at 0.1 %; PFA 0 is drawn there
+
+
+def operating_point(summary: dict) -> dict | None:
+    """``{"pfa", "pd", "label"}``: where the rule stored with the model sits on the overall
+    ROC (its PD and PFA over the bags), or None when the split has no threat-free or no threat bag."""
+    at, rule = summary["at_thresholds"], summary["rule"]
+    if at["pd"] is None or at["pfa"] is None:
+        return None
+    state = "calibrated rule" if rule["calibrated"] else "default rule (uncalibrated)"
+    return {
+        "pfa": at["pfa"],
+        "pd": at["pd"],
+        "label": f"{state}: PD {100 * at['pd']:.1f} %, PFA {100 * at['pfa']:.1f} %",
+    }
+
+
+def roc_figure(curves: dict, *, title: str = "", operating: dict | None = None):
+    """The ROC as a matplotlib figure: PD against PFA per class (thin) and overall (thick),
+    AUC in the legend, PFA on a log axis from 0.1 % to 100 % (a screening rule lives at PFA of
+    a few per cent, which a linear 0-1 axis squeezes into its left edge; points at PFA 0 are
+    drawn at 0.1 %), the PFA targets 1 / 5 / 10 % dotted, and ``operating`` (the stored rule's
+    point, :func:`operating_point`) as a star."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
     for name, curve in curves.items():
         if curve["pd"][0] is None or curve["pfa"][0] is None:
             continue
         auc = f"{curve['auc']:.3f}" if curve["auc"] is not None else "n/a"
         overall = name == "overall"
         ax.plot(
-            curve["pfa"],
+            np.maximum(np.asarray(curve["pfa"], float), ROC_PFA_MIN),
             curve["pd"],
-            drawstyle="default",
             lw=2.6 if overall else 1.2,
             color="black" if overall else None,
             label=f"{name} (AUC {auc})",
@@ -144,20 +167,35 @@ def plot_roc(path: Path, curves: dict, *, title: str = "") -> Path:
         )
     for p in (0.01, 0.05, 0.10):
         ax.axvline(p, color="grey", lw=0.6, ls=":")
-    ax.set_xlim(-0.01, 1.01)
+    if operating is not None and ax.lines:
+        ax.plot(
+            [max(operating["pfa"], ROC_PFA_MIN)], [operating["pd"]], marker="*", ms=16, ls="none",
+            color="#e6007e", markeredgecolor="black", zorder=5, clip_on=False, label=operating["label"],
+        )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlim(ROC_PFA_MIN, 1.0)
     ax.set_ylim(-0.01, 1.01)
-    ax.set_xlabel("PFA (fraction of threat-free bags that alarm)")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:g} %")
+    ax.set_xlabel("PFA (threat-free bags that alarm; log axis)")
     ax.set_ylabel("PD (fraction of threat bags that alarm)")
     ax.set_title(title or "ROC: PD vs PFA")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)  # never over a curve
     else:
-        ax.text(0.5, 0.5, "no threat-free bags: PFA cannot be estimated", ha="center", va="center", fontsize=9)
-    return _save_figure(fig, path)
+        ax.text(0.5, 0.5, "no threat-free bags: PFA cannot be estimated", ha="center", va="center", fontsize=9,
+                transform=ax.transAxes)  # fmt: skip
+    ax.grid(alpha=0.25, which="both")
+    return fig
 
 
-def format_screening(summary: dict) -> str:
-    """Plain-text tables: objects per class, bags at the thresholds, PD at PFA targets."""
+def plot_roc(path: Path, curves: dict, *, title: str = "", operating: dict | None = None) -> Path:
+    """``roc.png``: :func:`roc_figure` written atomically."""
+    return _save_figure(roc_figure(curves, title=title, operating=operating), path)
+
+
+def format_screening(summary: dict, *, dataset=None, split=None) -> str:
+    """Plain-text tables: objects per class, bags at the stored rule (and where it was
+    calibrated, :func:`~xray_seg.evaluation.alarms.rule_provenance`), PD at PFA targets."""
     lines = ["Objects (mask AP, COCO matching; predicted objects = predict's items)"]
     lines.append(f"{'class':<14}{'GT':>5}{'det':>6}{'R@.5':>8}{'P@.5':>8}{'AP50':>8}{'AP':>8}")
 
@@ -173,7 +211,7 @@ def format_screening(summary: dict) -> str:
     fp = objs["fp_per_clean_image"]
     lines.append(
         f"mAP50 {f(objs['map50'])}  mAP {f(objs['map'])}  FP objects/image {objs['fp_per_image'] or 0:.2f}"
-        f"  on clean bags {fp if fp is None else round(fp, 2)}  (GT from {objs['gt_source']})"
+        f"  on clean bags {'n/a' if fp is None else round(fp, 2)}  (GT from {gt_source_text(objs['gt_source'])})"
     )
     bags = summary["at_thresholds"]
     rule = summary["rule"]
@@ -182,6 +220,12 @@ def format_screening(summary: dict) -> str:
         f"Bags ({state} thresholds): {bags['bags']} bags, {bags['threat_bags']} with threats, "
         f"{bags['clean_bags']} clean, {bags['alarmed_bags']} alarmed; PD {f(bags['pd'])}  PFA {f(bags['pfa'])}"
     )
+    lines.append(
+        "  thresholds: "
+        + ", ".join(f"{n} {r['threshold']:.4f}" for n, r in bags["per_class"].items())
+        + f"; min area {min(rule['min_area'][1:], default=0)} px"
+    )
+    lines.append("  " + rule_provenance(rule, bags["bags"], dataset=dataset, split=split))
     at = summary["pd_at_pfa"]["overall"]
     lines.append(
         "PD at PFA 1% / 5% / 10%: "

@@ -4,11 +4,16 @@
 
 - a header strip above the scan: ``ALARM: gun (0.93), knife (0.71)`` on red, or ``CLEAR``
   on green;
-- the class mask, faint;
+- the class map as :func:`xray_seg.core.viz.overlay` draws it: a light fill and a bright
+  contour over a black casing in the display colours, which stay visible on the scan's
+  navy metal and orange organics (the VOC colours of the mask files do not);
 - one solid box per alarmed item with a label ``gun 0.93``; the labels are placed by
   :func:`place_labels` so that they stay inside the image and never overlap each other;
 - non-alarmed detections as thin boxes blended half into the scan, without a label;
-- the legend strip of the classes found, below the scan.
+- the legend strip of the classes drawn (the class map's and the items'), below the scan.
+
+Text is sized to the scan (:func:`font_size`): about 1/40 of its shorter side, never below
+11 pixels, so a 3000-pixel belt scan's labels are as legible as a 256-pixel crop's.
 
 :func:`contact_sheet` tiles the overlays of a ``predict`` run's alarmed bags into one PNG.
 """
@@ -20,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.core.fileio import atomic_path
-from xray_seg.core.viz import overlay, voc_palette
+from xray_seg.core.viz import display_palette, overlay, present_classes
 
-HEADER_H = 20
+HEADER_H = 20  # the header's height at the smallest font; taller on large scans
+MIN_FONT = 11
 ALARM_RED = (200, 20, 20)
 CLEAR_GREEN = (20, 140, 40)
 
@@ -77,17 +83,25 @@ def header_text(items, class_names=None) -> str:
     return "ALARM: " + ", ".join(f"{c} ({best[c]:.2f})" for c in order)
 
 
+def font_size(scan_size) -> int:
+    """Pixel size of the overlay's text for a scan of ``(width, height)`` (module docstring)."""
+    return max(MIN_FONT, round(min(scan_size) / 40))
+
+
 def screening_overlay(
     image: np.ndarray, class_map: np.ndarray, items: list[dict], class_names: list[str], *, return_layout: bool = False
 ):
     """The overlay (module docstring) as an RGB array; with ``return_layout`` also the label rectangles
-    (in the returned image's coordinates) and the scan's offset ``(0, HEADER_H)``."""
-    from PIL import Image, ImageDraw
+    (in the returned image's coordinates), the scan's offset ``(0, header height)``, the legend's
+    class indices and the font size."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    palette = voc_palette()
+    palette = display_palette()
     scan = Image.fromarray(overlay(image, class_map, alpha=0.25))
+    font = ImageFont.load_default(size=font_size(scan.size))
     draw = ImageDraw.Draw(scan)
     base = np.asarray(image if image.ndim == 3 else np.repeat(image[..., None], 3, -1), dtype=np.float32)
+    line = max(1, font.size // 8)
     for it in items:
         if it.get("alarm"):
             continue
@@ -95,47 +109,65 @@ def screening_overlay(
         colour = palette[it["class_index"]].astype(np.float32)
         patch = base[y : y + h, x : x + w].mean(axis=(0, 1)) if w and h else colour
         faint = tuple(int(v) for v in 0.5 * colour + 0.5 * patch)
-        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=faint, width=1)
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=faint, width=line)
     alarmed = sorted((it for it in items if it.get("alarm")), key=lambda it: -it["confidence"])
     texts = [f"{it['class']} {it['confidence']:.2f}" for it in alarmed]
     sizes = []
     for text in texts:
-        left, top, right, bottom = draw.textbbox((0, 0), text)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         sizes.append((right - left + 6, bottom - top + 6))
     rects = place_labels([it["bbox"] for it in alarmed], sizes, scan.size)
     for it in alarmed:
         x, y, w, h = it["bbox"]
-        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=tuple(int(c) for c in palette[it["class_index"]]), width=3)
+        colour = tuple(int(c) for c in palette[it["class_index"]])
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(0, 0, 0), width=3 * line + 2)
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=3 * line)
     for it, text, rect in zip(alarmed, texts, rects):
         if rect is None:
             continue
         colour = tuple(int(c) for c in palette[it["class_index"]])
-        draw.rectangle([rect[0], rect[1], rect[2] - 1, rect[3] - 1], fill=colour)
-        light = sum(colour) > 380
-        draw.text((rect[0] + 3, rect[1] + 2), text, fill=(0, 0, 0) if light else (255, 255, 255))
-
-    found = sorted({it["class_index"] for it in items})
-    legend_h = 16 * max(1, len(found)) + 8
-    header = header_text(items)
-    text_w = draw.textbbox((0, 0), header)[2] + 12
-    # a scan narrower than its header (small crops) gets a white margin at the right, never a cut header
-    out = Image.new("RGB", (max(scan.width, text_w), HEADER_H + scan.height + legend_h), "white")
-    d = ImageDraw.Draw(out)
-    d.rectangle([0, 0, out.width - 1, HEADER_H - 1], fill=CLEAR_GREEN if header == "CLEAR" else ALARM_RED)
-    d.text((6, 4), header, fill=(255, 255, 255))
-    out.paste(scan, (0, HEADER_H))
-    top = HEADER_H + scan.height
-    if not found:
-        d.text((6, top + 5), "no prohibited items found", fill=(0, 0, 0))
-    for row, index in enumerate(found):
-        y0 = top + 4 + 16 * row
-        d.rectangle([6, y0, 18, y0 + 11], fill=tuple(int(c) for c in palette[index]))
-        d.text((24, y0), class_names[index], fill=(0, 0, 0))
-    array = np.asarray(out)
+        draw.rectangle([rect[0], rect[1], rect[2] - 1, rect[3] - 1], fill=colour, outline=(0, 0, 0))
+        draw.text(
+            (rect[0] + 3, rect[1] + 3 - draw.textbbox((0, 0), text, font=font)[1]), text, fill=(0, 0, 0), font=font
+        )
+    array, header_h, header, legend = _frame(scan, items, class_map, class_names, font)
     if return_layout:
-        shifted = [None if r is None else (r[0], r[1] + HEADER_H, r[2], r[3] + HEADER_H) for r in rects]
-        return array, {"labels": shifted, "scan_offset": (0, HEADER_H), "scan_size": scan.size, "header": header}
+        shifted = [None if r is None else (r[0], r[1] + header_h, r[2], r[3] + header_h) for r in rects]
+        layout = {"labels": shifted, "scan_offset": (0, header_h), "scan_size": scan.size, "header": header}
+        return array, {**layout, "legend": legend, "font_size": font.size}
     return array
+
+
+def _frame(scan, items, class_map, class_names, font):
+    """``(picture, header height, header text, legend classes)``: ``scan`` under its header
+    strip, above the legend of the classes drawn (the class map's and the items')."""
+    from PIL import Image, ImageDraw
+
+    palette = display_palette()
+    found = sorted({it["class_index"] for it in items} | set(present_classes(class_map)))
+    found = [i for i in found if i < len(class_names)]
+    row_h = font.size + 5
+    header_h = max(HEADER_H, font.size + 9)
+    legend_h = row_h * max(1, len(found)) + 8
+    header = header_text(items)
+    draw = ImageDraw.Draw(scan)
+    text_w = draw.textbbox((0, 0), header, font=font)[2] + 12
+    # a scan narrower than its header (small crops) gets a white margin at the right, never a cut header
+    out = Image.new("RGB", (max(scan.width, text_w), header_h + scan.height + legend_h), "white")
+    d = ImageDraw.Draw(out)
+    d.rectangle([0, 0, out.width - 1, header_h - 1], fill=CLEAR_GREEN if header == "CLEAR" else ALARM_RED)
+    d.text((6, (header_h - font.size) // 2 - 1), header, fill=(255, 255, 255), font=font)
+    out.paste(scan, (0, header_h))
+    top = header_h + scan.height
+    if not found:
+        d.text((6, top + 5), "no prohibited items found", fill=(0, 0, 0), font=font)
+    for row, index in enumerate(found):
+        y0 = top + 4 + row_h * row
+        d.rectangle(
+            [6, y0, 6 + font.size, y0 + font.size], fill=tuple(int(c) for c in palette[index]), outline=(0, 0, 0)
+        )
+        d.text((12 + font.size, y0 - 1), class_names[index], fill=(0, 0, 0), font=font)
+    return np.asarray(out), header_h, header, found
 
 
 def contact_sheet(

@@ -68,7 +68,7 @@ from xray_seg.core.errors import ConfigError, OutputExistsError
 from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from xray_seg.core.pixel_limit import MAX_PIXELS_ENV, max_pixels
 from xray_seg.core.processes import start_method
-from xray_seg.core.viz import save_grid, voc_palette
+from xray_seg.core.viz import display_palette, outline_width, save_grid
 from xray_seg.synthesis import clutter as synth_clutter
 from xray_seg.synthesis.canvas import Canvas, Placement, mask_to_polygons, parts_bounds
 from xray_seg.synthesis.photo import paint_photo
@@ -460,35 +460,38 @@ def synthesize(out_dir: str | Path, config: SynthConfig, *, force: bool = False,
     return paths
 
 
-def draw_annotations(image: np.ndarray, shapes: list[dict]) -> np.ndarray:
-    """The image with each polygon outlined in its class's VOC-palette colour and labelled."""
-    palette = voc_palette(len(CLASS_NAMES) + 1)
+def draw_annotations(image: np.ndarray, shapes: list[dict]) -> tuple[np.ndarray, list[tuple]]:
+    """The image with each polygon outlined in its class's display colour over a black casing
+    (:mod:`xray_seg.core.viz`: visible on white air and navy metal alike), and the labels as
+    ``(x, y, text, class_index)`` for :func:`~xray_seg.core.viz.save_grid` to write in points
+    (text drawn into the pixels would shrink with the image's size)."""
+    palette = display_palette(len(CLASS_NAMES) + 1)
     out = image.copy()
-    size = min(image.shape[:2])
-    thick = max(1, round(size / 256))
+    thick = outline_width(image.shape)
+    labels = []
     for shape in shapes:
         idx = CLASS_NAMES.index(shape["label"]) + 1 if shape["label"] in CLASS_NAMES else 0
         colour = tuple(int(c) for c in palette[idx])
         pts = np.round(np.asarray(shape["points"]) * 16).astype(np.int32)
-        cv2.polylines(out, [pts], True, (255, 255, 255), thick + 2, cv2.LINE_AA, 4)
+        cv2.polylines(out, [pts], True, (0, 0, 0), thick + 2, cv2.LINE_AA, 4)
         cv2.polylines(out, [pts], True, colour, thick, cv2.LINE_AA, 4)
         x, y = np.asarray(shape["points"]).min(axis=0)
-        org = (int(x), int(max(y - 3, 10)))
-        scale = 0.35 * size / 256
-        cv2.putText(out, shape["label"], org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick + 2, cv2.LINE_AA)
-        cv2.putText(out, shape["label"], org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
-    return out
+        labels.append((float(x), float(max(y - 2, 0)), shape["label"], idx))
+    return out, labels
 
 
 def write_contact_sheet(out_dir: str | Path, json_paths: list[Path], *, path: str | Path | None = None) -> Path:
     """Draw up to 12 written samples (read back from disk) with their polygons: ``contact_sheet.png``."""
     import json
 
-    cells = []
+    cells, labels, drawn = [], [], set()
     for json_path in json_paths[:12]:
         record = json.loads(Path(json_path).read_text(encoding="utf-8"))
         bgr = cv2.imread(str(Path(json_path).parent / record["imagePath"]), cv2.IMREAD_COLOR)
-        cells.append(draw_annotations(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), record["shapes"]))
+        cell, cell_labels = draw_annotations(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), record["shapes"])
+        cells.append(cell)
+        labels.append(cell_labels)
+        drawn.update(index for *_, index in cell_labels if index)
     cols = min(4, max(len(cells), 1))
     rows = [cells[i : i + cols] for i in range(0, len(cells), cols)]
     target = Path(path) if path is not None else Path(out_dir) / CONTACT_SHEET
@@ -496,6 +499,8 @@ def write_contact_sheet(out_dir: str | Path, json_paths: list[Path], *, path: st
         target,
         rows,
         class_names=["_background_", *CLASS_NAMES],
+        legend=sorted(drawn),
+        labels=[labels[i : i + cols] for i in range(0, len(labels), cols)],
         title=f"xray-seg synth: first {len(cells)} samples, threat polygons outlined",
         cell_inches=3.6,
     )

@@ -25,7 +25,7 @@ from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
 from xray_seg.core.fileio import write_json_atomic, write_text_atomic
 from xray_seg.core.images import read_image_rgb
 from xray_seg.core.layouts import VocLayout
-from xray_seg.core.viz import colorize, save_grid
+from xray_seg.core.viz import colorize, present_classes, save_grid
 from xray_seg.evaluation.report import _jsonable, _md_table, _pyplot, _save_figure, _text_table, display_name
 from xray_seg.inference.loader import load_for_inference
 from xray_seg.inference.tta import predict_class_map
@@ -266,17 +266,19 @@ def choose_grid_stems(voc_dir: str | Path, count: int) -> list[str]:
 
 def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mapping[str, Path], count: int) -> Path:
     """Paper 1 Fig. 7: rows are val images; columns the input, the ground truth and each
-    model's prediction (its seed-0 run), in the VOC palette with a class legend."""
+    model's prediction (its seed-0 run), in the display colours with a legend of the classes drawn."""
     import keras
 
     layout = VocLayout(voc_dir)
     stems = choose_grid_stems(voc_dir, count)
     images = [read_image_rgb(layout.image_path(s)) for s in stems]
-    rows = [[image, colorize(load_label_png(layout.mask_path(s)))] for s, image in zip(stems, images)]
+    maps = [load_label_png(layout.mask_path(s)) for s in stems]
+    rows = [[image, colorize(truth)] for image, truth in zip(images, maps)]
     for run_dir in run_dirs.values():
         loaded = load_for_inference(run_dir)
         for row, image in zip(rows, images):
-            row.append(colorize(predict_class_map(loaded.logits_fn, image, input_size=loaded.input_size)))
+            maps.append(predict_class_map(loaded.logits_fn, image, input_size=loaded.input_size))
+            row.append(colorize(maps[-1]))
         del loaded
         keras.backend.clear_session()
 
@@ -286,6 +288,7 @@ def plot_prediction_grid(path: str | Path, voc_dir: str | Path, run_dirs: Mappin
         col_titles=["input", "ground truth"] + [grid_title(m) for m in run_dirs],
         row_titles=stems,
         class_names=read_class_names(voc_dir),
+        legend=present_classes(*maps),
         title="val predictions (seed 0)",
         cell_inches=2.0,
     )
