@@ -43,7 +43,7 @@ STRATEGIES = ("uncertainty", "screening", "random")
 DEFAULT_STRATEGY = "uncertainty"
 UNCERTAIN_FRACTION = 0.05  # the share of a scan's pixels whose entropy is averaged
 THUMB_SIDE = 16  # the embedding: a THUMB_SIDE x THUMB_SIDE grey thumbnail, uint8
-DEFAULT_MIN_DISTANCE = 0.03  # RMS grey difference (0..1) below which two scans count as the same
+DEFAULT_MIN_DISTANCE = 0.05  # RMS grey difference (0..1) below which two scans count as the same (docs/labelling.md)
 
 
 @dataclass
