@@ -20,9 +20,9 @@ an unreadable scan) leaves the partial file; the same command again skips the sc
 scored, provided the model and its alarm rule are unchanged (``rank_state.json``). When the
 outputs are written the partial file and the state go. ``--force`` starts again.
 
-Unreadable scans are refused, not skipped: every scan's header is read before the model
-loads, and one that still fails to decode stops the run with one line naming it; the scans
-scored so far stay in the partial file, so the rerun after removing the file continues.
+Unreadable scans are refused, not skipped: every scan's header is read before the first
+scan is scored, and one that still fails to decode stops the run with one line naming it; the
+scans scored so far stay in the partial file, so the rerun after removing the file continues.
 """
 
 from __future__ import annotations
@@ -263,6 +263,7 @@ def rank_paths(
     """
     settings.check()
     out_dir = Path(out_dir)
+    paths = [Path(os.path.abspath(p)) for p in paths]  # a rerun from another folder finds its rows
     report = RankReport(out_dir)
     report.resumed = open_output(out_dir, fingerprint, force=force, inputs=inputs, may_lie_inside=may_lie_inside)
     partial = out_dir / PARTIAL_FILE
@@ -347,9 +348,9 @@ def _write_outputs(out_dir: Path, table, report: RankReport, render, progress: b
             paths[stem] = path
         near = report.near.get(stem, "")
         cells = [rank, stem, f"{score:.6f}", f"{uncertainty:.6f}", f"{margin:.6f}", int(alarm), classes]
-        writer.writerow([*cells, order.get(stem, ""), near, os.path.abspath(path)])
+        writer.writerow([*cells, order.get(stem, ""), near, path])
     write_text_atomic(out_dir / RANKING_FILE, buf.getvalue())
-    write_text_atomic(out_dir / TO_LABEL_FILE, "".join(f"{os.path.abspath(paths[s])}\n" for s in report.chosen))
+    write_text_atomic(out_dir / TO_LABEL_FILE, "".join(f"{paths[s]}\n" for s in report.chosen))
     if render is not None:
         chosen = tqdm(report.chosen, desc="contact sheet", unit="scan", disable=not progress)
         contact_sheet(out_dir / SHEET_FILE, [(f"{order[s]}. {s}", render(Path(paths[s]))) for s in chosen])
@@ -367,7 +368,7 @@ def _model_id(loaded) -> dict:
 
 
 def check_headers(paths: list[Path], progress: bool = True) -> None:
-    """Read every scan's header before the model loads; the first unreadable one is refused."""
+    """Read every scan's header before any is scored; the first unreadable one is refused."""
     from tqdm import tqdm
 
     for path in tqdm(paths, desc="check", unit="scan", disable=not progress or len(paths) < 1000):
