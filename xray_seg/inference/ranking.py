@@ -345,15 +345,17 @@ def _write_outputs(out_dir: Path, table, report: RankReport, render, progress: b
     writer.writerow(RANKING_COLUMNS)
     for rank, (score, stem, uncertainty, margin, alarm, classes, path) in enumerate(table, 1):
         if stem in order:
-            paths[stem] = path
+            paths[stem] = (path, score)
         near = report.near.get(stem, "")
         cells = [rank, stem, f"{score:.6f}", f"{uncertainty:.6f}", f"{margin:.6f}", int(alarm), classes]
         writer.writerow([*cells, order.get(stem, ""), near, path])
     write_text_atomic(out_dir / RANKING_FILE, buf.getvalue())
-    write_text_atomic(out_dir / TO_LABEL_FILE, "".join(f"{paths[s]}\n" for s in report.chosen))
+    write_text_atomic(out_dir / TO_LABEL_FILE, "".join(f"{paths[s][0]}\n" for s in report.chosen))
     if render is not None:
         chosen = tqdm(report.chosen, desc="contact sheet", unit="scan", disable=not progress)
-        contact_sheet(out_dir / SHEET_FILE, [(f"{order[s]}. {s}", render(Path(paths[s]))) for s in chosen])
+        cells = [(f"{order[s]}. {s} ({paths[s][1]:.3f})", render(Path(paths[s][0]))) for s in chosen]
+        side = max(max(picture.shape[:2]) for _caption, picture in cells)
+        contact_sheet(out_dir / SHEET_FILE, cells, thumb=min(256, side))  # small scans are not padded out
 
 
 # ----------------------------------------------------------------------------- with a model
