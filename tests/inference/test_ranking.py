@@ -139,6 +139,21 @@ def test_unreadable_scan_is_refused_by_name(model_file, scans, tmp_path, refused
     assert "cannot read this scan" in line and not (tmp_path / "o").exists()
 
 
+def test_a_scan_that_fails_to_decode_stops_the_run_and_the_rerun_continues(model_file, scans, tmp_path, refused):
+    """Its header reads, its pixels do not: named, exit 2, the scans before it kept for the rerun."""
+    data = (scans / "bag4.png").read_bytes()
+    (scans / "bag4.png").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o"
+    line = refused(["rank", model_file, scans, "--out", out, "--quiet"], "bag4.png", "4 scans scored so far are kept")
+    assert "cannot read this scan" in line
+    assert sorted(Path(row[0]).stem for row in read_partial(out / PARTIAL_FILE)) == ["bag0", "bag1", "bag2", "bag3"]
+    (scans / "bag4.png").unlink()
+    from xray_seg import Segmenter
+
+    report = Segmenter.load(model_file).rank(scans, out, n=2, progress=False)
+    assert (report.resumed, report.scored, report.ranked) == (4, 3, 7)
+
+
 # ----------------------------------------------------------------------------- streaming
 
 
