@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,8 +146,6 @@ def labelled_stems(folder: str | Path) -> set[str]:
 
 
 def _is_labelme(path: Path) -> bool:
-    import json
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -210,8 +209,6 @@ def open_output(out_dir: Path, fingerprint: dict, *, force: bool, inputs=(), may
     if unfinished and dry_run:
         return 0
     if unfinished:
-        import json
-
         try:
             before = json.loads(state.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -271,9 +268,9 @@ def rank_paths(
     wanted = {str(p) for p in paths}
     table = _table(partial, wanted, settings)
     report.ranked = len(table)
-    pool_keys = {row[1] for row in table[: POOL_FACTOR * settings.n]}
-    thumbs = _pool_thumbs(partial, pool_keys)
-    candidates = [(row[1], thumbs[row[1]]) for row in table[: POOL_FACTOR * settings.n]]
+    pool = table[: POOL_FACTOR * settings.n]
+    thumbs = _pool_thumbs(partial, {row[6] for row in pool})
+    candidates = [(row[1], thumbs[row[6]]) for row in pool]
     report.chosen, report.near = select_diverse(candidates, settings.n, settings.min_distance)
     _write_outputs(out_dir, table, report, render, progress)
     partial.unlink(missing_ok=True)
@@ -323,12 +320,13 @@ def _table(partial: Path, wanted: set[str], settings: RankSettings) -> list[tupl
     return [r[:7] for r in rows]
 
 
-def _pool_thumbs(partial: Path, keys: set[str]) -> dict:
+def _pool_thumbs(partial: Path, paths: set[str]) -> dict:
+    """``{path: thumbnail}`` of ``paths``, read back from the partial file."""
     side = THUMB_SIDE
     return {
-        stem: np.frombuffer(base64.b64decode(thumb), dtype=np.uint8).reshape(side, side)
-        for _path, stem, *_rest, thumb in read_partial(partial)
-        if stem in keys
+        path: np.frombuffer(base64.b64decode(thumb), dtype=np.uint8).reshape(side, side)
+        for path, _stem, *_rest, thumb in read_partial(partial)
+        if path in paths
     }
 
 
