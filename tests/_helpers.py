@@ -40,6 +40,26 @@ def run_backend_worker(backend: str, task: str, folder: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# ----------------------------------------------------------------------------- models
+
+
+def save_one_layer_model(folder: Path, class_names, input_shape=(None, None, 3), *, names_file: bool = True) -> Path:
+    """``folder/model.keras``: a one-layer Keras model (a 1x1 convolution named ``head``, any input
+    size unless ``input_shape`` fixes one) standing in for a trained one, with ``class_names.txt``
+    beside it unless ``names_file`` is False."""
+    import keras
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    inputs = keras.Input(input_shape)
+    model = keras.Model(inputs, keras.layers.Conv2D(len(class_names), 1, name="head")(inputs))
+    path = folder / "model.keras"
+    model.save(path)
+    if names_file:
+        (folder / "class_names.txt").write_text("\n".join(class_names) + "\n")
+    return path
+
+
 # ----------------------------------------------------------------------------- Labelme and images
 
 

@@ -182,6 +182,41 @@ class Segmenter:
             progress=progress,
         )
 
+    def rank(
+        self,
+        scans,
+        out_dir,
+        *,
+        n: int = 50,
+        strategy: str | None = None,
+        exclude=(),
+        seed: int = 0,
+        min_distance: float | None = None,
+        force: bool = False,
+        progress: bool = True,
+    ):
+        """``xray-seg rank``: the ``n`` unlabelled scans worth labelling next (docs/labelling.md).
+
+        ``scans``: files, folders or globs; ``exclude``: Labelme or VOC folders whose stems are
+        labelled already; ``strategy``: ``"uncertainty"`` (default), ``"screening"`` or
+        ``"random"`` (``seed``); ``min_distance``: the near-duplicate distance of the diverse
+        pick (:mod:`xray_seg.inference.acquisition`). Writes ``ranking.csv``, ``to_label.txt``
+        and ``to_label.png`` into ``out_dir``; an unfinished run there is continued. Returns the
+        :class:`~xray_seg.inference.ranking.RankReport` (``chosen``: the stems, in pick order).
+        """
+        from xray_seg.inference.acquisition import DEFAULT_MIN_DISTANCE, DEFAULT_STRATEGY
+        from xray_seg.inference.ranking import RankSettings, rank_scans
+
+        settings = RankSettings(
+            n=n,
+            strategy=strategy or DEFAULT_STRATEGY,
+            seed=seed,
+            min_distance=DEFAULT_MIN_DISTANCE if min_distance is None else min_distance,
+        )
+        scans = [scans] if isinstance(scans, (str, Path)) else list(scans)
+        exclude = [exclude] if isinstance(exclude, (str, Path)) else list(exclude)
+        return rank_scans(self._loaded, scans, out_dir, settings, exclude=exclude, force=force, progress=progress)
+
     def evaluate(self, voc_dir, split: str = "val", *, tta=None, window=None, stride=None, **kw):
         """Paper 1's PA, mPA, IoU and mIoU on ``split`` of ``voc_dir``; returns the ``EvalResult``.
 

@@ -11,21 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import save_one_layer_model
 from PIL import Image
 
 CLASS_NAMES = ["_background_", "gun", "knife"]
 
 
 def _save_model(folder: Path, input_shape=(None, None, 3)) -> Path:
-    import keras
-
-    folder.mkdir(parents=True, exist_ok=True)
-    inputs = keras.Input(input_shape)
-    model = keras.Model(inputs, keras.layers.Conv2D(len(CLASS_NAMES), 1, name="head")(inputs))
-    path = folder / "model.keras"
-    model.save(path)
-    (folder / "class_names.txt").write_text("\n".join(CLASS_NAMES) + "\n")
-    return path
+    return save_one_layer_model(folder, CLASS_NAMES, input_shape)
 
 
 @pytest.fixture(scope="module")

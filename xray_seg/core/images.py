@@ -246,6 +246,15 @@ def read_image_bytes(path: str | Path, what: str = "image") -> bytes:
         return f.read(payload_bytes(height, width, mode))
 
 
+def read_image_header(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """``(height, width)`` from an image file's header alone (regular files only, the pixel limit
+    checked): a cheap check of many files before slow work; DatasetError naming ``path``."""
+    with open_regular(path, what) as f:
+        height, width, _mode = _header(f, path)
+    _check_declared(height, width, path)
+    return height, width
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """Read an image file (:func:`read_image_bytes`) as ``[H, W, 3]`` RGB uint8 (:func:`decode_image`)."""
     return decode_image(read_image_bytes(path), source=path)[0]
