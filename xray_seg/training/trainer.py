@@ -22,8 +22,8 @@ short function below, in this order:
 :func:`prepare_run_dir`, :func:`seed_everything`, :func:`write_class_names`,
 :func:`batch_and_lr_arithmetic`, :func:`resolve_class_weights`, :func:`build_datasets`,
 :func:`build_model_and_optimizer`, :func:`build_losses` (then ``compile``, and
-:func:`restore_last_checkpoint` on resume), :func:`build_metrics`, :func:`build_callbacks`,
-:func:`fit_with_recovery` and :func:`train_result`. The strategy, and the Keras
+:func:`restore_last_checkpoint` on resume), :func:`build_metrics`, :func:`build_callbacks`
+(plus :func:`~xray_seg.training.finetune.fine_tuning_callbacks`), :func:`fit_with_recovery` and :func:`train_result`. The strategy, and the Keras
 MultiWorker work-around applied before ``fit``, live in :mod:`xray_seg.training.distribute`.
 """
 
@@ -67,6 +67,7 @@ from xray_seg.training.callbacks import (
 from xray_seg.training.config import TrainConfig
 from xray_seg.training.config_checks import resume_changes, validate_train_config
 from xray_seg.training.distribute import enable_sync_batchnorm, make_strategy, prepare_fit_for_strategy
+from xray_seg.training.finetune import fine_tuning_callbacks
 from xray_seg.training.losses import aux_loss_weights, loss_from_config
 from xray_seg.training.optim import WarmupPoly, build_optimizer
 
@@ -326,6 +327,7 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
         model_input_shape(cfg),
         width=cfg.model.width,
         aux=cfg.model.aux,
+        backbone_weights=cfg.model.backbone_weights or None,
         **cfg.model.options,
     )
     output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
@@ -576,6 +578,7 @@ def _train_session(
     prepare_fit_for_strategy(model, strategy, train_ds.element_spec)
     validation = build_metrics(cfg, val_ds, class_names, run_dir)
     nan_guard, callbacks = build_callbacks(run_dir, validation, inference_model, plan, state, resume=resume)
+    callbacks += fine_tuning_callbacks(cfg, model, state, run_dir)  # freeze, early stop: after the checkpoint
     if verbose:
         print_plan(cfg, plan, state, run_dir)
     history, seconds = fit_with_recovery(
