@@ -9,6 +9,8 @@ import math
 import os
 from pathlib import Path
 
+import h5py
+
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.errors import ConfigError
 from xray_seg.core.fileio import open_regular
@@ -88,6 +90,8 @@ def _fine_tuning_settings(cfg, problems: list[str]) -> None:
     weights = cfg.model.backbone_weights
     if weights and not Path(str(weights)).is_file():
         problems.append(f"model.backbone_weights={str(weights)!r} is not a file (weights are never downloaded)")
+    elif weights and not h5py.is_hdf5(str(weights)):
+        problems.append(f"model.backbone_weights={str(weights)!r} is not an HDF5 weights file (.h5 / .weights.h5)")
 
 
 def validate_train_config(cfg) -> None:

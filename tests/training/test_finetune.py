@@ -1,0 +1,165 @@
+"""Fine-tuning: the backbone frozen for the first epochs (weights and batch-norm statistics),
+then unfrozen; early stopping on val mIoU; the settings checked before any work."""
+
+import csv
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from xray_seg.core.config import load_config  # noqa: E402
+from xray_seg.core.errors import ConfigError, ModelError  # noqa: E402
+from xray_seg.training.config import TrainConfig  # noqa: E402
+
+
+def _snapshot(layer) -> dict:
+    return {v.path: keras.ops.convert_to_numpy(v).copy() for v in layer.weights}
+
+
+def _changed(before: dict, after: dict, kind: str) -> list[str]:
+    return [k for k in before if kind in k and not np.array_equal(before[k], after[k])]
+
+
+class Snapshots(keras.callbacks.Callback):
+    def __init__(self, backbone, head):
+        super().__init__()
+        self.backbone, self.head, self.taken = backbone, head, []
+
+    def on_train_begin(self, logs=None):
+        self.taken.append((_snapshot(self.backbone), _snapshot(self.head)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.taken.append((_snapshot(self.backbone), _snapshot(self.head)))
+
+
+@pytest.mark.parametrize("model_name", ["cwf_deeplabv3plus", "mobilenetv2_deeplabv3plus"])
+def test_frozen_backbone_keeps_weights_and_bn_statistics_then_learns(model_name, capsys):
+    from xray_seg.models.backbones.pretrained import backbone_of
+    from xray_seg.models.registry import build_model
+    from xray_seg.training.finetune import BackboneFreeze
+    from xray_seg.training.optim import build_optimizer
+
+    keras.utils.set_random_seed(0)
+    model = build_model(model_name, 3, (64, 64, 3), width=0.0625)
+    backbone, head = backbone_of(model), model.get_layer("aspp")
+    model.compile(optimizer=build_optimizer("adam", 1e-2), loss=keras.losses.SparseCategoricalCrossentropy(True))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, size=(4, 64, 64, 3)).astype("float32")
+    y = rng.integers(0, 3, size=(4, 64, 64)).astype("int32")
+    snaps = Snapshots(backbone, head)
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[BackboneFreeze(backbone, 1), snaps])
+
+    (b0, h0), (b1, h1), (b2, h2) = snaps.taken
+    assert _changed(b0, b1, "kernel") == [] and _changed(b0, b1, "gamma") == []  # frozen: 2 steps, no change
+    assert _changed(b0, b1, "moving_mean") == [] and _changed(b0, b1, "moving_variance") == []
+    assert _changed(h0, h1, "kernel") and _changed(h0, h1, "moving_mean")  # the head learned meanwhile
+    assert _changed(b1, b2, "kernel") and _changed(b1, b2, "moving_mean")  # epoch 2: the backbone learns
+    assert _changed(b1, b2, "moving_variance")
+    assert all(layer.trainable for layer in backbone._flatten_layers())  # flags restored after training
+    out = capsys.readouterr().out
+    assert f"backbone {backbone.name!r} frozen" in out and f"epoch 2: backbone {backbone.name!r} unfrozen" in out
+
+
+def test_model_without_backbone_is_refused():
+    from xray_seg.models.backbones.pretrained import backbone_of
+    from xray_seg.models.registry import build_model
+
+    with pytest.raises(ModelError, match="'unet' has no backbone sub-model"):
+        backbone_of(build_model("unet", 3, (64, 64, 3), width=0.0625))
+
+
+class _Model:
+    stop_training = False
+
+
+@pytest.mark.parametrize(
+    "every, mious, patience, stop_epoch",
+    [
+        (1, [0.1, 0.2, 0.2, 0.15, 0.3], 2, 4),  # equal is no improvement: epochs 3 and 4 wait
+        (1, [0.1, 0.2, 0.3, 0.4], 1, None),
+        (2, [0.1, 0.05, 0.05, 0.05], 2, 6),  # patience counts validations (epochs 4 and 6), not epochs
+        (1, [0.3, float("nan"), 0.2], 2, 3),  # a NaN mIoU is no improvement
+    ],
+)
+def test_early_stop_counts_validations(every, mious, patience, stop_epoch, capsys):
+    from xray_seg.training.finetune import EarlyStopOnMiou
+
+    callback = EarlyStopOnMiou(patience)
+    callback.set_model(_Model())
+    epoch, stopped_at = 0, None
+    for miou in mious:
+        for _ in range(every - 1):  # epochs that do not validate: no val_miou key
+            callback.on_epoch_end(epoch, {"loss": 1.0})
+            epoch += 1
+        callback.on_epoch_end(epoch, {"loss": 1.0, "val_miou": miou})
+        epoch += 1
+        if callback.model.stop_training:
+            stopped_at = epoch
+            break
+    assert stopped_at == stop_epoch and callback.stopped_epoch == stop_epoch
+    assert ("early stop after epoch" in capsys.readouterr().out) == (stop_epoch is not None)
+
+
+def test_training_stops_early_and_history_stays_consistent(tiny_voc, tmp_path, capsys):
+    """lr 0 and every layer frozen (backbone for all epochs, the head by lr 0, head batch norm
+    running on frozen inputs settles) cannot beat epoch 1 for long: patience 1 stops the run."""
+    from xray_seg.training.trainer import train
+
+    cfg = load_config(
+        TrainConfig,
+        "demo_cpu",
+        [
+            f"data.voc_dir={tiny_voc}",
+            "model.width=0.0625",
+            "data.image_size=[64,64]",
+            "data.batch_size=4",
+            "optim.lr=0",
+            "num_val_images=0",
+            "epochs=6",
+            "val_every=1",
+            "steps_per_epoch=1",
+            "early_stop_patience=1",
+            "freeze=backbone",
+            "freeze_epochs=6",
+        ],
+    )
+    run = tmp_path / "run"
+    result = train(cfg, run, verbose=0)
+    with open(run / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    mious = [float(r["val_miou"]) for r in rows]
+    first_no_gain = next(i for i in range(1, len(mious)) if not mious[i] > max(mious[:i]))
+    assert result.epochs_done == len(rows) == first_no_gain + 1 < 6
+    assert [int(float(r["epoch"])) for r in rows] == list(range(1, len(rows) + 1))
+    assert f"early stop after epoch {len(rows)}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("freeze=encoder", "freeze='encoder' must be backbone or empty"),
+        ("freeze=backbone", "needs freeze_epochs >= 1"),
+        ("freeze_epochs=3", "without freeze"),
+        ("early_stop_patience=-1", "early_stop_patience=-1 must be an integer >= 0"),
+        ("model.backbone_weights=/nonexistent/x.h5", "is not a file"),
+    ],
+)
+def test_bad_fine_tuning_settings_are_refused(setting, message):
+    from xray_seg.training.config_checks import validate_train_config
+
+    cfg = load_config(TrainConfig, "demo_cpu", [setting])
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        validate_train_config(cfg)
+
+
+def test_cli_refuses_bad_backbone_weights_and_a_model_without_backbone(tiny_voc, tmp_path, refused):
+    garbage = tmp_path / "imagenet.h5"
+    garbage.write_text("not hdf5")
+    base = ["train", tiny_voc, "--preset", "demo_cpu", "--quiet", "--set", "epochs=1", "--set", "model.width=0.0625"]
+    run = tmp_path / "run"
+    refused([*base, "--run-dir", run, "--set", f"model.backbone_weights={garbage}"], str(garbage), "HDF5")
+    assert not run.exists()
+    unet = ["--set", "model.name=unet", "--set", "freeze=backbone", "--set", "freeze_epochs=1"]
+    refused([*base, "--run-dir", run, "--set", "data.image_size=32", *unet], "'unet' has no backbone")
+    assert not run.exists()
