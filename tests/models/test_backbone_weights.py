@@ -50,8 +50,8 @@ def test_mobilenetv2_takes_keras_applications_weights(tmp_path, fmt):
     app = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(64, 64, 3), alpha=0.35)
     _randomise_batch_norms(app)
     path = _save(app, tmp_path / ("mnv2.weights.h5" if fmt == "keras3" else "mnv2_no_top.h5"), fmt)
-    model = build_model("mobilenetv2_deeplabv3plus", 3, (64, 64, 3), width=0.35, backbone_weights=path)
-    backbone = backbone_of(model)
+    backbone = backbone_of(build_model("mobilenetv2_deeplabv3plus", 3, (64, 64, 3), width=0.35))
+    load_backbone_weights(backbone, path)
 
     pairs = mobilenetv2_pairs(backbone)
     assert len(pairs) == 51  # Conv1, then 17 blocks, the first without expansion: 1 + 2 + 16 * 3

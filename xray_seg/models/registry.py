@@ -67,12 +67,8 @@ def import_custom_objects() -> None:
             importlib.import_module(info.name)
 
 
-def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), *, backbone_weights=None, **options):
+def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), **options):
     """Build the registered model ``name`` (see the module docstring for the contract).
-
-    ``backbone_weights`` (a path) loads a local weights file into the model's backbone after it
-    is built (:func:`~xray_seg.models.backbones.pretrained.load_backbone_weights`: a save of the
-    same backbone, or Keras Applications ImageNet weights for MobileNetV2 and ResNet).
 
     Example:
         >>> from xray_seg.models.registry import build_model
@@ -82,17 +78,13 @@ def build_model(name: str, num_classes: int, input_shape=(512, 512, 3), *, backb
     """
     builder = get_builder(name)
     try:
-        model = builder(num_classes, tuple(input_shape), **options)
+        return builder(num_classes, tuple(input_shape), **options)
     except TypeError as exc:
         if "unexpected keyword" in str(exc):
             raise ModelError(
                 f"bad option for model {name!r}: {exc}", fix="check `xray-seg models` for its options"
             ) from None
         raise
-    if backbone_weights:  # imported like the builders, so that listing models imports no Keras
-        pretrained = importlib.import_module("xray_seg.models.backbones.pretrained")
-        pretrained.load_backbone_weights(pretrained.backbone_of(model), backbone_weights)
-    return model
 
 
 # --- the models ------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from xray_seg.core.fileio import has_marker, prepare_output_dir, sweep_temp_file
 from xray_seg.core.layouts import RunLayout
 from xray_seg.evaluation.report import plot_training_curves
 from xray_seg.inference.geometry import ScanGeometry
+from xray_seg.models.backbones.pretrained import backbone_of, load_backbone_weights
 from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import build_model
 from xray_seg.pipeline.checks import check_training_data
@@ -327,9 +328,10 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
         model_input_shape(cfg),
         width=cfg.model.width,
         aux=cfg.model.aux,
-        backbone_weights=cfg.model.backbone_weights or None,
         **cfg.model.options,
     )
+    if cfg.model.backbone_weights:  # a local file, e.g. Keras Applications ImageNet weights
+        load_backbone_weights(backbone_of(model), cfg.model.backbone_weights)
     output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
     inference_model = keras.Model(model.input, logits_of(model.output)) if output_names else model
     if cfg.sync_bn:
