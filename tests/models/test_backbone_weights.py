@@ -110,3 +110,11 @@ def test_bad_backbone_weights_are_one_model_error_naming_the_file(tmp_path):
     garbage.write_text("not hdf5")
     with pytest.raises(ModelError, match="not a readable HDF5"):
         load_backbone_weights(backbone_of(csp), garbage)
+
+
+def test_caffe_normalization_subtracts_the_means_only():
+    """What Keras Applications' ResNet weights expect (model option normalization="caffe")."""
+    from xray_seg.models.model_io import CAFFE_MEAN, input_normalization
+
+    x = np.full((1, 2, 2, 3), 200.0, "float32")
+    np.testing.assert_allclose(_np(input_normalization("caffe")(x))[0, 0, 0], 200.0 - np.array(CAFFE_MEAN), rtol=1e-6)

@@ -2,6 +2,8 @@
 then unfrozen; early stopping on val mIoU; the settings checked before any work."""
 
 import csv
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,9 @@ keras = pytest.importorskip("keras")
 from xray_seg.core.config import load_config  # noqa: E402
 from xray_seg.core.errors import ConfigError, ModelError  # noqa: E402
 from xray_seg.training.config import TrainConfig  # noqa: E402
+
+#: The backbone's variables in every model that has one (docs/training.md, "Fine-tuning").
+BACKBONE_LR_PATTERN = "^(stem|stage[0-9]|csp[0-9]|xception[0-9]|entry_|middle_|exit_)"
 
 
 def _snapshot(layer) -> dict:
@@ -150,3 +155,15 @@ def test_cli_refuses_bad_backbone_weights_and_a_model_without_backbone(tiny_voc,
     unet = ["--set", "model.name=unet", "--set", "freeze=backbone", "--set", "freeze_epochs=1"]
     refused([*base, "--run-dir", run, "--set", "data.image_size=32", *unet], "'unet' has no backbone")
     assert not run.exists()
+
+
+def test_documented_backbone_lr_pattern_matches_exactly_each_backbone():
+    from xray_seg.models.backbones.pretrained import backbone_of
+    from xray_seg.models.registry import build_model
+
+    assert BACKBONE_LR_PATTERN in (Path(__file__).parents[2] / "docs" / "training.md").read_text()
+    options = {"deeplabv3plus": {"middle_blocks": 1}, "cyclenet": {"backbone_blocks": (1, 1, 1, 1)}}
+    for name in ("cwf_deeplabv3plus", "deeplabv3plus", "mobilenetv2_deeplabv3plus", "cyclenet"):  # ifbfnet: cyclenet's
+        model = build_model(name, 3, (32, 32, 3), width=0.0625, **options.get(name, {}))
+        matched = {v.path for v in model.weights if re.search(BACKBONE_LR_PATTERN, v.path)}
+        assert matched == {v.path for v in backbone_of(model).weights}, name
