@@ -3,6 +3,7 @@ then unfrozen; early stopping on val mIoU; the settings checked before any work.
 
 import csv
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -106,25 +107,35 @@ def test_early_stop_counts_validations(every, mious, patience, stop_epoch, capsy
     assert ("early stop after epoch" in capsys.readouterr().out) == (stop_epoch is not None)
 
 
-def test_training_stops_early_and_history_stays_consistent(tiny_voc, tmp_path, capsys):
-    """lr 0 and the backbone frozen throughout: only the head's batch-norm statistics move, so
-    val mIoU soon stops rising and patience 1 ends the run at the first validation without a gain."""
+def test_training_stops_early_and_history_stays_consistent(tiny_voc, tmp_path, capsys, monkeypatch):
+    """The real trainer with the val mIoU of each validation scripted: gains at epochs 1 and 2,
+    none at 3 and 4, so patience 2 stops after epoch 4 of 6 (the backbone frozen throughout)."""
+    from xray_seg.training.callbacks import ValidationCallback
     from xray_seg.training.trainer import train
 
-    overrides = {"data.voc_dir": str(tiny_voc), "model.width": 0.0625, "data.image_size": [64, 64], "optim.lr": 0}
+    scripted = iter([0.5, 0.6, 0.6, 0.55, 0.9, 0.9])
+    evaluate = ValidationCallback.evaluate
+
+    def scripted_evaluate(self):
+        scores, samples = evaluate(self)
+        return {**scores, "miou": next(scripted)}, samples
+
+    monkeypatch.setattr(ValidationCallback, "evaluate", scripted_evaluate)
+    overrides = {"data.voc_dir": str(tiny_voc), "model.width": 0.0625, "data.image_size": [64, 64]}
     cfg = TrainConfig.from_preset(
         "demo_cpu", epochs=6, val_every=1, steps_per_epoch=1, num_val_images=0, **overrides,
-        early_stop_patience=1, freeze="backbone", freeze_epochs=6,
+        early_stop_patience=2, freeze="backbone", freeze_epochs=6,
     )  # fmt: skip
     run = tmp_path / "run"
     result = train(cfg, run, verbose=0)
     with open(run / "history.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    mious = [float(r["val_miou"]) for r in rows]
-    first_no_gain = next(i for i in range(1, len(mious)) if not mious[i] > max(mious[:i]))
-    assert result.epochs_done == len(rows) == first_no_gain + 1 < 6
-    assert [int(float(r["epoch"])) for r in rows] == list(range(1, len(rows) + 1))
-    assert f"early stop after epoch {len(rows)}" in capsys.readouterr().out
+    assert [(int(float(r["epoch"])), float(r["val_miou"])) for r in rows] == [(1, 0.5), (2, 0.6), (3, 0.6), (4, 0.55)]
+    assert (result.epochs_done, result.best_epoch, result.best_miou) == (4, 2, 0.6)
+    assert "early stop after epoch 4: val mIoU has not improved on 0.6000 (epoch 2)" in capsys.readouterr().out
+    with zipfile.ZipFile(run / "best_model.keras") as saved:  # saved during a frozen epoch, yet trainable
+        config = saved.read("config.json").decode()
+    assert '"trainable": true' in config and '"trainable": false' not in config
 
 
 @pytest.mark.parametrize(

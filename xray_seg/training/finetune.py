@@ -143,12 +143,14 @@ def validations_since(history_csv: Path, epoch: int) -> int:
         return sum(1 for row in csv.DictReader(fh) if row.get("val_miou") and int(float(row.get("epoch") or 0)) > epoch)
 
 
-def fine_tuning_callbacks(cfg, model, state: dict, run_dir: Path) -> list:
-    """The callbacks ``cfg`` asks for (``freeze``, ``early_stop_patience``), to go last in the
-    trainer's list; ``state`` is the run's (:func:`~xray_seg.training.trainer.prepare_run_dir`)."""
-    callbacks = []
+def fine_tuning_callbacks(cfg, model, state: dict, run_dir: Path) -> tuple[list, list]:
+    """``(first, last)``: the callbacks ``cfg`` asks for, to go first (``freeze``: it restores
+    the trainable flags before the checkpoint saves the model) and last (``early_stop_patience``:
+    after the checkpoint and ``history.csv``) in the trainer's list; ``state`` is the run's
+    (:func:`~xray_seg.training.trainer.prepare_run_dir`)."""
+    first, callbacks = [], []
     if cfg.freeze == "backbone":
-        callbacks.append(BackboneFreeze(backbone_of(model), cfg.freeze_epochs))
+        first.append(BackboneFreeze(backbone_of(model), cfg.freeze_epochs))
     if cfg.early_stop_patience:
         waited = validations_since(RunLayout(run_dir).history_csv, state["best_epoch"]) if state["epochs_done"] else 0
         callbacks.append(
@@ -156,4 +158,4 @@ def fine_tuning_callbacks(cfg, model, state: dict, run_dir: Path) -> list:
                 cfg.early_stop_patience, best=state["best_miou"], best_epoch=state["best_epoch"], waited=waited
             )
         )
-    return callbacks
+    return first, callbacks

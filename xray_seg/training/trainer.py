@@ -580,7 +580,8 @@ def _train_session(
     prepare_fit_for_strategy(model, strategy, train_ds.element_spec)
     validation = build_metrics(cfg, val_ds, class_names, run_dir)
     nan_guard, callbacks = build_callbacks(run_dir, validation, inference_model, plan, state, resume=resume)
-    callbacks += fine_tuning_callbacks(cfg, model, state, run_dir)  # freeze, early stop: after the checkpoint
+    first, last = fine_tuning_callbacks(cfg, model, state, run_dir)  # freeze before the checkpoint, early stop after
+    callbacks = [*first, *callbacks, *last]
     if verbose:
         print_plan(cfg, plan, state, run_dir)
     history, seconds = fit_with_recovery(
