@@ -121,7 +121,7 @@ def test_training_stops_early_and_history_stays_consistent(tiny_voc, tmp_path, c
         return {**scores, "miou": next(scripted)}, samples
 
     monkeypatch.setattr(ValidationCallback, "evaluate", scripted_evaluate)
-    overrides = {"data.voc_dir": str(tiny_voc), "model.width": 0.0625, "data.image_size": [64, 64]}
+    overrides = {"data.voc_dir": str(tiny_voc), "model.width": 0.0625, "data.image_size": [32, 32], "loss.type": "ce"}
     cfg = TrainConfig.from_preset(
         "demo_cpu", epochs=6, val_every=1, steps_per_epoch=1, num_val_images=0, **overrides,
         early_stop_patience=2, freeze="backbone", freeze_epochs=6,
