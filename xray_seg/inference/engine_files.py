@@ -91,8 +91,8 @@ def check_tflite_file(file: str | Path) -> tuple[list[int], list[int]] | None:
             graph = model.Subgraphs(0)
             tensors = [graph.Tensors(ends(0)) for ends in (graph.Inputs, graph.Outputs)]
             return [[int(t.Shape(i)) for i in range(t.ShapeLength())] for t in tensors]
-    except (struct.error, IndexError, ValueError, TypeError, OverflowError, AttributeError) as exc:
-        problem = f"a table or vector lies outside the file ({type(exc).__name__})"
+    except (struct.error, IndexError, ValueError, TypeError, OverflowError, AttributeError):
+        problem = "a table or vector lies outside the file"
     raise _not_tflite(file, problem)
 
 

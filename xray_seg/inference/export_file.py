@@ -68,7 +68,7 @@ def _check_alarm(alarm, names: list[str], path: Path) -> None:
         if not isinstance(values, list) or len(values) != len(names):
             raise _bad(f"'alarm' {key} has not one value per class ({len(names)})", path)
         for value in values:
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if not _is_number(value):
                 raise _bad(f"'alarm' {key} holds {value!r}, not a finite number", path)
     if any(not 0.0 <= t <= 1.0 for t in alarm["thresholds"]) or any(a < 0 for a in alarm["min_area"]):
         raise _bad("'alarm' thresholds must lie in [0, 1] and min_area be >= 0", path)
@@ -80,7 +80,10 @@ def _check_alarm(alarm, names: list[str], path: Path) -> None:
 
 
 def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    """A finite JSON number (not a bool); integers beyond a float's range are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) < 2**63 if isinstance(value, int) else math.isfinite(value)
 
 
 def _check_geometry(data, size, path: Path) -> None:
