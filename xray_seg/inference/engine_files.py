@@ -166,10 +166,11 @@ def load_savedmodel(folder: str | Path):
         raise runtime_load_error("TensorFlow", folder, exc) from None
 
 
-def runtime_load_error(runtime: str, path: str | Path, exc: BaseException) -> ModelError:
-    """One line for a runtime that could not load ``path``: the first line of its message."""
+def runtime_load_error(runtime: str, path: str | Path, exc: BaseException, weights: Path | None = None) -> ModelError:
+    """One line for a runtime that could not load ``path`` (or its ``weights`` file): its message, whitespace folded."""
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
-    return ModelError(f"{runtime} cannot load it ({text})", path=path, fix=REPLACE_FIX)
+    what = f"it or its weights {weights}" if weights is not None else "it"
+    return ModelError(f"{runtime} cannot load {what} ({text})", path=path, fix=REPLACE_FIX)
 
 
 def check_engine_shapes(path: str | Path, in_shape, out_shape, *, tile, classes: int | None) -> None:

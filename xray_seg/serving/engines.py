@@ -363,10 +363,11 @@ class OpenVINOEngine(TileEngine):
     ):
         ov = require_package("openvino")
         core = ov.Core()
+        weights = file.with_suffix(".bin") if file.suffix == ".xml" else None
         try:
             model = core.read_model(str(file))
         except Exception as exc:  # OpenVINO raises RuntimeError (XML parser, "Incorrect weights in bin file")
-            raise runtime_load_error("OpenVINO", file, exc) from None
+            raise runtime_load_error("OpenVINO", file, exc, weights) from None
         shapes = [
             [d.get_length() if d.is_static else None for d in port.partial_shape]
             for port in (model.inputs[0], model.outputs[0])
@@ -382,7 +383,7 @@ class OpenVINOEngine(TileEngine):
             model.reshape({model.inputs[0].get_any_name(): [1, int(tile[0]), int(tile[1]), 3]})
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:
-            raise runtime_load_error("OpenVINO", file, exc) from None
+            raise runtime_load_error("OpenVINO", file, exc, weights) from None
         self.request = self.compiled.create_infer_request()
         self._output = self.compiled.outputs[0]
         name = "openvino" if file.stem == "model" else f"openvino:{file.name}"
