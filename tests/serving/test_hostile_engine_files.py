@@ -190,3 +190,16 @@ def test_only_unvouched_tflite_files_are_probed(export_copy, monkeypatch):
     assert probed == []
     engines.load_engine(export, "tflite", variant="model_copy.tflite")
     assert probed == [export / "model_copy.tflite"]
+
+
+def test_a_tile_mismatch_without_a_window_does_not_blame_a_window():
+    from xray_seg.core.errors import ModelError
+    from xray_seg.inference.geometry import ScanGeometry
+    from xray_seg.inference.tta import predict_probabilities
+
+    image = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(ModelError) as caught:
+        predict_probabilities(lambda x: x, image, input_size=(32, 32), geometry=ScanGeometry(tile=(64, 64)))
+    assert "its geometry tiles scans at 64x64" in caught.value.message and "window" not in caught.value.message
+    with pytest.raises(ModelError, match="use window 32x32"):
+        predict_probabilities(lambda x: x, image, input_size=(32, 32), window=(48, 48))
