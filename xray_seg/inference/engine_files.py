@@ -143,7 +143,8 @@ def _tflite_problem(model, size: int) -> str | None:
 
 
 def check_savedmodel_folder(folder: str | Path) -> None:
-    """A SavedModel folder has a non-empty ``saved_model.pb`` and ``variables/variables.index``."""
+    """A SavedModel folder has a non-empty ``saved_model.pb`` and ``variables/variables.index``
+    (every SavedModel ``xray-seg export`` writes, the optimised one included, keeps its weights there)."""
     folder = Path(folder)
     pb = folder / "saved_model.pb"
     if not pb.is_file() or pb.stat().st_size == 0:
