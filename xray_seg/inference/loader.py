@@ -31,6 +31,7 @@ from xray_seg.conversion.voc import read_class_names
 from xray_seg.core.errors import ModelError
 from xray_seg.core.model_metadata import read_model_metadata
 from xray_seg.core.viz import voc_palette
+from xray_seg.inference.engine_files import load_savedmodel
 from xray_seg.inference.export_file import read_export_json
 from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import import_custom_objects
@@ -227,7 +228,13 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
     import tensorflow as tf
 
     meta = source.metadata
-    loaded = tf.saved_model.load(str(source.model_path))
+    loaded = load_savedmodel(source.model_path)
+    if "serving_default" not in loaded.signatures:
+        raise ModelError(
+            "the SavedModel has no serving_default signature",
+            path=source.model_path,
+            fix="give a SavedModel written by `xray-seg export`",
+        )
     serve = loaded.signatures["serving_default"]
     names, size, name = meta.get("class_names"), meta.get("input_size"), meta.get("model_name")
     if not (names and size and name) and "model_info" in loaded.signatures:

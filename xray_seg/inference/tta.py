@@ -210,6 +210,7 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
     blend_sigma = DEFAULT_BLEND_SIGMA if geometry is None else geometry.blend_sigma
     if pad_value is None:
         pad_value = PAD_VALUE if geometry is None else geometry.pad_value
+    explicit = window is not None
     if window is None and geometry is not None:
         window = geometry.tile
         stride = geometry.step if stride is None else stride
@@ -222,6 +223,11 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
                 f"a sliding-window stride of {stride[0]}x{stride[1]} is larger than the window "
                 f"{window[0]}x{window[1]} and would leave pixels unpredicted",
                 fix="use a stride no larger than the window (default: 2/3 of it)",
+            )
+        if fixed is not None and fixed != window and not explicit:  # no --window: the model and its geometry disagree
+            raise ModelError(
+                f"the model takes {fixed[0]}x{fixed[1]} inputs but its geometry tiles scans at {window[0]}x{window[1]}",
+                fix="use the model file its export wrote, or export the model again",
             )
         if fixed is not None and fixed != window:
             raise ModelError(

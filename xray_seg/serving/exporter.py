@@ -17,7 +17,9 @@ for a station: docs/station.md, "Deploying to an inspection station")::
 ``export.json`` keys: ``class_names``, ``palette``, ``input_size`` ``[h0, w0]``, ``model_name``,
 ``alarm`` (the calibrated rule, else :mod:`xray_seg.inference.alarm_rule`'s defaults),
 ``geometry`` (:meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), ``config_digest``,
-``metrics``, the TensorFlow/Keras/xray-seg versions, the signatures and, with int8 formats, ``int8``.
+``metrics``, the TensorFlow/Keras/xray-seg versions, the signatures, with int8 formats ``int8``, and
+``engine_files``: the SHA-256 and size of each TFLite, ONNX and OpenVINO file, which the station
+engines check before their runtime reads the file (:mod:`xray_seg.inference.engine_files`).
 
 Invariants: the SavedModel is written to a hidden folder in ``OUT`` and renamed into place when
 complete (a cut-off export leaves no half SavedModel); a non-empty ``OUT`` is refused without
@@ -45,6 +47,7 @@ from tqdm import tqdm
 from xray_seg.core.errors import ModelError
 from xray_seg.core.fileio import prepare_output_dir, swap_into_place, write_json_atomic, write_marker
 from xray_seg.core.layouts import ExportLayout
+from xray_seg.inference.engine_files import engine_file_digests
 from xray_seg.inference.loader import model_folder
 from xray_seg.serving.export_metadata import build_metadata
 from xray_seg.serving.export_source import ExportSource, load_source
@@ -103,6 +106,7 @@ def export_model(
         _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs)
         if any(f in INT8_PACKAGES for f in formats):
             _int8_step(source, out_dir, formats, result, manifest, bar, calibration, tflite_runs)
+        _record_engine_files(out_dir, result)
     except BaseException:
         if out_dir != target:  # the old export stays whole; the new half-made one goes
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -197,6 +201,14 @@ def _int8_step(source, out_dir, formats, result, manifest, bar, calibration, run
         if folder is not None:
             write_json_atomic(ExportLayout.metadata_file(folder), result.metadata)
     bar.update(sum(f in INT8_PACKAGES for f in formats))
+
+
+def _record_engine_files(out_dir: Path, result: ExportResult) -> None:
+    """``export.json`` ``engine_files`` (module docstring), in every SavedModel's copy and the manifest."""
+    result.metadata["engine_files"] = engine_file_digests(out_dir)
+    for folder in (result.savedmodel, result.optimized):
+        if folder is not None:
+            write_json_atomic(ExportLayout.metadata_file(folder), result.metadata)
 
 
 def _write_savedmodels(source: ExportSource, out_dir: Path, formats, result: ExportResult, manifest: dict, bar):
