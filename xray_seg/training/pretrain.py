@@ -329,7 +329,7 @@ def pretrain(
     _stage(f"3/5 train {cfg.model.name} width {recipe.width:g} for {recipe.epochs} epochs")
     trained = train_once(cfg, work / "run", verbose=1 if progress else 0)
     _stage("4/5 evaluate on val")
-    figures = measure(work / "run", voc_dir)
+    figures = measure(work / "run", voc_dir, progress=progress)
     figures.update(_run_facts(work / "run"))
     minutes = {"total": (time.perf_counter() - started) / 60, "train": (trained["train_seconds"] or 0.0) / 60}
     manifest = build_manifest(recipe, cfg, figures, command=command, minutes=minutes)
