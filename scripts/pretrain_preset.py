@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     work = Path(args.work or f"runs/pretrain/{args.name}")
     dest = Path(args.dest) if args.dest else (work / "presets" if args.quick else PRESETS_DIR)
-    command = shlex.join(["python", "scripts/pretrain_preset.py", *argv])
+    # the command that rebuilds it: what was typed, less --resume (an interruption changes nothing)
+    command = shlex.join(["python", "scripts/pretrain_preset.py", *(a for a in argv if a != "--resume")])
     pretrain(
         recipe_of(args),
         work=work,

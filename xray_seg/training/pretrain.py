@@ -297,8 +297,8 @@ def build_manifest(recipe: PretrainRecipe, cfg, figures: dict, *, command: str, 
         "val": {k: figures[k] for k in ("miou", "mpa", "pd_at_pfa5", "iou", "val_images", "subsets")},
         "trained": {
             "cpu": cpu_line(),
-            "minutes": round(minutes["total"], 1),
-            "train_minutes": round(minutes["train"], 1),
+            "minutes": round(minutes["total"], 1),  # of this session (a --resume counts its own)
+            "train_minutes": None if minutes["train"] is None else round(minutes["train"], 1),
             "date": datetime.date.today().isoformat(),
             "load_at_end": load_line(),  # how shared the cores were (the minutes depend on it)
         },
@@ -321,7 +321,7 @@ def pretrain(
     recipe.validate()
     dest = Path(dest_root) / recipe.name
     check_destination(dest, force)  # before any slow work
-    settings = {"recipe": json.loads(json.dumps(asdict(recipe))), "command": command}
+    settings = {"recipe": json.loads(json.dumps(asdict(recipe)))}
     work = open_out(Path(work), settings, resume=resume, force=force, owner="pretrain")
     started = time.perf_counter()
     voc_dir = _data(recipe, work, progress)
@@ -331,7 +331,8 @@ def pretrain(
     _stage("4/5 evaluate on val")
     figures = measure(work / "run", voc_dir, progress=progress)
     figures.update(_run_facts(work / "run"))
-    minutes = {"total": (time.perf_counter() - started) / 60, "train": (trained["train_seconds"] or 0.0) / 60}
+    seconds = trained["train_seconds"]
+    minutes = {"total": (time.perf_counter() - started) / 60, "train": None if seconds is None else seconds / 60}
     manifest = build_manifest(recipe, cfg, figures, command=command, minutes=minutes)
     _stage(f"5/5 write the preset {dest}")
     write_preset(dest, RunLayout(work / "run").best_model, manifest)
@@ -339,7 +340,9 @@ def pretrain(
     print(
         f"preset {recipe.name}: val mIoU {figures['miou']:.4f}, PD at PFA 5 % "
         + ("n/a" if pd5 is None else f"{pd5:.4f}")
-        + f"; {minutes['total']:.1f} min in all ({minutes['train']:.1f} training)\n  {dest / MODEL_FILE}\n"
+        + f"; {minutes['total']:.1f} min this session"
+        + ("" if seconds is None else f" ({seconds / 60:.1f} training)")
+        + f"\n  {dest / MODEL_FILE}\n"
         f"  {dest / MANIFEST_FILE}",
         flush=True,
     )
