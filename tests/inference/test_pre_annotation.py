@@ -173,7 +173,7 @@ def test_image_path_points_at_the_scan_when_not_copied(model_file, scans, tmp_pa
     assert record["imagePath"] == "../../scans/bag1.png"
     assert (record["imageHeight"], record["imageWidth"]) == (80, 72)
     assert LabelFile(str(out / "bag1.json")).shapes
-    assert sorted(p.name for p in out.iterdir()) == [".xray-seg-output", "bag1.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".pre-annotation-sha256", ".xray-seg-output", "bag1.json"]
 
 
 def test_existing_annotations_are_skipped_and_never_touched_force_included(model_file, scans, tmp_path, cli, snapshot):
@@ -202,3 +202,18 @@ def test_bad_input_is_one_line_and_writes_nothing(model_file, scans, tmp_path, r
     refused(["predict", model_file, scans, "--out", out, "--simplify", "1"], "--labelme", untouched=[scans])
     refused(["predict", model_file, scans, "--out", out, "--labelme", "--simplify", "nan"], "--simplify")
     assert not out.exists() and not (scans / "pre").exists()
+
+
+def test_force_refuses_to_replace_corrections_made_in_out(model_file, scans, tmp_path, cli, refused):
+    out = tmp_path / "pre"
+    assert cli(["predict", model_file, scans, "--out", out, "--labelme", "--copy-images"])[0] == 0
+    record = json.loads((out / "bag0.json").read_text())
+    record["shapes"] = record["shapes"][1:]  # an annotator deleted a shape and saved
+    (out / "bag0.json").write_text(json.dumps(record))
+    argv = ["predict", model_file, scans, "--out", out, "--labelme", "--force"]
+    refused(argv, "bag0.json", "corrected", absent=["bag1.json"], untouched=[out])
+    (out / "bag0.json").unlink()
+    (out / "extra.json").write_text("{}")  # a file an annotator added
+    refused(argv, "extra.json", untouched=[out])
+    (out / "extra.json").unlink()
+    assert cli(argv)[0] == 0 and (out / "bag0.json").is_file()

@@ -40,6 +40,11 @@ Human work is never overwritten
     is skipped and listed, unless ``include_annotated``, which pre-annotates it into OUT too
     and still leaves that file alone.
 
+    Annotators correct the files in OUT itself, so ``force`` checks them first: OUT keeps the
+    SHA-256 of every JSON it wrote (:data:`DIGESTS`, a hidden text file that neither labelme
+    nor ``convert`` reads), and ``force`` refuses, listing them, while any JSON there was
+    changed or added since: replacing OUT would delete an annotator's corrections.
+
 Round trip, measured
     ``xray-seg convert`` (labelme's rasteriser) of untouched pre-annotations gives back the
     predicted class map with fragments under ``min_area`` removed: every item's IoU is at
@@ -51,6 +56,7 @@ Round trip, measured
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -59,8 +65,14 @@ from pathlib import Path
 import numpy as np
 
 from xray_seg.conversion.labelme_writer import labelme_record, polygon_shape, trace_mask
-from xray_seg.core.errors import ConfigError, XraySegError
-from xray_seg.core.fileio import prepare_output_dir, read_regular_file, write_bytes_atomic, write_json_atomic
+from xray_seg.core.errors import ConfigError, OutputExistsError, XraySegError
+from xray_seg.core.fileio import (
+    has_marker,
+    prepare_output_dir,
+    read_regular_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from xray_seg.core.images import read_image_rgb
 from xray_seg.core.window import check_window
 from xray_seg.inference.alarm_rule import find_items
@@ -74,6 +86,8 @@ from xray_seg.inference.tta_options import TTAOptions
 DEFAULT_SIMPLIFY = 1.0
 #: The flag (on each shape and on the file) that marks a pre-annotation nobody has reviewed.
 UNREVIEWED = "unreviewed"
+#: In OUT: ``<sha256>  <stem>.json`` of every file written, so ``--force`` can see corrected ones.
+DIGESTS = ".pre-annotation-sha256"
 
 
 @dataclass
@@ -156,6 +170,7 @@ def pre_annotate(
     todo, guarded = _scans_to_do(inputs, include_annotated, report)
     owner = dict(inputs=guarded, may_lie_inside=[model_folder(model)], owner="predict")
     prepare_output_dir(out_dir, force=force, dry_run=True, **owner)
+    _refuse_corrected(Path(out_dir))
     loaded = load_for_inference(model)  # ModelError: no class names, unreadable model
     tta = tta or TTAOptions()
     fixed = loaded.input_size or (loaded.trained_size if loaded.keras_model is None else None)
@@ -176,11 +191,42 @@ def pre_annotate(
         )
         _write_one(out_dir, path, image.shape, shapes, copy_images)
         report.written.append(out_dir / f"{path.stem}.json")
+        _record_digest(out_dir, report.written[-1])
         report.shapes += len(shapes)
         report.vertices += sum(len(s["points"]) for s in shapes)
         report.item_iou += ious
     _print_summary(report, out_dir, simplify, include_annotated)
     return report
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _record_digest(out_dir: Path, json_path: Path) -> None:
+    """Append ``<sha256>  <name>`` to :data:`DIGESTS` (a line per file, so an interrupted run keeps its record)."""
+    with open(out_dir / DIGESTS, "a", encoding="utf-8") as f:
+        f.write(f"{_sha256(json_path)}  {json_path.name}\n")
+
+
+def _refuse_corrected(out_dir: Path) -> None:
+    """Refuse to replace an OUT whose Labelme files were changed or added since they were written."""
+    if not (out_dir.is_dir() and has_marker(out_dir)):
+        return  # a new OUT, or one prepare_output_dir refuses on its own
+    try:
+        lines = (out_dir / DIGESTS).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    written = dict(reversed(line.split("  ", 1)) for line in lines if "  " in line)
+    changed = sorted(p.name for p in out_dir.glob("*.json") if written.get(p.name) != _sha256(p))
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise OutputExistsError(
+            f"{len(changed)} Labelme file(s) were corrected or added since they were pre-annotated "
+            f"({shown}); --force would delete that work",
+            path=out_dir,
+            fix="convert or move them first, or choose another --out",
+        )
 
 
 def _write_one(out_dir: Path, scan: Path, shape, shapes: list[dict], copy_images: bool) -> None:
