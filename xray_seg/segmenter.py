@@ -198,7 +198,7 @@ class Segmenter:
     ):
         """``xray-seg predict --labelme``: a Labelme pre-annotation of every scan, written into ``out_dir``.
 
-        One polygon per predicted item (simplified by at most ``simplify`` pixels, default 1.0),
+        One polygon per predicted item (simplified by at most ``simplify`` pixels, default 0.5),
         labelled with its class, marked unreviewed with its confidence; scans with a
         ``<stem>.json`` beside them are skipped unless ``include_annotated`` (and never
         touched). :mod:`xray_seg.inference.pre_annotation` has the details; returns its
