@@ -24,6 +24,7 @@ A run started so begins at epoch 1 with a fresh optimizer; it is not ``--resume`
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from xray_seg.models.weight_transfer import (
 FIX = "give a run folder (RUN or RUN:last), a .keras file, a .weights.h5 file or preset:NAME"
 CHECKPOINTS = {"best": "best_weights", "last": "last_weights"}
 INIT_REPORT = "init_report.json"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass
@@ -85,6 +87,8 @@ def resolve_init_source(spelling: str, classes_file: str = "") -> InitSource:
     if path.is_dir():
         return _run_source(spelling, path, checkpoint, classes_file)
     if path.name.endswith(".weights.h5"):
+        if not _is_hdf5(path):
+            raise ModelError("not an HDF5 weights file", path=path, fix=FIX)
         run = path.parent.parent
         if path.parent.name == "checkpoints" and (run / "config.yaml").is_file():
             return _run_weights(spelling, run, path, classes_file)
@@ -137,6 +141,8 @@ def _run_weights(spelling: str, run: Path, weights: Path, classes_file: str) -> 
 
 
 def _keras_source(spelling: str, path: Path, classes_file: str) -> InitSource:
+    if not _is_keras_archive(path):
+        raise ModelError("not a Keras model file (no zip archive with a config.json)", path=path, fix=FIX)
     meta = read_model_metadata(path) or {}
     beside = path.parent / "class_names.txt"
     if meta.get("class_names"):
@@ -153,6 +159,19 @@ def _keras_source(spelling: str, path: Path, classes_file: str) -> InitSource:
     width = float(width) if isinstance(width, (int, float)) else None
     names = check_class_names(list(names), where)
     return InitSource(spelling, "keras", path, file_sha256(path), names, meta.get("model_name"), width)
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(8) == HDF5_SIGNATURE
+
+
+def _is_keras_archive(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _refuse_classes_file(classes_file: str, spelling: str) -> None:
