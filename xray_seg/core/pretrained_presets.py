@@ -89,11 +89,15 @@ def find_preset(name: str) -> PretrainedPreset:
     """The preset ``name`` (``preset:`` prefix allowed); unknown names are refused with the list."""
     name = name[len(PREFIX) :] if name.startswith(PREFIX) else name
     presets = {p.name: p for p in list_presets()}
+    if name not in presets and not presets:
+        raise ModelError(
+            f"unknown preset {name!r}: no preset is installed (searched {_searched()})",
+            fix=f"put preset folders in a folder named by {PRESETS_PATH_ENV}, or start from a run or a .keras file",
+        )
     if name not in presets:
-        listed = ", ".join(presets) if presets else f"none is installed (searched {_searched()})"
         raise ModelError(
             f"unknown preset {name!r}",
-            fix=f"use one of: {listed} (`xray-seg models --presets` lists them)",
+            fix=f"use one of: {', '.join(presets)} (`xray-seg models --presets` lists them)",
         )
     return presets[name]
 
