@@ -186,3 +186,17 @@ def test_a_run_from_a_preset_records_source_digest_and_report(voc, presets, tmp_
     report = json.loads((run / "init_report.json").read_text())
     assert report["sha256"] == manifest["sha256"] and report["counts"]["loaded"] == report["counts"]["target_tensors"]
     assert json.loads((run / "checkpoints" / "state.json").read_text())["epochs_done"] == 1
+
+
+def test_the_api_refuses_as_the_cli_does(voc, presets, tmp_path):
+    import xray_seg
+    from xray_seg.core.errors import ConfigError
+
+    cfg = xray_seg.TrainConfig.from_preset("demo_cpu", model={"width": 0.0625}, data={"image_size": [64, 64]})
+    with pytest.raises(ModelError, match="unknown preset 'nope'.*tiny_synth"):
+        xray_seg.train(cfg, voc, tmp_path / "run", init="preset:nope", verbose=0)
+    with pytest.raises(ConfigError, match="resume"):
+        xray_seg.train(cfg, voc, tmp_path / "run", init="preset:tiny_synth", resume=True, verbose=0)
+    with pytest.raises(ModelError, match="one architecture"):
+        xray_seg.train(xray_seg.TrainConfig(init="preset:tiny_synth"), voc, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()

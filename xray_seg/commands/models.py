@@ -11,6 +11,9 @@ List every registered segmentation model (the names `xray-seg train --model` acc
 with its parameter count and its compute for one image at the given size (512x512 by
 default, the papers' input), built at full width.
 
+--presets lists the pretrained presets instead (`xray-seg train VOC --init preset:NAME`,
+`xray_seg.Segmenter.from_preset(NAME)`): name, model, width, classes, val mIoU, file size.
+
 GMACs are multiply-accumulates of the convolutions/matmuls (what papers usually print
 as "FLOPs"); GFLOPs = 2 x GMACs. Counted on the traced TensorFlow graph, batch 1.
 """

@@ -209,7 +209,7 @@ def prepare_init(cfg) -> tuple[InitSource, object]:
     """Resolve ``cfg.init`` and check it against the run before its folder exists: class names
     unique on both sides, the same architecture and width where the source states them, and the
     digest ``cfg.init_sha256`` when the config gives one. Returns ``(source, cfg)`` with the
-    digest recorded in the config."""
+    config recording the file read (absolute; ``preset:NAME`` as given) and its digest."""
     source = resolve_init_source(cfg.init, cfg.init_classes)
     if cfg.data.voc_dir:  # without one, the run folder's own check names the missing dataset
         check_class_names(read_class_names(cfg.data.voc_dir), Path(cfg.data.voc_dir) / "class_names.txt")
@@ -229,7 +229,8 @@ def prepare_init(cfg) -> tuple[InitSource, object]:
             path=source.file,
             fix="clear init_sha256 (--set init_sha256=) to start from the file as it is now",
         )
-    return source, dataclasses.replace(cfg, init_sha256=source.sha256)
+    recorded = source.spelling if source.kind == "preset" else str(source.file.resolve())
+    return source, dataclasses.replace(cfg, init=recorded, init_sha256=source.sha256)
 
 
 def adopt_source_architecture(cfg, source: InitSource):
