@@ -66,6 +66,7 @@ class InitSource:
     model_name: str | None = None  # None: not stated by the source
     width: float | None = None
     run_model: dict | None = None  # kind "run": the run's model section, to build it
+    image_size: tuple | None = None  # kind "run": the run's data.image_size, to build it
 
     def describe(self) -> str:
         model = self.model_name or "a model of unstated architecture"
@@ -137,7 +138,9 @@ def _run_weights(spelling: str, run: Path, weights: Path, classes_file: str) -> 
         raise ModelError("the run's config.yaml names no model", path=layout.config_file, fix=FIX)
     names = check_class_names(_names_file(layout.class_names_file), layout.class_names_file)
     width = float(model.get("width", 1.0))
-    return InitSource(spelling, "run", weights, file_sha256(weights), names, model["name"], width, model)
+    size = _yaml_section(layout.config_file, "data").get("image_size")
+    size = tuple(int(v) for v in size) if isinstance(size, list) and len(size) == 2 else None
+    return InitSource(spelling, "run", weights, file_sha256(weights), names, model["name"], width, model, size)
 
 
 def _keras_source(spelling: str, path: Path, classes_file: str) -> InitSource:
@@ -256,11 +259,12 @@ def load_source_weights(source: InitSource, cfg) -> dict:
     spec = source.run_model or {"name": cfg.model.name, "width": cfg.model.width, "aux": cfg.model.aux}
     options = dict(spec.get("options") or {}) if source.run_model else dict(cfg.model.options)
     auxes = [bool(spec.get("aux", False))] + ([] if source.run_model else [not spec.get("aux", False)])
+    height, width = source.image_size or tuple(cfg.data.image_size)
     problem = ""
     for aux in auxes:  # a plain weights file may or may not hold auxiliary heads
         try:
             model = build_model(
-                spec["name"], len(source.class_names), (None, None, 3), width=spec["width"], aux=aux, **options
+                spec["name"], len(source.class_names), (height, width, 3), width=spec["width"], aux=aux, **options
             )
             model.load_weights(source.file)
             return model_weights(model)
