@@ -14,27 +14,18 @@ export, and used with a warning to export again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
 from pathlib import Path
 
 from xray_seg.core.errors import ModelError
+from xray_seg.core.fileio import file_sha256
 from xray_seg.inference.geometry import ScanGeometry
 
 REEXPORT = "export the model again (`xray-seg export RUN --out OUT --force`)"
 MAX_TILE = 8192  # pixels per tile side; an export's tile is its training size
 MAX_CLOSING = 64  # pixels of the alarm's morphological closing
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bad(problem: str, path: Path) -> ModelError:
