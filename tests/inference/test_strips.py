@@ -91,3 +91,37 @@ def test_memory_formula_grows_with_pixels_and_classes():
     small = predict_memory_bytes(1000, 1000, 6, (512, 512))
     assert predict_memory_bytes(2000, 1000, 6, (512, 512)) - small == (4 * 6 + 10) * 1000 * 1000
     assert predict_memory_bytes(1000, 1000, 7, (512, 512)) - small == 4 * 1000 * 1000
+
+
+def test_predict_memory_grows_by_the_formula_per_pixel(tmp_path):
+    """``xray-seg predict`` in fresh processes on a 0.25 and a 4 M pixel scan: the extra peak RSS per
+    extra pixel stays within the formula's bytes per pixel (4K + 10), with a margin for the
+    allocator; whole-scan float copies (before strips: over 100 bytes a pixel) would fail it."""
+    keras = pytest.importorskip("keras")
+    import sys
+
+    from PIL import Image
+
+    from xray_seg.core.config import save_config
+    from xray_seg.inference.strips import BYTES_PER_SCAN_PIXEL
+    from xray_seg.serving.bench_memory import run_measured, synthetic_scan
+    from xray_seg.training.config import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(keras.layers.Rescaling(1 / 127.5, -1)(inputs))
+    keras.Model(inputs, keras.layers.Conv2D(3, 1)(hidden)).save(run / "best_model.keras")
+    (run / "class_names.txt").write_text("_background_\ngun\nknife\n")
+    cfg = TrainConfig()
+    cfg.data.image_size = (256, 256)
+    save_config(cfg, run / "config.yaml")
+    peaks = {}
+    for side in (500, 2000):
+        Image.fromarray(synthetic_scan(side, side)).save(tmp_path / f"scan{side}.png", compress_level=1)
+        command = [sys.executable, "-m", "xray_seg", "predict", str(run), str(tmp_path / f"scan{side}.png")]
+        result = run_measured([*command, "--out", str(tmp_path / f"out{side}")], 8 << 30, tmp_path / f"{side}.log")
+        assert result["returncode"] == 0, result["error"]
+        peaks[side] = result["peak_rss"]
+    per_pixel = (peaks[2000] - peaks[500]) / (2000**2 - 500**2)
+    assert per_pixel <= 1.5 * (4 * 3 + BYTES_PER_SCAN_PIXEL), f"{per_pixel:.1f} bytes per extra pixel"

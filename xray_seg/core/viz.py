@@ -40,11 +40,15 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarr
     image = np.asarray(image, dtype=np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
-    colour = colorize(mask).astype(np.float32)
-    blend = image.astype(np.float32)
-    fg = (np.asarray(mask) > 0)[..., None]
-    blend = np.where(fg, (1 - alpha) * blend + alpha * colour, blend)
-    return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+    mask = np.asarray(mask)
+    out = np.empty(image.shape, np.uint8)
+    for y in range(0, image.shape[0], 256):  # strips of rows: float32 copies of 256 rows, not of the scan
+        colour = colorize(mask[y : y + 256]).astype(np.float32)
+        blend = image[y : y + 256].astype(np.float32)
+        fg = (mask[y : y + 256] > 0)[..., None]
+        blend = np.where(fg, (1 - alpha) * blend + alpha * colour, blend)
+        out[y : y + 256] = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def save_grid(

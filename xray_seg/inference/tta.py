@@ -124,7 +124,9 @@ def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_s
     origins = [(y, x) for y in axis_origins(H, wh, stride[0]) for x in axis_origins(W, ww, stride[1])]
     if len(origins) == 1:
         weights = np.ones_like(weights)  # one tile: its probabilities as they are
-    return blend_tiles(lambda tiles: tile_probabilities(model, tiles), image, origins, window, weights, batch_size, pad_value)
+    return blend_tiles(
+        lambda tiles: tile_probabilities(model, tiles), image, origins, window, weights, batch_size, pad_value
+    )
 
 
 def _predict_at_size(model, image, *, window, stride, batch_size, pad_value, blend_sigma) -> np.ndarray:
