@@ -88,9 +88,10 @@ def test_cut_tiles_pads_with_air_and_strip_ranges_cover():
 
 
 def test_memory_formula_grows_with_pixels_and_classes():
-    small = predict_memory_bytes(1000, 1000, 6, (512, 512))
-    assert predict_memory_bytes(2000, 1000, 6, (512, 512)) - small == (4 * 6 + 10) * 1000 * 1000
-    assert predict_memory_bytes(1000, 1000, 7, (512, 512)) - small == 4 * 1000 * 1000
+    small = predict_memory_bytes(1000, 1000, 6)
+    assert predict_memory_bytes(2000, 1000, 6) - small == (4 * 6 + 10) * 1000 * 1000
+    assert predict_memory_bytes(1000, 1000, 7) - small == 4 * 1000 * 1000
+    assert predict_memory_bytes(1000, 1000, 6, base=0) == (4 * 6 + 10) * 1000 * 1000
 
 
 def test_predict_memory_grows_by_the_formula_per_pixel(tmp_path):
@@ -98,8 +99,6 @@ def test_predict_memory_grows_by_the_formula_per_pixel(tmp_path):
     extra pixel stays within the formula's bytes per pixel (4K + 10), with a margin for the
     allocator; whole-scan float copies (before strips: over 100 bytes a pixel) would fail it."""
     keras = pytest.importorskip("keras")
-    import sys
-
     from PIL import Image
 
     from xray_seg.core.config import save_config
@@ -119,7 +118,7 @@ def test_predict_memory_grows_by_the_formula_per_pixel(tmp_path):
     peaks = {}
     for side in (500, 2000):
         Image.fromarray(synthetic_scan(side, side)).save(tmp_path / f"scan{side}.png", compress_level=1)
-        command = [sys.executable, "-m", "xray_seg", "predict", str(run), str(tmp_path / f"scan{side}.png")]
+        command = ["xray_seg", "predict", str(run), str(tmp_path / f"scan{side}.png")]
         result = run_measured([*command, "--out", str(tmp_path / f"out{side}")], 8 << 30, tmp_path / f"{side}.log")
         assert result["returncode"] == 0, result["error"]
         peaks[side] = result["peak_rss"]

@@ -15,13 +15,16 @@ crop) written so that nothing the size of the padded scan is ever made besides t
 :func:`class_map_of` takes the arg-max of ``[H, W, K]`` probabilities a strip of rows at a
 time, straight into uint8 (numpy's arg-max alone would make an int64 ``[H, W]``, 8 bytes a pixel).
 
-Peak memory of ``predict`` on one ``H x W`` scan with ``K`` classes and tile ``th x tw`` (no
-TTA), measured in docs/benchmarks.md, "Peak memory of predict", and written in
-:func:`predict_memory_bytes`: ``base + (4K + 10) H W + c th tw`` bytes - the float32
-probabilities (``4K``), the uint8 scan (3), class map (1), and the largest transient, the
-per-class item search (binary mask, its closing, int32 component labels: 6) - plus the
-network's activations for ``batch_size`` tiles. TTA adds, per variant, its probabilities at
-the variant's size and one resized copy (``4K (s^2 + 1) H W``).
+Peak memory of ``predict`` on one ``H x W`` scan with ``K`` classes (no TTA), measured in
+docs/benchmarks.md, "Peak memory of predict", and written in :func:`predict_memory_bytes`:
+``base + (4K + 10) H W`` bytes - the float32 probabilities (``4K``, the one scan-sized float
+array, which the items' confidences read), the uint8 scan (3), class map (1), and the largest
+transient, the per-class item search (binary mask, its closing, int32 component labels: 6).
+``base`` holds the libraries, the model and ``batch_size`` tiles of activations: it grows with
+the network's width and the tile, not with the scan. The overlay is drawn after the
+probabilities are freed, in strips (:func:`xray_seg.core.viz.overlay`), and PNG-encoded from
+uint8 (about 20 bytes a pixel: Pillow holds RGB at 4 bytes a pixel; under ``4K + 10`` for K >= 3). TTA adds,
+per variant, its probabilities at the variant's size and one resized copy (``4K (s^2 + 1) H W``).
 """
 
 from __future__ import annotations
@@ -30,17 +33,19 @@ import numpy as np
 
 STRIP_ROWS = 256  # rows per strip of the per-strip passes (arg-max, overlay)
 
-# predict's peak RSS model (module docstring): measured constants, docs/benchmarks.md
-BASE_BYTES = 1_200_000_000  # TensorFlow, Keras, the model and its graph, cv2, Pillow
-BYTES_PER_SCAN_PIXEL = 10  # + 4K for the float32 probabilities
-BYTES_PER_TILE_PIXEL = 20_000  # activations of TILE_BATCH tiles at the bench width (0.0625)
+# predict's peak RSS model (module docstring), measured: docs/benchmarks.md, "Peak memory of predict"
+BASE_BYTES = 1_100_000_000  # Keras model, TensorFlow, cv2, Pillow, 4 tiles of activations (width 0.0625, 512 tiles)
+SAVEDMODEL_BASE_BYTES = 1_700_000_000  # the same with a loaded SavedModel (its graph and functions) instead
+BYTES_PER_SCAN_PIXEL = 10  # uint8 scan 3, class map 1, item search 6; + 4K for the float32 probabilities
 
 
-def predict_memory_bytes(height: int, width: int, num_classes: int, tile) -> int:
-    """Peak RSS bound of ``predict`` (no TTA) on one ``height x width`` scan (module docstring)."""
-    th, tw = int(tile[0]), int(tile[1])
+def predict_memory_bytes(height: int, width: int, num_classes: int, base: int = BASE_BYTES) -> int:
+    """Peak RSS bound of ``predict`` (no TTA) on one ``height x width`` scan: ``base + (4K + 10) H W``
+    bytes (module docstring). ``base`` is the fixed part: :data:`BASE_BYTES` for a Keras model,
+    :data:`SAVEDMODEL_BASE_BYTES` for a SavedModel, both measured with a 0.0625-width
+    CWF-DeepLabv3+ and 512x512 tiles; a wider network or larger tiles add their activations."""
     per_pixel = 4 * int(num_classes) + BYTES_PER_SCAN_PIXEL
-    return BASE_BYTES + per_pixel * int(height) * int(width) + BYTES_PER_TILE_PIXEL * th * tw
+    return int(base) + per_pixel * int(height) * int(width)
 
 
 def strip_ranges(height: int, rows: int = STRIP_ROWS):

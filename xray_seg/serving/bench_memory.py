@@ -2,7 +2,7 @@
 
 For each scan size (default 1, 16 and 63 M pixels: 1000x1000, 4000x4000, 7900x8000) and each
 route, one fresh process segments one synthetic scan and its peak resident set is read from
-the kernel when it exits (``ru_maxrss`` of ``wait4``: the child's own ``VmHWM``):
+its own ``VmHWM`` as it exits (:data:`PEAK_LAUNCHER`):
 
 - ``keras``: ``xray-seg predict RUN scan.png`` (the run's ``.keras`` model, host strips);
 - ``savedmodel``: ``xray-seg predict EXPORT/savedmodel scan.png`` (host strips, the SavedModel
@@ -20,7 +20,6 @@ cannot take a shared machine down. docs/benchmarks.md, "Peak memory of predict",
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from xray_seg.evaluation.timing import cpu_line, load_line
-from xray_seg.inference.strips import predict_memory_bytes
+from xray_seg.inference.strips import BASE_BYTES, SAVEDMODEL_BASE_BYTES, predict_memory_bytes
 from xray_seg.serving.bench_station import make_latency_run
 from xray_seg.serving.exporter import export_model
 from xray_seg.serving.signatures import serving_memory_bytes
@@ -73,33 +72,50 @@ def write_scan(path: Path, height: int, width: int) -> Path:
     return path
 
 
-def _vm_rss(pid: int) -> int:
+# Runs ``python -m MODULE ARGS...`` and writes its own VmHWM (kB) to a file at exit: the child's peak
+# alone (``ru_maxrss`` of ``wait4`` would carry the parent's high-water mark across fork + exec).
+PEAK_LAUNCHER = """
+import atexit, runpy, sys
+out, module = sys.argv[1], sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
+def write_peak():
+    with open("/proc/self/status", encoding="ascii") as f:
+        kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(out, "w", encoding="ascii") as f:
+        f.write(kb)
+atexit.register(write_peak)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def _status_kb(pid: int, key: str) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            return next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0)
+            return next((int(line.split()[1]) for line in f if line.startswith(key)), 0)
     except OSError:
         return 0
 
 
-def run_measured(command: list[str], cap_bytes: int, log: Path) -> dict:
-    """Run ``command`` (stderr to ``log``): its peak RSS in bytes (``ru_maxrss`` of ``wait4``),
-    seconds, exit code, and whether the watchdog killed it for passing ``cap_bytes``."""
-    start = time.perf_counter()
+def run_measured(module_args: list[str], cap_bytes: int, log: Path) -> dict:
+    """Run ``python -m MODULE ARGS`` (stderr to ``log``) in a fresh process: its peak RSS in bytes
+    (its own ``VmHWM`` at exit; for a process killed at ``cap_bytes`` by the watchdog, the last
+    ``VmHWM`` seen), seconds, exit code, and whether it was killed."""
+    peak_file = log.with_suffix(".peak")
+    peak_file.unlink(missing_ok=True)
+    command = [sys.executable, "-c", PEAK_LAUNCHER, str(peak_file), *module_args]
+    start, seen, killed = time.perf_counter(), 0, False
     with open(log, "w", encoding="utf-8") as err:
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-        killed = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if _vm_rss(proc.pid) > cap_bytes:
+        while proc.poll() is None:
+            seen = max(seen, _status_kb(proc.pid, "VmHWM:") * 1024)
+            if _status_kb(proc.pid, "VmRSS:") * 1024 > cap_bytes:
                 proc.kill()
                 killed = True
             time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak = int(peak_file.read_text(encoding="ascii")) * 1024 if peak_file.is_file() else seen
     lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     return {
-        "peak_rss": usage.ru_maxrss * 1024,
+        "peak_rss": peak,
         "seconds": round(time.perf_counter() - start, 1),
         "returncode": proc.returncode,
         "killed_at_cap": killed,
@@ -109,15 +125,17 @@ def run_measured(command: list[str], cap_bytes: int, log: Path) -> dict:
 
 def route_command(route: str, run: Path, export: Path, scan: Path, out: Path) -> list[str]:
     if route == "serving_default":
-        return [sys.executable, "-m", "xray_seg.serving.serve_once", str(export / "savedmodel"), str(scan)]
+        return ["xray_seg.serving.serve_once", str(export / "savedmodel"), str(scan)]
     model = run if route == "keras" else export / "savedmodel"
-    return [sys.executable, "-m", "xray_seg", "predict", str(model), str(scan), "--out", str(out), "--force"]
+    return ["xray_seg", "predict", str(model), str(scan), "--out", str(out), "--force"]
 
 
 def formula(route: str, s: MemorySettings, height: int, width: int) -> int:
     if route == "serving_default":
-        return serving_memory_bytes(height, width, s.classes, (s.tile, s.tile))
-    return predict_memory_bytes(height, width, s.classes, (s.tile, s.tile))
+        return serving_memory_bytes(height, width, s.classes)  # every pixel a mask pixel: the worst case
+    return predict_memory_bytes(
+        height, width, s.classes, SAVEDMODEL_BASE_BYTES if route == "savedmodel" else BASE_BYTES
+    )
 
 
 def measure(s: MemorySettings, work: Path) -> list[dict]:

@@ -21,9 +21,18 @@ float32 ``[B, H, W, K]``, ``class_pixel_counts`` int32 ``[B, K]`` (real pixels o
 (:func:`xray_seg.serving.alarm_graph.alarm_outputs`). ``model_info()``: class names, input
 size, model name, version, the geometry rule and the stored alarm rule.
 
-Peak memory per scan (float32; ``H x W`` scaled, ``Hp x Wp`` padded, tile ``th x tw``), independent
-of the number of tiles: ``4 (3HW + 2K Hp Wp + K HW + 2K th Wp) + A(TILE_BATCH)`` bytes, i.e. about
-``4 (3 + 3K) H W`` plus the network's activations for ``TILE_BATCH`` tiles.
+Peak memory of one ``serving_default`` call on ``[1, H, W, 3]`` at native resolution, ``K``
+classes, ``N`` non-background pixels of the class map after the alarm's closing
+(:func:`serving_memory_bytes`; measured in docs/benchmarks.md, "Peak memory of predict"):
+``base + (8K + 12 (K - 1) + 14) H W + 300 N`` bytes. Per term: the uint8 scan (3; tiles become
+float32 one tile row at a time), the probability blocks and their concatenation into the output
+(``8K``), the class map and its int32 arg-max (5, twice: the output and the alarm), the alarm's
+uint8 class masks, their closing and the int32 component map with its padded copy (``12 (K - 1)``),
+and, per mask pixel, the coordinates, neighbour edges and FastSV's arrays (about 300 bytes).
+``base`` holds TensorFlow, the loaded graph and ``TILE_BATCH`` tiles of activations. The tile
+rows themselves cost only ``[th, W', K]`` of running sums, whatever the scan's length. A batch
+of ``B`` scans holds ``B`` outputs; ``serve_encoded`` also holds every decoded image (``3 H W``
+each). ``xray-seg predict`` stays far lower on large scans (:mod:`xray_seg.inference.strips`).
 
 Errors: wrong rank, channel count, an empty image, bytes neither PNG nor JPEG, or an image over
 the pixel limit (:mod:`xray_seg.serving.limits`) fail inside the graph with
@@ -48,21 +57,18 @@ TILE_BATCH = 4  # tiles per forward pass: bounds the activations alive at once
 PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
 
 
-# serving_default's peak RSS model (module docstring), measured: docs/benchmarks.md, "Peak memory"
-SERVING_BASE_BYTES = 1_200_000_000  # TensorFlow, the loaded SavedModel and its graph
-SERVING_BYTES_PER_PIXEL = 40  # + 8K: input, mask, closing, labels, components (see the docstring)
-SERVING_BYTES_PER_TILE_PIXEL = 20_000  # activations of TILE_BATCH tiles at the bench width (0.0625)
+# serving_default's peak RSS model (module docstring, "Peak memory"), docs/benchmarks.md, "Peak memory"
+SERVING_BASE_BYTES = 1_300_000_000  # TensorFlow, the loaded SavedModel, four tiles of activations (width 0.0625, 512)
+MASK_PIXEL_BYTES = 300  # the in-graph connected components, per non-background pixel of the class map
 
 
-def serving_memory_bytes(height: int, width: int, num_classes: int, tile) -> int:
+def serving_memory_bytes(height: int, width: int, num_classes: int, mask_pixels: int | None = None) -> int:
     """Peak RSS bound of one ``serving_default`` call on a ``[1, height, width, 3]`` scan at native
-    resolution (module docstring, "Peak memory")."""
-    per_pixel = 8 * int(num_classes) + SERVING_BYTES_PER_PIXEL
-    return (
-        SERVING_BASE_BYTES
-        + per_pixel * int(height) * int(width)
-        + SERVING_BYTES_PER_TILE_PIXEL * int(tile[0]) * int(tile[1])
-    )
+    resolution: ``base + (8K + 12 (K - 1) + 14) H W + 300 N`` bytes (module docstring, "Peak
+    memory"); ``mask_pixels`` ``N`` defaults to every pixel (a class map with no background)."""
+    k, pixels = int(num_classes), int(height) * int(width)
+    n = pixels if mask_pixels is None else int(mask_pixels)
+    return SERVING_BASE_BYTES + (8 * k + 12 * (k - 1) + 14) * pixels + MASK_PIXEL_BYTES * n
 
 
 def resize_bilinear(images: tf.Tensor, size) -> tf.Tensor:
