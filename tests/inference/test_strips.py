@@ -124,3 +124,7 @@ def test_predict_memory_grows_by_the_formula_per_pixel(tmp_path):
         peaks[side] = result["peak_rss"]
     per_pixel = (peaks[2000] - peaks[500]) / (2000**2 - 500**2)
     assert per_pixel <= 1.5 * (4 * 3 + BYTES_PER_SCAN_PIXEL), f"{per_pixel:.1f} bytes per extra pixel"
+
+
+def test_bench_memory_refuses_an_unknown_route(refused):
+    refused(["bench", "--suite", "memory", "--routes", "keras,tflite"], "unknown route", "serving_default")

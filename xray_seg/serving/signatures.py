@@ -24,11 +24,12 @@ size, model name, version, the geometry rule and the stored alarm rule.
 Peak memory of one ``serving_default`` call on ``[1, H, W, 3]`` at native resolution, ``K``
 classes, ``N`` non-background pixels of the class map after the alarm's closing
 (:func:`serving_memory_bytes`; measured in docs/benchmarks.md, "Peak memory of predict"):
-``base + (8K + 12 (K - 1) + 14) H W + 300 N`` bytes. Per term: the uint8 scan (3; tiles become
+``base + (8K + 12 (K - 1) + 14) H W + 330 N`` bytes. Per term: the uint8 scan (3; tiles become
 float32 one tile row at a time), the probability blocks and their concatenation into the output
 (``8K``), the class map and its int32 arg-max (5, twice: the output and the alarm), the alarm's
 uint8 class masks, their closing and the int32 component map with its padded copy (``12 (K - 1)``),
-and, per mask pixel, the coordinates, neighbour edges and FastSV's arrays (about 300 bytes).
+and, per mask pixel, the coordinates, neighbour edges and FastSV's arrays (330 bytes, fitted
+to the 1 and 16 M pixel runs of a class map with no background).
 ``base`` holds TensorFlow, the loaded graph and ``TILE_BATCH`` tiles of activations. The tile
 rows themselves cost only ``[th, W', K]`` of running sums, whatever the scan's length. A batch
 of ``B`` scans holds ``B`` outputs; ``serve_encoded`` also holds every decoded image (``3 H W``
@@ -59,12 +60,12 @@ PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
 
 # serving_default's peak RSS model (module docstring, "Peak memory"), docs/benchmarks.md, "Peak memory"
 SERVING_BASE_BYTES = 1_300_000_000  # TensorFlow, the loaded SavedModel, four tiles of activations (width 0.0625, 512)
-MASK_PIXEL_BYTES = 300  # the in-graph connected components, per non-background pixel of the class map
+MASK_PIXEL_BYTES = 330  # the in-graph connected components, per non-background pixel of the class map
 
 
 def serving_memory_bytes(height: int, width: int, num_classes: int, mask_pixels: int | None = None) -> int:
     """Peak RSS bound of one ``serving_default`` call on a ``[1, height, width, 3]`` scan at native
-    resolution: ``base + (8K + 12 (K - 1) + 14) H W + 300 N`` bytes (module docstring, "Peak
+    resolution: ``base + (8K + 12 (K - 1) + 14) H W + 330 N`` bytes (module docstring, "Peak
     memory"); ``mask_pixels`` ``N`` defaults to every pixel (a class map with no background)."""
     k, pixels = int(num_classes), int(height) * int(width)
     n = pixels if mask_pixels is None else int(mask_pixels)
