@@ -17,13 +17,15 @@ time, straight into uint8 (numpy's arg-max alone would make an int64 ``[H, W]``,
 
 Peak memory of ``predict`` on one ``H x W`` scan with ``K`` classes (no TTA), measured in
 docs/benchmarks.md, "Peak memory of predict", and written in :func:`predict_memory_bytes`:
-``base + (4K + 10) H W`` bytes - the float32 probabilities (``4K``, the one scan-sized float
+``base + (4K + 14) H W`` bytes - the float32 probabilities (``4K``, the one scan-sized float
 array, which the items' confidences read), the uint8 scan (3), class map (1), and the largest
-transient, the per-class item search (binary mask, its closing, int32 component labels: 6).
+transient, the per-class item search (10: the class's bool and uint8 masks, its closing, and
+OpenCV's int32 component labels with its working copy; 38 bytes a pixel were measured for
+K = 6 from 1 to 63 M pixels).
 ``base`` holds the libraries, the model and ``batch_size`` tiles of activations: it grows with
 the network's width and the tile, not with the scan. The overlay is drawn after the
 probabilities are freed, in strips (:func:`xray_seg.core.viz.overlay`), and PNG-encoded from
-uint8 (about 20 bytes a pixel: Pillow holds RGB at 4 bytes a pixel; under ``4K + 10`` for K >= 3). TTA adds,
+uint8 (about 20 bytes a pixel: Pillow holds RGB at 4 bytes a pixel; under ``4K + 14`` for K >= 2). TTA adds,
 per variant, its probabilities at the variant's size and one resized copy (``4K (s^2 + 1) H W``).
 """
 
@@ -36,11 +38,11 @@ STRIP_ROWS = 256  # rows per strip of the per-strip passes (arg-max, overlay)
 # predict's peak RSS model (module docstring), measured: docs/benchmarks.md, "Peak memory of predict"
 BASE_BYTES = 1_100_000_000  # Keras model, TensorFlow, cv2, Pillow, 4 tiles of activations (width 0.0625, 512 tiles)
 SAVEDMODEL_BASE_BYTES = 1_700_000_000  # the same with a loaded SavedModel (its graph and functions) instead
-BYTES_PER_SCAN_PIXEL = 10  # uint8 scan 3, class map 1, item search 6; + 4K for the float32 probabilities
+BYTES_PER_SCAN_PIXEL = 14  # uint8 scan 3, class map 1, item search 10; + 4K for the float32 probabilities
 
 
 def predict_memory_bytes(height: int, width: int, num_classes: int, base: int = BASE_BYTES) -> int:
-    """Peak RSS bound of ``predict`` (no TTA) on one ``height x width`` scan: ``base + (4K + 10) H W``
+    """Peak RSS bound of ``predict`` (no TTA) on one ``height x width`` scan: ``base + (4K + 14) H W``
     bytes (module docstring). ``base`` is the fixed part: :data:`BASE_BYTES` for a Keras model,
     :data:`SAVEDMODEL_BASE_BYTES` for a SavedModel, both measured with a 0.0625-width
     CWF-DeepLabv3+ and 512x512 tiles; a wider network or larger tiles add their activations."""
