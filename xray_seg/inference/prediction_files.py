@@ -38,7 +38,8 @@ from xray_seg.core.window import check_window
 from xray_seg.inference.alarm_rule import decide, load_rule
 from xray_seg.inference.geometry import geometry_for
 from xray_seg.inference.loader import load_for_inference, model_folder
-from xray_seg.inference.overlays import contact_sheet, screening_overlay
+from xray_seg.inference.overlays import contact_sheet, screening_overlay, thumbnail
+from xray_seg.inference.strips import class_map_of
 from xray_seg.inference.tta import predict_probabilities
 from xray_seg.inference.tta_options import TTAOptions
 
@@ -133,13 +134,15 @@ def predict_images(
         probs = predict_probabilities(
             loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs()
         )
-        class_map = probs.argmax(axis=-1).astype(np.uint8)
+        class_map = class_map_of(probs)
         decision = decide(class_map, probs, rule, min_area=min_area)
+        del probs  # the largest array: gone before the overlay is drawn (docs/station.md, "Memory")
         report.items_found += len(decision["items"])
         picture = _write_prediction(out_dir, path, image, class_map, decision, loaded, rule)
         if decision["alarm"]:
             report.alarmed.append(path.stem)
-            sheet.append((path.stem, picture))
+            sheet.append((path.stem, thumbnail(picture)))  # a thumbnail, not every alarmed scan whole
+        del image, class_map, picture
         report.written.append(out_dir / f"{path.stem}.json")
     contact_sheet(out_dir / "alarmed_contact_sheet.png", sheet)
     _print_summary(report, rule, out_dir)
