@@ -24,7 +24,9 @@ engines check before their runtime reads the file (:mod:`xray_seg.inference.engi
 Invariants: the SavedModel is written to a hidden folder in ``OUT`` and renamed into place when
 complete (a cut-off export leaves no half SavedModel); a non-empty ``OUT`` is refused without
 ``force``; the written SavedModel is loaded back and compared with the Keras model
-(``manifest.json`` ``savedmodel.max_abs_diff``).
+(``manifest.json`` ``savedmodel.max_abs_diff``); the TFLite variants, ONNX and OpenVINO files are
+run on one tile and compared the same way (``tflite[i].max_abs_diff``, ``onnx.max_abs_diff``,
+``openvino.max_abs_diff``, :mod:`~xray_seg.serving.engine_parity`).
 
 This module runs the steps in order; each job has its module: formats and pre-load checks
 (:mod:`~xray_seg.serving.formats`), the model (:mod:`~xray_seg.serving.export_source`),
@@ -49,6 +51,7 @@ from xray_seg.core.fileio import prepare_output_dir, swap_into_place, write_json
 from xray_seg.core.layouts import ExportLayout
 from xray_seg.inference.engine_files import engine_file_digests
 from xray_seg.inference.loader import model_folder
+from xray_seg.serving.engine_parity import engine_parity
 from xray_seg.serving.export_metadata import build_metadata
 from xray_seg.serving.export_source import ExportSource, load_source
 from xray_seg.serving.formats import DEFAULT_FORMATS, INT8_PACKAGES, check_export_target
@@ -168,11 +171,13 @@ def _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_r
         bar.set_postfix_str("onnx")
         result.onnx = export_onnx(source, out_dir)
         manifest["onnx"] = {"path": str(result.onnx), "size_bytes": result.onnx.stat().st_size}
+        manifest["onnx"].update(engine_parity("onnx", result.onnx, source.model, source.input_size))
         bar.update()
     if "openvino" in formats:
         bar.set_postfix_str("openvino")
         result.openvino = export_openvino(result.onnx, out_dir)
         manifest["openvino"] = {"path": str(result.openvino), "size_bytes": _tree_size(result.openvino.parent)}
+        manifest["openvino"].update(engine_parity("openvino", result.openvino, source.model, source.input_size))
         bar.update()
 
 
@@ -270,10 +275,15 @@ def summary_lines(result: ExportResult) -> list[str]:
                 f"TFLite {r.variant:<13} {r.path}  {r.size_bytes / 1e6:.2f} MB  max |p - keras| {r.max_abs_diff:.2e}  "
                 f"argmax agreement {r.argmax_agreement:.4f}  {r.latency_ms:.1f} ms (CPU, {r.num_threads} threads)"
             )
-    if result.onnx:
-        lines.append(f"ONNX {result.onnx}")
-    if result.openvino:
-        lines.append(f"OpenVINO IR {result.openvino}")
+    for key, label, path in (("onnx", "ONNX", result.onnx), ("openvino", "OpenVINO IR", result.openvino)):
+        entry = result.manifest.get(key, {})
+        if path and "max_abs_diff" in entry:
+            lines.append(
+                f"{label} {path}  max |p - keras| {entry['max_abs_diff']:.2e}  "
+                f"argmax agreement {entry['class_map_agreement']:.4f}"
+            )
+        elif path:
+            lines.append(f"{label} {path}  parity {entry['parity']}" if "parity" in entry else f"{label} {path}")
     gate = result.metadata.get("int8", {}).get("gate", {})
     for variant in result.int8:
         lines.append("int8 " + variant.summary_line(gate.get("max_miou_drop_points", 1.0)))

@@ -332,9 +332,13 @@ def _segment_encoded_batch(model, encoded: tf.Tensor, geometry: ScanGeometry, nu
     }
 
 
-# No fixed rank on purpose: a loaded signature does not check shapes, and with an unknown rank
-# the in-graph rank check (with its message) cannot be folded away.
-IMAGES_SPEC = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
+# serving_default's images have a known rank, so `saved_model_cli show --all` and TF Serving's
+# metadata give the station uint8 [-1, -1, -1, 3]. A loaded signature does not check shapes
+# against its spec; _check_images still names a wrong rank or channel count (its channel check
+# reads the runtime shape). serve_encoded keeps an unknown rank on purpose: with [None],
+# assert_rank is decided while tracing, and a scalar of bytes would meet a bare slice error
+# instead of "wrap a single file as [bytes]".
+IMAGES_SPEC = tf.TensorSpec(shape=[None, None, None, 3], dtype=tf.uint8, name="images")
 ENCODED_SPEC = tf.TensorSpec(shape=None, dtype=tf.string, name="encoded")
 
 
