@@ -231,10 +231,15 @@ def test_fresh_process_serving_default_matches_keras(exported, station_run):
         assert results[f"{key}/probabilities"].shape == (b, h, w, 3)
         np.testing.assert_allclose(results[f"{key}/probabilities"], probs, atol=1e-4)
         assert results[f"{key}/class_map"].dtype == np.uint8
-        np.testing.assert_array_equal(results[f"{key}/class_map"], class_map)
+        # Probabilities agree to 1e-4 (the graph sums tiles in another order), so the class map
+        # may differ only at a near-tie: where the reference's two best classes are that close.
+        differ = results[f"{key}/class_map"] != class_map
+        top2 = np.sort(probs, axis=-1)[..., -2:]
+        assert (top2[..., 1] - top2[..., 0])[differ].max(initial=0.0) < 2e-4, int(differ.sum())
         counts = results[f"{key}/class_pixel_counts"]
         assert counts.dtype == np.int32
-        np.testing.assert_array_equal(counts, [np.bincount(m.ravel(), minlength=3) for m in class_map])
+        own_map = results[f"{key}/class_map"]
+        np.testing.assert_array_equal(counts, [np.bincount(m.ravel(), minlength=3) for m in own_map])
         np.testing.assert_array_equal(results[f"{key}/image_sizes"], [[h, w]] * b)
 
 
