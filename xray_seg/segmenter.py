@@ -217,6 +217,44 @@ class Segmenter:
         exclude = [exclude] if isinstance(exclude, (str, Path)) else list(exclude)
         return rank_scans(self._loaded, scans, out_dir, settings, exclude=exclude, force=force, progress=progress)
 
+    def pre_annotate(
+        self,
+        inputs,
+        out_dir,
+        *,
+        min_area: int = 50,
+        simplify: float | None = None,
+        tta=None,
+        window=None,
+        force: bool = False,
+        include_annotated: bool = False,
+        copy_images: bool = False,
+        progress: bool = True,
+    ):
+        """``xray-seg predict --labelme``: a Labelme pre-annotation of every scan, written into ``out_dir``.
+
+        One polygon per predicted item (simplified by at most ``simplify`` pixels, default 1.0),
+        labelled with its class, marked unreviewed with its confidence; scans with a
+        ``<stem>.json`` beside them are skipped unless ``include_annotated`` (and never
+        touched). :mod:`xray_seg.inference.pre_annotation` has the details; returns its
+        ``PreAnnotateReport``.
+        """
+        from xray_seg.inference.pre_annotation import DEFAULT_SIMPLIFY, pre_annotate
+
+        inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
+        return pre_annotate(
+            self._loaded,
+            inputs,
+            out_dir,
+            min_area=min_area,
+            simplify=DEFAULT_SIMPLIFY if simplify is None else simplify,
+            tta=tta_options(tta, window),
+            force=force,
+            include_annotated=include_annotated,
+            copy_images=copy_images,
+            progress=progress,
+        )
+
     def evaluate(self, voc_dir, split: str = "val", *, tta=None, window=None, stride=None, **kw):
         """Paper 1's PA, mPA, IoU and mIoU on ``split`` of ``voc_dir``; returns the ``EvalResult``.
 

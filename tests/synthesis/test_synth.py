@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xray_seg.conversion.labelme_writer import mask_to_polygons
 from xray_seg.core.errors import ConfigError, OutputExistsError
-from xray_seg.synthesis.canvas import mask_to_polygons
 from xray_seg.synthesis.scene import CLASS_NAMES, SynthConfig, render_sample, synthesize
 from xray_seg.synthesis.xray_physics import MATERIALS, dual_energy, pseudo_colour, transmission
 

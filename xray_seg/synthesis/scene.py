@@ -63,6 +63,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from xray_seg.conversion.labelme_writer import labelme_record, mask_to_polygons, polygon_shape
 from xray_seg.core.config import save_config
 from xray_seg.core.errors import ConfigError, OutputExistsError
 from xray_seg.core.fileio import prepare_output_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
@@ -70,7 +71,7 @@ from xray_seg.core.pixel_limit import MAX_PIXELS_ENV, max_pixels
 from xray_seg.core.processes import start_method
 from xray_seg.core.viz import display_palette, outline_width, save_grid
 from xray_seg.synthesis import clutter as synth_clutter
-from xray_seg.synthesis.canvas import Canvas, Placement, mask_to_polygons, parts_bounds
+from xray_seg.synthesis.canvas import Canvas, Placement, parts_bounds
 from xray_seg.synthesis.photo import paint_photo
 from xray_seg.synthesis.threats import BUILDERS, CLASS_NAMES
 from xray_seg.synthesis.xray_physics import render_xray
@@ -87,7 +88,6 @@ __all__ = [
     "write_samples",
 ]
 
-LABELME_VERSION = "5.4.1"
 CLUTTER_LEVELS = tuple(synth_clutter.CLUTTER_COUNTS)
 CONTACT_SHEET = "contact_sheet.png"
 CONFIG_FILE = "synth_config.yaml"
@@ -279,7 +279,7 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
         polygons = mask_to_polygons(footprint)
         drawn += [t] if polygons else []
         for poly in polygons:
-            shapes.append(_shape(name, poly))
+            shapes.append(polygon_shape(name, poly))
     flags = difficulty_flags(clean=not shapes, hidden=hidden in drawn, small=any(small[t] for t in drawn))
 
     _fabric_texture(canvas, rng)
@@ -338,18 +338,6 @@ def _fabric_texture(canvas: Canvas, rng: np.random.Generator) -> None:
     canvas.maps["organic"] *= texture
 
 
-def _shape(label: str, polygon: np.ndarray) -> dict:
-    return {
-        "label": label,
-        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in polygon],
-        "group_id": None,
-        "description": "",
-        "shape_type": "polygon",
-        "flags": {},
-        "mask": None,
-    }
-
-
 def encode_png(image: np.ndarray) -> bytes:
     """An RGB uint8 image as PNG bytes (what synth and cyclegan translate write)."""
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -374,15 +362,14 @@ def write_sample(out_dir: str | Path, config: SynthConfig, index: int) -> Path:
     png = encode_png(image)
     stem = sample_stem(index, config.style)
     write_bytes_atomic(out_dir / f"{stem}.png", png)
-    record = {
-        "version": LABELME_VERSION,
-        "flags": flags,
-        "shapes": shapes,
-        "imagePath": f"{stem}.png",
-        "imageData": base64.b64encode(png).decode("ascii") if config.embed_image_data else None,
-        "imageHeight": int(image.shape[0]),
-        "imageWidth": int(image.shape[1]),
-    }
+    record = labelme_record(
+        shapes,
+        image_path=f"{stem}.png",
+        height=image.shape[0],
+        width=image.shape[1],
+        flags=flags,
+        image_data=base64.b64encode(png).decode("ascii") if config.embed_image_data else None,
+    )
     json_path = out_dir / f"{stem}.json"
     write_json_atomic(json_path, record)
     return json_path

@@ -20,7 +20,7 @@ Threat steel is 2.5-10 mm of path length, so threats render mid to dark blue or 
 and their silhouettes differ clearly from the clutter's.
 The annotation is traced from the union of an item's parts (its footprint), so finger
 rings, wrench rings and trigger guards come out as holes joined to the outline by a
-zero-width bridge (see :func:`~xray_seg.synthesis.canvas.mask_to_polygons`).
+zero-width bridge (see :func:`~xray_seg.conversion.labelme_writer.mask_to_polygons`).
 """
 
 from __future__ import annotations
