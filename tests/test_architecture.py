@@ -37,7 +37,7 @@ STAGES = [
     ("evaluation", ["evaluation"]),
     ("training", ["training"]),
     ("serving", ["serving"]),
-    ("app", ["__init__.py", "__main__.py", "cli.py", "demo.py", "segmenter.py", "commands"]),
+    ("app", ["__init__.py", "__main__.py", "cli.py", "demo.py", "keras_objects.py", "segmenter.py", "commands"]),
 ]
 APP = "app"
 

@@ -28,6 +28,11 @@ import dataclasses as _dataclasses
 from pathlib import Path as _Path
 
 from xray_seg.core.version import __version__
+from xray_seg.keras_objects import install_keras_hook as _install_keras_hook
+
+# keras.saving.load_model finds xray-seg's layers after `import xray_seg` (keras_objects.py);
+# neither Keras nor TensorFlow is imported here.
+_install_keras_hook()
 
 # name -> (module, attribute): classes resolved lazily by __getattr__.
 _LAZY = {
@@ -37,6 +42,7 @@ _LAZY = {
     "TTAOptions": ("xray_seg.inference.tta_options", "TTAOptions"),
     "SynthConfig": ("xray_seg.synthesis.scene", "SynthConfig"),
     "ConvertConfig": ("xray_seg.conversion.convert", "ConvertConfig"),
+    "custom_objects": ("xray_seg.keras_objects", "custom_objects"),
 }
 
 __all__ = [
@@ -52,6 +58,7 @@ __all__ = [
     "TTAOptions",
     "SynthConfig",
     "ConvertConfig",
+    "custom_objects",
 ]
 
 
@@ -110,22 +117,34 @@ def convert(labelme_dir, voc_dir, labels=None, *, progress: bool | None = None, 
     return _convert(labelme_dir, voc_dir, config, progress=progress)
 
 
-def train(config, voc_dir, run_dir, **kw):
+def train(config, voc_dir, run_dir, *, init=None, init_classes=None, **kw):
     """Train ``config`` (a ``TrainConfig`` or a preset name) on ``voc_dir``; write ``run_dir``.
 
-    ``voc_dir=None`` keeps ``config.data.voc_dir``. Keywords go to
+    ``voc_dir=None`` keeps ``config.data.voc_dir``. ``init`` starts from a model (a run folder,
+    ``RUN:last``, a ``.keras`` or ``.weights.h5`` file, or ``"preset:NAME"``; ``init_classes``:
+    the class names file of a source that names none), as ``train --init`` does; the config's
+    model and width must be the source's. Keywords go to
     :func:`xray_seg.training.trainer.train`: ``resume``, ``force``, ``devices``,
     ``cpu_replicas``, ``verbose``, ``stop_after_epochs``. Returns its ``TrainResult``.
     It behaves as ``xray-seg train``: the same errors, and a run folder it created is
     removed again when training fails before an epoch finished.
     """
     from xray_seg.core.config import override_config
+    from xray_seg.core.errors import ConfigError
     from xray_seg.training.config import TrainConfig
     from xray_seg.training.trainer import train as _train
 
     cfg = TrainConfig.from_preset(config) if isinstance(config, (str, _Path)) else config
     if voc_dir is not None:
         cfg = override_config(cfg, {"data": {"voc_dir": str(voc_dir)}})
+    if init is not None or init_classes is not None:
+        if kw.get("resume"):
+            raise ConfigError(
+                "init starts a new run from a model, resume continues a run from its own checkpoint",
+                path=run_dir,
+                fix="give one of them",
+            )
+        cfg = _dataclasses.replace(cfg, init=str(init or ""), init_classes=str(init_classes or ""), init_sha256="")
     return _train(cfg, run_dir, **kw)
 
 

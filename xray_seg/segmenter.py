@@ -93,6 +93,16 @@ class Segmenter:
         return cls(load_for_inference(path, class_names))
 
     @classmethod
+    def from_preset(cls, name: str) -> Segmenter:
+        """The pretrained preset ``name`` (``"preset:NAME"`` too; `xray-seg models --presets` lists
+        them), in keras-hub's sense of config plus weights. Its model file is checked against the
+        manifest's size and SHA-256 before it loads; an unknown name is refused with the list."""
+        from xray_seg.core.pretrained_presets import find_preset, verified_model_file
+
+        preset = find_preset(name)
+        return cls(load_for_inference(verified_model_file(preset), preset.class_names))
+
+    @classmethod
     def load_for_export(cls, path, *, class_names=None) -> Segmenter:
         """Load a run folder or ``.keras`` file with the export checks (``class_names``: a file)."""
         from xray_seg.serving.export_source import load_export_model

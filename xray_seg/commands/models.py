@@ -11,6 +11,9 @@ List every registered segmentation model (the names `xray-seg train --model` acc
 with its parameter count and its compute for one image at the given size (512x512 by
 default, the papers' input), built at full width.
 
+--presets lists the pretrained presets instead (`xray-seg train VOC --init preset:NAME`,
+`xray_seg.Segmenter.from_preset(NAME)`): name, model, width, classes, val mIoU, file size.
+
 GMACs are multiply-accumulates of the convolutions/matmuls (what papers usually print
 as "FLOPs"); GFLOPs = 2 x GMACs. Counted on the traced TensorFlow graph, batch 1.
 """
@@ -21,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=6, help="classes incl. background (default 6, paper 1)")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1.0 = paper size)")
     parser.add_argument("--names-only", action="store_true", help="only list names and descriptions (instant)")
+    parser.add_argument(
+        "--presets", action="store_true", help="list the pretrained presets (`train --init preset:NAME`) instead"
+    )
     parser.add_argument("models", nargs="*", help="only these models (default: all)")
 
 
@@ -28,6 +34,8 @@ def run(args) -> int:
     from xray_seg.core.errors import ConfigError
     from xray_seg.models.registry import available_models
 
+    if args.presets:
+        return _print_presets()
     specs = available_models()
     if args.models:
         known = {s.name: s for s in specs}
@@ -68,5 +76,24 @@ def run(args) -> int:
     for spec, params, flops in rows:
         print(
             f"{spec.name:28s} {params / 1e6:10.2f} {flops.gmacs:8.3f} {flops.gflops:8.3f}  {spec.description}  [{spec.paper}]"
+        )
+    return 0
+
+
+def _print_presets() -> int:
+    """The pretrained presets as a table (their manifests; nothing is loaded or hashed)."""
+    from xray_seg.core.pretrained_presets import list_presets, preset_folders
+
+    presets = list_presets()
+    if not presets:
+        print(f"no pretrained presets found (searched {', '.join(str(p) for p in preset_folders())})")
+        return 0
+    print(f"{'name':24s} {'model':28s} {'width':>6s} {'classes':>7s} {'val mIoU':>8s} {'size':>8s}  description")
+    for p in presets:
+        miou = f"{p.val_miou:.4f}" if p.val_miou is not None else "-"
+        size = f"{p.model_file.stat().st_size / 1e6:.1f} MB" if p.model_file.is_file() else "missing"
+        print(
+            f"{p.name:24s} {p.model:28s} {p.width:6g} {len(p.class_names):7d} {miou:>8s} {size:>8s}  "
+            f"{p.manifest.get('description', '')}"
         )
     return 0

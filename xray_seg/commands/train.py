@@ -22,6 +22,12 @@ splits the CPU into N replicas; with TF_CONFIG set, MultiWorkerMirroredStrategy.
 saved config.yaml; only --epochs may change (grow). Any other setting given with --resume
 (dataset, --preset, --model, --lr, --batch-size, --set ...) that differs from the saved one
 is refused, naming it, because the run would no longer be exact: start a new run instead.
+
+--init SOURCE starts a new run (epoch 1, fresh optimizer) from a model: a run folder (its best
+weights; RUN:last for the last epoch's), a .keras file, a .weights.h5 file (with --init-classes)
+or preset:NAME (`xray-seg models --presets`). Weights are copied by layer path and shape, the
+classifier rows by class name; RUN/init_report.json lists what was loaded. Unless --model or
+--set model.name/model.width is given, the model and width are the source's.
 """
 
 
@@ -35,6 +41,12 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float, help="base learning rate")
     add_overrides(parser, "override any config setting (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
+    parser.add_argument(
+        "--init", metavar="SOURCE", help="start from a model: RUN, RUN:last, .keras, .weights.h5, preset:NAME"
+    )
+    parser.add_argument(
+        "--init-classes", metavar="FILE", help="class names of an --init source that names none (.weights.h5)"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing run folder")
     parser.add_argument("--devices", help="GPU indices for MirroredStrategy, e.g. 0,1,2,3")
     parser.add_argument("--cpu-replicas", type=int, default=1, help="split the CPU into N logical replicas")
@@ -95,7 +107,17 @@ def run(args):
 
     if args.resume and not args.run_dir:
         raise ConfigError("--resume needs --run-dir", fix="give the run folder to continue")
+    if args.resume and (args.init or args.init_classes):
+        raise ConfigError(
+            "--init starts a new run from a model, --resume continues this run from its own checkpoint",
+            path=args.run_dir,
+            fix="give one of them: --resume to continue, or --init with a new --run-dir",
+        )
     cfg = build_config(args)
+    if args.init_classes and not args.init:
+        raise ConfigError("--init-classes names the classes of an --init source", fix="give --init SOURCE too")
+    if args.init:
+        cfg = _init_config(cfg, args)
     run_dir = Path(args.run_dir or f"runs/{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = train(
         cfg,
@@ -112,3 +134,21 @@ def run(args):
         f"{result.train_images_per_sec:.1f} train images/s; {result.seconds:.0f} s; run folder {result.run_dir}"
     )
     return 0
+
+
+def _init_config(cfg, args):
+    """``cfg`` starting from ``--init``; the source's model and width unless the command gives them."""
+    from dataclasses import replace
+
+    from xray_seg.training.init_source import adopt_source_architecture, resolve_init_source
+
+    cfg = replace(cfg, init=args.init, init_classes=args.init_classes or "", init_sha256="")
+    given = args.model is not None or any(
+        o.split("=")[0].strip() in ("model.name", "model.width") for o in args.overrides
+    )
+    if given:
+        return cfg
+    adopted = adopt_source_architecture(cfg, resolve_init_source(cfg.init, cfg.init_classes))
+    if (adopted.model.name, adopted.model.width) != (cfg.model.name, cfg.model.width):
+        print(f"model from --init {args.init}: {adopted.model.name} width {adopted.model.width:g}")
+    return adopted

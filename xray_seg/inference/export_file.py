@@ -14,25 +14,16 @@ export, and used with a warning to export again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
 from pathlib import Path
 
 from xray_seg.core.errors import ModelError
+from xray_seg.core.fileio import file_sha256
 from xray_seg.inference.geometry import ScanGeometry
 
 REEXPORT = "export the model again (`xray-seg export RUN --out OUT --force`)"
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bad(problem: str, path: Path) -> ModelError:

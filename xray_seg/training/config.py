@@ -88,6 +88,13 @@ class TrainConfig:
     sync_bn: bool = False
     val_every: int = 1
     num_val_images: int = 4  # prediction images logged to TensorBoard each validation
+    # Start from a model (training/init_source.py): a run folder (RUN or RUN:last), a .keras or
+    # .weights.h5 file, or preset:NAME; "" = from scratch. init_classes: the class_names.txt of
+    # a source that names no classes (a plain .weights.h5). init_sha256 is written by train:
+    # the SHA-256 of the file the weights came from (a config that gives one must match it).
+    init: str = ""
+    init_classes: str = ""
+    init_sha256: str = ""
 
     @classmethod
     def from_preset(cls, name: str | None = None, **overrides) -> TrainConfig:

@@ -11,6 +11,7 @@ A run folder holds everything a run produces::
     RUN_DIR/history.csv                  per-epoch loss, lr, val metrics, throughput
     RUN_DIR/training_curves.png          loss and val metrics per epoch
     RUN_DIR/logs/                        TensorBoard (scalars, per-class IoU, prediction images)
+    RUN_DIR/init_report.json             with ``init``: the tensors loaded, mapped, skipped, new; the classes
 
 ``--resume`` continues exactly: weights, optimizer state (including the step counter
 that drives the schedule), the epoch, and the data stream, which is a pure function
@@ -21,7 +22,8 @@ of (seed, epoch, position) so it restarts at the right epoch.
 short function below, in this order:
 :func:`prepare_run_dir`, :func:`seed_everything`, :func:`write_class_names`,
 :func:`batch_and_lr_arithmetic`, :func:`resolve_class_weights`, :func:`build_datasets`,
-:func:`build_model_and_optimizer`, :func:`build_losses` (then ``compile``, and
+:func:`build_model_and_optimizer` (then, with ``init``, the weights of the source:
+:mod:`xray_seg.training.init_source`), :func:`build_losses` (then ``compile``, and
 :func:`restore_last_checkpoint` on resume), :func:`build_metrics`, :func:`build_callbacks`,
 :func:`fit_with_recovery` and :func:`train_result`. The strategy, and the Keras
 MultiWorker work-around applied before ``fit``, live in :mod:`xray_seg.training.distribute`.
@@ -68,6 +70,7 @@ from xray_seg.training.callbacks import (
 from xray_seg.training.config import TrainConfig
 from xray_seg.training.config_checks import cpu_speed_warnings, resume_changes, validate_train_config
 from xray_seg.training.distribute import enable_sync_batchnorm, make_strategy, prepare_fit_for_strategy
+from xray_seg.training.init_source import initialise_from_source, prepare_init
 from xray_seg.training.losses import aux_loss_weights, loss_from_config
 from xray_seg.training.optim import WarmupPoly, build_optimizer
 
@@ -563,6 +566,10 @@ def _train_session(
 ) -> TrainResult:
     """The steps of :func:`train` in their order (module docstring)."""
     strategy = make_strategy(devices, cpu_replicas)  # before anything initialises TF devices
+    init = None
+    if cfg.init and not resume:  # a bad --init source is refused before the run folder exists
+        validate_train_config(cfg)
+        init, cfg = prepare_init(cfg)
     state = prepare_run_dir(cfg, run_dir, resume=resume, force=force)
     seed_everything(cfg)
     class_names = write_class_names(cfg, run_dir)
@@ -571,6 +578,8 @@ def _train_session(
     train_ds, val_ds = build_datasets(cfg, plan, start_epoch=state["epochs_done"])
     with strategy.scope():
         model, inference_model, output_names, optimizer = build_model_and_optimizer(cfg, len(class_names), plan)
+        if init is not None:  # weights by path and shape, classes by name; the optimizer stays fresh
+            initialise_from_source(model, cfg, init, class_names, run_dir, verbose=verbose)
         loss, loss_weights = build_losses(cfg, output_names, class_weights)
         model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, jit_compile=cfg.jit_compile)
         if resume:
