@@ -52,7 +52,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xray_seg.evaluation.timing import cpu_line  # noqa: E402
 from xray_seg.training import experiments as ex  # noqa: E402
 
-VAL_START = 100_000  # first image index of the val bags: never a pool bag
 STRATEGIES = ("random", "uncertainty", "screening")
 RESULT_FILE = "round_result.json"
 PICK_FILE = "pick.json"
@@ -90,27 +89,17 @@ def simulation_data(args, out: Path) -> tuple[Path, Path]:
     """``(labelme folder, VOC folder)``: pool and val bags synthesised and converted once."""
     from dataclasses import replace
 
-    from xray_seg.conversion.convert import ConvertConfig, convert
     from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.synthesis.scene import SynthConfig, sample_stem, synthesize, write_samples
+    from xray_seg.synthesis.scene import SynthConfig, synthesize
 
     root = out / "data"
     wanted = {k: getattr(args, k) for k in ("pool", "val", "size", "seed")}
     if (root / "data.json").is_file() and json.loads((root / "data.json").read_text(encoding="utf-8")) == wanted:
         return root / "labelme", root / "voc"
-    base = SynthConfig(size=args.size, seed=args.seed)
-    synthesize(root / "labelme", replace(base, num=args.pool), force=True, progress=False)
-    val_indices = range(VAL_START, VAL_START + args.val)
-    write_samples(root / "labelme", replace(base, num=args.val), val_indices, progress=False)
-    config = ConvertConfig(
-        labels=str(root / "labelme" / "labels.txt"),
-        val_ratio=0.0,
-        val_stems=[sample_stem(i) for i in val_indices],
-        force=True,
-    )
-    print(convert(root / "labelme", root / "voc", config, progress=False).summary(), flush=True)
+    synthesize(root / "labelme", replace(SynthConfig(size=args.size, seed=args.seed), num=args.pool), force=True)
+    voc = ex.add_val_and_convert(root, size=args.size, seed=args.seed, val=args.val)
     write_json_atomic(root / "data.json", wanted)
-    return root / "labelme", root / "voc"
+    return root / "labelme", voc
 
 
 def round_config(args, voc: Path, split: str, seed: int, init_from: Path | None):
@@ -118,18 +107,12 @@ def round_config(args, voc: Path, split: str, seed: int, init_from: Path | None)
     from xray_seg.training.config import TrainConfig
     from xray_seg.training.config_checks import validate_train_config
 
-    epochs = max(1, args.steps // args.steps_per_epoch)
     overrides = [
-        f"data.voc_dir={voc}",
+        *ex.budget_overrides(
+            voc, size=args.size, seed=seed, steps=args.steps, steps_per_epoch=args.steps_per_epoch, width=args.width
+        ),
         f"data.train_split={split}",
         f"data.augment.tip_library_split={split}",  # TIP (if the preset uses it) cuts labelled threats only
-        f"data.image_size=[{args.size},{args.size}]",
-        f"seed={seed}",
-        f"epochs={epochs}",
-        f"steps_per_epoch={args.steps_per_epoch}",
-        f"model.width={args.width}",
-        f"val_every={epochs + 1}",  # validated at the last epoch only: evaluated as trained
-        "num_val_images=0",
         *([f"init={init_from}"] if init_from is not None else []),
         *args.set,
     ]
