@@ -154,7 +154,7 @@ def pick_round(args, labelme: Path, run_dir: Path, pick_dir: Path, unlabelled: l
     segmenter = Segmenter.load(run_dir)
     scans = [labelme / f"{stem}.png" for stem in unlabelled]
     n = min(args.add, len(scans))
-    ranking = segmenter.rank(scans, pick_dir / "rank", n=n, strategy=strategy, seed=seed, progress=False)
+    ranking = segmenter.rank(scans, pick_dir / "rank", n=n, strategy=strategy, seed=seed, force=True, progress=False)
     chosen = list(ranking.chosen)
     pre = pick_dir / "pre"
     segmenter.pre_annotate(
