@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("model", help="run folder, .keras file or SavedModel folder")
     parser.add_argument("scans", help="folder of scans")
     parser.add_argument("--min-area", type=int, default=50)
-    parser.add_argument("--simplify", type=float, default=1.0)
+    parser.add_argument("--simplify", type=float, default=0.5)
     args = parser.parse_args(argv)
 
     from xray_seg import Segmenter

@@ -60,7 +60,7 @@ def save_run(root, *, model="cwf_deeplabv3plus", width=0.0625, names=NAMES, aux=
     return run
 
 
-def save_preset(root, name="tiny_synth", *, run=None, width=0.0625, names=NAMES) -> Path:
+def save_preset(root, name="tiny_synth", *, run=None, width=0.0625, names=NAMES, held_out=()) -> Path:
     """A preset folder ``root/name`` (model.keras + manifest.json) made from ``run``'s
     best_model.keras (a new random run when None); returns ``root``."""
     import shutil
@@ -85,7 +85,7 @@ def save_preset(root, name="tiny_synth", *, run=None, width=0.0625, names=NAMES)
         "data_recipe": {},
         "val": {"miou": 0.5, "pd_at_pfa5": 0.5},
         "trained": {"cpu": "none", "minutes": 0, "date": "2026-12-06"},
-        "held_out_looks": [],
+        "held_out_looks": list(held_out),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return Path(root)

@@ -73,13 +73,19 @@ def snapshot():
 
 
 @pytest.fixture
-def cli(capsys):
+def cli(capsys, monkeypatch):
     """``rc, line = cli([...])``: run ``xray_seg.cli.main`` in-process; ``line`` is its one ``error:`` line.
 
     Asserts that no traceback was printed and that an exit code of 2 comes with exactly
-    one ``error:`` line on stderr.
+    one ``error:`` line on stderr. Pillow's pixel limit, which every command sets from
+    ``XRAY_SEG_MAX_PIXELS``, is restored after the test, so a test's tiny limit cannot leak
+    into the next test of the same process.
     """
+    from PIL import Image
+
     from xray_seg.cli import main
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
     def run(argv):
         capsys.readouterr()

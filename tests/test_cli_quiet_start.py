@@ -34,3 +34,18 @@ def test_quiet_import_keeps_python_errors_and_restores_stderr(capfd):
     os.write(2, b"shown\n")
     err = capfd.readouterr().err
     assert "hidden" not in err and "shown" in err
+
+
+def test_a_tiny_train_prints_no_cuinit_line_with_the_scripts_log_level(tiny_voc, tmp_path):
+    """cuInit is logged at the first device use (the train step), not at the import; with
+    TF_CPP_MIN_LOG_LEVEL=2, as scripts/_venv.sh sets it, it must still not reach the user."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    tiny = ["--preset", "demo_cpu", "--set", "epochs=1", "--set", "model.width=0.0625", "--set", "data.image_size=32"]
+    tiny += ["--set", "data.batch_size=4", "--set", "steps_per_epoch=1", "--set", "loss.type=ce"]
+    cmd = [sys.executable, "-m", "xray_seg", "train", str(tiny_voc), "--run-dir", str(tmp_path / "run"), *tiny]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "best_model.keras").is_file()
+    output = (proc.stdout + proc.stderr).splitlines()
+    assert [line for line in output if any(n in line for n in NOISE)] == []

@@ -25,6 +25,7 @@ from xray_seg.inference.alarm_rule import decide, load_rule
 from xray_seg.inference.geometry import geometry_for
 from xray_seg.inference.loader import LoadedModel, load_for_inference, read_names_file
 from xray_seg.inference.prediction_files import expand_inputs, predict_images
+from xray_seg.inference.strips import class_map_of
 from xray_seg.inference.tta import check_image_array, predict_probabilities
 from xray_seg.inference.tta_options import tta_options
 
@@ -169,7 +170,7 @@ class Segmenter:
             loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry_for(loaded), **options.as_kwargs()
         )
         probs = np.asarray(probs, dtype=np.float32)
-        class_map = probs.argmax(axis=-1).astype(np.uint8)
+        class_map = class_map_of(probs)
         decision = decide(class_map, probs, load_rule(loaded, loaded.class_names), min_area=min_area)
         return Prediction(class_map, probs, decision["items"], decision["alarm"], decision["alarm_classes"])
 
@@ -243,7 +244,7 @@ class Segmenter:
     ):
         """``xray-seg predict --labelme``: a Labelme pre-annotation of every scan, written into ``out_dir``.
 
-        One polygon per predicted item (simplified by at most ``simplify`` pixels, default 1.0),
+        One polygon per predicted item (simplified by at most ``simplify`` pixels, default 0.5),
         labelled with its class, marked unreviewed with its confidence; scans with a
         ``<stem>.json`` beside them are skipped unless ``include_annotated`` (and never
         touched). :mod:`xray_seg.inference.pre_annotation` has the details; returns its

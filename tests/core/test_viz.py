@@ -101,3 +101,21 @@ def test_grid_text_is_in_points_whatever_the_image_size():
         _close(fig)
     assert sizes[64] == sizes[1024] == (sizes[64][0], [8.0], "knife")
     assert outline_width((64, 64)) == 1 and outline_width((1024, 3000)) == 7  # lines scale with the image instead
+
+
+def test_overlay_in_strips_equals_the_whole_scan_overlay(monkeypatch):
+    """Long scans are blended in strips of rows; contours and casings across a strip edge come out the same."""
+    import cv2
+
+    from xray_seg.core import viz
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (700, 300, 3), dtype=np.uint8)
+    mask = np.zeros((700, 300), np.uint8)
+    for _ in range(30):
+        centre = (int(rng.integers(0, 300)), int(rng.integers(0, 700)))
+        cv2.circle(mask, centre, int(rng.integers(5, 60)), int(rng.integers(1, 6)), -1)
+    mask[250:262] = 255
+    in_strips = viz.overlay(image, mask)
+    monkeypatch.setattr(viz, "OVERLAY_STRIP", 10**6)
+    assert np.array_equal(in_strips, viz.overlay(image, mask))

@@ -62,6 +62,25 @@ def test_markdown_report(tmp_path, scores):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_markdown_details_are_plain_text(tmp_path, scores):
+    """The Details table reads as text: no brackets, quotes, None, True/False or long floats."""
+    extra = {
+        "tta_scales": [1.0, 0.75],
+        "tta_flip": False,
+        "window": None,
+        "geometry": {"rule": "scale, pad, tiles", "scale": 1.0, "tile": [128, 128], "overlap": 1 / 3},
+    }
+    path = write_markdown_report(
+        tmp_path / "report.md", scores, NAMES, model_name="m", split="val", fps=None, extra=extra
+    )
+    details = path.read_text().split("## Details", 1)[1]
+    assert "| tta scales | 1, 0.75 |" in details
+    assert "| tta flip | no |" in details and "| window | none |" in details
+    assert "| geometry | rule: scale, pad, tiles; scale: 1; tile: 128x128; overlap: 0.3333 |" in details
+    for python in ("[", "{", "'", "None", "False", "0.33333"):
+        assert python not in details, python
+
+
 def test_metrics_json_nan_is_null(tmp_path, scores):
     path = write_metrics_json(tmp_path / "metrics.json", scores, NAMES, model="m", fps=np.float32(3.5))
     doc = json.loads(path.read_text())

@@ -144,3 +144,29 @@ def test_existing_output_message_does_not_suggest_a_missing_resume(model_file, s
 def test_nul_in_an_input_path_is_one_line(model_file, tmp_path, cli):
     rc, line = cli(["predict", model_file, f"{tmp_path}/a\0b.png", "--out", tmp_path / "out"])
     assert rc == 2 and "NUL" in line and "embedded null byte" not in line
+
+
+def test_grey_scans_are_predicted_with_one_warning_line(model_file, scans, tmp_path, capsys):
+    """A 1-channel scan and an RGB one with equal channels are accepted; one line names both."""
+    from xray_seg.cli import main
+
+    grey = np.random.default_rng(1).integers(0, 256, (24, 40), dtype=np.uint8)
+    Image.fromarray(grey).save(scans / "grey_l.png")  # mode L
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(scans / "grey_rgb.png")
+    out = tmp_path / "out"
+    assert main(["predict", str(model_file), str(scans), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "grey" in line]
+    assert lines == [
+        f"warning: 2 scan(s) are single-energy grey; {model_file} was trained on dual-energy colour scans "
+        "unless its training data were grey: check the predictions"
+    ]
+    assert (out / "grey_l_mask.png").is_file() and (out / "grey_rgb_mask.png").is_file()
+    assert (out / "bag0_mask.png").is_file()
+
+
+def test_colour_scans_give_no_grey_warning(model_file, scans, tmp_path, capsys):
+    from xray_seg.cli import main
+
+    assert main(["predict", str(model_file), str(scans), "--out", str(tmp_path / "out")]) == 0
+    assert "grey" not in capsys.readouterr().err

@@ -176,6 +176,25 @@ def test_image_path_points_at_the_scan_when_not_copied(model_file, scans, tmp_pa
     assert sorted(p.name for p in out.iterdir()) == [".pre-annotation-sha256", ".xray-seg-output", "bag1.json"]
 
 
+def test_uncopied_pre_annotations_convert_back_with_images(model_file, scans, tmp_path, cli, refused, snapshot):
+    """Without --copy-images the JSON points at the scan outside OUT: convert reads it only with --images SCANS."""
+    out, voc = tmp_path / "pre", tmp_path / "voc"
+    assert cli(["predict", model_file, scans, "--out", out, "--labelme", "--min-area", "20"])[0] == 0
+    labels = tmp_path / "labels.txt"
+    labels.write_text("__ignore__\n" + "\n".join(CLASS_NAMES) + "\n")
+    rc, _ = cli(["convert", out, tmp_path / "voc0", "--labels", labels, "--workers", "1", "--quiet"])
+    assert rc == 1 and not list((tmp_path / "voc0").glob("SegmentationClass/*.png"))  # every file refused
+    snap = snapshot(scans)
+    argv = ["convert", out, voc, "--labels", labels, "--images", scans, "--workers", "1", "--quiet"]
+    assert cli(argv)[0] == 0
+    for i, (h, w) in enumerate([(72, 96), (80, 72)]):
+        got = np.asarray(Image.open(voc / "SegmentationClass" / f"bag{i}.png"))
+        shares = _item_agreement(_expected(_scene(h, w, i), 20), got)
+        assert len(shares) == 6 and min(shares) >= 0.98, shares
+    snap.assert_unchanged()
+    refused(["convert", out, scans / "voc", "--labels", labels, "--images", scans], "input", untouched=[scans])
+
+
 def test_existing_annotations_are_skipped_and_never_touched_force_included(model_file, scans, tmp_path, cli, snapshot):
     (scans / "bag1.json").write_text('{"shapes": [], "note": "an annotator\'s work"}')
     snap = snapshot(scans)

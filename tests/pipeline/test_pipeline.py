@@ -296,6 +296,49 @@ def test_show_batch_writes_png_and_refuses_overwrite(tmp_path, capsys):
     assert main(args + ["--force", "--seed", "1"]) == 0
 
 
+def _spy_training_dataset(monkeypatch) -> list:
+    """The TrainConfigs show-batch hands to the trainer's own dataset function."""
+    from xray_seg.training import trainer
+
+    seen, real = [], trainer.make_training_dataset
+    monkeypatch.setattr(trainer, "make_training_dataset", lambda cfg, n, **kw: seen.append(cfg) or real(cfg, n, **kw))
+    return seen
+
+
+def test_show_batch_draws_as_the_preset_trains(tmp_path, capsys, monkeypatch):
+    """--preset: the preset's augmentation (hard_cpu: foreground crops 0.5, TIP 0.5), with --set on top."""
+    _voc(tmp_path / "voc", n=4)
+    seen = _spy_training_dataset(monkeypatch)
+    args = ["show-batch", str(tmp_path / "voc"), "--out", str(tmp_path / "hard.png"), "--n", "2", "--size", "32"]
+    assert main([*args, "--preset", "hard_cpu", "--set", "data.augment.tip_prob=0"]) == 0
+    (cfg,) = seen
+    assert cfg.data.voc_dir == str(tmp_path / "voc") and cfg.data.augment.foreground_crop_prob == 0.5
+    assert cfg.data.augment.tip_prob == 0  # the --set over the preset
+    assert "32x32, seed 0, preset hard_cpu, foreground crops 0.5)" in capsys.readouterr().out
+    assert (tmp_path / "hard.png").is_file()
+
+
+def test_show_batch_draws_as_the_run_trained(tmp_path, capsys, monkeypatch):
+    """--run: the run's config.yaml, its seed and training crop included."""
+    from xray_seg.core.config import load_config, save_config
+    from xray_seg.training.config import TrainConfig
+
+    _voc(tmp_path / "voc", n=4)
+    (tmp_path / "run").mkdir()
+    cfg = load_config(
+        TrainConfig, "demo_cpu", ["seed=7", "data.image_size=[24,32]", "data.augment.foreground_crop_prob=1"]
+    )
+    save_config(cfg, tmp_path / "run" / "config.yaml")
+    seen = _spy_training_dataset(monkeypatch)
+    out = tmp_path / "run.png"
+    assert (
+        main(["show-batch", str(tmp_path / "voc"), "--out", str(out), "--n", "2", "--run", str(tmp_path / "run")]) == 0
+    )
+    assert seen[0].seed == 7 and seen[0].data.augment.foreground_crop_prob == 1
+    assert f"24x32, seed 7, run {tmp_path / 'run'}, foreground crops 1)" in capsys.readouterr().out
+    assert out.is_file()
+
+
 def test_default_augment_config_runs_in_the_pipeline(tmp_path):
     _voc(tmp_path, n=4)
     cfg = AugmentConfig(noise_std=0.0, brightness=0.0)

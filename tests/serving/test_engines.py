@@ -165,3 +165,17 @@ def test_openvino_ir_is_written_and_preferred(station_export):
     assert result.manifest["openvino"]["path"].endswith("model.xml")
     assert load_engine(out, "openvino").path.name == "model.xml"
     assert load_engine(out / "model.onnx", "openvino").path.name == "model.onnx"  # a file given is used as is
+
+
+def test_manifest_records_onnx_and_openvino_parity_with_keras(station_export):
+    """manifest.json compares every engine with Keras, as it does the SavedModel and TFLite."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    _, out, result = station_export
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for engine in ("onnx", "openvino"):
+        entry = manifest[engine]
+        assert entry["test_size"] == [64, 64]  # the station tile (tests/serving/conftest.py)
+        assert 0.0 <= entry["max_abs_diff"] < 1e-3, (engine, entry)
+        assert entry["class_map_agreement"] >= 0.99, (engine, entry)
+        assert entry == result.manifest[engine]

@@ -387,3 +387,17 @@ def test_onnx_export_matches_keras_in_onnxruntime(exported, tmp_path):
     x = np.random.default_rng(1).uniform(0, 255, (2, *SIZE, 3)).astype(np.float32)
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, model(x, training=False).numpy(), atol=1e-4)
+
+
+def test_signatures_have_known_input_ranks(exported):
+    """saved_model_cli and TF Serving's metadata show serving_default's images as uint8 [-1, -1, -1, 3]."""
+    _, out, _ = exported
+    loaded = tf.saved_model.load(str(out / "savedmodel"))
+    specs = {
+        name: loaded.signatures[name].structured_input_signature[1] for name in ("serving_default", "serve_encoded")
+    }
+    assert specs["serving_default"]["images"].shape.as_list() == [None, None, None, 3]
+    assert specs["serving_default"]["images"].dtype == tf.uint8
+    assert (
+        specs["serve_encoded"]["encoded"].dtype == tf.string
+    )  # unknown rank: the graph names a scalar (signatures.py)

@@ -21,8 +21,9 @@ Suites (options in their groups below; unset ones take the suite's defaults):
   xray-seg bench --suite pipeline --voc data/bench_voc --size 512 --batch 4
   xray-seg bench --suite pipeline --tip --size 256 --batch 8 --images 96 --passes 3
   xray-seg bench --suite train-step --settings fp32 bf16 --runs 5
+  xray-seg bench --suite memory --width 0.0625 --memory-sizes 1000,4000,7900x8000
 """
-SUITES = ("fps", "models", "station", "pipeline", "train-step")
+SUITES = ("fps", "models", "station", "pipeline", "train-step", "memory")
 # each suite's defaults for the options the suites share (None on the command line)
 DEFAULTS = {
     "fps": {"runs": 30, "warmup": 5},
@@ -30,6 +31,7 @@ DEFAULTS = {
     "station": {"width": 1.0, "rounds": 5, "model": "cwf_deeplabv3plus", "out": "bench_station.json"},
     "pipeline": {"size": 512, "batch": 4, "passes": 5},
     "train-step": {"size": 256, "width": 0.25, "batch": 8, "runs": 5, "warmup": 3, "model": "cwf_deeplabv3plus"},
+    "memory": {"width": 0.0625, "model": "cwf_deeplabv3plus"},
 }
 MODELS_BACKEND_DEFAULTS = {"tensorflow": (10, 2), "jax": (20, 3), "both": (5, 2)}  # runs, warmup
 
@@ -111,6 +113,13 @@ def _add_train_step(parser) -> None:
     group.add_argument("--option", action="append", default=[], metavar="KEY=YAML", help="model builder option")
 
 
+def _add_memory(parser) -> None:
+    group = parser.add_argument_group("--suite memory (also --model, --width, --classes, --tile, --keep)")
+    group.add_argument("--memory-sizes", default="1000,4000,7900x8000", help="scan sizes HxW (N = NxN)")
+    group.add_argument("--routes", default="keras,savedmodel,serving_default", help="comma-separated subset")
+    group.add_argument("--rss-cap", type=float, default=12.0, help="GB: a process past it is killed and reported")
+
+
 def add_arguments(parser):
     _add_fps(parser)
     _add_shared(parser)
@@ -118,6 +127,7 @@ def add_arguments(parser):
     _add_station(parser)
     _add_pipeline(parser)
     _add_train_step(parser)
+    _add_memory(parser)
 
 
 def _filled(args):
@@ -154,9 +164,9 @@ def run(args):
                 "xray-seg bench needs a model and inputs", fix="xray-seg bench MODEL SCANS... (or --suite)"
             )
         return _run_fps(args)
-    return {"models": _run_models, "station": _run_station, "pipeline": _run_pipeline, "train-step": _run_train_step}[
-        args.suite
-    ](args)
+    suites = {"models": _run_models, "station": _run_station, "pipeline": _run_pipeline}
+    suites.update({"train-step": _run_train_step, "memory": _run_memory})
+    return suites[args.suite](args)
 
 
 def _run_fps(args):
@@ -239,3 +249,21 @@ def _run_train_step(args):
         steps=args.steps or 5, runs=args.runs, warmup=args.warmup,
     )  # fmt: skip
     return bench_train_step(settings)
+
+
+def _run_memory(args):
+    from xray_seg.core.errors import ConfigError
+    from xray_seg.core.fileio import write_json_atomic
+    from xray_seg.serving.bench_memory import ROUTES, MemorySettings, bench_memory
+
+    routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+    if not routes or any(r not in ROUTES for r in routes):
+        raise ConfigError(f"--routes {args.routes!r}: unknown route", fix=f"use a subset of {','.join(ROUTES)}")
+    settings = MemorySettings(
+        model=args.model, width=args.width, classes=args.classes, tile=args.tile, routes=routes,
+        sizes=[_size(z) for z in args.memory_sizes.split(",") if z.strip()], rss_cap_gb=args.rss_cap, keep=args.keep,
+    )  # fmt: skip
+    rows = bench_memory(settings)
+    if args.out:
+        write_json_atomic(args.out, {"settings": vars(settings), "rows": rows})
+    return 0

@@ -82,7 +82,9 @@ def add_arguments(parser):
         help="with --classes: draw every other class as background (default) or ignore (255)",
     )
     parser.add_argument(
-        "--images", help="--from coco/pixray: folder the image file names are relative to (default: the JSON's folder)"
+        "--images",
+        help="--from coco/pixray: folder the image file names are relative to (default: the JSON's folder); "
+        "Labelme: a second folder imagePath may lead into (the scans of `predict --labelme` pre-annotations)",
     )
     parser.add_argument("--no-object", dest="objects", action="store_false", help="do not write SegmentationObject/")
     parser.add_argument(
@@ -136,10 +138,6 @@ def run(args) -> int:
         raise ConfigError(
             "give --labels FILE or --classes a,b,c (exactly one)",
             fix="e.g. --labels labels.txt, or --classes gun,knife,wrench,pliers,scissors",
-        )
-    if args.images and args.source == "labelme":
-        raise ConfigError(
-            "--images is for --from coco or pixray", fix="Labelme JSON files name their image in imagePath"
         )
     config = ConvertConfig(
         labels=args.labels or "labels.txt",

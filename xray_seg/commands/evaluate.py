@@ -48,6 +48,7 @@ def add_arguments(parser):
 def run(args):
     from xray_seg import Segmenter
     from xray_seg.conversion.voc import read_class_names
+    from xray_seg.core.fileio import prepare_output_dir
     from xray_seg.evaluation.subsets import folder_name
     from xray_seg.inference.tta_options import tta_options
 
@@ -59,6 +60,8 @@ def run(args):
         is_run = model.is_dir() and (model / "best_model.keras").is_file()
         name = f"eval-{args.split}" + (f"-{folder_name(args.subset)}" if args.subset else "")
         out = model / name if is_run else model.parent / f"{model.stem}-{name}"
+    # The output guard before the (slow) model load: the same check evaluate makes again.
+    prepare_output_dir(out, force=args.force, inputs=[args.voc_dir], may_lie_inside=[model], dry_run=True)
     # The dataset's class names stand in for a bare .keras file's that carries none.
     segmenter = Segmenter.load(args.model, class_names=read_class_names(args.voc_dir))
     segmenter.evaluate(

@@ -54,7 +54,7 @@ def add_arguments(parser):
         "--simplify",
         type=float,
         metavar="PX",
-        help="outline tolerance in pixels, lowered per item where it would lose over 1%% of it (default: 1.0)",
+        help="outline tolerance in pixels, lowered per item where it would lose over 1%% of it (default: 0.5)",
     )
     group.add_argument(
         "--copy-images", action="store_true", help="copy the scans into OUT (a self-contained Labelme folder)"

@@ -27,10 +27,18 @@ width/height ratio from a PIDray-like mix of 1:1 to 4:1 (height = --size's heigh
 --style photo draws the same threats (same polygons for the same --seed) as opaque,
 coloured objects on a plain or textured surface: the "photo" domain that
 `xray-seg cyclegan` translates into X-ray style (paper 1, section 4.2).
+
+--scanner picks how the scanner shows the bag (docs/data.md, "Scanner looks"): dual_energy_a
+(the default console), dual_energy_b (another vendor's colour ramp, noisier, with row stripes
+and scan lines) or grey (single energy, one-channel PNG). The same --seed gives the same bags
+and polygons in every look. --scanner mixed (or a comma list, e.g. dual_energy_a,grey) draws a
+look per bag and records it in the bag's Labelme flags (scanner_<look>: true/false), which
+`xray-seg convert` turns into subsets.
 """
 
 
 def add_arguments(parser) -> None:
+    from xray_seg.synthesis.scanners import LOOK_NAMES
     from xray_seg.synthesis.scene import STYLES, SynthConfig
 
     d = SynthConfig()
@@ -54,9 +62,31 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--style", choices=STYLES, default=d.style, help=f"xray scans or photo-style images (default {d.style})"
     )
+    parser.add_argument(
+        "--scanner",
+        type=check_scanner,
+        default=d.scanner,
+        metavar="LOOK",
+        help=f"scanner look: {', '.join(LOOK_NAMES)}, mixed (a look per bag) or a comma list (default {d.scanner})",
+    )
     parser.add_argument("--embed-image-data", action="store_true", help="store the base64 PNG in each JSON's imageData")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_scanner(text: str) -> str:
+    """``--scanner``: a look, ``mixed`` or a comma list of looks (argparse error naming the looks)."""
+    import argparse
+
+    from xray_seg.synthesis.scanners import LOOK_NAMES, MIXED, parse_looks
+
+    try:
+        parse_looks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc}; choose from {', '.join(LOOK_NAMES)}, {MIXED} or a comma list"
+        ) from None
+    return text
 
 
 def parse_scan_size(text: str) -> tuple[int, int]:
@@ -92,15 +122,19 @@ def run(args) -> int:
         embed_image_data=args.embed_image_data,
         workers=args.workers,
         style=args.style,
+        scanner=args.scanner,
     ).validate()
     start = time.perf_counter()
     paths = synthesize(args.out_dir, config, force=args.force, progress=not args.quiet)
     elapsed = time.perf_counter() - start
     counts: Counter = Counter()
+    looks: Counter = Counter()
     empty = 0
     for path in paths:
-        labels = [s["label"] for s in json.loads(Path(path).read_text(encoding="utf-8"))["shapes"]]
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        labels = [s["label"] for s in record["shapes"]]
         counts.update(labels)
+        looks.update(k.removeprefix("scanner_") for k, v in record["flags"].items() if k.startswith("scanner_") and v)
         empty += not labels
     out = Path(args.out_dir)
     print(
@@ -112,6 +146,8 @@ def run(args) -> int:
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         + f"; {empty} bags without threats"
     )
+    if looks:
+        print("bags per scanner look: " + ", ".join(f"{k} {v}" for k, v in sorted(looks.items())))
     print(f"contact sheet: {out / CONTACT_SHEET}")
     return 0
 

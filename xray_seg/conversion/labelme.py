@@ -9,7 +9,9 @@ test compares it with ``labelme.utils.shapes_to_label`` pixel for pixel.
 Reading (labelme 3.x to 7.x JSON)
     * the image is ``imageData`` (base64 bytes of an image file) when present, else
       the file ``imagePath`` relative to the JSON file (Windows separators accepted).
-      An ``imagePath`` that leads outside the input folder is refused. The check is
+      An ``imagePath`` that leads outside the input folder is refused, unless it leads
+      into the one extra images folder given (``convert --images SCANS``: pre-annotations
+      from ``predict --labelme`` point at the scans they were made from). The check is
       lexical (``..`` and absolute paths), so a symlink the user put inside the folder
       is still followed.
     * EXIF orientation is applied, as labelme does when it opens an image file, so
@@ -118,10 +120,13 @@ def shape_labels(data: Mapping) -> list[str]:
     return [s["label"] for s in shapes if isinstance(s, dict) and isinstance(s.get("label"), str)]
 
 
-def image_reference(data: Mapping, json_path: str | Path, input_root: str | Path) -> Path | None:
+def image_reference(
+    data: Mapping, json_path: str | Path, input_root: str | Path, images_root: str | Path | None = None
+) -> Path | None:
     """The image file a parsed JSON refers to, or None if the image is embedded.
 
-    Raises DatasetError if neither is given or if ``imagePath`` escapes ``input_root``.
+    Raises DatasetError if neither is given or if ``imagePath`` leads outside both
+    ``input_root`` and ``images_root`` (when given).
     """
     json_path = Path(json_path)
     if data.get("imageData"):
@@ -132,12 +137,14 @@ def image_reference(data: Mapping, json_path: str | Path, input_root: str | Path
     rel = PureWindowsPath(raw).as_posix() if "\\" in raw else raw
     # os.path.join drops the folder for an absolute imagePath, which is then checked as is.
     candidate = Path(os.path.normpath(os.path.join(os.path.abspath(json_path.parent), rel)))
-    root = Path(os.path.abspath(input_root))
-    if PureWindowsPath(raw).drive or not candidate.is_relative_to(root):
+    roots = [Path(os.path.abspath(r)) for r in (input_root, images_root) if r is not None]
+    if PureWindowsPath(raw).drive or not any(candidate.is_relative_to(root) for root in roots):
+        where = " or ".join(str(root) for root in roots)
         raise DatasetError(
-            f"imagePath {raw!r} leads outside the input folder {root}; refused",
+            f"imagePath {raw!r} leads outside the input folder {where}; refused",
             path=json_path,
-            fix="move the image into the input folder and set imagePath relative to the JSON file",
+            fix="move the image into the input folder and set imagePath relative to the JSON file, "
+            "or name the folder the images are in with --images",
         )
     return candidate
 
@@ -246,12 +253,13 @@ def parse_shapes(data: Mapping, json_path: str | Path) -> list[Shape]:
     return shapes
 
 
-def read_labelme(json_path: str | Path, input_root: str | Path) -> AnnotatedScan:
+def read_labelme(json_path: str | Path, input_root: str | Path, images_root: str | Path | None = None) -> AnnotatedScan:
     """Read and validate one Labelme JSON file and its image.
 
     Args:
         json_path: the ``.json`` file.
-        input_root: the input folder; an ``imagePath`` leading outside it is refused.
+        input_root: the input folder; an ``imagePath`` leading outside it is refused,
+        images_root: unless it leads into this folder (``convert --images``).
 
     Returns:
         An :class:`~xray_seg.conversion.annotation.AnnotatedScan` (image as ``[H, W, 3]`` uint8).
@@ -264,7 +272,7 @@ def read_labelme(json_path: str | Path, input_root: str | Path) -> AnnotatedScan
     """
     json_path = Path(json_path)
     data = load_labelme_json(json_path)
-    image_file = image_reference(data, json_path, input_root)
+    image_file = image_reference(data, json_path, input_root, images_root)
     image_bytes, source = _image_bytes(data, json_path, image_file)
     return build_scan(
         json_path,

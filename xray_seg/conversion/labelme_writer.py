@@ -26,9 +26,10 @@ Holes
 Checked simplification (:func:`trace_mask`)
     Douglas-Peucker drops a vertex up to ``tolerance`` pixels from the simplified outline,
     so each dropped corner costs the pixels whose centres lie beyond the new edge. On a
-    small or ragged region that can be a large share: at 1 px, random ragged blobs of
-    20-500 pixels lost 10 % of their pixels on average and up to 45 % (measured with
-    this module and ``shapes_to_label``). :func:`trace_mask` therefore rasterises its
+    small region that is a large share: the 82 threat silhouettes of at least 50 pixels
+    (median 220) of 80 synthetic 128x128 bags kept an IoU of 0.985 on average (worst 0.891)
+    at 0.5 px, 0.894 (worst 0.747) at 1 px and 0.789 at 2 px (docs/station.md, "Pre-annotations
+    for Labelme"). :func:`trace_mask` therefore rasterises its
     polygons as labelme does and keeps a tolerance only if the polygons cover the
     region with an IoU of at least ``min_iou`` (0.99 by default); otherwise it halves the
     tolerance (``tolerance``, ``/2``, ``/4``, then the unsimplified contour).

@@ -35,7 +35,8 @@ class ConvertConfig:
         recursive: also read JSON files in sub-folders of the input folder.
         source: ``labelme`` (a folder), ``coco`` (one instance JSON) or ``pixray`` (a folder).
         images: COCO/PIXray: the folder image file names are relative to (default: the
-            JSON file's folder).
+            JSON file's folder). Labelme: a second folder an ``imagePath`` may lead into,
+            besides the input folder (the scans that ``predict --labelme`` pre-annotated).
         classes: keep only these classes (in this order) instead of reading ``labels``.
         others: with ``classes``, draw every other label as ``background`` or ``ignore``.
         objects: also write ``SegmentationObject/<stem>.png`` (instance ids).

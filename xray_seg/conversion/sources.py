@@ -29,23 +29,30 @@ class LabelmeReader(Reader):
 
     source = "labelme"
 
-    def __init__(self, root: Path, recursive: bool = False):
+    def __init__(self, root: Path, recursive: bool = False, images: Path | None = None):
         super().__init__(root)
         self.recursive = recursive
+        self.images = images  # a second folder imagePath may lead into (pre-annotations' scans)
+
+    @property
+    def input_paths(self) -> list[Path]:
+        return [self.root] + ([self.images] if self.images is not None else [])
 
     def items(self, progress: bool = False) -> list[Item]:
+        if self.images is not None and not self.images.is_dir():
+            raise DatasetError("images folder not found", path=self.images, fix="pass --images DIR holding the scans")
         return [Item(str(f), f.stem, f) for f in list_json_files(self.root, self.recursive)]
 
     def scan(self, item: Item) -> Scan:
         try:
             data = load_labelme_json(item.ref)
-            ref = image_reference(data, item.ref, self.root)
+            ref = image_reference(data, item.ref, self.root, self.images)
             return Scan(item.key, tuple(shape_labels(data)), None if ref is None else str(ref), flags=image_flags(data))
         except XraySegError as exc:
             return Scan(item.key, error=exc.message)
 
     def read(self, item: Item) -> AnnotatedScan:
-        return read_labelme(item.ref, self.root)
+        return read_labelme(item.ref, self.root, self.images)
 
 
 def make_reader(
@@ -53,7 +60,7 @@ def make_reader(
 ) -> Reader:
     """The reader of ``source`` for ``input_path`` (a folder, or COCO's JSON file)."""
     if source == "labelme":
-        return LabelmeReader(Path(input_path), recursive)
+        return LabelmeReader(Path(input_path), recursive, Path(images) if images else None)
     if source == "coco":
         return CocoReader(Path(input_path), images)
     if source == "pixray":

@@ -14,7 +14,10 @@ Called by the CLI before a command runs (before TensorFlow is imported):
 
 - **cuInit.** On a machine without an NVIDIA driver, TensorFlow's CUDA plugin logs
   ``E0000 ... failed call to cuInit ... (303)`` at error level on every start, although
-  nothing is wrong (the CPU is used). Only then, and only if the user has not set
+  nothing is wrong (the CPU is used). It logs it when the platform is first used, which is
+  after the import (the train step), so the quiet import also lists the GPUs once, silenced
+  (:func:`probe_cuda_quietly`): the line cannot come later whatever ``TF_CPP_MIN_LOG_LEVEL``
+  is (``scripts/_venv.sh`` sets 2). Only then, and only if the user has not set
   ``TF_CPP_MIN_LOG_LEVEL``, the C++ log level is raised to 3; elsewhere it defaults to 2
   (C++ INFO and WARNING hidden, errors shown).
 - **Keras' "`shuffle=True` was passed, but will be ignored".** Our ``tf.data`` stream
@@ -73,9 +76,24 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
             def quiet_exec(module):
                 with stderr_silenced():
                     exec_module(module)
+                    if not nvidia_driver_present():
+                        probe_cuda_quietly(module)
 
             spec.loader.exec_module = quiet_exec
         return spec
+
+
+def probe_cuda_quietly(tensorflow) -> None:
+    """Let TensorFlow's CUDA platform make its one cuInit call now, inside the silenced import.
+
+    Without a driver that call fails and logs ``E0000 ... failed call to cuInit`` at error
+    level; left to itself it happens at the first device use (the train step), after the
+    import, and shows whenever ``TF_CPP_MIN_LOG_LEVEL`` is below 3 (``scripts/_venv.sh`` sets
+    2). Listing physical devices initialises the platform (once per process) without
+    creating the runtime context, so thread and device settings can still be made.
+    """
+    with contextlib.suppress(Exception):
+        tensorflow.config.list_physical_devices("GPU")
 
 
 def silence_tensorflow_import() -> None:

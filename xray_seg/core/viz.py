@@ -84,6 +84,9 @@ def present_classes(*masks: np.ndarray) -> list[int]:
     return sorted(found - {0, IGNORE_LABEL})
 
 
+OVERLAY_STRIP = 256  # rows of a scan the overlay blends at a time (bounded memory on long scans)
+
+
 def outline_width(shape) -> int:
     """Contour width in pixels for an image of ``shape``: about 1/150 of its shorter side, at
     least 1, so the line looks the same at every size once the picture is scaled to a page."""
@@ -102,19 +105,25 @@ def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.3) -> np.ndarr
         image = np.repeat(image[..., None], 3, axis=-1)
     mask = np.asarray(mask)
     palette = display_palette().astype(np.float32)
-    out = image.astype(np.float32)
-    fg = (mask > 0)[..., None]
-    out = np.where(fg, (1 - alpha) * out + alpha * palette[mask.astype(np.uint8)], out)
     width = outline_width(mask.shape)
     inner = np.ones((2 * width + 1,) * 2, np.uint8)
     ring = np.ones((3, 3), np.uint8)
-    for index in present_classes(mask):
-        region = (mask == index).astype(np.uint8)
-        edge = region & ~cv2.erode(region, inner, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-        casing = cv2.dilate(region, ring).astype(bool) & ~region.astype(bool)
-        out[casing] = 0.0
-        out[edge.astype(bool)] = palette[index]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    halo = width + 1  # rows beyond a strip that the contour and the casing of its own rows look at
+    out = np.empty(image.shape, np.uint8)
+    for top in range(0, image.shape[0], OVERLAY_STRIP):  # float32 copies of a strip of rows, not of the scan
+        y0, y1 = max(0, top - halo), min(image.shape[0], top + OVERLAY_STRIP + halo)
+        part = mask[y0:y1]
+        blend = image[y0:y1].astype(np.float32)
+        blend = np.where((part > 0)[..., None], (1 - alpha) * blend + alpha * palette[part.astype(np.uint8)], blend)
+        for index in present_classes(part):
+            region = (part == index).astype(np.uint8)
+            eroded = cv2.erode(region, inner, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            edge = region.astype(bool) & ~eroded.astype(bool)
+            blend[cv2.dilate(region, ring).astype(bool) & ~region.astype(bool)] = 0.0
+            blend[edge] = palette[index]
+        rows = blend[top - y0 : top - y0 + OVERLAY_STRIP]
+        out[top : top + rows.shape[0]] = np.clip(rows + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def save_grid(

@@ -24,6 +24,7 @@ from xray_seg.core.images import read_image_rgb
 from xray_seg.evaluation.timing import time_calls
 from xray_seg.inference.alarm_rule import find_items
 from xray_seg.inference.loader import load_for_inference
+from xray_seg.inference.strips import class_map_of
 from xray_seg.inference.tta import predict_probabilities, resize_bilinear
 from xray_seg.inference.tta_options import TTAOptions
 
@@ -45,7 +46,7 @@ def benchmark(model_path, image_paths: list[Path], *, runs: int = 30, warmup: in
         probs = predict_probabilities(
             loaded.logits_fn, image, input_size=loaded.input_size, geometry=loaded.geometry, **tta.as_kwargs()
         )
-        class_map = probs.argmax(axis=-1).astype(np.uint8)
+        class_map = class_map_of(probs)
         find_items(class_map, probs, loaded.class_names)
 
     full = time_calls(end_to_end, runs, warmup)

@@ -13,13 +13,15 @@ See docs/architecture.md, "calibration + export".
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from xray_seg.conversion.voc import load_label_png, read_class_names, read_split
-from xray_seg.core.fileio import write_json_atomic
+from xray_seg.core.errors import OutputExistsError
+from xray_seg.core.fileio import prepare_output_file, write_json_atomic
 from xray_seg.core.images import read_image_rgb
 from xray_seg.core.layouts import VocLayout
 from xray_seg.evaluation.alarms import calibrate_thresholds
@@ -88,10 +90,33 @@ def choose_rule(
     return rule
 
 
-def write_rule_file(model_path, rule: AlarmRule) -> Path:
-    """``alarm_thresholds.json`` beside a run folder's or ``.keras`` file's model; returns its path."""
+def rule_file_target(model_path, voc_dir=None) -> Path:
+    """Where ``write_rule_file`` writes, checked before any work by the one output guard
+    (:func:`~xray_seg.core.fileio.prepare_output_file`): not inside the dataset ``voc_dir``, not a
+    folder or FIFO, and an existing file replaced only if calibrate wrote it (a rule: an
+    object with ``class_names`` and ``thresholds``), never a file of the user's own."""
     path = Path(model_path)
     target = (path if path.is_dir() else path.parent) / ALARM_FILE
+    ours = False
+    if target.is_file():
+        try:
+            data = json.loads(target.read_text(encoding="utf-8"))
+            ours = isinstance(data, dict) and {"class_names", "thresholds"} <= set(data)
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            ours = False
+    if target.exists() and target.is_file() and not ours:
+        raise OutputExistsError(
+            f"{ALARM_FILE} exists and was not written by calibrate (it holds no alarm rule)",
+            path=target,
+            fix=f"move it away; calibrate writes its thresholds to {ALARM_FILE} beside the model",
+        )
+    return prepare_output_file(target, force=True, inputs=[voc_dir], what=f"thresholds file {ALARM_FILE}")
+
+
+def write_rule_file(model_path, rule: AlarmRule, voc_dir=None) -> Path:
+    """``alarm_thresholds.json`` beside a run folder's or ``.keras`` file's model (atomic; checked
+    by :func:`rule_file_target`); returns its path."""
+    target = rule_file_target(model_path, voc_dir)
     write_json_atomic(target, rule.to_dict())
     return target
 

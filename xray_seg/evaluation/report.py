@@ -121,9 +121,33 @@ def write_markdown_report(
         )
     if extra:
         lines += ["", "## Details", ""]
-        lines += _md_table(["key", "value"], [[str(k), str(v)] for k, v in extra.items()])
+        lines += _md_table(["key", "value"], [[str(k).replace("_", " "), plain_text(v)] for k, v in extra.items()])
     write_text_atomic(path, "\n".join(lines) + "\n")
     return Path(path)
+
+
+def plain_text(value) -> str:
+    """A value as a reader writes it, not as Python prints it: ``None`` -> "none", booleans ->
+    "yes"/"no", lists -> "1.0, 0.75", mappings -> "tile: 64x64; scale: 1" (a pair of
+    integers under a size-like key -> "64x64"), floats with up to 4 significant digits."""
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{str(k).replace('_', ' ')}: {_plain_item(k, v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(plain_text(v) for v in value) or "none"
+    return str(value)
+
+
+def _plain_item(key, value) -> str:
+    pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, np.integer)) for v in value)
+    if pair and any(word in str(key) for word in ("size", "tile", "window", "stride", "step")):
+        return f"{value[0]}x{value[1]}"
+    return plain_text(value)
 
 
 def _jsonable(value):

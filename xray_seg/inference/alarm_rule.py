@@ -116,7 +116,8 @@ def find_items(
             x, y, w, h, area = (int(v) for v in stats[comp])
             if area < min_area:
                 continue
-            confidence = float(probs[..., index][labels == comp].mean())
+            inside = labels[y : y + h, x : x + w] == comp  # the box only: no scan-sized mask per item
+            confidence = float(probs[y : y + h, x : x + w, index][inside].mean())
             items.append(
                 {
                     "class": class_names[index],

@@ -174,9 +174,10 @@ def geometry_for(loaded) -> ScanGeometry | None:
 
     Tiles of its fixed input size; for a Keras model that takes any size (trained on
     ``data.crop_size`` crops), tiles of the training size ``data.image_size`` from the
-    ``config.yaml`` beside it - what its validation and its SavedModel use; None for a
-    SavedModel (the rule runs inside its graph) or when no training size is known. A station
-    engine (:mod:`xray_seg.serving.engines`) carries the rule its export wrote.
+    ``config.yaml`` beside it - what its validation and its SavedModel use; None when no
+    training size is known. A SavedModel carries its export's rule when it runs at native
+    resolution (the host tiles, :mod:`xray_seg.inference.loader`), else None (the rule runs inside
+    its graph); a station engine (:mod:`xray_seg.serving.engines`) carries the rule its export wrote.
     """
     if getattr(loaded, "geometry", None) is not None:
         return loaded.geometry

@@ -31,7 +31,9 @@ from xray_seg.conversion.voc import read_class_names
 from xray_seg.core.errors import ModelError
 from xray_seg.core.model_metadata import read_model_metadata
 from xray_seg.core.viz import voc_palette
+from xray_seg.inference.engine_files import load_savedmodel
 from xray_seg.inference.export_file import read_export_json
+from xray_seg.inference.geometry import ScanGeometry
 from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import import_custom_objects
 
@@ -227,7 +229,13 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
     import tensorflow as tf
 
     meta = source.metadata
-    loaded = tf.saved_model.load(str(source.model_path))
+    loaded = load_savedmodel(source.model_path)
+    if "serving_default" not in loaded.signatures:
+        raise ModelError(
+            "the SavedModel has no serving_default signature",
+            path=source.model_path,
+            fix="give a SavedModel written by `xray-seg export`",
+        )
     serve = loaded.signatures["serving_default"]
     names, size, name = meta.get("class_names"), meta.get("input_size"), meta.get("model_name")
     if not (names and size and name) and "model_info" in loaded.signatures:
@@ -259,7 +267,21 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
         palette,
         tuple(int(v) for v in size) if size else None,
         source,
+        _host_geometry(meta),
     )
+
+
+def _host_geometry(meta: dict):
+    """The export's geometry rule at native resolution, run on the host: ``serving_default`` is then
+    fed batches of exact tiles (its one-forward-pass path) and the scan is blended in strips
+    (:mod:`xray_seg.inference.strips`), so memory follows the tile and the uint8 scan rather than the
+    whole-scan graph (docs/station.md, "Memory"). None (the scan goes to the graph whole) for an
+    export without ``geometry`` or with ``scale != 1``, whose graph rescales every input it is fed."""
+    recorded = meta.get("geometry")
+    if not isinstance(recorded, dict) or "tile" not in recorded:
+        return None
+    geometry = ScanGeometry.from_dict(recorded)
+    return geometry if geometry.scale == 1.0 else None
 
 
 def load_for_inference(

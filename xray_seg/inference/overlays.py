@@ -100,14 +100,14 @@ def screening_overlay(
     scan = Image.fromarray(overlay(image, class_map, alpha=0.25))
     font = ImageFont.load_default(size=font_size(scan.size))
     draw = ImageDraw.Draw(scan)
-    base = np.asarray(image if image.ndim == 3 else np.repeat(image[..., None], 3, -1), dtype=np.float32)
+    base = image if image.ndim == 3 else np.repeat(image[..., None], 3, -1)  # uint8: a box's patch is cast alone
     line = max(1, font.size // 8)
     for it in items:
         if it.get("alarm"):
             continue
         x, y, w, h = it["bbox"]
         colour = palette[it["class_index"]].astype(np.float32)
-        patch = base[y : y + h, x : x + w].mean(axis=(0, 1)) if w and h else colour
+        patch = base[y : y + h, x : x + w].astype(np.float32).mean(axis=(0, 1)) if w and h else colour
         faint = tuple(int(v) for v in 0.5 * colour + 0.5 * patch)
         draw.rectangle([x, y, x + w - 1, y + h - 1], outline=faint, width=line)
     alarmed = sorted((it for it in items if it.get("alarm")), key=lambda it: -it["confidence"])
@@ -170,17 +170,28 @@ def _frame(scan, items, class_map, class_names, font):
     return np.asarray(out), header_h, header, found
 
 
+def thumbnail(array: np.ndarray, thumb: int = 256):
+    """The overlay shrunk to fit ``thumb x thumb`` as the contact sheet shows it (a PIL image);
+    ``predict`` keeps these, not the alarmed scans whole, until the sheet is written."""
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(array, dtype=np.uint8))
+    img.thumbnail((thumb, thumb))
+    return img
+
+
 def contact_sheet(
     path: str | Path, overlays: list[tuple[str, np.ndarray]], *, thumb: int = 256, columns: int = 4
 ) -> Path | None:
-    """Tile ``(caption, overlay)`` pairs into one PNG (None and nothing written when there are none)."""
+    """Tile ``(caption, overlay)`` pairs into one PNG (None and nothing written when there are none);
+    an overlay may be an array or already a :func:`thumbnail`."""
     from PIL import Image, ImageDraw
 
     if not overlays:
         return None
     cells = []
     for caption, array in overlays:
-        img = Image.fromarray(np.asarray(array, dtype=np.uint8))
+        img = array.copy() if isinstance(array, Image.Image) else Image.fromarray(np.asarray(array, dtype=np.uint8))
         img.thumbnail((thumb, thumb))
         cells.append((caption, img))
     columns = min(columns, len(cells))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,8 @@ from xray_seg.core.window import check_window
 from xray_seg.inference.alarm_rule import decide, load_rule
 from xray_seg.inference.geometry import geometry_for
 from xray_seg.inference.loader import load_for_inference, model_folder
-from xray_seg.inference.overlays import contact_sheet, screening_overlay
+from xray_seg.inference.overlays import contact_sheet, screening_overlay, thumbnail
+from xray_seg.inference.strips import class_map_of
 from xray_seg.inference.tta import predict_probabilities
 from xray_seg.inference.tta_options import TTAOptions
 
@@ -89,6 +91,7 @@ class PredictReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     items_found: int = 0
     alarmed: list = field(default_factory=list)  # stems of the bags that alarmed
+    grey: list = field(default_factory=list)  # single-energy grey scans (all channels equal)
 
 
 def predict_images(
@@ -130,25 +133,45 @@ def predict_images(
         except XraySegError as exc:
             report.failures.append((str(path), exc.message))
             continue
+        if is_grey(image):
+            report.grey.append(str(path))
         probs = predict_probabilities(
             loaded.logits_fn, image, input_size=loaded.input_size, geometry=geometry, **tta.as_kwargs()
         )
-        class_map = probs.argmax(axis=-1).astype(np.uint8)
+        class_map = class_map_of(probs)
         decision = decide(class_map, probs, rule, min_area=min_area)
+        del probs  # the largest array: gone before the overlay is drawn (docs/station.md, "Memory")
         report.items_found += len(decision["items"])
         picture = _write_prediction(out_dir, path, image, class_map, decision, loaded, rule)
         if decision["alarm"]:
             report.alarmed.append(path.stem)
-            sheet.append((path.stem, picture))
+            sheet.append((path.stem, thumbnail(picture)))  # a thumbnail, not every alarmed scan whole
+        del image, class_map, picture
         report.written.append(out_dir / f"{path.stem}.json")
     contact_sheet(out_dir / "alarmed_contact_sheet.png", sheet)
-    _print_summary(report, rule, out_dir)
+    _print_summary(report, rule, out_dir, str(loaded.source))
     return report
 
 
-def _print_summary(report: PredictReport, rule, out_dir: Path) -> None:
+def is_grey(image: np.ndarray) -> bool:
+    """True for a single-energy grey scan: a 1-channel file, decoded to three equal channels."""
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
+
+
+def grey_warning(count: int, model_name: str) -> str:
+    """The one line for a run that met grey scans. The export does not record the training
+    looks, so the line says what the shipped models were trained on and how to tell."""
+    return (
+        f"warning: {count} scan(s) are single-energy grey; {model_name} was trained on dual-energy colour "
+        "scans unless its training data were grey: check the predictions"
+    )
+
+
+def _print_summary(report: PredictReport, rule, out_dir: Path, model_name: str) -> None:
     for _path, reason in report.failures:
         print(f"skipped {reason}")
+    if report.grey:
+        print(grey_warning(len(report.grey), model_name), file=sys.stderr)
     state = "calibrated" if rule.calibrated else "uncalibrated default"
     print(f"{len(report.written)} bags, {len(report.alarmed)} alarmed ({state} thresholds)")
     print(

@@ -38,6 +38,7 @@ from xray_seg.inference.geometry import (
     axis_origins,
     size_pair,
 )
+from xray_seg.inference.strips import blend_tiles
 from xray_seg.models.outputs import logits_of
 
 
@@ -114,28 +115,18 @@ def tile_probabilities(model: Callable, batch: np.ndarray) -> np.ndarray:
 
 
 def _sliding_window(model, image, window, stride, batch_size, pad_value, blend_sigma) -> np.ndarray:
+    """Rules 2-4 of the geometry in strips (:func:`xray_seg.inference.strips.blend_tiles`): the
+    scan is never padded or copied whole, and only a band of tile rows of sums is alive."""
     h, w = image.shape[:2]
     wh, ww = window
     weights = ScanGeometry(tile=window, blend_sigma=blend_sigma).tile_weights()[..., None]
-    ph, pw = max(wh - h, 0), max(ww - w, 0)
-    if ph or pw:
-        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="constant", constant_values=pad_value)
-    H, W = image.shape[:2]
+    H, W = max(h, wh), max(w, ww)
     origins = [(y, x) for y in axis_origins(H, wh, stride[0]) for x in axis_origins(W, ww, stride[1])]
     if len(origins) == 1:
         weights = np.ones_like(weights)  # one tile: its probabilities as they are
-    total = None
-    count = np.zeros((H, W, 1), dtype=np.float32)
-    for i in range(0, len(origins), batch_size):
-        chunk = origins[i : i + batch_size]
-        tiles = np.stack([image[y : y + wh, x : x + ww] for y, x in chunk])
-        probs = tile_probabilities(model, tiles)
-        if total is None:
-            total = np.zeros((H, W, probs.shape[-1]), dtype=np.float32)
-        for (y, x), p in zip(chunk, probs):
-            total[y : y + wh, x : x + ww] += p * weights
-            count[y : y + wh, x : x + ww] += weights
-    return (total / count)[:h, :w]
+    return blend_tiles(
+        lambda tiles: tile_probabilities(model, tiles), image, origins, window, weights, batch_size, pad_value
+    )
 
 
 def _predict_at_size(model, image, *, window, stride, batch_size, pad_value, blend_sigma) -> np.ndarray:
@@ -188,7 +179,8 @@ def check_image_array(image) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def _as_rgb_float(image) -> np.ndarray:
+def _as_rgb(image) -> np.ndarray:
+    """``[H, W, 3]`` pixels: uint8 kept as it is (tiles are made float32 one at a time), else float32."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., None]
@@ -196,7 +188,7 @@ def _as_rgb_float(image) -> np.ndarray:
         raise ValueError(f"expected an image [H, W, 3] (or grey [H, W]), got shape {image.shape}")
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
-    return image.astype(np.float32)
+    return image if image.dtype == np.uint8 else image.astype(np.float32)
 
 
 def _tiling(model, input_size, geometry, window, stride, pad_value):
@@ -210,6 +202,7 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
     blend_sigma = DEFAULT_BLEND_SIGMA if geometry is None else geometry.blend_sigma
     if pad_value is None:
         pad_value = PAD_VALUE if geometry is None else geometry.pad_value
+    explicit = window is not None
     if window is None and geometry is not None:
         window = geometry.tile
         stride = geometry.step if stride is None else stride
@@ -222,6 +215,11 @@ def _tiling(model, input_size, geometry, window, stride, pad_value):
                 f"a sliding-window stride of {stride[0]}x{stride[1]} is larger than the window "
                 f"{window[0]}x{window[1]} and would leave pixels unpredicted",
                 fix="use a stride no larger than the window (default: 2/3 of it)",
+            )
+        if fixed is not None and fixed != window and not explicit:  # no --window: the model and its geometry disagree
+            raise ModelError(
+                f"the model takes {fixed[0]}x{fixed[1]} inputs but its geometry tiles scans at {window[0]}x{window[1]}",
+                fix="use the model file its export wrote, or export the model again",
             )
         if fixed is not None and fixed != window:
             raise ModelError(
@@ -266,7 +264,7 @@ def predict_probabilities(
         geometry: the :class:`~xray_seg.inference.geometry.ScanGeometry` (scale, tile,
             overlap, pad value); an explicit ``window``/``stride`` overrides its tiles.
     """
-    image = _as_rgb_float(image)
+    image = _as_rgb(image)
     window, stride, pad_value, base_scale, blend_sigma = _tiling(model, input_size, geometry, window, stride, pad_value)
     if not scales or any(float(s) <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
@@ -296,22 +294,28 @@ def check_scaled_pixels(size, scales, base_scale: float = 1.0) -> None:
 
 def _average_variants(model, image, factors, flip: bool, tiling: dict) -> np.ndarray:
     """Steps 1-3 of the module docstring: each scale factor (and its mirror with ``flip``)
-    predicted at its size, brought back to ``H x W`` and averaged."""
+    predicted at its size, brought back to ``H x W`` and averaged. One variant at native size
+    is predicted from the scan as it is and returned as it is: no copy of the scan or the result."""
     height, width = image.shape[:2]
     total = None
     variants = 0
     for factor in factors:
         size = (max(1, round(height * factor)), max(1, round(width * factor)))
-        scaled = resize_bilinear(image, size)
+        scaled = image if size == (height, width) else resize_bilinear(image, size)
         for mirrored in (False, True) if flip else (False,):
-            inp = scaled[:, ::-1] if mirrored else scaled
-            probs = _predict_at_size(model, np.ascontiguousarray(inp), **tiling)
+            inp = np.ascontiguousarray(scaled[:, ::-1]) if mirrored else scaled
+            probs = _predict_at_size(model, inp, **tiling)
             if mirrored:
                 probs = probs[:, ::-1]
             probs = resize_bilinear(probs, (height, width))
-            total = probs if total is None else total + probs
+            if total is None:
+                total = probs
+            else:
+                total += probs
             variants += 1
-    return total / variants
+    if variants > 1:
+        total /= variants
+    return total
 
 
 def predict_class_map(model: Callable, image: np.ndarray, **kwargs) -> np.ndarray:

@@ -17,6 +17,8 @@ from xray_seg.models.outputs import MAIN_OUTPUT
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
+#: The Caffe ImageNet means (RGB order) that Keras Applications' ResNet weights were trained with.
+CAFFE_MEAN = (123.68, 116.779, 103.939)
 
 
 def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer:
@@ -26,14 +28,19 @@ def pixel_normalization(name: str = "pixel_normalization") -> keras.layers.Layer
 
 def input_normalization(kind: str = "symmetric") -> keras.layers.Layer:
     """Pixel normalisation inside the model: ``"symmetric"`` maps 0..255 to [-1, 1] (from
-    scratch, the default); ``"imagenet"`` uses ImageNet mean/std, for pretrained backbones."""
+    scratch, the default; also what Keras Applications' MobileNetV2 weights expect);
+    ``"imagenet"`` uses ImageNet mean/std, for pretrained backbones; ``"caffe"`` subtracts the
+    Caffe means without scaling, what Keras Applications' ResNet weights expect (their BGR
+    order is handled when the weights are loaded)."""
     if kind == "symmetric":
         return pixel_normalization()
     if kind == "imagenet":
         return keras.layers.Normalization(
             mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="pixel_normalization"
         )
-    raise ModelError(f"unknown normalization {kind!r}", fix='use normalization="symmetric" or "imagenet"')
+    if kind == "caffe":
+        return keras.layers.Normalization(mean=list(CAFFE_MEAN), variance=[1.0, 1.0, 1.0], name="pixel_normalization")
+    raise ModelError(f"unknown normalization {kind!r}", fix='use normalization="symmetric", "imagenet" or "caffe"')
 
 
 def image_input(input_shape, normalization: str = "symmetric"):

@@ -101,17 +101,19 @@ def alarm_outputs(probs: tf.Tensor, image_sizes: tf.Tensor, *, thresholds, min_a
     rows = tf.range(h)[None, :, None]
     cols = tf.range(w)[None, None, :]
     sizes = tf.cast(image_sizes, tf.int32)
-    valid = tf.logical_and(rows < sizes[:, 0, None, None], cols < sizes[:, 1, None, None])[..., None]
-    valid_f = tf.cast(valid, tf.float32)
-    mask = tf.one_hot(tf.argmax(probs, axis=-1, output_type=tf.int32), k, dtype=tf.float32) * valid_f
+    valid = tf.cast(tf.logical_and(rows < sizes[:, 0, None, None], cols < sizes[:, 1, None, None])[..., None], tf.uint8)
+    # background never alarms: its (huge) components are not labelled, so only the K - 1 class
+    # masks are made, as uint8 0/1 (K - 1 bytes a pixel, not 4K)
+    labels = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    mask = tf.one_hot(labels - 1, k - 1, on_value=tf.constant(1, tf.uint8), off_value=tf.constant(0, tf.uint8)) * valid
     if closing > 0:
         size = 2 * int(closing) + 1
-        dilated = tf.where(valid, _pool_max(mask, size), 1.0)
-        mask = -_pool_max(-dilated, size) * valid_f
-    # background never alarms: its (huge) components are not labelled
-    coords, roots = component_roots(mask[..., 1:])
+        dilated = tf.maximum(_pool_max(mask, size), 1 - valid)  # outside the image counts as set
+        mask = (1 - _pool_max(1 - dilated, size)) * valid  # erosion: the min as 1 - max(1 - x)
+    coords, roots = component_roots(mask)
     n = tf.shape(coords, out_type=tf.int64)[0]
-    prob = tf.gather_nd(probs[..., 1:], coords)  # each pixel's probability of its mask's class
+    # each pixel's probability of its mask's class, read from the full probabilities (no K - 1 copy)
+    prob = tf.gather_nd(probs, coords + tf.constant([0, 0, 0, 1], tf.int64))
     area = tf.gather(tf.math.unsorted_segment_sum(tf.ones_like(prob), roots, n), roots)
     mass = tf.gather(tf.math.unsorted_segment_sum(prob, roots, n), roots)
     confidence = tf.round(mass / tf.maximum(area, 1.0) * 1e4) / 1e4

@@ -40,6 +40,15 @@ import numpy as np
 
 from xray_seg.core.errors import ModelError, XraySegError
 from xray_seg.core.viz import voc_palette
+from xray_seg.inference.engine_files import (
+    check_digest,
+    check_engine_shapes,
+    check_savedmodel_folder,
+    check_tflite_file,
+    load_savedmodel,
+    probe_tflite_in_child,
+    runtime_load_error,
+)
 from xray_seg.inference.export_file import REEXPORT, export_source_file, read_export_json, validate_export_metadata
 from xray_seg.inference.geometry import ScanGeometry, geometry_for
 from xray_seg.inference.loader import LoadedModel, load_for_inference
@@ -245,13 +254,17 @@ class KerasEngine(TileEngine):
 class SavedModelEngine(TileEngine):
     """``serving_default`` of a SavedModel fed exact tiles (its one-forward-pass path), uint8."""
 
-    def __init__(self, folder: Path, tile, name: str):
+    def __init__(self, folder: Path, tile, name: str, *, classes: int | None = None):
         require_package(name)
         import tensorflow as tf  # lazy: the onnx and openvino engines run without TensorFlow
 
         self._tf = tf
-        self._loaded = tf.saved_model.load(str(folder))
+        self._loaded = load_savedmodel(folder)
+        if "serving_default" not in self._loaded.signatures:
+            raise ModelError("the SavedModel has no serving_default signature", path=folder, fix=REEXPORT)
         self._serve = self._loaded.signatures["serving_default"]
+        probs = self._serve.structured_outputs.get("probabilities")
+        check_engine_shapes(folder, None, None if probs is None else probs.shape, tile=tile, classes=classes)
         super().__init__(name, tile, folder)
 
     def _probabilities(self, tiles):
@@ -262,11 +275,16 @@ class SavedModelEngine(TileEngine):
 class TFLiteEngine(TileEngine):
     """A ``.tflite`` file: one tile per invoke; quantised input/output tensors are (de)quantised."""
 
-    def __init__(self, file: Path):
-        self.interpreter = make_tflite_interpreter(file)
+    def __init__(self, file: Path, *, tile=None, classes: int | None = None):
+        try:
+            self.interpreter = make_tflite_interpreter(file)
+        except (ValueError, RuntimeError, UnicodeDecodeError) as exc:
+            raise runtime_load_error("TFLite", file, exc) from None
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         shape = self._input["shape"]
+        if tile is not None:
+            check_engine_shapes(file, list(shape), list(self._output["shape"]), tile=tile, classes=classes)
         super().__init__(f"tflite:{file.name}", (int(shape[1]), int(shape[2])), file)
 
     def _feed(self, tile: np.ndarray) -> np.ndarray:
@@ -313,14 +331,18 @@ def make_tflite_interpreter(file: Path, num_threads: int | None = None):
 class OnnxEngine(TileEngine):
     """An ONNX file (float32 pixels -> logits) in ONNX Runtime: ``ORT_ENABLE_ALL``, one thread per core."""
 
-    def __init__(self, file: Path, tile, *, threads: int | None = None):
+    def __init__(self, file: Path, tile, *, threads: int | None = None, classes: int | None = None):
         ort = require_package("onnx")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or cpu_threads()
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(file), sess_options=options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(file), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's InvalidProtobuf, Fail, InvalidGraph... share no base
+            raise runtime_load_error("ONNX Runtime", file, exc) from None
         first = self.session.get_inputs()[0]
+        check_engine_shapes(file, first.shape, self.session.get_outputs()[0].shape, tile=tile, classes=classes)
         self._input_name = first.name
         self._input_dtype = np.uint8 if "uint8" in first.type else np.float32
         super().__init__("onnx" if file.name == "model.onnx" else f"onnx:{file.name}", tile, file)
@@ -336,18 +358,32 @@ class OpenVINOEngine(TileEngine):
     with a static ``[1, h0, w0, 3]`` input, the latency hint and f32 precision
     (``precision="bf16"`` lets AMX/AVX512-BF16 CPUs run bf16); logits -> softmax."""
 
-    def __init__(self, file: Path, tile, *, threads: int | None = None, precision: str = "f32"):
+    def __init__(
+        self, file: Path, tile, *, threads: int | None = None, precision: str = "f32", classes: int | None = None
+    ):
         ov = require_package("openvino")
         core = ov.Core()
-        model = core.read_model(str(file))
-        model.reshape({model.inputs[0].get_any_name(): [1, int(tile[0]), int(tile[1]), 3]})
+        weights = file.with_suffix(".bin") if file.suffix == ".xml" else None
+        try:
+            model = core.read_model(str(file))
+        except Exception as exc:  # OpenVINO raises RuntimeError (XML parser, "Incorrect weights in bin file")
+            raise runtime_load_error("OpenVINO", file, exc, weights) from None
+        shapes = [
+            [d.get_length() if d.is_static else None for d in port.partial_shape]
+            for port in (model.inputs[0], model.outputs[0])
+        ]
+        check_engine_shapes(file, *shapes, tile=tile, classes=classes)
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": int(threads or cpu_threads()),
             # f32, not the CPU plugin's default bf16 on AVX512-BF16/AMX machines (argmax parity).
             "INFERENCE_PRECISION_HINT": precision,
         }
-        self.compiled = core.compile_model(model, "CPU", config)
+        try:
+            model.reshape({model.inputs[0].get_any_name(): [1, int(tile[0]), int(tile[1]), 3]})
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:
+            raise runtime_load_error("OpenVINO", file, exc, weights) from None
         self.request = self.compiled.create_infer_request()
         self._output = self.compiled.outputs[0]
         name = "openvino" if file.stem == "model" else f"openvino:{file.name}"
@@ -401,16 +437,21 @@ def _check_present(engine: str, file: Path, root: Path, variant: str | None) -> 
         raise missing_file_error(engine, file, root)
 
 
-def load_engine(export_dir_or_file, engine: str, *, variant: str | None = None) -> TileEngine:
+def load_engine(export_dir_or_file, engine: str, *, variant: str | None = None, probe: bool = True) -> TileEngine:
     """Load ``engine`` from an export folder (or one of its files; a run folder or ``.keras`` for ``keras``).
 
     ``variant`` picks a file: for ``tflite`` ``float32`` (default), ``float16``,
     ``int8_dynamic`` or any ``model_<variant>.tflite`` / file name in the export; for
     ``onnx``/``openvino`` ``model_<variant>.onnx`` (default ``model.onnx``).
 
+    The engine's file is checked before its runtime reads it (:func:`check_engine_file`);
+    ``probe=False`` skips the child-process trial of a ``.tflite`` that ``export.json`` does not
+    list (for the int8 gate of an export, which has just written the file).
+
     Raises:
         EngineError: an unknown engine, its file missing from the export (naming the file and
             the ``xray-seg export --format`` that writes it) or its package not installed.
+        ModelError: an engine file that is corrupt, truncated or another model's.
     """
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}", fix=f"use one of {', '.join(ENGINES)}")
@@ -420,13 +461,34 @@ def load_engine(export_dir_or_file, engine: str, *, variant: str | None = None) 
     info = read_export(given)
     file = _engine_file(info, given, engine, variant)
     _check_present(engine, file, info.root, variant)
+    check_engine_file(engine, file, info, probe=probe)
+    classes = len(info.class_names) or None
     if engine in ("savedmodel", "savedmodel_optimized"):
-        return SavedModelEngine(file, info.tile, engine)
+        return SavedModelEngine(file, info.tile, engine, classes=classes)
     if engine == "tflite":
-        return TFLiteEngine(file)
+        return TFLiteEngine(file, tile=info.tile, classes=classes)
     if engine == "onnx":
-        return OnnxEngine(file, info.tile)
-    return OpenVINOEngine(file, info.tile)
+        return OnnxEngine(file, info.tile, classes=classes)
+    return OpenVINOEngine(file, info.tile, classes=classes)
+
+
+def check_engine_file(engine: str, file: Path, info: ExportInfo, *, probe: bool = True) -> None:
+    """The checks made before a runtime reads an engine file (:mod:`xray_seg.inference.engine_files`):
+    its digest in ``export.json``, then its structure; a ``.tflite`` that ``export.json`` does not
+    vouch for is also tried in a child process (``probe``), as its interpreter may crash on it."""
+    if engine.startswith("savedmodel"):
+        check_savedmodel_folder(file)
+        return
+    files = [file, file.with_suffix(".bin")] if file.suffix == ".xml" else [file]
+    if not files[-1].is_file():
+        raise missing_file_error(engine, files[-1], info.root, f" (the weights of {file.name})")
+    vouched = all([check_digest(f, info.root, info.metadata) for f in files])
+    if engine == "tflite":
+        shapes = check_tflite_file(file)
+        if shapes is not None:
+            check_engine_shapes(file, *shapes, tile=info.tile, classes=len(info.class_names) or None)
+        if probe and not vouched:
+            probe_tflite_in_child(file)
 
 
 def _keras_path(given: Path) -> Path:

@@ -17,12 +17,16 @@ for a station: docs/station.md, "Deploying to an inspection station")::
 ``export.json`` keys: ``class_names``, ``palette``, ``input_size`` ``[h0, w0]``, ``model_name``,
 ``alarm`` (the calibrated rule, else :mod:`xray_seg.inference.alarm_rule`'s defaults),
 ``geometry`` (:meth:`xray_seg.inference.geometry.ScanGeometry.as_dict`), ``config_digest``,
-``metrics``, the TensorFlow/Keras/xray-seg versions, the signatures and, with int8 formats, ``int8``.
+``metrics``, the TensorFlow/Keras/xray-seg versions, the signatures, with int8 formats ``int8``, and
+``engine_files``: the SHA-256 and size of each TFLite, ONNX and OpenVINO file, which the station
+engines check before their runtime reads the file (:mod:`xray_seg.inference.engine_files`).
 
 Invariants: the SavedModel is written to a hidden folder in ``OUT`` and renamed into place when
 complete (a cut-off export leaves no half SavedModel); a non-empty ``OUT`` is refused without
 ``force``; the written SavedModel is loaded back and compared with the Keras model
-(``manifest.json`` ``savedmodel.max_abs_diff``).
+(``manifest.json`` ``savedmodel.max_abs_diff``); the TFLite variants, ONNX and OpenVINO files are
+run on one tile and compared the same way (``tflite[i].max_abs_diff``, ``onnx.max_abs_diff``,
+``openvino.max_abs_diff``, :mod:`~xray_seg.serving.engine_parity`).
 
 This module runs the steps in order; each job has its module: formats and pre-load checks
 (:mod:`~xray_seg.serving.formats`), the model (:mod:`~xray_seg.serving.export_source`),
@@ -45,7 +49,9 @@ from tqdm import tqdm
 from xray_seg.core.errors import ModelError
 from xray_seg.core.fileio import prepare_output_dir, swap_into_place, write_json_atomic, write_marker
 from xray_seg.core.layouts import ExportLayout
+from xray_seg.inference.engine_files import engine_file_digests
 from xray_seg.inference.loader import model_folder
+from xray_seg.serving.engine_parity import engine_parity
 from xray_seg.serving.export_metadata import build_metadata
 from xray_seg.serving.export_source import ExportSource, load_source
 from xray_seg.serving.formats import DEFAULT_FORMATS, INT8_PACKAGES, check_export_target
@@ -103,6 +109,7 @@ def export_model(
         _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_runs)
         if any(f in INT8_PACKAGES for f in formats):
             _int8_step(source, out_dir, formats, result, manifest, bar, calibration, tflite_runs)
+        _record_engine_files(out_dir, result)
     except BaseException:
         if out_dir != target:  # the old export stays whole; the new half-made one goes
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -164,11 +171,13 @@ def _write_tile_models(source, out_dir, formats, result, manifest, bar, tflite_r
         bar.set_postfix_str("onnx")
         result.onnx = export_onnx(source, out_dir)
         manifest["onnx"] = {"path": str(result.onnx), "size_bytes": result.onnx.stat().st_size}
+        manifest["onnx"].update(engine_parity("onnx", result.onnx, source.model, source.input_size))
         bar.update()
     if "openvino" in formats:
         bar.set_postfix_str("openvino")
         result.openvino = export_openvino(result.onnx, out_dir)
         manifest["openvino"] = {"path": str(result.openvino), "size_bytes": _tree_size(result.openvino.parent)}
+        manifest["openvino"].update(engine_parity("openvino", result.openvino, source.model, source.input_size))
         bar.update()
 
 
@@ -197,6 +206,14 @@ def _int8_step(source, out_dir, formats, result, manifest, bar, calibration, run
         if folder is not None:
             write_json_atomic(ExportLayout.metadata_file(folder), result.metadata)
     bar.update(sum(f in INT8_PACKAGES for f in formats))
+
+
+def _record_engine_files(out_dir: Path, result: ExportResult) -> None:
+    """``export.json`` ``engine_files`` (module docstring), in every SavedModel's copy and the manifest."""
+    result.metadata["engine_files"] = engine_file_digests(out_dir)
+    for folder in (result.savedmodel, result.optimized):
+        if folder is not None:
+            write_json_atomic(ExportLayout.metadata_file(folder), result.metadata)
 
 
 def _write_savedmodels(source: ExportSource, out_dir: Path, formats, result: ExportResult, manifest: dict, bar):
@@ -258,10 +275,15 @@ def summary_lines(result: ExportResult) -> list[str]:
                 f"TFLite {r.variant:<13} {r.path}  {r.size_bytes / 1e6:.2f} MB  max |p - keras| {r.max_abs_diff:.2e}  "
                 f"argmax agreement {r.argmax_agreement:.4f}  {r.latency_ms:.1f} ms (CPU, {r.num_threads} threads)"
             )
-    if result.onnx:
-        lines.append(f"ONNX {result.onnx}")
-    if result.openvino:
-        lines.append(f"OpenVINO IR {result.openvino}")
+    for key, label, path in (("onnx", "ONNX", result.onnx), ("openvino", "OpenVINO IR", result.openvino)):
+        entry = result.manifest.get(key, {})
+        if path and "max_abs_diff" in entry:
+            lines.append(
+                f"{label} {path}  max |p - keras| {entry['max_abs_diff']:.2e}  "
+                f"argmax agreement {entry['class_map_agreement']:.4f}"
+            )
+        elif path:
+            lines.append(f"{label} {path}  parity {entry['parity']}" if "parity" in entry else f"{label} {path}")
     gate = result.metadata.get("int8", {}).get("gate", {})
     for variant in result.int8:
         lines.append("int8 " + variant.summary_line(gate.get("max_miou_drop_points", 1.0)))

@@ -254,7 +254,7 @@ def _gate_one(fmt, source, out_dir, tiles, float_onnx, settings, reference, rule
     try:
         path = _build(fmt, source, out_dir, tiles, float_onnx)
         result.size_bytes = path.stat().st_size
-        engine = load_engine(path, engine_name)
+        engine = load_engine(path, engine_name, probe=False)  # the file it has just written
         scores = engine_accuracy(engine, settings.voc_dir, geometry=source.geometry, rule=rule, limit=settings.limit)
         result.accuracy = compare_with(scores, reference)
         result.latency_ms = _measure(engine, tiles, settings.runs)

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from xray_seg.core.fileio import swap_into_place, write_json_atomic
-from xray_seg.evaluation.calibration import CalibrationResult, choose_rule, write_rule_file
+from xray_seg.evaluation.calibration import CalibrationResult, choose_rule, rule_file_target, write_rule_file
 from xray_seg.inference.alarm_rule import AlarmRule
 from xray_seg.inference.export_file import export_source_file, read_export_json
 from xray_seg.serving.export_source import load_source
@@ -78,6 +78,9 @@ def calibrate_model(
     model_path, voc_dir, *, split="val", target_pfa=0.05, min_area=None, closing=None, limit=None, progress=True
 ) -> CalibrationResult:
     """Calibrate ``model_path`` on ``split`` of ``voc_dir`` and store the rule with it (module docstring)."""
+    root = _export_root(Path(model_path))
+    if root is None:
+        rule_file_target(model_path, voc_dir)  # refused before the (slow) bag scores, not after
     rule = choose_rule(
         model_path,
         voc_dir,
@@ -88,7 +91,6 @@ def calibrate_model(
         limit=limit,
         progress=progress,
     )
-    root = _export_root(Path(model_path))
     if root is not None:
         return CalibrationResult(rule, rebuild_savedmodel(root, rule))
-    return CalibrationResult(rule, [write_rule_file(model_path, rule)])
+    return CalibrationResult(rule, [write_rule_file(model_path, rule, voc_dir)])

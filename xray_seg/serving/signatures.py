@@ -21,9 +21,19 @@ float32 ``[B, H, W, K]``, ``class_pixel_counts`` int32 ``[B, K]`` (real pixels o
 (:func:`xray_seg.serving.alarm_graph.alarm_outputs`). ``model_info()``: class names, input
 size, model name, version, the geometry rule and the stored alarm rule.
 
-Peak memory per scan (float32; ``H x W`` scaled, ``Hp x Wp`` padded, tile ``th x tw``), independent
-of the number of tiles: ``4 (3HW + 2K Hp Wp + K HW + 2K th Wp) + A(TILE_BATCH)`` bytes, i.e. about
-``4 (3 + 3K) H W`` plus the network's activations for ``TILE_BATCH`` tiles.
+Peak memory of one ``serving_default`` call on ``[1, H, W, 3]`` at native resolution, ``K``
+classes, ``N`` non-background pixels of the class map after the alarm's closing
+(:func:`serving_memory_bytes`; measured in docs/benchmarks.md, "Peak memory of predict"):
+``base + (8K + 12 (K - 1) + 14) H W + 330 N`` bytes. Per term: the uint8 scan (3; tiles become
+float32 one tile row at a time), the probability blocks and their concatenation into the output
+(``8K``), the class map and its int32 arg-max (5, twice: the output and the alarm), the alarm's
+uint8 class masks, their closing and the int32 component map with its padded copy (``12 (K - 1)``),
+and, per mask pixel, the coordinates, neighbour edges and FastSV's arrays (330 bytes, fitted
+to the 1 and 16 M pixel runs of a class map with no background).
+``base`` holds TensorFlow, the loaded graph and ``TILE_BATCH`` tiles of activations. The tile
+rows themselves cost only ``[th, W', K]`` of running sums, whatever the scan's length. A batch
+of ``B`` scans holds ``B`` outputs; ``serve_encoded`` also holds every decoded image (``3 H W``
+each). ``xray-seg predict`` stays far lower on large scans (:mod:`xray_seg.inference.strips`).
 
 Errors: wrong rank, channel count, an empty image, bytes neither PNG nor JPEG, or an image over
 the pixel limit (:mod:`xray_seg.serving.limits`) fail inside the graph with
@@ -46,6 +56,20 @@ from xray_seg.serving.limits import assert_images_within_limit, empty_encoded_ou
 
 TILE_BATCH = 4  # tiles per forward pass: bounds the activations alive at once
 PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
+
+
+# serving_default's peak RSS model (module docstring, "Peak memory"), docs/benchmarks.md, "Peak memory"
+SERVING_BASE_BYTES = 1_300_000_000  # TensorFlow, the loaded SavedModel, four tiles of activations (width 0.0625, 512)
+MASK_PIXEL_BYTES = 330  # the in-graph connected components, per non-background pixel of the class map
+
+
+def serving_memory_bytes(height: int, width: int, num_classes: int, mask_pixels: int | None = None) -> int:
+    """Peak RSS bound of one ``serving_default`` call on a ``[1, height, width, 3]`` scan at native
+    resolution: ``base + (8K + 12 (K - 1) + 14) H W + 330 N`` bytes (module docstring, "Peak
+    memory"); ``mask_pixels`` ``N`` defaults to every pixel (a class map with no background)."""
+    k, pixels = int(num_classes), int(height) * int(width)
+    n = pixels if mask_pixels is None else int(mask_pixels)
+    return SERVING_BASE_BYTES + (8 * k + 12 * (k - 1) + 14) * pixels + MASK_PIXEL_BYTES * n
 
 
 def resize_bilinear(images: tf.Tensor, size) -> tf.Tensor:
@@ -130,18 +154,21 @@ def _scaled_size(height: tf.Tensor, width: tf.Tensor, scale: float):
 
 
 def _scaled_and_padded(image: tf.Tensor, geometry: ScanGeometry):
-    """Rules 1 and 2 of the geometry: float32 ``image`` at the training pixel scale, padded with
-    air to at least one tile; and its scaled size ``(sh, sw)`` before the padding."""
+    """Rules 1 and 2 of the geometry: ``image`` at the training pixel scale, padded with air to at
+    least one tile; and its scaled size ``(sh, sw)`` before the padding. At native resolution the
+    scan stays uint8 (tiles become float32 a tile row at a time: 3 bytes a pixel, not 12)."""
     th, tw = geometry.tile
-    image = tf.cast(image, tf.float32)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
+    pad_value = float(geometry.pad_value)
     if geometry.scale != 1.0:  # rule 1: scanner pixel -> training pixel
         sh, sw = _scaled_size(height, width, geometry.scale)
         image = resize_bilinear(image[None], tf.stack([sh, sw]))[0]
     else:
         sh, sw = height, width
+        if not (pad_value.is_integer() and 0 <= pad_value <= 255):
+            image = tf.cast(image, tf.float32)
     pads = [[0, tf.maximum(th - sh, 0)], [0, tf.maximum(tw - sw, 0)], [0, 0]]  # rule 2: pad with air
-    return tf.pad(image, pads, constant_values=float(geometry.pad_value)), (sh, sw)
+    return tf.pad(image, pads, constant_values=tf.cast(pad_value, image.dtype)), (sh, sw)
 
 
 def scan_probabilities(
@@ -152,9 +179,10 @@ def scan_probabilities(
     Tiles are visited row by row. A *carry* buffer ``[th, W', K]`` holds the running sums of
     the rows ``[y, y + th)`` of the current tile row; each tile's probabilities are added into
     it in row-major tile order (the order :mod:`xray_seg.inference.tta` sums them in), and
-    the rows no later tile can reach are moved out to the result before the next tile row.
-    So, besides the result, only ``[th, W', K]`` of sums and ``tile_batch`` tiles of
-    activations are alive, whatever the scan's length.
+    the rows no later tile can reach are divided by their blend weights, cropped to the scan's
+    width and moved out to the result before the next tile row. So, besides the result, only
+    ``[th, W', K]`` of sums and ``tile_batch`` tiles of activations are alive, whatever the
+    scan's length (memory: the module docstring).
     """
     th, tw = geometry.tile
     sy, sx = geometry.step
@@ -167,10 +195,11 @@ def scan_probabilities(
     columns = xs[:, None] + tf.range(tw, dtype=tf.int32)[None, :]  # [nx, tw] image column of each tile column
     weight_y, weight_x = _blend_weights(geometry, tf.equal(num_rows * num_cols, 1))
     tile_weights = (weight_x[:, None] * weight_y[None, :])[None, :, :, None]  # [1, tw, th, 1], columns first
+    count_y, count_x = _coverage(ys, weight_y, ph), _coverage(xs, weight_x, pw)[:sw]
 
     def add_row(y, carry):
         """Add the tiles of the row at ``y`` to ``carry`` (``[pw, th, K]``, columns first)."""
-        band = image[y : y + th]
+        band = tf.cast(image[y : y + th], tf.float32)
 
         def body(j, carry):
             cols = columns[j : j + tile_batch]  # [m, tw]
@@ -186,16 +215,15 @@ def scan_probabilities(
         carry = add_row(y, carry)
         done = tf.where(r + 1 < num_rows, ys[tf.minimum(r + 1, num_rows - 1)], ph) - y  # rows no later tile reaches
         done = tf.minimum(done, th)
-        blocks = blocks.write(r, tf.transpose(carry[:, :done], [1, 0, 2]))
+        count = count_y[y : y + done, None] * count_x[None, :]  # rule 4: weighted average, crop the pad columns
+        blocks = blocks.write(r, tf.transpose(carry[:sw, :done], [1, 0, 2]) / count[..., None])
         carry = tf.concat([carry[:, done:], tf.zeros([pw, done, k])], axis=1)
         return r + 1, tf.ensure_shape(carry, [None, th, k]), blocks
 
     carry = tf.zeros([pw, th, k])
     blocks = tf.TensorArray(tf.float32, size=num_rows, infer_shape=False, element_shape=tf.TensorShape([None, None, k]))
     _, _, blocks = tf.while_loop(lambda r, *_: r < num_rows, row_body, [0, carry, blocks], parallel_iterations=1)
-    total = blocks.concat()  # [ph, pw, K]
-    count = _coverage(ys, weight_y, ph)[:, None] * _coverage(xs, weight_x, pw)[None, :]
-    probs = (total / count[..., None])[:sh, :sw]  # rule 4: weighted average, crop the pad
+    probs = blocks.concat()[:sh]  # [sh, sw, K]: crop the pad rows
     if geometry.scale != 1.0:
         probs = resize_bilinear(probs[None], tf.stack([height, width]))[0]
     return tf.ensure_shape(probs, [None, None, k])
@@ -215,6 +243,9 @@ def batch_probabilities(
     def whole():
         return model_probabilities(model, tf.ensure_shape(tf.cast(images, tf.float32), [None, th, tw, 3]))
 
+    def one_scan():  # a single scan: its probabilities as they are, without map_fn's stacked copy
+        return scan_probabilities(model, images[0], geometry, num_classes, tile_batch)[None]
+
     def tiled():
         return tf.map_fn(
             lambda image: scan_probabilities(model, image, geometry, num_classes, tile_batch),
@@ -223,7 +254,10 @@ def batch_probabilities(
             parallel_iterations=1,
         )
 
-    return tf.ensure_shape(tf.cond(one_tile, whole, tiled), [None, None, None, num_classes])
+    def scans():
+        return tf.cond(tf.equal(shape[0], 1), one_scan, tiled)
+
+    return tf.ensure_shape(tf.cond(one_tile, whole, scans), [None, None, None, num_classes])
 
 
 def segment_images(model, images: tf.Tensor, geometry: ScanGeometry, num_classes: int) -> dict:
@@ -298,9 +332,13 @@ def _segment_encoded_batch(model, encoded: tf.Tensor, geometry: ScanGeometry, nu
     }
 
 
-# No fixed rank on purpose: a loaded signature does not check shapes, and with an unknown rank
-# the in-graph rank check (with its message) cannot be folded away.
-IMAGES_SPEC = tf.TensorSpec(shape=None, dtype=tf.uint8, name="images")
+# serving_default's images have a known rank, so `saved_model_cli show --all` and TF Serving's
+# metadata give the station uint8 [-1, -1, -1, 3]. A loaded signature does not check shapes
+# against its spec; _check_images still names a wrong rank or channel count (its channel check
+# reads the runtime shape). serve_encoded keeps an unknown rank on purpose: with [None],
+# assert_rank is decided while tracing, and a scalar of bytes would meet a bare slice error
+# instead of "wrap a single file as [bytes]".
+IMAGES_SPEC = tf.TensorSpec(shape=[None, None, None, 3], dtype=tf.uint8, name="images")
 ENCODED_SPEC = tf.TensorSpec(shape=None, dtype=tf.string, name="encoded")
 
 

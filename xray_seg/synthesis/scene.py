@@ -28,6 +28,10 @@ polygon stays a single simply connected ring, as Labelme requires, while filling
 leaves the hole empty. A threat cut into pieces by the image border gets one polygon
 per piece.
 
+**Scanner looks** (``scanner``, :mod:`xray_seg.synthesis.scanners`): the scene is drawn first,
+then shown as one scanner shows it (default ``dual_energy_a``, or ``dual_energy_b``, ``grey``,
+or a look per bag with ``mixed``); a look changes pixel values only, never the polygons.
+
 **Determinism.** Image ``i`` draws everything from its own generator seeded with
 ``(seed, i)``, so the output depends on ``seed`` only, not on the worker count or order.
 
@@ -73,8 +77,8 @@ from xray_seg.core.viz import display_palette, outline_width, save_grid
 from xray_seg.synthesis import clutter as synth_clutter
 from xray_seg.synthesis.canvas import Canvas, Placement, parts_bounds
 from xray_seg.synthesis.photo import paint_photo
+from xray_seg.synthesis.scanners import DEFAULT_LOOK, LOOKS, look_flags, look_of, parse_looks, render_look
 from xray_seg.synthesis.threats import BUILDERS, CLASS_NAMES
-from xray_seg.synthesis.xray_physics import render_xray
 
 __all__ = [
     "CLASS_NAMES",
@@ -121,6 +125,9 @@ class SynthConfig:
         style: ``"xray"`` (the scan) or ``"photo"``: the same threats photographed on a
             plain surface (:mod:`xray_seg.synthesis.photo`, the source domain of
             ``xray-seg cyclegan``); files are named ``<style>_<index>``.
+        scanner: the scanner look (:mod:`xray_seg.synthesis.scanners`): one of
+            :data:`~xray_seg.synthesis.scanners.LOOKS`, ``"mixed"`` (a look per bag, drawn
+            from all) or a comma list to draw from; the look changes pixel values only.
     """
 
     size: int = 512
@@ -135,6 +142,7 @@ class SynthConfig:
     style: str = "xray"
     width: int = 0
     aspect_mix: str = ""
+    scanner: str = DEFAULT_LOOK
 
     def validate(self) -> SynthConfig:
         """Raise :class:`ConfigError` for a setting out of range; return self."""
@@ -161,11 +169,21 @@ class SynthConfig:
                 ("style", "photo supports square images only", "leave out --size WxH / --aspect-mix for --style photo")
             )
         if not problems:
-            problems += self._pixel_problems()
+            problems += self._scanner_problems() + self._pixel_problems()
         if problems:
             key, what, fix = problems[0]
             raise ConfigError(f"synth setting {key}={getattr(self, key)!r} {what}", fix=fix)
         return self
+
+    def _scanner_problems(self) -> list[tuple[str, str, str]]:
+        """A ``scanner`` that names no look, or a look with ``style="photo"`` (a camera has none)."""
+        try:
+            looks = parse_looks(self.scanner)
+        except ValueError as exc:
+            return [("scanner", f"is not a look: {exc}", f"use one of {', '.join(LOOKS)}, mixed or a comma list")]
+        if self.style == "photo" and looks != (DEFAULT_LOOK,):
+            return [("scanner", "has no meaning for --style photo", "leave out --scanner for --style photo")]
+        return []
 
     def _pixel_problems(self) -> list[tuple[str, str, str]]:
         """The largest scan over the pixel limit that ``convert`` (and every reader) applies
@@ -231,8 +249,8 @@ def _overlap(a, b) -> float:
     return w * h / max(smaller, 1e-9)
 
 
-def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
-    """Render image ``index`` of the dataset ``config`` describes.
+def render_sample(config: SynthConfig, index: int, *, debug: bool = False, look: str | None = None):
+    """Render image ``index`` of ``config``, in scanner ``look`` (default: the bag's, :func:`look_of`).
 
     Returns:
         ``(image, shapes)``: an RGB uint8 ``[H, W, 3]`` scan (``config.scan_shape(index)``,
@@ -241,8 +259,8 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
         ``info["threat_mask"]`` is the ``[H, W]`` uint8 map of rendered threat
         footprints (class index 1..5 from :data:`CLASS_NAMES`, 0 elsewhere; later
         threats over earlier ones), ``info["thickness"]`` the per-material
-        thickness maps in mm and ``info["flags"]`` the bag's difficulty
-        (:func:`difficulty_flags`).
+        thickness maps in mm, ``info["flags"]`` the bag's difficulty (:func:`difficulty_flags`)
+        and look (:func:`look_flags`), ``info["look"]`` the look (masks are the same in all).
     """
     height, width = config.scan_shape(index)
     size = min(height, width)  # the bag's square
@@ -281,14 +299,16 @@ def render_sample(config: SynthConfig, index: int, *, debug: bool = False):
         for poly in polygons:
             shapes.append(polygon_shape(name, poly))
     flags = difficulty_flags(clean=not shapes, hidden=hidden in drawn, small=any(small[t] for t in drawn))
+    look = look or look_of(config.scanner, config.seed, index)
+    flags.update(look_flags(config.scanner, look))
 
     _fabric_texture(canvas, rng)
     maps = canvas.maps
     if (height, width) != (size, size):
         maps, threat_mask, shapes = _on_belt(config, index, (height, width), maps, threat_mask, shapes)
-    image = render_xray(maps, rng, blur_sigma=max(0.35, 0.6 * size / 512))
+    image = render_look(maps, rng, look, blur_sigma=max(0.35, 0.6 * size / 512))
     if debug:
-        return image, shapes, {"threat_mask": threat_mask, "thickness": maps, "flags": flags}
+        return image, shapes, {"threat_mask": threat_mask, "thickness": maps, "flags": flags, "look": look}
     return image, shapes
 
 
@@ -338,9 +358,10 @@ def _fabric_texture(canvas: Canvas, rng: np.random.Generator) -> None:
     canvas.maps["organic"] *= texture
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """An RGB uint8 image as PNG bytes (what synth and cyclegan translate write)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+def encode_png(image: np.ndarray, *, grey: bool = False) -> bytes:
+    """An RGB uint8 image as PNG bytes (what synth and cyclegan translate write); ``grey``
+    writes its first channel as a one-channel PNG (the single-energy look)."""
+    ok, buf = cv2.imencode(".png", image[..., 0] if grey else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
@@ -353,13 +374,14 @@ def sample_stem(index: int, style: str = "xray") -> str:
 def write_sample(out_dir: str | Path, config: SynthConfig, index: int) -> Path:
     """Render image ``index`` and write its PNG and Labelme JSON atomically; return the JSON path."""
     out_dir = Path(out_dir)
+    grey = False
     if config.style == "photo":
         image, shapes = render_photo_sample(config, index)
         flags = {}
     else:
         image, shapes, info = render_sample(config, index, debug=True)
-        flags = info["flags"]
-    png = encode_png(image)
+        flags, grey = info["flags"], not LOOKS[info["look"]].dual
+    png = encode_png(image, grey=grey)
     stem = sample_stem(index, config.style)
     write_bytes_atomic(out_dir / f"{stem}.png", png)
     record = labelme_record(

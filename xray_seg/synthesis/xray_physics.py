@@ -80,13 +80,16 @@ _CHANNEL_WEIGHTS = np.array(
     dtype=np.float32,
 )
 _LUT_BINS = 512
-_WEIGHT_LUT = np.stack(
-    [
-        np.interp(np.linspace(_RATIO_ANCHORS[0], _RATIO_ANCHORS[-1], _LUT_BINS), _RATIO_ANCHORS, _CHANNEL_WEIGHTS[:, c])
-        for c in range(3)
-    ],
-    axis=1,
-).astype(np.float32)
+
+
+def weight_lut(anchors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The ``[_LUT_BINS, 3]`` table of channel absorption weights, linear in the ratio between
+    the ``anchors`` (low/high ratios) and their ``weights`` rows (a colour ramp)."""
+    grid = np.linspace(anchors[0], anchors[-1], _LUT_BINS)
+    return np.stack([np.interp(grid, anchors, weights[:, c]) for c in range(3)], axis=1).astype(np.float32)
+
+
+_WEIGHT_LUT = weight_lut(_RATIO_ANCHORS, _CHANNEL_WEIGHTS)
 DISPLAY_GAIN = 3.4
 _RATIO_SHRINK = 0.15
 
@@ -140,25 +143,35 @@ def detector(
     return out[0], out[1]
 
 
-def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, *, gain: float = DISPLAY_GAIN) -> np.ndarray:
+def pseudo_colour(
+    t_low: np.ndarray,
+    t_high: np.ndarray,
+    *,
+    gain: float = DISPLAY_GAIN,
+    anchors: np.ndarray = _RATIO_ANCHORS,
+    lut: np.ndarray = _WEIGHT_LUT,
+    shrink: float = _RATIO_SHRINK,
+) -> np.ndarray:
     """Map dual-energy transmissions to the RGB uint8 image a screening console shows.
 
     Hue from the low/high attenuation ratio (effective Z), darkness from the high-energy
-    attenuation (amount of matter); see the module docstring.
+    attenuation (amount of matter); see the module docstring. ``anchors``, ``lut``
+    (:func:`weight_lut`) and ``shrink`` default to this module's console; another vendor's
+    colour ramp passes its own (:mod:`xray_seg.synthesis.scanners`).
     """
     a_low = -np.log(np.clip(t_low, MIN_TRANSMISSION, 1.0))
     a_high = -np.log(np.clip(t_high, MIN_TRANSMISSION, 1.0))
     a_low = np.maximum(a_low, 0.0)
     a_high = np.maximum(a_high, 0.0)
     eps = 1e-3
-    organic = _RATIO_ANCHORS[0]
+    organic = anchors[0]
     ratio = (a_low + eps * organic) / (a_high + eps)
-    confidence = a_high / (a_high + _RATIO_SHRINK)
+    confidence = a_high / (a_high + shrink)
     ratio = organic + (ratio - organic) * confidence
-    ratio = np.clip(ratio, _RATIO_ANCHORS[0], _RATIO_ANCHORS[-1])
-    lo, hi = _RATIO_ANCHORS[0], _RATIO_ANCHORS[-1]
+    ratio = np.clip(ratio, anchors[0], anchors[-1])
+    lo, hi = anchors[0], anchors[-1]
     index = ((ratio - lo) * ((_LUT_BINS - 1) / (hi - lo)) + 0.5).astype(np.intp)
-    rgb = np.exp(_WEIGHT_LUT[index] * (-gain * a_high)[..., None])
+    rgb = np.exp(lut[index] * (-gain * a_high)[..., None])
     return (rgb * 255.0 + 0.5).astype(np.uint8)
 
 

@@ -29,6 +29,9 @@ class ModelConfig:
     width: float = 1.0
     aux: bool = False  # train the model's auxiliary heads too (BiSeNetV2, CycleNet, IFBFNet)
     options: dict = field(default_factory=dict)  # extra keyword arguments for the builder
+    # A local weights file for the backbone (models/backbones/pretrained.py): a save of the same
+    # backbone, or Keras Applications ImageNet weights (MobileNetV2, ResNet50/101); "" = none.
+    backbone_weights: str = ""
 
 
 @dataclass
@@ -88,6 +91,12 @@ class TrainConfig:
     sync_bn: bool = False
     val_every: int = 1
     num_val_images: int = 4  # prediction images logged to TensorBoard each validation
+    # Fine-tuning (training/finetune.py, docs/training.md "Fine-tuning"): freeze "backbone" for
+    # the first freeze_epochs epochs ("" = nothing frozen); stop when val mIoU has not improved
+    # for early_stop_patience validations in a row (0 = off).
+    freeze: str = ""
+    freeze_epochs: int = 0
+    early_stop_patience: int = 0
     # Start from a model (training/init_source.py): a run folder (RUN or RUN:last), a .keras or
     # .weights.h5 file, or preset:NAME; "" = from scratch. init_classes: the class_names.txt of
     # a source that names no classes (a plain .weights.h5). init_sha256 is written by train:

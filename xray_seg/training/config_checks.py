@@ -9,6 +9,8 @@ import math
 import os
 from pathlib import Path
 
+import h5py
+
 from xray_seg.core.config import config_to_dict
 from xray_seg.core.errors import ConfigError
 from xray_seg.core.fileio import open_regular
@@ -75,6 +77,23 @@ def check_class_weights_file(path) -> None:
         raise ConfigError(f"class weights must be finite numbers >= 0, got {str(bad[:3])[:60]}", path=file, fix=fix)
 
 
+def _fine_tuning_settings(cfg, problems: list[str]) -> None:
+    """``freeze``, ``freeze_epochs``, ``early_stop_patience`` and ``model.backbone_weights``."""
+    if cfg.freeze not in ("", "backbone"):
+        problems.append(f"freeze={cfg.freeze!r} must be backbone or empty")
+    _positive_int(cfg.freeze_epochs, "freeze_epochs", problems, minimum=0)
+    _positive_int(cfg.early_stop_patience, "early_stop_patience", problems, minimum=0)
+    if cfg.freeze and cfg.freeze_epochs == 0:
+        problems.append(f"freeze={cfg.freeze} needs freeze_epochs >= 1 (the epochs it stays frozen)")
+    if not cfg.freeze and isinstance(cfg.freeze_epochs, int) and cfg.freeze_epochs > 0:
+        problems.append(f"freeze_epochs={cfg.freeze_epochs} without freeze: set freeze=backbone too")
+    weights = cfg.model.backbone_weights
+    if weights and not Path(str(weights)).is_file():
+        problems.append(f"model.backbone_weights={str(weights)!r} is not a file (weights are never downloaded)")
+    elif weights and not h5py.is_hdf5(str(weights)):
+        problems.append(f"model.backbone_weights={str(weights)!r} is not an HDF5 weights file (.h5 / .weights.h5)")
+
+
 def validate_train_config(cfg) -> None:
     """Raise one ConfigError listing every invalid training setting (before any work)."""
     problems: list[str] = []
@@ -112,6 +131,7 @@ def validate_train_config(cfg) -> None:
     _number(cfg.loss.aux_weight, "loss.aux_weight", problems, low=0)
     if cfg.loss.class_weights not in ("", "auto"):
         check_class_weights_file(cfg.loss.class_weights)
+    _fine_tuning_settings(cfg, problems)
     if problems:
         raise ConfigError(
             "invalid setting(s): " + "; ".join(problems),

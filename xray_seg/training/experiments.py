@@ -163,11 +163,11 @@ def train_once(cfg, run_dir: Path, verbose: int) -> dict:
     return {"train_seconds": result.seconds, "train_images_per_sec": result.train_images_per_sec}
 
 
-def measure(run_dir: Path, voc: Path) -> dict:
+def measure(run_dir: Path, voc: Path, *, progress: bool = False) -> dict:
     """Evaluate one run on val (docs/evaluation.md): pixel metrics, PD at PFA 5 %, subsets."""
     import keras  # lazy: TensorFlow
 
-    ev = evaluate(run_dir, voc, split="val", out_dir=run_dir / "eval-val", force=True, progress=False)
+    ev = evaluate(run_dir, voc, split="val", out_dir=run_dir / "eval-val", force=True, progress=progress)
     keras.backend.clear_session()
     table = ev.extra["subsets"]
     return {

@@ -24,8 +24,9 @@ short function below, in this order:
 :func:`batch_and_lr_arithmetic`, :func:`resolve_class_weights`, :func:`build_datasets`,
 :func:`build_model_and_optimizer` (then, with ``init``, the weights of the source:
 :mod:`xray_seg.training.init_source`), :func:`build_losses` (then ``compile``, and
-:func:`restore_last_checkpoint` on resume), :func:`build_metrics`, :func:`build_callbacks`,
-:func:`fit_with_recovery` and :func:`train_result`. The strategy, and the Keras
+:func:`restore_last_checkpoint` on resume), :func:`build_metrics`, :func:`build_callbacks`
+(plus :func:`~xray_seg.training.finetune.fine_tuning_callbacks`), :func:`fit_with_recovery`
+and :func:`train_result`. The strategy, and the Keras
 MultiWorker work-around applied before ``fit``, live in :mod:`xray_seg.training.distribute`.
 """
 
@@ -52,6 +53,7 @@ from xray_seg.core.layouts import RunLayout
 from xray_seg.evaluation.report import plot_training_curves
 from xray_seg.evaluation.timing import cpu_description
 from xray_seg.inference.geometry import ScanGeometry
+from xray_seg.models.backbones.pretrained import backbone_of, load_backbone_weights
 from xray_seg.models.outputs import logits_of
 from xray_seg.models.registry import build_model
 from xray_seg.pipeline.checks import check_training_data
@@ -70,6 +72,7 @@ from xray_seg.training.callbacks import (
 from xray_seg.training.config import TrainConfig
 from xray_seg.training.config_checks import cpu_speed_warnings, resume_changes, validate_train_config
 from xray_seg.training.distribute import enable_sync_batchnorm, make_strategy, prepare_fit_for_strategy
+from xray_seg.training.finetune import fine_tuning_callbacks
 from xray_seg.training.init_source import initialise_from_source, prepare_init
 from xray_seg.training.losses import aux_loss_weights, loss_from_config
 from xray_seg.training.optim import WarmupPoly, build_optimizer
@@ -332,6 +335,8 @@ def build_model_and_optimizer(cfg: TrainConfig, num_classes: int, plan: BatchPla
         aux=cfg.model.aux,
         **cfg.model.options,
     )
+    if cfg.model.backbone_weights:  # a local file, e.g. Keras Applications ImageNet weights
+        load_backbone_weights(backbone_of(model), cfg.model.backbone_weights)
     output_names = sorted(model.output.keys()) if isinstance(model.output, dict) else None
     inference_model = keras.Model(model.input, logits_of(model.output)) if output_names else model
     if cfg.sync_bn:
@@ -589,6 +594,8 @@ def _train_session(
     prepare_fit_for_strategy(model, strategy, train_ds.element_spec)
     validation = build_metrics(cfg, val_ds, class_names, run_dir)
     nan_guard, callbacks = build_callbacks(run_dir, validation, inference_model, plan, state, resume=resume)
+    first, last = fine_tuning_callbacks(cfg, model, state, run_dir)  # freeze before the checkpoint, early stop after
+    callbacks = [*first, *callbacks, *last]
     if verbose:
         print_plan(cfg, plan, state, run_dir)
     history, seconds = fit_with_recovery(

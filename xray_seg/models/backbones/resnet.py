@@ -16,8 +16,10 @@ calls as a nested model::
   starts at 0 (Goyal et al. 2017), so each block starts as the identity.
 - **Weights**: never downloaded. ``weights=PATH`` loads a file saved from this same backbone
   (:func:`save_backbone_weights`, keyed by variable path such as
-  ``stage3_block2_conv2/conv/kernel``; a Keras ``Model.save_weights`` file also works); a file
-  that does not match raises :class:`ModelError` naming the file. Layer names do not include
+  ``stage3_block2_conv2/conv/kernel``; a Keras ``Model.save_weights`` file also works), or
+  Keras Applications' ImageNet ResNet50/ResNet101 weights (``stem="standard"``), through the
+  loader every backbone shares, :func:`~xray_seg.models.backbones.pretrained.load_backbone_weights`;
+  a file that does not match raises :class:`ModelError` naming the file. Layer names do not include
   the model name, so weights move between backbones of the same depth/width whatever ``name``.
 
 Why these choices where the paper is silent: docs/models.md, "Dilated ResNet: readings of the paper".
@@ -33,13 +35,13 @@ import keras
 from xray_seg.core.errors import ModelError
 from xray_seg.core.fileio import atomic_path
 from xray_seg.layers.conv import ConvBNAct, scale_channels
+from xray_seg.models.backbones.pretrained import BACKBONE_WEIGHTS_FORMAT, load_backbone_weights
 from xray_seg.models.model_io import image_input
 
 RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STAGE_PLANES = (64, 128, 256, 512)
 EXPANSION = 4
 FEATURE_NAMES = ("c1", "c2", "c3", "c4")
-_WEIGHTS_FORMAT = "xray_seg.resnet_backbone_weights.v1"
 
 
 def resnet_channels(channels: int, width: float) -> int:
@@ -165,50 +167,9 @@ def save_backbone_weights(model: keras.Model, path: str | Path) -> None:
     """Save every variable of ``model`` keyed by its path (``layer/sublayer/var``), atomically."""
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = _WEIGHTS_FORMAT
+        f.attrs["format"] = BACKBONE_WEIGHTS_FORMAT
         for variable in model.weights:
             f.create_dataset(variable.path, data=keras.ops.convert_to_numpy(variable))
-
-
-def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
-    """Load weights into ``model`` by variable path; raise :class:`ModelError` on any mismatch.
-
-    Accepts a file from :func:`save_backbone_weights` (matched by layer name) or a Keras
-    ``save_weights`` ``.weights.h5`` file of the same backbone (matched by Keras).
-    """
-    path = Path(path)
-    fix = "pass a weights file saved from a backbone with the same depth, blocks, width and stem"
-    if not path.is_file():
-        raise ModelError("weights file not found", path=path, fix="check the path (weights are never downloaded)")
-    try:
-        with h5py.File(path, "r") as f:
-            by_name = f.attrs.get("format") == _WEIGHTS_FORMAT
-            stored = {}
-            if by_name:
-                f.visititems(
-                    lambda key, obj: stored.__setitem__(key, obj[()]) if isinstance(obj, h5py.Dataset) else None
-                )
-    except OSError as exc:
-        raise ModelError(f"not a readable HDF5 weights file ({exc})", path=path, fix=fix) from None
-    if not by_name:
-        try:
-            model.load_weights(path)
-        except (ValueError, KeyError, OSError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"weights do not match this backbone ({first_line})", path=path, fix=fix) from None
-        return
-    wanted = {v.path: v for v in model.weights}
-    missing = sorted(set(wanted) - set(stored))
-    unexpected = sorted(set(stored) - set(wanted))
-    wrong = sorted(k for k in set(wanted) & set(stored) if tuple(stored[k].shape) != tuple(wanted[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
-        raise ModelError(f"weights do not match backbone {model.name!r}: {', '.join(parts)}", path=path, fix=fix)
-    for key, variable in wanted.items():
-        variable.assign(stored[key])
 
 
 def resnet_features(
