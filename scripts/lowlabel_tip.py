@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xray_seg.evaluation.timing import cpu_line  # noqa: E402
 from xray_seg.training import experiments as ex  # noqa: E402
 
-VAL_START = 100_000  # first image index of the val bags: never one of the training bags
 ARMS = ("labelled", "labelled+clean_tip")
 RESULT_FILE = "lowlabel_result.json"
 
@@ -66,9 +65,8 @@ def arm_voc(args, out: Path, arm: str) -> Path:
     """The arm's VOC folder: its training bags plus the shared val bags (val via ``val_stems``)."""
     from dataclasses import replace
 
-    from xray_seg.conversion.convert import ConvertConfig, convert
     from xray_seg.core.fileio import write_json_atomic
-    from xray_seg.synthesis.scene import SynthConfig, sample_stem, synthesize, write_samples
+    from xray_seg.synthesis.scene import SynthConfig, synthesize, write_samples
 
     root = out / "data" / arm.replace("+", "_")
     wanted = {k: getattr(args, k) for k in ("labelled", "clean", "val", "size", "seed")}
@@ -79,15 +77,7 @@ def arm_voc(args, out: Path, arm: str) -> Path:
     if arm == "labelled+clean_tip":
         clean = replace(base, num=args.clean, threat_prob=0.0)
         write_samples(root / "labelme", clean, range(args.labelled, args.labelled + args.clean), progress=False)
-    val_indices = range(VAL_START, VAL_START + args.val)
-    write_samples(root / "labelme", replace(base, num=args.val), val_indices, progress=False)
-    config = ConvertConfig(
-        labels=str(root / "labelme" / "labels.txt"),
-        val_ratio=0.0,
-        val_stems=[sample_stem(i) for i in val_indices],
-        force=True,
-    )
-    print(convert(root / "labelme", root / "voc", config, progress=False).summary(), flush=True)
+    ex.add_val_and_convert(root, size=args.size, seed=args.seed, val=args.val)
     write_json_atomic(root / "data.json", wanted)
     return root / "voc"
 
@@ -97,16 +87,10 @@ def run_config(args, voc: Path, arm: str, seed: int):
     from xray_seg.training.config import TrainConfig
     from xray_seg.training.config_checks import validate_train_config
 
-    epochs = max(1, args.steps // args.steps_per_epoch)
     overrides = [
-        f"data.voc_dir={voc}",
-        f"data.image_size=[{args.size},{args.size}]",
-        f"seed={seed}",
-        f"epochs={epochs}",
-        f"steps_per_epoch={args.steps_per_epoch}",
-        f"model.width={args.width}",
-        f"val_every={epochs + 1}",  # validated at the last epoch only: evaluated as trained
-        "num_val_images=0",
+        *ex.budget_overrides(
+            voc, size=args.size, seed=seed, steps=args.steps, steps_per_epoch=args.steps_per_epoch, width=args.width
+        ),
         f"data.augment.tip_prob={args.tip_prob if arm == 'labelled+clean_tip' else 0.0}",
         "data.augment.tip_library_split=train",
         *args.set,

@@ -20,11 +20,13 @@ from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
 from xray_seg.evaluation.evaluator import evaluate
 from xray_seg.evaluation.timing import cpu_line
-from xray_seg.synthesis.scene import SynthConfig, synthesize
+from xray_seg.synthesis.scene import SynthConfig, sample_stem, synthesize, write_samples
 from xray_seg.training.compare import run_stage
 from xray_seg.training.trainer import resume_config, train
 
 SETTINGS_FILE = "settings.json"
+#: First image index of the shared val bags (:func:`add_val_and_convert`): never a training bag.
+VAL_START = 100_000
 
 
 def run_script(main) -> None:
@@ -80,6 +82,40 @@ def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Pa
     print(report.summary(), flush=True)
     write_json_atomic(stamp, wanted)
     return voc
+
+
+def add_val_and_convert(root: Path, *, size: int, seed: int, val: int) -> Path:
+    """Add ``val`` bags of ``size`` px and default difficulty (images from :data:`VAL_START`,
+    synth seed ``seed``) to ``root/labelme`` and convert that folder into ``root/voc``: those
+    bags are the val split (``val_stems``), every other bag there the train split."""
+    from dataclasses import replace
+
+    val_indices = range(VAL_START, VAL_START + val)
+    write_samples(root / "labelme", replace(SynthConfig(size=size, seed=seed), num=val), val_indices, progress=False)
+    config = ConvertConfig(
+        labels=str(root / "labelme" / "labels.txt"),
+        val_ratio=0.0,
+        val_stems=[sample_stem(i) for i in val_indices],
+        force=True,
+    )
+    print(convert(root / "labelme", root / "voc", config, progress=False).summary(), flush=True)
+    return root / "voc"
+
+
+def budget_overrides(voc: Path, *, size: int, seed: int, steps: int, steps_per_epoch: int, width: float) -> list:
+    """The ``key=value`` overrides of a run of ``steps`` steps (``epochs`` x ``steps_per_epoch``) on
+    ``voc`` at ``size`` px and ``width``, validated at its last epoch only (evaluated as trained)."""
+    epochs = max(1, steps // steps_per_epoch)
+    return [
+        f"data.voc_dir={voc}",
+        f"data.image_size=[{size},{size}]",
+        f"seed={seed}",
+        f"epochs={epochs}",
+        f"steps_per_epoch={steps_per_epoch}",
+        f"model.width={width}",
+        f"val_every={epochs + 1}",
+        "num_val_images=0",
+    ]
 
 
 def recorded_settings(args, keys, *, synthetic: str | None = None, **extra) -> dict:
