@@ -195,5 +195,6 @@ def test_class_subset_on_labelme_input(tmp_path, capsys):
     obj = load_label_png(out / "SegmentationObject" / "a.png")
     assert report.converted == 1 and (cls[1, 1], cls[1, 10], cls[1, 20]) == (255, 1, 1)
     assert (obj[1, 1], obj[1, 10], obj[1, 20]) == (255, 1, 2)  # "Knife" and "knife" are two shapes, two objects
-    assert main(["convert", str(src), str(tmp_path / "v2"), "--classes", "knife", "--images", str(src)]) == 2
-    assert "--images is for --from coco or pixray" in capsys.readouterr().err
+    missing = tmp_path / "missing"  # Labelme takes --images too (the scans of pre-annotations): it must exist
+    assert main(["convert", str(src), str(tmp_path / "v2"), "--classes", "knife", "--images", str(missing)]) == 2
+    assert "images folder not found" in capsys.readouterr().err

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def run(request):
     """``run(*args)``: ``scripts/<the module's SCRIPT>`` with ``args``, one thread, this checkout first on the path."""
     script = REPO / "scripts" / request.module.SCRIPT
+
     def call(*args):
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         return subprocess.run(
