@@ -47,7 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xray_seg.evaluation.timing import cpu_line  # noqa: E402
 from xray_seg.training import experiments as ex  # noqa: E402
 
-VAL_START = 100_000  # first image index of the val bags: never one of the training bags
 ARMS = ("scratch", "preset", "preset_frozen")
 TARGETS = (0.65, 0.70)
 RESULT_FILE = "learning_curve_result.json"
@@ -90,9 +89,8 @@ def target_voc(args, out: Path, sizes: list[int]) -> Path:
     import json
     from dataclasses import replace
 
-    from xray_seg.conversion.convert import ConvertConfig, convert
     from xray_seg.core.fileio import write_json_atomic, write_text_atomic
-    from xray_seg.synthesis.scene import SynthConfig, sample_stem, synthesize, write_samples
+    from xray_seg.synthesis.scene import SynthConfig, sample_stem, synthesize
 
     root = out / "data"
     wanted = {"sizes": sizes, "val": args.val, "size": args.size, "seed": args.seed, "look": args.look}
@@ -100,15 +98,7 @@ def target_voc(args, out: Path, sizes: list[int]) -> Path:
         return root / "voc"
     base = SynthConfig(size=args.size, seed=args.seed, scanner=args.look)
     synthesize(root / "labelme", replace(base, num=max(sizes)), force=True, progress=False)
-    val_indices = range(VAL_START, VAL_START + args.val)
-    write_samples(root / "labelme", replace(base, num=args.val), val_indices, progress=False)
-    config = ConvertConfig(
-        labels=str(root / "labelme" / "labels.txt"),
-        val_ratio=0.0,
-        val_stems=[sample_stem(i) for i in val_indices],
-        force=True,
-    )
-    print(convert(root / "labelme", root / "voc", config, progress=False).summary(), flush=True)
+    ex.add_val_and_convert(root, size=args.size, seed=args.seed, val=args.val, scanner=args.look)
     splits = root / "voc" / "ImageSets" / "Segmentation"
     stems = [sample_stem(i) for i in range(max(sizes))]
     for n in sizes:

@@ -20,6 +20,7 @@ from xray_seg.core.errors import ConfigError, XraySegError
 from xray_seg.core.fileio import prepare_output_dir, write_json_atomic, write_text_atomic
 from xray_seg.evaluation.evaluator import evaluate
 from xray_seg.evaluation.timing import cpu_line
+from xray_seg.synthesis.scanners import DEFAULT_LOOK
 from xray_seg.synthesis.scene import SynthConfig, sample_stem, synthesize, write_samples
 from xray_seg.training.compare import run_stage
 from xray_seg.training.trainer import resume_config, train
@@ -84,14 +85,16 @@ def synth_voc(root: Path, *, size: int, num: int, seed: int, **difficulty) -> Pa
     return voc
 
 
-def add_val_and_convert(root: Path, *, size: int, seed: int, val: int) -> Path:
+def add_val_and_convert(root: Path, *, size: int, seed: int, val: int, scanner: str = DEFAULT_LOOK) -> Path:
     """Add ``val`` bags of ``size`` px and default difficulty (images from :data:`VAL_START`,
-    synth seed ``seed``) to ``root/labelme`` and convert that folder into ``root/voc``: those
-    bags are the val split (``val_stems``), every other bag there the train split."""
+    synth seed ``seed``, scanner look ``scanner``) to ``root/labelme`` and convert that folder
+    into ``root/voc``: those bags are the val split (``val_stems``), every other bag there the
+    train split."""
     from dataclasses import replace
 
     val_indices = range(VAL_START, VAL_START + val)
-    write_samples(root / "labelme", replace(SynthConfig(size=size, seed=seed), num=val), val_indices, progress=False)
+    bags = replace(SynthConfig(size=size, seed=seed, scanner=scanner), num=val)
+    write_samples(root / "labelme", bags, val_indices, progress=False)
     config = ConvertConfig(
         labels=str(root / "labelme" / "labels.txt"),
         val_ratio=0.0,
