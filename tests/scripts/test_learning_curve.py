@@ -54,7 +54,7 @@ def test_smoke_run_of_one_arm(tmp_path, run, monkeypatch):
     config = yaml.safe_load((out / "runs" / "preset_frozen_n4_seed0" / "config.yaml").read_text())
     assert config["init"] == "preset:tiny" and config["freeze"] == "backbone"
     (record,) = json.loads((out / "learning_curve.json").read_text())["runs"]
-    assert set(record["minutes_to"]) == {"0.65", "0.7"} and record["val_images"] == 4
+    assert set(record["reached"]) == {"0.65", "0.7"} and record["val_images"] == 4
     assert "| preset_frozen | 4 | 0 |" in (out / "learning_curve.md").read_text()
 
 
