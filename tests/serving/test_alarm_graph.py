@@ -129,3 +129,34 @@ def test_empty_mask_has_no_components_and_no_alarm():
     probs[..., 0] = 1.0
     got = graph(probs, [[16, 20]], rule)
     assert not got["alarm"][0] and not got["alarm_per_class"].any() and (got["alarm_scores"] == 0).all()
+
+
+@pytest.mark.parametrize("closing", [0, 2])
+def test_strips_of_a_few_rows_give_the_whole_scan_decision(closing):
+    """Components cut by many strip edges (a 1-px serpentine, diagonal noise, blobs that span
+    strips) are joined back: the scores equal the host decision on the whole scan."""
+    rule = AlarmRule.default(NAMES, closing=closing)
+    rule.min_area = [0, 40, 80, 300]  # pliers: only the whole serpentine is big enough
+    rule.thresholds = [1.0, 0.55, 0.6, 0.5]
+    probs = blobby_probs(11, 61, 47)
+    serpentine = np.zeros((61, 47), bool)  # one 1-px path folded 7 times, crossing every strip edge
+    for i, row in enumerate(range(0, 61, 8)):
+        serpentine[row, :] = True
+        if row + 8 < 61:
+            serpentine[row : row + 9, 46 if i % 2 == 0 else 0] = True
+    probs[serpentine] = (0.05, 0.05, 0.05, 0.85)
+    staircase = np.zeros((61, 47), bool)  # a diagonal 1-px line: each strip edge is crossed corner to corner
+    staircase[np.arange(10, 50), np.arange(3, 43)] = True
+    probs[staircase] = (0.1, 0.8, 0.05, 0.05)
+    want_alarm, want_pc, want_scores = host(probs, rule)
+    assert want_scores[3] > 0  # the serpentine passes its min area only when it is one component
+    for strip_rows in (1, 7):
+        decide_in_graph = tf.function(
+            lambda p, s, rows=strip_rows: alarm_outputs(
+                p, s, thresholds=rule.thresholds, min_area=rule.min_area, closing=rule.closing, strip_rows=rows
+            )
+        )
+        out = decide_in_graph(tf.constant(probs[None]), tf.constant([[61, 47]], tf.int32))
+        np.testing.assert_allclose(out["alarm_scores"].numpy()[0], want_scores, atol=1.01e-4, err_msg=f"{strip_rows}")
+        np.testing.assert_array_equal(out["alarm_per_class"].numpy()[0], want_pc)
+        assert bool(out["alarm"].numpy()[0]) == want_alarm

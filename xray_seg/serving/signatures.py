@@ -55,6 +55,7 @@ from xray_seg.serving.graph_decode import decode_rgb_checked
 from xray_seg.serving.limits import assert_images_within_limit, empty_encoded_outputs, export_pixel_limit
 
 TILE_BATCH = 4  # tiles per forward pass: bounds the activations alive at once
+OUTPUT_STRIP_ROWS = 512  # rows of the class map taken from the probabilities at once
 PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
 
 
@@ -108,12 +109,27 @@ def _check_images(images: tf.Tensor) -> tf.Tensor:
         return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
 
 
-def _outputs(probs: tf.Tensor, num_classes: int) -> dict:
-    """class_map, class_pixel_counts from probabilities ``[B, H, W, K]`` (no padding)."""
-    class_map = tf.argmax(probs, axis=-1, output_type=tf.int32)
-    flat = tf.reshape(class_map, [tf.shape(class_map)[0], -1])
-    counts = tf.math.bincount(flat, minlength=num_classes, maxlength=num_classes, axis=-1, dtype=tf.int32)
-    return {"class_map": tf.cast(class_map, tf.uint8), "probabilities": probs, "class_pixel_counts": counts}
+def _outputs(probs: tf.Tensor, num_classes: int, strip_rows: int = OUTPUT_STRIP_ROWS) -> dict:
+    """class_map, class_pixel_counts from probabilities ``[B, H, W, K]`` (no padding). The arg-max
+    is taken ``strip_rows`` rows at a time, so its int32 labels never cover the whole scan: the
+    class map costs its own byte a pixel (and one transposed copy), not five."""
+    shape = tf.shape(probs)
+    num_strips = (shape[1] + strip_rows - 1) // strip_rows
+
+    def strip(r, maps, counts):
+        labels = tf.argmax(probs[:, r * strip_rows : (r + 1) * strip_rows], axis=-1, output_type=tf.int32)
+        flat = tf.reshape(labels, [shape[0], -1])
+        found = tf.math.bincount(flat, minlength=num_classes, maxlength=num_classes, axis=-1, dtype=tf.int32)
+        counts = tf.ensure_shape(counts + found, counts.shape)
+        return r + 1, maps.write(r, tf.transpose(tf.cast(labels, tf.uint8), [1, 0, 2])), counts  # rows first
+
+    maps = tf.TensorArray(
+        tf.uint8, size=num_strips, infer_shape=False, element_shape=tf.TensorShape([None, None, None])
+    )
+    counts = tf.zeros(tf.stack([shape[0], num_classes]), tf.int32)
+    _, maps, counts = tf.while_loop(lambda r, *_: r < num_strips, strip, [0, maps, counts], parallel_iterations=1)
+    class_map = tf.ensure_shape(tf.transpose(maps.concat(), [1, 0, 2]), [None, None, None])
+    return {"class_map": class_map, "probabilities": probs, "class_pixel_counts": counts}
 
 
 def tile_starts(size: tf.Tensor, window: int, step: int) -> tf.Tensor:
