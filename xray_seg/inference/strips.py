@@ -38,6 +38,7 @@ STRIP_ROWS = 256  # rows per strip of the per-strip passes (arg-max, overlay)
 # predict's peak RSS model (module docstring), measured: docs/benchmarks.md, "Peak memory of predict"
 BASE_BYTES = 1_100_000_000  # Keras model, TensorFlow, cv2, Pillow, 4 tiles of activations (width 0.0625, 512 tiles)
 SAVEDMODEL_BASE_BYTES = 1_700_000_000  # the same with a loaded SavedModel (its graph and functions) instead
+TFLITE_BASE_BYTES = 1_100_000_000  # the same with the export's model_float32.tflite in the TFLite interpreter
 BYTES_PER_SCAN_PIXEL = 14  # uint8 scan 3, class map 1, item search 10; + 4K for the float32 probabilities
 
 
