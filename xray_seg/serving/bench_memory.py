@@ -1,4 +1,4 @@
-"""``xray-seg bench --suite memory``: peak RSS of ``predict`` (Keras, SavedModel, TFLite) and ``serving_default`` against the formulas.
+"""``xray-seg bench --suite memory``: peak RSS of ``predict`` and ``serving_default`` against the formulas.
 
 For each scan size (default 1, 16 and 63 M pixels: 1000x1000, 4000x4000, 7900x8000) and each
 route, one fresh process segments one synthetic scan and its peak resident set is read from
@@ -8,12 +8,13 @@ its own ``VmHWM`` as it exits (:data:`PEAK_LAUNCHER`):
 - ``savedmodel``: ``xray-seg predict EXPORT/savedmodel scan.png`` (host strips, the SavedModel's
   ``serve_tiles`` fed exact tiles);
 - ``tflite``: ``xray-seg predict EXPORT scan.png --engine tflite`` (host strips, the export's
-  ``model_float32.tflite`` fed one tile per invoke; the export then also writes its TFLite files);
+  ``model_float32.tflite`` fed one tile per invoke);
 - ``serving_default``: plain TensorFlow, ``tf.saved_model.load`` + ``serving_default`` on the
   whole scan ``[1, H, W, 3]`` (the in-graph path a station without xray-seg uses).
 
 The model is ``--model`` at ``--width`` with random weights and ``--tile`` tiles (a run folder
-and its SavedModel export, made in a temporary folder). Each figure is printed beside its
+and its export, made in a temporary folder: the SavedModel, and the TFLite files when the
+``tflite`` route is asked for). Each figure is printed beside its
 formula: :func:`xray_seg.inference.strips.predict_memory_bytes` for ``predict`` (the base of
 the route: ``BASE_BYTES``, ``SAVEDMODEL_BASE_BYTES`` or ``TFLITE_BASE_BYTES``),
 :func:`xray_seg.serving.signatures.serving_memory_bytes` for ``serving_default``. A process
