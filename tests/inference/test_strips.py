@@ -127,4 +127,4 @@ def test_predict_memory_grows_by_the_formula_per_pixel(tmp_path):
 
 
 def test_bench_memory_refuses_an_unknown_route(refused):
-    refused(["bench", "--suite", "memory", "--routes", "keras,tflite"], "unknown route", "serving_default")
+    refused(["bench", "--suite", "memory", "--routes", "keras,onnx"], "unknown route", "tflite,serving_default")

@@ -25,7 +25,7 @@ def test_signatures_are_exactly_the_savedmodels(station_export):
     _, out, result = station_export
     today = tf.saved_model.load(str(out / "savedmodel"))
     optimized = tf.saved_model.load(str(out / "savedmodel_optimized"))
-    assert set(optimized.signatures) == {"serving_default", "serve_encoded", "model_info"}
+    assert set(optimized.signatures) == {"serving_default", "serve_encoded", "model_info", "serve_tiles"}
     assert signature_specs(optimized) == signature_specs(today)  # names, inputs, outputs, dtypes, shapes
     assert result.manifest["savedmodel_optimized"]["signatures_match_savedmodel"] is True
     assert (out / "savedmodel_optimized" / "export.json").read_text() == (

@@ -116,7 +116,12 @@ def _add_train_step(parser) -> None:
 def _add_memory(parser) -> None:
     group = parser.add_argument_group("--suite memory (also --model, --width, --classes, --tile, --keep)")
     group.add_argument("--memory-sizes", default="1000,4000,7900x8000", help="scan sizes HxW (N = NxN)")
-    group.add_argument("--routes", default="keras,savedmodel,serving_default", help="comma-separated subset")
+    group.add_argument(
+        "--routes",
+        default="keras,savedmodel,tflite,serving_default",
+        help="comma-separated subset: keras (predict RUN), savedmodel (predict EXPORT/savedmodel), "
+        "tflite (predict EXPORT --engine tflite), serving_default (plain TensorFlow, the whole scan)",
+    )
     group.add_argument("--rss-cap", type=float, default=12.0, help="GB: a process past it is killed and reported")
 
 

@@ -7,8 +7,8 @@ HELP = "export a trained model: SavedModel with serving signatures, TFLite varia
 DESCRIPTION = """Export a run folder (or a .keras file) for inspection stations.
 
 OUT/savedmodel/ is a SavedModel that plain TensorFlow loads (tf.saved_model.load) with the
-signatures serving_default (uint8 images [B,H,W,3], any size), serve_encoded (PNG/JPEG bytes [B])
-and model_info; export.json beside saved_model.pb holds class names, palette, input size,
+signatures serving_default (uint8 images [B,H,W,3], any size), serve_encoded (PNG/JPEG bytes [B]),
+model_info and serve_tiles (exact tiles -> probabilities, for hosts that tile); export.json beside saved_model.pb holds class names, palette, input size,
 config digest and metrics. OUT/savedmodel_optimized/ has the same signatures around the frozen
 network with batch norm folded into the convolutions (faster on CPU). OUT/model_{float32,float16,
 int8_dynamic}.tflite take one uint8 image at the model's input size and return probabilities.

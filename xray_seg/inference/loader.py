@@ -9,8 +9,8 @@ evaluate, predict, bench) and export (:func:`xray_seg.serving.export_source.load
    SavedModel's ``saved_model.pb``.
 2. :func:`load_for_inference` loads it as a :class:`LoadedModel`, whose ``logits_fn``
    maps float32 pixels ``[B, H, W, 3]`` (0..255) to logits ``[B, H, W, K]``. For an
-   exported SavedModel, whose signature returns probabilities, the "logits" are
-   ``log(p)``; softmax of them gives back ``p``, so test-time augmentation that averages
+   exported SavedModel, whose signatures return probabilities (``serve_tiles`` for a batch
+   of exact tiles, ``serving_default`` for anything else), the "logits" are ``log(p)``; softmax of them gives back ``p``, so test-time augmentation that averages
    probabilities treats every source alike.
 
 Class names of a ``.keras`` model, first found wins: its ``xray_seg.json`` entry, the
@@ -41,6 +41,7 @@ BEST_MODEL = "best_model.keras"
 CLASS_NAMES_FILE = "class_names.txt"
 CONFIG_FILE = "config.yaml"
 INFERENCE_NAMES_FIX = "put class_names.txt beside it or pass the VOC folder's"
+TILES_SIGNATURE = "serve_tiles"  # exact tiles -> probabilities (xray_seg.serving.signatures)
 
 
 @dataclass
@@ -225,6 +226,19 @@ def _from_keras(source: ModelSource, given: list[str] | None, names_fix: str, na
     )
 
 
+def tile_signature(loaded):
+    """``(serve_tiles, (th, tw))`` of a loaded SavedModel: the signature that maps exact tiles to
+    probabilities without ``serving_default``'s class map and alarm
+    (:func:`xray_seg.serving.signatures.tile_probabilities`), and the tile its input spec names.
+    None for an export written before ``serve_tiles`` existed: its ``serving_default`` takes the
+    tiles instead (its one-forward-pass path: the same probabilities, plus the alarm's work)."""
+    if TILES_SIGNATURE not in loaded.signatures:
+        return None
+    fn = loaded.signatures[TILES_SIGNATURE]
+    shape = fn.structured_input_signature[1]["images"].shape
+    return fn, (int(shape[1]), int(shape[2]))
+
+
 def _from_savedmodel(source: ModelSource) -> LoadedModel:
     import tensorflow as tf
 
@@ -237,6 +251,7 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
             fix="give a SavedModel written by `xray-seg export`",
         )
     serve = loaded.signatures["serving_default"]
+    tiles, tile = tile_signature(loaded) or (None, None)
     names, size, name = meta.get("class_names"), meta.get("input_size"), meta.get("model_name")
     if not (names and size and name) and "model_info" in loaded.signatures:
         info = loaded.signatures["model_info"]()
@@ -253,7 +268,8 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
 
     def logits_fn(batch):
         images = tf.convert_to_tensor(np.clip(np.asarray(batch) + 0.5, 0, 255).astype(np.uint8))
-        probs = serve(images=images)["probabilities"].numpy()
+        exact = tiles is not None and tuple(images.shape[1:3]) == tile  # else the graph tiles the batch
+        probs = (tiles if exact else serve)(images=images)["probabilities"].numpy()
         return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
 
     # input_size None: the serving graph already adapts any image size itself.
@@ -272,10 +288,10 @@ def _from_savedmodel(source: ModelSource) -> LoadedModel:
 
 
 def _host_geometry(meta: dict):
-    """The export's geometry rule at native resolution, run on the host: ``serving_default`` is then
-    fed batches of exact tiles (its one-forward-pass path) and the scan is blended in strips
-    (:mod:`xray_seg.inference.strips`), so memory follows the tile and the uint8 scan rather than the
-    whole-scan graph (docs/station.md, "Memory"). None (the scan goes to the graph whole) for an
+    """The export's geometry rule at native resolution, run on the host: ``serve_tiles`` (else, in an
+    older export, ``serving_default``'s one-forward-pass path) is then fed batches of exact tiles
+    and the scan is blended in strips (:mod:`xray_seg.inference.strips`), so memory follows the
+    tile and the uint8 scan rather than the whole-scan graph (docs/station.md, "Memory"). None (the scan goes to the graph whole) for an
     export without ``geometry`` or with ``scale != 1``, whose graph rescales every input it is fed."""
     recorded = meta.get("geometry")
     if not isinstance(recorded, dict) or "tile" not in recorded:

@@ -38,14 +38,16 @@ STRIP_ROWS = 256  # rows per strip of the per-strip passes (arg-max, overlay)
 # predict's peak RSS model (module docstring), measured: docs/benchmarks.md, "Peak memory of predict"
 BASE_BYTES = 1_100_000_000  # Keras model, TensorFlow, cv2, Pillow, 4 tiles of activations (width 0.0625, 512 tiles)
 SAVEDMODEL_BASE_BYTES = 1_700_000_000  # the same with a loaded SavedModel (its graph and functions) instead
+TFLITE_BASE_BYTES = 1_000_000_000  # the same with the export's model_float32.tflite in TFLite (--engine tflite)
 BYTES_PER_SCAN_PIXEL = 14  # uint8 scan 3, class map 1, item search 10; + 4K for the float32 probabilities
 
 
 def predict_memory_bytes(height: int, width: int, num_classes: int, base: int = BASE_BYTES) -> int:
     """Peak RSS bound of ``predict`` (no TTA) on one ``height x width`` scan: ``base + (4K + 14) H W``
     bytes (module docstring). ``base`` is the fixed part: :data:`BASE_BYTES` for a Keras model,
-    :data:`SAVEDMODEL_BASE_BYTES` for a SavedModel, both measured with a 0.0625-width
-    CWF-DeepLabv3+ and 512x512 tiles; a wider network or larger tiles add their activations."""
+    :data:`SAVEDMODEL_BASE_BYTES` for a SavedModel, :data:`TFLITE_BASE_BYTES` for an export's
+    ``.tflite`` (``--engine tflite``), all measured with a 0.0625-width CWF-DeepLabv3+ and
+    512x512 tiles; a wider network or larger tiles add their activations."""
     per_pixel = 4 * int(num_classes) + BYTES_PER_SCAN_PIXEL
     return int(base) + per_pixel * int(height) * int(width)
 

@@ -5,14 +5,18 @@ route, one fresh process segments one synthetic scan and its peak resident set i
 its own ``VmHWM`` as it exits (:data:`PEAK_LAUNCHER`):
 
 - ``keras``: ``xray-seg predict RUN scan.png`` (the run's ``.keras`` model, host strips);
-- ``savedmodel``: ``xray-seg predict EXPORT/savedmodel scan.png`` (host strips, the SavedModel
-  fed exact tiles);
+- ``savedmodel``: ``xray-seg predict EXPORT/savedmodel scan.png`` (host strips, the SavedModel's
+  ``serve_tiles`` fed exact tiles);
+- ``tflite``: ``xray-seg predict EXPORT scan.png --engine tflite`` (host strips, the export's
+  ``model_float32.tflite`` fed one tile per invoke);
 - ``serving_default``: plain TensorFlow, ``tf.saved_model.load`` + ``serving_default`` on the
   whole scan ``[1, H, W, 3]`` (the in-graph path a station without xray-seg uses).
 
 The model is ``--model`` at ``--width`` with random weights and ``--tile`` tiles (a run folder
-and its SavedModel export, made in a temporary folder). Each figure is printed beside its
-formula: :func:`xray_seg.inference.strips.predict_memory_bytes` for ``predict``,
+and its export, made in a temporary folder: the SavedModel, and the TFLite files when the
+``tflite`` route is asked for). Each figure is printed beside its
+formula: :func:`xray_seg.inference.strips.predict_memory_bytes` for ``predict`` (the base of
+the route: ``BASE_BYTES``, ``SAVEDMODEL_BASE_BYTES`` or ``TFLITE_BASE_BYTES``),
 :func:`xray_seg.serving.signatures.serving_memory_bytes` for ``serving_default``. A process
 whose resident set passes ``--rss-cap`` GB is killed and reported as such, so the benchmark
 cannot take a shared machine down. docs/benchmarks.md, "Peak memory of predict", holds a table.
@@ -31,12 +35,13 @@ from types import SimpleNamespace
 import numpy as np
 
 from xray_seg.evaluation.timing import cpu_line, load_line
-from xray_seg.inference.strips import BASE_BYTES, SAVEDMODEL_BASE_BYTES, predict_memory_bytes
+from xray_seg.inference.strips import BASE_BYTES, SAVEDMODEL_BASE_BYTES, TFLITE_BASE_BYTES, predict_memory_bytes
 from xray_seg.serving.bench_station import make_latency_run
 from xray_seg.serving.exporter import export_model
 from xray_seg.serving.signatures import serving_memory_bytes
 
-ROUTES = ("keras", "savedmodel", "serving_default")
+ROUTES = ("keras", "savedmodel", "tflite", "serving_default")
+PREDICT_BASES = {"keras": BASE_BYTES, "savedmodel": SAVEDMODEL_BASE_BYTES, "tflite": TFLITE_BASE_BYTES}
 DEFAULT_SIZES = [(1000, 1000), (4000, 4000), (7900, 8000)]
 
 
@@ -126,6 +131,8 @@ def run_measured(module_args: list[str], cap_bytes: int, log: Path) -> dict:
 def route_command(route: str, run: Path, export: Path, scan: Path, out: Path) -> list[str]:
     if route == "serving_default":
         return ["xray_seg.serving.serve_once", str(export / "savedmodel"), str(scan)]
+    if route == "tflite":
+        return ["xray_seg", "predict", str(export), str(scan), "--out", str(out), "--force", "--engine", "tflite"]
     model = run if route == "keras" else export / "savedmodel"
     return ["xray_seg", "predict", str(model), str(scan), "--out", str(out), "--force"]
 
@@ -133,15 +140,14 @@ def route_command(route: str, run: Path, export: Path, scan: Path, out: Path) ->
 def formula(route: str, s: MemorySettings, height: int, width: int) -> int:
     if route == "serving_default":
         return serving_memory_bytes(height, width, s.classes)  # every pixel a mask pixel: the worst case
-    return predict_memory_bytes(
-        height, width, s.classes, SAVEDMODEL_BASE_BYTES if route == "savedmodel" else BASE_BYTES
-    )
+    return predict_memory_bytes(height, width, s.classes, PREDICT_BASES[route])
 
 
 def measure(s: MemorySettings, work: Path) -> list[dict]:
     run = make_latency_run(SimpleNamespace(model=s.model, classes=s.classes, tile=s.tile, width=s.width), work)
     export = work / "export"
-    export_model(run, export, formats=("savedmodel",), force=True, progress=False)
+    formats = ("savedmodel", "tflite") if "tflite" in s.routes else ("savedmodel",)
+    export_model(run, export, formats=formats, force=True, progress=False, tflite_runs=1)
     rows = []
     for height, width in s.sizes:
         scan = write_scan(work / f"scan_{height}x{width}.png", height, width)

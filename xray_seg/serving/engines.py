@@ -11,7 +11,8 @@ geometry rule, through the same numpy code that ``predict`` and ``evaluate`` use
 engine                       what it loads (``OUT`` is an ``xray-seg export`` folder)
 ===========================  =================================================================
 ``keras``                    a run folder or ``.keras`` file (or the ``source`` an export names)
-``savedmodel``               ``OUT/savedmodel``: ``serving_default`` fed one tile at a time
+``savedmodel``               ``OUT/savedmodel``: ``serve_tiles`` fed exact tiles (an older export
+                             without it: ``serving_default``)
 ``savedmodel_optimized``     ``OUT/savedmodel_optimized`` (same signatures, optimised graph)
 ``tflite``                   ``OUT/model_<variant>.tflite`` (default ``float32``): uint8 tile
                              -> probabilities (quantised in/out tensors are (de)quantised)
@@ -51,7 +52,7 @@ from xray_seg.inference.engine_files import (
 )
 from xray_seg.inference.export_file import REEXPORT, export_source_file, read_export_json, validate_export_metadata
 from xray_seg.inference.geometry import ScanGeometry, geometry_for
-from xray_seg.inference.loader import LoadedModel, load_for_inference
+from xray_seg.inference.loader import TILES_SIGNATURE, LoadedModel, load_for_inference, tile_signature
 from xray_seg.inference.tta import predict_probabilities, softmax
 
 ENGINES = ("keras", "savedmodel", "savedmodel_optimized", "tflite", "onnx", "openvino")
@@ -252,7 +253,9 @@ class KerasEngine(TileEngine):
 
 
 class SavedModelEngine(TileEngine):
-    """``serving_default`` of a SavedModel fed exact tiles (its one-forward-pass path), uint8."""
+    """A SavedModel fed exact uint8 tiles: its ``serve_tiles`` signature (probabilities only), or
+    for an export written before it, ``serving_default``'s one-forward-pass path (the same
+    probabilities, plus a class map and an alarm that are thrown away). ``signature`` names the one used."""
 
     def __init__(self, folder: Path, tile, name: str, *, classes: int | None = None):
         require_package(name)
@@ -262,9 +265,12 @@ class SavedModelEngine(TileEngine):
         self._loaded = load_savedmodel(folder)
         if "serving_default" not in self._loaded.signatures:
             raise ModelError("the SavedModel has no serving_default signature", path=folder, fix=REEXPORT)
-        self._serve = self._loaded.signatures["serving_default"]
+        tiles = tile_signature(self._loaded)
+        self.signature = "serving_default" if tiles is None else TILES_SIGNATURE
+        self._serve = self._loaded.signatures[self.signature]
+        images = self._serve.structured_input_signature[1]["images"]
         probs = self._serve.structured_outputs.get("probabilities")
-        check_engine_shapes(folder, None, None if probs is None else probs.shape, tile=tile, classes=classes)
+        check_engine_shapes(folder, images.shape, None if probs is None else probs.shape, tile=tile, classes=classes)
         super().__init__(name, tile, folder)
 
     def _probabilities(self, tiles):

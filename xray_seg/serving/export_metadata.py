@@ -61,6 +61,10 @@ SIGNATURE_DOCS = {
             "alarm_calibrated": "bool []",
         },
     },
+    "serve_tiles": {
+        "inputs": {"images": "uint8 [B, th, tw, 3] RGB, exactly the export's tile (geometry.tile)"},
+        "outputs": {"probabilities": "float32 [B, th, tw, K], one forward pass: no tiling, class map or alarm"},
+    },
 }
 
 

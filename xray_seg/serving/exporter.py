@@ -4,7 +4,7 @@ Input: a run folder (``RUN/best_model.keras`` + ``class_names.txt`` + ``config.y
 ``.keras`` file, loaded by :mod:`xray_seg.inference.loader`. Output layout (what each file holds,
 for a station: docs/station.md, "Deploying to an inspection station")::
 
-    OUT/savedmodel/                  SavedModel: serving_default, serve_encoded, model_info
+    OUT/savedmodel/                  SavedModel: serving_default, serve_encoded, model_info, serve_tiles
                                      (:mod:`xray_seg.serving.signatures`) + export.json
     OUT/savedmodel_optimized/        the same signatures, batch norm folded (serving.optimize)
     OUT/model_{float32,float16,int8_dynamic}.tflite   one-tile TFLite variants (serving.tflite)

@@ -21,7 +21,7 @@ convolution. ``OUT/savedmodel_optimized`` is written in four steps:
    ReLU) are left to the run-time Grappler of the machine that loads the model.
 4. **The same signatures.** The frozen network replaces the Keras model inside
    :func:`xray_seg.serving.signatures.add_serving_endpoints` - the code that writes
-   today's SavedModel - so ``serving_default``, ``serve_encoded`` and ``model_info`` have
+   today's SavedModel - so ``serving_default``, ``serve_encoded``, ``model_info`` and ``serve_tiles`` have
    exactly the names, inputs, outputs and dtypes of ``OUT/savedmodel``
    (:func:`signature_specs`; the export compares them) and the same tiling and alarm graph.
 

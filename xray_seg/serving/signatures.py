@@ -38,6 +38,13 @@ each). ``xray-seg predict`` stays far lower on large scans (:mod:`xray_seg.infer
 Errors: wrong rank, channel count, an empty image, bytes neither PNG nor JPEG, or an image over
 the pixel limit (:mod:`xray_seg.serving.limits`) fail inside the graph with
 ``InvalidArgumentError``; a wrong dtype is rejected by the signature before the graph runs.
+
+``serve_tiles(images)``: uint8 ``[B, th, tw, 3]``, exactly the export's tile; returns only
+``probabilities`` float32 ``[B, th, tw, K]``, one plain forward pass (:func:`tile_probabilities`):
+no tiling, class map or alarm. It is for hosts that tile and blend scans themselves
+(``xray-seg predict`` and the ``savedmodel`` engines), which would otherwise pay for
+``serving_default``'s alarm on every batch of tiles. Another shape or an empty batch fails in
+the graph with ``InvalidArgumentError`` naming the tile size.
 """
 
 from __future__ import annotations
@@ -348,6 +355,27 @@ def _segment_encoded_batch(model, encoded: tf.Tensor, geometry: ScanGeometry, nu
     }
 
 
+def tile_probabilities(model, images: tf.Tensor, tile) -> dict:
+    """The ``serve_tiles`` computation: ``{"probabilities": float32 [B, th, tw, K]}`` of uint8
+    tiles ``[B, th, tw, 3]`` of exactly the export's tile, one plain forward pass (no tiling, no
+    class map, no alarm): what a host that tiles scans itself (:mod:`xray_seg.inference.strips`)
+    needs. Any other shape, or an empty batch (which the network itself cannot take), fails with
+    ``InvalidArgumentError`` naming the tile size; as in :func:`_check_images`, the indices used
+    are safe for any rank and read the runtime shape."""
+    th, tw = int(tile[0]), int(tile[1])
+    shape = tf.shape(images)
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], axis=0)  # safe to index [0..3]
+    checks = [tf.equal(tf.size(shape), 4), padded[0] > 0, tf.equal(padded[1], th), tf.equal(padded[2], tw)]
+    exact = tf.reduce_all(tf.stack([*checks, tf.equal(padded[3], 3)]))
+    message = (
+        f"serve_tiles takes uint8 tiles [batch, {th}, {tw}, 3] (this export tiles scans at {th}x{tw}; "
+        "batch >= 1); got shape"
+    )
+    with tf.control_dependencies([tf.debugging.Assert(exact, [message, shape], summarize=8)]):
+        pixels = tf.cast(tf.ensure_shape(tf.identity(images), [None, th, tw, 3]), tf.float32)
+    return {"probabilities": model_probabilities(model, pixels)}
+
+
 # serving_default's images have a known rank, so `saved_model_cli show --all` and TF Serving's
 # metadata give the station uint8 [-1, -1, -1, 3]. A loaded signature does not check shapes
 # against its spec; _check_images still names a wrong rank or channel count (its channel check
@@ -356,6 +384,11 @@ def _segment_encoded_batch(model, encoded: tf.Tensor, geometry: ScanGeometry, nu
 # instead of "wrap a single file as [bytes]".
 IMAGES_SPEC = tf.TensorSpec(shape=[None, None, None, 3], dtype=tf.uint8, name="images")
 ENCODED_SPEC = tf.TensorSpec(shape=None, dtype=tf.string, name="encoded")
+
+
+def tiles_spec(tile) -> tf.TensorSpec:
+    """``serve_tiles``' input: uint8 ``[-1, th, tw, 3]``, the tile size shown in the signature's metadata."""
+    return tf.TensorSpec(shape=[None, int(tile[0]), int(tile[1]), 3], dtype=tf.uint8, name="images")
 
 
 def add_serving_endpoints(
@@ -369,7 +402,7 @@ def add_serving_endpoints(
     geometry: ScanGeometry | None = None,
     alarm: dict | None = None,
 ) -> None:
-    """Register ``serving_default``, ``serve_encoded`` and ``model_info`` on a Keras ``ExportArchive``.
+    """Register ``serving_default``, ``serve_encoded``, ``model_info`` and ``serve_tiles`` on a Keras ``ExportArchive``.
 
     ``geometry`` defaults to native resolution with tiles of ``input_size`` (the training size).
     ``alarm``: the rule (:class:`xray_seg.inference.alarm_rule.AlarmRule` as a dict); None = the defaults.
@@ -406,9 +439,13 @@ def add_serving_endpoints(
             **rule_constants(rule),
         }
 
+    def serve_tiles(images):  # for hosts that tile: probabilities only (module docstring)
+        return tile_probabilities(model, images, geometry.tile)
+
     archive.add_endpoint("serving_default", serving_default, input_signature=[IMAGES_SPEC])
     archive.add_endpoint("serve_encoded", serve_encoded, input_signature=[ENCODED_SPEC])
     archive.add_endpoint("model_info", model_info, input_signature=[])
+    archive.add_endpoint("serve_tiles", serve_tiles, input_signature=[tiles_spec(geometry.tile)])
 
 
 def geometry_info(geometry: ScanGeometry) -> dict:
