@@ -14,7 +14,9 @@ with TensorFlow ops only:
    the pixels are graph nodes, their 8-neighbours in the same class the edges, and FastSV's
    rounds of hooking and shortcutting (``tf.while_loop``) give each pixel its component's
    root. The background channel is not labelled (it never alarms, and its
-   components span the bag).
+   components span the bag). Steps 1-3 run on strips of ``ALARM_STRIP_ROWS`` rows (with the
+   rows the closing reads around them), so their memory follows the strip, not the scan; the
+   parts of a component cut by strip edges are joined afterwards (:func:`alarm_outputs`).
 4. Per component: pixel area and mean probability of its class (``unsorted_segment_sum``
    over the roots), the mean rounded to 4 decimals as ``predict`` reports it.
 5. ``alarm_scores[b, c]``: the highest such confidence among components of ``c`` with

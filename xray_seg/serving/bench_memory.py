@@ -139,7 +139,7 @@ def route_command(route: str, run: Path, export: Path, scan: Path, out: Path) ->
 
 def formula(route: str, s: MemorySettings, height: int, width: int) -> int:
     if route == "serving_default":
-        return serving_memory_bytes(height, width, s.classes)  # every pixel a mask pixel: the worst case
+        return serving_memory_bytes(height, width, s.classes)  # every pixel in a class mask: the worst case
     return predict_memory_bytes(height, width, s.classes, PREDICT_BASES[route])
 
 

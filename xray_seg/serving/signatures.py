@@ -22,18 +22,21 @@ float32 ``[B, H, W, K]``, ``class_pixel_counts`` int32 ``[B, K]`` (real pixels o
 size, model name, version, the geometry rule and the stored alarm rule.
 
 Peak memory of one ``serving_default`` call on ``[1, H, W, 3]`` at native resolution, ``K``
-classes, ``N`` non-background pixels of the class map after the alarm's closing
-(:func:`serving_memory_bytes`; measured in docs/benchmarks.md, "Peak memory of predict"):
-``base + (8K + 12 (K - 1) + 14) H W + 330 N`` bytes. Per term: the uint8 scan (3; tiles become
-float32 one tile row at a time), the probability blocks and their concatenation into the output
-(``8K``), the class map and its int32 arg-max (5, twice: the output and the alarm), the alarm's
-uint8 class masks, their closing and the int32 component map with its padded copy (``12 (K - 1)``),
-and, per mask pixel, the coordinates, neighbour edges and FastSV's arrays (330 bytes, fitted
-to the 1 and 16 M pixel runs of a class map with no background).
+classes (:func:`serving_memory_bytes`; measured in docs/benchmarks.md, "Peak memory of predict"):
+``base + (8K + 20) H W + (12 (K - 1) + 344) S W`` bytes. The scan's pixels pay for the outputs
+and what makes them: the probability blocks and their concatenation into the output (``8K``),
+and 20 bytes for the decoded uint8 scan and its padded copy, the class map, its strips and
+its transposed copy (fitted to the 1 and 16 M pixel runs). Everything else follows a strip of
+``S = ALARM_STRIP_ROWS + 4 closing`` rows (the alarm's rows and the halo its closing reads):
+the alarm's uint8 class masks, their closing and the int32 component map with its padded copy
+(``12 (K - 1)``), and, per pixel of the strip, the coordinates, neighbour edges and FastSV's
+arrays (344 bytes, the most a pixel costs when every pixel is in a class mask; fitted before
+the alarm worked in strips, when it cost 330 bytes per mask pixel of the whole scan).
 ``base`` holds TensorFlow, the loaded graph and ``TILE_BATCH`` tiles of activations. The tile
 rows themselves cost only ``[th, W', K]`` of running sums, whatever the scan's length. A batch
 of ``B`` scans holds ``B`` outputs; ``serve_encoded`` also holds every decoded image (``3 H W``
-each). ``xray-seg predict`` stays far lower on large scans (:mod:`xray_seg.inference.strips`).
+each). ``xray-seg predict`` stays lower on large scans (:mod:`xray_seg.inference.strips`): it
+keeps one probability map, not two.
 
 Errors: wrong rank, channel count, an empty image, bytes neither PNG nor JPEG, or an image over
 the pixel limit (:mod:`xray_seg.serving.limits`) fail inside the graph with
@@ -57,7 +60,7 @@ from xray_seg.core.constants import IGNORE_LABEL
 from xray_seg.inference.alarm_rule import AlarmRule
 from xray_seg.inference.geometry import ScanGeometry, axis_weights
 from xray_seg.models.outputs import logits_of
-from xray_seg.serving.alarm_graph import alarm_outputs, rule_constants
+from xray_seg.serving.alarm_graph import ALARM_STRIP_ROWS, alarm_outputs, rule_constants
 from xray_seg.serving.graph_decode import decode_rgb_checked
 from xray_seg.serving.limits import assert_images_within_limit, empty_encoded_outputs, export_pixel_limit
 
@@ -68,16 +71,19 @@ PAD_CLASS = IGNORE_LABEL  # class_map value of padding in serve_encoded
 
 # serving_default's peak RSS model (module docstring, "Peak memory"), docs/benchmarks.md, "Peak memory"
 SERVING_BASE_BYTES = 1_300_000_000  # TensorFlow, the loaded SavedModel, four tiles of activations (width 0.0625, 512)
-MASK_PIXEL_BYTES = 330  # the in-graph connected components, per non-background pixel of the class map
+SCAN_PIXEL_BYTES = 20  # besides the 8K of probabilities: the uint8 scan, its padded copy, the class map and its copies
+STRIP_PIXEL_BYTES = 344  # the in-graph connected components, per pixel of the alarm's strip
 
 
-def serving_memory_bytes(height: int, width: int, num_classes: int, mask_pixels: int | None = None) -> int:
+def serving_memory_bytes(height: int, width: int, num_classes: int, closing: int = 2) -> int:
     """Peak RSS bound of one ``serving_default`` call on a ``[1, height, width, 3]`` scan at native
-    resolution: ``base + (8K + 12 (K - 1) + 14) H W + 330 N`` bytes (module docstring, "Peak
-    memory"); ``mask_pixels`` ``N`` defaults to every pixel (a class map with no background)."""
+    resolution: ``base + (8K + 20) H W + (12 (K - 1) + 344) S W`` bytes with ``S`` the alarm's
+    strip and halo rows (module docstring, "Peak memory"), for a class map with no background
+    (the worst case for the alarm)."""
     k, pixels = int(num_classes), int(height) * int(width)
-    n = pixels if mask_pixels is None else int(mask_pixels)
-    return SERVING_BASE_BYTES + (8 * k + 12 * (k - 1) + 14) * pixels + MASK_PIXEL_BYTES * n
+    strip_rows = min(int(height), ALARM_STRIP_ROWS + 4 * int(closing))
+    strip = (12 * (k - 1) + STRIP_PIXEL_BYTES) * strip_rows * int(width)
+    return SERVING_BASE_BYTES + (8 * k + SCAN_PIXEL_BYTES) * pixels + strip
 
 
 def resize_bilinear(images: tf.Tensor, size) -> tf.Tensor:
