@@ -154,7 +154,10 @@ def run_arm(args, out: Path, arm: str, n: int, seed: int, voc: Path) -> dict:
     run_dir = out / "runs" / f"{arm}_n{n}_seed{seed}"
     if (run_dir / RESULT_FILE).is_file():
         print(f"{arm}, {n} bags, seed {seed}: finished earlier, kept", flush=True)
-        return json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+        record = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+        record.pop("minutes_to", None)  # written by an earlier version of this script: read history.csv again
+        record["reached"] = {str(t): reached(run_dir, t) for t in TARGETS}
+        return record
     cfg = run_config(args, voc, arm, n, seed)
     print(f"\n=== {arm}, {n} labelled bags, seed {seed}: {cfg.epochs} x {cfg.steps_per_epoch} steps ===", flush=True)
     record = {"arm": arm, "labels": n, "seed": seed, **ex.train_once(cfg, run_dir, verbose=0 if args.quiet else 1)}
