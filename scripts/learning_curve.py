@@ -29,7 +29,10 @@ default difficulty these bags have.
 minutes, time to 0.65 / 0.70 per arm, size and seed, and the means) and the CPU; ``OUT/runs/``
 the run folders. ``--resume`` keeps finished runs.
 
-    python scripts/learning_curve.py --out runs/learning_curve                  # the docs' table
+    python scripts/learning_curve.py --out runs/lc --sizes 25,50,100,200 --val 48 --seeds 2 \
+        --epochs 8 --steps-per-epoch 12 --freeze-epochs 2                      # the docs' first table
+    python scripts/learning_curve.py --out runs/lc_hard --sizes 200 --val 48 --seeds 1 --epochs 80 \
+        --steps-per-epoch 25 --recipe hard_cpu --arms preset,scratch         # time to target
     python scripts/learning_curve.py --out /tmp/lc --sizes 4,8 --val 6 --size 64 --epochs 1 \\
         --steps-per-epoch 2 --seeds 1 --preset-name tiny   # a smoke run (XRAY_SEG_PRESETS_PATH=folder of tiny)
 """
