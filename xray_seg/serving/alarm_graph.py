@@ -160,6 +160,35 @@ def _scores(area, mass, cell, k, min_area, count):
     return tf.maximum(tf.math.unsorted_segment_max(score, cell, count), 0.0)
 
 
+def _strip_components(probs, sizes, y0, y1, closing: int):
+    """The components of rows ``[y0, y1)``: the pixels' ``coords`` (rows counted from ``y0``) and
+    ``roots``, and per root its ``area``, probability ``mass`` (float64), ``cell`` (image x
+    ``K`` + class) and whether it is ``carried``, i.e. touches an edge shared with another strip."""
+    k = int(probs.shape[-1])
+    height = tf.shape(probs)[1]
+    coords, roots = component_roots(_strip_masks(probs, sizes, y0, y1, closing))
+    n = tf.shape(coords, out_type=tf.int64)[0]
+    prob = tf.gather_nd(probs, coords + tf.stack([tf.constant(0, tf.int64), tf.cast(y0, tf.int64), 0, 1]))
+    area = tf.math.unsorted_segment_sum(tf.ones([n], tf.float64), roots, n)
+    mass = tf.math.unsorted_segment_sum(tf.cast(prob, tf.float64), roots, n)
+    cell = tf.math.unsorted_segment_max(coords[:, 0] * k + coords[:, 3] + 1, roots, n)
+    top = tf.logical_and(tf.equal(coords[:, 1], 0), y0 > 0)
+    bottom = tf.logical_and(tf.equal(coords[:, 1], tf.cast(y1 - y0 - 1, tf.int64)), y1 < height)
+    carried = tf.math.unsorted_segment_max(tf.cast(tf.logical_or(top, bottom), tf.int32), roots, n) > 0
+    return coords, roots, area, mass, cell, carried
+
+
+def _joined_scores(parts, links, num_parts, k, min_area, count):
+    """Scores of the components whose parts (rows ``(area, mass, cell)``) were carried across
+    strip edges: :func:`fastsv_roots` over the ``links`` joins them, then their sums are scored."""
+    roots = fastsv_roots(links[:, 0], links[:, 1], num_parts)
+    area = tf.math.unsorted_segment_sum(parts[:, 0], roots, num_parts)
+    mass = tf.math.unsorted_segment_sum(parts[:, 1], roots, num_parts)
+    is_root = tf.equal(roots, tf.range(num_parts))
+    cell = tf.cast(tf.boolean_mask(parts[:, 2], is_root), tf.int64)
+    return _scores(tf.boolean_mask(area, is_root), tf.boolean_mask(mass, is_root), cell, k, min_area, count)
+
+
 def alarm_outputs(
     probs: tf.Tensor, image_sizes: tf.Tensor, *, thresholds, min_area, closing: int, strip_rows: int = ALARM_STRIP_ROWS
 ) -> dict:
@@ -180,54 +209,29 @@ def alarm_outputs(
     min_area = tf.constant([float(a) for a in min_area], tf.float64)
     count = b * k
     edge_shape = tf.stack([b, width, k - 1])
-    num_strips = (height + strip_rows - 1) // strip_rows
 
     def strip(r, scores, above, offset, parts, links):
         y0 = r * strip_rows
         y1 = tf.minimum(y0 + strip_rows, height)
-        coords, roots = component_roots(_strip_masks(probs, sizes, y0, y1, closing))
-        n = tf.shape(coords, out_type=tf.int64)[0]
-        prob = tf.gather_nd(probs, coords + tf.stack([tf.constant(0, tf.int64), tf.cast(y0, tf.int64), 0, 1]))
-        area = tf.math.unsorted_segment_sum(tf.ones([n], tf.float64), roots, n)
-        mass = tf.math.unsorted_segment_sum(tf.cast(prob, tf.float64), roots, n)
-        cell = tf.math.unsorted_segment_max(coords[:, 0] * k + coords[:, 3] + 1, roots, n)
-        last = tf.cast(y1 - y0 - 1, tf.int64)
-        top = tf.logical_and(tf.equal(coords[:, 1], 0), y0 > 0)
-        bottom = tf.logical_and(tf.equal(coords[:, 1], last), y1 < height)
-        carried = tf.math.unsorted_segment_max(tf.cast(tf.logical_or(top, bottom), tf.int32), roots, n) > 0
-        is_root = tf.equal(roots, tf.range(n))
-        whole = tf.logical_and(is_root, tf.logical_not(carried))
-        scores = tf.maximum(
-            scores,
-            _scores(
-                tf.boolean_mask(area, whole),
-                tf.boolean_mask(mass, whole),
-                tf.boolean_mask(cell, whole),
-                k,
-                min_area,
-                count,
-            ),
-        )
-        open_roots = tf.logical_and(is_root, carried)
+        coords, roots, area, mass, cell, carried = _strip_components(probs, sizes, y0, y1, closing)
+        is_root = tf.equal(roots, tf.range(tf.size(roots, out_type=tf.int64)))
+        whole, open_roots = tf.logical_and(is_root, tf.logical_not(carried)), tf.logical_and(is_root, carried)
+        done = _scores(*[tf.boolean_mask(x, whole) for x in (area, mass, cell)], k, min_area, count)
+        scores = tf.ensure_shape(tf.maximum(scores, done), scores.shape)
         new_id = offset + tf.cumsum(tf.cast(open_roots, tf.int64), exclusive=True)  # ids of the carried parts
         comp_id = tf.where(tf.gather(carried, roots), tf.gather(new_id, roots), -1)
-        below = _edge_row_ids(coords, comp_id, 0, edge_shape)
-        parts = parts.write(
-            r,
-            tf.stack(
-                [
-                    tf.boolean_mask(area, open_roots),
-                    tf.boolean_mask(mass, open_roots),
-                    tf.cast(tf.boolean_mask(cell, open_roots), tf.float64),
-                ],
-                1,
-            ),
-        )
-        links = links.write(r, tf.stack(_links(above, below), 1))
-        next_above = tf.ensure_shape(_edge_row_ids(coords, comp_id, last, edge_shape), above.shape)
-        scores = tf.ensure_shape(scores, loop_vars[1].shape)
-        return r + 1, scores, next_above, offset + tf.reduce_sum(tf.cast(open_roots, tf.int64)), parts, links
+        carry = [
+            tf.boolean_mask(area, open_roots),
+            tf.boolean_mask(mass, open_roots),
+            tf.boolean_mask(cell, open_roots),
+        ]
+        parts = parts.write(r, tf.stack(carry[:2] + [tf.cast(carry[2], tf.float64)], 1))
+        links = links.write(r, tf.stack(_links(above, _edge_row_ids(coords, comp_id, 0, edge_shape)), 1))
+        last_row = _edge_row_ids(coords, comp_id, tf.cast(y1 - y0 - 1, tf.int64), edge_shape)
+        offset += tf.reduce_sum(tf.cast(open_roots, tf.int64))
+        return r + 1, scores, tf.ensure_shape(last_row, above.shape), offset, parts, links
 
+    num_strips = (height + strip_rows - 1) // strip_rows
     loop_vars = (
         tf.constant(0),
         tf.zeros([count], tf.float32),
@@ -236,19 +240,11 @@ def alarm_outputs(
         tf.TensorArray(tf.float64, size=num_strips, infer_shape=False, element_shape=tf.TensorShape([None, 3])),
         tf.TensorArray(tf.int64, size=num_strips, infer_shape=False, element_shape=tf.TensorShape([None, 2])),
     )
-    _, scores, _, carried, parts, links = tf.while_loop(
+    _, scores, _, num_parts, parts, links = tf.while_loop(
         lambda r, *_: r < num_strips, strip, loop_vars, parallel_iterations=1
     )
-    parts, links = parts.concat(), links.concat()
-    roots = fastsv_roots(links[:, 0], links[:, 1], carried)  # join the parts across strip edges
-    area = tf.math.unsorted_segment_sum(parts[:, 0], roots, carried)
-    mass = tf.math.unsorted_segment_sum(parts[:, 1], roots, carried)
-    is_root = tf.equal(roots, tf.range(carried))
-    cell = tf.cast(tf.boolean_mask(parts[:, 2], is_root), tf.int64)
-    scores = tf.maximum(
-        scores, _scores(tf.boolean_mask(area, is_root), tf.boolean_mask(mass, is_root), cell, k, min_area, count)
-    )
-    scores = tf.reshape(scores, [b, k])
+    joined = _joined_scores(parts.concat(), links.concat(), num_parts, k, min_area, count)
+    scores = tf.reshape(tf.maximum(scores, joined), [b, k])
     is_class = tf.constant([0.0] + [1.0] * (k - 1), tf.float32)
     per_class = (scores >= tf.constant([float(t) for t in thresholds], tf.float32)) & (scores > 0) & (is_class > 0)
     return {"alarm": tf.reduce_any(per_class, axis=-1), "alarm_per_class": per_class, "alarm_scores": scores}
